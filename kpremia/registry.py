@@ -1,0 +1,171 @@
+"""Plug-in registries.
+
+One small :class:`Registry` class, many instances (``ENCODERS``, ``ALGOS``,
+``ACTION_SCHEMES``, ``DATA_SOURCES``, ``BASELINES``).  Modelled on timm's
+``register_model`` / ``list_models`` / ``create_model`` but stricter: a duplicate
+name is an error, and an unknown name fails with one line listing the known
+names and the nearest match.
+
+Third-party packages add plug-ins through the entry-point group
+``kpremia.plugins``: each entry point names a module (or a callable) that, when
+imported/called, registers its objects.  Entry points are loaded lazily, the
+first time any registry is queried, so ``import kpremia`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from kpremia.errors import UserError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "kpremia.plugins"
+
+# Modules of kpremia that register the built-in plug-ins.  Imported lazily on
+# first lookup so that registries are complete no matter which module a user
+# imported first.
+_BUILTIN_MODULES = (
+    "kpremia.data.sources",
+    "kpremia.envs.action_schemes",
+    "kpremia.encoders",
+    "kpremia.algos",
+    "kpremia.eval.baselines",
+)
+
+_loaded = False
+_loading = False
+
+
+def load_plugins() -> None:
+    """Import built-in plug-in modules and third-party entry points (once)."""
+    global _loaded, _loading
+    if _loaded or _loading:
+        return
+    _loading = True
+    try:
+        for module in _BUILTIN_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:  # a part not built yet
+                if exc.name != module:
+                    raise
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plug-in must not break kpremia
+                log.warning("kpremia plug-in %r (%s) failed to load: %s", ep.name, ep.value, exc)
+                continue
+            if callable(obj) and not isinstance(obj, type):
+                obj()
+        _loaded = True
+    finally:
+        _loading = False
+
+
+class Registry(Generic[T]):
+    """A named collection of plug-ins of one kind.
+
+    >>> ENCODERS = Registry("encoder")
+    >>> @ENCODERS.register("mlp")
+    ... class MLPEncoder(nn.Module): ...
+    >>> ENCODERS.get("mlp")
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name``; a duplicate name is an error."""
+
+        def decorator(obj: T) -> T:
+            if name in self._entries and self._entries[name] is not obj:
+                existing = self._entries[name]
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered by "
+                    f"{getattr(existing, '__module__', '?')}.{getattr(existing, '__qualname__', existing)}; "
+                    "choose another name"
+                )
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def _ensure_loaded(self) -> None:
+        load_plugins()
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._entries)
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style wildcard, sorted."""
+        self._ensure_loaded()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def items(self) -> list[tuple[str, T]]:
+        self._ensure_loaded()
+        return sorted(self._entries.items())
+
+    def get(self, name: str) -> T:
+        """The plug-in registered as ``name``; a :class:`UserError` naming the known ones otherwise."""
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = sorted(self._entries)
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UserError(
+                f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(known) or '(none)'}.{hint}"
+            ) from None
+
+    def build(self, name_or_cfg: str | Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """Instantiate a plug-in from a name or a config mapping with a ``name`` key.
+
+        Other keys of the mapping become keyword arguments (explicit ``kwargs`` win).
+        """
+        if isinstance(name_or_cfg, str):
+            name, cfg = name_or_cfg, {}
+        else:
+            cfg = dict(name_or_cfg)
+            if "name" not in cfg:
+                raise UserError(f"{self.kind} config has no 'name' key; set {self.kind}.name to one of: "
+                                f"{', '.join(self.names())}")
+            name = cfg.pop("name")
+        cls = self.get(name)
+        return cls(*args, **{**cfg, **kwargs})
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+
+ENCODERS: Registry[Any] = Registry("encoder")
+ALGOS: Registry[Any] = Registry("algo")
+ACTION_SCHEMES: Registry[Any] = Registry("action_scheme")
+DATA_SOURCES: Registry[Any] = Registry("data_source")
+BASELINES: Registry[Any] = Registry("baseline")
+
+REGISTRIES: dict[str, Registry[Any]] = {
+    "encoders": ENCODERS,
+    "algos": ALGOS,
+    "action_schemes": ACTION_SCHEMES,
+    "data_sources": DATA_SOURCES,
+    "baselines": BASELINES,
+}
