@@ -1,0 +1,222 @@
+"""What PPO and DQN share: the simulator, the tick loop, validation, counters, resume.
+
+How RL sits in Lightning here (DESIGN.md, "How RL sits in Lightning"):
+
+* ``automatic_optimization = False``; the module owns its simulator and collects
+  experience inside ``training_step``.  The train "data" is a sized tick loader
+  (``range(ticks_per_epoch)``, no distributed sampler), so every rank runs the
+  same number of steps, epochs are finite and validation intervals work.
+* One ``training_step`` = one optimizer step (one forward through the DDP
+  wrapper, one backward), which keeps Lightning's DDP gradient sync exact.  An
+  algorithm decides per tick whether to collect experience first.
+* Own counters ``env_steps`` (summed over ranks) and ``updates`` drive schedules
+  and the x-axis of logs; ``global_step`` stays Lightning's optimizer-step count.
+* Envs are seeded ``seed + rank * n_envs`` (one generator per rank over its
+  ``n_envs`` envs); every random draw goes through a dedicated ``torch.Generator``
+  saved in the checkpoint, so resume is exact on CPU.
+* Validation runs a separate, sequential simulator over the whole validation
+  split with the deterministic policy, in eval mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from kpremia.algos.acting import run_sequential
+from kpremia.data.market import MarketData
+from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.factory import make_env
+from kpremia.envs.spec import ObsSpec
+from kpremia.eval.metrics import compute_metrics
+from kpremia.registry import ACTION_SCHEMES, ENCODERS
+from kpremia.envs.factory import action_scheme_kwargs
+
+log = logging.getLogger(__name__)
+
+
+class TickDataset(Dataset):
+    """``range(n)``: drives ``training_step`` ``n`` times per epoch; carries no data."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def n_actions_of(env_cfg: dict) -> int:
+    scheme = ACTION_SCHEMES.get(env_cfg.get("action_scheme", "signal"))(**action_scheme_kwargs(env_cfg))
+    return int(scheme.n_actions)
+
+
+class RLModule(L.LightningModule):
+    """Base LightningModule of kpremia's algorithms (one level of inheritance only).
+
+    Args:
+        cfg: the full resolved run config (a plain dict); saved as hyperparameters so
+            a checkpoint alone rebuilds the module (``load_module``).
+        spec: the observation spec of the market the policy will see.
+        market: train/val MarketData (not saved as a hyperparameter; ``None`` when
+            the module is rebuilt only to act).
+    """
+
+    def __init__(self, cfg: dict, spec: ObsSpec, market: MarketData | None = None):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict()})
+        self.automatic_optimization = False
+        self.cfg = cfg
+        self.algo_cfg = cfg["algo"]
+        self.env_cfg = cfg["env"]
+        self.spec = spec
+        self.market = market
+        self.n_actions = n_actions_of(self.env_cfg)
+        self.net = self.build_network(ENCODERS.build(dict(cfg["encoder"]), spec))
+        self.env_steps = 0
+        self.updates = 0
+        self.train_env: BatchedEnv | None = None
+        self.val_env: BatchedEnv | None = None
+        self.generator: torch.Generator | None = None
+        self._pending_state: dict | None = None
+
+    # ----------------------------------------------------------------- hooks for subclasses
+    def build_network(self, encoder: nn.Module) -> nn.Module:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def act(self, obs: dict[str, torch.Tensor], deterministic: bool = True, temperature: float = 1.0,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions for one bar of ``B`` envs, in eval mode and without gradients."""
+        was_training = self.net.training
+        self.net.eval()
+        with torch.inference_mode():
+            a = self.net.act(obs, deterministic=deterministic, temperature=temperature, generator=generator)
+        self.net.train(was_training)
+        return a
+
+    def ticks_per_epoch(self) -> int:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def env_steps_per_epoch(self, world_size: int | None = None) -> int:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def max_epochs(self, world_size: int | None = None) -> int:
+        """Epochs needed to reach ``algo.total_env_steps`` over all ranks (at least one)."""
+        return max(1, math.ceil(int(self.algo_cfg["total_env_steps"]) / self.env_steps_per_epoch(world_size)))
+
+    # ----------------------------------------------------------------- setup
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self._trainer is not None else 0
+
+    def setup(self, stage: str) -> None:
+        if self.market is None:
+            raise RuntimeError("this module was built without market data; it can act but not train")
+        device = self.trainer.strategy.root_device
+        seed = int(self.cfg["seed"])
+        n_envs = int(self.env_cfg["n_envs"])
+        if stage == "fit":
+            self.train_env = make_env(self.market.tensors["train"].to(device), self.env_cfg, n_envs=n_envs,
+                                      seed=seed + self.rank * n_envs)
+            self.generator = torch.Generator(device=device)
+            self.generator.manual_seed(seed + 7919 * (self.rank + 1))
+        if "val" in self.market.tensors:
+            self.val_env = make_env(self.market.tensors["val"].to(device), self.env_cfg, n_envs=1,
+                                    seed=seed, random_start=False, max_steps=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(TickDataset(1), batch_size=None, shuffle=False)
+
+    # ----------------------------------------------------------------- validation
+    def validation_step(self, batch: int, batch_idx: int) -> None:
+        trace = run_sequential(self.val_env, lambda obs: self.act(obs, deterministic=True), seed=int(self.cfg["seed"]))
+        metrics = compute_metrics(
+            trace.portfolio_value_krw[:, 0], initial_value_krw=trace.initial_value_krw,
+            fees_krw=trace.fee_krw[:, 0], traded=trace.traded[:, 0], usdt_weight=trace.usdt_weight[:, 0],
+        )
+        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=True, prog_bar=False)
+        self.log("val/return", float(metrics["return"]), sync_dist=True, prog_bar=True)
+        self.log("env_steps", float(self.env_steps), sync_dist=True)
+
+    # ----------------------------------------------------------------- exact resume
+    def _local_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if self.train_env is not None:
+            state["train_env"] = self.train_env.state_dict()
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        state.update(self.extra_state())
+        return state
+
+    def extra_state(self) -> dict[str, Any]:
+        """Algorithm-specific per-rank state (e.g. DQN's replay buffer)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``extra_state`` returned."""
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        local = self._local_state()
+        if self.world_size > 1:
+            gathered: list[Any] = [None] * self.world_size
+            torch.distributed.all_gather_object(gathered, _to_cpu(local))
+            per_rank = gathered
+        else:
+            per_rank = [_to_cpu(local)]
+        checkpoint["kpremia"] = {
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "per_rank": per_rank,
+            "normalizer": self.market.normalizer.state_dict() if self.market is not None else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("kpremia")
+        if state is None:
+            return
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+        self._pending_state = state
+
+    def on_fit_start(self) -> None:
+        # Restored here, after setup() built the envs on the right device.
+        if self._pending_state is None:
+            return
+        per_rank = self._pending_state["per_rank"]
+        if len(per_rank) != self.world_size:
+            log.warning("checkpoint was written by %d ranks, resuming on %d: envs restart from fresh seeds",
+                        len(per_rank), self.world_size)
+        else:
+            local = per_rank[self.rank]
+            if self.train_env is not None and "train_env" in local:
+                self.train_env.load_state_dict(local["train_env"])
+            if self.generator is not None and "generator" in local:
+                self.generator.set_state(local["generator"].cpu() if self.generator.device.type == "cpu"
+                                         else local["generator"])
+            self.load_extra_state(local)
+        self._pending_state = None
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj

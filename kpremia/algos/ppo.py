@@ -1,0 +1,236 @@
+"""PPO as a LightningModule (registered ``ppo``).
+
+The PPO math reads like CleanRL's ``ppo.py`` but is split the SB3 way:
+``collect_rollout()`` fills a preallocated :class:`RolloutBuffer` on the env's
+device, GAE is the pure :func:`compute_gae`, and the loss is the pure
+:func:`ppo_loss`.  Lightning owns the loop: one ``training_step`` is one
+minibatch update, and the first tick of every rollout collects the rollout
+(``update_epochs * n_minibatches`` ticks per rollout).
+
+Dropout and the PPO ratio: the network runs in **eval mode both when acting in
+the rollout and in the update**.  The old log-probs come from the rollout
+itself, so at the first minibatch of an update the ratio is exactly 1 (tested);
+dropout layers of an encoder are therefore inactive under PPO — a noisy ratio
+from two different dropout masks would make the clip act on noise, not on
+policy change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from torch import nn
+
+from kpremia.algos.base import RLModule
+from kpremia.algos.gae import compute_gae
+from kpremia.algos.policy import ActorCritic, sample_categorical
+from kpremia.algos.ppo_loss import explained_variance, ppo_loss
+from kpremia.algos.rollout import RolloutBuffer
+from kpremia.registry import ALGOS
+
+log = logging.getLogger(__name__)
+
+
+@ALGOS.register("ppo")
+class PPO(RLModule):
+    """Proximal Policy Optimisation with GAE(lambda) over the batched simulator."""
+
+    def build_network(self, encoder: nn.Module) -> nn.Module:
+        return ActorCritic(encoder, self.n_actions, head_hidden=int(self.algo_cfg.get("head_hidden", 64)),
+                           min_action_prob=float(self.algo_cfg.get("min_action_prob", 0.0)))
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def n_steps(self) -> int:
+        return int(self.algo_cfg["n_steps"])
+
+    @property
+    def n_envs(self) -> int:
+        return int(self.env_cfg["n_envs"])
+
+    @property
+    def ticks_per_rollout(self) -> int:
+        return int(self.algo_cfg["update_epochs"]) * int(self.algo_cfg["n_minibatches"])
+
+    def ticks_per_epoch(self) -> int:
+        return int(self.algo_cfg["rollouts_per_epoch"]) * self.ticks_per_rollout
+
+    def env_steps_per_rollout(self, world_size: int | None = None) -> int:
+        return self.n_steps * self.n_envs * (world_size or self.world_size)
+
+    def env_steps_per_epoch(self, world_size: int | None = None) -> int:
+        return int(self.algo_cfg["rollouts_per_epoch"]) * self.env_steps_per_rollout(world_size)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # One optimizer for actor and critic (shared encoder).
+        return torch.optim.Adam(self.net.parameters(), lr=float(self.algo_cfg["lr"]),
+                                eps=float(self.algo_cfg.get("adam_eps", 1e-5)))
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit":
+            self.buffer = RolloutBuffer(self.spec, self.n_steps, self.n_envs, self.trainer.strategy.root_device)
+            self._obs: dict[str, torch.Tensor] | None = None
+
+    # ----------------------------------------------------------------- rollout
+    @torch.no_grad()
+    def collect_rollout(self) -> dict[str, torch.Tensor]:
+        """Fill the buffer with ``n_steps`` steps of all envs; return rollout statistics (tensors)."""
+        env, buf = self.train_env, self.buffer
+        if self._obs is None:
+            self._obs = env.reset()
+        obs = self._obs
+        self.net.eval()
+        ep_return_sum = torch.zeros((), device=buf.rewards.device)
+        ep_count = torch.zeros((), device=buf.rewards.device)
+        for step in range(self.n_steps):
+            for k, v in obs.items():
+                buf.obs[k][step].copy_(v)
+            logp_all, value = self.net(obs)
+            action = sample_categorical(logp_all, self.generator)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            buf.actions[step] = action
+            buf.logprobs[step] = logp_all.gather(1, action[:, None]).squeeze(1)
+            buf.values[step] = value
+            buf.rewards[step] = reward
+            buf.terminated[step] = terminated
+            buf.truncated[step] = truncated
+            for k, v in info["final_obs"].items():
+                buf.final_obs[k][step].copy_(v)
+            done_f = (terminated | truncated).float()
+            ep_return_sum += (info["episode_return"] * done_f).sum()
+            ep_count += done_f.sum()
+            obs = next_obs
+        self._obs = obs
+        self._bootstrap_values(obs)
+        adv, ret = compute_gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
+                               gamma=float(self.algo_cfg["gamma"]), gae_lambda=float(self.algo_cfg["gae_lambda"]))
+        buf.advantages.copy_(adv)
+        buf.returns.copy_(ret)
+        counts = torch.bincount(buf.actions.flatten(), minlength=self.n_actions).float()
+        return {
+            "episode_return": ep_return_sum / ep_count.clamp_min(1.0),
+            "episodes": ep_count,
+            "reward_mean": buf.rewards.mean(),
+            "action_share": counts / counts.sum(),
+        }
+
+    @torch.no_grad()
+    def _bootstrap_values(self, obs_after: dict[str, torch.Tensor]) -> None:
+        """``next_values[t]``: the value of the observation step t ended in.
+
+        Inside an episode that is ``values[t + 1]``; after the last step it is the
+        value of the observation after the rollout; where an episode ended it is
+        the value of the episode's final observation.  Episode ends are rare, so
+        their values are computed in one batched forward after the rollout (one
+        host sync per rollout, none per step).
+        """
+        buf = self.buffer
+        buf.next_values[:-1] = buf.values[1:]
+        buf.next_values[-1] = self.net(obs_after)[1]
+        done_t, done_n = torch.nonzero(buf.terminated | buf.truncated, as_tuple=True)
+        if done_t.numel() > 0:
+            final = {k: v[done_t, done_n] for k, v in buf.final_obs.items()}
+            buf.next_values[done_t, done_n] = self.net(final)[1]
+
+    # ----------------------------------------------------------------- update
+    def training_step(self, batch: int, batch_idx: int) -> None:
+        tick = batch_idx % self.ticks_per_rollout
+        if tick == 0:
+            self._start_rollout()
+        epoch, mb = divmod(tick, int(self.algo_cfg["n_minibatches"]))
+        if self._stop_update:
+            return
+        idx = self._perms[epoch, mb]
+        mb_batch = RolloutBuffer.take(self._flat, idx)
+
+        self.net.eval()  # see module docstring: rollout and update agree on the mode
+        logp_all, new_value = self.net(mb_batch.obs)
+        new_logprob = logp_all.gather(1, mb_batch.actions[:, None]).squeeze(1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        advantages = mb_batch.advantages
+        if self.algo_cfg.get("normalize_advantages", True):
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        terms = ppo_loss(new_logprob, mb_batch.logprobs, advantages, new_value, mb_batch.values, mb_batch.returns,
+                         entropy, clip_epsilon=float(self.algo_cfg["clip_epsilon"]),
+                         value_clip=self.algo_cfg.get("value_clip"))
+        loss = (terms.loss_objective + float(self.algo_cfg["value_coef"]) * terms.loss_critic
+                - float(self.algo_cfg["entropy_coef"]) * terms.entropy)
+
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt, gradient_clip_val=float(self.algo_cfg["max_grad_norm"]), gradient_clip_algorithm="norm")
+        opt.step()
+        self.updates += 1
+
+        stats = torch.stack([terms.loss_objective.detach(), terms.loss_critic.detach(), terms.entropy.detach(),
+                             terms.approx_kl, terms.clip_fraction, loss.detach()])
+        self._stats_sum += stats
+        self._stats_n += 1
+        if tick == 0:
+            self._first_ratio = terms.ratio_mean
+        target_kl = self.algo_cfg.get("target_kl")
+        if target_kl is not None and mb == int(self.algo_cfg["n_minibatches"]) - 1:
+            # Decide on the all-reduced KL so every rank stops together (no DDP hang).
+            kl = self.trainer.strategy.reduce(terms.approx_kl.detach(), reduce_op="mean")
+            if float(kl) > float(target_kl):
+                self._stop_update = True
+        if tick == self.ticks_per_rollout - 1:
+            self._finish_rollout()
+
+    def _start_rollout(self) -> None:
+        total = int(self.algo_cfg["total_env_steps"])
+        if self.algo_cfg.get("lr_anneal", True):
+            frac = max(0.0, 1.0 - self.env_steps / total)
+            for group in self.optimizers().param_groups:
+                group["lr"] = frac * float(self.algo_cfg["lr"])
+        t0 = time.perf_counter()
+        self._rollout_stats = self.collect_rollout()
+        self._rollout_seconds = time.perf_counter() - t0
+        self._update_t0 = time.perf_counter()
+        self.env_steps += self.env_steps_per_rollout()
+        self._flat = self.buffer.flat()
+        size = self.buffer.size
+        n_mb = int(self.algo_cfg["n_minibatches"])
+        perms = torch.stack([torch.randperm(size, generator=self.generator, device=self.buffer.actions.device)
+                             for _ in range(int(self.algo_cfg["update_epochs"]))])
+        self._perms = perms[:, : (size // n_mb) * n_mb].reshape(perms.shape[0], n_mb, size // n_mb)
+        self._stats_sum = torch.zeros(6, device=self.buffer.rewards.device)
+        self._stats_n = 0
+        self._stop_update = False
+
+    def _finish_rollout(self) -> None:
+        """Log once per rollout (one host sync per rollout, none per env step)."""
+        stats = self._stats_sum / max(self._stats_n, 1)
+        flat = self._flat
+        ev = explained_variance(flat.values, flat.returns)
+        update_seconds = time.perf_counter() - self._update_t0
+        rs = self._rollout_stats
+        steps = self.env_steps_per_rollout()
+        share = rs["action_share"]
+        metrics = {
+            "rollout/episode_return": rs["episode_return"],
+            "rollout/episodes": rs["episodes"],
+            "rollout/reward_mean": rs["reward_mean"],
+            "rollout/max_action_share": share.max(),
+            "train/policy_loss": stats[0], "train/value_loss": stats[1], "train/entropy": stats[2],
+            "train/approx_kl": stats[3], "train/clip_fraction": stats[4], "train/loss": stats[5],
+            "train/first_ratio": self._first_ratio,
+            "train/explained_variance": ev,
+            "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
+            "perf/rollout_steps_per_s": torch.tensor(steps / max(self._rollout_seconds, 1e-9)),
+            "perf/env_steps_per_s": torch.tensor(steps / max(self._rollout_seconds + update_seconds, 1e-9)),
+            "env_steps": torch.tensor(float(self.env_steps)),
+        }
+        self.log_dict({k: v.float() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()},
+                      on_step=True, on_epoch=False, sync_dist=False, prog_bar=False)
+        self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True)
+        threshold = float(self.algo_cfg.get("collapse_threshold", 0.98))
+        max_share = float(share.max())
+        if max_share > threshold:
+            log.warning("policy collapse: action %d took %.1f%% of the last rollout (entropy %.3f); "
+                        "raise algo.entropy_coef or set algo.min_action_prob", int(share.argmax()),
+                        100 * max_share, float(stats[2]))

@@ -1,0 +1,172 @@
+"""Command line: ``python -m kpremia <command> [hydra overrides]``.
+
+``fit``, ``validate`` and ``test`` are real ``@hydra.main`` applications
+(``--help``, ``--cfg job``, ``-m``/``--multirun`` and sweeper plug-ins work);
+``list``, ``data`` and ``compare`` are plain argparse commands.
+
+User mistakes end in one line on stderr naming the problem and the fix, and
+exit code 2 — never a traceback.  Overrides are checked with Hydra's compose API
+before the application runs, so a typo is reported in our format instead of
+Hydra's multi-line one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kpremia.errors import UserError
+
+HYDRA_COMMANDS = ("fit", "validate", "test")
+OTHER_COMMANDS = ("list", "data", "compare")
+USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
+
+commands:
+  fit        train an agent (e.g. `fit experiment=gru_attn_ppo`); prints the run directory last
+  validate   evaluate a checkpoint on the validation split (`validate ckpt=<path>`)
+  test       evaluate a checkpoint on the test split and write report/ (`test ckpt=<path>`)
+  list       list the registered plug-ins (encoders, algos, action schemes, data sources, baselines)
+  data       `data fetch ...` real history through ccxt, `data inspect <path>` coverage and premium stats
+  compare    one table of test metrics across run directories or a multirun directory
+
+`python -m kpremia fit --help` shows the config groups and options; `--cfg job` prints the composed config.
+"""
+_HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
+                "--resolve", "--package", "-p", "--version")
+_command: str = "fit"
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _hydra_message(exc: BaseException) -> str:
+    """Hydra's exception text squeezed into one line with a fix."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if "could not override" in low or "key '" in low and "not in struct" in low:
+        return f"{text} — check the key with `python -m kpremia fit --cfg job` or add a new one with +key=value"
+    if "could not find" in low or "in list of" in low:
+        return f"{text} — pick one of the listed options (see `python -m kpremia fit --help`)"
+    return f"{text} — see `python -m kpremia fit --help` for the override syntax"
+
+
+def _first_combination(overrides: list[str]) -> list[str]:
+    """For a multirun, the overrides of its first job (sweeps replaced by their first value)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    out: list[str] = []
+    for raw, ov in zip(overrides, parsed, strict=True):
+        if ov.is_sweep_override():
+            first = next(iter(ov.sweep_string_iterator()), None)
+            if first is None:
+                continue
+            out.append(f"{ov.get_key_element()}={first}")
+        else:
+            out.append(raw)
+    return out
+
+
+def _precheck(args: list[str]) -> None:
+    """Compose the config the way the app will and validate it; UserError on any mistake."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from kpremia.config_checks import validate_config
+
+    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra.") and not a.startswith("hydra/")]
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    try:
+        if multirun:
+            overrides = _first_combination(overrides)
+        with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        if not multirun and not any(o.startswith("hparams_search=") for o in overrides):
+            validate_config(resolved)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(_hydra_message(exc)) from None
+
+
+def _run_hydra(command: str, args: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig, OmegaConf
+
+    global _command
+    _command = command
+    os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
+    passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
+    if not passthrough:
+        _precheck(args)
+    extra: list[str] = []
+    if command != "fit":
+        # validate / test write into the checkpoint's run directory, not a new one.
+        extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
+
+    @hydra.main(config_path="configs", config_name="config", version_base="1.3")
+    def app(cfg: DictConfig) -> Any:
+        from kpremia import commands
+
+        try:
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+            return commands.run(_command, resolved, run_dir, overrides=list(HydraConfig.get().overrides.task))
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    saved = sys.argv
+    sys.argv = [saved[0], *args, *extra]
+    try:
+        app()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A DDP child re-launched by Lightning carries the command in the environment.
+    if os.environ.get("LOCAL_RANK") and os.environ.get("KPREMIA_COMMAND") and (not argv or argv[0] not in (
+            *HYDRA_COMMANDS, *OTHER_COMMANDS)):
+        argv = [os.environ["KPREMIA_COMMAND"], *argv]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if command in HYDRA_COMMANDS:
+            return _run_hydra(command, rest)
+        if command == "list":
+            from kpremia.commands import list_plugins
+
+            print(list_plugins(), end="")
+            return 0
+        if command == "data":
+            return _data(rest)
+        if command == "compare":
+            from kpremia.eval.compare import compare_main
+
+            return compare_main(rest)
+        raise UserError(f"unknown command {command!r}; use one of: {', '.join(HYDRA_COMMANDS + OTHER_COMMANDS)}")
+    except UserError as exc:
+        return _error(str(exc))
+
+
+def _data(rest: list[str]) -> int:
+    from kpremia.data import cli as data_cli
+
+    if not rest or rest[0] not in ("fetch", "inspect"):
+        raise UserError("`data` needs a subcommand: `data fetch ...` or `data inspect <path>`")
+    if rest[0] == "fetch":
+        return data_cli.fetch_main(rest[1:])
+    return data_cli.inspect_main(rest[1:])

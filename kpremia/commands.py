@@ -1,0 +1,59 @@
+"""What each CLI command does with a resolved config (Hydra-free, testable)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kpremia.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] | None = None) -> Any:
+    """Run ``command``; return the value a sweeper optimises (fit: the best validation score)."""
+    from kpremia.config_checks import validate_config
+
+    if command == "fit":
+        validate_config(cfg)
+        from kpremia import pipeline
+
+        result = pipeline.fit(cfg, run_dir)
+        module = result["module"]
+        if module.trainer.is_global_zero:
+            log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
+            print(run_dir, flush=True)
+        return result["best_score"]
+    if command in ("validate", "test"):
+        from kpremia.evaluate import evaluate_checkpoint
+
+        ckpt = cfg.get("ckpt") or cfg.get("ckpt_path")
+        if not ckpt:
+            raise UserError(f"`{command}` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
+        return evaluate_checkpoint(ckpt, split="val" if command == "validate" else "test",
+                                   cli_cfg=cfg, overrides=overrides or [])
+    raise UserError(f"unknown command {command!r}")
+
+
+def list_plugins() -> str:
+    """A text listing of every registry; encoders with their parameter count for the default spec."""
+    from kpremia.registry import REGISTRIES
+
+    lines: list[str] = []
+    for title, registry in REGISTRIES.items():
+        lines.append(f"{title}:")
+        for name, obj in registry.items():
+            extra = ""
+            if title == "encoders":
+                try:
+                    from kpremia.encoders import param_count
+
+                    extra = f"  ({param_count(name):,} parameters)"
+                except Exception as exc:  # a broken third-party encoder must not break `list`
+                    extra = f"  (cannot build with the default spec: {type(exc).__name__})"
+            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+            summary = doc[0] if doc else ""
+            lines.append(f"  {name:<20}{extra}  {summary}".rstrip())
+        lines.append("")
+    return "\n".join(lines)

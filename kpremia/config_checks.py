@@ -1,0 +1,51 @@
+"""Semantic checks of a composed config: one clear line per mistake.
+
+Hydra checks that keys exist and groups have the chosen option; this checks
+that values make sense, so a typo like ``env.n_envs=0`` fails before any work is
+done, with a message that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kpremia.errors import UserError
+from kpremia.registry import ACTION_SCHEMES, ALGOS, DATA_SOURCES, ENCODERS
+
+
+def _check(cond: bool, key: str, value: Any, rule: str) -> None:
+    if not cond:
+        raise UserError(f"{key}={value!r} is invalid: it must be {rule}; fix the override or the config file")
+
+
+def validate_config(cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`UserError` naming the first invalid value in ``cfg`` (a resolved dict)."""
+    env, algo = cfg["env"], cfg["algo"]
+    ENCODERS.get(cfg["encoder"]["name"])
+    ALGOS.get(algo["name"])
+    ACTION_SCHEMES.get(env["action_scheme"])
+    DATA_SOURCES.get(cfg["data"]["name"])
+    _check(isinstance(cfg["seed"], int) and cfg["seed"] >= 0, "seed", cfg["seed"], "an integer >= 0")
+    _check(int(env["n_envs"]) >= 1, "env.n_envs", env["n_envs"], ">= 1")
+    _check(env["max_steps"] is None or int(env["max_steps"]) >= 1, "env.max_steps", env["max_steps"], ">= 1")
+    _check(0.0 <= float(env["fee"]) < 0.1, "env.fee", env["fee"], "a fraction in [0, 0.1), e.g. 0.001 for 0.1 %")
+    _check(float(env["slippage_bps"]) >= 0, "env.slippage_bps", env["slippage_bps"], ">= 0")
+    _check(float(env["initial_krw"]) > 0, "env.initial_krw", env["initial_krw"], "> 0")
+    _check(0.0 < float(env["signal_sell_threshold"]) <= 1.0, "env.signal_sell_threshold",
+           env["signal_sell_threshold"], "in (0, 1]")
+    for key in ("window_15m", "window_1d", "window_premium"):
+        _check(int(env[key]) >= 1, f"env.{key}", env[key], ">= 1")
+    _check(int(algo["total_env_steps"]) >= 1, "algo.total_env_steps", algo["total_env_steps"], ">= 1")
+    _check(float(algo["lr"]) > 0, "algo.lr", algo["lr"], "> 0")
+    _check(0.0 < float(algo["gamma"]) <= 1.0, "algo.gamma", algo["gamma"], "in (0, 1]")
+    if algo["name"] == "ppo":
+        _check(float(algo["clip_epsilon"]) > 0, "algo.clip_epsilon", algo["clip_epsilon"], "> 0")
+        _check(0.0 <= float(algo["gae_lambda"]) <= 1.0, "algo.gae_lambda", algo["gae_lambda"], "in [0, 1]")
+        _check(int(algo["update_epochs"]) >= 1, "algo.update_epochs", algo["update_epochs"], ">= 1")
+        _check(int(algo["n_steps"]) >= 1, "algo.n_steps", algo["n_steps"], ">= 1")
+        batch = int(algo["n_steps"]) * int(env["n_envs"])
+        _check(1 <= int(algo["n_minibatches"]) <= batch, "algo.n_minibatches", algo["n_minibatches"],
+               f"between 1 and algo.n_steps * env.n_envs = {batch}")
+    _check(int(algo.get("rollouts_per_epoch", 1)) >= 1, "algo.rollouts_per_epoch",
+           algo.get("rollouts_per_epoch"), ">= 1")

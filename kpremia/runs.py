@@ -1,0 +1,72 @@
+"""The run directory: everything needed to understand and reproduce a run.
+
+``runs/<date>_<time>_<experiment>/`` holds the resolved ``config.yaml``,
+``meta.json`` (git sha, package versions, seed, device, command line), the data
+manifest, ``checkpoints/``, ``metrics.csv`` and, after ``test``, ``report/``.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from kpremia.io import atomic_write_json, atomic_write_text
+
+PACKAGES = ("kpremia", "torch", "lightning", "torchmetrics", "hydra-core", "omegaconf", "pandas", "numpy",
+            "ccxt", "wandb", "gymnasium")
+
+
+def git_sha() -> str | None:
+    """The checkout's commit (with ``-dirty`` when modified), or None outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def describe_device(accelerator: str) -> str:
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def write_run_files(run_dir: Path, cfg: dict[str, Any], data_manifest: dict[str, Any]) -> None:
+    """Write config.yaml, meta.json and data_manifest.json into ``run_dir`` (atomically)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    meta = {
+        "experiment": cfg.get("experiment_name"),
+        "seed": cfg.get("seed"),
+        "git_sha": git_sha(),
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "device": describe_device(str(cfg.get("trainer", {}).get("accelerator", "cpu"))),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(run_dir / "meta.json", meta)
+    atomic_write_json(run_dir / "data_manifest.json", data_manifest)
