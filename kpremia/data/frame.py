@@ -1,0 +1,383 @@
+"""MarketFrame: the one pandas shape every data source produces.
+
+A MarketFrame is a DataFrame indexed by a tz-aware UTC ``DatetimeIndex`` of
+15-minute bar OPEN times on a gap-free grid, with float64 columns
+``open high low close volume`` (USDT/KRW), ``fx`` (USD/KRW known at the close of
+the bar) and ``premium`` (``close / fx - 1``).
+
+Real data is messy, so :func:`validate_frame` either repairs what can be
+repaired without inventing information (duplicates, order, short NaN runs,
+inconsistent OHLC, missing no-trade bars) and reports every repair, or refuses
+with one line naming the problem and the fix.  Repairs are never silent: they
+are counted in a :class:`RepairReport` and logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from kpremia.errors import UserError
+
+log = logging.getLogger(__name__)
+
+BAR = pd.Timedelta(minutes=15)
+BAR_FREQ = "15min"
+PRICE_COLUMNS = ("open", "high", "low", "close")
+INPUT_COLUMNS = (*PRICE_COLUMNS, "volume", "fx")
+COLUMNS = (*INPUT_COLUMNS, "premium")
+
+# A missing bar in exchange data is a bar without trades; a run longer than a
+# day more likely means a hole in the download than a quiet market.
+DEFAULT_MAX_GAP_BARS = 96
+# NaN inside a row is corruption rather than "no trade": carry prices over an
+# hour at most.
+DEFAULT_MAX_NAN_BARS = 4
+# FX is closed on weekends and holidays (Chuseok can close it for a week), so
+# carrying the last rate across a long stretch is the causal, normal thing.
+DEFAULT_MAX_FX_FILL_BARS = 96 * 10
+
+
+@dataclass
+class RepairReport:
+    """What :func:`validate_frame` changed, as counts (all zero = nothing repaired)."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    first_bar: str = ""
+    last_bar: str = ""
+    duplicates_dropped: int = 0
+    unsorted_rows: int = 0
+    leading_rows_dropped: int = 0
+    nan_price_rows_filled: int = 0
+    nan_volume_filled: int = 0
+    nan_fx_filled: int = 0
+    ohlc_clamped: int = 0
+    gap_bars_inserted: int = 0
+    gaps: int = 0
+    longest_gap_bars: int = 0
+
+    _REPAIR_FIELDS = (
+        "duplicates_dropped", "unsorted_rows", "leading_rows_dropped", "nan_price_rows_filled",
+        "nan_volume_filled", "nan_fx_filled", "ohlc_clamped", "gap_bars_inserted",
+    )
+
+    @property
+    def repaired(self) -> bool:
+        """True if any row was changed, added or dropped."""
+        return any(getattr(self, f) for f in self._REPAIR_FIELDS)
+
+    def summary(self) -> str:
+        """One line for logs and ``data inspect``."""
+        head = f"{self.rows_in} rows in, {self.rows_out} out ({self.first_bar} .. {self.last_bar})"
+        parts = []
+        if self.duplicates_dropped:
+            parts.append(f"{self.duplicates_dropped} duplicate times dropped (kept last)")
+        if self.unsorted_rows:
+            parts.append(f"{self.unsorted_rows} rows earlier than a row above them sorted into place")
+        if self.leading_rows_dropped:
+            parts.append(f"{self.leading_rows_dropped} leading rows without close/fx dropped")
+        if self.nan_price_rows_filled:
+            parts.append(f"{self.nan_price_rows_filled} rows with NaN prices filled")
+        if self.nan_volume_filled:
+            parts.append(f"{self.nan_volume_filled} NaN volumes set to 0")
+        if self.nan_fx_filled:
+            parts.append(f"{self.nan_fx_filled} NaN fx forward-filled")
+        if self.ohlc_clamped:
+            parts.append(f"{self.ohlc_clamped} bars with high/low clamped around open/close")
+        if self.gap_bars_inserted:
+            parts.append(f"{self.gap_bars_inserted} missing no-trade bars inserted in {self.gaps} gaps "
+                         f"(longest {self.longest_gap_bars})")
+        return head + ("; repaired: " + "; ".join(parts) if parts else "; no repairs needed")
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (for manifests)."""
+        d = asdict(self)
+        d["repaired"] = self.repaired
+        return d
+
+
+def empty_frame() -> pd.DataFrame:
+    """A MarketFrame with no rows (handy for tests and sources that start empty)."""
+    idx = pd.DatetimeIndex([], tz="UTC", name="time")
+    return pd.DataFrame({c: np.array([], dtype=np.float64) for c in COLUMNS}, index=idx)
+
+
+def _refuse(what: str) -> None:
+    raise UserError(f"{what}; repair is off (repair=False) - fix the data or set repair=true")
+
+
+def _fmt(ts: pd.Timestamp) -> str:
+    return ts.isoformat()
+
+
+def _utc_index(df: pd.DataFrame) -> pd.DatetimeIndex:
+    idx = df.index
+    if not isinstance(idx, pd.DatetimeIndex):
+        try:
+            idx = pd.DatetimeIndex(pd.to_datetime(idx, utc=True))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise UserError(
+                f"market data index is not parseable as times ({exc}); give a DatetimeIndex of "
+                "15m bar open times or set the source's time_column"
+            ) from None
+    if idx.hasnans:
+        first = int(np.flatnonzero(idx.isna())[0])
+        raise UserError(f"market data has unparseable/missing times (first at row {first}); "
+                        "fix the time column or set the source's time_column/time format")
+    if idx.tz is None:  # naive times are taken as UTC; file sources localise first
+        idx = idx.tz_localize("UTC")
+    else:
+        idx = idx.tz_convert("UTC")
+    return idx.as_unit("ns")
+
+
+def _numeric(df: pd.DataFrame, idx: pd.DatetimeIndex) -> pd.DataFrame:
+    out = {}
+    for col in INPUT_COLUMNS:
+        raw = df[col]
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+        bad = values.isna().to_numpy() & ~pd.isna(raw).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(
+                f"column {col!r} has non-numeric values (first {raw.iloc[i]!r} at {_fmt(idx[i])}); "
+                "check the column mapping (columns={{yours: ours}})"
+            )
+        out[col] = values.to_numpy(copy=True)
+    frame = pd.DataFrame(out, index=idx)
+    frame.replace([np.inf, -np.inf], np.nan, inplace=True)
+    return frame
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and lengths of the True runs of a boolean array."""
+    if not mask.any():
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return starts, ends - starts
+
+
+def validate_frame(
+    df: pd.DataFrame,
+    *,
+    repair: bool = True,
+    max_gap_bars: int = DEFAULT_MAX_GAP_BARS,
+    max_nan_bars: int = DEFAULT_MAX_NAN_BARS,
+    max_fx_fill_bars: int = DEFAULT_MAX_FX_FILL_BARS,
+) -> tuple[pd.DataFrame, RepairReport]:
+    """Check ``df`` against the MarketFrame schema; repair what is safe or refuse.
+
+    Args:
+        df: indexed by bar open times (naive times are taken as UTC) with at least
+            the columns ``open high low close volume fx``; ``premium`` is always
+            recomputed from close and fx.
+        repair: if False, anything that would need a repair is refused instead.
+        max_gap_bars: longest run of missing 15m bars filled as no-trade bars
+            (open=high=low=close=previous close, volume 0, fx carried); longer is refused.
+        max_nan_bars: longest run of rows with NaN close carried forward; longer is refused.
+        max_fx_fill_bars: longest run of NaN fx carried forward (FX is closed on
+            weekends/holidays, so this is long); longer is refused.
+
+    Returns:
+        ``(frame, report)``: a new MarketFrame and what was repaired.
+
+    Raises:
+        UserError: missing columns, unparseable times, bars off the 15m grid,
+            non-positive prices, negative volume, too-long gaps/NaN runs, or any
+            needed repair when ``repair`` is False.
+    """
+    missing = [c for c in INPUT_COLUMNS if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns[:12]))
+        fx_hint = " (no fx column: give a separate USD/KRW file with fx_path)" if "fx" in missing else ""
+        raise UserError(
+            f"market data is missing columns {', '.join(missing)} (have: {have}); map your column "
+            f"names with columns={{yours: ours}}{fx_hint}"
+        )
+    report = RepairReport(rows_in=len(df))
+    idx = _utc_index(df)
+    frame = _numeric(df, idx)
+
+    # -- order and duplicates -------------------------------------------------
+    if not frame.index.is_monotonic_increasing:
+        times = frame.index.asi8
+        out_of_place = int((times[1:] < np.maximum.accumulate(times)[:-1]).sum())
+        order = np.argsort(times, kind="stable")
+        if not repair:
+            _refuse(f"market data times are not sorted ({out_of_place} rows out of order)")
+        frame = frame.iloc[order]
+        report.unsorted_rows = out_of_place
+    dup = frame.index.duplicated(keep="last")
+    if dup.any():
+        if not repair:
+            first = frame.index[dup][0]
+            _refuse(f"market data has {int(dup.sum())} duplicate bar times (first {_fmt(first)})")
+        frame = frame[~dup]
+        report.duplicates_dropped = int(dup.sum())
+
+    # -- grid -----------------------------------------------------------------
+    off = frame.index != frame.index.floor(BAR_FREQ)
+    if off.any():
+        raise UserError(
+            f"bar times are not on the 15-minute grid (first {_fmt(frame.index[off][0])}); kpremia "
+            "needs 15m bar OPEN times - resample the data to 15m bars (the file sources do it for "
+            "finer bars)"
+        )
+
+    # -- values that no repair can fix ---------------------------------------
+    values = frame[list(PRICE_COLUMNS) + ["fx"]]
+    nonpos = (values <= 0).to_numpy()
+    if nonpos.any():
+        r, c = np.argwhere(nonpos)[0]
+        raise UserError(
+            f"non-positive {values.columns[c]} {values.iat[r, c]} at {_fmt(frame.index[r])}; prices "
+            "and fx must be > 0 - drop or fix that row"
+        )
+    negvol = (frame["volume"] < 0).to_numpy()
+    if negvol.any():
+        raise UserError(f"negative volume at {_fmt(frame.index[np.flatnonzero(negvol)[0]])}; "
+                        "fix that row (volume must be >= 0)")
+
+    # -- leading rows without a close or fx can't be carried from anything ----
+    known = frame["close"].notna().to_numpy() & frame["fx"].notna().to_numpy()
+    if not known.any():
+        raise UserError("market data has no row with both close and fx; check the column mapping "
+                        "and the fx source")
+    lead = int(np.argmax(known))
+    if lead:
+        if not repair:
+            _refuse(f"the first {lead} rows have no close or fx")
+        frame = frame.iloc[lead:]
+        report.leading_rows_dropped = lead
+
+    frame = _fill_nan(frame, report, repair, max_nan_bars, max_fx_fill_bars)
+    frame = _clamp_ohlc(frame, report, repair)
+    frame = _fill_gaps(frame, report, repair, max_gap_bars)
+
+    frame["premium"] = frame["close"] / frame["fx"] - 1.0
+    frame = frame[list(COLUMNS)].astype(np.float64)
+    frame.index.name = "time"
+    report.rows_out = len(frame)
+    if len(frame):
+        report.first_bar, report.last_bar = _fmt(frame.index[0]), _fmt(frame.index[-1])
+    if report.repaired:
+        log.warning("market data repaired: %s", report.summary())
+    return frame, report
+
+
+def _fill_nan(frame: pd.DataFrame, report: RepairReport, repair: bool, max_nan_bars: int,
+              max_fx_fill_bars: int) -> pd.DataFrame:
+    """Carry prices over short NaN runs (a NaN close row becomes a no-trade bar)."""
+    frame = frame.copy()
+    close_nan = frame["close"].isna().to_numpy()
+    if close_nan.any():
+        starts, lengths = _runs(close_nan)
+        if not repair:
+            _refuse(f"NaN close at {_fmt(frame.index[starts[0]])}")
+        worst = int(np.argmax(lengths))
+        if lengths[worst] > max_nan_bars:
+            raise UserError(
+                f"{int(lengths[worst])} consecutive bars with NaN close from "
+                f"{_fmt(frame.index[starts[worst]])} (more than max_nan_bars={max_nan_bars}); "
+                "fill that stretch or cut it out of the data"
+            )
+        carried = frame["close"].ffill()
+        for col in PRICE_COLUMNS:  # a NaN-close row is a no-trade bar at the previous close
+            frame.loc[close_nan, col] = carried[close_nan]
+        frame.loc[close_nan & frame["volume"].isna().to_numpy(), "volume"] = 0.0
+    # rows with a close but some NaN open/high/low
+    prev_close = frame["close"].shift(1).fillna(frame["close"])
+    ohl_nan = frame[["open", "high", "low"]].isna().any(axis=1).to_numpy()
+    rows_filled = int((close_nan | ohl_nan).sum())
+    if ohl_nan.any():
+        if not repair:
+            _refuse(f"NaN open/high/low at {_fmt(frame.index[np.flatnonzero(ohl_nan)[0]])}")
+        frame["open"] = frame["open"].fillna(prev_close)
+        frame["high"] = frame["high"].fillna(np.maximum(frame["open"], frame["close"]))
+        frame["low"] = frame["low"].fillna(np.minimum(frame["open"], frame["close"]))
+    report.nan_price_rows_filled = rows_filled
+
+    vol_nan = frame["volume"].isna().to_numpy()
+    if vol_nan.any():
+        if not repair:
+            _refuse(f"NaN volume at {_fmt(frame.index[np.flatnonzero(vol_nan)[0]])}")
+        frame["volume"] = frame["volume"].fillna(0.0)
+        report.nan_volume_filled = int(vol_nan.sum())
+
+    fx_nan = frame["fx"].isna().to_numpy()
+    if fx_nan.any():
+        starts, lengths = _runs(fx_nan)
+        if not repair:
+            _refuse(f"NaN fx at {_fmt(frame.index[starts[0]])}")
+        worst = int(np.argmax(lengths))
+        if lengths[worst] > max_fx_fill_bars:
+            raise UserError(
+                f"{int(lengths[worst])} consecutive bars without fx from {_fmt(frame.index[starts[worst]])} "
+                f"(more than max_fx_fill_bars={max_fx_fill_bars}); give fx for that stretch (fx_path)"
+            )
+        frame["fx"] = frame["fx"].ffill()
+        report.nan_fx_filled = int(fx_nan.sum())
+    return frame
+
+
+def _clamp_ohlc(frame: pd.DataFrame, report: RepairReport, repair: bool) -> pd.DataFrame:
+    """Make ``low <= open, close <= high`` by widening high/low (never moving open/close)."""
+    o, h, lo, c = (frame[k].to_numpy() for k in PRICE_COLUMNS)
+    new_h = np.maximum(h, np.maximum(o, c))
+    new_l = np.minimum(lo, np.minimum(o, c))
+    bad = (new_h != h) | (new_l != lo)
+    if bad.any():
+        if not repair:
+            i = int(np.flatnonzero(bad)[0])
+            _refuse(f"{int(bad.sum())} bars with high/low not containing open/close "
+                            f"(first {_fmt(frame.index[i])})")
+        frame = frame.copy()
+        frame["high"], frame["low"] = new_h, new_l
+        report.ohlc_clamped = int(bad.sum())
+    return frame
+
+
+def _fill_gaps(frame: pd.DataFrame, report: RepairReport, repair: bool, max_gap_bars: int) -> pd.DataFrame:
+    """Insert missing 15m bars as no-trade bars (a candle exists only if a trade happened)."""
+    if len(frame) < 2:
+        return frame
+    steps = np.diff(frame.index.asi8) // BAR.value - 1  # missing bars after each row
+    if not steps.any():
+        return frame
+    gap_rows = np.flatnonzero(steps)
+    lengths = steps[gap_rows]
+    worst = int(np.argmax(lengths))
+    if lengths[worst] > max_gap_bars:
+        start = frame.index[gap_rows[worst]] + BAR
+        raise UserError(
+            f"gap of {int(lengths[worst])} missing 15m bars from {_fmt(start)} (more than "
+            f"max_gap_bars={max_gap_bars}); download the missing stretch, cut the data, or raise "
+            "max_gap_bars"
+        )
+    if not repair:
+        start = frame.index[gap_rows[0]] + BAR
+        _refuse(f"{int(lengths.sum())} missing 15m bars in {len(lengths)} gaps (first {_fmt(start)})")
+    full = pd.date_range(frame.index[0], frame.index[-1], freq=BAR_FREQ, tz="UTC", unit="ns")
+    out = frame.reindex(full)
+    inserted = out["close"].isna().to_numpy()
+    carried = out["close"].ffill()
+    for col in PRICE_COLUMNS:
+        out.loc[inserted, col] = carried[inserted]
+    out.loc[inserted, "volume"] = 0.0
+    out["fx"] = out["fx"].ffill()
+    report.gap_bars_inserted = int(inserted.sum())
+    report.gaps = len(lengths)
+    report.longest_gap_bars = int(lengths.max())
+    return out
+
+
+def bar_close_times(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Close time of each bar (open time + 15 min): when the bar's values become known."""
+    return index + BAR
