@@ -37,7 +37,8 @@ _BUILTIN_MODULES = (
     "kpremia.data.sources",
     "kpremia.envs.action_schemes",
     "kpremia.encoders",
-    "kpremia.algos",
+    "kpremia.algos.ppo",
+    "kpremia.algos.dqn",
     "kpremia.eval.baselines",
 )
 

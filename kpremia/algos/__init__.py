@@ -1,9 +1,5 @@
-"""Algorithms (LightningModules), registered in ``kpremia.registry.ALGOS``."""
+"""Algorithms (LightningModules), registered in ``kpremia.registry.ALGOS``.
 
-from kpremia.algos import ppo  # noqa: F401  (registers "ppo")
-
-try:  # DQN is optional until its module exists
-    from kpremia.algos import dqn  # noqa: F401
-except ModuleNotFoundError as exc:  # pragma: no cover
-    if exc.name != "kpremia.algos.dqn":
-        raise
+Kept import-light: the registry imports ``kpremia.algos.ppo`` / ``dqn`` on first
+lookup, so the pure math modules (``gae``, ``ppo_loss``) import without Lightning.
+"""
