@@ -56,3 +56,20 @@ def run_sequential(env: BatchedEnv, act: ActFn, seed: int = 0) -> PolicyTrace:
             out[name][step] = info[name]
         traded[step] = info["traded"]
     return PolicyTrace(t=bars, actions=actions, traded=traded, initial_value_krw=float(env.initial_krw), **out)
+
+
+def trace_paths(trace: PolicyTrace) -> dict[str, torch.Tensor]:
+    """The trace as ``[N, T + 1]`` paths for :func:`kpremia.eval.metrics.compute_metrics`.
+
+    Mark 0 is the start (all KRW, no fill); mark t+1 is the close after step t.
+    """
+    n = trace.portfolio_value_krw.shape[1]
+    dev = trace.portfolio_value_krw.device
+    start = torch.full((1, n), trace.initial_value_krw, dtype=torch.float64, device=dev)
+    zeros = torch.zeros((1, n), dtype=torch.float64, device=dev)
+    return {
+        "values_krw": torch.cat([start, trace.portfolio_value_krw]).T,
+        "usdt_weight": torch.cat([zeros, trace.usdt_weight]).T,
+        "traded": torch.cat([zeros.bool(), trace.traded]).T,
+        "fees_krw": torch.cat([zeros, trace.fee_krw]).T,
+    }

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kpremia.algos.acting import run_sequential
+from kpremia.algos.acting import run_sequential, trace_paths
 from kpremia.data.market import MarketData
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.factory import make_env
@@ -145,10 +145,7 @@ class RLModule(L.LightningModule):
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch: int, batch_idx: int) -> None:
         trace = run_sequential(self.val_env, lambda obs: self.act(obs, deterministic=True), seed=int(self.cfg["seed"]))
-        metrics = compute_metrics(
-            trace.portfolio_value_krw[:, 0], initial_value_krw=trace.initial_value_krw,
-            fees_krw=trace.fee_krw[:, 0], traded=trace.traded[:, 0], usdt_weight=trace.usdt_weight[:, 0],
-        )
+        metrics = compute_metrics(**trace_paths(trace))
         self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=True, prog_bar=False)
         self.log("val/return", float(metrics["return"]), sync_dist=True, prog_bar=True)
         self.log("env_steps", float(self.env_steps), sync_dist=True)
