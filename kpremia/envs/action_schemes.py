@@ -1,0 +1,124 @@
+"""Action schemes: how a discrete action becomes a USDT target weight.
+
+A scheme turns the policy's integer actions into target USDT weights that
+:func:`kpremia.envs.execution.rebalance` trades towards (NaN = hold, no order).
+Keeping this mapping separate from the simulator lets the same env, oracle and
+broker serve a 2-action signal policy and a many-action sizing policy.
+
+Every scheme has ``n_actions``, ``action_names`` and
+``target_weight(actions, usdt_weight) -> Tensor`` (float64, NaN = no trade).  The
+mapping is a small lookup table on the actions' device, so it costs one or two
+tensor ops per step and never syncs with the host.  Actions outside
+``[0, n_actions)`` are the caller's bug (indexing fails for ``target_weight``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from kpremia.errors import UserError
+from kpremia.registry import ACTION_SCHEMES
+
+_NAN = float("nan")
+
+
+class _LookupScheme:
+    """Base of the schemes: target weights looked up from a per-action table."""
+
+    n_actions: int
+    action_names: tuple[str, ...]
+    _table: tuple[float, ...]
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def _lut(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The per-action table on ``device`` (built once per device and dtype)."""
+        key = (device, dtype)
+        lut = self._cache.get(key)
+        if lut is None:
+            lut = torch.tensor(self._table, dtype=dtype, device=device)
+            self._cache[key] = lut
+        return lut
+
+    def target_weight(self, actions: Tensor, usdt_weight: Tensor) -> Tensor:
+        """Target USDT weight per env ``[N]`` (NaN = no trade)."""
+        return self._lut(usdt_weight.device, usdt_weight.dtype).index_select(0, actions)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_actions={self.n_actions}, action_names={self.action_names})"
+
+
+@ACTION_SCHEMES.register("signal")
+class SignalScheme(_LookupScheme):
+    """Two actions: 0 hold, 1 signal.
+
+    A signal buys with all KRW while the USDT weight is under ``sell_threshold``
+    and sells all USDT otherwise: one action toggles the position, which is the
+    reference design's policy and the easiest to learn.
+    """
+
+    n_actions = 2
+    action_names = ("hold", "signal")
+
+    def __init__(self, sell_threshold: float = 0.10, allow_short: bool = False) -> None:
+        super().__init__()
+        if not 0.0 < float(sell_threshold) <= 1.0:
+            raise UserError(f"signal sell_threshold={sell_threshold} is outside (0, 1]; "
+                            "set policy.signal_sell_threshold to e.g. 0.1")
+        self.sell_threshold = float(sell_threshold)
+        # hold -> NaN (+ anything stays NaN); signal -> 0, plus 1 where under the threshold.
+        self._table = (_NAN, 0.0)
+
+    def target_weight(self, actions: Tensor, usdt_weight: Tensor) -> Tensor:
+        """1.0 (buy all) where signalled and under the threshold, 0.0 (sell all) where above, NaN on hold."""
+        base = self._lut(usdt_weight.device, usdt_weight.dtype).index_select(0, actions)
+        return base + (usdt_weight < self.sell_threshold)
+
+
+@ACTION_SCHEMES.register("hold_buy_sell")
+class HoldBuySellScheme(_LookupScheme):
+    """Three actions: 0 hold, 1 buy with all KRW, 2 sell all USDT."""
+
+    n_actions = 3
+    action_names = ("hold", "buy", "sell")
+
+    def __init__(self, allow_short: bool = False) -> None:
+        super().__init__()
+        self._table = (_NAN, 1.0, 0.0)
+
+
+@ACTION_SCHEMES.register("target_weight")
+class TargetWeightScheme(_LookupScheme):
+    """Action ``i`` sets the USDT weight to ``weights[i]``.
+
+    Negative weights are shorts and need ``allow_short=True`` (the env passes its
+    own ``allow_short``); weights outside ``[-1, 1]`` would be leverage, which the
+    simulator does not model.
+    """
+
+    def __init__(self, weights: Sequence[float] = (0.0, 0.5, 1.0), allow_short: bool = False) -> None:
+        super().__init__()
+        try:
+            table = tuple(float(w) for w in weights)
+        except (TypeError, ValueError):
+            raise UserError(f"target_weight weights={weights!r} are not numbers; "
+                            "set action_scheme_kwargs.weights to a list like [0.0, 0.5, 1.0]") from None
+        if not table:
+            raise UserError("target_weight weights is empty; set action_scheme_kwargs.weights to a list "
+                            "like [0.0, 0.5, 1.0]")
+        bad = [w for w in table if not math.isfinite(w) or not -1.0 <= w <= 1.0]
+        if bad:
+            raise UserError(f"target_weight weights {bad} are outside [-1, 1] (no leverage); "
+                            "use weights between -1 and 1")
+        if not allow_short and min(table) < 0:
+            raise UserError(f"target_weight weights {[w for w in table if w < 0]} are short positions but "
+                            "env.allow_short is false; set env.allow_short=true or use weights in [0, 1]")
+        self.weights = table
+        self._table = table
+        self.n_actions = len(table)
+        self.action_names = tuple(f"w={w:g}" for w in table)

@@ -1,0 +1,306 @@
+"""BatchedEnv: N trading environments held in tensors, stepped together.
+
+Why a batched simulator instead of N gymnasium envs: an env step here is a few
+gathers from precomputed market tables plus the fill arithmetic, so thousands of
+envs cost about as much as one when they live in the same tensors, and rollouts
+stay on the training device with no numpy round-trip.
+
+Rules the implementation keeps (they are what make it fast and exact):
+
+* no Python loop over envs and no host sync inside :meth:`BatchedEnv.step`
+  (no ``.item()``, ``.cpu()``, ``bool(tensor)``, ``nonzero()``): every
+  per-env choice is a ``torch.where``;
+* random episode starts come from a dedicated ``torch.Generator`` that draws
+  ``N`` starts every step, used only where an env resets, so the random
+  stream never depends on the data and a state dict resumes bit-exactly;
+* money in float64 (:mod:`kpremia.envs.execution` owns every fill rule),
+  observations in float32;
+* *terminated* (ruin) and *truncated* (``max_steps`` or the split's last bar)
+  stay separate flags; an env is never both (ruin wins).
+
+Timing: the observation at bar ``t`` describes the close of ``t``; the action
+taken on it fills at the open of ``t + 1``; the reward is
+``log(V_{t+1} / V_t)`` with ``V`` marked at the closes, minus
+``turnover_penalty * notional / V_t`` and ``flat_penalty`` while holding no USDT.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kpremia.data.tensors import MarketTensors
+from kpremia.envs import execution
+from kpremia.envs.spec import ACCOUNT, FEATURES, OBS_KEYS, ObsSpec
+from kpremia.errors import UserError
+from kpremia.registry import ACTION_SCHEMES
+
+log = logging.getLogger(__name__)
+
+N_ACCOUNT = 3  # krw weight, usdt weight, log(V / V at episode start)
+_MARKET_KEYS = tuple(k for k in OBS_KEYS if k != ACCOUNT)
+_STATE_KEYS = ("t", "krw", "usdt", "value", "step_count")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+class BatchedEnv:
+    """``n_envs`` trading environments over one split of the market.
+
+    Args:
+        market: the split to trade (its tensors' device is the env's device).
+        n_envs: number of environments.
+        max_steps: episode length limit (truncation); ``None`` = until the split ends.
+        fee_rate: exchange fee, fraction of what you receive (0.0005 on Upbit).
+        slippage_bps: adverse fill move in basis points.
+        initial_krw: cash each episode starts with (all KRW, no USDT).
+        action_scheme: name in ``ACTION_SCHEMES``; ``action_scheme_kwargs`` its options.
+        turnover_penalty: reward minus ``turnover_penalty * traded notional / V``.
+        flat_penalty: reward minus this on every step that ends holding no USDT.
+        ruin_fraction: an episode terminates when ``V < ruin_fraction * initial_krw``.
+        tick_size_krw: fill price tick (0.5 on Upbit USDT/KRW; 0 = off).
+        min_order_krw: orders below this KRW notional are skipped (5000 on Upbit).
+        allow_short: allow negative USDT weights (target_weight scheme).
+        random_start: episodes start at random bars in ``[valid_from, n_bars - 2]``;
+            ``False`` starts every env at ``valid_from`` and runs to the split's end
+            (validation, test, backtests).
+        seed: seed of the env's generator (episode starts).
+    """
+
+    def __init__(
+        self,
+        market: MarketTensors,
+        n_envs: int,
+        *,
+        max_steps: int | None = 1000,
+        fee_rate: float = 0.001,
+        slippage_bps: float = 0.0,
+        initial_krw: float = 1_000_000.0,
+        action_scheme: str = "signal",
+        action_scheme_kwargs: dict[str, Any] | None = None,
+        turnover_penalty: float = 0.0,
+        flat_penalty: float = 0.0,
+        ruin_fraction: float = 0.5,
+        tick_size_krw: float = 0.0,
+        min_order_krw: float = 0.0,
+        allow_short: bool = False,
+        random_start: bool = True,
+        seed: int = 0,
+    ) -> None:
+        _check(int(n_envs) >= 1, f"env.n_envs={n_envs} must be at least 1; set env.n_envs to a positive integer")
+        _check(max_steps is None or int(max_steps) >= 1,
+               f"env.max_steps={max_steps} must be a positive integer or null (until the split ends)")
+        _check(0.0 <= fee_rate < 1.0, f"env.fee_rate={fee_rate} must be in [0, 1); e.g. 0.0005 for Upbit")
+        _check(slippage_bps >= 0.0, f"env.slippage_bps={slippage_bps} must be >= 0")
+        _check(initial_krw > 0.0, f"env.initial_krw={initial_krw} must be positive")
+        _check(0.0 <= ruin_fraction < 1.0, f"env.ruin_fraction={ruin_fraction} must be in [0, 1)")
+        _check(tick_size_krw >= 0.0, f"env.tick_size_krw={tick_size_krw} must be >= 0 (0 = no tick rounding)")
+        _check(min_order_krw >= 0.0, f"env.min_order_krw={min_order_krw} must be >= 0")
+        _check(turnover_penalty >= 0.0 and flat_penalty >= 0.0,
+               "env.turnover_penalty and env.flat_penalty must be >= 0")
+        missing = [k for k in _MARKET_KEYS if k not in market.obs]
+        _check(not missing, f"market split {market.name!r} has no obs tables {missing}; "
+                            "build it with kpremia.data.market.build_market")
+        _check(market.n_bars - 2 >= market.valid_from,
+               f"market split {market.name!r} has {market.n_bars} bars but windows need {market.valid_from}; "
+               "use a longer split or smaller windows")
+
+        self.market = market
+        self.n_envs = int(n_envs)
+        self.max_steps = None if max_steps is None else int(max_steps)
+        self.fee_rate = float(fee_rate)
+        self.slippage_bps = float(slippage_bps)
+        self.initial_krw = float(initial_krw)
+        self.turnover_penalty = float(turnover_penalty)
+        self.flat_penalty = float(flat_penalty)
+        self.ruin_fraction = float(ruin_fraction)
+        self.tick_size_krw = float(tick_size_krw)
+        self.min_order_krw = float(min_order_krw)
+        self.allow_short = bool(allow_short)
+        self.random_start = bool(random_start)
+        self.seed = int(seed)
+        self.scheme = _build_scheme(action_scheme, action_scheme_kwargs, self.allow_short)
+        self.action_scheme = action_scheme
+
+        dev = market.device
+        self.device = dev
+        money = execution.MONEY_DTYPE
+        self._open = market.open.to(dev, money).contiguous()
+        self._close = market.close.to(dev, money).contiguous()
+        self._tables = {k: market.obs[k].to(dev, torch.float32).contiguous() for k in _MARKET_KEYS}
+        self._n_bars = market.n_bars
+        self._last_bar = market.n_bars - 1  # an episode must end here: no next open to fill at
+        self._valid_from = int(market.valid_from)
+        self._log_initial = math.log(self.initial_krw)
+        self._ruin_value = self.ruin_fraction * self.initial_krw
+        self._max_steps = self.max_steps if self.max_steps is not None else market.n_bars + 1
+
+        shapes = {k: tuple(self._tables[k].shape[1:]) for k in _MARKET_KEYS}
+        shapes[ACCOUNT] = (N_ACCOUNT,)
+        self.spec = ObsSpec(shapes={k: shapes[k] for k in OBS_KEYS},
+                            feature_names=tuple(market.feature_names))
+
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(self.seed)
+        n = self.n_envs
+        self.t = torch.full((n,), self._valid_from, dtype=torch.long, device=dev)
+        self.krw = torch.full((n,), self.initial_krw, dtype=money, device=dev)
+        self.usdt = torch.zeros(n, dtype=money, device=dev)
+        self.value = self.krw.clone()  # V at the close of bar t
+        self.step_count = torch.zeros(n, dtype=torch.long, device=dev)
+        self._is_reset = False
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def n_actions(self) -> int:
+        return int(self.scheme.n_actions)
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return tuple(self.scheme.action_names)
+
+    def reset(self, seed: int | None = None) -> dict[str, Tensor]:
+        """Start a new episode in every env; ``seed`` re-seeds the generator first."""
+        if seed is not None:
+            self.seed = int(seed)
+            self.generator.manual_seed(self.seed)
+        self.t = self._draw_starts()
+        self.krw = torch.full_like(self.krw, self.initial_krw)
+        self.usdt = torch.zeros_like(self.usdt)
+        self.value = self.krw.clone()
+        self.step_count = torch.zeros_like(self.step_count)
+        self._is_reset = True
+        return self._observe(self.t, self.krw, self.usdt, self.value)
+
+    def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """Act in every env; returns ``(obs, reward, terminated, truncated, info)``.
+
+        ``obs`` is the next observation, already the first of a new episode where
+        the old one ended; ``info["final_obs"]`` holds the observation each env
+        was in after this step before any reset (equal to ``obs`` where not done).
+        """
+        if not self._is_reset:
+            raise RuntimeError("BatchedEnv.step() called before reset(); call env.reset() first")
+        actions = actions.to(device=self.device, dtype=torch.long)
+        t, krw, usdt, value = self.t, self.krw, self.usdt, self.value
+        close_t = self._close.index_select(0, t)
+        weight_now = usdt * close_t / value
+        target = self.scheme.target_weight(actions, weight_now)
+
+        t1 = t + 1
+        fill = execution.rebalance(
+            krw, usdt, target, self._open.index_select(0, t1),
+            fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, tick_size_krw=self.tick_size_krw,
+            min_order_krw=self.min_order_krw, allow_short=self.allow_short,
+        )
+        close_t1 = self._close.index_select(0, t1)
+        usdt_value = fill.usdt * close_t1
+        value1 = fill.krw + usdt_value
+        reward = torch.log(value1.clamp_min(1e-9) / value)
+        if self.turnover_penalty:
+            reward = reward - self.turnover_penalty * fill.notional_krw / value
+        if self.flat_penalty:
+            reward = reward - self.flat_penalty * (fill.usdt == 0)
+
+        steps = self.step_count + 1
+        terminated = value1 < self._ruin_value
+        truncated = ((steps >= self._max_steps) | (t1 >= self._last_bar)) & ~terminated
+        done = terminated | truncated
+        final_obs = self._observe(t1, fill.krw, fill.usdt, value1)
+
+        # Auto-reset: envs that are done start over; the others carry on.
+        new_t = torch.where(done, self._draw_starts(), t1)
+        initial = torch.full_like(value1, self.initial_krw)
+        self.t = new_t
+        self.krw = torch.where(done, initial, fill.krw)
+        self.usdt = torch.where(done, torch.zeros_like(fill.usdt), fill.usdt)
+        self.value = torch.where(done, initial, value1)
+        self.step_count = torch.where(done, torch.zeros_like(steps), steps)
+        obs = self._observe_after_reset(final_obs, done, new_t)
+
+        info = {
+            "final_obs": final_obs,
+            "portfolio_value_krw": value1,
+            "usdt_weight": usdt_value / value1,
+            "fee_krw": fill.fee_krw,
+            "traded": fill.traded,
+            "fill_price": fill.fill_price,
+            "episode_return": torch.log(value1.clamp_min(1e-9)) - self._log_initial,
+            "episode_length": steps,
+            "t": new_t,
+        }
+        return obs, reward.float(), terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every state tensor and the generator state: loading it resumes bit-exactly."""
+        sd: dict[str, Any] = {k: getattr(self, k).clone() for k in _STATE_KEYS}
+        sd["generator"] = self.generator.get_state()
+        sd["seed"] = self.seed
+        sd["n_envs"] = self.n_envs
+        sd["n_bars"] = self._n_bars
+        sd["is_reset"] = self._is_reset
+        return sd
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from an env of the same size over the same split."""
+        _check(int(state["n_envs"]) == self.n_envs,
+               f"env state has n_envs={state['n_envs']} but this env has {self.n_envs}; "
+               "resume with the same env.n_envs")
+        _check(int(state["n_bars"]) == self._n_bars,
+               f"env state was taken on a split of {state['n_bars']} bars, this one has {self._n_bars}; "
+               "resume on the same data split")
+        for k in _STATE_KEYS:
+            setattr(self, k, state[k].to(self.device).clone())
+        self.generator.set_state(state["generator"])
+        self.seed = int(state["seed"])
+        self._is_reset = bool(state["is_reset"])
+
+    def __repr__(self) -> str:
+        return (f"BatchedEnv(n_envs={self.n_envs}, split={self.market.name!r}, bars={self._n_bars}, "
+                f"scheme={self.action_scheme!r}, fee_rate={self.fee_rate}, device={self.device})")
+
+    # ------------------------------------------------------------------ internals
+    def _draw_starts(self) -> Tensor:
+        """Start bars for every env (drawn every call so the stream is data-independent)."""
+        n = self.n_envs
+        if not self.random_start:
+            return torch.full((n,), self._valid_from, dtype=torch.long, device=self.device)
+        return torch.randint(self._valid_from, self._last_bar, (n,), generator=self.generator,
+                             device=self.device)
+
+    def _account(self, t: Tensor, krw: Tensor, usdt: Tensor, value: Tensor) -> Tensor:
+        """``[krw weight, usdt weight, log(V / V at episode start)]`` as float32 ``[N, 3]``."""
+        return torch.stack(
+            (krw / value, usdt * self._close.index_select(0, t) / value, torch.log(value.clamp_min(1e-9)) - self._log_initial),
+            dim=1,
+        ).float()
+
+    def _observe(self, t: Tensor, krw: Tensor, usdt: Tensor, value: Tensor) -> dict[str, Tensor]:
+        obs = {k: table.index_select(0, t) for k, table in self._tables.items()}
+        obs[ACCOUNT] = self._account(t, krw, usdt, value)
+        return {k: obs[k] for k in OBS_KEYS}
+
+    def _observe_after_reset(self, final_obs: dict[str, Tensor], done: Tensor, t: Tensor) -> dict[str, Tensor]:
+        return self._observe(t, self.krw, self.usdt, self.value)
+
+
+def _build_scheme(name: str, kwargs: dict[str, Any] | None, allow_short: bool) -> Any:
+    """Instantiate an action scheme, passing the env's ``allow_short`` when it takes one."""
+    cls = ACTION_SCHEMES.get(name)
+    kw = dict(kwargs or {})
+    params = inspect.signature(cls).parameters
+    if "allow_short" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kw["allow_short"] = allow_short
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        raise UserError(f"action scheme {name!r} rejected its options {sorted(kw)}: {exc}; "
+                        "fix env.action_scheme_kwargs") from None
