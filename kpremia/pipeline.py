@@ -95,7 +95,9 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     market = load_market(cfg, TRAIN_SPLITS)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)
-    trainer.fit_loop.max_epochs = module.max_epochs(trainer.world_size)
+    # trainer.max_epochs stops a run early without changing its schedules (e.g. to
+    # resume it later); by default the budget algo.total_env_steps decides.
+    trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
     if trainer.is_global_zero:
         write_run_files(run_dir, cfg, market.manifest)
     ckpt_path = cfg.get("ckpt_path")

@@ -55,7 +55,8 @@ class TickDataset(Dataset):
 
 
 def n_actions_of(env_cfg: dict) -> int:
-    scheme = ACTION_SCHEMES.get(env_cfg.get("action_scheme", "signal"))(**action_scheme_kwargs(env_cfg))
+    scheme = ACTION_SCHEMES.get(env_cfg.get("action_scheme", "signal"))(
+        **action_scheme_kwargs(env_cfg), allow_short=bool(env_cfg.get("allow_short", False)))
     return int(scheme.n_actions)
 
 

@@ -41,6 +41,15 @@ class PPO(RLModule):
         return ActorCritic(encoder, self.n_actions, head_hidden=int(self.algo_cfg.get("head_hidden", 64)),
                            min_action_prob=float(self.algo_cfg.get("min_action_prob", 0.0)))
 
+    def extra_state(self) -> dict:
+        # The observation the next rollout starts from (envs are mid-episode).
+        return {"obs": self._obs} if getattr(self, "_obs", None) is not None else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "obs" in state:
+            device = self.trainer.strategy.root_device
+            self._obs = {k: v.to(device) for k, v in state["obs"].items()}
+
     # ----------------------------------------------------------------- sizes
     @property
     def n_steps(self) -> int:

@@ -20,8 +20,7 @@ def action_scheme_kwargs(env_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if name == "signal":
         return {"sell_threshold": float(env_cfg.get("signal_sell_threshold", 0.10))}
     if name == "target_weight":
-        return {"weights": tuple(float(w) for w in env_cfg.get("target_weights", (0.0, 0.5, 1.0))),
-                "allow_short": bool(env_cfg.get("allow_short", False))}
+        return {"weights": tuple(float(w) for w in env_cfg.get("target_weights", (0.0, 0.5, 1.0)))}
     return {}
 
 

@@ -1,0 +1,54 @@
+"""PPO trains through the real Lightning Trainer: reproducible, exactly resumable, learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kpremia import pipeline
+
+TINY = [
+    "experiment=gru_attn_ppo", "encoder=mlp", "data.days=40", "env.n_envs=8", "env.max_steps=100",
+    "algo.n_steps=16", "algo.rollouts_per_epoch=1", "algo.update_epochs=2", "algo.n_minibatches=2",
+    "algo.total_env_steps=256", "trainer.enable_progress_bar=false",
+]
+
+
+def weights(module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+
+
+def test_seeded_fit_is_reproducible(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY)
+    a = pipeline.fit(cfg, tmp_path / "a")
+    b = pipeline.fit(cfg, tmp_path / "b")
+    wa, wb = weights(a["module"]), weights(b["module"])
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = pipeline.fit(compose_cfg(*TINY, "seed=1"), tmp_path / "c")
+    assert not all(torch.equal(wa[k], weights(c["module"])[k]) for k in wa)
+
+
+def test_resume_is_exact_and_continues_the_step_count(compose_cfg, tmp_path):
+    straight = pipeline.fit(compose_cfg(*TINY), tmp_path / "straight")
+    half = pipeline.fit(compose_cfg(*TINY, "trainer.max_epochs=1"), tmp_path / "half")
+    assert half["env_steps"] == straight["env_steps"] // 2
+    resumed = pipeline.fit(compose_cfg(*TINY, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
+    assert resumed["env_steps"] == straight["env_steps"]
+    assert resumed["module"].updates == straight["module"].updates
+    ws, wr = weights(straight["module"]), weights(resumed["module"])
+    assert all(torch.equal(ws[k], wr[k]) for k in ws), "resumed weights differ from the straight run"
+
+
+def test_first_minibatch_ratio_is_one_and_the_clip_acts(compose_cfg, tmp_path):
+    import pandas as pd
+
+    cfg = compose_cfg(*TINY, "algo.total_env_steps=512", "algo.update_epochs=4", "algo.lr=0.003")
+    result = pipeline.fit(cfg, tmp_path / "run")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    first = metrics["train/first_ratio"].dropna()
+    assert len(first) >= 2
+    assert (first - 1.0).abs().max() < 1e-6  # old log-probs come from the rollout itself
+    # ...and the ratio is not stuck at 1: later minibatches move the policy, the clip acts.
+    assert metrics["train/clip_fraction"].dropna().max() > 0.0
+    assert metrics["train/approx_kl"].dropna().max() > 0.0
+    assert result["env_steps"] == 512

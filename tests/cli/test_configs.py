@@ -1,0 +1,63 @@
+"""Every config in the shipped tree composes, and the keys users rely on exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import kpremia
+from kpremia.config_checks import validate_config
+
+CONFIGS = Path(kpremia.__file__).parent / "configs"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_and_validates(compose_cfg, experiment):
+    cfg = compose_cfg(f"experiment={experiment}")
+    assert cfg["experiment_name"] == experiment
+    validate_config(cfg)
+
+
+@pytest.mark.parametrize("group", ["encoder", "algo", "env", "trainer", "logger", "debug"])
+def test_every_group_option_composes(compose_cfg, group):
+    for option in options(group):
+        extra = ["data.path=x.csv"] if group == "data" else []
+        cfg = compose_cfg(f"{group}={option}", *extra)
+        assert cfg is not None
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_every_data_option_composes(compose_cfg, option):
+    overrides = [f"data={option}"]
+    if option in ("csv", "parquet"):
+        overrides.append("data.path=prices.csv")
+    cfg = compose_cfg(*overrides)
+    assert cfg["data"]["name"] == option
+
+
+def test_reference_defaults(compose_cfg):
+    cfg = compose_cfg("experiment=gru_attn_ppo")
+    assert cfg["encoder"] == {**cfg["encoder"], "name": "gru_attn", "hidden_dim": 64, "num_layers": 1,
+                              "dropout": 0.1, "attention": True}
+    algo, env = cfg["algo"], cfg["env"]
+    assert (algo["gamma"], algo["lr"], algo["clip_epsilon"], algo["entropy_coef"], algo["value_coef"]) == (
+        0.99, 3e-4, 0.2, 0.01, 0.5)
+    assert (env["window_15m"], env["window_1d"], env["fee"], env["initial_krw"], env["max_steps"]) == (
+        15, 10, 0.001, 1_000_000.0, 1000)
+    for key in ("seed", "ckpt_path"):
+        assert key in cfg
+    for key in ("n_envs", "action_scheme"):
+        assert key in env
+    for key in ("total_env_steps", "update_epochs"):
+        assert key in algo
+    assert {"accelerator", "devices"} <= set(cfg["trainer"])
+
+
+def test_upbit_preset(compose_cfg):
+    env = compose_cfg("env=upbit")["env"]
+    assert (env["fee"], env["tick_size_krw"], env["min_order_krw"]) == (0.0005, 0.5, 5000.0)
