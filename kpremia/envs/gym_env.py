@@ -1,0 +1,119 @@
+"""KPremiaGymEnv: a gymnasium.Env over one environment of the batched simulator.
+
+For interop with libraries that speak gymnasium (Stable-Baselines3, RLlib,
+their wrappers and checkers).  It is :class:`~kpremia.envs.batched.BatchedEnv`
+with ``n_envs=1``, so a policy sees exactly the fills, fees and rewards it
+would see in training; it is not the fast path (use BatchedEnv for that).
+
+Gymnasium expects the caller to ``reset()`` after an episode ends, so where the
+batched env has already auto-reset, :meth:`KPremiaGymEnv.step` returns the
+observation the episode ended on (``info["final_obs"]`` of the batch), not the
+first one of the next episode.  Registered as ``kpremia/KPremia-v0`` on
+``import kpremia``; ``gymnasium.make("kpremia/KPremia-v0")`` builds it over the
+train split of the default synthetic market.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from kpremia.data.tensors import MarketTensors
+from kpremia.envs.batched import BatchedEnv
+from kpremia.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Finite bounds (gymnasium's checker warns on infinite ones); observations are
+# normalised, so any real value is far inside.
+_OBS_BOUND = float(np.finfo(np.float32).max)
+
+
+@functools.lru_cache(maxsize=1)
+def default_market() -> MarketTensors:
+    """Train split of the default synthetic market (seed 0), built once per process."""
+    try:
+        from kpremia.data.market import build_market
+    except ModuleNotFoundError as exc:
+        raise UserError(f"the default market needs the data layer ({exc.name} is missing); "
+                        "pass KPremiaGymEnv(market=...) with a MarketTensors") from None
+    from kpremia.registry import DATA_SOURCES
+
+    frame, _ = DATA_SOURCES.get("synthetic")(seed=0).load()
+    data = build_market(frame, split_cfg={}, window_15m=15, window_1d=10, window_premium=10,
+                        splits=("train", "val"), device="cpu")
+    return data.tensors["train"]
+
+
+class KPremiaGymEnv(gym.Env):
+    """One kimchi-premium trading env with gymnasium's API.
+
+    Args:
+        market: the split to trade; ``None`` builds the default synthetic train split.
+        render_mode: only ``None`` (no rendering).
+        **env_kwargs: :class:`BatchedEnv` keyword arguments (``fee_rate``,
+            ``action_scheme``, ``max_steps``, ``seed``, ...); ``n_envs`` is always 1.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, market: MarketTensors | None = None, render_mode: str | None = None,
+                 **env_kwargs: Any) -> None:
+        if render_mode is not None:
+            raise UserError(f"KPremiaGymEnv has no render mode {render_mode!r}; use render_mode=None")
+        if "n_envs" in env_kwargs:
+            raise UserError("KPremiaGymEnv is one env; drop n_envs (use BatchedEnv for many)")
+        self.render_mode = render_mode
+        self.env = BatchedEnv(market if market is not None else default_market(), 1, **env_kwargs)
+        self.observation_space = spaces.Dict({
+            k: spaces.Box(-_OBS_BOUND, _OBS_BOUND, shape=shape, dtype=np.float32)
+            for k, shape in self.env.spec.shapes.items()
+        })
+        self.action_space = spaces.Discrete(self.env.n_actions)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode; ``seed`` re-seeds the episode-start generator."""
+        super().reset(seed=seed)
+        obs = self.env.reset(seed=seed)
+        env = self.env
+        info = {
+            "portfolio_value_krw": float(env.value[0]),
+            "usdt_weight": 0.0,
+            "t": int(env.t[0]),
+        }
+        return _numpy(obs), info
+
+    def step(self, action: int | np.integer) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """One bar: act at the close, fill at the next open, reward at the next close."""
+        actions = torch.full((1,), int(action), dtype=torch.long, device=self.env.device)
+        _, reward, terminated, truncated, info = self.env.step(actions)
+        # The batch has already auto-reset; gymnasium wants the last obs of the episode.
+        obs = _numpy(info["final_obs"])
+        traded = bool(info["traded"][0])
+        out = {
+            "portfolio_value_krw": float(info["portfolio_value_krw"][0]),
+            "usdt_weight": float(info["usdt_weight"][0]),
+            "fee_krw": float(info["fee_krw"][0]),
+            "traded": traded,
+            # 0.0 rather than the batch's NaN when nothing traded: gymnasium compares infos with ==
+            "fill_price": float(info["fill_price"][0]) if traded else 0.0,
+            "episode_return": float(info["episode_return"][0]),
+            "episode_length": int(info["episode_length"][0]),
+        }
+        return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
+
+    def render(self) -> None:
+        """No rendering."""
+        return None
+
+
+def _numpy(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Row 0 of a batched obs as fresh float32 numpy arrays (never shared between calls)."""
+    return {k: v[0].detach().cpu().numpy().astype(np.float32, copy=True) for k, v in obs.items()}
