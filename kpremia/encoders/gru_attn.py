@@ -7,15 +7,21 @@ closes, completed daily closes, completed-day premiums -- is read as a sequence
 The account state and the features get a dense encoding each; everything is concatenated
 and fused by ``Linear + ReLU + Dropout`` to ``out_dim = hidden_dim``.
 
-Why one GRU *module* per series rather than one shared GRU over a stacked ``[3B, L, 1]``
-batch: the windows differ in length (15 / 10 / 10 by default), so a shared call must pad
-them to a common length and add series-id and mask channels, which costs more work than
-it saves once the batch is large.  Measured on 2 CPU cores (torch 2.13, hidden 64,
-inference mode): three GRU calls take about 0.43 ms at B=1 vs 0.30 ms for one padded
-shared call, but about 76 ms vs 150 ms at B=4096.  Training throughput is what the
-research loop waits on; 0.1 ms per 15-minute bar is invisible to the live runner.  The
-separate modules also keep the reference design's per-series weights (a 15m and a daily
-series have different dynamics).
+Why one GRU *module* per series rather than one fused call: the windows differ in length
+(15 / 10 / 10 by default), so any single call must pad them to a common length -- either a
+shared GRU over a stacked ``[3B, L, 5]`` batch (value, series one-hot, mask) or one GRU of
+width ``3 * hidden_dim`` with block-diagonal weights -- and the padding (and, for the
+block-diagonal GRU, the 3x wider recurrent matmul) costs more than the saved call overhead
+once the batch is large.  Measured on 2 shared CPU cores (torch 2.13, hidden 64,
+``inference_mode``), GRUs alone:
+
+    batch      3 GRUs    1 shared padded    1 block-diagonal (3H)
+    B = 1      0.42 ms   0.30 ms            0.34 ms
+    B = 4096   83 ms     154 ms             197 ms
+
+Training throughput is what the research loop waits on, while 0.1 ms per 15-minute bar
+is invisible to the live runner.  Separate modules also keep the reference design's
+per-series weights (15m and daily series have different dynamics).
 
 Dropout: ``dropout`` applies after the fusion layer (and between stacked GRU layers when
 ``num_layers > 1``); acting is in eval mode, see the algorithm for how rollouts treat it.

@@ -4,7 +4,9 @@ The plain recurrent baseline next to ``gru_attn``: the same layout (one RNN modu
 window, dense account / features encodings, ``Linear + ReLU + Dropout`` fusion to
 ``out_dim = hidden_dim``) with LSTM cells and no attention, so comparing the two isolates
 the cell and the pooling.  One module per series for the reason given in ``gru_attn``:
-the windows differ in length, and a padded shared call is slower at training batch sizes.
+the windows differ in length, and a padded shared call is slower at training batch sizes
+(measured with LSTMs alone on 2 CPU cores: three calls 0.33 ms at B=1 and 78 ms at B=4096,
+one shared padded call 0.18 ms and 118 ms).
 """
 
 from __future__ import annotations

@@ -1,0 +1,99 @@
+"""Forward latency and throughput of every registered encoder, in one table.
+
+* ``B=1 us``: one forward on a single observation in eval mode under ``torch.inference_mode``
+  -- the live runner's single-bar acting case (median of ``--reps`` calls).
+* ``B=N ms`` / ``B=N obs/s``: eval forward under ``inference_mode`` on a large batch
+  (``--batch``, default 4096) -- rollout and validation throughput.
+* ``train ms``: train-mode forward + backward on the same batch -- what a PPO minibatch costs.
+* ``x mlp``: B=1 latency relative to the ``mlp`` reference row.
+
+    python benchmarks/encoder_latency.py [--threads 2] [--batch 4096] [--reps 200] [--encoders gru_attn,mlp]
+
+Encoders are built with their default settings for ``ObsSpec.default()``.  Timings are
+medians of wall-clock times on CPU; shared machines make them noisy, so compare rows of
+one run, not numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
+from kpremia.envs.spec import ObsSpec
+from kpremia.registry import ENCODERS
+
+REFERENCE = "mlp"
+
+
+def median_seconds(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name: str, spec: ObsSpec, batch: int, reps: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    encoder = ENCODERS.build(name, spec)
+    one = spec.sample(1)
+    big = spec.sample(batch)
+    encoder.eval()
+    with torch.inference_mode():
+        b1 = median_seconds(lambda: encoder(one), reps)
+        bn = median_seconds(lambda: encoder(big), max(3, reps // 40))
+    encoder.train()
+
+    def train_step() -> None:
+        encoder.zero_grad(set_to_none=True)
+        encoder(big).sum().backward()
+
+    train = median_seconds(train_step, max(3, reps // 40), warmup=1)
+    return {
+        "params": sum(p.numel() for p in encoder.parameters()),
+        "out_dim": encoder.out_dim,
+        "b1_us": b1 * 1e6,
+        "bn_ms": bn * 1e3,
+        "bn_obs_s": batch / bn,
+        "train_ms": train * 1e3,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--reps", type=int, default=200, help="B=1 repetitions (large batches use reps/40)")
+    parser.add_argument("--encoders", default="", help="comma-separated names (default: all registered)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    names = [n for n in args.encoders.split(",") if n] or ENCODERS.names()
+    names = sorted(names, key=lambda n: (n != REFERENCE, n))  # reference row first
+    spec = ObsSpec.default()
+    rows = {name: measure(name, spec, args.batch, args.reps) for name in names}
+    ref = rows.get(REFERENCE, {}).get("b1_us")
+
+    n = args.batch
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, spec {dict(spec.shapes)}")
+    header = f"{'encoder':<10} {'params':>8} {'out':>4} {'B=1 us':>8} {'x mlp':>6} " \
+             f"{f'B={n} ms':>10} {f'B={n} obs/s':>13} {'train ms':>9}"
+    print(header)
+    print("-" * len(header))
+    for name, r in rows.items():
+        ratio = f"{r['b1_us'] / ref:.1f}" if ref else "-"
+        print(f"{name:<10} {r['params']:>8,} {r['out_dim']:>4} {r['b1_us']:>8.0f} {ratio:>6} "
+              f"{r['bn_ms']:>10.1f} {r['bn_obs_s']:>13,.0f} {r['train_ms']:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
