@@ -20,8 +20,10 @@ How RL sits in Lightning here (DESIGN.md, "How RL sits in Lightning"):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -34,6 +36,7 @@ from kpremia.data.market import MarketData
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.factory import make_env
 from kpremia.envs.spec import ObsSpec
+from kpremia.io import atomic_write_json
 from kpremia.eval.metrics import compute_metrics
 from kpremia.registry import ACTION_SCHEMES, ENCODERS
 from kpremia.envs.factory import action_scheme_kwargs
@@ -87,6 +90,7 @@ class RLModule(L.LightningModule):
         self.train_env: BatchedEnv | None = None
         self.val_env: BatchedEnv | None = None
         self.generator: torch.Generator | None = None
+        self.current_obs: dict[str, torch.Tensor] | None = None
         self._pending_state: dict | None = None
 
     # ----------------------------------------------------------------- hooks for subclasses
@@ -158,6 +162,8 @@ class RLModule(L.LightningModule):
             state["train_env"] = self.train_env.state_dict()
         if self.generator is not None:
             state["generator"] = self.generator.get_state()
+        if self.current_obs is not None:
+            state["current_obs"] = self.current_obs
         state.update(self.extra_state())
         return state
 
@@ -192,7 +198,11 @@ class RLModule(L.LightningModule):
         self._pending_state = state
 
     def on_fit_start(self) -> None:
-        # Restored here, after setup() built the envs on the right device.
+        # The envs start (or, on resume, continue) here, after setup() built them on
+        # the right device; ``current_obs`` is the observation the next step acts on.
+        if self.train_env is not None:
+            self.current_obs = self.train_env.reset()
+        self._record_rank_envs()
         if self._pending_state is None:
             return
         per_rank = self._pending_state["per_rank"]
@@ -204,10 +214,33 @@ class RLModule(L.LightningModule):
             if self.train_env is not None and "train_env" in local:
                 self.train_env.load_state_dict(local["train_env"])
             if self.generator is not None and "generator" in local:
-                self.generator.set_state(local["generator"].cpu() if self.generator.device.type == "cpu"
-                                         else local["generator"])
+                self.generator.set_state(local["generator"])
+            if "current_obs" in local:
+                device = self.trainer.strategy.root_device
+                self.current_obs = {k: v.to(device) for k, v in local["current_obs"].items()}
             self.load_extra_state(local)
         self._pending_state = None
+
+
+    def _record_rank_envs(self) -> None:
+        """Write each rank's env seed and first episode starts into meta.json (rank 0 writes).
+
+        Evidence that ranks simulate different episodes; collective, so every rank calls it.
+        """
+        if self.train_env is None:
+            return
+        mine = {"rank": self.rank, "env_seed": int(self.train_env.seed),
+                "first_starts": self.train_env.t[:8].tolist()}
+        ranks = [mine]
+        if self.world_size > 1:
+            ranks = [None] * self.world_size
+            torch.distributed.all_gather_object(ranks, mine)
+        run_dir = getattr(self.trainer, "default_root_dir", None)
+        meta_path = Path(run_dir) / "meta.json" if run_dir else None
+        if self.trainer.is_global_zero and meta_path is not None and meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            meta["ranks"] = ranks
+            atomic_write_json(meta_path, meta)
 
 
 def _to_cpu(obj: Any) -> Any:

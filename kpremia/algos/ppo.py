@@ -41,15 +41,6 @@ class PPO(RLModule):
         return ActorCritic(encoder, self.n_actions, head_hidden=int(self.algo_cfg.get("head_hidden", 64)),
                            min_action_prob=float(self.algo_cfg.get("min_action_prob", 0.0)))
 
-    def extra_state(self) -> dict:
-        # The observation the next rollout starts from (envs are mid-episode).
-        return {"obs": self._obs} if getattr(self, "_obs", None) is not None else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if "obs" in state:
-            device = self.trainer.strategy.root_device
-            self._obs = {k: v.to(device) for k, v in state["obs"].items()}
-
     # ----------------------------------------------------------------- sizes
     @property
     def n_steps(self) -> int:
@@ -81,16 +72,13 @@ class PPO(RLModule):
         super().setup(stage)
         if stage == "fit":
             self.buffer = RolloutBuffer(self.spec, self.n_steps, self.n_envs, self.trainer.strategy.root_device)
-            self._obs: dict[str, torch.Tensor] | None = None
 
     # ----------------------------------------------------------------- rollout
     @torch.no_grad()
     def collect_rollout(self) -> dict[str, torch.Tensor]:
         """Fill the buffer with ``n_steps`` steps of all envs; return rollout statistics (tensors)."""
         env, buf = self.train_env, self.buffer
-        if self._obs is None:
-            self._obs = env.reset()
-        obs = self._obs
+        obs = self.current_obs
         self.net.eval()
         ep_return_sum = torch.zeros((), device=buf.rewards.device)
         ep_count = torch.zeros((), device=buf.rewards.device)
@@ -112,7 +100,7 @@ class PPO(RLModule):
             ep_return_sum += (info["episode_return"] * done_f).sum()
             ep_count += done_f.sum()
             obs = next_obs
-        self._obs = obs
+        self.current_obs = obs
         self._bootstrap_values(obs)
         adv, ret = compute_gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
                                gamma=float(self.algo_cfg["gamma"]), gae_lambda=float(self.algo_cfg["gae_lambda"]))
