@@ -15,7 +15,7 @@ How RL sits in Lightning here (DESIGN.md, "How RL sits in Lightning"):
   ``n_envs`` envs); every random draw goes through a dedicated ``torch.Generator``
   saved in the checkpoint, so resume is exact on CPU.
 * Validation runs a separate, sequential simulator over the whole validation
-  split with the deterministic policy, in eval mode.
+  split with the deterministic policy, in eval mode (the same backtest as ``test``).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kpremia.algos.acting import run_sequential, trace_paths
 from kpremia.data.market import MarketData
 from kpremia.envs.batched import BatchedEnv
-from kpremia.envs.factory import make_env
+from kpremia.envs.factory import env_kwargs, make_env
+from kpremia.data.tensors import MarketTensors
 from kpremia.envs.spec import ObsSpec
 from kpremia.io import atomic_write_json
-from kpremia.eval.metrics import compute_metrics
+from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 from kpremia.registry import ACTION_SCHEMES, ENCODERS
 from kpremia.envs.factory import action_scheme_kwargs
 
@@ -88,7 +88,7 @@ class RLModule(L.LightningModule):
         self.env_steps = 0
         self.updates = 0
         self.train_env: BatchedEnv | None = None
-        self.val_env: BatchedEnv | None = None
+        self.val_market: MarketTensors | None = None
         self.generator: torch.Generator | None = None
         self.current_obs: dict[str, torch.Tensor] | None = None
         self._pending_state: dict | None = None
@@ -138,8 +138,7 @@ class RLModule(L.LightningModule):
             self.generator = torch.Generator(device=device)
             self.generator.manual_seed(seed + 7919 * (self.rank + 1))
         if "val" in self.market.tensors:
-            self.val_env = make_env(self.market.tensors["val"].to(device), self.env_cfg, n_envs=1,
-                                    seed=seed, random_start=False, max_steps=None)
+            self.val_market = self.market.tensors["val"].to(device)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
@@ -149,8 +148,9 @@ class RLModule(L.LightningModule):
 
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch: int, batch_idx: int) -> None:
-        trace = run_sequential(self.val_env, lambda obs: self.act(obs, deterministic=True), seed=int(self.cfg["seed"]))
-        metrics = compute_metrics(**trace_paths(trace))
+        trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
+                                    env_kwargs(self.env_cfg))[0]
+        metrics = trace_metrics(trace)
         self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=True, prog_bar=False)
         self.log("val/return", float(metrics["return"]), sync_dist=True, prog_bar=True)
         self.log("env_steps", float(self.env_steps), sync_dist=True)

@@ -32,9 +32,8 @@ def test_ddp_two_cpu_processes(compose_cfg, tmp_path):
 def test_ppo_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
     import torch
 
-    from kpremia.algos.acting import run_sequential, trace_paths
-    from kpremia.envs.factory import make_env
-    from kpremia.eval.metrics import compute_metrics
+    from kpremia.envs.factory import env_kwargs
+    from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
     cfg = compose_cfg(
         "experiment=gru_attn_ppo", "data.preset=mean_reverting", "data.days=60", "env.n_envs=32",
@@ -44,10 +43,9 @@ def test_ppo_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
     result = pipeline.fit(cfg, tmp_path / "run")
     module = result["module"]
     val = pipeline.load_market(cfg).tensors["val"]
-    agent = compute_metrics(**trace_paths(run_sequential(
-        make_env(val, cfg["env"], n_envs=1, random_start=False, max_steps=None), lambda o: module.act(o))))
+    kwargs = env_kwargs(cfg["env"])
+    agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])
     gen = torch.Generator().manual_seed(0)
-    rnd_env = make_env(val, cfg["env"], n_envs=16, random_start=False, max_steps=None)
-    rand = compute_metrics(**trace_paths(run_sequential(
-        rnd_env, lambda o: torch.randint(0, 2, (16,), generator=gen))))
-    assert agent["return"] > rand["return"] + 0.05, (agent, rand)
+    random_traces = run_policy_backtest(lambda o: torch.randint(0, 2, (16,), generator=gen), val, kwargs, n_envs=16)
+    random_return = sum(trace_metrics(t)["return"] for t in random_traces) / 16
+    assert agent["return"] > random_return + 0.05, (agent, random_return)
