@@ -103,15 +103,18 @@ class ContextFusion(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        self.account = nn.Sequential(nn.Linear(flat_size(spec, ACCOUNT), context_dim), make_activation(activation))
-        self.features = nn.Sequential(nn.Linear(flat_size(spec, FEATURES), context_dim), make_activation(activation))
+        # A context key with no columns (e.g. features switched off) gets no branch.
+        self.context_keys = tuple(k for k in (ACCOUNT, FEATURES) if k in spec.shapes and flat_size(spec, k) > 0)
+        self.context = nn.ModuleDict({
+            k: nn.Sequential(nn.Linear(flat_size(spec, k), context_dim), make_activation(activation))
+            for k in self.context_keys
+        })
         self.fuse = nn.Sequential(
-            nn.Linear(series_dim + 2 * context_dim, out_dim),
+            nn.Linear(series_dim + len(self.context_keys) * context_dim, out_dim),
             make_activation(activation),
             nn.Dropout(dropout),
         )
 
     def forward(self, series_embedding: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
-        account = self.account(obs[ACCOUNT].flatten(1))
-        features = self.features(obs[FEATURES].flatten(1))
-        return self.fuse(torch.cat([series_embedding, account, features], dim=-1))
+        parts = [series_embedding] + [self.context[k](obs[k].flatten(1)) for k in self.context_keys]
+        return self.fuse(torch.cat(parts, dim=-1))

@@ -20,6 +20,7 @@ SPECS = {
     "default": ObsSpec.default(),
     "short": ObsSpec.default(window_15m=7, window_1d=3, window_premium=5, n_features=5),
     "daily_longest": ObsSpec.default(window_15m=4, window_1d=12, window_premium=12, n_account=2, n_features=1),
+    "no_features": ObsSpec.default(n_features=0),
 }
 
 
