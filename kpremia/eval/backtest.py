@@ -1,0 +1,161 @@
+"""Backtests: play a policy or a baseline over a whole split through the BatchedEnv.
+
+Why through the env: the agent is trained, validated and tested in
+:class:`kpremia.envs.batched.BatchedEnv`; a baseline or a report that simulated
+fills its own way could flatter one side.  Here every trader -- the policy, the
+baselines, the oracle's action sequence -- runs in a sequential env
+(``random_start=False``, ``max_steps=None``: from ``market.valid_from`` to the
+split's last bar) with the run's execution rules.
+
+The trace is a pandas DataFrame with one row per bar ``t`` from ``valid_from`` to
+the last bar (``n_bars - valid_from`` rows).  A row describes bar ``t``:
+
+* ``time`` (bar open time, UTC), ``bar`` (index ``t``), ``price`` (close), ``premium``;
+* ``fill_price``, ``fee_krw``, ``traded``: the fill at the OPEN of ``t`` (from the
+  decision at the close of ``t - 1``; NaN / 0 / False when nothing filled);
+* ``position`` (USDT weight) and ``portfolio_value_krw``: at the CLOSE of ``t``,
+  after that fill; the first row is the starting account (all KRW);
+* ``reward``: the env's reward of the step that ended at this close (0 on the first row);
+* ``action``: the action decided at the close of ``t`` (``<NA>`` on the last row:
+  there is no next open to fill at).
+
+An episode that ends in ruin (``terminated``) stops the trace at that bar.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from kpremia.data.tensors import MarketTensors
+from kpremia.envs.batched import BatchedEnv
+from kpremia.eval.metrics import compute_metrics
+
+log = logging.getLogger(__name__)
+
+ObsDict = dict[str, Tensor]
+ActFn = Callable[[ObsDict, dict[str, Tensor]], Tensor]
+PolicyActFn = Callable[[ObsDict], Tensor]
+TRACE_COLUMNS = ("time", "bar", "price", "premium", "action", "position", "fill_price", "fee_krw", "traded",
+                 "portfolio_value_krw", "reward")
+_FIXED = {"n_envs", "random_start", "max_steps", "seed"}  # set by the backtest itself
+
+
+def make_sequential_env(market: MarketTensors, env_kwargs: Mapping[str, Any] | None = None, *,
+                        n_envs: int = 1, seed: int = 0) -> BatchedEnv:
+    """A BatchedEnv whose envs all run ``market`` from ``valid_from`` to its last bar."""
+    kwargs = {k: v for k, v in dict(env_kwargs or {}).items() if k not in _FIXED}
+    return BatchedEnv(market, n_envs, max_steps=None, random_start=False, seed=seed, **kwargs)
+
+
+def run_backtest(market: MarketTensors, act: ActFn | Tensor, env_kwargs: Mapping[str, Any] | None = None, *,
+                 seed: int = 0) -> pd.DataFrame:
+    """Trace of one env over the whole split.
+
+    ``act`` is either a callable ``act(obs, info) -> LongTensor[1]`` (``info`` is
+    the previous step's info dict, empty at the first step) or a precomputed
+    action sequence ``LongTensor[T]`` indexed by bar (``act[t]`` is played at the
+    close of bar ``t``), in the encoding of ``env_kwargs["action_scheme"]``.
+    """
+    env = make_sequential_env(market, env_kwargs, n_envs=1, seed=seed)
+    if isinstance(act, Tensor):
+        sequence = act.to(device=env.device, dtype=torch.long).reshape(-1)
+        if sequence.shape[0] != market.n_bars:
+            raise ValueError(f"action sequence has {sequence.shape[0]} entries; the split has {market.n_bars} bars")
+        start = market.valid_from
+        return _run(env, lambda k, obs, info: sequence[start + k: start + k + 1])[0]
+    return _run(env, lambda k, obs, info: act(obs, info))[0]
+
+
+def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
+                        env_kwargs: Mapping[str, Any] | None = None, *, n_envs: int = 1,
+                        seed: int = 0) -> list[pd.DataFrame]:
+    """One trace per env for a torch policy ``act(obs) -> LongTensor[n_envs]``.
+
+    All ``n_envs`` envs start at ``valid_from`` together; with a stochastic policy
+    (sampling with its own seeded generator) they are ``n_envs`` seeds of the
+    same policy.  Acting runs under ``torch.inference_mode``; putting the module
+    in eval mode is the caller's job (the PPO module's ``act`` does it).
+    """
+    env = make_sequential_env(market, env_kwargs, n_envs=n_envs, seed=seed)
+
+    def choose(k: int, obs: ObsDict, info: dict[str, Tensor]) -> Tensor:
+        with torch.inference_mode():
+            return policy_act_fn(obs)
+
+    return _run(env, choose)
+
+
+def run_baseline_backtest(baseline: Any, market: MarketTensors,
+                          env_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Trace of a (fitted) baseline: its ``hold_buy_sell`` actions under the run's execution rules."""
+    kwargs = {**dict(env_kwargs or {}), "action_scheme": "hold_buy_sell", "action_scheme_kwargs": {}}
+    return run_backtest(market, baseline.actions(market), kwargs)
+
+
+def trace_metrics(trace: pd.DataFrame, bar_minutes: float = 15.0) -> dict[str, float]:
+    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace."""
+    def col(name: str) -> Tensor:
+        return torch.from_numpy(trace[name].to_numpy(dtype=np.float64, copy=True))
+
+    return compute_metrics(col("portfolio_value_krw"), usdt_weight=col("position"), traded=col("traded"),
+                           fees_krw=col("fee_krw"), bar_minutes=bar_minutes)
+
+
+def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Tensor]) -> list[pd.DataFrame]:
+    """Step every env to the split's end, collecting on the device; one DataFrame per env."""
+    market = env.market
+    start, n_steps, n = market.valid_from, market.n_bars - 1 - market.valid_from, env.n_envs
+    dev = env.device
+    f64 = dict(dtype=torch.float64, device=dev)
+    buf = {name: torch.zeros((n_steps, n), **f64)
+           for name in ("reward", "portfolio_value_krw", "usdt_weight", "fee_krw", "fill_price")}
+    actions = torch.zeros((n_steps, n), dtype=torch.long, device=dev)
+    traded = torch.zeros((n_steps, n), dtype=torch.bool, device=dev)
+    terminated = torch.zeros((n_steps, n), dtype=torch.bool, device=dev)
+    obs = env.reset()
+    info: dict[str, Tensor] = {}
+    for k in range(n_steps):
+        a = choose(k, obs, info).to(device=dev, dtype=torch.long).reshape(n)
+        obs, reward, term, _trunc, info = env.step(a)
+        actions[k] = a
+        buf["reward"][k] = reward
+        for name in ("portfolio_value_krw", "usdt_weight", "fee_krw", "fill_price"):
+            buf[name][k] = info[name]
+        traded[k] = info["traded"]
+        terminated[k] = term
+    host = {name: t.cpu().numpy() for name, t in buf.items()}
+    acts, fills, ruined = actions.cpu().numpy(), traded.cpu().numpy(), terminated.cpu().numpy()
+    bars = np.arange(start, market.n_bars)
+    base = pd.DataFrame({
+        "time": pd.to_datetime(np.asarray(market.times)[bars], utc=True),
+        "bar": bars,
+        "price": market.close.to(torch.float64).cpu().numpy()[bars],
+        "premium": market.premium.to(torch.float64).cpu().numpy()[bars],
+    })
+    traces = []
+    for i in range(n):
+        trace = base.copy()
+        trace["action"] = pd.array(np.append(acts[:, i], 0), dtype="Int64")
+        trace.loc[trace.index[-1], "action"] = pd.NA
+        trace["position"] = np.append(0.0, host["usdt_weight"][:, i])
+        trace["fill_price"] = np.append(np.nan, host["fill_price"][:, i])
+        trace["fee_krw"] = np.append(0.0, host["fee_krw"][:, i])
+        trace["traded"] = np.append(False, fills[:, i])
+        trace["portfolio_value_krw"] = np.append(env.initial_krw, host["portfolio_value_krw"][:, i])
+        trace["reward"] = np.append(0.0, host["reward"][:, i])
+        ruin = np.flatnonzero(ruined[:, i])
+        if len(ruin):
+            end = int(ruin[0]) + 1  # the row of the bar the ruin was marked at
+            log.warning("backtest env %d ruined at bar %d (value %.0f KRW); its trace stops there",
+                        i, int(bars[end]), trace["portfolio_value_krw"].iloc[end])
+            trace = trace.iloc[: end + 1].copy()
+            trace.loc[trace.index[-1], "action"] = pd.NA
+        traces.append(trace[list(TRACE_COLUMNS)])
+    return traces

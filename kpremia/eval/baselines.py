@@ -1,0 +1,251 @@
+"""Baseline traders: what a policy must beat to mean anything.
+
+Every baseline has one interface (registry ``BASELINES``)::
+
+    baseline = BASELINES.get(name)(**kwargs)      # or make_baselines(names, env_kwargs, seed)
+    baseline.fit(train)                           # train MarketTensors only
+    actions = baseline.actions(market)            # LongTensor [T] on market.device
+
+``actions[t]`` is the ``hold_buy_sell`` action decided at the close of bar ``t``
+(0 hold, 1 buy USDT with all KRW, 2 sell all USDT), for every bar of the split;
+the backtest plays rows ``valid_from .. T - 2`` through the same BatchedEnv and
+execution rules as the agent (with the ``hold_buy_sell`` scheme; the fills, fees
+and values do not depend on how actions are encoded).  All-in/all-out actions
+are stateless here: a buy when already all USDT is no trade, so a baseline never
+needs to track its own position.
+
+* ``cash``: never trades.
+* ``buy_and_hold``: buys at the first valid bar, then holds.
+* ``random``: seeded coin flips: hold with ``1 - trade_prob``, else buy or sell
+  with equal odds (default: uniform over the three actions, an untrained policy).
+* ``premium_threshold``: mean reversion of the premium -- buy USDT when the
+  premium is at or under ``buy_threshold``, sell when at or over
+  ``sell_threshold``; the thresholds are fit on the train split only.
+* ``oracle``: the hindsight optimum (:mod:`kpremia.eval.oracle`), the ceiling.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kpremia.data.tensors import MarketTensors
+from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
+from kpremia.registry import BASELINES
+
+log = logging.getLogger(__name__)
+
+
+class Baseline(Protocol):
+    """What every baseline provides."""
+
+    def fit(self, train: MarketTensors) -> None:
+        """Learn from the train split (and only from it)."""
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        """``hold_buy_sell`` action at the close of every bar of ``market``, LongTensor ``[T]``."""
+
+
+def _hold_all(market: MarketTensors) -> Tensor:
+    return torch.full((market.n_bars,), HOLD, dtype=torch.long, device=market.device)
+
+
+def require_train(train: MarketTensors, who: str) -> None:
+    """Refuse to fit on anything but the train split (val/test must stay unseen)."""
+    if train.name != "train":
+        raise ValueError(f"{who}.fit() got the {train.name or 'unnamed'!r} split; baselines fit on the train split "
+                         "only (MarketTensors.name == 'train')")
+
+
+@BASELINES.register("cash")
+class Cash:
+    """Holds KRW throughout: return 0 minus nothing; the floor a policy must clear."""
+
+    def fit(self, train: MarketTensors) -> None:
+        require_train(train, "cash")
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        return _hold_all(market)
+
+
+@BASELINES.register("buy_and_hold")
+class BuyAndHold:
+    """Buys USDT with all KRW at the first valid bar and holds to the end (pays one fee)."""
+
+    def fit(self, train: MarketTensors) -> None:
+        require_train(train, "buy_and_hold")
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        out = _hold_all(market)
+        out[market.valid_from] = BUY
+        return out
+
+
+@BASELINES.register("random")
+class RandomTrader:
+    """Seeded random actions: hold with ``1 - trade_prob``, else buy or sell with equal odds.
+
+    Actions depend only on ``seed`` and the number of bars, never on prices, so a
+    rerun gives the same trades.
+    """
+
+    def __init__(self, seed: int = 0, trade_prob: float = 2.0 / 3.0) -> None:
+        if not 0.0 <= trade_prob <= 1.0:
+            raise ValueError(f"random baseline trade_prob={trade_prob} must be in [0, 1]")
+        self.seed = int(seed)
+        self.trade_prob = float(trade_prob)
+
+    def fit(self, train: MarketTensors) -> None:
+        require_train(train, "random")
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        p = self.trade_prob
+        probs = torch.tensor([1.0 - p, p / 2, p / 2], dtype=torch.float64)
+        draws = torch.multinomial(probs, market.n_bars, replacement=True, generator=gen)
+        return draws.to(device=market.device, dtype=torch.long)
+
+
+@BASELINES.register("premium_threshold")
+class PremiumThreshold:
+    """Premium mean reversion: buy USDT when the premium is low, sell when it is high.
+
+    ``method="grid"`` (default) tries every pair of train-premium quantiles
+    ``buy < sell`` from ``quantiles`` and keeps the pair with the best train return
+    net of fees and slippage (fills priced by the env's execution rules); if no
+    pair beats holding cash on train, the baseline stays in cash.
+    ``method="quantile"`` uses the train quantiles ``buy_quantile`` /
+    ``sell_quantile`` directly.  Either way :meth:`fit` sees only the train split:
+    the thresholds are plain numbers, and ``actions`` on val/test uses the premium
+    at the close of each bar only (causal).
+    """
+
+    def __init__(
+        self,
+        method: str = "grid",
+        buy_quantile: float = 0.2,
+        sell_quantile: float = 0.8,
+        quantiles: Sequence[float] = tuple(np.round(np.linspace(0.02, 0.98, 25), 4)),
+        fee_rate: float = 0.001,
+        slippage_bps: float = 0.0,
+        tick_size_krw: float = 0.0,
+    ) -> None:
+        if method not in ("grid", "quantile"):
+            raise ValueError(f"premium_threshold method={method!r}; use 'grid' or 'quantile'")
+        if not 0.0 <= buy_quantile < sell_quantile <= 1.0:
+            raise ValueError(f"premium_threshold needs 0 <= buy_quantile < sell_quantile <= 1, "
+                             f"got {buy_quantile}, {sell_quantile}")
+        self.method = method
+        self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
+        self.quantiles = tuple(float(q) for q in quantiles)
+        self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
+                          tick_size_krw=float(tick_size_krw))
+        self.buy_threshold: float | None = None
+        self.sell_threshold: float | None = None
+        self.train_return: float | None = None
+
+    def fit(self, train: MarketTensors) -> None:
+        require_train(train, "premium_threshold")
+        premium = train.premium[train.valid_from:].to(torch.float64).cpu().numpy()
+        if self.method == "quantile":
+            self.buy_threshold, self.sell_threshold = (float(x) for x in np.quantile(
+                premium, [self.buy_quantile, self.sell_quantile]))
+            self.train_return = float(math.expm1(_threshold_log_returns(
+                train, np.array([self.buy_threshold]), np.array([self.sell_threshold]), self.rules)[0]))
+        else:
+            levels = np.unique(np.quantile(premium, self.quantiles))
+            buy, sell = np.meshgrid(levels, levels, indexing="ij")
+            pairs = buy < sell
+            buy, sell = buy[pairs], sell[pairs]
+            log_ret = _threshold_log_returns(train, buy, sell, self.rules)
+            best = int(np.argmax(log_ret)) if len(log_ret) else -1
+            if best < 0 or log_ret[best] <= 0.0:
+                log.info("premium_threshold: no threshold pair beats cash on train; the baseline holds cash")
+                self.buy_threshold, self.sell_threshold, self.train_return = -math.inf, math.inf, 0.0
+            else:
+                self.buy_threshold, self.sell_threshold = float(buy[best]), float(sell[best])
+                self.train_return = float(math.expm1(log_ret[best]))
+        log.info("premium_threshold fit on train: buy at premium <= %.4f, sell at >= %.4f (train return %.4f)",
+                 self.buy_threshold, self.sell_threshold, self.train_return)
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        if self.buy_threshold is None or self.sell_threshold is None:
+            raise RuntimeError("premium_threshold.actions() before fit(); call fit(train) first")
+        return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
+
+
+def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: float) -> Tensor:
+    """Stateless threshold actions from the premium at each close."""
+    out = torch.full(premium.shape, HOLD, dtype=torch.long, device=premium.device)
+    out[premium <= buy_threshold] = BUY
+    out[premium >= sell_threshold] = SELL
+    return out
+
+
+def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
+                           rules: Mapping[str, float]) -> np.ndarray:
+    """Log return on ``train`` of each threshold pair (vectorised over bars; no minimum order).
+
+    The position after the decision at close ``t`` is the latest non-hold signal
+    up to ``t``; it is held from the open of ``t + 1``.  Fill factors come from
+    :func:`kpremia.eval.oracle.fill_factors`, i.e. from the env's execution rules.
+    """
+    start = train.valid_from
+    usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, **rules)
+    log_buy, log_sell = np.log(usdt_per_krw[start + 1:]), np.log(krw_per_usdt[start + 1:])
+    log_close = np.log(train.close.to(torch.float64).cpu().numpy()[start:])
+    step_hold = np.diff(log_close)  # USDT held over bar s: close[s-1] -> close[s]
+    premium = train.premium.to(torch.float64).cpu().numpy()[start:-1]  # decisions at closes start .. T-2
+    idx = np.arange(len(premium))
+    out = np.empty(len(buy))
+    for i, (b, s) in enumerate(zip(buy, sell)):
+        signal = np.where(premium <= b, 1, np.where(premium >= s, 0, -1))
+        last = np.maximum.accumulate(np.where(signal >= 0, idx, -1))
+        pos = np.where(last >= 0, signal[np.maximum(last, 0)], 0)  # position during bar s = pos[s-1]
+        prev = np.concatenate([[0], pos[:-1]])
+        inc = np.where(pos == 1, np.where(prev == 1, step_hold, log_buy + log_close[1:]),
+                       np.where(prev == 1, log_sell - log_close[:-1], 0.0))
+        out[i] = inc.sum()
+    return out
+
+
+@BASELINES.register("oracle")
+class Oracle:
+    """The hindsight oracle: it sees the whole split it is asked to act on (a ceiling, not a trader)."""
+
+    def __init__(self, fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
+                 min_order_krw: float = 0.0, initial_krw: float = 1_000_000.0) -> None:
+        self.rules = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw,
+                          min_order_krw=min_order_krw, initial_krw=initial_krw)
+
+    def fit(self, train: MarketTensors) -> None:
+        require_train(train, "oracle")
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        return hindsight_oracle(market, **self.rules).actions
+
+
+def make_baselines(names: Iterable[str], env_kwargs: Mapping[str, Any] | None = None,
+                   seed: int = 0, options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Build baselines by name, passing each the env rules (and seed) its constructor takes.
+
+    ``env_kwargs`` are the BatchedEnv keyword arguments of the run (fee, slippage,
+    ...), so fitted thresholds and the oracle use the agent's execution rules;
+    ``options[name]`` adds per-baseline options.
+    """
+    shared = {**dict(env_kwargs or {}), "seed": seed}
+    out = {}
+    for name in names:
+        cls = BASELINES.get(name)
+        params = inspect.signature(cls).parameters
+        kwargs = {k: v for k, v in shared.items() if k in params}
+        kwargs.update((options or {}).get(name, {}))
+        out[name] = cls(**kwargs)
+    return out

@@ -1,0 +1,113 @@
+"""Baselines: registry, action format, and the threshold fit seeing the train split only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kpremia.eval.backtest import run_baseline_backtest, trace_metrics
+from kpremia.eval.baselines import PremiumThreshold, make_baselines
+from kpremia.eval.oracle import BUY, HOLD, SELL, hindsight_oracle
+from kpremia.registry import BASELINES
+
+from .conftest import premium_market
+
+RULES = dict(fee_rate=0.0005, slippage_bps=1.0, tick_size_krw=0.5)
+
+
+def test_registry_has_every_baseline() -> None:
+    assert {"cash", "buy_and_hold", "random", "premium_threshold", "oracle"} <= set(BASELINES.names())
+
+
+def test_actions_are_hold_buy_sell_per_bar(market) -> None:
+    train = premium_market(800, 5, name="train")
+    for name, baseline in make_baselines(BASELINES.names(), {**RULES, "action_scheme": "signal"}, seed=3).items():
+        baseline.fit(train)
+        actions = baseline.actions(market)
+        assert actions.dtype == torch.long and actions.shape == (market.n_bars,), name
+        assert set(actions.unique().tolist()) <= {HOLD, BUY, SELL}, name
+
+
+def test_cash_and_buy_and_hold(market) -> None:
+    train = premium_market(300, 1, name="train")
+    cash, bah = BASELINES.get("cash")(), BASELINES.get("buy_and_hold")()
+    cash.fit(train)
+    bah.fit(train)
+    assert (cash.actions(market) == HOLD).all()
+    acts = bah.actions(market)
+    assert acts[market.valid_from] == BUY and int((acts != HOLD).sum()) == 1
+    assert trace_metrics(run_baseline_backtest(cash, market, RULES))["return"] == 0.0
+    bah_trace = run_baseline_backtest(bah, market, RULES)
+    assert bah_trace["traded"].sum() == 1 and bah_trace["position"].iloc[-1] == 1.0
+
+
+def test_random_is_seeded(market) -> None:
+    a = BASELINES.get("random")(seed=1).actions(market)
+    assert torch.equal(a, BASELINES.get("random")(seed=1).actions(market))
+    assert not torch.equal(a, BASELINES.get("random")(seed=2).actions(market))
+    assert (BASELINES.get("random")(seed=1, trade_prob=0.0).actions(market) == HOLD).all()
+
+
+def test_oracle_baseline_reaches_the_oracle_value(market) -> None:
+    oracle = BASELINES.get("oracle")(**RULES)
+    trace = run_baseline_backtest(oracle, market, RULES)
+    want = hindsight_oracle(market, **RULES)
+    assert trace["portfolio_value_krw"].iloc[-1] == pytest.approx(want.final_value_krw, rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["cash", "buy_and_hold", "random", "premium_threshold", "oracle"])
+def test_fit_refuses_any_split_but_train(name: str) -> None:
+    baseline = BASELINES.get(name)()
+    for split in ("val", "test", ""):
+        with pytest.raises(ValueError, match="train split only"):
+            baseline.fit(premium_market(200, 0, name=split))
+
+
+@pytest.mark.parametrize("method", ["grid", "quantile"])
+def test_threshold_fit_depends_on_train_only(method: str) -> None:
+    """Thresholds are plain numbers fit on train; whatever val/test hold cannot change them."""
+    train = premium_market(1500, 7, name="train")
+    fitted = []
+    for seed in (1, 2):  # two different futures
+        baseline = PremiumThreshold(method=method, **RULES)
+        baseline.fit(train)
+        test = premium_market(400, seed, name="test")
+        acts = baseline.actions(test)
+        fitted.append((baseline.buy_threshold, baseline.sell_threshold))
+        # acting on test does not refit
+        assert (baseline.buy_threshold, baseline.sell_threshold) == fitted[-1]
+        # actions are causal: bar t's action uses the premium at the close of t only
+        cut = 200
+        perturbed = premium_market(400, seed, name="test")
+        perturbed.premium[cut + 1:] += 0.05
+        assert torch.equal(baseline.actions(perturbed)[: cut + 1], acts[: cut + 1])
+    assert fitted[0] == fitted[1]
+    buy, sell = fitted[0]
+    lo, hi = float(train.premium.min()), float(train.premium.max())
+    assert lo <= buy < sell <= hi
+
+
+def test_threshold_train_return_matches_the_env_backtest() -> None:
+    """The grid's fast evaluation agrees with BatchedEnv on the train split (no minimum order)."""
+    train = premium_market(1500, 7, name="train")
+    baseline = PremiumThreshold(**RULES)
+    baseline.fit(train)
+    assert baseline.train_return > 0
+    trace = run_baseline_backtest(baseline, train, RULES)
+    assert trace_metrics(trace)["return"] == pytest.approx(baseline.train_return, rel=1e-9)
+    assert trace["traded"].sum() >= 2
+
+
+def test_threshold_holds_cash_when_nothing_beats_it() -> None:
+    train = premium_market(400, 3, name="train")
+    baseline = PremiumThreshold(fee_rate=0.2)  # fees eat every reversion
+    baseline.fit(train)
+    assert baseline.buy_threshold == -math.inf and baseline.sell_threshold == math.inf
+    assert (baseline.actions(train) == HOLD).all()
+
+
+def test_threshold_actions_before_fit_is_an_error(market) -> None:
+    with pytest.raises(RuntimeError, match="before fit"):
+        PremiumThreshold().actions(market)
