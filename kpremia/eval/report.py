@@ -1,0 +1,192 @@
+"""The backtest report: trace.csv, summary.json and plots, policy beside the baselines.
+
+Why one writer: ``test`` reports, ``compare`` reads, and a researcher opens the
+files by hand; they must agree.  Every number in ``summary.json`` is computed
+from the traces written beside it with :func:`kpremia.eval.backtest.trace_metrics`
+(the formulas of :mod:`kpremia.eval.formulas`), and every file is written
+atomically (temp file, then ``os.replace``), so a crash never leaves a
+half-written report for ``compare`` to read.
+
+``summary.json`` layout::
+
+    {"policy": {metric: value, ..., "final_value_krw": V},
+     "baselines": {name: {metric: value, ..., "final_value_krw": V}},
+     "oracle_capture": policy return / oracle return (null without a profitable oracle),
+     ...extra (split, experiment, seed, period, ...)}
+
+When ``extra["policy_metrics"]`` is given (e.g. the mean over seeds of a sampled
+policy) it becomes ``"policy"``, and the metrics of the one trace written to
+``trace.csv`` go to ``"policy_trace"``.
+
+Plots (PNG, matplotlib's Agg backend through ``Figure`` objects, no pyplot state):
+``equity.png`` (value / start value, log scale, policy vs baselines),
+``premium.png`` (premium with the policy's buy/sell fills), ``position.png``
+(the policy's USDT weight).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from kpremia.eval.backtest import trace_metrics
+from kpremia.eval.metrics import METRIC_KEYS
+from kpremia.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+POLICY = "policy"
+ORACLE = "oracle"
+PLOT_FILES = ("equity.png", "premium.png", "position.png")
+
+
+def summarise_traces(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame],
+                     extra: Mapping[str, Any] | None = None, *, bar_minutes: float = 15.0) -> dict[str, Any]:
+    """The summary dict (the content of ``summary.json``) without writing anything."""
+    extra = dict(extra or {})
+    given = extra.pop("policy_metrics", None)
+    trace_summary = _metrics_with_value(policy_trace, bar_minutes)
+    summary: dict[str, Any] = {
+        POLICY: dict(given) if given is not None else trace_summary,
+        "baselines": {name: _metrics_with_value(tr, bar_minutes) for name, tr in baseline_traces.items()},
+    }
+    if given is not None:
+        summary["policy_trace"] = trace_summary
+    summary["oracle_capture"] = oracle_capture(summary)
+    for key, value in extra.items():
+        summary.setdefault(key, value)
+    return summary
+
+
+def oracle_capture(summary: Mapping[str, Any]) -> float | None:
+    """Policy return / oracle return; None without an oracle or when the oracle cannot profit."""
+    oracle = summary.get("baselines", {}).get(ORACLE)
+    if not oracle or oracle.get("return", 0.0) <= 0.0:
+        return None
+    return float(summary[POLICY]["return"]) / float(oracle["return"])
+
+
+def write_report(out_dir: str | Path, policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame],
+                 extra: Mapping[str, Any] | None = None, *, plots: bool = True,
+                 bar_minutes: float = 15.0) -> dict[str, Any]:
+    """Write ``trace.csv``, ``equity.csv``, ``summary.json`` and the plots into ``out_dir``; return the summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise_traces(policy_trace, baseline_traces, extra, bar_minutes=bar_minutes)
+    atomic_write_text(out / "trace.csv", policy_trace.to_csv(index=False))
+    atomic_write_text(out / "equity.csv", _equity_table(policy_trace, baseline_traces).to_csv(index=False))
+    if plots:
+        for name, fig in (("equity.png", _plot_equity(policy_trace, baseline_traces)),
+                          ("premium.png", _plot_premium(policy_trace)),
+                          ("position.png", _plot_position(policy_trace))):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            atomic_write_bytes(out / name, buf.getvalue())
+    atomic_write_json(out / "summary.json", summary)  # last: its presence means the report is complete
+    log.info("report written to %s", out)
+    return summary
+
+
+_TABLE_COLUMNS = (("return", "return", "pct"), ("sharpe", "sharpe", "num"), ("sortino", "sortino", "num"),
+                  ("max_drawdown", "max_dd", "pct"), ("turnover", "turnover", "num"),
+                  ("hit_rate", "hit_rate", "pct"), ("n_trades", "trades", "int"), ("fees_krw", "fees_krw", "int"))
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if kind == "pct":
+        return f"{100 * float(value):.2f}%"
+    if kind == "int":
+        return f"{float(value):,.0f}"
+    return f"{float(value):.3f}"
+
+
+def format_table(summary: Mapping[str, Any]) -> str:
+    """Policy vs baselines as an aligned text table, with the oracle capture under it."""
+    rows = [(POLICY, summary[POLICY]), *summary.get("baselines", {}).items()]
+    header = ["", *(label for _, label, _ in _TABLE_COLUMNS)]
+    body = [[name, *(_fmt(metrics.get(key), kind) for key, _, kind in _TABLE_COLUMNS)] for name, metrics in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    lines = [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
+    capture = summary.get("oracle_capture")
+    lines.append(f"oracle capture (policy return / oracle return): {_fmt(capture, 'pct')}")
+    if summary.get("split"):
+        lines.insert(0, f"split: {summary['split']}")
+    return "\n".join(lines)
+
+
+def _metrics_with_value(trace: pd.DataFrame, bar_minutes: float) -> dict[str, float]:
+    metrics = trace_metrics(trace, bar_minutes=bar_minutes)
+    metrics["final_value_krw"] = float(trace["portfolio_value_krw"].iloc[-1])
+    return metrics
+
+
+def _equity_table(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Portfolio value per bar of the policy and every baseline (a ruined trace ends early: NaN)."""
+    table = policy_trace[["time"]].copy()
+    for name, trace in {POLICY: policy_trace, **baseline_traces}.items():
+        values = trace.set_index("time")["portfolio_value_krw"]
+        table[name] = values.reindex(table["time"]).to_numpy()
+    return table
+
+
+def _plot_equity(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame]) -> Figure:
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.subplots()
+    for name, trace in {**baseline_traces, POLICY: policy_trace}.items():
+        values = trace["portfolio_value_krw"]
+        ax.plot(trace["time"], values / values.iloc[0], label=name,
+                linewidth=2.0 if name == POLICY else 1.0, zorder=3 if name == POLICY else 2)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}x"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _pos: ""))
+    ax.set_ylabel("value / start value (log scale)")
+    ax.set_title("Equity: policy vs baselines")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+def _plot_premium(trace: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
+    ax.plot(trace["time"], 100 * trace["premium"], color="0.3", linewidth=0.8, label="premium")
+    step = trace["position"].diff()
+    filled = trace["traded"].astype(bool)
+    for mask, marker, color, label in ((filled & (step > 0), "^", "tab:green", "buy"),
+                                       (filled & (step < 0), "v", "tab:red", "sell")):
+        ax.scatter(trace.loc[mask, "time"], 100 * trace.loc[mask, "premium"], marker=marker, color=color,
+                   s=18, label=f"{label} ({int(mask.sum())})", zorder=3)
+    ax.set_ylabel("premium (%)")
+    ax.set_title("Premium with the policy's fills")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+def _plot_position(trace: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(10, 3))
+    ax = fig.subplots()
+    ax.step(trace["time"], trace["position"], where="post", color="tab:blue", linewidth=0.9)
+    ax.fill_between(trace["time"], trace["position"], step="post", alpha=0.2, color="tab:blue")
+    ax.set_ylim(min(-0.05, float(trace["position"].min()) - 0.05), 1.05)
+    ax.set_ylabel("USDT weight")
+    ax.set_title("Policy position")
+    ax.grid(True, alpha=0.3)
+    fig.autofmt_xdate()
+    return fig
+
+
+__all__ = ["METRIC_KEYS", "PLOT_FILES", "format_table", "oracle_capture", "summarise_traces", "write_report"]
