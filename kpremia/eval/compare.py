@@ -1,0 +1,189 @@
+"""``python -m kpremia compare <run dirs or a multirun dir>``: one table across runs.
+
+Why: a single seed of an RL agent says little; a sweep or a multi-seed multirun
+only means something as mean ± std over seeds, beside the baselines evaluated on
+the same split.  ``compare`` reads what ``test`` wrote (``report/summary.json``
+under each run directory, searched recursively under a multirun directory),
+groups runs by experiment, and writes ``compare.csv`` (numbers) and
+``compare.md`` (the Markdown table it also prints) into ``--out`` (default: the
+common parent of the given paths).
+
+A run's experiment name and seed come from its resolved config (``config.yaml``,
+else ``.hydra/config.yaml``; keys ``experiment_name`` or ``experiment``, and
+``seed``), then from ``summary.json``, then from the directory name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from kpremia.errors import UserError
+from kpremia.eval.metrics import METRIC_KEYS
+from kpremia.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SUMMARY = Path("report") / "summary.json"
+COLUMNS = (*METRIC_KEYS, "oracle_capture")
+_PERCENT = {"return", "max_drawdown", "hit_rate", "oracle_capture"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluated run: where it is, what it was, and its summary."""
+
+    run_dir: Path
+    experiment: str
+    seed: int | str | None
+    summary: dict[str, Any]
+
+
+def find_summaries(path: Path) -> list[Path]:
+    """``report/summary.json`` of a run dir, or of every run below a multirun dir."""
+    if not path.exists():
+        raise UserError(f"compare: {path} does not exist; pass run directories or a multirun directory")
+    if (path / SUMMARY).is_file():
+        return [path / SUMMARY]
+    found = sorted(p for p in path.rglob("summary.json") if p.parent.name == "report")
+    if not found:
+        raise UserError(f"compare: no runs under {path} (no report/summary.json); "
+                        "run `python -m kpremia test ckpt=<checkpoint>` for each run first")
+    return found
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    for candidate in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if candidate.is_file():
+            try:
+                cfg = yaml.safe_load(candidate.read_text())
+            except yaml.YAMLError as exc:
+                log.warning("compare: cannot parse %s (%s); using the directory name", candidate, exc)
+                return {}
+            return cfg if isinstance(cfg, dict) else {}
+    return {}
+
+
+def identify(run_dir: Path, summary: dict[str, Any]) -> tuple[str, int | str | None]:
+    """(experiment name, seed) of a run; see the module docstring for the order of sources."""
+    cfg = _read_config(run_dir)
+    experiment = next((v for v in (cfg.get("experiment_name"), cfg.get("experiment"),
+                                   summary.get("experiment_name"), summary.get("experiment"))
+                       if isinstance(v, str) and v), None)
+    seed = next((v for v in (cfg.get("seed"), summary.get("seed")) if v is not None), None)
+    name = run_dir.name
+    if seed is None:
+        match = re.search(r"seed[_=-]?(\d+)", name)
+        seed = int(match.group(1)) if match else None
+    if experiment is None:
+        # runs/<date>_<time>_<experiment> or multirun/<...>/<num>_<experiment>_seed<seed>
+        experiment = re.sub(r"^(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_|\d+_)", "", name)
+        experiment = re.sub(r"_seed\d+$", "", experiment) or name
+    return experiment, seed
+
+
+def load_runs(paths: Sequence[Path]) -> list[Run]:
+    runs, seen = [], set()
+    for path in paths:
+        for summary_path in find_summaries(path):
+            resolved = summary_path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            try:
+                summary = json.loads(summary_path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise UserError(f"compare: cannot read {summary_path} ({exc}); rerun `test` for that run "
+                                "or leave it out") from None
+            run_dir = summary_path.parent.parent
+            experiment, seed = identify(run_dir, summary)
+            runs.append(Run(run_dir, experiment, seed, summary))
+    return runs
+
+
+def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per (experiment, trader): ``n`` runs, ``<metric>_mean`` and ``<metric>_std`` (ddof 1)."""
+    records = []
+    for run in runs:
+        policy = dict(run.summary.get("policy", {}))
+        policy["oracle_capture"] = run.summary.get("oracle_capture")
+        records.append({"experiment": run.experiment, "trader": "policy", "seed": run.seed, **policy})
+        for name, metrics in run.summary.get("baselines", {}).items():
+            records.append({"experiment": run.experiment, "trader": name, "seed": run.seed, **metrics})
+    frame = pd.DataFrame.from_records(records)
+    for column in COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else math.nan
+    order = {"policy": 0}
+    rows = []
+    for (experiment, trader), group in frame.groupby(["experiment", "trader"], sort=False):
+        row: dict[str, Any] = {"experiment": experiment, "trader": trader, "n": len(group),
+                               "seeds": " ".join(str(s) for s in group["seed"].tolist())}
+        for column in COLUMNS:
+            values = group[column].dropna()
+            row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["_order"] = table["trader"].map(lambda t: order.get(t, 1))
+    return table.sort_values(["experiment", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def _cell(mean: float, std: float, column: str) -> str:
+    if math.isnan(mean):
+        return "-"
+    scale, unit, digits = (100.0, "%", 2) if column in _PERCENT else (1.0, "", 3)
+    if column in ("n_trades", "fees_krw"):
+        digits = 0 if abs(mean) >= 100 else 1
+    text = f"{mean * scale:,.{digits}f}{unit}"
+    return text if math.isnan(std) else f"{text} ± {std * scale:,.{digits}f}{unit}"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """The comparison as a Markdown table of ``mean ± std`` cells (``n`` = runs averaged)."""
+    header = ["experiment", "trader", "n", *COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(COLUMNS)) + "|"]
+    for _, row in table.iterrows():
+        cells = [str(row["experiment"]), str(row["trader"]), str(row["n"]),
+                 *(_cell(row[f"{c}_mean"], row[f"{c}_std"], c) for c in COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _default_out(paths: Sequence[Path]) -> Path:
+    common = Path(os.path.commonpath([str(p.resolve()) for p in paths]))
+    return common if common.is_dir() else common.parent
+
+
+def compare_main(argv: list[str]) -> int:
+    """Entry point of ``python -m kpremia compare``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m kpremia compare",
+                                     description="Mean ± std of test metrics over seeds, per experiment.")
+    parser.add_argument("paths", nargs="+", type=Path, help="run directories and/or multirun directories")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write compare.csv and compare.md (default: the common parent)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its usage line
+        return 0 if exc.code in (0, None) else UserError.exit_code
+    runs = load_runs(args.paths)
+    table = compare_table(runs)
+    out = args.out or _default_out(args.paths)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(table)
+    atomic_write_text(out / "compare.csv", table.to_csv(index=False))
+    atomic_write_text(out / "compare.md", markdown)
+    sys.stdout.write(markdown)
+    sys.stdout.write(f"\n{len(runs)} run(s); written {out / 'compare.md'} and {out / 'compare.csv'}\n")
+    return 0
