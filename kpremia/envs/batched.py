@@ -36,7 +36,7 @@ from torch import Tensor
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
-from kpremia.envs.spec import ACCOUNT, FEATURES, OBS_KEYS, ObsSpec
+from kpremia.envs.spec import ACCOUNT, OBS_KEYS, ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ACTION_SCHEMES
 
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 N_ACCOUNT = 3  # krw weight, usdt weight, log(V / V at episode start)
 _MARKET_KEYS = tuple(k for k in OBS_KEYS if k != ACCOUNT)
-_STATE_KEYS = ("t", "krw", "usdt", "value", "step_count")
+_STATE_KEYS = ("t", "krw", "usdt", "value", "log_value", "weight", "step_count")
+_MIN_VALUE = 1e-9  # KRW; log() of a wiped-out (or negative, short) account stays finite
 
 
 def _check(ok: bool, message: str) -> None:
@@ -133,28 +134,42 @@ class BatchedEnv:
         dev = market.device
         self.device = dev
         money = execution.MONEY_DTYPE
-        self._open = market.open.to(dev, money).contiguous()
-        self._close = market.close.to(dev, money).contiguous()
-        self._tables = {k: market.obs[k].to(dev, torch.float32).contiguous() for k in _MARKET_KEYS}
+        # Open and close side by side: one gather per step gives both prices of bar t + 1.
+        self._prices = torch.stack((market.open, market.close), dim=1).to(dev, money).contiguous()
+        # All market obs tables side by side plus zero account columns: one gather per
+        # observation fills every key, and the account is written into its columns.
+        tables = [market.obs[k].to(dev, torch.float32).reshape(market.n_bars, -1) for k in _MARKET_KEYS]
+        shapes = {k: tuple(market.obs[k].shape[1:]) for k in _MARKET_KEYS}
+        shapes[ACCOUNT] = (N_ACCOUNT,)
+        self.spec = ObsSpec(shapes={k: shapes[k] for k in OBS_KEYS}, feature_names=tuple(market.feature_names))
+        widths = {k: math.prod(shapes[k]) for k in OBS_KEYS}
+        self._table = torch.cat([tables[_MARKET_KEYS.index(k)] if k != ACCOUNT
+                                 else torch.zeros(market.n_bars, N_ACCOUNT, device=dev) for k in OBS_KEYS], dim=1)
+        self._table = self._table.contiguous()
+        self._obs_widths = [widths[k] for k in OBS_KEYS]
+        col = 0
+        for k in OBS_KEYS:
+            if k == ACCOUNT:
+                self._account_cols = slice(col, col + N_ACCOUNT)
+            col += widths[k]
         self._n_bars = market.n_bars
         self._last_bar = market.n_bars - 1  # an episode must end here: no next open to fill at
         self._valid_from = int(market.valid_from)
         self._log_initial = math.log(self.initial_krw)
         self._ruin_value = self.ruin_fraction * self.initial_krw
         self._max_steps = self.max_steps if self.max_steps is not None else market.n_bars + 1
-
-        shapes = {k: tuple(self._tables[k].shape[1:]) for k in _MARKET_KEYS}
-        shapes[ACCOUNT] = (N_ACCOUNT,)
-        self.spec = ObsSpec(shapes={k: shapes[k] for k in OBS_KEYS},
-                            feature_names=tuple(market.feature_names))
+        self._account_reset = torch.tensor([1.0, 0.0, 0.0], device=dev)  # all KRW, no return yet
 
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(self.seed)
         n = self.n_envs
-        self.t = torch.full((n,), self._valid_from, dtype=torch.long, device=dev)
+        self._fixed_starts = torch.full((n,), self._valid_from, dtype=torch.long, device=dev)
+        self.t = self._fixed_starts.clone()
         self.krw = torch.full((n,), self.initial_krw, dtype=money, device=dev)
         self.usdt = torch.zeros(n, dtype=money, device=dev)
         self.value = self.krw.clone()  # V at the close of bar t
+        self.log_value = torch.full((n,), self._log_initial, dtype=money, device=dev)
+        self.weight = torch.zeros(n, dtype=money, device=dev)  # USDT weight at the close of bar t
         self.step_count = torch.zeros(n, dtype=torch.long, device=dev)
         self._is_reset = False
 
@@ -176,9 +191,13 @@ class BatchedEnv:
         self.krw = torch.full_like(self.krw, self.initial_krw)
         self.usdt = torch.zeros_like(self.usdt)
         self.value = self.krw.clone()
+        self.log_value = torch.full_like(self.value, self._log_initial)
+        self.weight = torch.zeros_like(self.weight)
         self.step_count = torch.zeros_like(self.step_count)
         self._is_reset = True
-        return self._observe(self.t, self.krw, self.usdt, self.value)
+        rows = self._table.index_select(0, self.t)
+        rows[:, self._account_cols] = self._account_reset
+        return self._split(rows)
 
     def step(self, actions: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Act in every env; returns ``(obs, reward, terminated, truncated, info)``.
@@ -189,24 +208,22 @@ class BatchedEnv:
         """
         if not self._is_reset:
             raise RuntimeError("BatchedEnv.step() called before reset(); call env.reset() first")
+        n = self.n_envs
         actions = actions.to(device=self.device, dtype=torch.long)
-        t, krw, usdt, value = self.t, self.krw, self.usdt, self.value
-        close_t = self._close.index_select(0, t)
-        weight_now = usdt * close_t / value
-        target = self.scheme.target_weight(actions, weight_now)
-
-        t1 = t + 1
+        target = self.scheme.target_weight(actions, self.weight)
+        t1 = self.t + 1
+        open1, close1 = self._prices.index_select(0, t1).unbind(1)
         fill = execution.rebalance(
-            krw, usdt, target, self._open.index_select(0, t1),
+            self.krw, self.usdt, target, open1,
             fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, tick_size_krw=self.tick_size_krw,
             min_order_krw=self.min_order_krw, allow_short=self.allow_short,
         )
-        close_t1 = self._close.index_select(0, t1)
-        usdt_value = fill.usdt * close_t1
+        usdt_value = fill.usdt * close1
         value1 = fill.krw + usdt_value
-        reward = torch.log(value1.clamp_min(1e-9) / value)
+        log_value1 = torch.log(value1.clamp_min(_MIN_VALUE))
+        reward = log_value1 - self.log_value
         if self.turnover_penalty:
-            reward = reward - self.turnover_penalty * fill.notional_krw / value
+            reward = reward - self.turnover_penalty * fill.notional_krw / self.value
         if self.flat_penalty:
             reward = reward - self.flat_penalty * (fill.usdt == 0)
 
@@ -214,26 +231,33 @@ class BatchedEnv:
         terminated = value1 < self._ruin_value
         truncated = ((steps >= self._max_steps) | (t1 >= self._last_bar)) & ~terminated
         done = terminated | truncated
-        final_obs = self._observe(t1, fill.krw, fill.usdt, value1)
+        weight1 = usdt_value / value1
+        episode_return = log_value1 - self._log_initial
 
         # Auto-reset: envs that are done start over; the others carry on.
         new_t = torch.where(done, self._draw_starts(), t1)
-        initial = torch.full_like(value1, self.initial_krw)
+        account = torch.stack((fill.krw / value1, weight1, episode_return), dim=1).float()
+        rows = self._table.index_select(0, torch.cat((t1, new_t)))  # final obs rows, then next obs rows
+        rows[:n, self._account_cols] = account
+        rows[n:, self._account_cols] = torch.where(done[:, None], self._account_reset, account)
+        final_obs, obs = self._split(rows[:n]), self._split(rows[n:])
+
         self.t = new_t
-        self.krw = torch.where(done, initial, fill.krw)
-        self.usdt = torch.where(done, torch.zeros_like(fill.usdt), fill.usdt)
-        self.value = torch.where(done, initial, value1)
-        self.step_count = torch.where(done, torch.zeros_like(steps), steps)
-        obs = self._observe_after_reset(final_obs, done, new_t)
+        self.krw = torch.where(done, self.initial_krw, fill.krw)
+        self.usdt = torch.where(done, 0.0, fill.usdt)
+        self.value = torch.where(done, self.initial_krw, value1)
+        self.log_value = torch.where(done, self._log_initial, log_value1)
+        self.weight = torch.where(done, 0.0, weight1)
+        self.step_count = torch.where(done, 0, steps)
 
         info = {
             "final_obs": final_obs,
             "portfolio_value_krw": value1,
-            "usdt_weight": usdt_value / value1,
+            "usdt_weight": weight1,
             "fee_krw": fill.fee_krw,
             "traded": fill.traded,
             "fill_price": fill.fill_price,
-            "episode_return": torch.log(value1.clamp_min(1e-9)) - self._log_initial,
+            "episode_return": episode_return,
             "episode_length": steps,
             "t": new_t,
         }
@@ -270,26 +294,16 @@ class BatchedEnv:
     # ------------------------------------------------------------------ internals
     def _draw_starts(self) -> Tensor:
         """Start bars for every env (drawn every call so the stream is data-independent)."""
-        n = self.n_envs
         if not self.random_start:
-            return torch.full((n,), self._valid_from, dtype=torch.long, device=self.device)
-        return torch.randint(self._valid_from, self._last_bar, (n,), generator=self.generator,
+            return self._fixed_starts
+        return torch.randint(self._valid_from, self._last_bar, (self.n_envs,), generator=self.generator,
                              device=self.device)
 
-    def _account(self, t: Tensor, krw: Tensor, usdt: Tensor, value: Tensor) -> Tensor:
-        """``[krw weight, usdt weight, log(V / V at episode start)]`` as float32 ``[N, 3]``."""
-        return torch.stack(
-            (krw / value, usdt * self._close.index_select(0, t) / value, torch.log(value.clamp_min(1e-9)) - self._log_initial),
-            dim=1,
-        ).float()
-
-    def _observe(self, t: Tensor, krw: Tensor, usdt: Tensor, value: Tensor) -> dict[str, Tensor]:
-        obs = {k: table.index_select(0, t) for k, table in self._tables.items()}
-        obs[ACCOUNT] = self._account(t, krw, usdt, value)
-        return {k: obs[k] for k in OBS_KEYS}
-
-    def _observe_after_reset(self, final_obs: dict[str, Tensor], done: Tensor, t: Tensor) -> dict[str, Tensor]:
-        return self._observe(t, self.krw, self.usdt, self.value)
+    def _split(self, rows: Tensor) -> dict[str, Tensor]:
+        """Per-key views of gathered rows ``[N, D]`` (column slices, shaped as the spec says)."""
+        parts = rows.split(self._obs_widths, dim=1)
+        return {k: part if len(self.spec.shapes[k]) == 1 else part.reshape(-1, *self.spec.shapes[k])
+                for k, part in zip(OBS_KEYS, parts)}
 
 
 def _build_scheme(name: str, kwargs: dict[str, Any] | None, allow_short: bool) -> Any:
