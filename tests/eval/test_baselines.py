@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -111,3 +113,27 @@ def test_threshold_holds_cash_when_nothing_beats_it() -> None:
 def test_threshold_actions_before_fit_is_an_error(market) -> None:
     with pytest.raises(RuntimeError, match="before fit"):
         PremiumThreshold().actions(market)
+
+
+def test_threshold_fit_through_the_data_pipeline_ignores_val_and_test() -> None:
+    """End to end: rewrite everything after the train split; the fitted thresholds do not move."""
+    from kpremia.data.market import build_market
+    from kpremia.data.synthetic import SyntheticSource
+
+    frame, _ = SyntheticSource(seed=4, days=40).load()
+    split = {"train_frac": 0.6, "val_frac": 0.2}
+    cut = int(len(frame) * 0.6)
+    other = frame.copy()
+    shock = 1.0 + 0.05 * np.sin(np.arange(len(frame) - cut) / 7.0)  # a different val/test future
+    other.iloc[cut:, other.columns.get_indexer(["open", "high", "low", "close"])] *= shock[:, None]
+    other["premium"] = other["close"] / other["fx"] - 1
+    fitted = []
+    for f in (frame, other):
+        data = build_market(f, split, splits=("train", "val", "test"))
+        assert data.tensors["train"].n_bars <= cut
+        baseline = PremiumThreshold(**RULES)
+        baseline.fit(data.tensors["train"])
+        fitted.append((baseline.buy_threshold, baseline.sell_threshold))
+        with pytest.raises(ValueError, match="train split only"):
+            baseline.fit(data.tensors["test"])
+    assert fitted[0] == fitted[1]
