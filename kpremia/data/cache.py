@@ -230,6 +230,7 @@ def candles_from_rows(rows: Iterable[list[Any]]) -> pd.DataFrame:
 def normalise_candles(df: pd.DataFrame) -> pd.DataFrame:
     """Sort by time and drop duplicate bars; a later copy of a bar wins (it is the fresher fetch)."""
     df = df[~df.index.duplicated(keep="last")].sort_index()
+    df.index = pd.DatetimeIndex(df.index).as_unit("ms")  # exchanges speak ms; one unit in and out of parquet
     df.index.name = "time"
     return df[list(OHLCV_COLUMNS)].astype("float64")
 

@@ -240,13 +240,14 @@ def iter_ohlcv_pages(exchange: ccxt.Exchange, symbol: str, timeframe: str, start
     cursor = int(start_ms)
     while cursor < end_ms:
         since = cursor
+        limit = min(page_size, -(-(int(end_ms) - since) // bar_ms))  # the last window ends at end_ms
         raw = call_with_retry(
-            lambda: exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=page_size),
+            lambda: exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit),
             retry=retry, what=f"{exchange.id} fetch_ohlcv {symbol} {timeframe} since {ms_to_iso(since)}",
             sleep=sleep,
         )
         rows = [list(r) for r in raw or [] if r and since <= int(r[0]) < end_ms]
-        cursor = min(since + page_size * bar_ms, int(end_ms))
+        cursor = min(since + limit * bar_ms, int(end_ms))
         yield OhlcvPage(since, cursor, rows)
 
 
