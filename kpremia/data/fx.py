@@ -170,18 +170,29 @@ def read_fx_csv(
         index = publication_times(dates, publication_time or CSV_DAILY_PUBLICATION_TIME,
                                   publication_tz or CSV_DAILY_PUBLICATION_TZ)
     else:
-        try:
-            stamps = pd.to_datetime(raw[cols["time"]], utc=False, format="ISO8601")
-        except (ValueError, TypeError):
-            raise UserError(f"FX file {path}: 'time' values must be ISO 8601 timestamps") from None
-        index = pd.DatetimeIndex(stamps)
-        index = index.tz_localize(timezone) if index.tz is None else index
-        index = index.tz_convert("UTC")
+        index = _parse_instants(raw[cols["time"]], timezone, path)
     series = pd.Series(rates.to_numpy("float64"), index=index, name="usdkrw")
     series.index.name = "published"
     series = series[~series.index.isna()]
     series = series[~series.index.duplicated(keep="last")].sort_index()
     return series
+
+
+def _parse_instants(values: pd.Series, timezone: str, path: Path) -> pd.DatetimeIndex:
+    """ISO 8601 timestamps -> UTC; naive ones are in ``timezone``; offsets may differ row to row."""
+    try:
+        stamps = pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
+        return (stamps.tz_localize(timezone) if stamps.tz is None else stamps).tz_convert("UTC")
+    except (ValueError, TypeError):
+        pass  # mixed naive/aware or mixed offsets: parse one by one
+    out = []
+    for i, value in enumerate(values):
+        try:
+            ts = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise UserError(f"FX file {path} line {i + 2}: time {value!r} is not an ISO 8601 timestamp") from None
+        out.append((ts.tz_localize(timezone) if ts.tzinfo is None else ts).tz_convert("UTC"))
+    return pd.DatetimeIndex(out)
 
 
 def load_fx(
