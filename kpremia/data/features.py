@@ -35,6 +35,7 @@ from kpremia.data.frame import BAR
 
 SERIES = ("close", "high", "low", "volume", "fx", "premium")
 _KST_OFFSET_S = 9 * 3600
+_NS_DAY = 86_400 * 10**9
 _EPS = 1e-12
 
 
@@ -187,7 +188,7 @@ def apply_features(window: Window) -> torch.Tensor:
 
 def _frame_arrays(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
     series = torch.from_numpy(np.ascontiguousarray(frame[list(SERIES)].to_numpy(np.float64)))
-    time_s = torch.from_numpy(frame.index.asi8 // 10**9).to(torch.float64)
+    time_s = torch.from_numpy(frame.index.as_unit("ns").asi8 // 10**9).to(torch.float64)
     return series, time_s
 
 
@@ -355,13 +356,13 @@ class DailyHistory:
         close/premium of the bar before the gap, as a filled no-trade bar would be.
         """
         time = utc_timestamp(time)
-        if self._last is not None:
+        if self._last is not None and time - self._last[0] > BAR:
             last_time, last_close, last_prem = self._last
             day_ends = pd.date_range(last_time + BAR, time - BAR, freq="15min")
             for _ in day_ends[day_end_mask(day_ends)][-self._closes.maxlen:]:
                 self._closes.append(last_close)
                 self._premiums.append(last_prem)
-        if day_end_mask(pd.DatetimeIndex([time]))[0]:
+        if (time.value + BAR.value) % _NS_DAY == 0:  # the bar closing at 00:00 UTC
             self._closes.append(float(close))
             self._premiums.append(float(premium))
         self._last = (time, float(close), float(premium))

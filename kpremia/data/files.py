@@ -149,6 +149,7 @@ def merge_fx(bar_index: pd.DatetimeIndex, fx_times: pd.DatetimeIndex, fx_values:
     Causal by construction (``merge_asof`` backward): a bar never sees a rate
     published after it closed.  NaN before the first usable rate.
     """
+    fx_times, bar_index = fx_times.as_unit("ns"), bar_index.as_unit("ns")
     order = np.argsort(fx_times.asi8, kind="stable")
     avail = (fx_times[order] + available_after).asi8
     values = np.asarray(fx_values, dtype=np.float64)[order]

@@ -263,7 +263,7 @@ def validate_frame(
 
     frame["premium"] = frame["close"] / frame["fx"] - 1.0
     frame = frame[list(COLUMNS)].astype(np.float64)
-    frame.index.name = "time"
+    frame.index = pd.DatetimeIndex(frame.index, freq=None, name="time")  # same index however it was built
     report.rows_out = len(frame)
     if len(frame):
         report.first_bar, report.last_bar = _fmt(frame.index[0]), _fmt(frame.index[-1])

@@ -15,7 +15,9 @@ Leakage guards: the frame is cut at the end of the last requested split
 never read), and the :class:`Normalizer` is fitted on train rows only and then
 applied unchanged to every split (and, through its ``state_dict``, to live data).
 Each split's tables are sliced from tables computed over the whole cut frame, so
-the first val/test rows see their full history from the split before.
+the first val/test rows see their full history from the split before.  Rows
+before a split's ``valid_from`` (the warm-up, only at the start of the data) are
+all zeros; episodes never start there.
 """
 
 from __future__ import annotations
@@ -195,6 +197,8 @@ def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normal
         return torch.from_numpy(part[c].to_numpy(np.float64).copy()).to(device)
 
     obs = {k: normalizer.normalize(k, tables[k][start:end], device=device) for k in TABLE_KEYS}
+    for table in obs.values():  # warm-up rows (incomplete windows) are all zeros, never partial
+        table[:valid_from] = 0.0
     return MarketTensors(
         times=part.index.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
         open=col("open"), high=col("high"), low=col("low"), close=col("close"), fx=col("fx"),

@@ -268,9 +268,9 @@ def generate(params: SyntheticParams, seed: int = 0) -> pd.DataFrame:
     phi_fx = _half_life_ar(p.fx_half_life_days * bars_per_session)
     fx_start = p.fx_mean if p.fx_start is None else p.fx_start
     shocks = p.fx_daily_vol / np.sqrt(bars_per_session) * _student_t(rng, p.fx_tail_df, n_open)
-    log_dev = _ar1(shocks, phi_fx, np.log(fx_start / p.fx_mean))
-    k = np.cumsum(is_open) - 1  # index of the last open bar at or before each bar
-    log_fx = np.where(k >= 0, log_dev[np.maximum(k, 0)], np.log(fx_start / p.fx_mean)) + np.log(p.fx_mean)
+    x0 = np.log(fx_start / p.fx_mean)
+    log_dev = np.concatenate([[x0], _ar1(shocks, phi_fx, x0)])
+    log_fx = log_dev[np.cumsum(is_open)] + np.log(p.fx_mean)  # value after the last open bar so far
     fx = np.round(np.exp(log_fx), 2)
 
     # --- premium ---
@@ -321,7 +321,7 @@ def generate(params: SyntheticParams, seed: int = 0) -> pd.DataFrame:
 
     frame = pd.DataFrame(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume, "fx": fx},
-        index=pd.DatetimeIndex(times, name="time"),
+        index=pd.DatetimeIndex(times, freq=None, name="time"),
     )
     frame["premium"] = frame["close"] / frame["fx"] - 1.0
     return frame[list(COLUMNS)].astype(np.float64)

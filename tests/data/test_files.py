@@ -1,0 +1,185 @@
+"""csv / parquet sources: mapping, times, fx merge, resampling, and every bad-input case."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpremia.data.files import CsvSource, ParquetSource, merge_fx
+from kpremia.errors import UserError
+
+
+def write_csv(tmp_path, df: pd.DataFrame, name: str = "bars.csv") -> str:
+    path = tmp_path / name
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def user_bars(bars, n: int = 12, **kw) -> pd.DataFrame:
+    """Bars as a user would export them: a time column and capitalised names."""
+    df = bars(n, **kw).reset_index()
+    return df.rename(columns={"time": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close",
+                              "volume": "Volume", "fx": "usdkrw"})
+
+
+def test_csv_with_mapping_and_manifest(tmp_path, bars, data_sources):
+    path = write_csv(tmp_path, user_bars(bars))
+    src = data_sources.build({"name": "csv", "path": path, "time_column": "Date", "columns": {"usdkrw": "fx"}})
+    frame, manifest = src.load()
+    pd.testing.assert_frame_equal(frame.drop(columns="premium"), bars(12), check_freq=False, check_index_type=False)
+    assert frame.index.equals(bars(12).index)
+    assert manifest["source"] == "csv" and manifest["rows"] == 12
+    assert manifest["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+    assert manifest["first_bar"] == "2024-01-01T00:00:00+00:00"
+    assert manifest["repair"]["repaired"] is False
+
+
+def test_naive_times_in_a_timezone(tmp_path, bars):
+    df = user_bars(bars)
+    df["Date"] = (pd.to_datetime(df["Date"]).dt.tz_convert("Asia/Seoul").dt.tz_localize(None)).astype(str)
+    frame, _ = CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}, timezone="Asia/Seoul").load()
+    assert frame.index[0] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+@pytest.mark.parametrize("unit, factor", [("s", 1), ("ms", 1000)])
+def test_epoch_times(tmp_path, bars, unit, factor):
+    df = user_bars(bars)
+    df["Date"] = (pd.to_datetime(df["Date"]) - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta("1s") * factor
+    frame, _ = CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}).load()  # unit guessed
+    assert frame.index[0] == pd.Timestamp("2024-01-01", tz="UTC")
+    frame2, _ = CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}, time_unit=unit).load()
+    assert frame2.index.equals(frame.index)
+
+
+def test_close_time_stamps(tmp_path, bars):
+    df = user_bars(bars)
+    df["Date"] = pd.to_datetime(df["Date"]) + pd.Timedelta(minutes=15)
+    frame, _ = CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}, time_is_close=True).load()
+    assert frame.index[0] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def test_missing_file_names_path_and_fix(tmp_path):
+    with pytest.raises(UserError, match=r"data file not found: .*nope\.csv.*set data\.path"):
+        CsvSource(str(tmp_path / "nope.csv")).load()
+    with pytest.raises(UserError, match="needs a file"):
+        CsvSource("")
+
+
+def test_missing_columns_refused(tmp_path, bars):
+    df = user_bars(bars).drop(columns=["Volume"])
+    with pytest.raises(UserError, match=r"missing columns volume"):
+        CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}).load()
+    with pytest.raises(UserError, match="columns mapping names Px"):
+        CsvSource(write_csv(tmp_path, df), columns={"Px": "close"}).load()
+
+
+def test_unparseable_and_missing_time_column(tmp_path, bars):
+    df = user_bars(bars)
+    df["Date"] = df["Date"].astype(str)
+    df.loc[4, "Date"] = "yesterday"
+    with pytest.raises(UserError, match=r"unparseable time 'yesterday' in row 4"):
+        CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}).load()
+    with pytest.raises(UserError, match="no time column found"):
+        CsvSource(write_csv(tmp_path, df.rename(columns={"Date": "when"})), columns={"usdkrw": "fx"}).load()
+    with pytest.raises(UserError, match="time column 'ts' not in the file"):
+        CsvSource(write_csv(tmp_path, df), time_column="ts").load()
+
+
+def test_messy_file_repaired_with_report(tmp_path, bars):
+    df = user_bars(bars, 12)
+    messy = pd.concat([df.iloc[[0, 2, 1]], df.iloc[[3, 3]], df.iloc[6:]])  # unsorted, duplicate, gap of 2
+    path = write_csv(tmp_path, messy)
+    frame, manifest = CsvSource(path, columns={"usdkrw": "fx"}).load()
+    assert len(frame) == 12 and frame.index.is_monotonic_increasing
+    rep = manifest["repair"]
+    assert rep["duplicates_dropped"] == 1 and rep["unsorted_rows"] == 1 and rep["gap_bars_inserted"] == 2
+    with pytest.raises(UserError, match="repair=true"):
+        CsvSource(path, columns={"usdkrw": "fx"}, repair=False).load()
+
+
+def test_long_gap_refused_with_limit(tmp_path, bars):
+    df = user_bars(bars, 40).drop(index=range(5, 30))
+    with pytest.raises(UserError, match="gap of 25 missing 15m bars"):
+        CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}, max_gap_bars=10).load()
+
+
+def test_parquet_with_time_index(tmp_path, bars):
+    path = tmp_path / "bars.parquet"
+    bars(10).to_parquet(path)
+    frame, manifest = ParquetSource(str(path)).load()
+    assert len(frame) == 10 and manifest["source"] == "parquet"
+    np.testing.assert_allclose(frame["close"], bars(10)["close"])
+
+
+def test_parquet_garbage_file_refused(tmp_path):
+    path = tmp_path / "bad.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(UserError, match="cannot read parquet file"):
+        ParquetSource(str(path)).load()
+
+
+def test_fx_file_merged_causally(tmp_path, bars):
+    df = user_bars(bars, 4 * 96, start="2024-01-02").drop(columns=["usdkrw"])
+    fx = pd.DataFrame({"date": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"],
+                       "rate": [1300.0, 1310.0, 1320.0, 1330.0]})
+    fx_path = write_csv(tmp_path, fx, "usdkrw.csv")
+    frame, manifest = CsvSource(write_csv(tmp_path, df), fx_path=fx_path).load()
+    # a daily rate for date D is usable from D + 1 day: on Jan 2 bars see Jan 1's rate
+    by_day = frame["fx"].groupby(frame.index.date).agg(["first", "last"])
+    assert list(by_day["first"]) == [1300.0, 1310.0, 1320.0, 1330.0]
+    # the bar closing exactly at midnight (23:45) may already use the next rate
+    assert frame["fx"].iloc[95] == 1310.0 and frame["fx"].iloc[94] == 1300.0
+    assert manifest["fx_daily"] is True and manifest["fx_available_after"] == "1 days 00:00:00"
+    assert len(manifest["fx_sha256"]) == 64
+
+
+def test_fx_intraday_with_explicit_lag():
+    bars_idx = pd.date_range("2024-01-01", periods=4, freq="15min", tz="UTC")
+    fx_times = pd.DatetimeIndex(["2024-01-01 00:10", "2024-01-01 00:20"], tz="UTC")
+    got = merge_fx(bars_idx, fx_times, np.array([1.0, 2.0]), pd.Timedelta(0))
+    # bar 00:00 closes 00:15 -> sees 00:10; bar 00:15 closes 00:30 -> sees 00:20
+    np.testing.assert_array_equal(got, [1.0, 2.0, 2.0, 2.0])
+    # with a 10 min publication lag the rates are usable from 00:20 and 00:30
+    got = merge_fx(bars_idx, fx_times, np.array([1.0, 2.0]), pd.Timedelta("10min"))
+    np.testing.assert_array_equal(got, [np.nan, 2.0, 2.0, 2.0])
+    got = merge_fx(bars_idx, fx_times, np.array([1.0, 2.0]), pd.Timedelta("11min"))
+    np.testing.assert_array_equal(got, [np.nan, 1.0, 2.0, 2.0])
+
+
+def test_fx_file_without_rate_column_refused(tmp_path, bars):
+    df = user_bars(bars).drop(columns=["usdkrw"])
+    fx = pd.DataFrame({"date": ["2023-12-31"], "a": [1.0], "b": [2.0]})
+    with pytest.raises(UserError, match="fx_columns"):
+        CsvSource(write_csv(tmp_path, df), fx_path=write_csv(tmp_path, fx, "fx.csv")).load()
+    with pytest.raises(UserError, match="data.fx_path"):
+        CsvSource(write_csv(tmp_path, df), fx_path=str(tmp_path / "missing.csv")).load()
+
+
+def test_one_minute_bars_resampled(tmp_path):
+    idx = pd.date_range("2024-01-01", periods=60, freq="1min", tz="UTC")
+    close = 1400 + np.arange(60.0)
+    df = pd.DataFrame({"time": idx, "open": close - 0.5, "high": close + 1, "low": close - 1, "close": close,
+                       "volume": 1.0, "fx": 1380.0})
+    frame, manifest = CsvSource(write_csv(tmp_path, df)).load()
+    assert len(frame) == 4 and manifest["resampled_from"] == "0 days 00:01:00"
+    first = frame.iloc[0]
+    assert (first["open"], first["high"], first["low"], first["close"], first["volume"]) == \
+        (1399.5, 1415.0, 1399.0, 1414.0, 15.0)
+
+
+def test_hourly_bars_refused(tmp_path):
+    idx = pd.date_range("2024-01-01", periods=10, freq="1h", tz="UTC")
+    df = pd.DataFrame({"time": idx, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0, "fx": 1.0})
+    with pytest.raises(UserError, match="kpremia needs 15m bars"):
+        CsvSource(write_csv(tmp_path, df)).load()
+
+
+def test_start_end_range(tmp_path, bars):
+    path = write_csv(tmp_path, user_bars(bars, 20))
+    frame, _ = CsvSource(path, columns={"usdkrw": "fx"}, start="2024-01-01 01:00", end="2024-01-01 02:00").load()
+    assert len(frame) == 4 and frame.index[0] == pd.Timestamp("2024-01-01 01:00", tz="UTC")
+    with pytest.raises(UserError, match="widen the range"):
+        CsvSource(path, columns={"usdkrw": "fx"}, start="2030-01-01").load()
