@@ -63,14 +63,25 @@ def run_backtest(market: MarketTensors, act: ActFn | Tensor, env_kwargs: Mapping
     action sequence ``LongTensor[T]`` indexed by bar (``act[t]`` is played at the
     close of bar ``t``), in the encoding of ``env_kwargs["action_scheme"]``.
     """
-    env = make_sequential_env(market, env_kwargs, n_envs=1, seed=seed)
     if isinstance(act, Tensor):
-        sequence = act.to(device=env.device, dtype=torch.long).reshape(-1)
-        if sequence.shape[0] != market.n_bars:
-            raise ValueError(f"action sequence has {sequence.shape[0]} entries; the split has {market.n_bars} bars")
-        start = market.valid_from
-        return _run(env, lambda k, obs, info: sequence[start + k: start + k + 1])[0]
+        return run_action_sequences(market, act.reshape(1, -1), env_kwargs, seed=seed)[0]
+    env = make_sequential_env(market, env_kwargs, n_envs=1, seed=seed)
     return _run(env, lambda k, obs, info: act(obs, info))[0]
+
+
+def run_action_sequences(market: MarketTensors, actions: Tensor, env_kwargs: Mapping[str, Any] | None = None, *,
+                         seed: int = 0) -> list[pd.DataFrame]:
+    """One trace per row of ``actions`` ``[N, T]`` (indexed by bar), all N in one BatchedEnv.
+
+    The envs are independent accounts stepped together, so N precomputed traders
+    cost about one env loop.
+    """
+    if actions.ndim != 2 or actions.shape[1] != market.n_bars:
+        raise ValueError(f"action sequences have shape {tuple(actions.shape)}; expected [N, {market.n_bars}] "
+                         "(one action per bar of the split)")
+    env = make_sequential_env(market, env_kwargs, n_envs=actions.shape[0], seed=seed)
+    by_step = actions.to(device=env.device, dtype=torch.long).t()[market.valid_from:]  # [steps, N]
+    return _run(env, lambda k, obs, info: by_step[k])
 
 
 def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
@@ -95,8 +106,21 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
 def run_baseline_backtest(baseline: Any, market: MarketTensors,
                           env_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Trace of a (fitted) baseline: its ``hold_buy_sell`` actions under the run's execution rules."""
+    return run_baseline_backtests({"baseline": baseline}, market, env_kwargs)["baseline"]
+
+
+def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
+                           env_kwargs: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Traces of several (fitted) baselines, played together in one BatchedEnv (one env each).
+
+    Baselines act in ``hold_buy_sell`` whatever the run's scheme; the fills, fees
+    and values depend only on the execution rules, which are the run's.
+    """
+    if not baselines:
+        return {}
     kwargs = {**dict(env_kwargs or {}), "action_scheme": "hold_buy_sell", "action_scheme_kwargs": {}}
-    return run_backtest(market, baseline.actions(market), kwargs)
+    actions = torch.stack([b.actions(market).to(market.device) for b in baselines.values()])
+    return dict(zip(baselines, run_action_sequences(market, actions, kwargs)))
 
 
 def trace_metrics(trace: pd.DataFrame, bar_minutes: float = 15.0) -> dict[str, float]:

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from kpremia.eval.backtest import TRACE_COLUMNS, run_backtest, run_policy_backtest, trace_metrics
+from kpremia.eval.backtest import (
+    TRACE_COLUMNS, run_backtest, run_baseline_backtest, run_baseline_backtests, run_policy_backtest, trace_metrics,
+)
+from kpremia.eval.baselines import make_baselines
 from kpremia.eval.oracle import BUY, hindsight_oracle
 
 from .conftest import build_market
@@ -94,5 +97,14 @@ def test_ruin_stops_the_trace() -> None:
 
 
 def test_sequence_length_is_checked(market) -> None:
-    with pytest.raises(ValueError, match="bars"):
+    with pytest.raises(ValueError, match="one action per bar"):
         run_backtest(market, torch.zeros(3, dtype=torch.long), RULES)
+
+
+def test_baselines_played_together_equal_one_by_one(market) -> None:
+    rules = dict(fee_rate=0.001, slippage_bps=2.0, min_order_krw=5000.0, action_scheme="signal")
+    baselines = make_baselines(["cash", "buy_and_hold", "random", "oracle"], rules, seed=1)
+    together = run_baseline_backtests(baselines, market, rules)
+    assert list(together) == list(baselines)
+    for name, baseline in baselines.items():
+        pd.testing.assert_frame_equal(together[name], run_baseline_backtest(baseline, market, rules))
