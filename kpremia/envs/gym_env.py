@@ -36,8 +36,8 @@ _OBS_BOUND = float(np.finfo(np.float32).max)
 
 
 @functools.lru_cache(maxsize=1)
-def default_market() -> MarketTensors:
-    """Train split of the default synthetic market (seed 0), built once per process."""
+def default_market_data() -> Any:
+    """The default synthetic market (seed 0), train and val splits, built once per process."""
     try:
         from kpremia.data.market import build_market
     except ModuleNotFoundError as exc:
@@ -46,9 +46,13 @@ def default_market() -> MarketTensors:
     from kpremia.registry import DATA_SOURCES
 
     frame, _ = DATA_SOURCES.get("synthetic")(seed=0).load()
-    data = build_market(frame, split_cfg={}, window_15m=15, window_1d=10, window_premium=10,
+    return build_market(frame, split_cfg={}, window_15m=15, window_1d=10, window_premium=10,
                         splits=("train", "val"), device="cpu")
-    return data.tensors["train"]
+
+
+def default_market() -> MarketTensors:
+    """Train split of the default synthetic market (what ``gymnasium.make`` trades)."""
+    return default_market_data().tensors["train"]
 
 
 class KPremiaGymEnv(gym.Env):
