@@ -356,3 +356,18 @@ def test_requests_respect_the_exchange_rate_limit(tmp_path, caplog):
     assert request_interval_s(create_exchange("upbit")) == pytest.approx(0.1)
     logging.getLogger(__name__).info("replayed upbit fetch: %.2f req/s = %.0f candles/min", rate, rate * 200 * 60)
     assert len(result.candles) == 1600
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_shipped_config_composes_and_builds_the_source(compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("KPREMIA_DATA_DIR", str(tmp_path))
+    cfg = compose_cfg("data=ccxt")["data"]
+    assert cfg["name"] == "ccxt" and cfg["cache_dir"] == str(tmp_path)
+    kwargs = {k: v for k, v in cfg.items() if k not in ("name", "split")}
+    src = CcxtSource(**kwargs)  # no network until load()
+    assert src.venues[0].exchange == "upbit" and src.venues[0].symbol == "USDT/KRW"
+    assert src.start_ms == ms("2024-06-01") and src.end_ms == ms("2025-11-01")
+    assert src.fx_cfg.source == "ecb" and src.fx_cfg.max_staleness == pd.Timedelta(days=5)
+    assert src.cache is not None and src.cache.root == tmp_path
