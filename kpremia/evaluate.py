@@ -1,0 +1,112 @@
+"""`validate` / `test`: evaluate a checkpoint on a split beside the baselines.
+
+The checkpoint carries its run's config; the command line may override the
+evaluation options (``eval.*``) and, explicitly, data or env keys (e.g. to test
+on another file).  ``test`` is the only command that reads the test split; it
+writes ``report/`` into the checkpoint's run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kpremia import pipeline
+from kpremia.envs.factory import env_kwargs
+from kpremia.errors import UserError
+from kpremia.eval.backtest import run_baseline_backtest, run_policy_backtest, trace_metrics
+from kpremia.eval.baselines import make_baselines
+from kpremia.registry import ACTION_SCHEMES
+
+log = logging.getLogger(__name__)
+
+_NOT_FROM_CLI = ("ckpt", "ckpt_path", "hydra", "eval", "experiment", "logger", "paths")
+
+
+def _apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config)."""
+    cfg = copy.deepcopy(run_cfg)
+    cfg["eval"] = cli_cfg["eval"]
+    for raw in overrides:
+        key = raw.split("=", 1)[0].lstrip("+~")
+        if not key or key.split(".")[0].split("/")[0] in _NOT_FROM_CLI:
+            continue
+        if "." not in key and isinstance(cli_cfg.get(key), dict):  # a whole group, e.g. data=csv
+            cfg[key] = copy.deepcopy(cli_cfg[key])
+            continue
+        node_src, node_dst = cli_cfg, cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node_src, node_dst = node_src[part], node_dst.setdefault(part, {})
+        node_dst[parts[-1]] = copy.deepcopy(node_src[parts[-1]])
+    return cfg
+
+
+def _policy_act(module: Any, eval_cfg: dict[str, Any], n_actions: int, action_names: tuple[str, ...],
+                seed: int) -> tuple[Any, int]:
+    """(act function, number of envs) for the configured evaluation mode."""
+    forced = eval_cfg.get("force_action")
+    if forced is not None:
+        if str(forced) not in action_names:
+            raise UserError(f"eval.force_action={forced!r} is not an action of this scheme; use one of: "
+                            f"{', '.join(action_names)}")
+        index = action_names.index(str(forced))
+        return (lambda obs: torch.full((obs["account"].shape[0],), index, dtype=torch.long)), 1
+    if eval_cfg.get("deterministic", True):
+        return (lambda obs: module.act(obs, deterministic=True)), 1
+    gen = torch.Generator().manual_seed(seed)
+    temperature = float(eval_cfg.get("temperature", 1.0))
+    n = int(eval_cfg.get("n_seeds", 5))
+    return (lambda obs: module.act(obs, deterministic=False, temperature=temperature, generator=gen)), n
+
+
+def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Run the policy and the baselines over ``split``; print the table; ``test`` writes the report."""
+    module = pipeline.load_module(ckpt)
+    cfg = _apply_overrides(module.cfg, cli_cfg, overrides)
+    eval_cfg = cfg["eval"]
+    splits = pipeline.ALL_SPLITS if split == "test" else pipeline.TRAIN_SPLITS
+    market = pipeline.load_market(cfg, splits)
+    if market.spec.shapes != module.spec.shapes:
+        raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
+                        f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
+    target = market.tensors[split]
+    kwargs = env_kwargs(cfg["env"])
+    scheme = ACTION_SCHEMES.get(kwargs["action_scheme"])(**kwargs["action_scheme_kwargs"])
+    act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
+    traces = run_policy_backtest(act, target, kwargs, n_envs=n_envs, seed=int(cfg["seed"]))
+    per_seed = [trace_metrics(t) for t in traces]
+    policy = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in per_seed[0]}
+    if len(per_seed) > 1:
+        policy.update({f"{k}_std": _std([m[k] for m in per_seed]) for k in ("return", "sharpe", "max_drawdown")})
+        policy["n_seeds"] = len(per_seed)
+
+    baseline_traces = {}
+    for name, baseline in make_baselines(eval_cfg.get("baselines") or [], kwargs, seed=int(cfg["seed"])).items():
+        baseline.fit(market.tensors["train"])
+        baseline_traces[name] = run_baseline_backtest(baseline, target, kwargs)
+    run_dir = Path(ckpt).resolve().parent.parent
+    extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
+             "seed": cfg.get("seed"), "eval": eval_cfg, "period": [str(target.times[target.valid_from]),
+                                                                   str(target.times[-1])]}
+    from kpremia.eval.report import format_table, summarise_traces, write_report
+
+    if split == "test":
+        summary = write_report(run_dir / "report", traces[0], baseline_traces, {**extra, "policy_metrics": policy},
+                               plots=bool(eval_cfg.get("plots", True)))
+    else:
+        summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
+    print(format_table(summary))
+    if split == "test":
+        print(run_dir / "report")
+    return summary
+
+
+def _std(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
