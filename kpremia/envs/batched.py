@@ -18,6 +18,11 @@ Rules the implementation keeps (they are what make it fast and exact):
 * *terminated* (ruin) and *truncated* (``max_steps`` or the split's last bar)
   stay separate flags; an env is never both (ruin wins).
 
+Observations: each call gathers all keys of all envs in one ``index_select``
+from a fused ``[bars, D]`` table, so the tensors of an obs dict are column
+views of one fresh buffer (new memory every call, safe to keep; not
+contiguous: use ``reshape``/``flatten``, not ``view``).
+
 Timing: the observation at bar ``t`` describes the close of ``t``; the action
 taken on it fills at the open of ``t + 1``; the reward is
 ``log(V_{t+1} / V_t)`` with ``V`` marked at the closes, minus

@@ -175,6 +175,25 @@ def test_a_short_is_ruined_by_a_rally() -> None:
     assert terminated.item() and not truncated.item()
 
 
+def test_upbit_rules_in_the_env(walk_market) -> None:
+    """Fills land on the 0.5 KRW tick, against the trader; orders under 5,000 KRW are skipped."""
+    env = BatchedEnv(walk_market, 64, fee_rate=0.0005, tick_size_krw=0.5, min_order_krw=5000.0,
+                     initial_krw=4_000.0, max_steps=20, seed=0)
+    env.reset()
+    _, _, _, _, info = env.step(torch.ones(64, dtype=torch.long))
+    assert not info["traded"].any()  # 4,000 KRW accounts cannot place an order
+    env = BatchedEnv(walk_market, 64, fee_rate=0.0005, tick_size_krw=0.5, min_order_krw=5000.0,
+                     max_steps=20, seed=0)
+    env.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        _, _, _, _, info = env.step(torch.randint(0, 2, (64,), generator=gen))
+        price = info["fill_price"][info["traded"]]
+        assert torch.equal(torch.remainder(price, 0.5), torch.zeros_like(price))
+        assert torch.equal(info["fee_krw"][~info["traded"]], torch.zeros(int((~info["traded"]).sum()),
+                                                                          dtype=torch.float64))
+
+
 def test_short_weights_need_allow_short(walk_market) -> None:
     with pytest.raises(UserError, match="env.allow_short"):
         BatchedEnv(walk_market, 1, action_scheme="target_weight", action_scheme_kwargs={"weights": [-1, 1]})
