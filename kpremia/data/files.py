@@ -78,8 +78,12 @@ def parse_times(raw: pd.Series, *, timezone: str = "UTC", unit: str | None = Non
             unit = "ns" if big > 1e17 else "us" if big > 1e14 else "ms" if big > 1e11 else "s"
         parsed = pd.to_datetime(raw, unit=unit, utc=True, errors="coerce")
     else:
-        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
-        if parsed.dtype == object:  # mixed offsets: normalise through UTC
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        except ValueError:  # mixed UTC offsets: exact through UTC (naive values are then taken as UTC)
+            log.warning("%ss have mixed UTC offsets; converting through UTC", what)
+            parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        if parsed.dtype == object:  # older pandas returns objects for mixed offsets
             parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy() & raw.notna().to_numpy() | raw.isna().to_numpy()
     if bad.any():

@@ -183,3 +183,10 @@ def test_start_end_range(tmp_path, bars):
     assert len(frame) == 4 and frame.index[0] == pd.Timestamp("2024-01-01 01:00", tz="UTC")
     with pytest.raises(UserError, match="widen the range"):
         CsvSource(path, columns={"usdkrw": "fx"}, start="2030-01-01").load()
+
+
+def test_mixed_offsets_parsed_exactly():
+    from kpremia.data.files import parse_times
+
+    idx = parse_times(pd.Series(["2024-01-01T09:00+09:00", "2024-01-01T00:15Z", "2024-01-01T09:30+09:00"]))
+    assert list(idx) == list(pd.date_range("2024-01-01", periods=3, freq="15min", tz="UTC"))
