@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.spec import OBS_KEYS
 from kpremia.errors import UserError
@@ -117,7 +118,7 @@ def test_random_starts_stay_inside_the_split(walk_market) -> None:
     assert t.min().item() < 40 and t.max().item() > walk_market.n_bars - 20  # the whole range is used
 
 
-def crash_market(n: int = 40, start: int = 5) -> "MarketTensors":  # noqa: F821
+def crash_market(n: int = 40, start: int = 5) -> MarketTensors:
     close = np.full(n, 1000.0)
     close[start + 2:] = 1000.0 * 0.8 ** np.arange(1, n - start - 1)  # -20 % a bar
     return build_market(close, valid_from=start)
