@@ -38,7 +38,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from kpremia.eval.backtest import trace_metrics
-from kpremia.eval.metrics import METRIC_KEYS
 from kpremia.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,10 @@ def format_table(summary: Mapping[str, Any]) -> str:
     header = ["", *(label for _, label, _ in _TABLE_COLUMNS)]
     body = [[name, *(_fmt(metrics.get(key), kind) for key, _, kind in _TABLE_COLUMNS)] for name, metrics in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     lines = [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
     capture = summary.get("oracle_capture")
     lines.append(f"oracle capture (policy return / oracle return): {_fmt(capture, 'pct')}")
@@ -189,4 +191,4 @@ def _plot_position(trace: pd.DataFrame) -> Figure:
     return fig
 
 
-__all__ = ["METRIC_KEYS", "PLOT_FILES", "format_table", "oracle_capture", "summarise_traces", "write_report"]
+__all__ = ["PLOT_FILES", "format_table", "oracle_capture", "summarise_traces", "write_report"]

@@ -12,10 +12,13 @@ from kpremia.errors import UserError
 from kpremia.eval.compare import compare_main, load_runs
 
 
+def metrics(ret: float, sharpe: float) -> dict[str, float]:
+    return {"return": ret, "sharpe": sharpe, "sortino": 2 * sharpe, "max_drawdown": 0.1, "turnover": 4.0,
+            "hit_rate": 0.5, "n_trades": 4.0, "fees_krw": 1000.0, "final_value_krw": 1e6 * (1 + ret)}
+
+
 def fake_run(run_dir: Path, *, policy_return: float, sharpe: float, seed: int | None, experiment: str | None,
              config: str = "config.yaml") -> Path:
-    metrics = lambda r, s: {"return": r, "sharpe": s, "sortino": 2 * s, "max_drawdown": 0.1, "turnover": 4.0,  # noqa: E731
-                            "hit_rate": 0.5, "n_trades": 4.0, "fees_krw": 1000.0, "final_value_krw": 1e6 * (1 + r)}
     summary = {"policy": metrics(policy_return, sharpe),
                "baselines": {"cash": metrics(0.0, 0.0), "oracle": metrics(2.0, 50.0)},
                "oracle_capture": policy_return / 2.0, "split": "test"}
