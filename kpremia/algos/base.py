@@ -151,9 +151,11 @@ class RLModule(L.LightningModule):
         trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
                                     env_kwargs(self.env_cfg))[0]
         metrics = trace_metrics(trace)
-        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, sync_dist=True, prog_bar=False)
-        self.log("val/return", float(metrics["return"]), sync_dist=True, prog_bar=True)
-        self.log("env_steps", float(self.env_steps), sync_dist=True)
+        # batch_size=1: the tick "batch" is an int, from which Lightning cannot infer a size.
+        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k != "return"}, sync_dist=True,
+                      prog_bar=False, batch_size=1)
+        self.log("val/return", float(metrics["return"]), sync_dist=True, prog_bar=True, batch_size=1)
+        self.log("env_steps", float(self.env_steps), sync_dist=True, batch_size=1)
 
     # ----------------------------------------------------------------- exact resume
     def _local_state(self) -> dict[str, Any]:
