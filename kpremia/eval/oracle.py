@@ -28,8 +28,9 @@ makes an order infeasible, so keeping only the larger value per state stays exac
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -38,8 +39,13 @@ from torch import Tensor
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
 
+log = logging.getLogger(__name__)
+
 HOLD, BUY, SELL = 0, 1, 2  # hold_buy_sell actions
 KRW, USDT = 0, 1  # positions
+# BatchedEnv arguments that do not change what a fill costs.
+_ENV_ONLY = {"action_scheme", "action_scheme_kwargs", "turnover_penalty", "flat_penalty", "ruin_fraction",
+             "allow_short", "n_envs", "max_steps", "random_start", "seed"}
 
 
 class OracleResult(NamedTuple):
@@ -90,15 +96,21 @@ def hindsight_oracle(
     min_order_krw: float = 0.0,
     initial_krw: float = 1_000_000.0,
     start: int | None = None,
-    **_ignored: object,
+    **env_only: Any,
 ) -> OracleResult:
     """Best final value over all all-in/all-out action sequences, with the env's rules.
 
-    Takes the BatchedEnv's keyword arguments (extra ones, e.g. the action scheme,
-    are ignored), so ``hindsight_oracle(market, **env_kwargs)`` matches a backtest.
+    Takes the BatchedEnv's keyword arguments, so ``hindsight_oracle(market,
+    **env_kwargs)`` matches a backtest; those that do not change fills (the action
+    scheme, reward penalties, ruin) are ignored, any other name is an error.
     Starts all KRW at the close of ``start`` (default ``market.valid_from``), like
     an env with ``random_start=False``, and ends at the split's last close.
     """
+    unknown = sorted(set(env_only) - _ENV_ONLY)
+    if unknown:
+        raise TypeError(f"hindsight_oracle() got unexpected keyword argument(s) {', '.join(unknown)}")
+    if env_only.get("allow_short"):
+        log.warning("hindsight oracle: shorts are not modelled; with allow_short it is not a ceiling")
     start = int(market.valid_from if start is None else start)
     n_bars = market.n_bars
     if not 0 <= start <= n_bars - 2:

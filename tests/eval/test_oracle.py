@@ -91,3 +91,10 @@ def test_oracle_never_trades_when_fees_eat_every_move() -> None:
     oracle = hindsight_oracle(build_market(close), fee_rate=0.01)
     assert oracle.final_value_krw == 1_000_000.0
     assert (oracle.actions == 0).all() and (oracle.positions == 0).all()
+
+
+def test_oracle_takes_env_kwargs_but_refuses_typos() -> None:
+    market = build_market(np.array([1400.0, 1410.0, 1420.0]))
+    hindsight_oracle(market, fee_rate=0.001, action_scheme="signal", turnover_penalty=0.1, ruin_fraction=0.5)
+    with pytest.raises(TypeError, match="fee_rte"):
+        hindsight_oracle(market, fee_rte=0.001)
