@@ -520,7 +520,6 @@ class CcxtSource:
         repair: bool = True,
         max_gap_bars: int | None = None,
         progress: bool = True,
-        split: Mapping[str, Any] | None = None,
         exchange_factory: ExchangeFactory | None = None,
     ) -> None:
         self.timeframe = str(timeframe)
