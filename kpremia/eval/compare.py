@@ -144,8 +144,8 @@ def _cell(mean: float, std: float, column: str) -> str:
     if math.isnan(mean):
         return "-"
     scale, unit, digits = (100.0, "%", 2) if column in _PERCENT else (1.0, "", 3)
-    if column in ("n_trades", "fees_krw"):
-        digits = 0 if abs(mean) >= 100 else 1
+    if column in ("n_trades", "fees_krw"):  # counts and KRW: whole numbers unless a mean over seeds is not
+        digits = 0 if float(mean).is_integer() or abs(mean) >= 100 else 1
     text = f"{mean * scale:,.{digits}f}{unit}"
     return text if math.isnan(std) else f"{text} ± {std * scale:,.{digits}f}{unit}"
 
