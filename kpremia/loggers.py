@@ -1,25 +1,139 @@
-"""Lightning loggers from the ``logger`` config group: csv (default), tensorboard, wandb."""
+"""Lightning loggers from the ``logger`` config group: csv (default), tensorboard, wandb.
+
+The csv logger needs nothing and works everywhere, so it stays the default.
+``logger=tensorboard`` writes event files under ``<run dir>/tensorboard``.
+``logger=wandb`` uses Lightning's ``WandbLogger`` with a few kpremia-specific
+choices (see :class:`KPremiaWandbLogger` and :func:`wandb_mode`): it never
+needs a network to run, it records the number a sweep optimises, and it plays
+well with Hydra multiruns where many fits share one process.
+"""
 
 from __future__ import annotations
 
+import logging
+import netrc
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from kpremia.errors import UserError
 
+log = logging.getLogger(__name__)
+
+WANDB_MODES = ("online", "offline", "disabled")
+# Values of WANDB_MODE that wandb itself accepts, mapped onto the three modes above.
+_WANDB_MODE_ALIASES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+                       "disabled": "disabled"}
+
+
+def wandb_api_key_available() -> bool:
+    """Whether wandb would find an API key without prompting: ``WANDB_API_KEY`` or a ``.netrc`` entry.
+
+    Checked without wandb's private auth modules (they move between releases) and
+    without any network call, so choosing the mode is instant and offline-safe.
+    """
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    try:
+        auth = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(auth and auth[2])
+
+
+def wandb_mode(logger_cfg: dict[str, Any]) -> str:
+    """``online``, ``offline`` or ``disabled`` for this run.
+
+    Order: ``WANDB_MODE=disabled`` always wins (the switch CI and users reach for
+    to turn wandb off without editing configs); then an explicit
+    ``logger.offline=true|false``; then ``WANDB_MODE``; and with none of these,
+    online only when an API key is available — so a fresh checkout never hangs
+    on a login prompt or fails for want of a server.
+    """
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env and env not in _WANDB_MODE_ALIASES:
+        raise UserError(f"WANDB_MODE={env!r} is not a wandb mode; use one of: online, offline, disabled")
+    env_mode = _WANDB_MODE_ALIASES.get(env)
+    if env_mode == "disabled":
+        return "disabled"
+    offline = logger_cfg.get("offline")
+    if offline is not None:
+        return "offline" if offline else "online"
+    if env_mode is not None:
+        return env_mode
+    return "online" if wandb_api_key_available() else "offline"
+
 
 def wandb_offline(logger_cfg: dict[str, Any]) -> bool:
-    """Offline unless asked otherwise: no API key and no ``WANDB_MODE`` means offline."""
-    if logger_cfg.get("offline") is not None:
-        return bool(logger_cfg["offline"])
-    mode = os.environ.get("WANDB_MODE")
-    if mode:
-        return mode in ("offline", "dryrun", "disabled")
-    return not os.environ.get("WANDB_API_KEY")
+    """True when the run will not talk to a server (offline or disabled)."""
+    return wandb_mode(logger_cfg) != "online"
+
+
+def _multirun_group(run_dir: Path) -> str | None:
+    """The multirun directory name for a job under ``.../multirun/<stamp>/<job>``, else None.
+
+    Jobs of one Hydra multirun then share a wandb group and sit together in the UI.
+    """
+    parent = run_dir.resolve().parent
+    return parent.name if parent.parent.name == "multirun" else None
+
+
+def _wandb_logger_class() -> type:
+    """Build the WandbLogger subclass lazily: importing wandb costs seconds, csv runs never pay it."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    class KPremiaWandbLogger(WandbLogger):
+        """Lightning's ``WandbLogger`` with kpremia's run semantics.
+
+        * The run summary's value of the monitored metric (``val/sharpe``) is the
+          *best* score, the one ``ModelCheckpoint`` keeps and ``fit`` returns to a
+          sweeper, not the last validation — so a wandb sweep and an Optuna search
+          optimise the same number.
+        * The resolved config is given to ``wandb.init`` once; Lightning's own
+          hyperparameters (``{"cfg", "spec"}``) would log it a second time under
+          ``cfg``, so only ``spec`` is added from them.
+        * ``finalize`` finishes the run (after Lightning uploads checkpoints when
+          ``log_model`` is on), so the next job of a Hydra multirun, which runs in
+          the same process, starts its own run instead of silently reusing this one.
+        """
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            # Lightning always passes anonymous=None, which wandb warns is deprecated.
+            if self._wandb_init.get("anonymous") is None:
+                self._wandb_init.pop("anonymous", None)
+            self._finished = False
+
+        @rank_zero_only
+        def log_hyperparams(self, params: Any) -> None:
+            params = dict(vars(params) if not isinstance(params, dict) else params)
+            params.pop("cfg", None)
+            if params:
+                super().log_hyperparams(params)
+
+        def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+            super().after_save_checkpoint(checkpoint_callback)
+            score, key = checkpoint_callback.best_model_score, checkpoint_callback.monitor
+            if score is not None and key and self._experiment is not None and not self._finished:
+                self._experiment.summary[key] = float(score)
+
+        @rank_zero_only
+        def finalize(self, status: str) -> None:
+            super().finalize(status)
+            if self._experiment is not None and not self._finished:
+                self._finished = True
+                self._experiment.finish(exit_code=0 if status == "success" else 1)
+
+    return KPremiaWandbLogger
 
 
 def build_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
+    """The Lightning logger configured by ``cfg["logger"]``, writing into ``run_dir``."""
     lcfg = cfg["logger"]
     name = lcfg["name"]
     if name == "csv":
@@ -29,14 +143,37 @@ def build_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
     if name == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")
+        return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="",
+                                 default_hp_metric=bool(lcfg.get("default_hp_metric", False)))
     if name == "wandb":
-        from lightning.pytorch.loggers import WandbLogger
-
-        logger = WandbLogger(
-            project=lcfg.get("project", "kpremia"), entity=lcfg.get("entity"), save_dir=str(run_dir),
-            name=run_dir.name, offline=wandb_offline(lcfg), log_model=bool(lcfg.get("log_model", False)),
-            tags=list(cfg.get("tags") or []), config=cfg,
-        )
-        return logger
+        return build_wandb_logger(cfg, run_dir)
     raise UserError(f"unknown logger {name!r}; use logger=csv, logger=tensorboard or logger=wandb")
+
+
+def build_wandb_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
+    """A :class:`KPremiaWandbLogger` for this run; see :func:`wandb_mode` for online/offline/disabled.
+
+    Files go under ``<run dir>/wandb`` (everything about a run in one directory)
+    unless ``WANDB_DIR`` says otherwise.  The mode is passed to ``wandb.init``
+    directly rather than through Lightning's ``offline`` flag, which would both
+    set ``WANDB_MODE`` for the rest of the process and refuse ``log_model``
+    offline — wandb stores offline artifacts and ``wandb sync`` uploads them.
+    """
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise UserError("logger=wandb needs the wandb package: pip install wandb") from None
+    lcfg = cfg["logger"]
+    log_model = lcfg.get("log_model", False)
+    if log_model not in (True, False, "all"):
+        raise UserError(f"logger.log_model={log_model!r} is invalid: use false, true (best checkpoint at the end) "
+                        "or all (every checkpoint)")
+    mode = wandb_mode(lcfg)
+    logger_cls = _wandb_logger_class()
+    return logger_cls(
+        project=lcfg.get("project") or "kpremia", entity=lcfg.get("entity"),
+        save_dir=os.environ.get("WANDB_DIR") or str(run_dir), name=lcfg.get("run_name") or run_dir.name,
+        group=lcfg.get("group") or _multirun_group(run_dir), job_type=lcfg.get("job_type") or "fit",
+        tags=[str(t) for t in (cfg.get("tags") or [])], config=cfg, mode=mode,
+        log_model=log_model if mode != "disabled" else False,
+    )
