@@ -9,7 +9,12 @@ names and the nearest match.
 Third-party packages add plug-ins through the entry-point group
 ``kpremia.plugins``: each entry point names a module (or a callable) that, when
 imported/called, registers its objects.  Entry points are loaded lazily, the
-first time any registry is queried, so ``import kpremia`` stays cheap.
+first time any registry is queried, so ``import kpremia`` stays cheap.  A package
+that ships config files (e.g. ``configs/encoder/<name>.yaml``) declares their
+package in the group ``kpremia.configs``; the CLI adds it to Hydra's search path.
+Modules that are not installed (a local ``my_encoder.py``) are named in the
+environment variable ``KPREMIA_PLUGINS`` (comma-separated) and imported the same way.
+See ``docs/write_an_encoder.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import importlib.util
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -29,6 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENTRY_POINT_GROUP = "kpremia.plugins"
+CONFIG_ENTRY_POINT_GROUP = "kpremia.configs"
+PLUGINS_ENV_VAR = "KPREMIA_PLUGINS"
 
 # Modules of kpremia that register the built-in plug-ins.  Imported lazily on
 # first lookup so that registries are complete no matter which module a user
@@ -68,8 +77,47 @@ def load_plugins() -> None:
             if callable(obj) and not isinstance(obj, type):
                 obj()
         _loaded = True
+        _import_env_plugins()
     finally:
         _loading = False
+
+
+def _import_env_plugins() -> None:
+    """Import the modules named in ``KPREMIA_PLUGINS`` (comma-separated), so a local file registers.
+
+    Unlike a broken entry point (an installed package the user may not even know about),
+    a module the user named on purpose that fails to import is an error, not a warning.
+    """
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV_VAR, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UserError(
+                f"{PLUGINS_ENV_VAR} names {module!r}, which cannot be imported ({exc}); "
+                "put its directory on PYTHONPATH or fix the name"
+            ) from None
+
+
+def plugin_config_modules() -> list[str]:
+    """Packages named in the entry-point group ``kpremia.configs`` that can be found.
+
+    Each holds a config tree like ``kpremia/configs`` (e.g. ``encoder/<name>.yaml``), so
+    ``encoder=<name>`` works for an installed plug-in.  Finding a package imports its
+    parent package; one that cannot be found or raises is skipped with a warning naming it.
+    """
+    modules: list[str] = []
+    for ep in entry_points(group=CONFIG_ENTRY_POINT_GROUP):
+        try:
+            found = importlib.util.find_spec(ep.value) is not None
+        except Exception as exc:  # a broken plug-in must not break kpremia
+            found, reason = False, f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "no such module"
+        if found:
+            modules.append(ep.value)
+        else:
+            log.warning("kpremia plug-in configs %r (%s) skipped: %s", ep.name, ep.value, reason)
+    return modules
 
 
 class Registry(Generic[T]):
