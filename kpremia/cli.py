@@ -12,6 +12,7 @@ Hydra's multi-line one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -81,7 +82,10 @@ def _precheck(args: list[str]) -> None:
 
     from kpremia.config_checks import validate_config
 
-    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra.") and not a.startswith("hydra/")]
+    # hydra.searchpath changes which config files exist (e.g. a local encoder/<name>.yaml), so it
+    # must reach the pre-check; the other hydra.* keys only matter to the running app.
+    overrides = [a for a in args if not a.startswith("-") and (
+        a.startswith("hydra.searchpath=") or not a.startswith(("hydra.", "hydra/")))]
     multirun = any(a in ("-m", "--multirun") for a in args)
     try:
         if multirun:
@@ -95,6 +99,34 @@ def _precheck(args: list[str]) -> None:
         raise UserError(_hydra_message(exc)) from None
 
 
+@functools.cache
+def _add_plugin_config_search_path() -> None:
+    """Put the config packages of installed plug-ins on Hydra's search path (once per process).
+
+    A plug-in declares ``<name> = "<its package>.configs"`` in the entry-point group
+    ``kpremia.configs``; registering a SearchPathPlugin here makes both the pre-check's
+    compose and ``@hydra.main`` see e.g. its ``encoder/<name>.yaml``, so ``encoder=<name>``
+    works without the plug-in knowing about Hydra's plug-in machinery.  Appended after
+    kpremia's own configs, so a plug-in cannot shadow a built-in file.
+    """
+    from hydra.core.config_search_path import ConfigSearchPath
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+    from kpremia.registry import plugin_config_modules
+
+    modules = plugin_config_modules()
+    if not modules:
+        return
+
+    class KpremiaPluginConfigs(SearchPathPlugin):
+        def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+            for module in modules:
+                search_path.append(provider="kpremia-plugin", path=f"pkg://{module}")
+
+    Plugins.instance().register(KpremiaPluginConfigs)
+
+
 def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -103,6 +135,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
     global _command
     _command = command
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
+    _add_plugin_config_search_path()
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     if not passthrough:
         _precheck(args)
