@@ -68,11 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiments", nargs="*", default=None)
     parser.add_argument("--steps", type=int, default=65_536, help="env steps per experiment")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the config's torch_threads)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every experiment")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("kpremia").setLevel(logging.WARNING)
@@ -87,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             cfg = compose([f"experiment={name}", f"algo.total_env_steps={args.steps}",
-                           "trainer.enable_progress_bar=false", *args.overrides])
+                           "trainer.enable_progress_bar=false", f"torch_threads={args.threads}", *args.overrides])
             seconds, steps, rate = time_fit(cfg, Path(tmp) / name)
             rows.append((name, cfg["encoder"]["name"], cfg["algo"]["name"], cfg["env"]["n_envs"], steps, seconds, rate))
         ref = env_reference(cfg, args.steps)

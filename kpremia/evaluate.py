@@ -19,7 +19,7 @@ import torch
 from kpremia import pipeline
 from kpremia.envs.factory import env_kwargs
 from kpremia.errors import UserError
-from kpremia.eval.backtest import run_baseline_backtest, run_policy_backtest, trace_metrics
+from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import make_baselines
 from kpremia.registry import ACTION_SCHEMES
 
@@ -70,6 +70,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     module = pipeline.load_module(ckpt)
     cfg = _apply_overrides(module.cfg, cli_cfg, overrides)
     eval_cfg = cfg["eval"]
+    pipeline.apply_threads(cfg)
     splits = pipeline.ALL_SPLITS if split == "test" else pipeline.TRAIN_SPLITS
     market = pipeline.load_market(cfg, splits)
     if market.spec.shapes != module.spec.shapes:
@@ -86,10 +87,10 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         policy.update({f"{k}_std": _std([m[k] for m in per_seed]) for k in ("return", "sharpe", "max_drawdown")})
         policy["n_seeds"] = len(per_seed)
 
-    baseline_traces = {}
-    for name, baseline in make_baselines(eval_cfg.get("baselines") or [], kwargs, seed=int(cfg["seed"])).items():
+    baselines = make_baselines(eval_cfg.get("baselines") or [], kwargs, seed=int(cfg["seed"]))
+    for baseline in baselines.values():
         baseline.fit(market.tensors["train"])
-        baseline_traces[name] = run_baseline_backtest(baseline, target, kwargs)
+    baseline_traces = run_baseline_backtests(baselines, target, kwargs) if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
              "seed": cfg.get("seed"), "eval": eval_cfg, "period": [str(target.times[target.valid_from]),

@@ -28,6 +28,13 @@ TRAIN_SPLITS = ("train", "val")
 ALL_SPLITS = ("train", "val", "test")
 
 
+def apply_threads(cfg: dict[str, Any]) -> None:
+    """Set torch's intra-op threads from ``torch_threads`` (None keeps torch's default)."""
+    threads = cfg.get("torch_threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS) -> MarketData:
     """Load the configured source and build the requested splits as tensors (on the CPU)."""
     data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
@@ -92,6 +99,7 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
 def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Train per ``cfg``; write the run directory; return the best validation score and paths."""
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    apply_threads(cfg)
     market = load_market(cfg, TRAIN_SPLITS)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)
