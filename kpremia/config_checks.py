@@ -47,5 +47,22 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         batch = int(algo["n_steps"]) * int(env["n_envs"])
         _check(1 <= int(algo["n_minibatches"]) <= batch, "algo.n_minibatches", algo["n_minibatches"],
                f"between 1 and algo.n_steps * env.n_envs = {batch}")
+    if algo["name"] == "dqn":
+        _check_dqn(algo, int(env["n_envs"]))
     _check(int(algo.get("rollouts_per_epoch", 1)) >= 1, "algo.rollouts_per_epoch",
            algo.get("rollouts_per_epoch"), ">= 1")
+
+
+def _check_dqn(algo: Mapping[str, Any], n_envs: int) -> None:
+    for key in ("collect_steps", "gradient_steps", "batch_size", "target_update_interval"):
+        _check(int(algo[key]) >= 1, f"algo.{key}", algo[key], ">= 1")
+    _check(int(algo["learning_starts"]) >= 0, "algo.learning_starts", algo["learning_starts"], ">= 0")
+    _check(0.0 < float(algo["tau"]) <= 1.0, "algo.tau", algo["tau"], "in (0, 1] (1 = hard target copy)")
+    _check(int(algo["n_step"]) >= 1, "algo.n_step", algo["n_step"], ">= 1 (1 = one-step TD)")
+    steps = -(-int(algo["buffer_size"]) // n_envs)  # the buffer holds whole env steps of all envs
+    _check(steps >= int(algo["n_step"]), "algo.buffer_size", algo["buffer_size"],
+           f"at least algo.n_step * env.n_envs = {int(algo['n_step']) * n_envs}")
+    for key in ("epsilon_start", "epsilon_end", "epsilon_decay_fraction"):
+        _check(0.0 <= float(algo[key]) <= 1.0, f"algo.{key}", algo[key], "in [0, 1]")
+    _check(float(algo["max_grad_norm"]) > 0, "algo.max_grad_norm", algo["max_grad_norm"], "> 0")
+    _check(float(algo.get("reward_scale", 1.0)) > 0, "algo.reward_scale", algo.get("reward_scale"), "> 0")
