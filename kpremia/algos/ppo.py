@@ -68,6 +68,11 @@ class PPO(RLModule):
         return torch.optim.Adam(self.net.parameters(), lr=float(self.algo_cfg["lr"]),
                                 eps=float(self.algo_cfg.get("adam_eps", 1e-5)))
 
+    @property
+    def reward_scale(self) -> float:
+        """Rewards are per-bar log returns (~1e-4); scaling them keeps the critic's targets O(1)."""
+        return float(self.algo_cfg.get("reward_scale", 1.0))
+
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if stage == "fit":
@@ -91,7 +96,7 @@ class PPO(RLModule):
             buf.actions[step] = action
             buf.logprobs[step] = logp_all.gather(1, action[:, None]).squeeze(1)
             buf.values[step] = value
-            buf.rewards[step] = reward
+            buf.rewards[step] = reward * self.reward_scale
             buf.terminated[step] = terminated
             buf.truncated[step] = truncated
             for k, v in info["final_obs"].items():
@@ -220,11 +225,9 @@ class PPO(RLModule):
             "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
             "perf/rollout_steps_per_s": torch.tensor(steps / max(self._rollout_seconds, 1e-9)),
             "perf/env_steps_per_s": torch.tensor(steps / max(self._rollout_seconds + update_seconds, 1e-9)),
-            "env_steps": torch.tensor(float(self.env_steps)),
         }
-        self.log_dict({k: v.float() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()},
-                      on_step=True, on_epoch=False, sync_dist=False, prog_bar=False)
-        self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True)
+        self.log_to_loggers(metrics)
+        self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True, logger=False)
         threshold = float(self.algo_cfg.get("collapse_threshold", 0.98))
         max_share = float(share.max())
         if max_share > threshold:
