@@ -1,0 +1,1 @@
+"""Config tree of the plug-in, laid out like ``kpremia/configs`` (``encoder/my_tcn.yaml``)."""
