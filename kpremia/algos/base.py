@@ -57,10 +57,10 @@ class TickDataset(Dataset):
         return i
 
 
-def n_actions_of(env_cfg: dict) -> int:
-    scheme = ACTION_SCHEMES.get(env_cfg.get("action_scheme", "signal"))(
+def action_scheme_of(env_cfg: dict) -> Any:
+    """The configured action scheme (for its ``n_actions`` and ``action_names``)."""
+    return ACTION_SCHEMES.get(env_cfg.get("action_scheme", "signal"))(
         **action_scheme_kwargs(env_cfg), allow_short=bool(env_cfg.get("allow_short", False)))
-    return int(scheme.n_actions)
 
 
 class RLModule(L.LightningModule):
@@ -83,7 +83,9 @@ class RLModule(L.LightningModule):
         self.env_cfg = cfg["env"]
         self.spec = spec
         self.market = market
-        self.n_actions = n_actions_of(self.env_cfg)
+        scheme = action_scheme_of(self.env_cfg)
+        self.n_actions = int(scheme.n_actions)
+        self.action_names = tuple(scheme.action_names)
         self.net = self.build_network(ENCODERS.build(dict(cfg["encoder"]), spec))
         self.env_steps = 0
         self.updates = 0

@@ -31,7 +31,8 @@ class ActorCritic(nn.Module):
     policy collapse; 0 disables it).
     """
 
-    def __init__(self, encoder: nn.Module, n_actions: int, head_hidden: int = 64, min_action_prob: float = 0.0):
+    def __init__(self, encoder: nn.Module, n_actions: int, head_hidden: int = 64, min_action_prob: float = 0.0,
+                 init_probs: list[float] | None = None):
         super().__init__()
         if not 0.0 <= min_action_prob * n_actions < 1.0:
             raise ValueError(f"min_action_prob={min_action_prob} is too large for {n_actions} actions")
@@ -40,6 +41,14 @@ class ActorCritic(nn.Module):
         self.min_action_prob = float(min_action_prob)
         self.policy_head = _mlp_head(encoder.out_dim, head_hidden, n_actions, out_gain=0.01)
         self.value_head = _mlp_head(encoder.out_dim, head_hidden, 1, out_gain=1.0)
+        if init_probs is not None:
+            # Start from a chosen action distribution (e.g. mostly "hold"): with near-zero
+            # output weights the initial policy is softmax(bias) for every observation.
+            probs = torch.as_tensor(init_probs, dtype=torch.float32)
+            if probs.shape != (n_actions,) or (probs <= 0).any():
+                raise ValueError(f"init_probs {init_probs} must be {n_actions} positive probabilities")
+            with torch.no_grad():
+                self.policy_head[-1].bias.copy_(torch.log(probs / probs.sum()))
 
     def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities ``[B, A]`` and values ``[B]``."""

@@ -39,7 +39,24 @@ class PPO(RLModule):
 
     def build_network(self, encoder: nn.Module) -> nn.Module:
         return ActorCritic(encoder, self.n_actions, head_hidden=int(self.algo_cfg.get("head_hidden", 64)),
-                           min_action_prob=float(self.algo_cfg.get("min_action_prob", 0.0)))
+                           min_action_prob=float(self.algo_cfg.get("min_action_prob", 0.0)),
+                           init_probs=self._init_probs())
+
+    def _init_probs(self) -> list[float] | None:
+        """``algo.init_hold_prob``: the initial probability of the scheme's "hold" action.
+
+        A trading policy that starts uniform flips its position every other bar and
+        mostly learns that fees hurt; starting mostly flat explores trades one at a time.
+        """
+        hold = self.algo_cfg.get("init_hold_prob")
+        if hold is None:
+            return None
+        names = list(self.action_names)
+        if "hold" not in names:
+            log.warning("algo.init_hold_prob ignored: action scheme has no 'hold' action (%s)", names)
+            return None
+        rest = (1.0 - float(hold)) / (len(names) - 1)
+        return [float(hold) if n == "hold" else rest for n in names]
 
     # ----------------------------------------------------------------- sizes
     @property
