@@ -20,10 +20,10 @@ context of the current position and market state, and nothing is fused after it.
 
 **LayerNorm, not BatchNorm.**  The reference normalised the dense layers with BatchNorm.
 BatchNorm's training-mode output for a row depends on the other rows of its batch, and its
-eval-mode output on running statistics that drift with training: a PPO rollout
-(B = n_envs) and the update (minibatches) would then evaluate different functions, so the
-probability ratio is off from the first minibatch; single-bar acting (B = 1) has no batch
-statistics at all.  LayerNorm normalises each step's features on their own, so a row's
+eval-mode output on running statistics that lag the weights: a PPO rollout (B = n_envs)
+and the update (minibatches) would then evaluate different functions, so the probability
+ratio is off from the first minibatch; and single-bar acting (B = 1) has no batch to take
+statistics from, so it must use running statistics the update never used.  LayerNorm normalises each step's features on their own, so a row's
 output is the same whatever batch it sits in, in training and in eval.  ``layer_norm=False``
 drops normalisation altogether.
 
