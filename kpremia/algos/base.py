@@ -152,12 +152,27 @@ class RLModule(L.LightningModule):
     def validation_step(self, batch: int, batch_idx: int) -> None:
         trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
                                     env_kwargs(self.env_cfg))[0]
-        metrics = trace_metrics(trace)
-        # batch_size=1: the tick "batch" is an int, from which Lightning cannot infer a size.
-        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items() if k != "return"}, sync_dist=True,
-                      prog_bar=False, batch_size=1)
-        self.log("val/return", float(metrics["return"]), sync_dist=True, prog_bar=True, batch_size=1)
-        self.log("env_steps", float(self.env_steps), sync_dist=True, batch_size=1)
+        metrics = {f"val/{k}": float(v) for k, v in trace_metrics(trace).items()}
+        # Through self.log for checkpoint monitoring (synced across ranks, never rank-zero-only;
+        # batch_size=1: the tick "batch" is an int, from which Lightning cannot infer a size),
+        # and to the loggers directly so every curve shares the env-steps x-axis.
+        self.log_dict({k: v for k, v in metrics.items() if k != "val/return"}, sync_dist=True, logger=False,
+                      batch_size=1)
+        self.log("val/return", metrics["val/return"], sync_dist=True, prog_bar=True, logger=False, batch_size=1)
+        self.log_to_loggers(metrics)
+
+    def log_to_loggers(self, metrics: dict[str, Any]) -> None:
+        """Write metrics to every logger at x = ``env_steps`` (one host sync for all tensors)."""
+        if not self.loggers:
+            return
+        names = list(metrics)
+        tensors = [torch.as_tensor(metrics[k], dtype=torch.float64).reshape(()).cpu() for k in names]
+        values = dict(zip(names, torch.stack(tensors).tolist(), strict=True))
+        values["env_steps"] = float(self.env_steps)
+        values["updates"] = float(self.updates)
+        for logger in self.loggers:
+            logger.log_metrics(values, step=self.env_steps)
+            logger.save()  # flush once per rollout: metrics.csv is current while training runs
 
     # ----------------------------------------------------------------- exact resume
     def _local_state(self) -> dict[str, Any]:
