@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,11 @@ def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:
     from kpremia.loggers import build_logger
 
     return [build_logger(cfg, run_dir)]
+
+
+# The run directory holds config.yaml / meta.json before the CSV logger starts; its
+# "directory exists and is not empty" warning would only alarm users.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
 def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra_callbacks: list | None = None,
