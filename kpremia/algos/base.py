@@ -32,14 +32,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from kpremia.data.market import MarketData
-from kpremia.envs.batched import BatchedEnv
-from kpremia.envs.factory import env_kwargs, make_env
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.factory import action_scheme_kwargs, env_kwargs, make_env
 from kpremia.envs.spec import ObsSpec
-from kpremia.io import atomic_write_json
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
+from kpremia.io import atomic_write_json
 from kpremia.registry import ACTION_SCHEMES, ENCODERS
-from kpremia.envs.factory import action_scheme_kwargs
 
 log = logging.getLogger(__name__)
 
