@@ -92,6 +92,7 @@ class PPO(RLModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        self._collapse_warned_epoch = -1
         if stage == "fit":
             self.buffer = RolloutBuffer(self.spec, self.n_steps, self.n_envs, self.trainer.strategy.root_device)
 
@@ -247,7 +248,8 @@ class PPO(RLModule):
         self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True, logger=False)
         threshold = float(self.algo_cfg.get("collapse_threshold", 0.98))
         max_share = float(share.max())
-        if max_share > threshold:
+        if max_share > threshold and self._collapse_warned_epoch != self.current_epoch:
+            self._collapse_warned_epoch = self.current_epoch  # once per epoch, not every rollout
             log.warning("policy collapse: action %d took %.1f%% of the last rollout (entropy %.3f); "
                         "raise algo.entropy_coef or set algo.min_action_prob", int(share.argmax()),
                         100 * max_share, float(stats[2]))
