@@ -200,22 +200,19 @@ class DQN(RLModule):
         self._stats_n = 0
 
     def _finish_round(self) -> None:
-        """Log once per collect round (one host sync per round, none per env step)."""
+        """Log once per collect round, straight to the loggers at x = env_steps (one host sync per round)."""
         rs = self._round_stats
         seconds = time.perf_counter() - self._round_t0
-        metrics: dict[str, torch.Tensor] = {
+        metrics: dict[str, torch.Tensor | float] = {
             "rollout/episode_return": rs["episode_return"],
             "rollout/episodes": rs["episodes"],
             "rollout/reward_mean": rs["reward_mean"],
             "rollout/max_action_share": rs["max_action_share"],
-            "train/epsilon": torch.tensor(self.epsilon()),
-            "perf/env_steps_per_s": torch.tensor(self.env_steps_per_round() / max(seconds, 1e-9)),
-            "env_steps": torch.tensor(float(self.env_steps)),
+            "train/epsilon": self.epsilon(),
+            "perf/env_steps_per_s": self.env_steps_per_round() / max(seconds, 1e-9),
         }
-        if self._stats_n:
+        if self._stats_n:  # no update during warm-up: no train/td_loss row
             stats = self._stats_sum / self._stats_n
-            metrics.update({"train/td_loss": stats[0], "train/q_mean": stats[1], "train/target_mean": stats[2],
-                            "train/updates": torch.tensor(float(self.updates))})
-        self.log_dict({k: v.float() for k, v in metrics.items()}, on_step=True, on_epoch=False, sync_dist=False,
-                      prog_bar=False)
-        self.log("rollout/ep_ret", rs["episode_return"].float(), on_step=True, prog_bar=True)
+            metrics.update({"train/td_loss": stats[0], "train/q_mean": stats[1], "train/target_mean": stats[2]})
+        self.log_to_loggers(metrics)
+        self.log("rollout/ep_ret", rs["episode_return"].float(), on_step=True, prog_bar=True, logger=False)

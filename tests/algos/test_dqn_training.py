@@ -55,7 +55,7 @@ def test_fit_counts_logs_once_per_round_and_syncs_the_target_every_k_updates(com
     for key in ("rollout/episode_return", "train/td_loss", "train/q_mean", "train/epsilon", "perf/env_steps_per_s",
                 "env_steps", "val/sharpe"):
         assert key in metrics.columns, key
-    rounds = metrics.dropna(subset=["train/epsilon"]).drop_duplicates(subset=["env_steps"])
+    rounds = metrics.dropna(subset=["train/epsilon"])
     assert rounds["env_steps"].tolist() == [32.0 * i for i in range(1, 9)]  # one row per collect round
     # the epsilon schedule (decay over 0.1 * 256 env steps) seen at the end of each round
     expected = [linear_epsilon(int(s), 256, start=1.0, end=0.05, decay_fraction=0.1) for s in rounds["env_steps"]]
