@@ -23,8 +23,9 @@ Choices worth knowing:
 * **Reward scale**: rewards are per-bar log returns (~1e-3), so true Q-values
   (~1e-2) and the gaps between actions (~1e-3) sit below the Q head's initial
   output noise; ``reward_scale`` (default 100) multiplies the returns in the TD
-  target, so Q-values and ``train/q_mean`` are in scaled units.  Without it the
-  learnability test's agent only learned to trade less (return -0.21 vs +0.27).
+  target, so Q-values and ``train/q_mean`` are in scaled units.  Measured on the
+  mean-reverting market: validation return -0.21 to -0.48 without it (random
+  -0.35), +0.25 to +0.27 with it.
 * **Epsilon** follows ``env_steps`` (the module's own counter, summed over
   ranks), as a host float: exploration costs no device sync per step.
 * **DDP**: each rank collects from its own seeded envs into its own buffer and
