@@ -89,13 +89,16 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
         monitor=algo.get("monitor", "val/sharpe"), mode=algo.get("monitor_mode", "max"), save_top_k=1,
-        save_last=True,
     )
+    # The newest state, always (ModelCheckpoint's save_last only writes when a top-k file was
+    # saved in the same step, so "last" could lag behind an epoch that was not the best).
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
     trainer = L.Trainer(
         accelerator=tcfg.pop("accelerator", "cpu"), devices=tcfg.pop("devices", 1),
         strategy=tcfg.pop("strategy", "auto"), num_nodes=tcfg.pop("num_nodes", 1),
         precision=tcfg.pop("precision", "32-true"), max_epochs=max_epochs or tcfg.pop("max_epochs", None) or 1,
-        callbacks=[checkpoint, *(extra_callbacks or [])], logger=_loggers(cfg, run_dir),
+        callbacks=[checkpoint, latest, *(extra_callbacks or [])], logger=_loggers(cfg, run_dir),
         default_root_dir=str(run_dir), use_distributed_sampler=False, num_sanity_val_steps=0,
         enable_model_summary=False, **{k: v for k, v in tcfg.items() if k != "max_epochs"},
     )
@@ -122,7 +125,7 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return {
         "best_score": float(best) if best is not None else None,
         "best_model_path": checkpoint.best_model_path,
-        "last_model_path": checkpoint.last_model_path,
+        "last_model_path": str(run_dir / "checkpoints" / "last.ckpt"),
         "env_steps": module.env_steps,
         "module": module,
     }
