@@ -48,6 +48,7 @@ def _error(message: str) -> int:
 def _hydra_message(exc: BaseException) -> str:
     """Hydra's exception text squeezed into one line with a fix."""
     text = " ".join(str(exc).split())
+    text = text.split(" Config search path:")[0]  # Hydra appends its search path; not a fix
     low = text.lower()
     if "could not override" in low or "key '" in low and "not in struct" in low:
         return f"{text} — check the key with `python -m kpremia fit --cfg job` or add a new one with +key=value"
