@@ -105,6 +105,18 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
     return trainer, checkpoint
 
 
+def saved_best_score(checkpoint: ModelCheckpoint) -> float | None:
+    """The best score stored in the best checkpoint file.
+
+    Under ``ddp_spawn`` Lightning hands only the best checkpoint's path back to the
+    launching process, not its score; without this, ``fit`` would return None to a
+    sweeper (an Optuna multirun with ddp_spawn would fail on every trial).
+    """
+    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False).get("callbacks", {})
+    score = state.get(checkpoint.state_key, {}).get("best_model_score")
+    return float(score) if score is not None else None
+
+
 def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Train per ``cfg``; write the run directory; return the best validation score and paths."""
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
@@ -122,6 +134,8 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         raise UserError(f"ckpt_path {ckpt_path!r} not found; pass the path of a .ckpt file to resume from")
     trainer.fit(module, ckpt_path=ckpt_path)
     best = checkpoint.best_model_score
+    if best is None and checkpoint.best_model_path:
+        best = saved_best_score(checkpoint)
     return {
         "best_score": float(best) if best is not None else None,
         "best_model_path": checkpoint.best_model_path,
