@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -81,55 +85,60 @@ def _multirun_group(run_dir: Path) -> str | None:
     return parent.name if parent.parent.name == "multirun" else None
 
 
-def _wandb_logger_class() -> type:
-    """Build the WandbLogger subclass lazily: importing wandb costs seconds, csv runs never pay it."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import WandbLogger
-    from lightning.pytorch.utilities import rank_zero_only
+class KPremiaWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` with kpremia's run semantics.
 
-    class KPremiaWandbLogger(WandbLogger):
-        """Lightning's ``WandbLogger`` with kpremia's run semantics.
+    * The run summary's value of the monitored metric (``val/sharpe``) is the
+      *best* score, the one ``ModelCheckpoint`` keeps and ``fit`` returns to a
+      sweeper, not the last validation — so a wandb sweep and an Optuna search
+      optimise the same number.
+    * The resolved config is given to ``wandb.init`` once; Lightning's own
+      hyperparameters (``{"cfg", "spec"}``) would log it a second time under
+      ``cfg``, so only ``spec`` is added from them.
+    * ``finalize`` finishes the run (after Lightning uploads checkpoints when
+      ``log_model`` is on), so the next job of a Hydra multirun, which runs in
+      the same process, starts its own run instead of silently reusing this one.
 
-        * The run summary's value of the monitored metric (``val/sharpe``) is the
-          *best* score, the one ``ModelCheckpoint`` keeps and ``fit`` returns to a
-          sweeper, not the last validation — so a wandb sweep and an Optuna search
-          optimise the same number.
-        * The resolved config is given to ``wandb.init`` once; Lightning's own
-          hyperparameters (``{"cfg", "spec"}``) would log it a second time under
-          ``cfg``, so only ``spec`` is added from them.
-        * ``finalize`` finishes the run (after Lightning uploads checkpoints when
-          ``log_model`` is on), so the next job of a Hydra multirun, which runs in
-          the same process, starts its own run instead of silently reusing this one.
-        """
+    * Under ``ddp_spawn`` the run is started by rank 0 in its worker, not in the
+      launching process: Lightning would start it in the launcher and attach the
+      worker to it, and the launcher's copy is never finished, so the next fit in
+      that process (a multirun's next job) would hang on the finished run.
 
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            # Lightning always passes anonymous=None, which wandb warns is deprecated.
-            if self._wandb_init.get("anonymous") is None:
-                self._wandb_init.pop("anonymous", None)
-            self._finished = False
+    A module-level class so ``ddp_spawn`` can pickle it; Lightning's ``WandbLogger``
+    imports wandb only when a run starts.
+    """
 
-        @rank_zero_only
-        def log_hyperparams(self, params: Any) -> None:
-            params = dict(vars(params) if not isinstance(params, dict) else params)
-            params.pop("cfg", None)
-            if params:
-                super().log_hyperparams(params)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Lightning always passes anonymous=None, which wandb warns is deprecated.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+        self._finished = False
 
-        def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
-            super().after_save_checkpoint(checkpoint_callback)
-            score, key = checkpoint_callback.best_model_score, checkpoint_callback.monitor
-            if score is not None and key and self._experiment is not None and not self._finished:
-                self._experiment.summary[key] = float(score)
+    def __getstate__(self) -> dict[str, Any]:
+        if self._experiment is not None:  # a run exists already: let the worker attach to it
+            return super().__getstate__()
+        return self.__dict__.copy()
 
-        @rank_zero_only
-        def finalize(self, status: str) -> None:
-            super().finalize(status)
-            if self._experiment is not None and not self._finished:
-                self._finished = True
-                self._experiment.finish(exit_code=0 if status == "success" else 1)
+    @rank_zero_only
+    def log_hyperparams(self, params: Any) -> None:
+        params = dict(params if isinstance(params, dict) else vars(params))
+        params.pop("cfg", None)
+        if params:
+            super().log_hyperparams(params)
 
-    return KPremiaWandbLogger
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        super().after_save_checkpoint(checkpoint_callback)
+        score, key = checkpoint_callback.best_model_score, checkpoint_callback.monitor
+        if score is not None and key and self._experiment is not None and not self._finished:
+            self._experiment.summary[key] = float(score)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        if self._experiment is not None and not self._finished:
+            self._finished = True
+            self._experiment.finish(exit_code=0 if status == "success" else 1)
 
 
 def build_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
@@ -169,8 +178,7 @@ def build_wandb_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
         raise UserError(f"logger.log_model={log_model!r} is invalid: use false, true (best checkpoint at the end) "
                         "or all (every checkpoint)")
     mode = wandb_mode(lcfg)
-    logger_cls = _wandb_logger_class()
-    return logger_cls(
+    return KPremiaWandbLogger(
         project=lcfg.get("project") or "kpremia", entity=lcfg.get("entity"),
         save_dir=os.environ.get("WANDB_DIR") or str(run_dir), name=lcfg.get("run_name") or run_dir.name,
         group=lcfg.get("group") or _multirun_group(run_dir), job_type=lcfg.get("job_type") or "fit",

@@ -110,3 +110,26 @@ def test_fit_with_tensorboard_writes_event_files(compose_cfg, tmp_path):
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     assert {"val/sharpe", "train/approx_kl"} <= set(acc.Tags()["scalars"])
+
+
+@pytest.mark.slow
+def test_two_ddp_spawn_fits_in_one_process_with_wandb(compose_cfg, wandb_env, monkeypatch, tmp_path):
+    """A multirun's jobs share a process: each ddp_spawn fit gets its own finished run and returns its score.
+
+    (Lightning would start the run in the launching process and never finish it there, so the
+    second fit hung on it; and under ddp_spawn it returns only the best checkpoint's path.)
+    """
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    (tmp_path / "wandb_dir").mkdir()
+    cfg = compose_cfg(*TINY, "logger=wandb", "trainer.strategy=ddp_spawn", "trainer.devices=2",
+                      "algo.total_env_steps=512")
+    scores = [pipeline.fit(cfg, tmp_path / f"run{i}")["best_score"] for i in range(2)]
+    assert wandb.run is None
+    runs = [read_offline_run(p) for p in sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))]
+    assert sorted(r.name for r in runs) == ["run0", "run1"]
+    for run, score in zip(sorted(runs, key=lambda r: r.name), scores, strict=True):
+        assert score is not None and run.summary["val/sharpe"] == pytest.approx(score)
+        assert "exit" in run.record_types and run.config["trainer"]["strategy"] == "ddp_spawn"
