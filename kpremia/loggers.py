@@ -22,10 +22,13 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from kpremia.errors import UserError
+from kpremia.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 WANDB_MODES = ("online", "offline", "disabled")
+# Written into the run directory by a wandb-logged fit: the run's id, so `test` can add its report.
+WANDB_RUN_FILE = "wandb_run.json"
 # Values of WANDB_MODE that wandb itself accepts, mapped onto the three modes above.
 _WANDB_MODE_ALIASES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
                        "disabled": "disabled"}
@@ -108,8 +111,9 @@ class KPremiaWandbLogger(WandbLogger):
     imports wandb only when a run starts.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, run_dir: Path | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._run_dir = run_dir
         # Lightning always passes anonymous=None, which wandb warns is deprecated.
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
@@ -138,7 +142,14 @@ class KPremiaWandbLogger(WandbLogger):
         super().finalize(status)
         if self._experiment is not None and not self._finished:
             self._finished = True
-            self._experiment.finish(exit_code=0 if status == "success" else 1)
+            run = self._experiment
+            if (self._run_dir is not None and self._run_dir.is_dir() and getattr(run, "id", None)
+                    and self._wandb_init.get("mode") != "disabled"):
+                # lets `test` add its report to this run later (log_test_report)
+                atomic_write_json(self._run_dir / WANDB_RUN_FILE, {
+                    "id": run.id, "project": getattr(run, "project", None), "entity": getattr(run, "entity", None),
+                    "dir": self._wandb_init.get("dir")})
+            run.finish(exit_code=0 if status == "success" else 1)
 
 
 def build_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
@@ -182,6 +193,49 @@ def build_wandb_logger(cfg: dict[str, Any], run_dir: Path) -> Any:
         project=lcfg.get("project") or "kpremia", entity=lcfg.get("entity"),
         save_dir=os.environ.get("WANDB_DIR") or str(run_dir), name=lcfg.get("run_name") or run_dir.name,
         group=lcfg.get("group") or _multirun_group(run_dir), job_type=lcfg.get("job_type") or "fit",
-        tags=[str(t) for t in (cfg.get("tags") or [])], config=cfg, mode=mode,
+        tags=[str(t) for t in (cfg.get("tags") or [])], config=cfg, mode=mode, run_dir=run_dir,
         log_model=log_model if mode != "disabled" else False,
     )
+
+
+def log_test_report(run_cfg: dict[str, Any], run_dir: Path, summary: dict[str, Any], report_dir: Path) -> bool:
+    """Add a ``test`` report to the wandb run of the fit that made the checkpoint; True if logged.
+
+    Only for runs trained with ``logger=wandb`` (the checkpoint's config says so) and
+    not disabled now.  The fit's run is resumed by the id it left in
+    ``wandb_run.json`` (a fresh run with ``job_type=test`` when there is none); the
+    policy's test metrics go into its summary as ``test/<metric>`` and the report's
+    PNG plots are logged as images.  Best effort: the report is already on disk, so
+    any wandb failure is a warning, never a failed ``test``.
+    """
+    lcfg = run_cfg.get("logger") or {}
+    if lcfg.get("name") != "wandb":
+        return False
+    try:
+        mode = wandb_mode(lcfg)
+        if mode == "disabled":
+            return False
+        import json
+
+        import wandb
+
+        info_path = run_dir / WANDB_RUN_FILE
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        run = wandb.init(
+            project=info.get("project") or lcfg.get("project") or "kpremia", entity=info.get("entity") or lcfg.get("entity"),
+            id=info.get("id"), resume="allow" if info.get("id") else None, name=run_dir.name,
+            dir=os.environ.get("WANDB_DIR") or info.get("dir") or str(run_dir), mode=mode, job_type=None if info.get("id") else "test",
+            reinit="create_new",  # leave any other active run alone
+        )
+        metrics = {f"test/{k}": v for k, v in (summary.get("policy") or {}).items() if isinstance(v, (int, float))}
+        if isinstance(summary.get("oracle_capture"), (int, float)):
+            metrics["test/oracle_capture"] = summary["oracle_capture"]
+        run.summary.update(metrics)
+        images = {f"test/{p.stem}": wandb.Image(str(p)) for p in sorted(report_dir.glob("*.png"))}
+        if images:
+            run.log(images)
+        run.finish()
+        return True
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.warning("test report not added to wandb (%s: %s); it is in %s", type(exc).__name__, exc, report_dir)
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,20 @@ def test_fit_with_wandb_offline_logs_config_metrics_best_score_and_checkpoint(co
     import wandb
 
     assert wandb.run is None, "the run must be finished so the next multirun job starts its own"
+
+    # `test` adds its report to the same run: test/* metrics in the summary, the plots as images
+    from kpremia.evaluate import evaluate_checkpoint
+
+    assert json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"] == run.run_id
+    ckpt = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    summary = evaluate_checkpoint(ckpt, split="test", cli_cfg=compose_cfg(f"ckpt={ckpt}"), overrides=[])
+    resumed = [read_offline_run(p) for p in (tmp_path / "wandb_dir" / "wandb").glob("offline-run-*")]
+    (test_run,) = [r for r in resumed if "test/sharpe" in r.summary]
+    assert test_run.run_id == run.run_id
+    assert test_run.summary["test/sharpe"] == pytest.approx(summary["policy"]["sharpe"])
+    images = {k.removesuffix("/_type") for h in test_run.history for k, v in h.items()
+              if k.endswith("/_type") and v == "image-file"}
+    assert images == {"test/equity", "test/premium", "test/position"}
 
 
 def test_fit_with_tensorboard_writes_event_files(compose_cfg, tmp_path):
