@@ -100,6 +100,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     if split == "test":
         summary = write_report(run_dir / "report", traces[0], baseline_traces, {**extra, "policy_metrics": policy},
                                plots=bool(eval_cfg.get("plots", True)))
+        from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
+
+        log_test_report(cfg, run_dir, summary, run_dir / "report")
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
     print(format_table(summary))
