@@ -133,6 +133,8 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if ckpt_path and not Path(ckpt_path).is_file():
         raise UserError(f"ckpt_path {ckpt_path!r} not found; pass the path of a .ckpt file to resume from")
     trainer.fit(module, ckpt_path=ckpt_path)
+    if module._trainer is None:  # ddp_spawn: the launching process gets the weights back, detached
+        module.trainer = trainer
     best = checkpoint.best_model_score
     if best is None and checkpoint.best_model_path:
         best = saved_best_score(checkpoint)
