@@ -132,7 +132,8 @@ def test_two_ddp_spawn_fits_in_one_process_with_wandb(compose_cfg, wandb_env, mo
     """A multirun's jobs share a process: each ddp_spawn fit gets its own finished run and returns its score.
 
     (Lightning would start the run in the launching process and never finish it there, so the
-    second fit hung on it; and under ddp_spawn it returns only the best checkpoint's path.)
+    second fit hung on it; under ddp_spawn it returns only the best checkpoint's path, and a
+    module detached from its trainer, on which `fit` failed after training.)
     """
     import wandb
 
@@ -141,7 +142,10 @@ def test_two_ddp_spawn_fits_in_one_process_with_wandb(compose_cfg, wandb_env, mo
     (tmp_path / "wandb_dir").mkdir()
     cfg = compose_cfg(*TINY, "logger=wandb", "trainer.strategy=ddp_spawn", "trainer.devices=2",
                       "algo.total_env_steps=512")
-    scores = [pipeline.fit(cfg, tmp_path / f"run{i}")["best_score"] for i in range(2)]
+    from kpremia import commands
+
+    # commands.run as the CLI calls it: it reads the module's trainer, which ddp_spawn leaves detached
+    scores = [commands.run("fit", cfg, tmp_path / f"run{i}") for i in range(2)]
     assert wandb.run is None
     runs = [read_offline_run(p) for p in sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))]
     assert sorted(r.name for r in runs) == ["run0", "run1"]
