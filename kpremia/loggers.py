@@ -26,10 +26,9 @@ from kpremia.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-WANDB_MODES = ("online", "offline", "disabled")
 # Written into the run directory by a wandb-logged fit: the run's id, so `test` can add its report.
 WANDB_RUN_FILE = "wandb_run.json"
-# Values of WANDB_MODE that wandb itself accepts, mapped onto the three modes above.
+# Values of WANDB_MODE that wandb itself accepts, mapped onto online / offline / disabled.
 _WANDB_MODE_ALIASES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
                        "disabled": "disabled"}
 
@@ -101,7 +100,6 @@ class KPremiaWandbLogger(WandbLogger):
     * ``finalize`` finishes the run (after Lightning uploads checkpoints when
       ``log_model`` is on), so the next job of a Hydra multirun, which runs in
       the same process, starts its own run instead of silently reusing this one.
-
     * Under ``ddp_spawn`` the run is started by rank 0 in its worker, not in the
       launching process: Lightning would start it in the launcher and attach the
       worker to it, and the launcher's copy is never finished, so the next fit in
