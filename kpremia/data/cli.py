@@ -24,11 +24,11 @@ from kpremia.data.cache import (
     OHLCV_COLUMNS,
     DatasetKey,
     OhlcvCache,
-    atomic_write_json,
     atomic_write_parquet,
     gap_summary,
 )
 from kpremia.errors import UserError
+from kpremia.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 

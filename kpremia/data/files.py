@@ -12,7 +12,6 @@ exactly which data it saw.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,18 +27,11 @@ from kpremia.data.frame import (
 from kpremia.errors import UserError
 from kpremia.registry import DATA_SOURCES
 
+from kpremia.io import sha256_file
+
 log = logging.getLogger(__name__)
 
 TIME_COLUMN_GUESSES = ("time", "timestamp", "datetime", "date", "open_time", "candle_date_time_utc")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file (streamed, so large files are fine)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _existing(path: str | Path, option: str) -> Path:

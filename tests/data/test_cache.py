@@ -18,13 +18,13 @@ from ccxt_replay import ReplayServer, expected_ohlcv, make_candles, replay_facto
 from kpremia.data.cache import (  # noqa: E402
     DatasetKey,
     OhlcvCache,
-    atomic_write_bytes,
     atomic_write_parquet,
     default_cache_dir,
     merge_intervals,
     subtract_intervals,
 )
 from kpremia.data.ccxt_source import CcxtSource, FetchFailed, RetryPolicy, fetch_ohlcv_cached  # noqa: E402
+from kpremia.io import atomic_write, atomic_write_bytes  # noqa: E402
 
 KEY = DatasetKey("upbit", "USDT/KRW", "15m")
 NO_RETRY = RetryPolicy(max_retries=0, base_delay_s=0.0)
@@ -81,8 +81,6 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     path = tmp_path / "x.bin"
     atomic_write_bytes(path, b"old")
     with pytest.raises(RuntimeError):
-        from kpremia.data.cache import atomic_write
-
         def half_then_crash(fh):
             fh.write(b"new but incomp")
             raise RuntimeError("killed mid-write")
