@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
+import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kpremia import pipeline
+from kpremia.algos.base import action_scheme_of
 from kpremia.envs.factory import env_kwargs
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import make_baselines
-from kpremia.registry import ACTION_SCHEMES
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,14 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
     target = market.tensors[split]
     kwargs = env_kwargs(cfg["env"])
-    scheme = ACTION_SCHEMES.get(kwargs["action_scheme"])(**kwargs["action_scheme_kwargs"])
+    scheme = action_scheme_of(cfg["env"])
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
     traces = run_policy_backtest(act, target, kwargs, n_envs=n_envs, seed=int(cfg["seed"]))
     per_seed = [trace_metrics(t) for t in traces]
-    policy = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in per_seed[0]}
+    policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
-        policy.update({f"{k}_std": _std([m[k] for m in per_seed]) for k in ("return", "sharpe", "max_drawdown")})
+        policy.update({f"{k}_std": statistics.stdev(m[k] for m in per_seed)
+                       for k in ("return", "sharpe", "max_drawdown")})
         policy["n_seeds"] = len(per_seed)
 
     baselines = make_baselines(eval_cfg.get("baselines") or [], kwargs, seed=int(cfg["seed"]))
@@ -109,8 +110,3 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     if split == "test":
         print(run_dir / "report")
     return summary
-
-
-def _std(values: list[float]) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))

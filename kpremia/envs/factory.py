@@ -41,21 +41,18 @@ def env_kwargs(env_cfg: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def make_env(market: MarketTensors, env_cfg: Mapping[str, Any], *, n_envs: int | None = None, seed: int = 0,
-             random_start: bool = True, max_steps: int | None = -1) -> BatchedEnv:
-    """A BatchedEnv over ``market``.
+def make_env(market: MarketTensors, env_cfg: Mapping[str, Any], *, n_envs: int | None = None,
+             seed: int = 0) -> BatchedEnv:
+    """A training BatchedEnv over ``market``: episodes of ``env.max_steps`` from random starts.
 
-    ``random_start=True`` is the training setting (episodes of ``env.max_steps``
-    from random starts); ``random_start=False, max_steps=None`` runs every env
-    over the whole split from its first valid bar (validation, test, backtests).
-    ``max_steps=-1`` means "take it from the config".
+    Sequential envs over a whole split (validation, test, backtests) are built by
+    :func:`kpremia.eval.backtest.make_sequential_env` from the same :func:`env_kwargs`.
     """
-    steps = int(env_cfg.get("max_steps", 1000)) if max_steps == -1 else max_steps
     return BatchedEnv(
         market,
         int(n_envs if n_envs is not None else env_cfg.get("n_envs", 64)),
-        max_steps=steps,
-        random_start=random_start,
+        max_steps=int(env_cfg.get("max_steps", 1000)),
+        random_start=True,
         seed=seed,
         **env_kwargs(env_cfg),
     )
