@@ -1,0 +1,293 @@
+"""Online PPO: small clipped-surrogate updates on live transitions, anchored to the loaded weights.
+
+The math is the offline PPO's own (:func:`kpremia.algos.gae.compute_gae`,
+:func:`kpremia.algos.ppo_loss.ppo_loss`); only the schedule differs.  The live
+settings of the reference design are the defaults: lr 1e-4, clip 0.1, entropy
+0.02, value 0.4, one epoch on the last 16 transitions every 3 new ones.
+
+Why an anchor: a live stream is one path through one regime; a few hundred
+small updates on it can walk a policy far from what was validated offline
+("forgetting").  Two guards keep it near the loaded weights ``theta_0``:
+
+* an L2 pull ``anchor / 2 * ||theta - theta_0||^2`` added to the loss (soft), and
+* a hard radius: after every optimiser step the weights are projected back onto
+  the ball ``||theta - theta_0|| <= max_distance`` (so the bound holds whatever
+  the learning rate does).
+
+The old log-probabilities are the *behaviour* policy's (recorded when the action
+was taken), so with overlapping windows the ratio corrects for the policy having
+moved since; the values for GAE are recomputed at update time with the current
+critic (no gradient).  The network runs in eval mode in the update, as offline
+PPO does (see :mod:`kpremia.algos.ppo`).
+
+Everything an update depends on (weights, anchor, Adam moments, the transition
+window, counters, hyperparameters) is in :meth:`OnlinePPO.state_dict`, so a
+restart from a saved state gives bit-for-bit the weights of an uninterrupted run
+(CPU).  This class is synchronous and deterministic; running it off the
+decision path is the job of :class:`kpremia.live.learner_thread.BackgroundLearner`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from kpremia.algos.gae import compute_gae
+from kpremia.algos.policy import ActorCritic
+from kpremia.algos.ppo_loss import ppo_loss
+from kpremia.errors import UserError
+
+
+@dataclass(frozen=True)
+class OnlineLearnConfig:
+    """``live.learn.*``: the online update's settings (reference live defaults)."""
+
+    lr: float = 1e-4
+    clip_epsilon: float = 0.1
+    entropy_coef: float = 0.02
+    value_coef: float = 0.4
+    update_epochs: int = 1
+    batch_size: int = 16  # transitions per update (the most recent ones)
+    every: int = 3  # new transitions between updates
+    anchor: float = 0.1  # L2 pull towards the loaded weights
+    max_distance: float = 1.0  # hard radius ||theta - theta_0|| (L2 over all parameters)
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    max_grad_norm: float = 0.5
+    reward_scale: float = 1.0
+    normalize_advantages: bool = True
+
+    @classmethod
+    def from_cfg(cls, cfg: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> OnlineLearnConfig:
+        """Build from ``live.learn`` (unknown keys other than the runner's own are an error)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (defaults or {}).items() if k in known}
+        for key, value in (cfg or {}).items():
+            if key in known:
+                values[key] = value
+            elif key not in RUNNER_KEYS:
+                raise UserError(f"live.learn.{key} is not a setting; use one of {sorted(known | RUNNER_KEYS)}")
+        try:
+            out = cls(**{k: _coerce(getattr(cls, k), v, k) for k, v in values.items()})
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"live.learn has a value of the wrong type ({exc}); use numbers, e.g. live.learn.lr=1e-4")
+        out.check()
+        return out
+
+    def check(self) -> None:
+        """One line naming the bad setting and the fix."""
+        rules = [
+            (self.lr > 0 and math.isfinite(self.lr), "lr must be > 0, e.g. 1e-4"),
+            (0 < self.clip_epsilon < 1, "clip_epsilon must be in (0, 1), e.g. 0.1"),
+            (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
+            (self.value_coef >= 0, "value_coef must be >= 0"),
+            (self.update_epochs >= 1, "update_epochs must be >= 1"),
+            (self.batch_size >= 2, "batch_size must be >= 2 transitions"),
+            (self.every >= 1, "every must be >= 1 transition"),
+            (self.anchor >= 0, "anchor must be >= 0 (0 disables the L2 pull)"),
+            (self.max_distance > 0, "max_distance must be > 0"),
+            (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
+            (0 <= self.gae_lambda <= 1, "gae_lambda must be in [0, 1]"),
+            (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise UserError(f"live.learn: {message}")
+
+
+def _coerce(default: Any, value: Any, key: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"live.learn.{key}={value!r} must be true or false")
+        return value
+    return type(default)(value)
+
+
+# Keys under live.learn that configure the runner, not the update itself.
+RUNNER_KEYS = frozenset({"enabled", "allow_real_orders", "challenger", "versions_keep", "_target_"})
+
+# What /set_hparams may change while running.
+RUNTIME_HPARAMS = ("lr", "clip_epsilon", "entropy_coef", "value_coef", "anchor")
+
+
+class Transition(NamedTuple):
+    """One live step: the observation acted on, the action, its behaviour log-prob, what followed."""
+
+    obs: dict[str, torch.Tensor]  # each [1, ...]
+    action: int
+    logprob: float  # log pi_behaviour(action | obs)
+    reward: float
+    next_obs: dict[str, torch.Tensor]
+    terminated: bool = False
+    truncated: bool = False
+
+
+class UpdateResult(NamedTuple):
+    update: int
+    transitions_seen: int
+    loss: float
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    anchor_distance: float
+    projected: bool  # the hard radius acted
+
+
+class OnlinePPO:
+    """Owns a copy of an actor-critic, its anchor, an Adam optimiser and the transition window."""
+
+    def __init__(self, net: nn.Module, config: OnlineLearnConfig | None = None):
+        if not isinstance(net, ActorCritic):
+            raise UserError(f"online learning supports PPO (actor-critic) checkpoints only, not "
+                            f"{type(net).__name__}; set live.learn.enabled=false for this checkpoint")
+        self.config = config or OnlineLearnConfig()
+        self.net = copy.deepcopy(net).float()
+        self.net.eval()
+        self.anchor = [p.detach().clone() for p in self.net.parameters()]
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, eps=1e-5)
+        self.window: deque[Transition] = deque(maxlen=self.config.batch_size)
+        self.transitions_seen = 0
+        self.since_update = 0
+        self.updates = 0
+
+    # ----------------------------------------------------------------- feeding
+    def add(self, transition: Transition) -> bool:
+        """Record a transition; ``True`` when an update is due now."""
+        self.window.append(_to_cpu_transition(transition))
+        self.transitions_seen += 1
+        self.since_update += 1
+        return self.update_due()
+
+    def update_due(self) -> bool:
+        return len(self.window) >= self.config.batch_size and self.since_update >= self.config.every
+
+    # ----------------------------------------------------------------- the update
+    def update(self) -> UpdateResult:
+        """One PPO update (``update_epochs`` full-batch steps) on the current window."""
+        cfg = self.config
+        batch = list(self.window)
+        obs = _stack([t.obs for t in batch])
+        next_obs = _stack([t.next_obs for t in batch])
+        actions = torch.tensor([t.action for t in batch], dtype=torch.long)
+        old_logprob = torch.tensor([t.logprob for t in batch], dtype=torch.float32)
+        rewards = torch.tensor([t.reward for t in batch], dtype=torch.float32) * cfg.reward_scale
+        terminated = torch.tensor([t.terminated for t in batch], dtype=torch.bool)
+        truncated = torch.tensor([t.truncated for t in batch], dtype=torch.bool)
+
+        self.net.eval()
+        with torch.no_grad():
+            _, values = self.net(obs)
+            _, next_values = self.net(next_obs)
+        adv, returns = compute_gae(rewards[:, None], values[:, None], next_values[:, None], terminated[:, None],
+                                   truncated[:, None], gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+        adv, returns = adv[:, 0], returns[:, 0]
+        if cfg.normalize_advantages:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr
+        projected = False
+        for _ in range(cfg.update_epochs):
+            logp_all, new_value = self.net(obs)
+            new_logprob = logp_all.gather(1, actions[:, None]).squeeze(1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            terms = ppo_loss(new_logprob, old_logprob, adv, new_value, values, returns, entropy,
+                             clip_epsilon=cfg.clip_epsilon)
+            pull = sum(((p - a) ** 2).sum() for p, a in zip(self.net.parameters(), self.anchor, strict=True))
+            loss = (terms.loss_objective + cfg.value_coef * terms.loss_critic - cfg.entropy_coef * terms.entropy
+                    + 0.5 * cfg.anchor * pull)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            projected |= self._project()
+        self.since_update = 0
+        self.updates += 1
+        loss = loss.detach()
+        return UpdateResult(self.updates, self.transitions_seen, float(loss), float(terms.loss_objective.detach()),
+                            float(terms.loss_critic.detach()), float(terms.entropy.detach()), float(terms.approx_kl),
+                            float(terms.clip_fraction), self.anchor_distance(), projected)
+
+    @torch.no_grad()
+    def _project(self) -> bool:
+        """Pull the weights back onto the ball of radius ``max_distance`` around the anchor."""
+        distance = self.anchor_distance()
+        if distance <= self.config.max_distance:
+            return False
+        scale = self.config.max_distance / distance
+        for p, a in zip(self.net.parameters(), self.anchor, strict=True):
+            p.copy_(a + (p - a) * scale)
+        return True
+
+    @torch.no_grad()
+    def anchor_distance(self) -> float:
+        """``||theta - theta_0||``, L2 over all parameters (float64 sum: order-stable)."""
+        total = sum(((p.double() - a.double()) ** 2).sum() for p, a in zip(self.net.parameters(), self.anchor,
+                                                                              strict=True))
+        return float(torch.as_tensor(total).sqrt())
+
+    # ----------------------------------------------------------------- run-time settings
+    def set_hparams(self, **changes: float) -> OnlineLearnConfig:
+        """Change ``lr``, ``clip_epsilon``, ... between updates; validated, all or nothing."""
+        unknown = set(changes) - set(RUNTIME_HPARAMS)
+        if unknown:
+            raise UserError(f"cannot change {sorted(unknown)} at run time; allowed: {list(RUNTIME_HPARAMS)}")
+        new = replace(self.config, **{k: float(v) for k, v in changes.items()})
+        new.check()
+        self.config = new
+        return new
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the current network weights (to publish to an acting copy)."""
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    # ----------------------------------------------------------------- exact resume
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "net": self.weights(),
+            "anchor": [a.clone() for a in self.anchor],
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "window": [t._asdict() for t in self.window],
+            "transitions_seen": self.transitions_seen,
+            "since_update": self.since_update,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.config = OnlineLearnConfig(**state["config"])
+        self.net.load_state_dict(state["net"])
+        with torch.no_grad():
+            for a, saved in zip(self.anchor, state["anchor"], strict=True):
+                a.copy_(saved)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.window = deque((Transition(**t) for t in state["window"]), maxlen=self.config.batch_size)
+        self.transitions_seen = int(state["transitions_seen"])
+        self.since_update = int(state["since_update"])
+        self.updates = int(state["updates"])
+
+
+def _to_cpu_transition(t: Transition) -> Transition:
+    return t._replace(obs={k: v.detach().cpu().clone() for k, v in t.obs.items()},
+                      next_obs={k: v.detach().cpu().clone() for k, v in t.next_obs.items()},
+                      action=int(t.action), logprob=float(t.logprob), reward=float(t.reward),
+                      terminated=bool(t.terminated), truncated=bool(t.truncated))
+
+
+def _stack(obs_list: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([o[k] for o in obs_list], dim=0) for k in obs_list[0]}
+
+
+@torch.no_grad()
+def behaviour_logprob(net: nn.Module, obs: dict[str, torch.Tensor], action: int) -> float:
+    """``log pi(action | obs)`` of the acting network (recorded with the transition)."""
+    logp, _ = net(obs)
+    return float(logp[0, int(action)])
