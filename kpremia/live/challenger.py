@@ -1,0 +1,100 @@
+"""Challenger: the online-updated copy replaces the trading policy only when it has beaten it.
+
+While the incumbent (the policy whose orders are sent) trades, the online-updated
+copy trades the same bars on a paper account beside it.  Every
+``window_bars`` bars the two accounts' returns over those bars are compared:
+
+* the challenger is **promoted** when ``challenger_return - incumbent_return >= margin``
+  and the risk manager is ACTIVE;
+* otherwise it is **refused**, with the reason.
+
+Both outcomes are returned as a :class:`ChallengerDecision` for the journal, and
+the window starts again.  The judge never touches the risk manager: a promotion
+changes which weights act, never the risk state, so a HALTED or REDUCING runner
+stays so whatever the challenger earned (no promotion at all happens then: a
+policy change while a person is resolving a halt would muddy the picture).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from kpremia.errors import UserError
+
+ACTIVE = "ACTIVE"
+
+
+@dataclass(frozen=True)
+class ChallengerConfig:
+    """``live.learn.challenger.*``."""
+
+    enabled: bool = True
+    window_bars: int = 96  # one day of 15m bars
+    margin: float = 0.001  # in return units: 0.001 = the challenger must earn 0.1 pp more
+
+    @classmethod
+    def from_cfg(cls, cfg: dict[str, Any] | None) -> ChallengerConfig:
+        cfg = dict(cfg or {})
+        unknown = set(cfg) - {"enabled", "window_bars", "margin"}
+        if unknown:
+            raise UserError(f"live.learn.challenger.{sorted(unknown)[0]} is not a setting; "
+                            "use enabled, window_bars or margin")
+        out = cls(enabled=bool(cfg.get("enabled", cls.enabled)),
+                  window_bars=int(cfg.get("window_bars", cls.window_bars)),
+                  margin=float(cfg.get("margin", cls.margin)))
+        if out.window_bars < 1:
+            raise UserError("live.learn.challenger.window_bars must be >= 1 bar, e.g. 96 (one day of 15m bars)")
+        if not math.isfinite(out.margin) or out.margin < 0:
+            raise UserError("live.learn.challenger.margin must be >= 0 (a return difference, e.g. 0.001)")
+        return out
+
+
+class ChallengerDecision(NamedTuple):
+    bar_time: str
+    outcome: str  # "promote" | "refuse"
+    reason: str
+    incumbent_return: float
+    challenger_return: float
+    window_bars: int
+    risk_state: str
+
+
+class Challenger:
+    """Compares the incumbent's and the challenger's account values on the same bars."""
+
+    def __init__(self, config: ChallengerConfig | None = None):
+        self.config = config or ChallengerConfig()
+        self._start: tuple[float, float] | None = None
+        self._bars = 0
+
+    def record(self, bar_time: str, incumbent_value: float, challenger_value: float,
+               risk_state: str = ACTIVE) -> ChallengerDecision | None:
+        """Both accounts' values after ``bar_time``; a decision every ``window_bars`` bars."""
+        if self._start is None:
+            self._start = (float(incumbent_value), float(challenger_value))
+            return None
+        self._bars += 1
+        if self._bars < self.config.window_bars:
+            return None
+        inc = float(incumbent_value) / self._start[0] - 1.0
+        cha = float(challenger_value) / self._start[1] - 1.0
+        margin = self.config.margin
+        if risk_state != ACTIVE:
+            outcome, reason = "refuse", f"risk state {risk_state}: no promotion unless ACTIVE"
+        elif math.isfinite(cha) and cha - inc >= margin:
+            outcome, reason = "promote", f"challenger {cha:+.4%} vs incumbent {inc:+.4%} >= margin {margin:.4%}"
+        else:
+            outcome, reason = "refuse", f"challenger {cha:+.4%} vs incumbent {inc:+.4%} < margin {margin:.4%}"
+        decision = ChallengerDecision(str(bar_time), outcome, reason, inc, cha, self._bars, str(risk_state))
+        self._start = (float(incumbent_value), float(challenger_value))
+        self._bars = 0
+        return decision
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"start": self._start, "bars": self._bars}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._start = tuple(state["start"]) if state["start"] is not None else None
+        self._bars = int(state["bars"])
