@@ -1,4 +1,4 @@
-"""kpremia.envs: the batched torch simulator, its fill rules, action schemes and gymnasium wrapper.
+"""kpremia.envs: the batched torch simulator, its fill rules, action schemes and library adapters.
 
 Names are exported lazily so that ``import kpremia.envs.spec`` (which encoders and
 the data layer need) does not import the simulator.
@@ -12,6 +12,8 @@ from typing import Any
 _EXPORTS = {
     "BatchedEnv": "kpremia.envs.batched",
     "KPremiaGymEnv": "kpremia.envs.gym_env",
+    "KPremiaVectorEnv": "kpremia.envs.vector_env",
+    "KPremiaVecEnv": "kpremia.envs.sb3",
     "Fill": "kpremia.envs.execution",
     "rebalance": "kpremia.envs.execution",
     "ObsSpec": "kpremia.envs.spec",

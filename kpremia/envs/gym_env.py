@@ -11,6 +11,11 @@ observation the episode ended on (``info["final_obs"]`` of the batch), not the
 first one of the next episode.  Registered as ``kpremia/KPremia-v0`` on
 ``import kpremia``; ``gymnasium.make("kpremia/KPremia-v0")`` builds it over the
 train split of the default synthetic market.
+
+Rendering follows gymnasium: the mode is fixed at construction, listed in
+``metadata["render_modes"]``; ``"rgb_array"`` draws the episode so far (price,
+premium, position, equity: :mod:`kpremia.envs.render`) and ``"ansi"`` returns a
+text line.  Stable-Baselines3's ``make_vec_env`` asks for ``"rgb_array"``.
 """
 
 from __future__ import annotations
@@ -26,13 +31,11 @@ from gymnasium import spaces
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.numpy_batched import RENDER_FPS, RENDER_MODES, check_render_mode, observation_space
+from kpremia.envs.render import EpisodeHistory, render_ansi, render_rgb
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
-
-# Finite bounds (gymnasium's checker warns on infinite ones); observations are
-# normalised, so any real value is far inside.
-_OBS_BOUND = float(np.finfo(np.float32).max)
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,26 +63,24 @@ class KPremiaGymEnv(gym.Env):
 
     Args:
         market: the split to trade; ``None`` builds the default synthetic train split.
-        render_mode: only ``None`` (no rendering).
+        render_mode: ``None`` (no rendering), ``"rgb_array"`` (an ``[H, W, 3]`` uint8
+            picture of the episode so far) or ``"ansi"`` (a text line).
         **env_kwargs: :class:`BatchedEnv` keyword arguments (``fee_rate``,
             ``action_scheme``, ``max_steps``, ``seed``, ...); ``n_envs`` is always 1.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, market: MarketTensors | None = None, render_mode: str | None = None,
                  **env_kwargs: Any) -> None:
-        if render_mode is not None:
-            raise UserError(f"KPremiaGymEnv has no render mode {render_mode!r}; use render_mode=None")
+        check_render_mode(render_mode, "KPremiaGymEnv")
         if "n_envs" in env_kwargs:
             raise UserError("KPremiaGymEnv is one env; drop n_envs (use BatchedEnv for many)")
         self.render_mode = render_mode
         self.env = BatchedEnv(market if market is not None else default_market(), 1, **env_kwargs)
-        self.observation_space = spaces.Dict({
-            k: spaces.Box(-_OBS_BOUND, _OBS_BOUND, shape=shape, dtype=np.float32)
-            for k, shape in self.env.spec.shapes.items()
-        })
+        self.observation_space = observation_space(self.env.spec)
         self.action_space = spaces.Discrete(self.env.n_actions)
+        self._history = EpisodeHistory()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -87,6 +88,8 @@ class KPremiaGymEnv(gym.Env):
         super().reset(seed=seed)
         obs = self.env.reset(seed=seed)
         env = self.env
+        if self.render_mode is not None:
+            self._history.start(int(env.t[0]), float(env.value[0]))
         info = {
             "portfolio_value_krw": float(env.value[0]),
             "usdt_weight": 0.0,
@@ -97,6 +100,7 @@ class KPremiaGymEnv(gym.Env):
     def step(self, action: int | np.integer) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """One bar: act at the close, fill at the next open, reward at the next close."""
         actions = torch.full((1,), int(action), dtype=torch.long, device=self.env.device)
+        t_before = int(self.env.t[0]) if self.render_mode is not None else 0
         _, reward, terminated, truncated, info = self.env.step(actions)
         # The batch has already auto-reset; gymnasium wants the last obs of the episode.
         obs = _numpy(info["final_obs"])
@@ -111,10 +115,17 @@ class KPremiaGymEnv(gym.Env):
             "episode_return": float(info["episode_return"][0]),
             "episode_length": int(info["episode_length"][0]),
         }
+        if self.render_mode is not None:
+            self._history.append(t_before + getattr(self.env, "decision_every", 1),
+                                 out["usdt_weight"], out["portfolio_value_krw"])
         return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
 
-    def render(self) -> None:
-        """No rendering."""
+    def render(self) -> np.ndarray | str | None:
+        """The episode so far in the env's ``render_mode`` (``None`` when it has none)."""
+        if self.render_mode == "rgb_array":
+            return render_rgb(self.env.market, self._history)
+        if self.render_mode == "ansi":
+            return render_ansi(self.env.market, self._history)
         return None
 
 
