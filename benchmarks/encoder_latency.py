@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.registry import ENCODERS
 
 REFERENCE = "mlp"

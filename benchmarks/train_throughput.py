@@ -34,12 +34,12 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
     """(seconds, env steps, steps/s) of trainer.fit with validation off."""
     import lightning as L
 
-    from kpremia import pipeline
+    from kpremia import training
 
     L.seed_everything(int(cfg["seed"]), verbose=False)
-    market = pipeline.load_market(cfg)
-    module = pipeline.build_module(cfg, market.spec, market)
-    trainer, _ = pipeline.build_trainer(cfg, run_dir, module)
+    market = training.load_market(cfg)
+    module = training.build_module(cfg, market.spec, market)
+    trainer, _ = training.build_trainer(cfg, run_dir, module)
     trainer.limit_val_batches = 0
     trainer.fit_loop.max_epochs = module.max_epochs(1)
     t0 = time.perf_counter()
@@ -50,10 +50,10 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
 
 def env_reference(cfg: dict, steps: int) -> float:
     """Random-action env steps/s of the same simulator and n_envs (no policy)."""
-    from kpremia import pipeline
+    from kpremia import training
     from kpremia.envs.factory import make_env
 
-    market = pipeline.load_market(cfg)
+    market = training.load_market(cfg)
     env = make_env(market.tensors["train"], cfg["env"], seed=0)
     env.reset()
     n = env.n_envs

@@ -17,9 +17,9 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
 
     if command == "fit":
         validate_config(cfg)
-        from kpremia import pipeline
+        from kpremia import training
 
-        result = pipeline.fit(cfg, run_dir)
+        result = training.fit(cfg, run_dir)
         module = result["module"]
         if module.trainer.is_global_zero:
             log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from kpremia import pipeline
+from kpremia import training
 from kpremia.algos.base import action_scheme_of
 from kpremia.envs.factory import env_kwargs
 from kpremia.errors import UserError
@@ -67,12 +67,12 @@ def _policy_act(module: Any, eval_cfg: dict[str, Any], n_actions: int, action_na
 
 def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Run the policy and the baselines over ``split``; print the table; ``test`` writes the report."""
-    module = pipeline.load_module(ckpt)
+    module = training.load_module(ckpt)
     cfg = _apply_overrides(module.cfg, cli_cfg, overrides)
     eval_cfg = cfg["eval"]
-    pipeline.apply_threads(cfg)
-    splits = pipeline.ALL_SPLITS if split == "test" else pipeline.TRAIN_SPLITS
-    market = pipeline.load_market(cfg, splits)
+    training.apply_threads(cfg)
+    splits = training.ALL_SPLITS if split == "test" else training.TRAIN_SPLITS
+    market = training.load_market(cfg, splits)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")

@@ -35,7 +35,7 @@ from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.factory import action_scheme_kwargs, env_kwargs, make_env
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 from kpremia.io import atomic_write_json
 from kpremia.registry import ACTION_SCHEMES, ENCODERS

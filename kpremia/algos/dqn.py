@@ -47,10 +47,10 @@ from torch import nn
 
 from kpremia.algos.base import RLModule
 from kpremia.algos.dqn_math import linear_epsilon, polyak_update, target_update_due, td_target
-from kpremia.algos.policy import QNetwork
+from kpremia.algos.networks import QNetwork
 from kpremia.algos.replay import ReplayBuffer
 from kpremia.data.market import MarketData
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.registry import ALGOS
 
 log = logging.getLogger(__name__)

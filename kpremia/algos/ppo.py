@@ -25,7 +25,7 @@ from torch import nn
 
 from kpremia.algos.base import RLModule
 from kpremia.algos.gae import compute_gae
-from kpremia.algos.policy import ActorCritic, sample_categorical
+from kpremia.algos.networks import ActorCritic, sample_categorical
 from kpremia.algos.ppo_loss import explained_variance, ppo_loss
 from kpremia.algos.rollout import RolloutBuffer
 from kpremia.registry import ALGOS

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import torch
 
 from kpremia.algos.dqn_math import n_step_returns
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 
 

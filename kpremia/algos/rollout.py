@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 
 
 class RolloutBatch(NamedTuple):

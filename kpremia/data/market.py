@@ -40,13 +40,11 @@ from kpremia.data.features import (
 from kpremia.data.frame import BAR, validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
 from kpremia.data.tensors import MarketTensors
-from kpremia.envs.spec import ACCOUNT, FEATURES, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
+from kpremia.spec import FEATURES, MARKET_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 
-TABLE_KEYS = (PRICE_15M, PRICE_1D, PREMIUM, FEATURES)
-N_ACCOUNT = 3  # krw weight, usdt weight, log(V / V at episode start): the env's part
 
 
 # --------------------------------------------------------------------------- tables
@@ -180,15 +178,6 @@ class MarketData:
         return ObservationBuilder(**self.windows, normalizer=self.normalizer)
 
 
-def make_spec(window_15m: int = 15, window_1d: int = 10, window_premium: int = 10) -> ObsSpec:
-    """The ObsSpec of observations built here (plus the env's ``account`` part)."""
-    return ObsSpec(
-        shapes={PRICE_15M: (window_15m,), PRICE_1D: (window_1d,), PREMIUM: (window_premium,),
-                ACCOUNT: (N_ACCOUNT,), FEATURES: (len(FEATURE_NAMES),)},
-        feature_names=FEATURE_NAMES,
-    )
-
-
 def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normalizer: Normalizer, name: str,
                    start: int, end: int, valid_from: int, device: torch.device | str) -> MarketTensors:
     part = frame.iloc[start:end]
@@ -196,7 +185,7 @@ def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normal
     def col(c: str) -> torch.Tensor:
         return torch.from_numpy(part[c].to_numpy(np.float64).copy()).to(device)
 
-    obs = {k: normalizer.normalize(k, tables[k][start:end], device=device) for k in TABLE_KEYS}
+    obs = {k: normalizer.normalize(k, tables[k][start:end], device=device) for k in MARKET_KEYS}
     for table in obs.values():  # warm-up rows (incomplete windows) are all zeros, never partial
         table[:valid_from] = 0.0
     return MarketTensors(
@@ -273,7 +262,7 @@ def build_market(
                             f"is complete; give it more bars or move the split dates")
         tensors[name] = _split_tensors(cut, tables, normalizer, name, start, end, split_valid, device)
 
-    spec = make_spec(**w)
+    spec = ObsSpec.default(**w, feature_names=FEATURE_NAMES)
     requested = {k: bounds[k] for k in splits}
     elapsed = time.perf_counter() - t0
     manifest = dict(source_manifest or {})

@@ -10,7 +10,7 @@ A new encoder is one file with a decorated module (import it here) plus one YAML
 from __future__ import annotations
 
 from kpremia.encoders import dnn_lstm, gru_attn, lstm, mlp  # noqa: F401  (registers the encoders)
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.registry import ENCODERS
 
 

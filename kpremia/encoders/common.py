@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpremia.envs.spec import ACCOUNT, FEATURES, ObsSpec
+from kpremia.spec import ACCOUNT, FEATURES, ObsSpec
 from kpremia.errors import UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from kpremia.encoders.common import flat_size, make_activation, right_align
-from kpremia.envs.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
+from kpremia.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ENCODERS
 

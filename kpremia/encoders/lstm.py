@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from kpremia.encoders.common import ContextFusion
-from kpremia.envs.spec import SERIES_KEYS, ObsSpec
+from kpremia.spec import SERIES_KEYS, ObsSpec
 from kpremia.registry import ENCODERS
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 from kpremia.encoders.common import flat_size, flatten_obs, make_activation
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ENCODERS
 

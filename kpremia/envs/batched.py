@@ -41,14 +41,12 @@ from torch import Tensor
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
-from kpremia.envs.spec import ACCOUNT, OBS_KEYS, ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ACTION_SCHEMES
+from kpremia.spec import ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
 
 log = logging.getLogger(__name__)
 
-N_ACCOUNT = 3  # krw weight, usdt weight, log(V / V at episode start)
-_MARKET_KEYS = tuple(k for k in OBS_KEYS if k != ACCOUNT)
 _STATE_KEYS = ("t", "krw", "usdt", "value", "log_value", "weight", "step_count")
 _MIN_VALUE = 1e-9  # KRW; log() of a wiped-out (or negative, short) account stays finite
 
@@ -112,7 +110,7 @@ class BatchedEnv:
         _check(min_order_krw >= 0.0, f"env.min_order_krw={min_order_krw} must be >= 0")
         _check(turnover_penalty >= 0.0 and flat_penalty >= 0.0,
                "env.turnover_penalty and env.flat_penalty must be >= 0")
-        missing = [k for k in _MARKET_KEYS if k not in market.obs]
+        missing = [k for k in MARKET_KEYS if k not in market.obs]
         _check(not missing, f"market split {market.name!r} has no obs tables {missing}; "
                             "build it with kpremia.data.market.build_market")
         _check(market.n_bars - 2 >= market.valid_from,
@@ -143,12 +141,14 @@ class BatchedEnv:
         self._prices = torch.stack((market.open, market.close), dim=1).to(dev, money).contiguous()
         # All market obs tables side by side plus zero account columns: one gather per
         # observation fills every key, and the account is written into its columns.
-        tables = [market.obs[k].to(dev, torch.float32).reshape(market.n_bars, -1) for k in _MARKET_KEYS]
-        shapes = {k: tuple(market.obs[k].shape[1:]) for k in _MARKET_KEYS}
-        shapes[ACCOUNT] = (N_ACCOUNT,)
-        self.spec = ObsSpec(shapes={k: shapes[k] for k in OBS_KEYS}, feature_names=tuple(market.feature_names))
+        tables = [market.obs[k].to(dev, torch.float32).reshape(market.n_bars, -1) for k in MARKET_KEYS]
+        width = {k: int(market.obs[k].shape[1]) for k in MARKET_KEYS}
+        self.spec = ObsSpec.default(window_15m=width[PRICE_15M], window_1d=width[PRICE_1D],
+                                    window_premium=width[PREMIUM], n_features=width[FEATURES],
+                                    feature_names=market.feature_names)
+        shapes = dict(self.spec.shapes)
         widths = {k: math.prod(shapes[k]) for k in OBS_KEYS}
-        self._table = torch.cat([tables[_MARKET_KEYS.index(k)] if k != ACCOUNT
+        self._table = torch.cat([tables[MARKET_KEYS.index(k)] if k != ACCOUNT
                                  else torch.zeros(market.n_bars, N_ACCOUNT, device=dev) for k in OBS_KEYS], dim=1)
         self._table = self._table.contiguous()
         self._obs_widths = [widths[k] for k in OBS_KEYS]

@@ -1,83 +1,16 @@
-"""ObsSpec: the shapes of one observation, so encoders can size themselves.
+"""Deprecated alias of :mod:`kpremia.spec` (the observation spec moved there).
 
-An observation is a dict of float32 tensors with a leading batch dimension
-``[N, ...]``.  The spec holds the per-env shapes (without ``N``).  Encoders take
-a spec in ``__init__`` and never look at data or config to learn their sizes.
+Kept so plug-ins written against ``kpremia.envs.spec`` keep importing; import
+from :mod:`kpremia.spec` instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import warnings
 
-import torch
+from kpremia.spec import (  # noqa: F401  (re-exported names)
+    ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, SERIES_KEYS, ObsSpec,
+)
 
-# The standard keys of the kimchi-premium observation, in a fixed order.
-PRICE_15M = "price_15m"  # last W15 15m closes, log ratio to the current close, normalised
-PRICE_1D = "price_1d"  # last W1d completed daily closes, log ratio to the current close, normalised
-PREMIUM = "premium"  # last Wp completed-day premiums, normalised
-ACCOUNT = "account"  # [krw_weight, usdt_weight, log(value / episode start value)]
-FEATURES = "features"  # causal features at the current bar, normalised
-SERIES_KEYS = (PRICE_15M, PRICE_1D, PREMIUM)
-OBS_KEYS = (PRICE_15M, PRICE_1D, PREMIUM, ACCOUNT, FEATURES)
-
-
-@dataclass(frozen=True)
-class ObsSpec:
-    """Per-env observation shapes: ``{key: shape}`` (batch dimension excluded)."""
-
-    shapes: Mapping[str, tuple[int, ...]]
-    feature_names: tuple[str, ...] = field(default=())
-
-    @classmethod
-    def default(
-        cls,
-        window_15m: int = 15,
-        window_1d: int = 10,
-        window_premium: int = 10,
-        n_account: int = 3,
-        n_features: int = 16,
-    ) -> "ObsSpec":
-        """A spec with the standard keys; handy for tests and for sizing encoders offline."""
-        return cls(
-            shapes={
-                PRICE_15M: (window_15m,),
-                PRICE_1D: (window_1d,),
-                PREMIUM: (window_premium,),
-                ACCOUNT: (n_account,),
-                FEATURES: (n_features,),
-            }
-        )
-
-    def __getitem__(self, key: str) -> tuple[int, ...]:
-        return tuple(self.shapes[key])
-
-    def keys(self) -> list[str]:
-        return list(self.shapes)
-
-    @property
-    def flat_dim(self) -> int:
-        """Total number of scalars in one observation (for MLP-style encoders)."""
-        total = 0
-        for shape in self.shapes.values():
-            n = 1
-            for s in shape:
-                n *= s
-            total += n
-        return total
-
-    def zeros(self, batch: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """A zero observation batch of this spec (for shape checks and dummy forwards)."""
-        return {k: torch.zeros((batch, *s), device=device) for k, s in self.shapes.items()}
-
-    def sample(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """A standard-normal observation batch of this spec (for tests)."""
-        return {k: torch.randn((batch, *s), generator=generator) for k, s in self.shapes.items()}
-
-    def to_dict(self) -> dict:
-        return {"shapes": {k: list(v) for k, v in self.shapes.items()}, "feature_names": list(self.feature_names)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "ObsSpec":
-        return cls(shapes={k: tuple(v) for k, v in d["shapes"].items()},
-                   feature_names=tuple(d.get("feature_names", ())))
+warnings.warn("kpremia.envs.spec is deprecated; import ObsSpec and the key names from kpremia.spec",
+              DeprecationWarning, stacklevel=2)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from kpremia import pipeline
+from kpremia import training
 
 # As test_dqn_training.TINY (tests/algos is not a package, so it is spelled out here).
 TINY = [
@@ -30,7 +30,7 @@ def test_ddp_two_cpu_processes(compose_cfg, tmp_path):
     # one epoch of 4 collect rounds (2 ranks x 8 envs x 4 steps each), 8 updates
     cfg = compose_cfg(*TINY, "trainer.strategy=ddp_spawn", "trainer.devices=2", "algo.total_env_steps=256")
     run_dir = tmp_path / "run"
-    pipeline.fit(cfg, run_dir)
+    training.fit(cfg, run_dir)
     meta = json.loads((run_dir / "meta.json").read_text())
     ranks = meta["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
@@ -49,7 +49,7 @@ def random_and_agent_val_returns(cfg: dict, module) -> tuple[float, float]:
     from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
-    val = pipeline.load_market(cfg).tensors["val"]
+    val = training.load_market(cfg).tensors["val"]
     kwargs = env_kwargs(cfg["env"])
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])["return"]
     gen = torch.Generator().manual_seed(0)
@@ -60,7 +60,7 @@ def random_and_agent_val_returns(cfg: dict, module) -> tuple[float, float]:
 
 def test_dqn_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
     cfg = compose_cfg(*LEARN)
-    module = pipeline.fit(cfg, tmp_path / "run")["module"]
+    module = training.fit(cfg, tmp_path / "run")["module"]
     agent, random_return = random_and_agent_val_returns(cfg, module)
     # measured: agent +0.25 to +0.27 (seeds 0-2, val Sharpe 83-96), random -0.35; cash would be 0
     assert agent > random_return + 0.2, (agent, random_return)

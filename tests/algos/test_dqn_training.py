@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kpremia import pipeline
+from kpremia import training
 from kpremia.algos.dqn_math import linear_epsilon
 from kpremia.registry import ENCODERS
 
@@ -41,7 +41,7 @@ def test_fit_counts_logs_once_per_round_and_syncs_the_target_every_k_updates(com
         synced.append(state(online))
 
     monkeypatch.setattr(dqn_module, "polyak_update", recording_update)
-    result = pipeline.fit(compose_cfg(*TINY), tmp_path / "run")
+    result = training.fit(compose_cfg(*TINY), tmp_path / "run")
     module = result["module"]
     assert result["env_steps"] == 256
     assert module.updates == UPDATES
@@ -67,11 +67,11 @@ def test_fit_counts_logs_once_per_round_and_syncs_the_target_every_k_updates(com
 
 def test_resume_with_the_buffer_is_exact(compose_cfg, tmp_path):
     tiny = [*TINY, "algo.n_step=3", "algo.double_dqn=true"]
-    straight = pipeline.fit(compose_cfg(*tiny), tmp_path / "straight")
-    half = pipeline.fit(compose_cfg(*tiny, "trainer.max_epochs=1"), tmp_path / "half")
+    straight = training.fit(compose_cfg(*tiny), tmp_path / "straight")
+    half = training.fit(compose_cfg(*tiny, "trainer.max_epochs=1"), tmp_path / "half")
     assert half["env_steps"] == straight["env_steps"] // 2
     assert 0 < half["module"].updates < straight["module"].updates
-    resumed = pipeline.fit(compose_cfg(*tiny, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
+    resumed = training.fit(compose_cfg(*tiny, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
     s, r = straight["module"], resumed["module"]
     assert (r.env_steps, r.updates) == (s.env_steps, s.updates) == (256, UPDATES)
     assert same(state(s.net), state(r.net)), "resumed online weights differ from the straight run"
@@ -82,13 +82,13 @@ def test_resume_with_the_buffer_is_exact(compose_cfg, tmp_path):
 
 
 def test_checkpoint_holds_the_target_net_and_the_buffer(compose_cfg, tmp_path):
-    result = pipeline.fit(compose_cfg(*TINY, "trainer.max_epochs=1"), tmp_path / "run")
+    result = training.fit(compose_cfg(*TINY, "trainer.max_epochs=1"), tmp_path / "run")
     ckpt = torch.load(result["last_model_path"], map_location="cpu", weights_only=False)
     assert any(k.startswith("target_net.") for k in ckpt["state_dict"])
     replay = ckpt["kpremia"]["per_rank"][0]["replay"]
     assert replay["size"] == 16 and replay["rewards"].shape == (16, 8)
     # a checkpoint alone rebuilds a module that acts greedily
-    module = pipeline.load_module(result["last_model_path"])
+    module = training.load_module(result["last_model_path"])
     obs = module.spec.zeros(3)
     assert module.act(obs).shape == (3,)
 
@@ -101,9 +101,9 @@ def test_every_encoder_trains_with_three_q_values(compose_cfg, tmp_path, encoder
                       "algo.batch_size=8", "algo.buffer_size=64", "trainer.enable_progress_bar=false")
     assert cfg["env"]["action_scheme"] == "hold_buy_sell"
     L.seed_everything(int(cfg["seed"]), verbose=False)  # as fit does before it builds the module
-    market = pipeline.load_market(cfg)
-    before = state(pipeline.build_module(cfg, market.spec, market).net)
-    result = pipeline.fit(cfg, tmp_path / "run")
+    market = training.load_market(cfg)
+    before = state(training.build_module(cfg, market.spec, market).net)
+    result = training.fit(cfg, tmp_path / "run")
     module = result["module"]
     assert module.n_actions == 3 and module.net(module.spec.zeros(2)).shape == (2, 3)
     assert module.updates == 1

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from kpremia import pipeline
+from kpremia import training
 
 from .test_ppo_training import TINY
 
@@ -16,7 +16,7 @@ from .test_ppo_training import TINY
 def test_ddp_two_cpu_processes(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.strategy=ddp_spawn", "trainer.devices=2", "algo.total_env_steps=512")
     run_dir = tmp_path / "run"
-    pipeline.fit(cfg, run_dir)
+    training.fit(cfg, run_dir)
     # env steps count both ranks: 2 ranks x 8 envs x 16 steps per rollout.  (ddp_spawn trains in
     # child processes, so the parent's module is untouched: read the counter from the checkpoint.)
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -42,9 +42,9 @@ def test_ppo_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
         "env.max_steps=200", "algo.n_steps=64", "algo.rollouts_per_epoch=4", "algo.total_env_steps=40960",
         "trainer.enable_progress_bar=false",
     )
-    result = pipeline.fit(cfg, tmp_path / "run")
+    result = training.fit(cfg, tmp_path / "run")
     module = result["module"]
-    val = pipeline.load_market(cfg).tensors["val"]
+    val = training.load_market(cfg).tensors["val"]
     kwargs = env_kwargs(cfg["env"])
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])
     gen = torch.Generator().manual_seed(0)

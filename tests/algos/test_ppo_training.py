@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kpremia import pipeline
+from kpremia import training
 
 TINY = [
     "experiment=gru_attn_ppo", "encoder=mlp", "data.days=40", "env.n_envs=8", "env.max_steps=100",
@@ -20,19 +20,19 @@ def weights(module) -> dict[str, torch.Tensor]:
 
 def test_seeded_fit_is_reproducible(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY)
-    a = pipeline.fit(cfg, tmp_path / "a")
-    b = pipeline.fit(cfg, tmp_path / "b")
+    a = training.fit(cfg, tmp_path / "a")
+    b = training.fit(cfg, tmp_path / "b")
     wa, wb = weights(a["module"]), weights(b["module"])
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    c = pipeline.fit(compose_cfg(*TINY, "seed=1"), tmp_path / "c")
+    c = training.fit(compose_cfg(*TINY, "seed=1"), tmp_path / "c")
     assert not all(torch.equal(wa[k], weights(c["module"])[k]) for k in wa)
 
 
 def test_resume_is_exact_and_continues_the_step_count(compose_cfg, tmp_path):
-    straight = pipeline.fit(compose_cfg(*TINY), tmp_path / "straight")
-    half = pipeline.fit(compose_cfg(*TINY, "trainer.max_epochs=1"), tmp_path / "half")
+    straight = training.fit(compose_cfg(*TINY), tmp_path / "straight")
+    half = training.fit(compose_cfg(*TINY, "trainer.max_epochs=1"), tmp_path / "half")
     assert half["env_steps"] == straight["env_steps"] // 2
-    resumed = pipeline.fit(compose_cfg(*TINY, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
+    resumed = training.fit(compose_cfg(*TINY, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
     assert resumed["env_steps"] == straight["env_steps"]
     assert resumed["module"].updates == straight["module"].updates
     ws, wr = weights(straight["module"]), weights(resumed["module"])
@@ -43,7 +43,7 @@ def test_first_minibatch_ratio_is_one_and_the_clip_acts(compose_cfg, tmp_path):
     import pandas as pd
 
     cfg = compose_cfg(*TINY, "algo.total_env_steps=512", "algo.update_epochs=4", "algo.lr=0.003")
-    result = pipeline.fit(cfg, tmp_path / "run")
+    result = training.fit(cfg, tmp_path / "run")
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     first = metrics["train/first_ratio"].dropna()
     assert len(first) >= 2

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kpremia.algos.replay import ReplayBuffer
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 
 SPEC = ObsSpec(shapes={"price_15m": (2,), "account": (3,)})

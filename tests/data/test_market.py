@@ -13,7 +13,7 @@ from kpremia.data.features import FEATURE_NAMES
 from kpremia.data.market import Normalizer, ObservationBuilder, build_market, build_obs_tables
 from kpremia.data.splits import split_frame
 from kpremia.data.tensors import MarketTensors
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 
 from .test_features import perturb_after, probe_rows

@@ -8,7 +8,7 @@ import torch
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
 from kpremia.encoders.common import AttentionPool, make_activation, right_align
 from kpremia.encoders.dnn_lstm import DNNLSTMEncoder
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ENCODERS
 

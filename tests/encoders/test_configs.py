@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 import kpremia
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.registry import ENCODERS
 
 CONFIG_DIR = Path(kpremia.__file__).parent / "configs" / "encoder"

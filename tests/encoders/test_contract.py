@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.registry import ENCODERS
 
 NAMES = ENCODERS.names()

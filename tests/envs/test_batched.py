@@ -10,7 +10,7 @@ import torch
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
-from kpremia.envs.spec import OBS_KEYS
+from kpremia.spec import OBS_KEYS
 from kpremia.errors import UserError
 
 from .conftest import build_market, random_walk_close

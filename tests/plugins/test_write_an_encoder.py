@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kpremia.config_checks import validate_config
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.registry import ENCODERS
 
 from .helpers import PLUGIN_PACKAGE, REPO, TINY_FIT, Guide, check_fit

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kpremia import pipeline
+from kpremia import training
 from kpremia.errors import UserError
 from kpremia.loggers import build_logger, wandb_mode
 
@@ -76,7 +76,7 @@ def test_fit_with_wandb_offline_logs_config_metrics_best_score_and_checkpoint(co
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     (tmp_path / "wandb_dir").mkdir()
     cfg = compose_cfg(*TINY, "logger=wandb", "logger.log_model=true", "tags=[tiny]")
-    result = pipeline.fit(cfg, tmp_path / "run")
+    result = training.fit(cfg, tmp_path / "run")
 
     (offline,) = (tmp_path / "wandb_dir" / "wandb").glob("offline-run-*")
     run = read_offline_run(offline)
@@ -117,7 +117,7 @@ def test_fit_with_wandb_offline_logs_config_metrics_best_score_and_checkpoint(co
 
 def test_fit_with_tensorboard_writes_event_files(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "logger=tensorboard", "algo.total_env_steps=128")
-    pipeline.fit(cfg, tmp_path / "run")
+    training.fit(cfg, tmp_path / "run")
     events = list(Path(tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

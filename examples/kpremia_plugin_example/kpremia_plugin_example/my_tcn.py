@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpremia.envs.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
+from kpremia.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ENCODERS
 

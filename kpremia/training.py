@@ -1,0 +1,147 @@
+"""The training entry: data -> module -> Lightning Trainer -> run directory (`fit`).
+
+Kept free of Hydra so tests and notebooks can call it with a plain config dict
+(the CLI composes the config with Hydra, resolves it, and calls these).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from kpremia.algos.base import RLModule
+from kpremia.data.market import MarketData, build_market
+from kpremia.spec import ObsSpec
+from kpremia.errors import UserError
+from kpremia.registry import ALGOS, DATA_SOURCES
+from kpremia.runs import write_run_files
+
+log = logging.getLogger(__name__)
+
+TRAIN_SPLITS = ("train", "val")
+ALL_SPLITS = ("train", "val", "test")
+
+
+def apply_threads(cfg: dict[str, Any]) -> None:
+    """Set torch's intra-op threads from ``torch_threads`` (None keeps torch's default)."""
+    threads = cfg.get("torch_threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS) -> MarketData:
+    """Load the configured source and build the requested splits as tensors (on the CPU)."""
+    data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
+    source = DATA_SOURCES.build(data_cfg)
+    frame, manifest = source.load()
+    env = cfg["env"]
+    market = build_market(
+        frame, split_cfg=cfg["data"].get("split") or {}, window_15m=int(env["window_15m"]),
+        window_1d=int(env["window_1d"]), window_premium=int(env["window_premium"]), splits=splits, device="cpu",
+    )
+    market.manifest = {**manifest, **(market.manifest or {})}
+    return market
+
+
+def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) -> RLModule:
+    return ALGOS.get(cfg["algo"]["name"])(cfg, spec, market)
+
+
+def load_module(ckpt_path: str | os.PathLike) -> RLModule:
+    """Rebuild a module from a checkpoint alone (config and spec are saved in it)."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} not found; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        hp = ckpt["hyper_parameters"]
+        cfg, spec = hp["cfg"], ObsSpec.from_dict(hp["spec"])
+    except (KeyError, RuntimeError, EOFError, OSError) as exc:
+        raise UserError(f"{str(path)!r} is not a kpremia checkpoint ({type(exc).__name__}); "
+                        "pass a .ckpt file written by `python -m kpremia fit`") from None
+    module = build_module(cfg, spec, market=None)
+    module.load_state_dict(ckpt["state_dict"])
+    module.eval()
+    return module
+
+
+def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:
+    from kpremia.loggers import build_logger
+
+    return [build_logger(cfg, run_dir)]
+
+
+# The run directory holds config.yaml / meta.json before the CSV logger starts; its
+# "directory exists and is not empty" warning would only alarm users.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+
+
+def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra_callbacks: list | None = None,
+                  max_epochs: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
+    algo, tcfg = cfg["algo"], dict(cfg["trainer"])
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+        monitor=algo.get("monitor", "val/sharpe"), mode=algo.get("monitor_mode", "max"), save_top_k=1,
+    )
+    # The newest state, always (ModelCheckpoint's save_last only writes when a top-k file was
+    # saved in the same step, so "last" could lag behind an epoch that was not the best).
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
+    trainer = L.Trainer(
+        accelerator=tcfg.pop("accelerator", "cpu"), devices=tcfg.pop("devices", 1),
+        strategy=tcfg.pop("strategy", "auto"), num_nodes=tcfg.pop("num_nodes", 1),
+        precision=tcfg.pop("precision", "32-true"), max_epochs=max_epochs or tcfg.pop("max_epochs", None) or 1,
+        callbacks=[checkpoint, latest, *(extra_callbacks or [])], logger=_loggers(cfg, run_dir),
+        default_root_dir=str(run_dir), use_distributed_sampler=False, num_sanity_val_steps=0,
+        enable_model_summary=False, **{k: v for k, v in tcfg.items() if k != "max_epochs"},
+    )
+    return trainer, checkpoint
+
+
+def saved_best_score(checkpoint: ModelCheckpoint) -> float | None:
+    """The best score stored in the best checkpoint file.
+
+    Under ``ddp_spawn`` Lightning hands only the best checkpoint's path back to the
+    launching process, not its score; without this, ``fit`` would return None to a
+    sweeper (an Optuna multirun with ddp_spawn would fail on every trial).
+    """
+    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False).get("callbacks", {})
+    score = state.get(checkpoint.state_key, {}).get("best_model_score")
+    return float(score) if score is not None else None
+
+
+def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Train per ``cfg``; write the run directory; return the best validation score and paths."""
+    L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    apply_threads(cfg)
+    market = load_market(cfg, TRAIN_SPLITS)
+    module = build_module(cfg, market.spec, market)
+    trainer, checkpoint = build_trainer(cfg, run_dir, module)
+    # trainer.max_epochs stops a run early without changing its schedules (e.g. to
+    # resume it later); by default the budget algo.total_env_steps decides.
+    trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
+    if trainer.is_global_zero:
+        write_run_files(run_dir, cfg, market.manifest)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise UserError(f"ckpt_path {ckpt_path!r} not found; pass the path of a .ckpt file to resume from")
+    trainer.fit(module, ckpt_path=ckpt_path)
+    if module._trainer is None:  # ddp_spawn: the launching process gets the weights back, detached
+        module.trainer = trainer
+    best = checkpoint.best_model_score
+    if best is None and checkpoint.best_model_path:
+        best = saved_best_score(checkpoint)
+    return {
+        "best_score": float(best) if best is not None else None,
+        "best_model_path": checkpoint.best_model_path,
+        "last_model_path": str(run_dir / "checkpoints" / "last.ckpt"),
+        "env_steps": module.env_steps,
+        "module": module,
+    }
