@@ -25,7 +25,7 @@ from gymnasium import spaces
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.render import EpisodeHistory, render_ansi, render_rgb
-from kpremia.envs.spec import ObsSpec
+from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 
 RENDER_MODES = ("rgb_array", "ansi")

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from kpremia.algos.gae import compute_gae
-from kpremia.algos.policy import ActorCritic
+from kpremia.algos.networks import ActorCritic
 from kpremia.algos.ppo_loss import ppo_loss
 from kpremia.errors import UserError
 

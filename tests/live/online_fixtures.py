@@ -6,7 +6,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from kpremia import pipeline
+from kpremia import training
 from kpremia.envs.factory import env_kwargs
 from kpremia.eval.backtest import make_sequential_env
 from kpremia.live.online_ppo import Transition, behaviour_logprob
@@ -24,8 +24,8 @@ def tiny_module(*overrides: str):
     """An untrained but real PPO module (seeded) and the market it was built on."""
     cfg = tiny_cfg(*overrides)
     torch.manual_seed(int(cfg["seed"]))
-    market = pipeline.load_market(cfg)
-    module = pipeline.build_module(cfg, market.spec, market)
+    market = training.load_market(cfg)
+    module = training.build_module(cfg, market.spec, market)
     module.eval()
     return module, market, cfg
 
