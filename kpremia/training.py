@@ -83,6 +83,10 @@ def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
+# trainer-group keys read by the module, not by lightning.Trainer
+_MODULE_KEYS = ("max_epochs", "onednn_update")
+
+
 def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra_callbacks: list | None = None,
                   max_epochs: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
     algo, tcfg = cfg["algo"], dict(cfg["trainer"])
@@ -100,7 +104,7 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
         precision=tcfg.pop("precision", "32-true"), max_epochs=max_epochs or tcfg.pop("max_epochs", None) or 1,
         callbacks=[checkpoint, latest, *(extra_callbacks or [])], logger=_loggers(cfg, run_dir),
         default_root_dir=str(run_dir), use_distributed_sampler=False, num_sanity_val_steps=0,
-        enable_model_summary=False, **{k: v for k, v in tcfg.items() if k != "max_epochs"},
+        enable_model_summary=False, **{k: v for k, v in tcfg.items() if k not in _MODULE_KEYS},
     )
     return trainer, checkpoint
 

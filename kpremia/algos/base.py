@@ -20,6 +20,7 @@ How RL sits in Lightning here (DESIGN.md, "How RL sits in Lightning"):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -93,6 +94,18 @@ class RLModule(L.LightningModule):
         self.generator: torch.Generator | None = None
         self.current_obs: dict[str, torch.Tensor] | None = None
         self._pending_state: dict | None = None
+
+    def update_backend(self) -> contextlib.AbstractContextManager:
+        """Context for the gradient update: oneDNN off when ``trainer.onednn_update`` is false.
+
+        On CPUs torch runs RNN layers through oneDNN; for the small batched
+        forward + backward of an update the native kernels were measured faster
+        (``benchmarks/onednn_update.py``), while acting (rollouts, validation,
+        live) stays faster with oneDNN, so only the update is switched.
+        """
+        if (self.cfg.get("trainer") or {}).get("onednn_update", True):
+            return contextlib.nullcontext()
+        return torch.backends.mkldnn.flags(enabled=False)
 
     # ----------------------------------------------------------------- hooks for subclasses
     def build_network(self, encoder: nn.Module) -> nn.Module:

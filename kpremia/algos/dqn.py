@@ -167,7 +167,8 @@ class DQN(RLModule):
         if tick == 0:
             self._start_round()
         if self._learning:
-            self._update()
+            with self.update_backend():
+                self._update()
         if tick == self.gradient_steps - 1:
             self._finish_round()
 

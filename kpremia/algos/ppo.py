@@ -163,27 +163,28 @@ class PPO(RLModule):
         epoch, mb = divmod(tick, int(self.algo_cfg["n_minibatches"]))
         if self._stop_update:
             return
-        idx = self._perms[epoch, mb]
-        mb_batch = RolloutBuffer.take(self._flat, idx)
+        with self.update_backend():
+            idx = self._perms[epoch, mb]
+            mb_batch = RolloutBuffer.take(self._flat, idx)
 
-        self.net.eval()  # see module docstring: rollout and update agree on the mode
-        logp_all, new_value = self.net(mb_batch.obs)
-        new_logprob = logp_all.gather(1, mb_batch.actions[:, None]).squeeze(1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-        advantages = mb_batch.advantages
-        if self.algo_cfg.get("normalize_advantages", True):
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        terms = ppo_loss(new_logprob, mb_batch.logprobs, advantages, new_value, mb_batch.values, mb_batch.returns,
-                         entropy, clip_epsilon=float(self.algo_cfg["clip_epsilon"]),
-                         value_clip=self.algo_cfg.get("value_clip"))
-        loss = (terms.loss_objective + float(self.algo_cfg["value_coef"]) * terms.loss_critic
-                - float(self.algo_cfg["entropy_coef"]) * terms.entropy)
+            self.net.eval()  # see module docstring: rollout and update agree on the mode
+            logp_all, new_value = self.net(mb_batch.obs)
+            new_logprob = logp_all.gather(1, mb_batch.actions[:, None]).squeeze(1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            advantages = mb_batch.advantages
+            if self.algo_cfg.get("normalize_advantages", True):
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            terms = ppo_loss(new_logprob, mb_batch.logprobs, advantages, new_value, mb_batch.values, mb_batch.returns,
+                             entropy, clip_epsilon=float(self.algo_cfg["clip_epsilon"]),
+                             value_clip=self.algo_cfg.get("value_clip"))
+            loss = (terms.loss_objective + float(self.algo_cfg["value_coef"]) * terms.loss_critic
+                    - float(self.algo_cfg["entropy_coef"]) * terms.entropy)
 
-        opt = self.optimizers()
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.clip_gradients(opt, gradient_clip_val=float(self.algo_cfg["max_grad_norm"]), gradient_clip_algorithm="norm")
-        opt.step()
+            opt = self.optimizers()
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            self.clip_gradients(opt, gradient_clip_val=float(self.algo_cfg["max_grad_norm"]), gradient_clip_algorithm="norm")
+            opt.step()
         self.updates += 1
 
         stats = torch.stack([terms.loss_objective.detach(), terms.loss_critic.detach(), terms.entropy.detach(),
