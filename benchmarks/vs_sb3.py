@@ -195,7 +195,7 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from kpremia import pipeline
+    from kpremia import training
     from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
@@ -221,7 +221,7 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     for seed in args.seeds:
         cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={seed}",
                                         "algo.total_env_steps=100000000"])
-        market = pipeline.load_market(cfg)
+        market = training.load_market(cfg)
         val, ekw = market.tensors["val"], env_kwargs(cfg["env"])
 
         def score(act: Any) -> dict[str, float]:
@@ -247,10 +247,10 @@ def learning(args: argparse.Namespace) -> list[tuple]:
 
         # kpremia mlp_ppo, defaults (64 envs), same budget
         L.seed_everything(seed, verbose=False)
-        pipeline.apply_threads(cfg)
-        module = pipeline.build_module(cfg, market.spec, market)
+        training.apply_threads(cfg)
+        module = training.build_module(cfg, market.spec, market)
         with tempfile.TemporaryDirectory() as tmp:
-            trainer, _ = pipeline.build_trainer(cfg, Path(tmp), module, extra_callbacks=[StopAfterL()])
+            trainer, _ = training.build_trainer(cfg, Path(tmp), module, extra_callbacks=[StopAfterL()])
             trainer.limit_val_batches = 0
             trainer.fit_loop.max_epochs = module.max_epochs(1)
             t0 = time.perf_counter()
@@ -292,10 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet()
     torch.set_num_threads(args.threads)
     import kpremia  # noqa: F401  (registers kpremia/KPremia-v0)
-    from kpremia import pipeline
+    from kpremia import training
 
     cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={args.seed}"])
-    market = pipeline.load_market(cfg)
+    market = training.load_market(cfg)
     kw = gym_kwargs(cfg, market.tensors["train"])
     before = load()
     t_start = time.perf_counter()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from kpremia import pipeline
+from kpremia import training
 
 from .test_dqn_training import TINY as DQN_TINY
 from .test_ppo_training import TINY as PPO_TINY
@@ -32,7 +32,7 @@ def forward_log():
 @pytest.mark.parametrize("onednn_update", [True, False])
 def test_update_runs_with_onednn_as_configured(compose_cfg, tmp_path, forward_log, tiny, onednn_update) -> None:
     assert torch.backends.mkldnn.enabled
-    pipeline.fit(compose_cfg(*tiny, f"trainer.onednn_update={onednn_update}"), tmp_path / "run")
+    training.fit(compose_cfg(*tiny, f"trainer.onednn_update={onednn_update}"), tmp_path / "run")
     updates = {on for grad, _, on in forward_log if grad}
     acting = {on for _, inference, on in forward_log if inference}
     assert updates == {onednn_update}  # every forward that builds a graph is an update
