@@ -128,6 +128,16 @@ def _add_plugin_config_search_path() -> None:
     Plugins.instance().register(KpremiaPluginConfigs)
 
 
+def _failed(run_dir: Path, exc: BaseException) -> None:
+    """A failed ``fit`` leaves no bare run directory (see :func:`kpremia.runs.mark_failed`)."""
+    if _command == "fit":
+        from kpremia.runs import mark_failed
+
+        kept = mark_failed(run_dir, exc)
+        if kept is not None:
+            logging.getLogger(__name__).warning("run %s marked failed (%s)", kept, kept / "failed.json")
+
+
 def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -149,13 +159,17 @@ def _run_hydra(command: str, args: list[str]) -> int:
     def app(cfg: DictConfig) -> Any:
         from kpremia import commands
 
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             resolved = OmegaConf.to_container(cfg, resolve=True)
-            run_dir = Path(HydraConfig.get().runtime.output_dir)
             return commands.run(_command, resolved, run_dir, overrides=list(HydraConfig.get().overrides.task))
         except UserError as exc:
+            _failed(run_dir, exc)
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except Exception as exc:
+            _failed(run_dir, exc)
+            raise
 
     saved = sys.argv
     sys.argv = [saved[0], *args, *extra]

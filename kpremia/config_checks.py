@@ -51,6 +51,56 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         _check_dqn(algo, int(env["n_envs"]))
     _check(int(algo.get("rollouts_per_epoch", 1)) >= 1, "algo.rollouts_per_epoch",
            algo.get("rollouts_per_epoch"), ">= 1")
+    _check_budget(algo, int(env["n_envs"]))
+    check_encoder_sizes(cfg["encoder"])
+    check_accelerator(str(cfg.get("trainer", {}).get("accelerator", "cpu")))
+
+
+def _check_budget(algo: Mapping[str, Any], n_envs: int) -> None:
+    """A budget below one rollout (PPO) or one collect round (DQN) would train nothing."""
+    per_round = {"ppo": ("algo.n_steps", algo.get("n_steps")), "dqn": ("algo.collect_steps", algo.get("collect_steps"))}
+    if algo["name"] not in per_round:
+        return
+    key, steps = per_round[algo["name"]]
+    smallest = int(steps) * n_envs
+    _check(int(algo["total_env_steps"]) >= smallest, "algo.total_env_steps", algo["total_env_steps"],
+           f"at least one {'rollout' if algo['name'] == 'ppo' else 'collect round'} ({key} * env.n_envs = "
+           f"{smallest} env steps)")
+
+
+# Encoder keys that size a layer, and how (a plug-in encoder's keys follow the same naming).
+_SIZE_SUFFIXES = ("_dim", "_dims", "_size", "_sizes", "num_layers", "_layers", "channels", "heads")
+
+
+def check_encoder_sizes(encoder: Mapping[str, Any]) -> None:
+    """Layer sizes >= 1 and dropout in [0, 1): torch would raise a traceback deep in the module."""
+    for key, value in encoder.items():
+        name = f"encoder.{key}"
+        if key == "dropout" or key.endswith("_dropout"):
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0,
+                   name, value, "a probability in [0, 1)")
+        elif key.endswith(_SIZE_SUFFIXES):
+            values = value if isinstance(value, (list, tuple)) else [value]
+            ok = bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+            _check(ok, name, value, "a whole number >= 1" if not isinstance(value, (list, tuple))
+                   else "a non-empty list of whole numbers >= 1")
+
+
+def check_accelerator(accelerator: str) -> None:
+    """Refuse a GPU accelerator on a machine without one, naming the way to run on the CPU.
+
+    Lightning would raise a ``MisconfigurationException`` traceback from inside the Trainer.
+    """
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+        raise UserError(f"trainer.accelerator={accelerator} but no CUDA GPU was found (torch {torch.__version__} "
+                        f"is {build}); run on the CPU with trainer.accelerator=cpu (or without trainer=gpu), or "
+                        "on a machine with a GPU and a CUDA build of torch")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UserError("trainer.accelerator=mps but no Apple GPU (MPS) was found; run on the CPU with "
+                        "trainer.accelerator=cpu")
 
 
 def _check_dqn(algo: Mapping[str, Any], n_envs: int) -> None:

@@ -36,6 +36,10 @@ def _apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides
         key = raw.split("=", 1)[0].lstrip("+~")
         if not key or key.split(".")[0].split("/")[0] in _NOT_FROM_CLI:
             continue
+        if key.split(".")[0] not in cli_cfg:  # a preset writing other keys (debug=fast, hparams_search=...)
+            raise UserError(f"`{raw}` cannot be applied when evaluating a checkpoint: it is a training preset that "
+                            "changes several keys of the run, and validate/test use the checkpoint's own config; "
+                            "drop it (override single keys such as eval.* or data.path instead)")
         if "." not in key and isinstance(cli_cfg.get(key), dict):  # a whole group, e.g. data=csv
             cfg[key] = copy.deepcopy(cli_cfg[key])
             continue

@@ -3,11 +3,16 @@
 ``runs/<date>_<time>_<experiment>/`` holds the resolved ``config.yaml``,
 ``meta.json`` (git sha, package versions, seed, device, command line), the data
 manifest, ``checkpoints/``, ``metrics.csv`` and, after ``test``, ``report/``.
+A ``fit`` that fails leaves no directory when it failed before writing anything
+of its own, else a ``failed.json`` (the error) that ``compare`` reports.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -70,3 +75,39 @@ def write_run_files(run_dir: Path, cfg: dict[str, Any], data_manifest: dict[str,
     }
     atomic_write_json(run_dir / "meta.json", meta)
     atomic_write_json(run_dir / "data_manifest.json", data_manifest)
+
+
+FAILED = "failed.json"
+# What Hydra puts in a run directory before the command runs: nothing a user needs once it failed.
+_HYDRA_FILES = frozenset({".hydra", "cli.log"})
+
+
+def mark_failed(run_dir: Path, error: BaseException) -> Path | None:
+    """After a failed ``fit``: remove a directory holding only Hydra's files, else write ``failed.json``.
+
+    Returns the directory if it was kept.  Only the global rank 0 acts (DDP children
+    share the directory).  Without this, every mistake caught after Hydra started
+    (a bad data file, a crash) left a ``runs/`` entry indistinguishable from a run.
+    """
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) != 0 or not run_dir.is_dir():
+        return None
+    if {p.name for p in run_dir.iterdir()} <= _HYDRA_FILES:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return None
+    atomic_write_json(run_dir / FAILED, {
+        "error": " ".join(str(error).split()) or type(error).__name__,
+        "type": type(error).__name__,
+        "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+    return run_dir
+
+
+def failure_of(run_dir: Path) -> str | None:
+    """The recorded error of a failed run, or None for a run that did not fail."""
+    path = run_dir / FAILED
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text()).get("error") or "failed")
+    except (OSError, ValueError):
+        return "failed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,15 @@ def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS) -> 
     source = DATA_SOURCES.build(data_cfg)
     frame, manifest = source.load()
     env = cfg["env"]
-    market = build_market(
-        frame, split_cfg=cfg["data"].get("split") or {}, window_15m=int(env["window_15m"]),
-        window_1d=int(env["window_1d"]), window_premium=int(env["window_premium"]), splits=splits, device="cpu",
-    )
+    try:
+        market = build_market(
+            frame, split_cfg=cfg["data"].get("split") or {}, window_15m=int(env["window_15m"]),
+            window_1d=int(env["window_1d"]), window_premium=int(env["window_premium"]), splits=splits, device="cpu",
+        )
+    except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
+        if not manifest.get("path") or str(manifest["path"]) in str(exc):
+            raise
+        raise UserError(f"data file {manifest['path']}: {exc}") from None
     market.manifest = {**manifest, **(market.manifest or {})}
     return market
 
@@ -63,7 +69,8 @@ def load_module(ckpt_path: str | os.PathLike) -> RLModule:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         hp = ckpt["hyper_parameters"]
         cfg, spec = hp["cfg"], ObsSpec.from_dict(hp["spec"])
-    except (KeyError, RuntimeError, EOFError, OSError) as exc:
+    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, AttributeError, RuntimeError, EOFError,
+            OSError) as exc:  # a text file, another framework's checkpoint, a truncated download
         raise UserError(f"{str(path)!r} is not a kpremia checkpoint ({type(exc).__name__}); "
                         "pass a .ckpt file written by `python -m kpremia fit`") from None
     module = build_module(cfg, spec, market=None)

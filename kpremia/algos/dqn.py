@@ -56,6 +56,21 @@ from kpremia.registry import ALGOS
 log = logging.getLogger(__name__)
 
 
+def effective_learning_starts(learning_starts: int, total_env_steps: int) -> int:
+    """``learning_starts``, or half the budget when the run would end before the first update.
+
+    A short run (``debug=fast``: 2,048 env steps against the default 10,000) would
+    otherwise only collect and exit without a single update; the warning says so.
+    """
+    if learning_starts <= total_env_steps:  # the last collect round reaches total_env_steps and updates
+        return learning_starts
+    half = total_env_steps // 2
+    log.warning("algo.learning_starts=%d is above the budget algo.total_env_steps=%d, so DQN would never "
+                "update; updates start after %d env steps instead (set algo.learning_starts lower to choose)",
+                learning_starts, total_env_steps, half)
+    return half
+
+
 @ALGOS.register("dqn")
 class DQN(RLModule):
     """Deep Q-learning over the batched simulator (double-DQN and n-step options)."""
@@ -97,6 +112,8 @@ class DQN(RLModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if stage == "fit":
+            self.learning_starts = effective_learning_starts(int(self.algo_cfg["learning_starts"]),
+                                                             int(self.algo_cfg["total_env_steps"]))
             self.replay = ReplayBuffer(
                 self.spec, int(self.algo_cfg["buffer_size"]), self.n_envs, self.trainer.strategy.root_device,
                 n_step=int(self.algo_cfg.get("n_step", 1)), gamma=float(self.algo_cfg["gamma"]),
@@ -202,7 +219,7 @@ class DQN(RLModule):
         self._round_stats = self.collect()
         self._round_t0 = t0
         # Decided on counters equal on every rank (no all-reduce needed).
-        self._learning = (self.env_steps >= int(self.algo_cfg["learning_starts"])) and self.replay.can_sample()
+        self._learning = (self.env_steps >= self.learning_starts) and self.replay.can_sample()
         self._stats_sum = torch.zeros(3, device=self.replay.rewards.device)
         self._stats_n = 0
 

@@ -13,7 +13,8 @@ exactly which data it saw.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ def _existing(path: str | Path, option: str) -> Path:
         raise UserError(f"data file not found: {p} (relative paths start at {Path.cwd()}); set data.{option} "
                         "to an existing file")
     return p
+
+
+@contextmanager
+def _about(path: Path, role: str) -> Iterator[None]:
+    """Prefix a data error with the file it is about (a run may read a data file and an fx file)."""
+    try:
+        yield
+    except UserError as exc:
+        message = str(exc)
+        if str(path) in message or message.startswith(("data file ", "fx file ")):
+            raise
+        raise UserError(f"{role} {path}: {message}") from None
 
 
 def _read(path: Path, fmt: str, read_kwargs: Mapping[str, Any] | None) -> pd.DataFrame:
@@ -80,7 +93,8 @@ def parse_times(raw: pd.Series, *, timezone: str = "UTC", unit: str | None = Non
     bad = parsed.isna().to_numpy() & raw.notna().to_numpy() | raw.isna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"unparseable {what} {raw.iloc[i]!r} in row {i}; use ISO times or epoch s/ms "
+        column = f" of column {raw.name!r}" if raw.name is not None else ""
+        raise UserError(f"unparseable {what} {raw.iloc[i]!r} in row {i}{column}; use ISO times or epoch s/ms "
                         "(set time_unit), or point time_column at the right column")
     idx = pd.DatetimeIndex(parsed)
     if idx.tz is None:
@@ -91,7 +105,8 @@ def parse_times(raw: pd.Series, *, timezone: str = "UTC", unit: str | None = Non
                             "name such as UTC or Asia/Seoul") from None
         if idx.hasnans:
             i = int(np.flatnonzero(idx.isna())[0])
-            raise UserError(f"{what} {raw.iloc[i]!r} does not exist or is ambiguous in {timezone}; "
+            column = f" (row {i} of column {raw.name!r})" if raw.name is not None else f" (row {i})"
+            raise UserError(f"{what} {raw.iloc[i]!r}{column} does not exist or is ambiguous in {timezone}; "
                             "store times in UTC")
     return idx.tz_convert("UTC").as_unit("ns")
 
@@ -224,6 +239,10 @@ class FileSource:
 
     def _load_fx(self, bar_index: pd.DatetimeIndex) -> tuple[np.ndarray, dict]:
         path = _existing(self.fx_path, "fx_path")
+        with _about(path, "fx file"):
+            return self._read_fx(path, bar_index)
+
+    def _read_fx(self, path: Path, bar_index: pd.DatetimeIndex) -> tuple[np.ndarray, dict]:
         raw = _read(path, self._fx_format(path), None)
         tcol = _find_time_column(raw, self.fx_time_column)
         times = parse_times(raw[tcol], timezone=self.fx_timezone, unit=self.fx_time_unit, what="fx time")
@@ -246,8 +265,15 @@ class FileSource:
         return fx, info
 
     def load(self) -> tuple[pd.DataFrame, dict]:
-        """Read, map, parse, (resample), merge fx, validate; return the frame and its manifest."""
+        """Read, map, parse, (resample), merge fx, validate; return the frame and its manifest.
+
+        Every data error names the file it is about (and the column where known).
+        """
         path = _existing(self.path, "path")
+        with _about(path, "data file"):
+            return self._load(path)
+
+    def _load(self, path: Path) -> tuple[pd.DataFrame, dict]:
         raw = _read(path, self.format, self.read_kwargs)
         if raw.empty:
             raise UserError(f"data file {path} has no rows; point data.path at a file with bars")

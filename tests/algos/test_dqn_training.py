@@ -109,3 +109,25 @@ def test_every_encoder_trains_with_three_q_values(compose_cfg, tmp_path, encoder
     assert module.updates == 1
     assert not same(before, state(module.net)), "one update left the weights unchanged"
     assert result["best_score"] is not None  # validation ran
+
+
+def test_debug_fast_updates(compose_cfg, tmp_path, caplog):
+    """``debug=fast`` (2,048 env steps) is below the default learning_starts (10,000): it must still update."""
+    cfg = compose_cfg("experiment=mlp_dqn", "debug=fast")
+    assert cfg["algo"]["learning_starts"] > cfg["algo"]["total_env_steps"]
+    with caplog.at_level("WARNING", logger="kpremia.algos.dqn"):
+        result = pipeline.fit(cfg, tmp_path)
+    module = result["module"]
+    assert module.updates > 0
+    assert module.learning_starts == cfg["algo"]["total_env_steps"] // 2
+    assert any("would never update" in r.getMessage() for r in caplog.records)
+
+
+def test_learning_starts_below_the_budget_is_kept():
+    from kpremia.algos.dqn import effective_learning_starts
+
+    assert effective_learning_starts(64, 256) == 64
+    assert effective_learning_starts(0, 256) == 0
+    assert effective_learning_starts(256, 256) == 256  # the last round reaches 256 and updates
+    assert effective_learning_starts(257, 256) == 128
+    assert effective_learning_starts(10_000, 2_048) == 1_024

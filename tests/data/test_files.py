@@ -190,3 +190,43 @@ def test_mixed_offsets_parsed_exactly():
 
     idx = parse_times(pd.Series(["2024-01-01T09:00+09:00", "2024-01-01T00:15Z", "2024-01-01T09:30+09:00"]))
     assert list(idx) == list(pd.date_range("2024-01-01", periods=3, freq="15min", tz="UTC"))
+
+
+def test_every_data_error_names_its_file_and_column(tmp_path, bars):
+    """With a data file and an fx file in play, the user must see which one (and which column) is wrong."""
+    df = user_bars(bars).drop(columns=["usdkrw"])
+    fx = pd.DataFrame({"date": ["2023-12-31", "not-a-date"], "rate": [1300.0, 1301.0]})
+    data_path = write_csv(tmp_path, df)
+    fx_path = write_csv(tmp_path, fx, "usdkrw.csv")
+    with pytest.raises(UserError) as caught:
+        CsvSource(data_path, fx_path=fx_path).load()
+    message = str(caught.value)
+    assert message.startswith(f"fx file {fx_path}: ") and "'not-a-date' in row 1 of column 'date'" in message
+    assert data_path not in message
+
+    bad = user_bars(bars)
+    bad["Date"] = bad["Date"].astype(str)
+    bad.loc[0, "Date"] = "not-a-time"
+    with pytest.raises(UserError) as caught:
+        CsvSource(write_csv(tmp_path, bad, "bad.csv"), columns={"usdkrw": "fx"}).load()
+    assert str(caught.value).startswith(f"data file {tmp_path / 'bad.csv'}: unparseable time 'not-a-time' in row 0 "
+                                        "of column 'Date'")
+
+    nonpos = user_bars(bars)
+    nonpos.loc[3, "Close"] = 0.0
+    with pytest.raises(UserError, match=r"^data file .*nonpos\.csv: non-positive close"):
+        CsvSource(write_csv(tmp_path, nonpos, "nonpos.csv"), columns={"usdkrw": "fx"}).load()
+    text = user_bars(bars)
+    text["Volume"] = text["Volume"].astype(object)
+    text.loc[2, "Volume"] = "n/a?"
+    with pytest.raises(UserError, match=r"^data file .*text\.csv: column 'volume' has non-numeric values"):
+        CsvSource(write_csv(tmp_path, text, "text.csv"), columns={"usdkrw": "fx"}).load()
+
+
+def test_a_split_error_names_the_data_file(tmp_path, bars, compose_cfg):
+    from kpremia import pipeline
+
+    path = write_csv(tmp_path, user_bars(bars, 200))
+    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=Date", "+data.columns={usdkrw: fx}")
+    with pytest.raises(UserError, match=rf"^data file {path}: .*warm-up"):
+        pipeline.load_market(cfg)
