@@ -116,7 +116,7 @@ def test_debug_fast_updates(compose_cfg, tmp_path, caplog):
     cfg = compose_cfg("experiment=mlp_dqn", "debug=fast")
     assert cfg["algo"]["learning_starts"] > cfg["algo"]["total_env_steps"]
     with caplog.at_level("WARNING", logger="kpremia.algos.dqn"):
-        result = pipeline.fit(cfg, tmp_path)
+        result = training.fit(cfg, tmp_path)
     module = result["module"]
     assert module.updates > 0
     assert module.learning_starts == cfg["algo"]["total_env_steps"] // 2

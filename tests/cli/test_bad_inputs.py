@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia import pipeline
+from kpremia import training
 from kpremia.errors import UserError
 from kpremia.runs import failure_of, mark_failed
 from .test_cli_errors import assert_one_line_error
@@ -105,7 +105,7 @@ def tiny_checkpoint(tmp_path_factory):
 
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="config", overrides=TINY), resolve=True)
-    result = pipeline.fit(cfg, tmp_path_factory.mktemp("run"))
+    result = training.fit(cfg, tmp_path_factory.mktemp("run"))
     return result["last_model_path"]
 
 

@@ -224,9 +224,9 @@ def test_every_data_error_names_its_file_and_column(tmp_path, bars):
 
 
 def test_a_split_error_names_the_data_file(tmp_path, bars, compose_cfg):
-    from kpremia import pipeline
+    from kpremia import training
 
     path = write_csv(tmp_path, user_bars(bars, 200))
     cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=Date", "+data.columns={usdkrw: fx}")
     with pytest.raises(UserError, match=rf"^data file {path}: .*warm-up"):
-        pipeline.load_market(cfg)
+        training.load_market(cfg)
