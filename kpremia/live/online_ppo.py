@@ -245,6 +245,13 @@ class OnlinePPO:
         self.config = new
         return new
 
+    def restart_from(self, weights: dict[str, torch.Tensor]) -> None:
+        """Continue from ``weights`` (a rollback): they become the anchor; Adam starts afresh."""
+        self.net.load_state_dict(weights)
+        self.anchor = [p.detach().clone() for p in self.net.parameters()]
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, eps=1e-5)
+        self.since_update = 0
+
     def weights(self) -> dict[str, torch.Tensor]:
         """A detached copy of the current network weights (to publish to an acting copy)."""
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}

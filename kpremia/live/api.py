@@ -1,0 +1,297 @@
+"""The HTTP control API (FastAPI) and its server (uvicorn).
+
+Endpoints (JSON; see docs/live.md for bodies and answers)::
+
+    GET  /health        liveness, model version (no token needed)
+    POST /act           {"obs": {name: nested list}, "deterministic": bool?} -> action, probabilities
+    POST /learn         {"transitions": [...]} feeds the learner; {"update": true} updates now
+    POST /save          {"note": str?} -> a new version of the acting weights
+    POST /load          {"version": "v1_0_3"} -> roll back to it, bit for bit
+    POST /set_hparams   {"temperature", "lr", "clip_epsilon", "entropy_coef", "value_coef", "anchor"}
+    GET  /status        what the status page shows (equity, buy-and-hold, position, premium, decisions, ...)
+    GET  /              the status page (updates itself every few seconds)
+
+Security: the server binds 127.0.0.1 by default.  Any other bind refuses to start
+unless a token is set in the environment variable ``live.api.token_env``
+(``KPREMIA_API_TOKEN``); with a token every endpoint but ``/health`` and the page
+itself wants ``Authorization: Bearer <token>``, compared in constant time
+(:func:`hmac.compare_digest`).  A malformed body is answered 4xx with one line
+saying what is wrong and changes nothing; every request is a row of the model
+journal (:mod:`kpremia.live.control_log`), written under a lock so concurrent
+requests lose none.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kpremia.errors import UserError
+from kpremia.live.host import ModelHost
+from kpremia.live.online_ppo import Transition
+from kpremia.live.status import StatusSource
+from kpremia.live.status_page import STATUS_PAGE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``live.api.*``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token_env: str = "KPREMIA_API_TOKEN"
+
+    @classmethod
+    def from_cfg(cls, cfg: dict[str, Any] | None) -> ApiConfig:
+        cfg = {k: v for k, v in dict(cfg or {}).items() if k != "enabled"}
+        unknown = set(cfg) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"live.api.{sorted(unknown)[0]} is not a setting; use host, port or token_env")
+        out = cls(**{k: v for k, v in cfg.items() if v is not None})
+        if not 0 <= int(out.port) < 65536:
+            raise UserError(f"live.api.port={out.port} must be a TCP port (0-65535)")
+        return out
+
+    def token(self) -> str | None:
+        value = os.environ.get(self.token_env) if self.token_env else None
+        return value or None
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(config: ApiConfig) -> str | None:
+    """The token for this bind; a UserError when a non-loopback bind has none."""
+    token = config.token()
+    if not is_loopback(config.host) and token is None:
+        raise UserError(f"live.api.host={config.host} is reachable from other machines and no token is set: export "
+                        f"{config.token_env}=<a long random secret> (or bind 127.0.0.1, the default)")
+    return token
+
+
+# ----------------------------------------------------------------- request bodies (unknown keys are errors)
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActBody(_Body):
+    obs: dict[str, list[Any]]
+    deterministic: bool | None = None
+
+
+class TransitionBody(_Body):
+    obs: dict[str, list[Any]]
+    action: int = Field(ge=0)
+    reward: float
+    next_obs: dict[str, list[Any]]
+    logprob: float | None = None
+    terminated: bool = False
+    truncated: bool = False
+
+
+class LearnBody(_Body):
+    transitions: list[TransitionBody] = Field(default_factory=list, max_length=4096)
+    update: bool = False
+
+
+class SaveBody(_Body):
+    note: str | None = Field(default=None, max_length=500)
+
+
+class LoadBody(_Body):
+    version: str
+
+
+class HparamsBody(_Body):
+    temperature: float | None = None
+    lr: float | None = None
+    clip_epsilon: float | None = None
+    entropy_coef: float | None = None
+    value_coef: float | None = None
+    anchor: float | None = None
+
+
+def create_app(host: ModelHost, status: StatusSource, token: str | None = None) -> FastAPI:
+    """The FastAPI application over ``host`` (model) and ``status`` (journal figures)."""
+    app = FastAPI(title="kpremia live control", version="1", docs_url=None, redoc_url=None)
+    expected = token.encode() if token else None
+    write_lock = threading.Lock()  # one mutating request at a time: all-or-nothing changes
+
+    def authorise(request: Request) -> None:
+        if expected is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise HTTPException(status_code=401, detail="missing or wrong token: send 'Authorization: Bearer <token>'")
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        message = f"malformed request body at {where}: {first.get('msg', 'invalid')}; nothing was changed"
+        host.log.write("api", request.url.path.strip("/") or "page", {"error": message}, model_version=host.version,
+                       ok=False)
+        return JSONResponse(status_code=422, content={"detail": message})
+
+    @app.exception_handler(UserError)
+    async def _user_error(request: Request, exc: UserError) -> JSONResponse:
+        host.log.write("api", request.url.path.strip("/"), {"error": str(exc)}, model_version=host.version, ok=False)
+        return JSONResponse(status_code=400, content={"detail": f"{exc}; nothing was changed"})
+
+    def journal(kind: str, detail: dict[str, Any]) -> None:
+        host.requests += 1
+        host.log.write("api", kind, detail, model_version=host.version)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model_version": host.version, "uptime_s": round(time.time() - host.started, 3)}
+
+    @app.post("/act", dependencies=[Depends(authorise)])
+    def act(body: ActBody) -> dict[str, Any]:
+        obs = _obs_tensors(host, body.obs)
+        action, probs = host.act(obs, body.deterministic)
+        out = {"action": action, "action_name": host.module.action_names[action],
+               "probs": [round(float(p), 6) for p in probs], "model_version": host.version}
+        journal("act", {"action": action, "deterministic": body.deterministic})
+        return out
+
+    @app.post("/learn", dependencies=[Depends(authorise)])
+    def learn(body: LearnBody) -> dict[str, Any]:
+        learner = host.require_learner()
+        items = [(_obs_tensors(host, t.obs), _obs_tensors(host, t.next_obs), t) for t in body.transitions]
+        for _, _, t in items:
+            if t.action >= host.module.n_actions:
+                raise UserError(f"action {t.action} is out of range; this policy has {host.module.n_actions} actions")
+        if not items and not body.update:
+            raise UserError("learn needs transitions or \"update\": true")
+        updates = []
+        with write_lock:
+            for obs, next_obs, t in items:
+                logprob = t.logprob if t.logprob is not None else host.logprob(obs, t.action)
+                if host.add_transition(Transition(obs, t.action, logprob, t.reward, next_obs, t.terminated,
+                                                  t.truncated)):
+                    updates.append(host.update()._asdict())
+            if body.update and not updates:
+                if len(learner.window) < 2:
+                    raise UserError("no transitions to learn from yet; send some first")
+                updates.append(host.update()._asdict())
+        journal("learn", {"transitions": len(items), "updates": len(updates)})
+        return {"added": len(items), "updates": updates, "model_version": host.version,
+                "learning": host.learning_status()}
+
+    @app.post("/save", dependencies=[Depends(authorise)])
+    def save(body: SaveBody) -> dict[str, Any]:
+        with write_lock:
+            version = host.save(body.note)
+        journal("save", {"version": version.name, "note": body.note})
+        return {"version": version.name, "folder": version.folder, "parent": version.parent}
+
+    @app.post("/load", dependencies=[Depends(authorise)])
+    def load(body: LoadBody) -> dict[str, Any]:
+        with write_lock:
+            before = host.version
+            version = host.load(body.version)
+        journal("load", {"from": before, "to": version.name})
+        return {"version": version.name, "previous": before, "weights_sha256": version.weights_sha256}
+
+    @app.post("/set_hparams", dependencies=[Depends(authorise)])
+    def set_hparams(body: HparamsBody) -> dict[str, Any]:
+        changes = body.model_dump(exclude_none=True)
+        with write_lock:
+            hparams = host.set_hparams(**changes)
+        journal("set_hparams", changes)
+        return {"hparams": hparams}
+
+    @app.get("/status", dependencies=[Depends(authorise)])
+    def get_status() -> dict[str, Any]:
+        return {**status.figures(), "model_version": host.version, "learning": host.learning_status(),
+                "hparams": host.hparams(), "requests": host.requests}
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return STATUS_PAGE
+
+    return app
+
+
+def _obs_tensors(host: ModelHost, obs: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
+    """A JSON observation as ``[1, ...]`` float tensors of the policy's shapes; UserError naming a mismatch."""
+    shapes = {k: tuple(int(d) for d in v) for k, v in host.module.spec.shapes.items()}
+    missing = sorted(set(shapes) - set(obs))
+    extra = sorted(set(obs) - set(shapes))
+    if missing or extra:
+        raise UserError(f"observation keys must be {sorted(shapes)}; missing {missing}, unexpected {extra}")
+    out = {}
+    for key, shape in shapes.items():
+        try:
+            t = torch.tensor(obs[key], dtype=torch.float32)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"observation {key!r} is not a numeric array ({exc})") from None
+        if t.dim() == len(shape):
+            t = t.unsqueeze(0)
+        if tuple(t.shape[1:]) != tuple(shape) or t.shape[0] != 1:
+            raise UserError(f"observation {key!r} has shape {list(t.shape)}, expected {[1, *shape]} or {list(shape)}")
+        if not torch.isfinite(t).all():
+            raise UserError(f"observation {key!r} has NaN or infinite values")
+        out[key] = t
+    return out
+
+
+class ApiServer:
+    """uvicorn in a background thread (for ``live ... live.api.enabled=true``), or in the foreground (``serve``)."""
+
+    def __init__(self, app: FastAPI, config: ApiConfig):
+        import uvicorn
+
+        self.config = config
+        self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=int(config.port), log_level="warning",
+                                                     access_log=False, lifespan="off"))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self._server, "servers", None) or []
+        for server in servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.config.port)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._server.run, name="kpremia-api", daemon=True)
+        self._thread.start()
+        end = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > end:
+                raise UserError(f"the control API could not start on {self.config.host}:{self.config.port} "
+                                "(port in use?); pick another live.api.port")
+            time.sleep(0.02)
+        log.info("control API on http://%s:%d/", self.config.host, self.port)
+
+    def run(self) -> None:
+        self._server.run()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)

@@ -1,0 +1,268 @@
+"""ModelHost: the acting network, its versions, the online learner and the challenger, behind one lock.
+
+Both front ends use it: ``python -m kpremia serve`` (the control API alone) and
+the live runner's ``online_learning`` callback (the API beside a trading loop).
+Requests arrive on server threads and the runner acts on its own thread, so
+every read or swap of the acting weights holds :attr:`ModelHost.lock`; a swap
+is a ``load_state_dict`` of a few tens of KB (well under a millisecond).
+
+The online update itself never holds the lock: it runs on the learner's own
+copy of the network (:class:`~kpremia.live.online_ppo.OnlinePPO`), and only the
+publication of its result takes the lock.  Which network trades after an
+update depends on the mode:
+
+* ``challenger`` (default): the updated copy is the *challenger*; it trades on
+  paper beside the incumbent and replaces it only when
+  :class:`~kpremia.live.challenger.Challenger` says so (a ``promotion`` version);
+* direct (``live.learn.challenger.enabled=false``): every kept update trades.
+
+Every weight change is a version (:mod:`kpremia.live.versions`) and every
+request or model event a row of the model journal (:mod:`kpremia.live.control_log`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kpremia.errors import UserError
+from kpremia.live.challenger import Challenger, ChallengerConfig, ChallengerDecision
+from kpremia.live.control_log import ControlLog
+from kpremia.live.online_ppo import RUNTIME_HPARAMS, OnlineLearnConfig, OnlinePPO, Transition, UpdateResult
+from kpremia.live.versions import Version, VersionStore
+
+log = logging.getLogger(__name__)
+
+
+class ModelHost:
+    """Hosts one policy network for acting, learning, versioning and control.
+
+    Args:
+        module: the loaded RLModule (its ``net`` acts; its ``spec`` and ``action_names`` describe it).
+        state_dir: where ``versions/`` and ``model_journal.sqlite`` live.
+        learn: the online learner's settings, or None for no learning.
+        challenger: the challenger's settings (``enabled=False``: direct mode).
+        source: the checkpoint file (recorded in the first version's manifest).
+        deterministic / temperature: how ``act`` picks (argmax, or sampled at ``temperature``).
+    """
+
+    def __init__(self, module: Any, state_dir: str | Path, *, learn: OnlineLearnConfig | None = None,
+                 challenger: ChallengerConfig | None = None, source: str | None = None, deterministic: bool = True,
+                 temperature: float = 1.0, seed: int = 0):
+        self.lock = threading.RLock()
+        self.module = module
+        self.net: nn.Module = module.net
+        self.net.eval()
+        self.state_dir = Path(state_dir)
+        self.versions = VersionStore(self.state_dir / "versions")
+        self.log = ControlLog(self.state_dir / "model_journal.sqlite")
+        self.deterministic = bool(deterministic)
+        self.temperature = float(temperature)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.learner = OnlinePPO(self.net, learn) if learn is not None else None
+        self.challenger_cfg = challenger or ChallengerConfig(enabled=False)
+        self.challenger = Challenger(self.challenger_cfg) if self.learner and self.challenger_cfg.enabled else None
+        self.challenger_net: nn.Module | None = copy.deepcopy(self.net) if self.challenger else None
+        self.challenger_version: str | None = None
+        self.bars_seen = 0
+        self.last_update: UpdateResult | None = None
+        self.last_challenge: ChallengerDecision | None = None
+        self.requests = 0
+        self.started = time.time()
+        latest = self.versions.latest()
+        if latest is None:
+            first = self.versions.save(self.net.state_dict(), kind="checkpoint", parent=None, source=source)
+            self.version = first.name
+            self.log.write("host", "start", {"source": source}, model_version=self.version)
+        else:  # a state_dir that has versions: the runner's snapshot says which one trades (restore)
+            self.version = latest.name
+
+    # ----------------------------------------------------------------- acting
+    def act(self, obs: dict[str, torch.Tensor], deterministic: bool | None = None) -> tuple[int, torch.Tensor]:
+        """The acting network's action for one observation and its action probabilities."""
+        det = self.deterministic if deterministic is None else bool(deterministic)
+        with self.lock, torch.inference_mode():
+            logp, _ = self.net(obs)
+            if det:
+                action = int(logp[0].argmax())
+            else:
+                from kpremia.algos.policy import sample_categorical
+
+                action = int(sample_categorical(logp / self.temperature, self.generator)[0])
+        return action, logp[0].exp()
+
+    def logprob(self, obs: dict[str, torch.Tensor], action: int, net: nn.Module | None = None) -> float:
+        """Behaviour log-probability of ``action`` under the acting (or the given) network."""
+        with self.lock, torch.inference_mode():
+            logp, _ = (net or self.net)(obs)
+        return float(logp[0, int(action)])
+
+    def challenger_act(self, obs: dict[str, torch.Tensor]) -> int:
+        """The challenger's (deterministic) action, for its paper account."""
+        with self.lock, torch.inference_mode():
+            logp, _ = self.challenger_net(obs)
+        return int(logp[0].argmax())
+
+    # ----------------------------------------------------------------- learning
+    def require_learner(self) -> OnlinePPO:
+        if self.learner is None:
+            raise UserError("online learning is off; start with live.learn.enabled=true")
+        return self.learner
+
+    def add_transition(self, transition: Transition) -> bool:
+        """Feed the learner; True when an update is due (the caller runs :meth:`update`, maybe on a thread)."""
+        return self.require_learner().add(transition)
+
+    def update(self, bars_seen: int | None = None) -> UpdateResult:
+        """Run one online update now and publish it as a version (the slow part holds no lock)."""
+        learner = self.require_learner()
+        result = learner.update()
+        if bars_seen is not None:
+            self.bars_seen = int(bars_seen)
+        self.publish(result)
+        return result
+
+    def publish(self, result: UpdateResult) -> Version | None:
+        """Keep (version + swap) or refuse an update's weights."""
+        learner = self.require_learner()
+        figures = {k: v for k, v in result._asdict().items()}
+        if not all(math.isfinite(float(v)) for v in figures.values()):
+            self.log.write("learner", "refuse", {**figures, "reason": "non-finite loss"}, model_version=self.version,
+                           ok=False)
+            return None
+        weights = learner.weights()
+        with self.lock:
+            parent = self.challenger_version or self.version if self.challenger else self.version
+            version = self.versions.save(weights, kind="update", parent=parent, bars_seen=self.bars_seen,
+                                         transitions_seen=learner.transitions_seen, updates=learner.updates,
+                                         figures=figures)
+            if self.challenger is not None:
+                self.challenger_net.load_state_dict(weights)
+                self.challenger_version = version.name
+            else:
+                self.net.load_state_dict(weights)
+                self.version = version.name
+            self.last_update = result
+        self.log.write("learner", "update", figures, model_version=version.name)
+        return version
+
+    def judge(self, bar_time: str, incumbent_value: float, challenger_value: float,
+              risk_state: str) -> ChallengerDecision | None:
+        """Record both accounts after a bar; promote the challenger when it has won (journaled)."""
+        if self.challenger is None:
+            return None
+        decision = self.challenger.record(bar_time, incumbent_value, challenger_value, risk_state)
+        if decision is None:
+            return None
+        self.last_challenge = decision
+        detail = {**decision._asdict(), "challenger_version": self.challenger_version}
+        if decision.outcome == "promote" and self.challenger_version is not None:
+            with self.lock:
+                weights = {k: v.detach().clone() for k, v in self.challenger_net.state_dict().items()}
+                version = self.versions.save(weights, kind="promotion", parent=self.challenger_version,
+                                             bars_seen=self.bars_seen, figures=detail)
+                self.net.load_state_dict(weights)
+                self.version = version.name
+            self.log.write("challenger", "promote", detail, model_version=self.version)
+        else:
+            self.log.write("challenger", "refuse", detail, model_version=self.version, ok=False)
+        return decision
+
+    # ----------------------------------------------------------------- control
+    def save(self, note: str | None = None) -> Version:
+        """Save the acting weights as a new (patch) version."""
+        with self.lock:
+            version = self.versions.save(self.net.state_dict(), kind="update", parent=self.version,
+                                         bars_seen=self.bars_seen, figures={"note": note or "saved by request"})
+            self.version = version.name
+        return version
+
+    def load(self, name: str) -> Version:
+        """Roll the acting network (and the learner, re-anchored) back to version ``name``, bit for bit."""
+        version, weights = self.versions.load(name)
+        with self.lock:
+            self.net.load_state_dict(weights)
+            self.version = version.name
+            if self.challenger_net is not None:
+                self.challenger_net.load_state_dict(weights)
+                self.challenger_version = None
+            if self.learner is not None:
+                self.learner.restart_from(weights)
+        return version
+
+    def set_hparams(self, **changes: float) -> dict[str, Any]:
+        """Run-time settings: ``temperature`` (acting) and the learner's ``lr``, ``clip_epsilon``, ..."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            raise UserError("set_hparams needs at least one of temperature, " + ", ".join(RUNTIME_HPARAMS))
+        temperature = changes.pop("temperature", None)
+        if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) > 0):
+            raise UserError(f"temperature={temperature} must be > 0")
+        with self.lock:
+            if changes:
+                self.require_learner().set_hparams(**changes)
+            if temperature is not None:
+                self.temperature = float(temperature)
+            return self.hparams()
+
+    def hparams(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"temperature": self.temperature, "deterministic": self.deterministic}
+        if self.learner is not None:
+            out.update({k: getattr(self.learner.config, k) for k in RUNTIME_HPARAMS})
+        return out
+
+    def learning_status(self) -> dict[str, Any]:
+        if self.learner is None:
+            return {"enabled": False}
+        out: dict[str, Any] = {
+            "enabled": True, "mode": "challenger" if self.challenger else "direct",
+            "updates": self.learner.updates, "transitions_seen": self.learner.transitions_seen,
+            "window": len(self.learner.window), "anchor_distance": self.learner.anchor_distance(),
+            "max_distance": self.learner.config.max_distance, "challenger_version": self.challenger_version,
+        }
+        if self.last_update is not None:
+            out["last_update"] = self.last_update._asdict()
+        if self.last_challenge is not None:
+            out["last_challenge"] = self.last_challenge._asdict()
+        return out
+
+    # ----------------------------------------------------------------- restart
+    def state_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "version": self.version, "challenger_version": self.challenger_version,
+                "temperature": self.temperature, "generator": self.generator.get_state(),
+                "bars_seen": self.bars_seen,
+                "learner": self.learner.state_dict() if self.learner else None,
+                "challenger": self.challenger.state_dict() if self.challenger else None,
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore after a restart: the acting weights come from the saved version, bit for bit."""
+        with self.lock:
+            _, weights = self.versions.load(state["version"])
+            self.net.load_state_dict(weights)
+            self.version = state["version"]
+            self.temperature = float(state["temperature"])
+            self.generator.set_state(state["generator"])
+            self.bars_seen = int(state["bars_seen"])
+            if self.learner is not None and state.get("learner") is not None:
+                self.learner.load_state_dict(state["learner"])
+            if self.challenger is not None and state.get("challenger") is not None:
+                self.challenger.load_state_dict(state["challenger"])
+            self.challenger_version = state.get("challenger_version")
+            if self.challenger_net is not None:
+                source = self.challenger_version or self.version
+                self.challenger_net.load_state_dict(self.versions.load(source)[1])
+        self.log.write("host", "restore", {"version": self.version}, model_version=self.version)
+
+    def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,88 @@
+"""The figures the status page shows, read from the live journal (read-only, safe while the runner writes).
+
+Sources: ``<state_dir>/journal.sqlite`` (``decisions``, ``orders``, ``meta``,
+``state``; schema in docs/live.md) and ``<state_dir>/model_journal.sqlite``
+(model events).  Buy-and-hold is the initial cash put into USDT at the first
+decision's close and marked at each close since (no fee): the line an agent has
+to beat by trading.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from kpremia.live.control_log import read_events
+
+
+class StatusSource:
+    """Reads the journal of ``state_dir`` on demand (no connection is kept open)."""
+
+    def __init__(self, state_dir: str | Path | None, max_points: int = 500, recent: int = 12):
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.max_points = int(max_points)
+        self.recent = int(recent)
+
+    @property
+    def journal_path(self) -> Path | None:
+        return self.state_dir / "journal.sqlite" if self.state_dir else None
+
+    def _query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        path = self.journal_path
+        if path is None or not path.is_file():
+            return []
+        try:
+            with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
+                conn.row_factory = sqlite3.Row
+                return [dict(r) for r in conn.execute(sql, args).fetchall()]
+        except sqlite3.OperationalError:  # a table the runner has not created yet
+            return []
+
+    def figures(self) -> dict[str, Any]:
+        """Everything ``/status`` returns about trading (model figures come from the host)."""
+        rows = self._query("SELECT d.bar_time, d.step, d.close, d.premium, d.action_name, d.target_weight, d.reason, "
+                           "d.risk_state, d.cash_krw, d.position_usdt, d.equity_krw, d.latency_ms, d.client_order_id, "
+                           "o.side AS side, o.status AS order_status FROM decisions d LEFT JOIN orders o "
+                           "ON o.client_order_id = d.client_order_id ORDER BY d.step")
+        meta = {r["key"]: r["value"] for r in self._query("SELECT key, value FROM meta")}
+        state_rows = self._query("SELECT state_json FROM state WHERE id = 1")
+        state = json.loads(state_rows[0]["state_json"]) if state_rows else {}
+        out: dict[str, Any] = {"bars": len(rows), "journal": str(self.journal_path) if self.journal_path else None,
+                               "policy": meta.get("policy"), "run_id": meta.get("run_id")}
+        if not rows:
+            return {**out, "series": {"time": [], "equity": [], "buy_hold": [], "premium": []}, "trades": [],
+                    "recent": [], "model_events": self._model_events()}
+        first, last = rows[0], rows[-1]
+        initial = float(meta.get("initial_krw") or state.get("initial_krw") or first["equity_krw"])
+        units = initial / float(first["close"])
+        tail = rows[-self.max_points:]
+        trades = [{"time": r["bar_time"], "premium": r["premium"], "side": r["side"], "action": r["action_name"],
+                   "status": r["order_status"]} for r in tail if r["client_order_id"]]
+        risk_state = state.get("risk_state") or last["risk_state"]
+        out.update({
+            "last_bar_time": last["bar_time"], "step": last["step"], "initial_krw": initial,
+            "equity_krw": float(last["equity_krw"]), "buy_hold_krw": units * float(last["close"]),
+            "return": float(last["equity_krw"]) / initial - 1.0, "buy_hold_return": float(last["close"]) /
+            float(first["close"]) - 1.0, "cash_krw": float(state.get("cash_krw", last["cash_krw"])),
+            "position_usdt": float(state.get("position_usdt", last["position_usdt"])),
+            "close": float(last["close"]), "premium": float(last["premium"]), "risk_state": risk_state,
+            "latency_ms": float(last["latency_ms"]), "orders": sum(1 for r in rows if r["client_order_id"]),
+            "series": {"time": [r["bar_time"] for r in tail], "equity": [float(r["equity_krw"]) for r in tail],
+                       "buy_hold": [units * float(r["close"]) for r in tail],
+                       "premium": [float(r["premium"]) for r in tail]},
+            "trades": trades,
+            "recent": [{"time": r["bar_time"], "action": r["action_name"], "target_weight": r["target_weight"],
+                        "reason": r["reason"], "order": r["side"]} for r in rows[-self.recent:]][::-1],
+            "model_events": self._model_events(),
+        })
+        return out
+
+    def _model_events(self) -> list[dict[str, Any]]:
+        if self.state_dir is None:
+            return []
+        events = read_events(self.state_dir / "model_journal.sqlite", limit=200)
+        keep = [e for e in events if e["source"] in ("learner", "challenger", "host") or e["kind"] in ("load", "save")]
+        return [{"time": e["time_utc"], "source": e["source"], "kind": e["kind"], "version": e["model_version"]}
+                for e in keep[-self.recent:]][::-1]
