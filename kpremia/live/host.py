@@ -57,7 +57,8 @@ class ModelHost:
     def __init__(self, module: Any, state_dir: str | Path, *, learn: OnlineLearnConfig | None = None,
                  challenger: ChallengerConfig | None = None, source: str | None = None, deterministic: bool = True,
                  temperature: float = 1.0, seed: int = 0):
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the acting weights
+        self.learn_lock = threading.Lock()  # the learner (its window, optimiser, copy of the weights)
         self.module = module
         self.net: nn.Module = module.net
         self.net.eval()
@@ -119,12 +120,15 @@ class ModelHost:
 
     def add_transition(self, transition: Transition) -> bool:
         """Feed the learner; True when an update is due (the caller runs :meth:`update`, maybe on a thread)."""
-        return self.require_learner().add(transition)
+        learner = self.require_learner()
+        with self.learn_lock:
+            return learner.add(transition)
 
     def update(self, bars_seen: int | None = None) -> UpdateResult:
         """Run one online update now and publish it as a version (the slow part holds no lock)."""
         learner = self.require_learner()
-        result = learner.update()
+        with self.learn_lock:
+            result = learner.update()
         if bars_seen is not None:
             self.bars_seen = int(bars_seen)
         self.publish(result)
@@ -140,10 +144,17 @@ class ModelHost:
             return None
         weights = learner.weights()
         with self.lock:
-            parent = self.challenger_version or self.version if self.challenger else self.version
-            version = self.versions.save(weights, kind="update", parent=parent, bars_seen=self.bars_seen,
-                                         transitions_seen=learner.transitions_seen, updates=learner.updates,
-                                         figures=figures)
+            parent = (self.challenger_version or self.version) if self.challenger else self.version
+            latest = self.versions.latest()
+            if latest is not None and latest.kind == "update" and (latest.updates, latest.transitions_seen) == (
+                    learner.updates, learner.transitions_seen):
+                # A restart redid the update the killed run had already saved (same transitions, same
+                # result): reuse that version rather than number the same weights twice.
+                version = latest
+            else:
+                version = self.versions.save(weights, kind="update", parent=parent, bars_seen=self.bars_seen,
+                                             transitions_seen=learner.transitions_seen, updates=learner.updates,
+                                             figures=figures)
             if self.challenger is not None:
                 self.challenger_net.load_state_dict(weights)
                 self.challenger_version = version.name
@@ -151,7 +162,8 @@ class ModelHost:
                 self.net.load_state_dict(weights)
                 self.version = version.name
             self.last_update = result
-        self.log.write("learner", "update", figures, model_version=version.name)
+        trades = {} if self.challenger is not None else {"trades_from_step": self.bars_seen + 1}
+        self.log.write("learner", "update", {**figures, **trades}, model_version=version.name)
         return version
 
     def judge(self, bar_time: str, incumbent_value: float, challenger_value: float,
@@ -171,7 +183,8 @@ class ModelHost:
                                              bars_seen=self.bars_seen, figures=detail)
                 self.net.load_state_dict(weights)
                 self.version = version.name
-            self.log.write("challenger", "promote", detail, model_version=self.version)
+            self.log.write("challenger", "promote", {**detail, "trades_from_step": self.bars_seen + 1},
+                           model_version=self.version)
         else:
             self.log.write("challenger", "refuse", detail, model_version=self.version, ok=False)
         return decision
@@ -196,6 +209,8 @@ class ModelHost:
                 self.challenger_version = None
             if self.learner is not None:
                 self.learner.restart_from(weights)
+        self.log.write("host", "load", {"to": version.name, "trades_from_step": self.bars_seen + 1},
+                       model_version=version.name)
         return version
 
     def set_hparams(self, **changes: float) -> dict[str, Any]:

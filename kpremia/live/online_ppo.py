@@ -258,12 +258,18 @@ class OnlinePPO:
 
     # ----------------------------------------------------------------- exact resume
     def state_dict(self) -> dict[str, Any]:
+        """Everything an update depends on.
+
+        Saved with every bar by the live runner, so it is kept small and cheap: the
+        window as a few stacked tensors (not one tensor per transition and key), and
+        the optimiser state by reference (serialise it before the next update runs).
+        """
         return {
             "config": asdict(self.config),
             "net": self.weights(),
             "anchor": [a.clone() for a in self.anchor],
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "window": [t._asdict() for t in self.window],
+            "optimizer": self.optimizer.state_dict(),
+            "window": _pack(list(self.window)),
             "transitions_seen": self.transitions_seen,
             "since_update": self.since_update,
             "updates": self.updates,
@@ -276,7 +282,7 @@ class OnlinePPO:
             for a, saved in zip(self.anchor, state["anchor"], strict=True):
                 a.copy_(saved)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.window = deque((Transition(**t) for t in state["window"]), maxlen=self.config.batch_size)
+        self.window = deque(_unpack(state["window"]), maxlen=self.config.batch_size)
         self.transitions_seen = int(state["transitions_seen"])
         self.since_update = int(state["since_update"])
         self.updates = int(state["updates"])
@@ -287,6 +293,25 @@ def _to_cpu_transition(t: Transition) -> Transition:
                       next_obs={k: v.detach().cpu().clone() for k, v in t.next_obs.items()},
                       action=int(t.action), logprob=float(t.logprob), reward=float(t.reward),
                       terminated=bool(t.terminated), truncated=bool(t.truncated))
+
+
+def _pack(window: list[Transition]) -> dict[str, Any]:
+    if not window:
+        return {"n": 0}
+    return {"n": len(window), "obs": _stack([t.obs for t in window]), "next_obs": _stack([t.next_obs for t in window]),
+            "action": [t.action for t in window], "logprob": [t.logprob for t in window],
+            "reward": [t.reward for t in window], "terminated": [t.terminated for t in window],
+            "truncated": [t.truncated for t in window]}
+
+
+def _unpack(packed: dict[str, Any]) -> list[Transition]:
+    out = []
+    for i in range(int(packed["n"])):
+        out.append(Transition({k: v[i:i + 1].clone() for k, v in packed["obs"].items()}, packed["action"][i],
+                              packed["logprob"][i], packed["reward"][i],
+                              {k: v[i:i + 1].clone() for k, v in packed["next_obs"].items()},
+                              packed["terminated"][i], packed["truncated"][i]))
+    return out
 
 
 def _stack(obs_list: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
