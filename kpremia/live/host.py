@@ -95,7 +95,7 @@ class ModelHost:
             if det:
                 action = int(logp[0].argmax())
             else:
-                from kpremia.algos.policy import sample_categorical
+                from kpremia.algos.networks import sample_categorical
 
                 action = int(sample_categorical(logp / self.temperature, self.generator)[0])
         return action, logp[0].exp()

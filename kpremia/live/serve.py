@@ -34,9 +34,9 @@ def learn_configs(live: dict[str, Any], algo_cfg: dict[str, Any]) -> tuple[Onlin
 
 
 def build_host(ckpt: str, state_dir: Path, live: dict[str, Any], eval_cfg: dict[str, Any] | None = None) -> ModelHost:
-    from kpremia import pipeline
+    from kpremia import training
 
-    module = pipeline.load_module(ckpt)
+    module = training.load_module(ckpt)
     learn, challenger = learn_configs(live, module.algo_cfg)
     if learn is not None and module.algo_cfg.get("name") != "ppo":
         raise UserError(f"live.learn.enabled=true supports PPO checkpoints only; {ckpt} is "
