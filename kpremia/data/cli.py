@@ -107,7 +107,9 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
         out = Path(args.out).expanduser()
         atomic_write_parquet(out, frame)
         atomic_write_json(out.with_suffix(".manifest.json"), manifest)
-        print(f"MarketFrame written to {out} (manifest {out.with_suffix('.manifest.json').name})")
+        basis = f" data.premium_basis={args.premium_basis}" if args.premium_basis != "usdt" else ""
+        print(f"MarketFrame written to {out} (manifest {out.with_suffix('.manifest.json').name}); train on it "
+              f"with: python -m kpremia fit data=parquet data.path={out}{basis}")
     return 0
 
 

@@ -32,6 +32,10 @@ from kpremia.io import sha256_file
 
 log = logging.getLogger(__name__)
 
+PREMIUM_BASES = ("usdt", "btc")
+# Under premium_basis=usdt a file's own premium column may differ from close / fx - 1 by
+# rounding; more than 1 bp on average means it is another premium (e.g. the BTC one).
+_PREMIUM_TOLERANCE = 1e-4
 TIME_COLUMN_GUESSES = ("time", "timestamp", "datetime", "date", "open_time", "candle_date_time_utc")
 
 
@@ -139,8 +143,9 @@ def _map_columns(df: pd.DataFrame, columns: Mapping[str, str] | None) -> pd.Data
 def _resample(df: pd.DataFrame) -> pd.DataFrame:
     """Aggregate bars finer than 15m into 15m bars labelled by their open time."""
     agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    if "fx" in df.columns:
-        agg["fx"] = "last"
+    for column in ("fx", "premium"):
+        if column in df.columns:
+            agg[column] = "last"
     out = df.resample(BAR_FREQ, label="left", closed="left").agg(agg)
     return out[out["close"].notna()]  # 15m slots without any fine bar stay gaps (validate fills them)
 
@@ -189,6 +194,11 @@ class FileSource:
             or "30min" (None: "1D" for daily files, whose rate for date D is only final
             after D, else 0).
         repair, max_gap_bars, max_nan_bars, max_fx_fill_bars: passed to ``validate_frame``.
+        premium_basis: ``usdt`` (default): ``premium = close / fx - 1``; ``btc``: the
+            file's own ``premium`` column, kept as it is (a MarketFrame written by
+            ``data fetch --premium-basis btc --out``).  A file whose premium column
+            disagrees with ``close / fx - 1`` under ``usdt`` is refused, never silently
+            replaced.
         start, end: optional time range to keep (bar open times; naive = UTC).
         read_kwargs: extra keyword arguments for ``pandas.read_csv``/``read_parquet``.
     """
@@ -213,6 +223,7 @@ class FileSource:
         max_gap_bars: int = DEFAULT_MAX_GAP_BARS,
         max_nan_bars: int = DEFAULT_MAX_NAN_BARS,
         max_fx_fill_bars: int = DEFAULT_MAX_FX_FILL_BARS,
+        premium_basis: str = "usdt",
         start: str | None = None,
         end: str | None = None,
         read_kwargs: Mapping[str, Any] | None = None,
@@ -231,6 +242,9 @@ class FileSource:
         self.repair = bool(repair)
         self.limits = {"max_gap_bars": int(max_gap_bars), "max_nan_bars": int(max_nan_bars),
                        "max_fx_fill_bars": int(max_fx_fill_bars)}
+        if premium_basis not in PREMIUM_BASES:
+            raise UserError(f"unknown data.premium_basis {premium_basis!r}; use one of: {', '.join(PREMIUM_BASES)}")
+        self.premium_basis = premium_basis
         self.start, self.end = start, end
         self.read_kwargs = dict(read_kwargs or {})
 
@@ -273,6 +287,16 @@ class FileSource:
         with _about(path, "data file"):
             return self._load(path)
 
+    def _check_premium_column(self, df: pd.DataFrame, frame: pd.DataFrame) -> None:
+        """Refuse a file premium that is not ``close / fx - 1`` under ``premium_basis=usdt``."""
+        given = pd.to_numeric(df["premium"], errors="coerce")
+        given = given[~given.index.duplicated(keep="last")].reindex(frame.index)
+        diff = (given - frame["premium"]).abs().mean()
+        if np.isfinite(diff) and diff > _PREMIUM_TOLERANCE:
+            raise UserError(f"its 'premium' column is not close / fx - 1 (mean difference {diff * 100:.2f} pp; "
+                            "e.g. a BTC premium from `data fetch --premium-basis btc`); set data.premium_basis=btc "
+                            "to train on that column, or drop the column to use the USDT premium")
+
     def _load(self, path: Path) -> tuple[pd.DataFrame, dict]:
         raw = _read(path, self.format, self.read_kwargs)
         if raw.empty:
@@ -314,12 +338,21 @@ class FileSource:
                 log.warning("%s has an fx column; fx_path %s replaces it", path, self.fx_path)
             fx, fx_info = self._load_fx(df.index)
             df = df.assign(fx=fx)
-        frame, report = validate_frame(df, repair=self.repair, **self.limits)
+        keep = self.premium_basis != "usdt"
+        if keep and "premium" not in df.columns:
+            raise UserError(f"data.premium_basis={self.premium_basis} takes the premium from the file's 'premium' "
+                            f"column, which it lacks (have: {', '.join(map(str, df.columns))}); map yours with "
+                            "data.columns={yours: premium}, write the file with `data fetch --premium-basis btc "
+                            "--out`, or use data.premium_basis=usdt (close / fx - 1)")
+        frame, report = validate_frame(df, repair=self.repair, keep_premium=keep, **self.limits)
+        if not keep and "premium" in df.columns:
+            self._check_premium_column(df, frame)
         manifest = {
             "source": self.format, "synthetic": False, "path": str(path.resolve()), "sha256": sha256_file(path),
             "rows": len(frame), "first_bar": frame.index[0].isoformat(), "last_bar": frame.index[-1].isoformat(),
             "columns": self.columns, "timezone": self.timezone, "time_is_close": self.time_is_close,
-            "resampled_from": str(spacing) if resampled else None, "repair": report.to_dict(), **fx_info,
+            "resampled_from": str(spacing) if resampled else None, "premium_basis": self.premium_basis,
+            "repair": report.to_dict(), **fx_info,
         }
         log.info("%s: %d bars %s .. %s (%s)", path, len(frame), manifest["first_bar"], manifest["last_bar"],
                  report.summary())

@@ -135,9 +135,9 @@ def _utc_index(df: pd.DataFrame) -> pd.DatetimeIndex:
     return idx.as_unit("ns")
 
 
-def _numeric(df: pd.DataFrame, idx: pd.DatetimeIndex) -> pd.DataFrame:
+def _numeric(df: pd.DataFrame, idx: pd.DatetimeIndex, columns: tuple[str, ...] = INPUT_COLUMNS) -> pd.DataFrame:
     out = {}
-    for col in INPUT_COLUMNS:
+    for col in columns:
         raw = df[col]
         values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
         bad = values.isna().to_numpy() & ~pd.isna(raw).to_numpy()
@@ -171,19 +171,23 @@ def validate_frame(
     max_gap_bars: int = DEFAULT_MAX_GAP_BARS,
     max_nan_bars: int = DEFAULT_MAX_NAN_BARS,
     max_fx_fill_bars: int = DEFAULT_MAX_FX_FILL_BARS,
+    keep_premium: bool = False,
 ) -> tuple[pd.DataFrame, RepairReport]:
     """Check ``df`` against the MarketFrame schema; repair what is safe or refuse.
 
     Args:
         df: indexed by bar open times (naive times are taken as UTC) with at least
-            the columns ``open high low close volume fx``; ``premium`` is always
-            recomputed from close and fx.
+            the columns ``open high low close volume fx``; ``premium`` is
+            recomputed from close and fx unless ``keep_premium``.
         repair: if False, anything that would need a repair is refused instead.
         max_gap_bars: longest run of missing 15m bars filled as no-trade bars
             (open=high=low=close=previous close, volume 0, fx carried); longer is refused.
         max_nan_bars: longest run of rows with NaN close carried forward; longer is refused.
         max_fx_fill_bars: longest run of NaN fx carried forward (FX is closed on
             weekends/holidays, so this is long); longer is refused.
+        keep_premium: keep ``df``'s own ``premium`` column (another basis, e.g. the
+            BTC premium of ``premium_basis=btc``) instead of recomputing the USDT one;
+            bars inserted or filled by a repair carry the last premium.
 
     Returns:
         ``(frame, report)``: a new MarketFrame and what was repaired.
@@ -193,7 +197,8 @@ def validate_frame(
             non-positive prices, negative volume, too-long gaps/NaN runs, or any
             needed repair when ``repair`` is False.
     """
-    missing = [c for c in INPUT_COLUMNS if c not in df.columns]
+    wanted = (*INPUT_COLUMNS, "premium") if keep_premium else INPUT_COLUMNS
+    missing = [c for c in wanted if c not in df.columns]
     if missing:
         have = ", ".join(map(str, df.columns[:12]))
         fx_hint = " (no fx column: give a separate USD/KRW file with fx_path)" if "fx" in missing else ""
@@ -203,7 +208,7 @@ def validate_frame(
         )
     report = RepairReport(rows_in=len(df))
     idx = _utc_index(df)
-    frame = _numeric(df, idx)
+    frame = _numeric(df, idx, wanted)
 
     # -- order and duplicates -------------------------------------------------
     if not frame.index.is_monotonic_increasing:
@@ -261,7 +266,14 @@ def validate_frame(
     frame = _clamp_ohlc(frame, report, repair)
     frame = _fill_gaps(frame, report, repair, max_gap_bars)
 
-    frame["premium"] = frame["close"] / frame["fx"] - 1.0
+    if keep_premium:
+        frame["premium"] = frame["premium"].ffill()
+        if frame["premium"].isna().any():
+            first = frame.index[np.flatnonzero(frame["premium"].isna().to_numpy())[0]]
+            raise UserError(f"the premium column has no value at {_fmt(first)} nor before it; give a premium for "
+                            "the first bars or compute it from close and fx (premium_basis=usdt)")
+    else:
+        frame["premium"] = frame["close"] / frame["fx"] - 1.0
     frame = frame[list(COLUMNS)].astype(np.float64)
     frame.index = pd.DatetimeIndex(frame.index, freq=None, name="time")  # same index however it was built
     report.rows_out = len(frame)

@@ -281,7 +281,7 @@ def align_fx_to_bars(
 
 
 def compute_premium(close: pd.Series, fx: pd.Series) -> pd.Series:
-    """Kimchi premium per DESIGN: ``close / fx - 1`` (USDT/KRW over USD/KRW)."""
+    """Kimchi premium (docs/market.md): ``close / fx - 1`` (USDT/KRW over USD/KRW)."""
     return (close / fx - 1.0).rename("premium")
 
 

@@ -240,7 +240,8 @@ def build_market(
     cut_end = max(bounds[s][1] for s in splits)
     cut = frame.iloc[:cut_end]
     if validate:
-        cut, _ = validate_frame(cut, repair=False)
+        # The premium is the source's (its basis, e.g. premium_basis=btc, is not close / fx - 1).
+        cut, _ = validate_frame(cut, repair=False, keep_premium=True)
 
     tables, valid_from = build_obs_tables(cut, **w)
     train_start, train_end = bounds["train"]

@@ -1,4 +1,4 @@
-"""Market statistics on daily samples, comparable with DESIGN.md "Market facts".
+"""Market statistics on daily samples, comparable with docs/market.md.
 
 The reference figures were measured on one sample a day at 09:00 KST (00:00 UTC,
 the start of Upbit's daily candle), so :func:`market_stats` samples the same way:

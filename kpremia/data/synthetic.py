@@ -2,7 +2,7 @@
 
 Why a simulator: training and tests need a market that runs offline, is
 reproducible from a seed, and looks like the real one where it matters for a
-trading agent (see DESIGN.md "Market facts").  The model, on a 15m grid:
+trading agent (see docs/market.md).  The model, on a 15m grid:
 
 * **USD/KRW** is an Ornstein-Uhlenbeck process on log FX around ``fx_mean`` with
   Student-t shocks, advancing only while the onshore market is open
@@ -48,7 +48,7 @@ KR_FIXED_HOLIDAYS = ((1, 1), (3, 1), (5, 5), (6, 6), (8, 15), (10, 3), (10, 9), 
 
 @dataclass
 class SyntheticParams:
-    """Parameters of the synthetic market (defaults reproduce DESIGN.md "Market facts")."""
+    """Parameters of the synthetic market (defaults reproduce docs/market.md)."""
 
     # --- grid ---
     start: str = "2024-01-01"
@@ -166,7 +166,7 @@ class SyntheticParams:
 
 # Presets: named parameter sets; explicit parameters override them.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Calibrated to the real USDT/KRW premium (DESIGN.md "Market facts").
+    # Calibrated to the real USDT/KRW premium (docs/market.md).
     "default": {},
     # A learnability test bed: the premium oscillates around +1 % with a 0.8 %
     # amplitude (peak to trough 1.6 %, 8x a 0.1 % fee round trip) over a 12 h
@@ -360,6 +360,7 @@ class SyntheticSource:
             "preset": self.preset,
             "params": dataclasses.asdict(self.params),
             "seed": self.seed,
+            "premium_basis": "usdt",
             "rows": len(frame),
             "first_bar": frame.index[0].isoformat(),
             "last_bar": frame.index[-1].isoformat(),

@@ -26,7 +26,7 @@ class MarketTensors:
         times: bar open times (UTC, ``datetime64[ns]``), length ``T``.
         open, high, low, close: USDT/KRW prices of each bar, float64 ``[T]``.
         fx: USD/KRW known at the close of each bar, float64 ``[T]``.
-        premium: ``close / fx - 1``, float64 ``[T]``.
+        premium: the source's premium (``close / fx - 1`` under ``premium_basis=usdt``), float64 ``[T]``.
         obs: market part of the observation, float32 tables ``{key: [T, W]}`` for
             ``price_15m``, ``price_1d``, ``premium`` and ``features``; already
             normalised with statistics fitted on the train split.

@@ -21,7 +21,8 @@ DAYS = 60
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    # DESIGN-like premium (mean 1.4 %, sd 1.8 %, daily AR 0.91) over real ECB USD/KRW, with no-trade bars
+    # the real market's premium (mean 1.4 %, sd 1.8 %, daily AR 0.91; docs/market.md) over real ECB USD/KRW,
+    # with no-trade bars
     return make_premium_candles("2024-06-01", 96 * DAYS, seed=5, missing={100, 101, 102, 3000})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -227,6 +228,66 @@ def test_a_split_error_names_the_data_file(tmp_path, bars, compose_cfg):
     from kpremia import training
 
     path = write_csv(tmp_path, user_bars(bars, 200))
-    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=Date", "+data.columns={usdkrw: fx}")
+    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=Date", "data.columns={usdkrw: fx}")
     with pytest.raises(UserError, match=rf"^data file {path}: .*warm-up"):
         training.load_market(cfg)
+
+
+def test_premium_basis_btc_keeps_the_files_premium_and_usdt_refuses_it(tmp_path, bars):
+    """A MarketFrame written by ``data fetch --premium-basis btc --out`` keeps its premium end to end."""
+    frame = bars(12)
+    frame["premium"] = frame["close"] / frame["fx"] - 1.0 + 0.015  # a BTC premium 1.5 pp above the USDT one
+    path = tmp_path / "frame.parquet"
+    frame.to_parquet(path)
+    loaded, manifest = ParquetSource(str(path), premium_basis="btc").load()
+    np.testing.assert_allclose(loaded["premium"], frame["premium"])
+    assert manifest["premium_basis"] == "btc"
+    with pytest.raises(UserError, match=r"^data file .*frame\.parquet: its 'premium' column is not close / fx - 1 "
+                                        r"\(mean difference 1\.50 pp.*data\.premium_basis=btc"):
+        ParquetSource(str(path)).load()
+    usdt = bars(12)
+    usdt["premium"] = (usdt["close"] / usdt["fx"] - 1.0).round(6)  # its own USDT premium, rounded: accepted
+    usdt.to_parquet(tmp_path / "usdt.parquet")
+    assert ParquetSource(str(tmp_path / "usdt.parquet")).load()[1]["premium_basis"] == "usdt"
+    bars(12).to_parquet(tmp_path / "plain.parquet")
+    with pytest.raises(UserError, match="premium_basis=btc takes the premium from the file's 'premium' column"):
+        ParquetSource(str(tmp_path / "plain.parquet"), premium_basis="btc").load()
+    with pytest.raises(UserError, match="unknown data.premium_basis 'eth'"):
+        ParquetSource(str(path), premium_basis="eth")
+
+
+def test_premium_basis_reaches_the_run_manifest_and_the_tensors(tmp_path, compose_cfg):
+    from kpremia import training
+    from kpremia.data.synthetic import SyntheticParams, generate
+
+    frame = generate(SyntheticParams(days=30), seed=3)
+    frame["premium"] = frame["premium"] + 0.01
+    frame.to_parquet(tmp_path / "btc.parquet")
+    cfg = compose_cfg("data=parquet", f"data.path={tmp_path / 'btc.parquet'}", "data.premium_basis=btc")
+    market = training.load_market(cfg)
+    assert market.manifest["premium_basis"] == "btc"
+    train = market.tensors["train"]
+    np.testing.assert_allclose(train.premium.cpu().numpy(), frame["premium"].to_numpy()[:train.premium.shape[0]],
+                               atol=1e-6)
+    assert training.load_market(compose_cfg("data.days=30")).manifest["premium_basis"] == "usdt"
+
+
+def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
+    """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export."""
+    from kpremia import training
+    from kpremia.data.synthetic import SyntheticParams, generate
+
+    frame = generate(SyntheticParams(days=30), seed=4)
+    upbit = pd.DataFrame({
+        "candle_date_time_utc": frame.index.strftime("%Y-%m-%dT%H:%M:%S"), "opening_price": frame["open"],
+        "high_price": frame["high"], "low_price": frame["low"], "trade_price": frame["close"],
+        "candle_acc_trade_volume": frame["volume"], "usdkrw": frame["fx"]})
+    path = write_csv(tmp_path, upbit, "upbit_krw_usdt.csv")
+    mapping = ("data.columns={opening_price: open, high_price: high, low_price: low, trade_price: close, "
+               "candle_acc_trade_volume: volume, usdkrw: fx}")
+    assert mapping in (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
+    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=candle_date_time_utc", mapping)
+    market = training.load_market(cfg)
+    assert market.manifest["columns"]["trade_price"] == "close"
+    np.testing.assert_allclose(market.tensors["train"].close.cpu().numpy(),
+                               frame["close"].to_numpy()[:market.tensors["train"].close.shape[0]])

@@ -120,7 +120,7 @@ def test_bundled_ecb_usdkrw_is_plausible_for_2024():
     rates = ecb_usdkrw_daily().loc["2024-01-01":"2024-12-31"]
     assert 240 <= len(rates) <= 260  # TARGET business days
     assert rates.between(1000, 1600).all()
-    assert rates.between(1280, 1490).all()  # DESIGN: ~1,300-1,490 over 2024-25
+    assert rates.between(1280, 1490).all()  # docs/market.md: ~1,300-1,490 over 2024-25
     cc = CurrencyConverter(fallback_on_missing_rate=False, fallback_on_wrong_date=False)
     assert rates.loc["2024-06-03"] == pytest.approx(cc.convert(1, "USD", "KRW", date=dt.date(2024, 6, 3)))
     weekend = pd.Timestamp("2024-06-08")

@@ -167,3 +167,16 @@ def test_device_and_times_are_utc(short_frame):
     t = md.tensors["train"]
     assert t.device == torch.device("cpu")
     assert pd.Timestamp(t.times[0]) == short_frame.index[0].tz_localize(None)
+
+
+def test_a_premium_of_another_basis_reaches_the_tensors(short_frame):
+    """``premium_basis=btc``: the source's premium is what features, env and baselines see, not close / fx - 1."""
+    frame = short_frame.copy()
+    btc = frame["close"] / frame["fx"] - 1.0 + 0.02 + 0.01 * np.sin(np.arange(len(frame)) / 300.0)
+    frame["premium"] = btc
+    md = build_market(frame, split_cfg=SPLIT, window_15m=12, window_1d=5, window_premium=6)
+    train = md.tensors["train"]
+    n = train.premium.shape[0]
+    np.testing.assert_allclose(train.premium.cpu().numpy(), btc.to_numpy()[:n], rtol=0, atol=1e-6)
+    usdt_md = build_market(short_frame, split_cfg=SPLIT, window_15m=12, window_1d=5, window_premium=6)
+    assert not torch.allclose(md.tensors["train"].obs["premium"], usdt_md.tensors["train"].obs["premium"])

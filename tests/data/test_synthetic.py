@@ -1,4 +1,4 @@
-"""The synthetic market: seeded, well-formed, and calibrated to DESIGN.md "Market facts"."""
+"""The synthetic market: seeded, well-formed, and calibrated to docs/market.md."""
 
 from __future__ import annotations
 
