@@ -22,6 +22,7 @@ from kpremia.envs.factory import env_kwargs
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import make_baselines
+from kpremia.eval.compare import data_identity
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     baseline_traces = run_baseline_backtests(baselines, target, kwargs) if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
-             "seed": cfg.get("seed"), "eval": eval_cfg, "period": [str(target.times[target.valid_from]),
+             "seed": cfg.get("seed"), "eval": eval_cfg, "fee_rate": kwargs.get("fee_rate"),
+             "data": data_identity(market.manifest), "period": [str(target.times[target.valid_from]),
                                                                    str(target.times[-1])]}
     from kpremia.eval.report import format_table, summarise_traces, write_report
 

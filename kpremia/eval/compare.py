@@ -11,11 +11,21 @@ common parent of the given paths).
 A run's experiment name and seed come from its resolved config (``config.yaml``,
 else ``.hydra/config.yaml``; keys ``experiment_name`` or ``experiment``, and
 ``seed``), then from ``summary.json``, then from the directory name.
+
+Numbers are only comparable on the same test bars, fee and data.  Each run's
+*setting* (test period from ``summary.json``; fee from the summary or the run's
+config; data from the summary or ``data_manifest.json``, the synthetic seed
+excepted, since seeds are what the mean is over) is compared across the runs: when
+they differ, the table gets a ``setting`` column, rows are grouped per setting and
+never averaged across settings, and a legend under the table says what each one
+is.  A run whose ``fit`` failed (``failed.json``) is its own setting, flagged.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -33,6 +43,7 @@ import yaml
 from kpremia.errors import UserError
 from kpremia.eval.metrics import METRIC_KEYS
 from kpremia.io import atomic_write_text
+from kpremia.runs import failure_of
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,10 @@ class Run:
     experiment: str
     seed: int | str | None
     summary: dict[str, Any]
+    facts: tuple[tuple[str, str | None], ...] = ()
+    """What the numbers depend on besides the agent: (name, value or None if unknown)."""
+    setting: str = ""
+    """The setting's label in the table ("" when every run shares one)."""
 
 
 def find_summaries(path: Path) -> list[Path]:
@@ -94,6 +109,82 @@ def identify(run_dir: Path, summary: dict[str, Any]) -> tuple[str, int | str | N
     return experiment, seed
 
 
+def data_identity(manifest: dict[str, Any] | None) -> str | None:
+    """A short name for the data a run saw, from a data manifest (None if unknown).
+
+    The synthetic seed is left out on purpose: runs over seeds are meant to average
+    over markets.  Files are named by their sha256, so a changed file is another data set.
+    """
+    if not manifest:
+        return None
+    source = manifest.get("source")
+    basis = manifest.get("premium_basis") or "usdt"
+    suffix = "" if basis == "usdt" else f", premium {basis}"
+    if manifest.get("synthetic") and source == "synthetic":
+        params = json.dumps(manifest.get("params") or {}, sort_keys=True)
+        digest = hashlib.sha256(params.encode()).hexdigest()[:8]
+        return f"synthetic {manifest.get('preset', 'default')} (params {digest}){suffix}"
+    if manifest.get("sha256"):
+        fx = f" + fx {str(manifest['fx_sha256'])[:8]}" if manifest.get("fx_sha256") else ""
+        return f"{Path(str(manifest.get('path', source))).name} ({str(manifest['sha256'])[:12]}{fx}){suffix}"
+    if source == "ccxt":
+        return (f"{manifest.get('exchange')} {manifest.get('symbol')} {str(manifest.get('first_bar'))[:10]}.."
+                f"{str(manifest.get('last_bar'))[:10]}{suffix}")
+    return f"{source}{suffix}" if source else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    """(test period, fee, data, failed) of a run; None where the run does not say."""
+    period = summary.get("period")
+    period_text = f"{str(period[0])[:16]}..{str(period[1])[:16]}" if isinstance(period, list) and \
+        len(period) == 2 else None
+    env = _read_config(run_dir).get("env") or {}
+    fee = summary.get("fee_rate", env.get("fee_rate", env.get("fee")))
+    fee_text = f"{float(fee) * 100:g} %" if isinstance(fee, (int, float)) else None
+    data = summary.get("data") or data_identity(_read_json(run_dir / "data_manifest.json"))
+    failed = failure_of(run_dir)
+    return (("test", period_text), ("fee", fee_text), ("data", data),
+            ("fit", f"FAILED ({failed})" if failed else "ok"))
+
+
+def assign_settings(runs: Sequence[Run]) -> tuple[list[Run], list[str]]:
+    """Label each run's setting by the facts that differ across ``runs``; return runs and a legend.
+
+    A fact unknown for a run (an older run without it) does not split it from the others.
+    """
+    if not runs:
+        return list(runs), []
+    names = [name for name, _ in runs[0].facts]
+    differing = [n for n in names if len({dict(r.facts).get(n) for r in runs} - {None}) > 1]
+    if not differing:
+        return list(runs), []
+    keys = [tuple(dict(r.facts).get(n) or "unknown" for n in differing) for r in runs]
+    labels: dict[tuple[str, ...], str] = {}
+    for key in keys:
+        labels.setdefault(key, _label(len(labels)))
+    legend = [f"{label}: " + ", ".join(f"{n} {v}" for n, v in zip(differing, key, strict=True))
+              for key, label in labels.items()]
+    out = [dataclasses.replace(run, setting=labels[key]) for run, key in zip(runs, keys, strict=True)]
+    return out, legend
+
+
+def _label(i: int) -> str:
+    letters = ""
+    i += 1
+    while i:
+        i, rem = divmod(i - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
 def load_runs(paths: Sequence[Path]) -> list[Run]:
     runs, seen = [], set()
     for path in paths:
@@ -109,7 +200,7 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
                                 "or leave it out") from None
             run_dir = summary_path.parent.parent
             experiment, seed = identify(run_dir, summary)
-            runs.append(Run(run_dir, experiment, seed, summary))
+            runs.append(Run(run_dir, experiment, seed, summary, run_facts(run_dir, summary)))
     return runs
 
 
@@ -119,16 +210,19 @@ def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
     for run in runs:
         policy = dict(run.summary.get("policy", {}))
         policy["oracle_capture"] = run.summary.get("oracle_capture")
-        records.append({"experiment": run.experiment, "trader": "policy", "seed": run.seed, **policy})
+        base = {"setting": run.setting, "experiment": run.experiment, "seed": run.seed}
+        records.append({**base, "trader": "policy", **policy})
         for name, metrics in run.summary.get("baselines", {}).items():
-            records.append({"experiment": run.experiment, "trader": name, "seed": run.seed, **metrics})
+            records.append({**base, "trader": name, **metrics})
     frame = pd.DataFrame.from_records(records)
     for column in COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else math.nan
     order = {"policy": 0}
     rows = []
-    for (experiment, trader), group in frame.groupby(["experiment", "trader"], sort=False):
-        row: dict[str, Any] = {"experiment": experiment, "trader": trader, "n": len(group),
+    mixed = bool(frame["setting"].astype(bool).any())
+    for (setting, experiment, trader), group in frame.groupby(["setting", "experiment", "trader"], sort=False):
+        row: dict[str, Any] = {**({"setting": setting} if mixed else {}), "experiment": experiment,
+                               "trader": trader, "n": len(group),
                                "seeds": " ".join(str(s) for s in group["seed"].tolist())}
         for column in COLUMNS:
             values = group[column].dropna()
@@ -137,7 +231,8 @@ def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     table["_order"] = table["trader"].map(lambda t: order.get(t, 1))
-    return table.sort_values(["experiment", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    keys = ["setting", "experiment", "_order"] if mixed else ["experiment", "_order"]
+    return table.sort_values(keys, kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def _cell(mean: float, std: float, column: str) -> str:
@@ -152,10 +247,12 @@ def _cell(mean: float, std: float, column: str) -> str:
 
 def to_markdown(table: pd.DataFrame) -> str:
     """The comparison as a Markdown table of ``mean ± std`` cells (``n`` = runs averaged)."""
-    header = ["experiment", "trader", "n", *COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(COLUMNS)) + "|"]
+    lead = ["setting"] if "setting" in table else []
+    header = [*lead, "experiment", "trader", "n", *COLUMNS]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * (3 + len(lead)) + ["---:"] * len(COLUMNS)) + "|"]
     for _, row in table.iterrows():
-        cells = [str(row["experiment"]), str(row["trader"]), str(row["n"]),
+        cells = [*(str(row[c]) for c in lead), str(row["experiment"]), str(row["trader"]), str(row["n"]),
                  *(_cell(row[f"{c}_mean"], row[f"{c}_std"], c) for c in COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -177,11 +274,15 @@ def compare_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage line
         return 0 if exc.code in (0, None) else UserError.exit_code
-    runs = load_runs(args.paths)
+    runs, legend = assign_settings(load_runs(args.paths))
     table = compare_table(runs)
     out = args.out or _default_out(args.paths)
     out.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(table)
+    if legend:
+        markdown += ("\nThese runs do not share one test period, fee, data and outcome: rows are grouped by "
+                     "setting and never averaged across settings.\n\n" + "\n".join(f"* {line}" for line in legend)
+                     + "\n")
     atomic_write_text(out / "compare.csv", table.to_csv(index=False))
     atomic_write_text(out / "compare.md", markdown)
     sys.stdout.write(markdown)

@@ -120,3 +120,18 @@ def test_a_training_preset_at_test_time_is_refused_in_one_line(compose_cfg, tiny
 
 def test_test_with_debug_fast_on_the_cli(run_cli, tiny_checkpoint):
     assert_one_line_error(run_cli("test", f"ckpt={tiny_checkpoint}", "debug=fast", timeout=300), "debug=fast")
+
+
+def test_a_tested_run_records_its_fee_and_data_for_compare(compose_cfg, tiny_checkpoint):
+    """`test` writes what `compare` checks before averaging runs: the fee and the data it tested on."""
+    from kpremia.eval.compare import assign_settings, load_runs
+    from kpremia.evaluate import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(tiny_checkpoint, split="test", cli_cfg=compose_cfg(f"ckpt={tiny_checkpoint}",
+                                                                                     "eval.plots=false"),
+                                  overrides=["eval.plots=false"])
+    assert summary["fee_rate"] == 0.001
+    assert summary["data"].startswith("synthetic default (params ")
+    run_dir = Path(tiny_checkpoint).parent.parent
+    runs, legend = assign_settings(load_runs([run_dir]))
+    assert dict(runs[0].facts)["data"] == summary["data"] and legend == []

@@ -79,3 +79,63 @@ def test_path_without_runs_is_a_user_error(tmp_path: Path) -> None:
         compare_main([str(tmp_path / "empty")])
     with pytest.raises(UserError, match="does not exist"):
         compare_main([str(tmp_path / "missing")])
+
+
+def setting_run(root: Path, name: str, *, ret: float, seed: int, fee: float = 0.001,
+                period: tuple[str, str] = ("2025-09-13 00:00:00+00:00", "2025-12-31 23:45:00+00:00"),
+                manifest: dict | None = None) -> Path:
+    run = fake_run(root / name, policy_return=ret, sharpe=1.0, seed=seed, experiment="gru_attn_ppo")
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    summary.update({"period": list(period), "fee_rate": fee})
+    (run / "report" / "summary.json").write_text(json.dumps(summary))
+    manifest = manifest or {"source": "synthetic", "synthetic": True, "preset": "default", "seed": seed,
+                            "params": {"days": 730.0, "start": "2024-01-01"}, "premium_basis": "usdt"}
+    (run / "data_manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def test_seeds_of_one_setting_average_without_a_setting_column(tmp_path: Path) -> None:
+    for seed, ret in ((0, 0.1), (1, 0.3)):
+        setting_run(tmp_path / "runs", f"s{seed}", ret=ret, seed=seed)  # synthetic seeds differ: one setting
+    assert compare_main([str(tmp_path / "runs")]) == 0
+    table = pd.read_csv(tmp_path / "runs" / "compare.csv")
+    assert "setting" not in table and table.loc[0, "n"] == 2 and table.loc[0, "return_mean"] == pytest.approx(0.2)
+    assert "do not share" not in (tmp_path / "runs" / "compare.md").read_text()
+
+
+def test_runs_with_different_fee_period_or_data_are_never_averaged(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "runs"
+    setting_run(root, "a0", ret=0.10, seed=0)
+    setting_run(root, "a1", ret=0.30, seed=1)
+    setting_run(root, "fee", ret=0.50, seed=2, fee=0.0005)
+    setting_run(root, "period", ret=0.70, seed=3, period=("2025-01-01 00:00:00+00:00", "2025-03-31 23:45:00+00:00"))
+    setting_run(root, "file", ret=0.90, seed=4, manifest={"source": "csv", "synthetic": False, "path": "/d/bars.csv",
+                                                          "sha256": "ab" * 32, "premium_basis": "usdt"})
+    failed = setting_run(root, "failed", ret=-0.5, seed=5)
+    (failed / "failed.json").write_text(json.dumps({"error": "CUDA out of memory"}))
+    assert compare_main([str(root)]) == 0
+    table = pd.read_csv(root / "compare.csv")
+    policy = table[table["trader"] == "policy"].set_index("setting")
+    assert len(policy) == 5  # the two seeds of one setting average; every other run stands alone
+    assert sorted(policy["n"]) == [1, 1, 1, 1, 2]
+    assert policy.loc[policy["n"] == 2, "return_mean"].item() == pytest.approx(0.2)
+    markdown = (root / "compare.md").read_text()
+    assert markdown.startswith("| setting | experiment | trader | n |")
+    assert "never averaged across settings" in markdown
+    assert "fee 0.05 %" in markdown and "fee 0.1 %" in markdown
+    assert "test 2025-01-01 00:00..2025-03-31 23:45" in markdown
+    assert "bars.csv (abababababab)" in markdown
+    assert "fit FAILED (CUDA out of memory)" in markdown
+    assert markdown in capsys.readouterr().out
+
+
+def test_data_identity_names_what_a_run_saw() -> None:
+    from kpremia.eval.compare import data_identity
+
+    synthetic = {"source": "synthetic", "synthetic": True, "preset": "default", "params": {"days": 730.0}}
+    assert data_identity({**synthetic, "seed": 0}) == data_identity({**synthetic, "seed": 1})
+    assert data_identity(synthetic) != data_identity({**synthetic, "params": {"days": 90.0}})
+    assert data_identity({"source": "ccxt", "exchange": "upbit", "symbol": "USDT/KRW", "premium_basis": "btc",
+                          "first_bar": "2024-06-01T00:00", "last_bar": "2025-10-31T23:45"}) == \
+        "upbit USDT/KRW 2024-06-01..2025-10-31, premium btc"
+    assert data_identity(None) is None
