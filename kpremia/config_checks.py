@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kpremia.errors import UserError
-from kpremia.registry import ACTION_SCHEMES, ALGOS, DATA_SOURCES, ENCODERS
+from kpremia.envs.factory import action_scheme_of
+from kpremia.registry import ALGOS, DATA_SOURCES, ENCODERS
 
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
@@ -24,7 +25,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     env, algo = cfg["env"], cfg["algo"]
     ENCODERS.get(cfg["encoder"]["name"])
     ALGOS.get(algo["name"])
-    ACTION_SCHEMES.get(env["action_scheme"])
+    action_scheme_of(env)  # builds the scheme: an unknown name or a bad option fails here
     DATA_SOURCES.get(cfg["data"]["name"])
     _check(isinstance(cfg["seed"], int) and cfg["seed"] >= 0, "seed", cfg["seed"], "an integer >= 0")
     _check(int(env["n_envs"]) >= 1, "env.n_envs", env["n_envs"], ">= 1")
@@ -32,8 +33,6 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     _check(0.0 <= float(env["fee"]) < 0.1, "env.fee", env["fee"], "a fraction in [0, 0.1), e.g. 0.001 for 0.1 %")
     _check(float(env["slippage_bps"]) >= 0, "env.slippage_bps", env["slippage_bps"], ">= 0")
     _check(float(env["initial_krw"]) > 0, "env.initial_krw", env["initial_krw"], "> 0")
-    _check(0.0 < float(env["signal_sell_threshold"]) <= 1.0, "env.signal_sell_threshold",
-           env["signal_sell_threshold"], "in (0, 1]")
     for key in ("window_15m", "window_1d", "window_premium"):
         _check(int(env[key]) >= 1, f"env.{key}", env[key], ">= 1")
     _check(int(algo["total_env_steps"]) >= 1, "algo.total_env_steps", algo["total_env_steps"], ">= 1")

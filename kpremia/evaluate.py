@@ -17,8 +17,7 @@ from typing import Any
 import torch
 
 from kpremia import training
-from kpremia.algos.base import action_scheme_of
-from kpremia.envs.factory import env_kwargs
+from kpremia.envs.factory import action_scheme_of, env_kwargs
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import make_baselines

@@ -35,11 +35,11 @@ from torch.utils.data import DataLoader, Dataset
 from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
-from kpremia.envs.factory import action_scheme_kwargs, env_kwargs, make_env
+from kpremia.envs.factory import action_scheme_of, env_kwargs, make_env
 from kpremia.spec import ObsSpec
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 from kpremia.io import atomic_write_json
-from kpremia.registry import ACTION_SCHEMES, ENCODERS
+from kpremia.registry import ENCODERS
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,6 @@ class TickDataset(Dataset):
 
     def __getitem__(self, i: int) -> int:
         return i
-
-
-def action_scheme_of(env_cfg: dict) -> Any:
-    """The configured action scheme (for its ``n_actions`` and ``action_names``)."""
-    return ACTION_SCHEMES.get(env_cfg.get("action_scheme", "signal"))(
-        **action_scheme_kwargs(env_cfg), allow_short=bool(env_cfg.get("allow_short", False)))
 
 
 class RLModule(L.LightningModule):

@@ -6,7 +6,11 @@ Keeping this mapping separate from the simulator lets the same env, oracle and
 broker serve a 2-action signal policy and a many-action sizing policy.
 
 Every scheme has ``n_actions``, ``action_names`` and
-``target_weight(actions, usdt_weight) -> Tensor`` (float64, NaN = no trade).  The
+``target_weight(actions, usdt_weight) -> Tensor`` (float64, NaN = no trade).
+Schemes are built by :func:`build_action_scheme` from a config node
+``{name: <registered name>, ...options}`` (the ``env.action_scheme`` node): the
+one builder training, evaluation, baselines and the live runner go through, so a
+plug-in scheme receives its options the same way the built-in ones do.  The
 mapping is a small lookup table on the actions' device, so it costs one or two
 tensor ops per step and never syncs with the host.  Actions outside
 ``[0, n_actions)`` are the caller's bug (indexing fails for ``target_weight``).
@@ -14,8 +18,10 @@ tensor ops per step and never syncs with the host.  Actions outside
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -69,7 +75,7 @@ class SignalScheme(_LookupScheme):
         super().__init__()
         if not 0.0 < float(sell_threshold) <= 1.0:
             raise UserError(f"signal sell_threshold={sell_threshold} is outside (0, 1]; "
-                            "set policy.signal_sell_threshold to e.g. 0.1")
+                            "set env.action_scheme.sell_threshold to e.g. 0.1")
         self.sell_threshold = float(sell_threshold)
         # hold -> NaN (+ anything stays NaN); signal -> 0, plus 1 where under the threshold.
         self._table = (_NAN, 0.0)
@@ -107,9 +113,9 @@ class TargetWeightScheme(_LookupScheme):
             table = tuple(float(w) for w in weights)
         except (TypeError, ValueError):
             raise UserError(f"target_weight weights={weights!r} are not numbers; "
-                            "set action_scheme_kwargs.weights to a list like [0.0, 0.5, 1.0]") from None
+                            "set env.action_scheme.weights to a list like [0.0, 0.5, 1.0]") from None
         if not table:
-            raise UserError("target_weight weights is empty; set action_scheme_kwargs.weights to a list "
+            raise UserError("target_weight weights is empty; set env.action_scheme.weights to a list "
                             "like [0.0, 0.5, 1.0]")
         bad = [w for w in table if not math.isfinite(w) or not -1.0 <= w <= 1.0]
         if bad:
@@ -122,3 +128,35 @@ class TargetWeightScheme(_LookupScheme):
         self._table = table
         self.n_actions = len(table)
         self.action_names = tuple(f"w={w:g}" for w in table)
+
+
+def scheme_node(scheme: str | Mapping[str, Any]) -> dict[str, Any]:
+    """``{name, **options}`` from a scheme name or a config node (a copy; options untouched)."""
+    if isinstance(scheme, str):
+        return {"name": scheme}
+    if not isinstance(scheme, Mapping) or not scheme.get("name"):
+        raise UserError(f"env.action_scheme={scheme!r} needs a name; use a registered scheme name "
+                        f"({', '.join(ACTION_SCHEMES.names())}) or {{name: <scheme>, ...options}}")
+    return dict(scheme)
+
+
+def build_action_scheme(scheme: str | Mapping[str, Any] | Any, *, allow_short: bool = False) -> Any:
+    """The action scheme a name, a config node ``{name, **options}`` or a built scheme stands for.
+
+    The env's ``allow_short`` is passed to every scheme whose constructor takes it
+    (it wins over an ``allow_short`` option: the env decides whether shorts exist).
+    A built scheme (anything with ``target_weight``) is returned as it is.
+    """
+    if hasattr(scheme, "target_weight"):
+        return scheme
+    options = scheme_node(scheme)
+    name = options.pop("name")
+    cls = ACTION_SCHEMES.get(name)
+    params = inspect.signature(cls).parameters
+    if "allow_short" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        options["allow_short"] = bool(allow_short)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise UserError(f"action scheme {name!r} rejected its options {sorted(options)}: {exc}; "
+                        "fix the options under env.action_scheme") from None

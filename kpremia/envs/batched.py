@@ -31,9 +31,10 @@ taken on it fills at the open of ``t + 1``; the reward is
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -41,8 +42,8 @@ from torch import Tensor
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
+from kpremia.envs.action_schemes import build_action_scheme, scheme_node
 from kpremia.errors import UserError
-from kpremia.registry import ACTION_SCHEMES
 from kpremia.spec import ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ class BatchedEnv:
         fee_rate: exchange fee, fraction of what you receive (0.0005 on Upbit).
         slippage_bps: adverse fill move in basis points.
         initial_krw: cash each episode starts with (all KRW, no USDT).
-        action_scheme: name in ``ACTION_SCHEMES``; ``action_scheme_kwargs`` its options.
+        action_scheme: a name in ``ACTION_SCHEMES``, a config node ``{name: ..., **options}``
+            or a built scheme (see :func:`kpremia.envs.action_schemes.build_action_scheme`).
+            ``action_scheme_kwargs`` (deprecated) adds options to a name.
         turnover_penalty: reward minus ``turnover_penalty * traded notional / V``.
         flat_penalty: reward minus this on every step that ends holding no USDT.
         ruin_fraction: an episode terminates when ``V < ruin_fraction * initial_krw``.
@@ -88,7 +91,7 @@ class BatchedEnv:
         fee_rate: float = 0.001,
         slippage_bps: float = 0.0,
         initial_krw: float = 1_000_000.0,
-        action_scheme: str = "signal",
+        action_scheme: str | Mapping[str, Any] | Any = "signal",
         action_scheme_kwargs: dict[str, Any] | None = None,
         turnover_penalty: float = 0.0,
         flat_penalty: float = 0.0,
@@ -131,8 +134,13 @@ class BatchedEnv:
         self.allow_short = bool(allow_short)
         self.random_start = bool(random_start)
         self.seed = int(seed)
-        self.scheme = _build_scheme(action_scheme, action_scheme_kwargs, self.allow_short)
-        self.action_scheme = action_scheme
+        if action_scheme_kwargs:
+            warnings.warn("BatchedEnv(action_scheme_kwargs=...) is deprecated; pass "
+                          "action_scheme={'name': ..., **options}", DeprecationWarning, stacklevel=2)
+            action_scheme = {**scheme_node(action_scheme), **action_scheme_kwargs}
+        self.scheme = build_action_scheme(action_scheme, allow_short=self.allow_short)
+        self.action_scheme = action_scheme if isinstance(action_scheme, str) else (
+            action_scheme.get("name") if isinstance(action_scheme, Mapping) else type(action_scheme).__name__)
 
         dev = market.device
         self.device = dev
@@ -310,16 +318,3 @@ class BatchedEnv:
         return {k: part if len(self.spec.shapes[k]) == 1 else part.reshape(-1, *self.spec.shapes[k])
                 for k, part in zip(OBS_KEYS, parts)}
 
-
-def _build_scheme(name: str, kwargs: dict[str, Any] | None, allow_short: bool) -> Any:
-    """Instantiate an action scheme, passing the env's ``allow_short`` when it takes one."""
-    cls = ACTION_SCHEMES.get(name)
-    kw = dict(kwargs or {})
-    params = inspect.signature(cls).parameters
-    if "allow_short" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kw["allow_short"] = allow_short
-    try:
-        return cls(**kw)
-    except TypeError as exc:
-        raise UserError(f"action scheme {name!r} rejected its options {sorted(kw)}: {exc}; "
-                        "fix env.action_scheme_kwargs") from None

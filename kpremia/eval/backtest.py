@@ -118,7 +118,8 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
     """
     if not baselines:
         return {}
-    kwargs = {**dict(env_kwargs or {}), "action_scheme": "hold_buy_sell", "action_scheme_kwargs": {}}
+    kwargs = {**dict(env_kwargs or {}), "action_scheme": "hold_buy_sell"}
+    kwargs.pop("action_scheme_kwargs", None)
     actions = torch.stack([b.actions(market).to(market.device) for b in baselines.values()])
     return dict(zip(baselines, run_action_sequences(market, actions, kwargs)))
 

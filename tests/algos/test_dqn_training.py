@@ -99,7 +99,7 @@ def test_every_encoder_trains_with_three_q_values(compose_cfg, tmp_path, encoder
                       "env.max_steps=50", "algo.collect_steps=4", "algo.gradient_steps=1",
                       "algo.rollouts_per_epoch=2", "algo.total_env_steps=32", "algo.learning_starts=32",
                       "algo.batch_size=8", "algo.buffer_size=64", "trainer.enable_progress_bar=false")
-    assert cfg["env"]["action_scheme"] == "hold_buy_sell"
+    assert cfg["env"]["action_scheme"] == {"name": "hold_buy_sell"}
     L.seed_everything(int(cfg["seed"]), verbose=False)  # as fit does before it builds the module
     market = training.load_market(cfg)
     before = state(training.build_module(cfg, market.spec, market).net)

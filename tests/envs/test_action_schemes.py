@@ -72,3 +72,79 @@ def test_target_weight_rejects_bad_weights(weights) -> None:
 def test_unknown_scheme_is_a_user_error() -> None:
     with pytest.raises(UserError, match="signal"):
         ACTION_SCHEMES.get("signall")
+
+
+# ----------------------------------------------------------------------------- one builder, config nodes
+class _Levels:
+    """A plug-in scheme with an option: ``levels`` evenly spaced target weights in [0, 1]."""
+
+    def __init__(self, levels: int = 3) -> None:
+        self.n_actions = int(levels)
+        self.action_names = tuple(f"level{i}" for i in range(self.n_actions))
+        self._table = torch.linspace(0.0, 1.0, self.n_actions, dtype=torch.float64)
+
+    def target_weight(self, actions: torch.Tensor, usdt_weight: torch.Tensor) -> torch.Tensor:
+        return self._table.to(usdt_weight.device).index_select(0, actions)
+
+
+@pytest.fixture
+def levels_scheme():
+    ACTION_SCHEMES.register("test_levels")(_Levels)
+    yield _Levels
+    ACTION_SCHEMES._entries.pop("test_levels")
+
+
+def test_builder_takes_a_name_a_node_or_a_built_scheme() -> None:
+    from kpremia.envs.action_schemes import build_action_scheme
+
+    assert build_action_scheme("hold_buy_sell").n_actions == 3
+    node = {"name": "target_weight", "weights": [0.0, 1.0]}
+    assert build_action_scheme(node).action_names == ("w=0", "w=1")
+    assert node == {"name": "target_weight", "weights": [0.0, 1.0]}  # the config node is not consumed
+    built = build_action_scheme("signal")
+    assert build_action_scheme(built) is built
+    with pytest.raises(UserError, match="env.allow_short"):
+        build_action_scheme({"name": "target_weight", "weights": [-1.0, 1.0]})
+    assert build_action_scheme({"name": "target_weight", "weights": [-1.0, 1.0]}, allow_short=True).n_actions == 2
+
+
+def test_a_plugin_scheme_gets_its_options_from_the_env_config(levels_scheme, tmp_path, compose_cfg) -> None:
+    """A plug-in ships env/action_scheme/<name>.yaml; training, evaluation and the env all see its options."""
+    from kpremia import training
+    from kpremia.envs.factory import action_scheme_of, make_env
+    from kpremia.spec import ObsSpec
+    from tests.envs.conftest import build_market, random_walk_close
+
+    (tmp_path / "env" / "action_scheme").mkdir(parents=True)
+    (tmp_path / "env" / "action_scheme" / "test_levels.yaml").write_text("name: test_levels\nlevels: 3\n")
+    cfg = compose_cfg(f"hydra.searchpath=[file://{tmp_path}]", "env/action_scheme=test_levels",
+                      "env.action_scheme.levels=5", "env.n_envs=2", "encoder=mlp")
+    assert cfg["env"]["action_scheme"] == {"name": "test_levels", "levels": 5}
+    assert action_scheme_of(cfg["env"]).n_actions == 5
+    module = training.build_module(cfg, ObsSpec.default(n_features=4), market=None)
+    assert module.n_actions == 5 and module.action_names[-1] == "level4"
+    env = make_env(build_market(random_walk_close(300), valid_from=20), cfg["env"], seed=0)
+    env.reset()
+    _, _, _, _, info = env.step(torch.tensor([4, 2]))
+    assert info["usdt_weight"].tolist() == pytest.approx([1.0, 0.5], abs=2e-3)  # the fee nibbles a little
+
+
+def test_a_plain_name_still_picks_a_scheme_with_its_defaults(compose_cfg) -> None:
+    from kpremia.envs.factory import action_scheme_of
+
+    cfg = compose_cfg("env.action_scheme=target_weight")
+    assert cfg["env"]["action_scheme"] == "target_weight"
+    assert action_scheme_of(cfg["env"]).weights == (0.0, 0.5, 1.0)
+    grouped = compose_cfg("env/action_scheme=target_weight", "env.action_scheme.weights=[0.0,1.0]")
+    assert action_scheme_of(grouped["env"]).weights == (0.0, 1.0)
+
+
+def test_old_top_level_scheme_keys_still_work_with_a_warning() -> None:
+    from kpremia.envs.factory import action_scheme_config
+
+    with pytest.warns(FutureWarning, match="env.action_scheme.sell_threshold"):
+        node = action_scheme_config({"action_scheme": "signal", "signal_sell_threshold": 0.3, })
+    assert node == {"name": "signal", "sell_threshold": 0.3}
+    with pytest.warns(FutureWarning, match="env.action_scheme.weights"):
+        node = action_scheme_config({"action_scheme": "target_weight", "target_weights": [0.0, 1.0]})
+    assert node == {"name": "target_weight", "weights": [0.0, 1.0]}

@@ -166,7 +166,7 @@ def test_a_short_is_ruined_by_a_rally() -> None:
     close[8:] = 1600.0  # +60 %
     market = build_market(close, valid_from=5)
     env = BatchedEnv(market, 1, fee_rate=0.0, random_start=False, max_steps=None, allow_short=True,
-                     action_scheme="target_weight", action_scheme_kwargs={"weights": [-1.0, 0.0, 1.0]})
+                     action_scheme={"name": "target_weight", "weights": [-1.0, 0.0, 1.0]})
     env.reset()
     _, _, _, _, info = env.step(const(0))  # short 1000 USDT worth of the account
     assert info["usdt_weight"].item() == pytest.approx(-1.0)
@@ -197,7 +197,7 @@ def test_upbit_rules_in_the_env(walk_market) -> None:
 
 def test_short_weights_need_allow_short(walk_market) -> None:
     with pytest.raises(UserError, match="env.allow_short"):
-        BatchedEnv(walk_market, 1, action_scheme="target_weight", action_scheme_kwargs={"weights": [-1, 1]})
+        BatchedEnv(walk_market, 1, action_scheme={"name": "target_weight", "weights": [-1, 1]})
 
 
 def test_penalties(walk_market) -> None:
@@ -290,7 +290,9 @@ def test_bad_arguments_are_user_errors(walk_market) -> None:
         BatchedEnv(walk_market, 1, fee_rate=1.0)
     with pytest.raises(UserError, match="action_scheme"):
         BatchedEnv(walk_market, 1, action_scheme="nope")
-    with pytest.raises(UserError, match="action_scheme_kwargs"):
-        BatchedEnv(walk_market, 1, action_scheme_kwargs={"colour": 1})
+    with pytest.raises(UserError, match="env.action_scheme"):
+        BatchedEnv(walk_market, 1, action_scheme={"name": "signal", "colour": 1})
+    with pytest.raises(UserError, match="needs a name"):
+        BatchedEnv(walk_market, 1, action_scheme={"sell_threshold": 0.2})
     with pytest.raises(RuntimeError, match="reset"):
         BatchedEnv(walk_market, 1).step(const(0))
