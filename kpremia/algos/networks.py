@@ -60,6 +60,19 @@ class ActorCritic(nn.Module):
             logp = torch.logaddexp(logp + math.log1p(-eps), torch.full_like(logp, math.log(self.min_action_prob)))
         return logp, self.value_head(z).squeeze(-1)
 
+    def evaluate_actions(self, obs: dict[str, torch.Tensor],
+                         actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_prob, entropy, value)`` of taken ``actions`` ``[B]`` under the current policy (SB3's name).
+
+        What the PPO update needs per minibatch: the new log-probability of each
+        rollout action for the ratio, the policy entropy for the bonus, the value
+        for the critic loss.
+        """
+        logp, value = self(obs)
+        log_prob = logp.gather(1, actions[:, None]).squeeze(1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        return log_prob, entropy, value
+
     @torch.no_grad()
     def act(self, obs: dict[str, torch.Tensor], deterministic: bool = True, temperature: float = 1.0,
             generator: torch.Generator | None = None) -> torch.Tensor:

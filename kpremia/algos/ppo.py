@@ -5,7 +5,7 @@ The PPO math reads like CleanRL's ``ppo.py`` but is split the SB3 way:
 device, GAE is the pure :func:`compute_gae`, and the loss is the pure
 :func:`ppo_loss`.  Lightning owns the loop: one ``training_step`` is one
 minibatch update, and the first tick of every rollout collects the rollout
-(``update_epochs * n_minibatches`` ticks per rollout).
+(``update_epochs * n_minibatches`` ticks per rollout, :func:`rollout_tick`).
 
 Dropout and the PPO ratio: the network runs in **eval mode both when acting in
 the rollout and in the update**.  The old log-probs come from the rollout
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -31,6 +32,31 @@ from kpremia.algos.rollout import RolloutBuffer
 from kpremia.registry import ALGOS
 
 log = logging.getLogger(__name__)
+
+# Loss statistics averaged over a rollout's minibatches, logged as train/<name>.
+LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "loss")
+
+
+class Tick(NamedTuple):
+    """Where one ``training_step`` sits in its rollout's update.
+
+    It depends on ``batch_idx`` alone, so every DDP rank takes the same branch at
+    the same step (collect, update, check the KL, log) and they stay in lockstep.
+    """
+
+    epoch: int  # update epoch over the rollout
+    minibatch: int  # minibatch within that epoch
+    first: bool  # the rollout's first tick: collect it before updating
+    epoch_end: bool  # the epoch's last minibatch: where algo.target_kl is checked
+    last: bool  # the rollout's last tick: log it
+
+
+def rollout_tick(batch_idx: int, update_epochs: int, n_minibatches: int) -> Tick:
+    """The :class:`Tick` of ``batch_idx`` when a rollout takes ``update_epochs * n_minibatches`` ticks."""
+    per_rollout = update_epochs * n_minibatches
+    tick = batch_idx % per_rollout
+    epoch, minibatch = divmod(tick, n_minibatches)
+    return Tick(epoch, minibatch, tick == 0, minibatch == n_minibatches - 1, tick == per_rollout - 1)
 
 
 @ALGOS.register("ppo")
@@ -157,50 +183,52 @@ class PPO(RLModule):
 
     # ----------------------------------------------------------------- update
     def training_step(self, batch: int, batch_idx: int) -> None:
-        tick = batch_idx % self.ticks_per_rollout
-        if tick == 0:
+        """One tick: collect first if the rollout starts here, one minibatch update, log at its end."""
+        tick = rollout_tick(batch_idx, int(self.algo_cfg["update_epochs"]), int(self.algo_cfg["n_minibatches"]))
+        if tick.first:
             self._start_rollout()
-        epoch, mb = divmod(tick, int(self.algo_cfg["n_minibatches"]))
-        if self._stop_update:
-            return
-        with self.update_backend():
-            idx = self._perms[epoch, mb]
-            mb_batch = RolloutBuffer.take(self._flat, idx)
+        if not self._stop_update:
+            with self.update_backend():
+                self._update(self._perms[tick.epoch, tick.minibatch], tick)
+        if tick.last:
+            self._finish_rollout()
 
-            self.net.eval()  # see module docstring: rollout and update agree on the mode
-            logp_all, new_value = self.net(mb_batch.obs)
-            new_logprob = logp_all.gather(1, mb_batch.actions[:, None]).squeeze(1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
-            advantages = mb_batch.advantages
-            if self.algo_cfg.get("normalize_advantages", True):
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            terms = ppo_loss(new_logprob, mb_batch.logprobs, advantages, new_value, mb_batch.values, mb_batch.returns,
-                             entropy, clip_epsilon=float(self.algo_cfg["clip_epsilon"]),
-                             value_clip=self.algo_cfg.get("value_clip"))
-            loss = (terms.loss_objective + float(self.algo_cfg["value_coef"]) * terms.loss_critic
-                    - float(self.algo_cfg["entropy_coef"]) * terms.entropy)
+    def _update(self, idx: torch.Tensor, tick: Tick) -> None:
+        """One optimizer step of the clipped-surrogate objective on the minibatch ``idx`` of the rollout."""
+        mb = RolloutBuffer.take(self._flat, idx)
+        self.net.eval()  # see module docstring: rollout and update agree on the mode
+        new_logprob, entropy, new_value = self.net.evaluate_actions(mb.obs, mb.actions)
+        advantages = mb.advantages
+        if self.algo_cfg.get("normalize_advantages", True):
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        terms = ppo_loss(new_logprob, mb.logprobs, advantages, new_value, mb.values, mb.returns, entropy,
+                         clip_epsilon=float(self.algo_cfg["clip_epsilon"]), value_clip=self.algo_cfg.get("value_clip"))
+        loss = (terms.loss_objective + float(self.algo_cfg["value_coef"]) * terms.loss_critic
+                - float(self.algo_cfg["entropy_coef"]) * terms.entropy)
 
-            opt = self.optimizers()
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            self.clip_gradients(opt, gradient_clip_val=float(self.algo_cfg["max_grad_norm"]), gradient_clip_algorithm="norm")
-            opt.step()
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt, gradient_clip_val=float(self.algo_cfg["max_grad_norm"]), gradient_clip_algorithm="norm")
+        opt.step()
         self.updates += 1
 
-        stats = torch.stack([terms.loss_objective.detach(), terms.loss_critic.detach(), terms.entropy.detach(),
-                             terms.approx_kl, terms.clip_fraction, loss.detach()])
-        self._stats_sum += stats
-        self._stats_n += 1
-        if tick == 0:
+        self._add_stats(policy_loss=terms.loss_objective, value_loss=terms.loss_critic, entropy=terms.entropy,
+                        approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss)
+        if tick.first:
             self._first_ratio = terms.ratio_mean
         target_kl = self.algo_cfg.get("target_kl")
-        if target_kl is not None and mb == int(self.algo_cfg["n_minibatches"]) - 1:
+        if target_kl is not None and tick.epoch_end:
             # Decide on the all-reduced KL so every rank stops together (no DDP hang).
             kl = self.trainer.strategy.reduce(terms.approx_kl.detach(), reduce_op="mean")
             if float(kl) > float(target_kl):
                 self._stop_update = True
-        if tick == self.ticks_per_rollout - 1:
-            self._finish_rollout()
+
+    def _add_stats(self, **values: torch.Tensor) -> None:
+        """Accumulate this minibatch's loss statistics by name (averaged and logged once per rollout)."""
+        for name, value in values.items():
+            self._stats_sum[name] = self._stats_sum[name] + value.detach()
+        self._stats_n += 1
 
     def _start_rollout(self) -> None:
         total = int(self.algo_cfg["total_env_steps"])
@@ -219,13 +247,14 @@ class PPO(RLModule):
         perms = torch.stack([torch.randperm(size, generator=self.generator, device=self.buffer.actions.device)
                              for _ in range(int(self.algo_cfg["update_epochs"]))])
         self._perms = perms[:, : (size // n_mb) * n_mb].reshape(perms.shape[0], n_mb, size // n_mb)
-        self._stats_sum = torch.zeros(6, device=self.buffer.rewards.device)
+        zero = torch.zeros((), device=self.buffer.rewards.device)
+        self._stats_sum = dict.fromkeys(LOSS_STATS, zero)
         self._stats_n = 0
         self._stop_update = False
 
     def _finish_rollout(self) -> None:
         """Log once per rollout (one host sync per rollout, none per env step)."""
-        stats = self._stats_sum / max(self._stats_n, 1)
+        stats = {name: total / max(self._stats_n, 1) for name, total in self._stats_sum.items()}
         flat = self._flat
         ev = explained_variance(flat.values, flat.returns)
         update_seconds = time.perf_counter() - self._update_t0
@@ -237,8 +266,7 @@ class PPO(RLModule):
             "rollout/episodes": rs["episodes"],
             "rollout/reward_mean": rs["reward_mean"],
             "rollout/max_action_share": share.max(),
-            "train/policy_loss": stats[0], "train/value_loss": stats[1], "train/entropy": stats[2],
-            "train/approx_kl": stats[3], "train/clip_fraction": stats[4], "train/loss": stats[5],
+            **{f"train/{name}": value for name, value in stats.items()},
             "train/first_ratio": self._first_ratio,
             "train/explained_variance": ev,
             "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
@@ -253,4 +281,4 @@ class PPO(RLModule):
             self._collapse_warned_epoch = self.current_epoch  # once per epoch, not every rollout
             log.warning("policy collapse: action %d took %.1f%% of the last rollout (entropy %.3f); "
                         "raise algo.entropy_coef or set algo.min_action_prob", int(share.argmax()),
-                        100 * max_share, float(stats[2]))
+                        100 * max_share, float(stats["entropy"]))

@@ -77,7 +77,8 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
 
     ``exchange_factory`` (tests, replays) builds the ccxt exchange from an id.
     """
-    from kpremia.data.ccxt_source import CcxtSource, FetchFailed
+    from kpremia.data.ccxt_source import CcxtSource
+    from kpremia.data.exchange import FetchFailed
 
     args = _fetch_parser().parse_args(list(argv))
     _ensure_logging()
@@ -114,7 +115,7 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
 
 
 def _bar(timeframe: str) -> pd.Timedelta:
-    from kpremia.data.ccxt_source import timeframe_ms
+    from kpremia.data.exchange import timeframe_ms
 
     return pd.Timedelta(milliseconds=timeframe_ms(timeframe))
 
@@ -231,8 +232,8 @@ def load_target(target: str, cache_dir: str | None = None) -> tuple[pd.DataFrame
 
 def inspect_report(df: pd.DataFrame, *, fx: str = "ecb") -> dict[str, Any]:
     """Coverage and (for 15m data) ``market_stats`` of candles or a MarketFrame."""
-    from kpremia.data.ccxt_source import FxSettings, assemble_frame
-    from kpremia.data.fx import load_fx
+    from kpremia.data.assemble import assemble_frame
+    from kpremia.data.fx import FxSettings, load_fx
     from kpremia.data.stats import market_stats
 
     missing = [c for c in ("close",) if c not in df.columns]

@@ -32,10 +32,13 @@ latest rate is older, or that precedes the first rate, is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -293,3 +296,51 @@ def btc_premium(btc_krw_close: pd.Series, btc_usdt_close: pd.Series, fx: pd.Seri
     the stablecoin; the two differ by the USDT premium's own deviation.
     """
     return (btc_krw_close / (btc_usdt_close * fx) - 1.0).rename("premium")
+
+
+@dataclass(frozen=True)
+class FxSettings:
+    """``data.fx``: where USD/KRW comes from and when each rate becomes known."""
+
+    source: str = "ecb"
+    path: str | None = None
+    publication_time: str | None = None
+    publication_tz: str | None = None
+    timezone: str = "UTC"
+    max_staleness_days: float = 5.0
+    ecb_file: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | str | None) -> FxSettings:
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, str):  # "ecb" or a CSV path, as on the command line
+            return cls() if cfg == "ecb" else cls(source="csv", path=cfg)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise UserError(f"unknown data.fx key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        required = ("source", "timezone", "max_staleness_days")  # null there means "the default"
+        settings = cls(**{k: v for k, v in cfg.items() if v is not None or k not in required})
+        if settings.source not in ("ecb", "csv"):
+            raise UserError(f"unknown data.fx.source {settings.source!r}; use 'ecb' or 'csv'")
+        if settings.source == "csv" and not settings.path:
+            raise UserError("data.fx.source=csv needs data.fx.path (a CSV with date/time and usdkrw/rate columns)")
+        if float(settings.max_staleness_days) <= 0:
+            raise UserError("data.fx.max_staleness_days must be > 0 (5 covers weekends and Easter)")
+        return settings
+
+    @property
+    def max_staleness(self) -> pd.Timedelta:
+        return pd.Timedelta(days=float(self.max_staleness_days))
+
+    def describe(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["label"] = fx_label(self.source, self.path)
+        if self.source == "ecb":
+            d["publication_time"] = self.publication_time or "16:00"
+            d["publication_tz"] = self.publication_tz or "Europe/Berlin"
+        else:
+            d["publication_time"] = self.publication_time or "24:00"
+            d["publication_tz"] = self.publication_tz or "UTC"
+        return d

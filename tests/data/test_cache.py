@@ -23,7 +23,8 @@ from kpremia.data.cache import (  # noqa: E402
     merge_intervals,
     subtract_intervals,
 )
-from kpremia.data.ccxt_source import CcxtSource, FetchFailed, RetryPolicy, fetch_ohlcv_cached  # noqa: E402
+from kpremia.data.ccxt_source import CcxtSource  # noqa: E402
+from kpremia.data.exchange import FetchFailed, RetryPolicy, fetch_ohlcv_cached  # noqa: E402
 from kpremia.io import atomic_write, atomic_write_bytes  # noqa: E402
 
 KEY = DatasetKey("upbit", "USDT/KRW", "15m")

@@ -27,8 +27,8 @@ from ccxt_replay import (  # noqa: E402
 )
 
 from kpremia.data.cache import OhlcvCache  # noqa: E402
-from kpremia.data.ccxt_source import (  # noqa: E402
-    CcxtSource,
+from kpremia.data.ccxt_source import CcxtSource  # noqa: E402
+from kpremia.data.exchange import (  # noqa: E402
     FetchFailed,
     RetryPolicy,
     call_with_retry,

@@ -38,11 +38,13 @@ def test_guide_code_blocks_are_the_example_files(guide: Guide) -> None:
 
 
 def test_plugin_package_ships_the_example_unchanged() -> None:
-    """The guide says the package holds the files of steps 1 and 2 unchanged; keep it true."""
+    """The guide says the package holds the files of steps 1 and 2 unchanged: one copy, linked into the package."""
     package = PLUGIN_PACKAGE / "kpremia_plugin_example"
-    assert (package / "my_tcn.py").read_bytes() == (EXAMPLE / "my_tcn.py").read_bytes()
-    assert ((package / "configs" / "encoder" / "my_tcn.yaml").read_bytes()
-            == (EXAMPLE / "configs" / "encoder" / "my_tcn.yaml").read_bytes())
+    for inside, example in ((package / "my_tcn.py", EXAMPLE / "my_tcn.py"),
+                            (package / "configs" / "encoder" / "my_tcn.yaml",
+                             EXAMPLE / "configs" / "encoder" / "my_tcn.yaml")):
+        assert inside.is_symlink(), f"{inside} should link to {example}, not copy it"
+        assert inside.resolve() == example.resolve()
 
 
 def test_example_passes_the_contract_test(guide: Guide) -> None:
