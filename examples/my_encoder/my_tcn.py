@@ -79,8 +79,9 @@ class TCNEncoder(nn.Module):
         self.tcns = nn.ModuleDict(
             {k: SeriesTCN(channels, kernel_size, num_layers, dropout) for k in self.series_keys}
         )
-        # Account and features enter the mixing layer as they are: they are already normalised,
-        # and a separate layer for a zero-width feature vector would hold no weights to train.
+        # Account and features enter the mixing layer as they are: features are z-scored on the
+        # train split, the account is of order one by construction (KRW and USDT weights, the
+        # episode's log return), and a layer for a zero-width feature vector would hold no weights.
         context_dim = sum(math.prod(spec[k]) for k in self.context_keys)
         self.mix = nn.Sequential(
             nn.Linear(len(self.series_keys) * channels + context_dim, hidden_dim),

@@ -9,9 +9,12 @@ no rank ever needs another rank's raw path.  ``compute`` reports the mean over
 paths (one path: its own value) -- the average over seeds of a stochastic
 policy -- except the hit rate, which pools round trips over all paths.
 
-The formulas live in :mod:`kpremia.eval.formulas`; :func:`compute_metrics` (used
-by the validation loop and the reports) and the Metric classes both go through
-:func:`path_statistics` and :func:`summarise`, so they cannot disagree.
+The formulas live in :mod:`kpremia.eval.formulas`.  Every reported number
+(validation, ``test``, ``validate``, the baselines) comes from a
+:class:`PortfolioMetrics` instance: :func:`compute_metrics` is a one-shot
+``update`` + ``compute`` of that class with ``sync_on_compute=False`` (each
+caller passes the paths it has; the validation loop reduces across ranks through
+``self.log(sync_dist=True)``).
 
 Metric keys: ``return``, ``sharpe``, ``sortino``, ``max_drawdown``, ``turnover``,
 ``hit_rate``, ``n_trades``, ``fees_krw`` (+ ``round_trips``, the mean number of
@@ -114,14 +117,13 @@ def compute_metrics(
 ) -> dict[str, float]:
     """All metrics of one path ``[T]`` (or the mean over paths ``[N, T]``) as floats.
 
+    Computed by a :class:`PortfolioMetrics` (local: no cross-process sync).
     ``values_krw[0]`` is the value at the start, before any fill; see
     :mod:`kpremia.eval.formulas` for the meaning of each input and metric.
     """
-    stats = path_statistics(values_krw=values_krw, usdt_weight=usdt_weight, traded=traded, fees_krw=fees_krw,
-                            bar_minutes=bar_minutes, position_eps=position_eps)
-    n_paths = torch.tensor(float(next(iter(stats.values())).shape[0]), dtype=torch.float64)
-    sums = {k: v.sum() for k, v in stats.items()}
-    return {k: float(v) for k, v in summarise(sums, n_paths).items()}
+    metric = PortfolioMetrics(bar_minutes=bar_minutes, position_eps=position_eps, sync_on_compute=False)
+    metric.update(values_krw, usdt_weight=usdt_weight, traded=traded, fees_krw=fees_krw)
+    return {k: float(v) for k, v in metric.compute().items()}
 
 
 class PortfolioMetrics(Metric):

@@ -52,3 +52,19 @@ def test_first_minibatch_ratio_is_one_and_the_clip_acts(compose_cfg, tmp_path):
     assert metrics["train/clip_fraction"].dropna().max() > 0.0
     assert metrics["train/approx_kl"].dropna().max() > 0.0
     assert result["env_steps"] == 512
+
+
+def test_encoder_dropout_changes_nothing_in_training(compose_cfg, tmp_path):
+    """The encoder YAMLs say dropout is inactive (eval mode in rollout and update): same seed, same weights."""
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(training.__file__).parent / "configs" / "encoder" / "lstm.yaml").read_text()
+    assert "Inactive under kpremia's PPO and DQN" in text and yaml.safe_load(text)["dropout"] == 0.1
+    tiny = [*TINY, "encoder=lstm", "encoder.hidden_dim=16", "encoder.num_layers=2"]
+    a = training.fit(compose_cfg(*tiny, "encoder.dropout=0.0"), tmp_path / "a")
+    b = training.fit(compose_cfg(*tiny, "encoder.dropout=0.5"), tmp_path / "b")
+    wa, wb = weights(a["module"]), weights(b["module"])
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in b["module"].net.modules())
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

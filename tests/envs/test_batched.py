@@ -296,3 +296,20 @@ def test_bad_arguments_are_user_errors(walk_market) -> None:
         BatchedEnv(walk_market, 1, action_scheme={"sell_threshold": 0.2})
     with pytest.raises(RuntimeError, match="reset"):
         BatchedEnv(walk_market, 1).step(const(0))
+
+
+def test_the_account_is_as_the_encoder_guide_describes_it(walk_market) -> None:
+    """docs/write_an_encoder.md: `account` is not normalised; it is [KRW weight, USDT weight, episode log return]."""
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "write_an_encoder.md").read_text()
+    assert "`account` is not normalised" in " ".join(guide.split())
+    env = BatchedEnv(walk_market, 2, seed=0)
+    assert torch.equal(env.reset()["account"], torch.tensor([[1.0, 0.0, 0.0]] * 2))
+    for _ in range(5):
+        obs, _, _, _, info = env.step(const(SIGNAL, 2))  # all in USDT, then all out, ...
+    value = info["portfolio_value_krw"]
+    usdt_weight = obs["account"][:, 1].double()
+    assert torch.allclose(obs["account"][:, 0].double() + usdt_weight, torch.ones(2, dtype=torch.float64), atol=1e-6)
+    assert ((usdt_weight == 0) | (usdt_weight > 0.99)).all()  # a weight, not a z-score
+    assert torch.allclose(obs["account"][:, 2].double(), torch.log(value / 1_000_000.0), atol=1e-6)

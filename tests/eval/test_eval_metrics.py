@@ -131,3 +131,26 @@ def test_flat_cash_path_has_zero_ratios_not_nan() -> None:
 def test_missing_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs usdt_weight"):
         Turnover().update(values_krw=torch.ones(5), traded=torch.zeros(5))
+
+
+def test_reported_metrics_come_from_the_torchmetrics_class(monkeypatch) -> None:
+    """What validation, `test` and the baselines report is computed by PortfolioMetrics (a torchmetrics Metric)."""
+    import pandas as pd
+    from torchmetrics import Metric
+
+    from kpremia.eval.backtest import trace_metrics
+
+    computed: list[Metric] = []
+    original = PortfolioMetrics.compute
+
+    def spy(self):
+        computed.append(self)
+        return original(self)
+
+    monkeypatch.setattr(PortfolioMetrics, "compute", spy)
+    p = random_path(np.random.default_rng(3))
+    trace = pd.DataFrame({"portfolio_value_krw": p["values_krw"], "position": p["usdt_weight"],
+                          "traded": p["traded"], "fee_krw": p["fees_krw"]})
+    got = trace_metrics(trace, bar_minutes=BAR_MINUTES)
+    assert len(computed) == 1 and isinstance(computed[0], Metric)
+    assert got["sharpe"] == pytest.approx(reference(p)["sharpe"], rel=1e-9)
