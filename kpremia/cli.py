@@ -1,6 +1,6 @@
 """Command line: ``python -m kpremia <command> [hydra overrides]``.
 
-``fit``, ``validate`` and ``test`` are real ``@hydra.main`` applications
+``fit``, ``validate``, ``test`` and ``live`` are real ``@hydra.main`` applications
 (``--help``, ``--cfg job``, ``-m``/``--multirun`` and sweeper plug-ins work);
 ``list``, ``data`` and ``compare`` are plain argparse commands.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from kpremia.errors import UserError
 
-HYDRA_COMMANDS = ("fit", "validate", "test")
+HYDRA_COMMANDS = ("fit", "validate", "test", "live")
 OTHER_COMMANDS = ("list", "data", "compare")
 USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
 
@@ -29,6 +29,8 @@ commands:
   fit        train an agent (e.g. `fit experiment=gru_attn_ppo`); prints the run directory last
   validate   evaluate a checkpoint on the validation split (`validate ckpt=<path>`)
   test       evaluate a checkpoint on the test split and write report/ (`test ckpt=<path>`)
+  live       run a checkpoint (or a rule) on new bars: paper by default, crash-safe
+             (`live ckpt=<path> live.state_dir=<dir>`; see docs/live.md)
   list       list the registered plug-ins (encoders, algos, action schemes, data sources, baselines)
   data       `data fetch ...` real history through ccxt, `data inspect <path>` coverage and premium stats
   compare    one table of test metrics across run directories or a multirun directory
@@ -152,7 +154,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
         _precheck(args)
     extra: list[str] = []
     if command != "fit":
-        # validate / test write into the checkpoint's run directory, not a new one.
+        # validate / test write into the checkpoint's run directory, live into live.state_dir.
         extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
 
     @hydra.main(config_path="configs", config_name="config", version_base="1.3")

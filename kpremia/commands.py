@@ -33,6 +33,10 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
             raise UserError(f"`{command}` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
         return evaluate_checkpoint(ckpt, split="val" if command == "validate" else "test",
                                    cli_cfg=cfg, overrides=overrides or [])
+    if command == "live":
+        from kpremia.live.build import run_live
+
+        return run_live(cfg, overrides or [])
     raise UserError(f"unknown command {command!r}")
 
 

@@ -25,10 +25,10 @@ from kpremia.eval.compare import data_identity
 
 log = logging.getLogger(__name__)
 
-_NOT_FROM_CLI = ("ckpt", "ckpt_path", "hydra", "eval", "experiment", "logger", "paths")
+_NOT_FROM_CLI = ("ckpt", "ckpt_path", "hydra", "eval", "experiment", "logger", "paths", "live")
 
 
-def _apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config)."""
     cfg = copy.deepcopy(run_cfg)
     cfg["eval"] = cli_cfg["eval"]
@@ -69,14 +69,34 @@ def _policy_act(module: Any, eval_cfg: dict[str, Any], n_actions: int, action_na
     return (lambda obs: module.act(obs, deterministic=False, temperature=temperature, generator=gen)), n
 
 
+def _eval_split(requested: Any, default: str) -> str:
+    """``eval.split`` (val, test or all) or the command's own split."""
+    if requested in (None, ""):
+        return default
+    if requested not in ("val", "test", "all"):
+        raise UserError(f"eval.split={requested!r}; use val, test or all (explicit dates: data.split.train_end/"
+                        "val_end)")
+    return str(requested)
+
+
+def _data_label(data_cfg: dict[str, Any]) -> str:
+    """What the bars came from, for the report: a file path or the source name."""
+    return str(data_cfg.get("path") or data_cfg.get("name"))
+
+
 def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Run the policy and the baselines over ``split``; print the table; ``test`` writes the report."""
-    module = training.load_module(ckpt)
-    cfg = _apply_overrides(module.cfg, cli_cfg, overrides)
+    loaded = training.load_checkpoint(ckpt)
+    module = loaded.module
+    cfg = apply_overrides(module.cfg, cli_cfg, overrides)
     eval_cfg = cfg["eval"]
+    split = _eval_split(eval_cfg.get("split"), split)
     training.apply_threads(cfg)
-    splits = training.ALL_SPLITS if split == "test" else training.TRAIN_SPLITS
-    market = training.load_market(cfg, splits)
+    splits = {"test": training.ALL_SPLITS, "val": training.TRAIN_SPLITS, "all": ("train", "all")}[split]
+    if loaded.normalizer is None:
+        log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
+    # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
+    market = training.load_market(cfg, splits, normalizer=loaded.normalizer)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
@@ -97,13 +117,15 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         baseline.fit(market.tensors["train"])
     baseline_traces = run_baseline_backtests(baselines, target, kwargs) if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
+    period = [str(target.times[target.valid_from]), str(target.times[-1])]
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
              "seed": cfg.get("seed"), "eval": eval_cfg, "fee_rate": kwargs.get("fee_rate"),
-             "data": data_identity(market.manifest), "period": [str(target.times[target.valid_from]),
-                                                                   str(target.times[-1])]}
+             "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
+             "bars": int(target.n_bars - target.valid_from),
+             "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
     from kpremia.eval.report import format_table, summarise_traces, write_report
 
-    if split == "test":
+    if split in ("test", "all"):
         summary = write_report(run_dir / "report", traces[0], baseline_traces, {**extra, "policy_metrics": policy},
                                plots=bool(eval_cfg.get("plots", True)))
         from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
@@ -111,7 +133,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log_test_report(cfg, run_dir, summary, run_dir / "report")
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
+    print(f"tested {extra['bars']} bars of {extra['data_source']} ({split}): {period[0]} .. {period[1]} UTC")
     print(format_table(summary))
-    if split == "test":
+    if split in ("test", "all"):
         print(run_dir / "report")
     return summary

@@ -1,7 +1,8 @@
 """Plug-in registries.
 
 One small :class:`Registry` class, many instances (``ENCODERS``, ``ALGOS``,
-``ACTION_SCHEMES``, ``DATA_SOURCES``, ``BASELINES``).  Modelled on timm's
+``ACTION_SCHEMES``, ``DATA_SOURCES``, ``BASELINES`` and the live runner's ``LIVE_FEEDS``,
+``LIVE_BROKERS``, ``LIVE_POLICIES``, ``LIVE_CALLBACKS``).  Modelled on timm's
 ``register_model`` / ``list_models`` / ``create_model`` but stricter: a duplicate
 name is an error, and an unknown name fails with one line listing the known
 names and the nearest match.
@@ -49,6 +50,7 @@ _BUILTIN_MODULES = (
     "kpremia.algos.ppo",
     "kpremia.algos.dqn",
     "kpremia.eval.baselines",
+    "kpremia.live.plugins",
 )
 
 _loaded = False
@@ -210,6 +212,10 @@ ALGOS: Registry[Any] = Registry("algo")
 ACTION_SCHEMES: Registry[Any] = Registry("action_scheme")
 DATA_SOURCES: Registry[Any] = Registry("data_source")
 BASELINES: Registry[Any] = Registry("baseline")
+LIVE_FEEDS: Registry[Any] = Registry("live feed")
+LIVE_BROKERS: Registry[Any] = Registry("live broker")
+LIVE_POLICIES: Registry[Any] = Registry("live policy")
+LIVE_CALLBACKS: Registry[Any] = Registry("live callback")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "encoders": ENCODERS,
@@ -217,4 +223,8 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "action_schemes": ACTION_SCHEMES,
     "data_sources": DATA_SOURCES,
     "baselines": BASELINES,
+    "live_feeds": LIVE_FEEDS,
+    "live_brokers": LIVE_BROKERS,
+    "live_policies": LIVE_POLICIES,
+    "live_callbacks": LIVE_CALLBACKS,
 }

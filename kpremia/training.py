@@ -11,14 +11,14 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from kpremia.algos.base import RLModule
-from kpremia.data.market import MarketData, build_market
+from kpremia.data.market import MarketData, Normalizer, build_market
 from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 from kpremia.registry import ALGOS, DATA_SOURCES
@@ -37,8 +37,12 @@ def apply_threads(cfg: dict[str, Any]) -> None:
         torch.set_num_threads(int(threads))
 
 
-def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS) -> MarketData:
-    """Load the configured source and build the requested splits as tensors (on the CPU)."""
+def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS,
+                normalizer: Normalizer | None = None) -> MarketData:
+    """Load the configured source and build the requested splits as tensors (on the CPU).
+
+    ``normalizer`` (a checkpoint's) replaces the one otherwise fitted on the train split.
+    """
     data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
     source = DATA_SOURCES.build(data_cfg)
     frame, manifest = source.load()
@@ -47,6 +51,7 @@ def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS) -> 
         market = build_market(
             frame, split_cfg=cfg["data"].get("split") or {}, window_15m=int(env["window_15m"]),
             window_1d=int(env["window_1d"]), window_premium=int(env["window_premium"]), splits=splits, device="cpu",
+            normalizer=normalizer,
         )
     except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
         if not manifest.get("path") or str(manifest["path"]) in str(exc):
@@ -60,8 +65,20 @@ def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) 
     return ALGOS.get(cfg["algo"]["name"])(cfg, spec, market)
 
 
-def load_module(ckpt_path: str | os.PathLike) -> RLModule:
-    """Rebuild a module from a checkpoint alone (config and spec are saved in it)."""
+class LoadedCheckpoint(NamedTuple):
+    """A checkpoint's module (eval mode) with the normaliser and config it was trained with."""
+
+    module: RLModule
+    normalizer: Normalizer | None
+    cfg: dict[str, Any]
+
+
+def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
+    """Rebuild a module from a checkpoint alone, with its saved normaliser (None in very old checkpoints).
+
+    The normaliser is the one fitted on the run's train split; ``validate``, ``test`` and
+    ``live`` scale every observation with it, whatever data they run on.
+    """
     path = Path(ckpt_path)
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} not found; pass ckpt=<run dir>/checkpoints/last.ckpt")
@@ -76,7 +93,14 @@ def load_module(ckpt_path: str | os.PathLike) -> RLModule:
     module = build_module(cfg, spec, market=None)
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
-    return module
+    saved = (ckpt.get("kpremia") or {}).get("normalizer")
+    normalizer = Normalizer.from_state_dict(saved) if saved else None
+    return LoadedCheckpoint(module, normalizer, cfg)
+
+
+def load_module(ckpt_path: str | os.PathLike) -> RLModule:
+    """Rebuild a module from a checkpoint alone (config and spec are saved in it)."""
+    return load_checkpoint(ckpt_path).module
 
 
 def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:

@@ -207,6 +207,7 @@ def build_market(
     device: torch.device | str = "cpu",
     source_manifest: Mapping[str, Any] | None = None,
     validate: bool = True,
+    normalizer: Normalizer | None = None,
 ) -> MarketData:
     """Cut, tabulate, normalise and move a MarketFrame to the device, one MarketTensors per split.
 
@@ -217,7 +218,10 @@ def build_market(
         windows: optional mapping with ``window_15m``/``window_1d``/``window_premium``
             (e.g. the env config); its values win over the keyword defaults.
         splits: which splits to build; the frame is cut at the end of the last one
-            before anything is computed, and ``train`` is always needed for the normaliser.
+            before anything is computed, and ``train`` is always needed for the normaliser
+            (unless ``normalizer`` is given).  ``"all"`` is every bar of the frame.
+        normalizer: a saved normaliser (a checkpoint's) to apply instead of fitting one on
+            train, so a policy sees its training statistics on any data.
         device: where the tensors go.
         source_manifest: the source's manifest; the result's manifest extends it.
         validate: re-check the cut frame strictly (no repairs) before use.
@@ -234,9 +238,12 @@ def build_market(
             raise UserError(f"unknown window option(s) {', '.join(unknown)}; known: {', '.join(w)}")
         w.update({k: int(v) for k, v in windows.items()})
     splits = tuple(splits)
-    if "train" not in splits:
+    if "train" not in splits and normalizer is None:
         splits = ("train", *splits)  # the normaliser is always fitted on train
-    bounds = split_from_config(frame, split_cfg, require=splits)
+    named = tuple(s for s in splits if s != "all")
+    bounds = split_from_config(frame, split_cfg, require=named) if named else {}
+    if "all" in splits:
+        bounds["all"] = (0, len(frame))
     cut_end = max(bounds[s][1] for s in splits)
     cut = frame.iloc[:cut_end]
     if validate:
@@ -244,15 +251,16 @@ def build_market(
         cut, _ = validate_frame(cut, repair=False, keep_premium=True)
 
     tables, valid_from = build_obs_tables(cut, **w)
-    train_start, train_end = bounds["train"]
-    if valid_from >= train_end:
+    train_start, train_end = bounds.get("train", (0, len(cut)))
+    if normalizer is None and valid_from >= train_end:
         need_days = max(w["window_1d"], w["window_premium"]) + 1
         raise UserError(
             f"the train split has {train_end} bars but the observation needs {valid_from + 1} bars of warm-up "
             f"(features: {FEATURE_LOOKBACK} bars, daily windows: ~{need_days} days); use more data, move "
             "split.train_end later, or shrink the windows"
         )
-    normalizer = Normalizer.fit({k: v[valid_from:train_end] for k, v in tables.items()})
+    if normalizer is None:
+        normalizer = Normalizer.fit({k: v[valid_from:train_end] for k, v in tables.items()})
 
     tensors: dict[str, MarketTensors] = {}
     for name in splits:

@@ -1,0 +1,106 @@
+"""Feeds: where closed bars come from.  ``replay`` plays a MarketFrame's bars.
+
+A feed gives the runner two things: the history before its first bar (to
+warm up the observation builder: features and daily windows need days of
+bars) and the closed bars themselves, strictly after a given time, so a
+restart continues from the first bar without a decision row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from kpremia.data.features import FEATURE_LOOKBACK
+from kpremia.data.frame import BAR
+from kpremia.errors import UserError
+from kpremia.live.types import Bar
+from kpremia.registry import LIVE_FEEDS
+
+
+@runtime_checkable
+class Feed(Protocol):
+    """The feed interface of the live runner (``LIVE_FEEDS`` registry)."""
+
+    def history(self) -> pd.DataFrame:
+        """MarketFrame rows before the first live bar (for the observation builder's warm-up)."""
+
+    def bars(self, after: pd.Timestamp | None) -> Iterator[Bar]:
+        """Closed bars in time order, each strictly after ``after`` (all of them for None)."""
+
+    def can_still_send(self, bar_time: pd.Timestamp) -> bool:
+        """Whether an order decided at the close of ``bar_time`` can still fill at the next open."""
+
+
+def warmup_bars(window_1d: int, window_premium: int) -> int:
+    """Bars of history the observation builder needs before its first complete observation."""
+    days = max(int(window_1d), int(window_premium)) + 2
+    return days * int(pd.Timedelta("1D") / BAR) + FEATURE_LOOKBACK
+
+
+def frame_bars(frame: pd.DataFrame) -> Iterator[Bar]:
+    """The rows of a MarketFrame as :class:`Bar` values."""
+    cols = {c: frame[c].to_numpy(np.float64) for c in ("open", "high", "low", "close", "volume", "fx", "premium")}
+    for i, ts in enumerate(frame.index):
+        yield Bar(time=ts, **{c: float(v[i]) for c, v in cols.items()})
+
+
+@LIVE_FEEDS.register("replay")
+class ReplayFeed:
+    """Replays the bars of a MarketFrame from ``start`` to ``end`` (bar open times, UTC).
+
+    Args:
+        frame: the whole MarketFrame (history before ``start`` is the warm-up).
+        start, end: first and last bar to play (inclusive; None = first / last row).
+        speed: 0 plays as fast as the runner goes; ``s > 0`` sleeps ``15 min / s``
+            between bars (``speed=900`` is one bar a second).
+        warmup: how many bars before ``start`` :meth:`history` returns.
+    """
+
+    def __init__(self, frame: pd.DataFrame, start: Any = None, end: Any = None, speed: float = 0.0,
+                 warmup: int = 0) -> None:
+        self.frame = frame
+        index = frame.index
+        self.start = 0 if start is None else int(index.searchsorted(_utc(start, "live.replay.start")))
+        self.end = len(frame) if end is None else int(index.searchsorted(_utc(end, "live.replay.end"), side="right"))
+        if self.start >= self.end:
+            raise UserError(f"live.replay has no bars between {start} and {end} (data covers "
+                            f"{index[0]} .. {index[-1]}); pick dates inside the data")
+        self.speed = float(speed)
+        if self.speed < 0:
+            raise UserError(f"live.replay.speed={speed} must be >= 0 (0 = as fast as possible)")
+        self.warmup = int(warmup)
+
+    @property
+    def first_time(self) -> pd.Timestamp:
+        return self.frame.index[self.start]
+
+    @property
+    def last_time(self) -> pd.Timestamp:
+        return self.frame.index[self.end - 1]
+
+    def history(self) -> pd.DataFrame:
+        return self.frame.iloc[max(0, self.start - self.warmup):self.start]
+
+    def bars(self, after: pd.Timestamp | None) -> Iterator[Bar]:
+        begin = self.start if after is None else max(self.start, int(self.frame.index.searchsorted(after, "right")))
+        delay = BAR.total_seconds() / self.speed if self.speed > 0 else 0.0
+        for i, bar in enumerate(frame_bars(self.frame.iloc[begin:self.end])):
+            if delay and i:
+                time.sleep(delay)
+            yield bar
+
+    def can_still_send(self, bar_time: pd.Timestamp) -> bool:
+        return True  # replayed time waits for the runner: the next open is always still ahead
+
+
+def _utc(value: Any, key: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value!r} is not a date; use e.g. {key}=2025-01-01T00:00") from None
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

@@ -1,0 +1,127 @@
+"""Policies the runner can host: a trained checkpoint, or a registered rule.
+
+One interface, so a rule can trade on paper beside the agent::
+
+    policy.scheme                    # action scheme: n_actions, action_names, target_weight
+    policy.normalizer                # the normaliser its observations need (None: a rule on raw bars)
+    policy.act(obs, bar) -> int      # the action at the close of ``bar``
+    policy.state_dict() / load_state_dict()
+
+A checkpoint policy acts as it was trained: the checkpoint's own normaliser
+and windows, eval mode, argmax by default or sampling at ``temperature`` from
+its own seeded generator (saved in the state, so a restart samples the same).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kpremia.algos.base import action_scheme_of
+from kpremia.data.market import Normalizer
+from kpremia.errors import UserError
+from kpremia.eval.oracle import BUY, HOLD, SELL
+from kpremia.live.types import Bar
+from kpremia.registry import ACTION_SCHEMES, LIVE_POLICIES
+
+
+@LIVE_POLICIES.register("checkpoint")
+class CheckpointPolicy:
+    """A trained agent loaded from a ``fit`` checkpoint (module, normaliser, windows, action scheme)."""
+
+    def __init__(self, ckpt: str | Path, deterministic: bool = True, temperature: float = 1.0, seed: int = 0) -> None:
+        from kpremia import training
+
+        loaded = training.load_checkpoint(ckpt)
+        if loaded.normalizer is None:
+            raise UserError(f"checkpoint {str(ckpt)!r} has no saved normaliser; retrain it with this kpremia "
+                            "version (live trading needs the training statistics)")
+        self.ckpt = str(Path(ckpt).resolve())
+        self.module = loaded.module
+        self.module.eval()
+        self.net = self.module.net.eval()
+        self.cfg = loaded.module.cfg
+        self.normalizer: Normalizer | None = loaded.normalizer
+        env = self.cfg["env"]
+        self.windows = {k: int(env[k]) for k in ("window_15m", "window_1d", "window_premium")}
+        self.scheme = action_scheme_of(env)
+        self.deterministic = bool(deterministic)
+        if not self.deterministic and not float(temperature) > 0:
+            raise UserError(f"eval.temperature={temperature} must be > 0 to sample actions")
+        self.temperature = float(temperature)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.name = f"checkpoint:{Path(ckpt).name}"
+
+    def act(self, obs: dict[str, Tensor], bar: Bar) -> int:
+        """The module's action for one observation (eval mode, no gradients)."""
+        # The network stays in eval mode for the whole run (set once in __init__): toggling
+        # train/eval per call, as RLModule.act does, costs more than the forward pass itself.
+        with torch.inference_mode():
+            a = self.net.act(obs, deterministic=self.deterministic, temperature=self.temperature,
+                             generator=None if self.deterministic else self.generator)
+        return int(a[0])
+
+    def fingerprint(self) -> str:
+        """sha256 of the checkpoint file (a restart refuses a changed file)."""
+        digest = hashlib.sha256()
+        with open(self.ckpt, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+
+
+@LIVE_POLICIES.register("premium_threshold")
+class PremiumThresholdRule:
+    """The ``premium_threshold`` baseline as a live rule: buy at premium <= ``buy``, sell at >= ``sell``.
+
+    Thresholds are given, or fitted on the train split of the data exactly as the
+    baseline is fitted for ``test`` (pass ``fit_on``: a MarketTensors train split).
+    Acts in the ``hold_buy_sell`` scheme on the bar's premium; needs no normaliser.
+    """
+
+    def __init__(self, buy_threshold: float | None = None, sell_threshold: float | None = None,
+                 fit_on: Any = None, rules: dict[str, Any] | None = None) -> None:
+        if buy_threshold is None or sell_threshold is None:
+            if fit_on is None:
+                raise UserError("the premium_threshold rule needs live.rule.buy_threshold and "
+                                "live.rule.sell_threshold, or data to fit them on")
+            from kpremia.eval.baselines import make_baselines
+
+            baseline = make_baselines(["premium_threshold"], rules or {})["premium_threshold"]
+            baseline.fit(fit_on)
+            buy_threshold, sell_threshold = baseline.buy_threshold, baseline.sell_threshold
+        self.buy_threshold, self.sell_threshold = float(buy_threshold), float(sell_threshold)
+        if not self.buy_threshold < self.sell_threshold:
+            raise UserError(f"live.rule.buy_threshold={buy_threshold} must be below sell_threshold={sell_threshold}")
+        self.scheme = ACTION_SCHEMES.get("hold_buy_sell")()
+        self.normalizer = None
+        self.windows = None
+        self.name = f"premium_threshold(buy<={self.buy_threshold:.4f}, sell>={self.sell_threshold:.4f})"
+
+    def act(self, obs: dict[str, Tensor] | None, bar: Bar) -> int:
+        if math.isnan(bar.premium):
+            return HOLD
+        if bar.premium >= self.sell_threshold:
+            return SELL
+        return BUY if bar.premium <= self.buy_threshold else HOLD
+
+    def fingerprint(self) -> str:
+        return f"premium_threshold:{self.buy_threshold!r}:{self.sell_threshold!r}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,128 @@
+"""The risk manager: limits that stop or shrink trading, as a live callback.
+
+States (kept in :class:`~kpremia.live.state.LiveState`, journaled, so they
+survive a restart):
+
+* ACTIVE -- the policy trades within the limits;
+* REDUCING -- only orders that lower the position go out (entered while a
+  cooldown after a losing round trip runs; back to ACTIVE when it ends);
+* HALTED -- nothing goes out until a person clears it
+  (``live.risk.clear_halt=true`` on the next start, journaled).  Entered on the
+  daily loss limit, the kill switch file, an order the broker overfilled, or a
+  reconcile mismatch.  Learning or a policy can never lift it.
+
+Limits (0 or null switches one off): ``max_daily_loss`` (fraction of the
+day's starting equity, UTC days), ``max_position_krw`` (USDT held after the
+order, valued at the close), ``max_order_krw`` (one order's notional),
+``cooldown_bars`` (bars of REDUCING after a round trip that lost money),
+``kill_switch`` (a file path: when it exists the runner halts).  Every refused
+order is journaled in ``risk_events`` with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from kpremia.errors import UserError
+from kpremia.live.callback import LiveCallback
+from kpremia.live.types import Bar, Decision, FillReport, RiskState
+from kpremia.registry import LIVE_CALLBACKS
+
+
+@LIVE_CALLBACKS.register("risk")
+class RiskManager(LiveCallback):
+    """Daily loss, position and order size limits, cooldown after a loss, kill switch."""
+
+    def __init__(self, max_daily_loss: float | None = None, max_position_krw: float | None = None,
+                 max_order_krw: float | None = None, cooldown_bars: int = 0, kill_switch: str | None = None,
+                 clear_halt: bool = False) -> None:
+        for key, value in (("max_daily_loss", max_daily_loss), ("max_position_krw", max_position_krw),
+                           ("max_order_krw", max_order_krw)):
+            if value is not None and not float(value) >= 0:
+                raise UserError(f"live.risk.{key}={value} must be >= 0 (or null to switch it off)")
+        if max_daily_loss is not None and float(max_daily_loss) >= 1:
+            raise UserError(f"live.risk.max_daily_loss={max_daily_loss} is a fraction of equity; use e.g. 0.05")
+        if int(cooldown_bars) < 0:
+            raise UserError(f"live.risk.cooldown_bars={cooldown_bars} must be >= 0")
+        self.max_daily_loss = float(max_daily_loss) if max_daily_loss else None
+        self.max_position_krw = float(max_position_krw) if max_position_krw else None
+        self.max_order_krw = float(max_order_krw) if max_order_krw else None
+        self.cooldown_bars = int(cooldown_bars)
+        self.kill_switch = Path(kill_switch) if kill_switch else None
+        self.clear_halt = bool(clear_halt)
+        self.entry_equity_krw: float | None = None  # equity before the buy that opened the position
+
+    def on_start(self, runner: Any) -> None:
+        if self.clear_halt and runner.state.risk_state is RiskState.HALTED:
+            if self.kill_switch is not None and self.kill_switch.exists():
+                raise UserError(f"cannot clear HALTED while the kill switch {self.kill_switch} exists; remove it first")
+            if runner.config.get("reconcile_ok", True):
+                runner.set_risk_state(RiskState.ACTIVE, "cleared", "cleared by the operator (live.risk.clear_halt)")
+                runner._flush_events()
+
+    def on_reconcile(self, runner: Any, report: Any) -> None:
+        runner.config["reconcile_ok"] = report.ok
+
+    def on_bar(self, runner: Any, bar: Bar) -> None:
+        state = runner.state
+        if state.risk_state is RiskState.HALTED:
+            return
+        if self.kill_switch is not None and self.kill_switch.exists():
+            runner.set_risk_state(RiskState.HALTED, "kill_switch", f"kill switch file {self.kill_switch} exists")
+            return
+        if self.max_daily_loss is not None and state.day_start_equity_krw > 0:
+            loss = 1.0 - state.equity(bar.close) / state.day_start_equity_krw
+            if loss >= self.max_daily_loss:
+                runner.set_risk_state(RiskState.HALTED, "daily_loss",
+                                      f"equity fell {loss:.2%} since the start of {state.day} UTC "
+                                      f"(limit {self.max_daily_loss:.2%})")
+                return
+        if state.risk_state is RiskState.REDUCING and state.step >= state.cooldown_until_step:
+            runner.set_risk_state(RiskState.ACTIVE, "cooldown_end", "cooldown after a loss is over")
+
+    def on_decision(self, runner: Any, decision: Decision) -> None:
+        if not decision.wants_trade:
+            return
+        state, bar = runner.state, decision.bar
+        if state.risk_state is RiskState.HALTED:
+            runner.reject(decision, "halted", "risk state is HALTED")
+            return
+        equity = state.equity(bar.close)
+        weight = state.weight(bar.close)
+        target = float(decision.target_weight)
+        increases = abs(target) > abs(weight) + 1e-12
+        if state.risk_state is RiskState.REDUCING and increases:
+            runner.reject(decision, "reducing", f"only orders that reduce the position are allowed until step "
+                                                f"{state.cooldown_until_step}")
+            return
+        if self.max_position_krw is not None and increases and abs(target) * equity > self.max_position_krw + 1e-6:
+            runner.reject(decision, "max_position",
+                          f"target position {abs(target) * equity:.0f} KRW is over the {self.max_position_krw:.0f} "
+                          "KRW limit")
+            return
+        notional = abs(target - weight) * equity
+        if self.max_order_krw is not None and notional > self.max_order_krw + 1e-6:
+            runner.reject(decision, "max_order", f"order of {notional:.0f} KRW is over the {self.max_order_krw:.0f} "
+                                                 "KRW limit")
+
+    def on_fill(self, runner: Any, order_id: str, fill: FillReport) -> None:
+        state = runner.state
+        before = state.position_usdt - fill.usdt_delta
+        if before == 0.0 and fill.usdt_delta != 0.0:
+            self.entry_equity_krw = state.cash_krw - fill.krw_delta  # the cash the buy started from
+        elif state.position_usdt == 0.0 and self.entry_equity_krw is not None:
+            lost = state.cash_krw < self.entry_equity_krw
+            self.entry_equity_krw = None
+            if lost and self.cooldown_bars and state.risk_state is RiskState.ACTIVE:
+                state.cooldown_until_step = state.step + self.cooldown_bars
+                runner.set_risk_state(RiskState.REDUCING, "cooldown",
+                                      f"round trip lost money; only reducing orders for {self.cooldown_bars} bars")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"entry_equity_krw": self.entry_equity_krw}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        value = state.get("entry_equity_krw")
+        self.entry_equity_krw = None if value is None or math.isnan(value) else float(value)

@@ -1,0 +1,64 @@
+"""Fixtures of the live tests: a small synthetic market and checkpoints built from it.
+
+The checkpoint is a real ``fit``-format file (hyper-parameters, state dict, the
+train split's normaliser) holding an untrained gru_attn PPO network whose policy
+head is scaled up, so its argmax actions change with the observation: parity
+and resume tests then compare many different actions, not a constant one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kpremia import training
+
+DAYS = 40
+
+
+def make_checkpoint(path: Path, cfg: dict, scale: float = 300.0, seed: int = 0) -> Path:
+    """Write a checkpoint for ``cfg`` (data, env, encoder, algo) with seeded random weights."""
+    torch.manual_seed(seed)
+    market = training.load_market(cfg, ("train",))
+    module = training.build_module(cfg, market.spec, market=None)
+    with torch.no_grad():
+        module.net.policy_head[-1].weight.mul_(scale)
+    ckpt = {"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
+            "kpremia": {"normalizer": market.normalizer.state_dict(), "env_steps": 0, "updates": 0}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def live_cfg():
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"data.days={DAYS}", "env.window_15m=8",
+                                                       "env.window_1d=5", "env.window_premium=5"])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, live_cfg) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoints" / "last.ckpt", live_cfg)
+
+
+@pytest.fixture
+def live_cli(tmp_path):
+    """Run ``python -m kpremia live ...`` in a subprocess."""
+
+    def _run(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "KPREMIA_RUNS_DIR": str(tmp_path / "runs"), "PYTHONWARNINGS": "ignore",
+                    **(env or {})}
+        return subprocess.run([sys.executable, "-m", "kpremia", "live", *args], capture_output=True, text=True,
+                              timeout=timeout, env=full_env, cwd=tmp_path)
+
+    return _run

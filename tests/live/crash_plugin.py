@@ -1,0 +1,65 @@
+"""Test plug-in (loaded through KPREMIA_PLUGINS): kill -9 the runner at chosen protocol points.
+
+* broker ``crashy_paper``: the paper broker, killed right before the k-th send
+  reaches it (the intent is journaled, the order was never sent) or right after
+  it accepted the k-th order (sent, but the answer and fill are not journaled);
+* callback ``crash_in_commit``: kills the process when the journal's k-th
+  ``COMMIT`` after start begins executing.
+
+``KPREMIA_TEST_CRASH=<point>:<k>`` picks the point (before_send, after_send, commit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from kpremia.live.callback import LiveCallback
+from kpremia.live.paper import PaperBroker
+from kpremia.registry import LIVE_BROKERS, LIVE_CALLBACKS
+
+
+def _target() -> tuple[str, int]:
+    point, _, k = os.environ.get("KPREMIA_TEST_CRASH", ":0").partition(":")
+    return point, int(k or 0)
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@LIVE_BROKERS.register("crashy_paper")
+class CrashyPaperBroker(PaperBroker):
+    sends = 0
+
+    @classmethod
+    def from_config(cls, cfg, rules):
+        state_dir = cfg["live"]["state_dir"]
+        return cls(f"{state_dir}/paper_exchange.sqlite", initial_krw=float(cfg["env"]["initial_krw"]), rules=rules)
+
+    def submit(self, order):
+        point, k = _target()
+        type(self).sends += 1
+        if point == "before_send" and self.sends == k:
+            _die()
+        report = super().submit(order)
+        if point == "after_send" and self.sends == k:
+            _die()
+        return report
+
+
+@LIVE_CALLBACKS.register("crash_in_commit")
+class CrashInCommit(LiveCallback):
+    def on_start(self, runner):
+        point, k = _target()
+        if point != "commit":
+            return
+        count = [0]
+
+        def trace(statement: str) -> None:
+            if statement.strip().upper() == "COMMIT":
+                count[0] += 1
+                if count[0] == k:
+                    _die()
+
+        runner.journal.conn.set_trace_callback(trace)
