@@ -264,6 +264,8 @@ class LiveRunner:
             cb.on_decision(self, decision)
         if state.risk_state is RiskState.HALTED and decision.wants_trade:
             decision.block("halted")
+        if decision.wants_trade and not self.feed.can_still_send(bar.time):
+            decision.block("catch-up: the bar closed too long ago to trade on")
         if decision.wants_trade:
             decision.order = self.make_order(decision)
             if decision.order is None:
@@ -300,7 +302,7 @@ class LiveRunner:
 
     def decide(self, bar: Bar, obs: dict[str, torch.Tensor] | None) -> Decision:
         """The policy's action at this close, as a target weight (None = hold)."""
-        decision = Decision(bar=bar, step=self.state.step)
+        decision = Decision(bar=bar, step=self.state.step, obs=obs)
         if obs is None and getattr(self.policy, "normalizer", None) is not None:  # a rule needs no features
             decision.reason = "warm-up"
             return decision

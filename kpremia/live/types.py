@@ -124,6 +124,7 @@ class Decision:
     reason: str = ""
     latency_ms: float = 0.0
     order: OrderIntent | None = None
+    obs: dict[str, Any] | None = field(default=None, repr=False)  # what the policy saw (online learners use it)
 
     @property
     def wants_trade(self) -> bool:

@@ -62,3 +62,41 @@ def live_cli(tmp_path):
                               timeout=timeout, env=full_env, cwd=tmp_path)
 
     return _run
+
+
+def price_frame(closes, premiums, start: str = "2025-03-03T00:00") -> "pd.DataFrame":
+    """A MarketFrame with the given closes and premiums (opens = previous close)."""
+    import numpy as np
+    import pandas as pd
+
+    close = np.asarray(closes, dtype=np.float64)
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    premium = np.asarray(premiums, dtype=np.float64)
+    index = pd.date_range(start, periods=len(close), freq="15min", tz="UTC")
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
+                         "close": close, "volume": np.ones(len(close)), "fx": close / (1 + premium),
+                         "premium": premium}, index=index)
+
+
+def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float = 0.01, sell: float = 0.02,
+                callbacks: list | None = None, rules: dict | None = None):
+    """A runner hosting the premium_threshold rule on ``frame`` with the paper broker, in-process."""
+    from kpremia.data.market import ObservationBuilder
+    from kpremia.live.feeds import ReplayFeed
+    from kpremia.live.journal import Journal
+    from kpremia.live.paper import PaperBroker
+    from kpremia.live.policy import PremiumThresholdRule
+    from kpremia.live.risk import RiskManager
+    from kpremia.live.runner import LiveRunner
+    from kpremia.live.state import LiveState
+
+    rules = rules or {"fee_rate": 0.0005}
+    rule = PremiumThresholdRule(buy_threshold=buy, sell_threshold=sell)
+    cbs = [RiskManager(**(risk or {}))] + list(callbacks or [])
+    return LiveRunner(feed=ReplayFeed(frame, start=frame.index[0]),
+                      broker=PaperBroker(state_dir / "paper_exchange.sqlite", 1_000_000.0, rules),
+                      policy=rule, journal=Journal(state_dir / "journal.sqlite", synchronous="NORMAL"),
+                      builder=ObservationBuilder(), callbacks=cbs,
+                      initial_state=LiveState(run_id="r15k0000", symbol="USDT/KRW", initial_krw=1_000_000.0,
+                                              cash_krw=1_000_000.0),
+                      rules=rules, fingerprint=rule.fingerprint())

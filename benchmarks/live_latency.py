@@ -1,0 +1,96 @@
+"""Live decision latency: one closed bar -> one decision, per encoder, on CPU.
+
+What is timed is exactly the runner's decision path (``LiveRunner.observe`` +
+``LiveRunner.decide``): the incremental feature update, the checkpoint's
+normaliser, the account part of the observation and the policy's forward pass
+in eval mode.  Journal commits and the broker call are not in it (they are I/O,
+and the runner does them after the decision is made).
+
+    python benchmarks/live_latency.py [--threads 1] [--bars 2000] [--encoders gru_attn,mlp]
+
+Each encoder gets a checkpoint (untrained weights, the synthetic market's train
+normaliser, the default windows) in a temporary directory, a warmed-up
+observation builder, then ``--bars`` consecutive bars of the synthetic market.
+Prints p50 / p99 / max in milliseconds; the target for gru_attn is p99 <= 2.5 ms
+on one thread.  Shared machines make the tail noisy: rerun before trusting a miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from kpremia import training
+from kpremia.data.market import ObservationBuilder
+from kpremia.live.feeds import frame_bars, warmup_bars
+from kpremia.live.policy import CheckpointPolicy
+from kpremia.live.runner import LiveRunner
+from kpremia.live.state import LiveState
+from kpremia.registry import DATA_SOURCES, ENCODERS
+
+TARGET_P99_MS = {"gru_attn": 2.5}
+
+
+def config(encoder: str) -> dict:
+    with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"encoder={encoder}", "data.days=120"])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def checkpoint(cfg: dict, directory: Path) -> Path:
+    """A fit-format checkpoint of an untrained module with the train split's normaliser."""
+    market = training.load_market(cfg, ("train",))
+    module = training.build_module(cfg, market.spec, market=None)
+    path = directory / f"{cfg['encoder']['name']}.ckpt"
+    torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
+                "kpremia": {"normalizer": market.normalizer.state_dict()}}, path)
+    return path
+
+
+def measure(encoder: str, n_bars: int, directory: Path) -> np.ndarray:
+    """Milliseconds of bar -> decision for ``n_bars`` consecutive bars."""
+    cfg = config(encoder)
+    policy = CheckpointPolicy(checkpoint(cfg, directory))
+    frame, _ = DATA_SOURCES.build({k: v for k, v in cfg["data"].items() if k != "split"}).load()
+    builder = ObservationBuilder(**policy.windows, normalizer=policy.normalizer)
+    start = warmup_bars(policy.windows["window_1d"], policy.windows["window_premium"])
+    builder.warm_up(frame.iloc[:start])
+    runner = LiveRunner(feed=None, broker=None, policy=policy, journal=None, builder=builder,
+                        initial_state=LiveState(run_id="bench", symbol="USDT/KRW", initial_krw=1e6, cash_krw=1e6))
+    times = []
+    for bar in frame_bars(frame.iloc[start:start + n_bars]):
+        t0 = time.perf_counter()
+        obs = runner.observe(bar)
+        runner.decide(bar, obs)
+        times.append(time.perf_counter() - t0)
+        runner.state.step += 1
+    return np.asarray(times[10:]) * 1e3  # the first calls pay one-off allocations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bars", type=int, default=2000)
+    parser.add_argument("--encoders", default=",".join(ENCODERS.names()))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"bar -> decision latency, CPU, {args.threads} thread(s), {args.bars} bars, torch {torch.__version__}")
+    print(f"{'encoder':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  target")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.encoders.split(","):
+            ms = measure(name, args.bars, Path(tmp))
+            target = TARGET_P99_MS.get(name)
+            verdict = "" if target is None else (f"p99 <= {target} ms: " + ("met" if np.percentile(ms, 99) <= target
+                                                                             else "MISSED"))
+            print(f"{name:<10} {np.percentile(ms, 50):>8.3f} {np.percentile(ms, 99):>8.3f} {ms.max():>8.3f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
