@@ -33,7 +33,7 @@ from typing import Any
 
 import ccxt
 
-from kpremia.data.ccxt_source import create_exchange
+from kpremia.data.exchange import create_exchange
 from kpremia.errors import UserError
 from kpremia.live.broker import BrokerError, OrderUnknownOutcome
 from kpremia.live.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus

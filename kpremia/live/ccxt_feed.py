@@ -2,10 +2,10 @@
 
 Every ``refresh_interval`` seconds it asks the exchange for the candles since the
 last bar it gave out, through the data module's paging, retry and rate limit
-(:func:`kpremia.data.ccxt_source.iter_ohlcv_pages`), and yields the ones whose
+(:func:`kpremia.data.exchange.iter_ohlcv_pages`), and yields the ones whose
 15 minutes are over -- never the candle still forming.  Candles become
 MarketFrame rows with the data module's own assembly
-(:func:`~kpremia.data.ccxt_source.assemble_frame`): a minute without trades is a
+(:func:`~kpremia.data.assemble.assemble_frame`): a minute without trades is a
 no-trade bar, FX is the rate published before the bar closed.  After a restart
 it first yields the bars missed while down; the runner journals them but does
 not trade on a bar that closed too long ago (:meth:`CcxtFeed.can_still_send`).
@@ -22,9 +22,8 @@ import ccxt
 import pandas as pd
 
 from kpremia.data.cache import candles_from_rows
-from kpremia.data.ccxt_source import (
-    RetryPolicy, assemble_frame, create_exchange, iter_ohlcv_pages, resolve_page_size,
-)
+from kpremia.data.assemble import assemble_frame
+from kpremia.data.exchange import RetryPolicy, create_exchange, iter_ohlcv_pages, resolve_page_size
 from kpremia.data.frame import BAR
 from kpremia.data.fx import load_fx
 from kpremia.live.feeds import frame_bars, warmup_bars

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kpremia.algos.base import action_scheme_of
+from kpremia.envs.factory import action_scheme_of
 from kpremia.data.market import Normalizer
 from kpremia.errors import UserError
 from kpremia.eval.oracle import BUY, HOLD, SELL

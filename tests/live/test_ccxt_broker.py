@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"))
 from upbit_private import UpbitAccount  # noqa: E402
 
-from kpremia.data.ccxt_source import create_exchange  # noqa: E402
+from kpremia.data.exchange import create_exchange  # noqa: E402
 from kpremia.data.frame import BAR  # noqa: E402
 from kpremia.data.market import ObservationBuilder  # noqa: E402
 from kpremia.errors import UserError  # noqa: E402
