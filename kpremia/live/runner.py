@@ -242,8 +242,11 @@ class LiveRunner:
         return report
 
     # ------------------------------------------------------------------ one bar
-    def process_bar(self, bar: Bar) -> Decision:
-        """Handle one closed bar: fills, features, decision, intent, order."""
+    def process_bar(self, bar: Bar) -> Decision | None:
+        """Handle one closed bar: fills, features, decision, intent, order (None: a bar already decided)."""
+        if self.state.last_bar_time is not None and bar.time <= self.state.last_bar_time:
+            log.warning("bar %s was already decided (last: %s); skipped", bar.time, self.state.last_bar_time)
+            return None
         self.broker.observe(bar)
         self.sync_orders()
         t0 = time.perf_counter()
