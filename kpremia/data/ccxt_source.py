@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from kpremia.data.assemble import assemble_frame, parse_time_bound
-from kpremia.data.cache import OhlcvCache, ms_to_iso
+from kpremia.data.cache import DatasetKey, OhlcvCache, ms_to_iso
 from kpremia.data.exchange import (
     DEFAULT_EXCHANGE,
     DEFAULT_SYMBOL,
@@ -80,6 +80,7 @@ class CcxtSource:
         timeframe: str = DEFAULT_TIMEFRAME,
         start: Any = "2024-06-01",
         end: Any = "2025-10-31",
+        days: float | None = None,
         page_size: int | None = None,
         max_retries: int = 5,
         retry_base_delay_s: float = 1.0,
@@ -116,6 +117,11 @@ class CcxtSource:
         if self.start_ms is None:
             raise UserError("data.start is required for the ccxt source; set it to a date like 2024-06-01")
         self.end_ms = parse_time_bound(end, is_end=True)
+        if days is not None:  # the first `days` days of the period (debug=fast sets 90)
+            if not float(days) > 0:
+                raise UserError(f"data.days={days!r} is invalid: it must be > 0 (or null for the whole period)")
+            cut = self.start_ms + int(float(days) * 86_400_000)
+            self.end_ms = cut if self.end_ms is None else min(self.end_ms, cut)
         if self.end_ms is not None and self.end_ms <= self.start_ms:
             raise UserError(f"data.end ({end}) is not after data.start ({start}); fix the period")
         self.retry = RetryPolicy(int(max_retries), float(retry_base_delay_s), float(retry_max_delay_s))
@@ -219,11 +225,17 @@ class CcxtSource:
             raise UserError(f"could not fetch market data: {exc}. Check the network and rerun (what was fetched is "
                             "cached and the rerun resumes), add data.fallback_exchanges, or set "
                             "data.allow_synthetic_fallback=true") from None
-        frame, report = assemble_frame(
-            result.candles, fx, max_staleness=self.fx_cfg.max_staleness, premium_basis=self.premium_basis,
-            btc_krw=btc["btc_krw"].candles if btc else None, btc_usdt=btc["btc_usdt"].candles if btc else None,
-            repair=self.repair, max_gap_bars=self.max_gap_bars,
-        )
+        try:
+            frame, report = assemble_frame(
+                result.candles, fx, max_staleness=self.fx_cfg.max_staleness, premium_basis=self.premium_basis,
+                btc_krw=btc["btc_krw"].candles if btc else None, btc_usdt=btc["btc_usdt"].candles if btc else None,
+                repair=self.repair, max_gap_bars=self.max_gap_bars,
+            )
+        except UserError as exc:  # name the data: which market, and its file in the cache
+            where = f"{venue.exchange} {venue.symbol} {self.timeframe} candles"
+            if self.cache is not None:
+                where += f" (cache file {self.cache.paths(DatasetKey(venue.exchange, venue.symbol, self.timeframe))[0]})"
+            raise UserError(f"{where}: {exc}") from None
         manifest = {
             "source": "ccxt",
             "synthetic": False,

@@ -200,6 +200,8 @@ class FileSource:
             disagrees with ``close / fx - 1`` under ``usdt`` is refused, never silently
             replaced.
         start, end: optional time range to keep (bar open times; naive = UTC).
+        days: keep only the first ``days`` days (from ``start`` or the first bar);
+            ``debug=fast`` sets 90, as it does for the synthetic market.
         read_kwargs: extra keyword arguments for ``pandas.read_csv``/``read_parquet``.
     """
 
@@ -226,6 +228,7 @@ class FileSource:
         premium_basis: str = "usdt",
         start: str | None = None,
         end: str | None = None,
+        days: float | None = None,
         read_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if not path:
@@ -246,6 +249,9 @@ class FileSource:
             raise UserError(f"unknown data.premium_basis {premium_basis!r}; use one of: {', '.join(PREMIUM_BASES)}")
         self.premium_basis = premium_basis
         self.start, self.end = start, end
+        if days is not None and not float(days) > 0:
+            raise UserError(f"data.days={days!r} is invalid: it must be > 0 (or null for the whole file)")
+        self.days = float(days) if days is not None else None
         self.read_kwargs = dict(read_kwargs or {})
 
     def _fx_format(self, path: Path) -> str:
@@ -308,9 +314,11 @@ class FileSource:
         df = _map_columns(raw.drop(columns=[tcol]), self.columns)
         df.index = index
         df.index.name = "time"
-        if self.start is not None or self.end is not None:
+        if self.start is not None or self.end is not None or self.days is not None:
             lo = pd.Timestamp(self.start, tz="UTC") if self.start is not None else index.min()
             hi = pd.Timestamp(self.end, tz="UTC") if self.end is not None else index.max() + BAR
+            if self.days is not None:
+                hi = min(hi, lo + pd.Timedelta(days=self.days))
             df = df[(df.index >= lo) & (df.index < hi)]
             if df.empty:
                 raise UserError(f"no bars of {path} between start={self.start} and end={self.end}; "

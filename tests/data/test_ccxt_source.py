@@ -371,3 +371,14 @@ def test_shipped_config_composes_and_builds_the_source(compose_cfg, tmp_path, mo
     assert src.start_ms == ms("2024-06-01") and src.end_ms == ms("2025-11-01")
     assert src.fx_cfg.source == "ecb" and src.fx_cfg.max_staleness == pd.Timedelta(days=5)
     assert src.cache is not None and src.cache.root == tmp_path
+
+
+def test_a_data_error_names_the_market_and_its_cache_file(tmp_path):
+    """Like a file source's errors, the ccxt source's say which data they are about."""
+    table = make_candles("2024-06-03", 96 * 3, seed=2, missing=set(range(40, 70)))  # a 30-bar hole
+    server = ReplayServer(upbit_candles={"KRW-USDT": table})
+    with pytest.raises(UserError) as caught:
+        source(server, tmp_path, end="2024-06-05", max_gap_bars=10).load()
+    message = str(caught.value)
+    cache_file = tmp_path / "ohlcv" / "upbit" / "USDT-KRW" / "15m.parquet"
+    assert message.startswith(f"upbit USDT/KRW 15m candles (cache file {cache_file}): gap of 30 missing 15m bars")

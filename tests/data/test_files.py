@@ -291,3 +291,26 @@ def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
     assert market.manifest["columns"]["trade_price"] == "close"
     np.testing.assert_allclose(market.tensors["train"].close.cpu().numpy(),
                                frame["close"].to_numpy()[:market.tensors["train"].close.shape[0]])
+
+
+@pytest.mark.parametrize("option", ["csv", "parquet", "ccxt"])
+def test_debug_fast_works_with_every_data_source(tmp_path, compose_cfg, data_sources, option):
+    """`fit data=csv debug=fast` used to die with a TypeError: debug=fast sets data.days for any source."""
+    from kpremia.data.synthetic import SyntheticParams, generate
+
+    frame = generate(SyntheticParams(days=120), seed=5)
+    path = tmp_path / f"bars.{option}"
+    if option == "parquet":
+        frame.drop(columns="premium").to_parquet(path)
+    else:
+        frame.drop(columns="premium").reset_index().to_csv(path, index=False)
+    cfg = compose_cfg(f"data={option}", f"data.path={path}", "debug=fast") if option != "ccxt" else \
+        compose_cfg("data=ccxt", "debug=fast", "data.start=2024-06-01", "data.end=2025-10-31")
+    data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
+    assert data_cfg["days"] == 90
+    source = data_sources.build(data_cfg)
+    if option == "ccxt":  # no network here: the period it would fetch is what days cuts
+        assert source.end_ms - source.start_ms == 90 * 86_400_000
+        return
+    loaded, _ = source.load()
+    assert loaded.index[0] == frame.index[0] and loaded.index[-1] == frame.index[0] + pd.Timedelta(days=90, minutes=-15)
