@@ -152,6 +152,16 @@ def saved_best_score(checkpoint: ModelCheckpoint) -> float | None:
     return float(score) if score is not None else None
 
 
+def _log_budget(cfg: dict[str, Any], module: RLModule, world_size: int) -> None:
+    """Say when the budget is rounded up to whole epochs (validation and checkpoints come per epoch)."""
+    asked = int(cfg["algo"]["total_env_steps"])
+    per_epoch = module.env_steps_per_epoch(world_size)
+    epochs = module.max_epochs(world_size)
+    if epochs * per_epoch != asked and not cfg["trainer"].get("max_epochs"):
+        log.info("algo.total_env_steps=%d is rounded up to %d epoch(s) of %d env steps = %d env steps "
+                 "(an epoch is algo.rollouts_per_epoch rounds)", asked, epochs, per_epoch, epochs * per_epoch)
+
+
 def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Train per ``cfg``; write the run directory; return the best validation score and paths."""
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
@@ -162,6 +172,7 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     # trainer.max_epochs stops a run early without changing its schedules (e.g. to
     # resume it later); by default the budget algo.total_env_steps decides.
     trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
+    _log_budget(cfg, module, trainer.world_size)
     if trainer.is_global_zero:
         write_run_files(run_dir, cfg, market.manifest)
     ckpt_path = cfg.get("ckpt_path")
