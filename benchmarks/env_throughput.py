@@ -11,6 +11,12 @@ numbers in context:
   floor a step cannot beat;
 * ``gymnasium loop`` — the single-env gymnasium wrapper stepped in a Python loop.
 
+Each row times every call and reports the mean (what a run gets on this machine
+now, waits for the CPU included), the median, and the mean of the fastest fifth
+of the calls ("uncontended": what a step costs when no other process takes the
+core away; on a shared machine the mean can be several times slower).  The load
+average is printed before the run.
+
 CPU rows are repeated with torch's default thread count and with one thread:
 small ops (VML ``log``, ``index_select`` of a few thousand rows) open OpenMP
 parallel regions, which stall for milliseconds when the cores are shared with
@@ -68,20 +74,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[int], None], steps: int, warmup: int, device: torch.device) -> float:
-    """Seconds per call of ``fn(i)`` after ``warmup`` calls."""
+def _timed(fn: Callable[[int], None], steps: int, warmup: int, device: torch.device) -> np.ndarray:
+    """Seconds of each of ``steps`` calls of ``fn(i)`` after ``warmup`` calls."""
     for i in range(warmup):
         fn(i)
     _sync(device)
-    start = time.perf_counter()
+    times = np.empty(steps)
     for i in range(steps):
+        start = time.perf_counter()
         fn(warmup + i)
-    _sync(device)
-    return (time.perf_counter() - start) / steps
+        _sync(device)
+        times[i] = time.perf_counter() - start
+    return times
 
 
-def bench_env(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> float:
-    """Seconds per batched step (full obs dict, random actions pre-generated on the device)."""
+def bench_env(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> np.ndarray:
+    """Seconds of each batched step (full obs dict, random actions pre-generated on the device)."""
     env = BatchedEnv(market, n_envs, max_steps=1000, fee_rate=0.0005, seed=0)
     g = torch.Generator(device=market.device).manual_seed(1)
     actions = torch.randint(0, env.n_actions, (warmup + steps, n_envs), generator=g, device=market.device)
@@ -89,8 +97,8 @@ def bench_env(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> fl
     return _timed(lambda i: env.step(actions[i]), steps, warmup, market.device)
 
 
-def bench_gather(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> float:
-    """Seconds per gather of the market obs rows alone (the floor of a step)."""
+def bench_gather(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> np.ndarray:
+    """Seconds of each gather of the market obs rows alone (the floor of a step)."""
     tables = [v.contiguous() for v in market.obs.values()]
     idx = torch.randint(market.valid_from, market.n_bars - 1, (n_envs,), device=market.device)
 
@@ -101,8 +109,8 @@ def bench_gather(market: MarketTensors, n_envs: int, steps: int, warmup: int) ->
     return _timed(fn, steps, warmup, market.device)
 
 
-def bench_gym(market: MarketTensors, steps: int, warmup: int) -> float:
-    """Seconds per step of the gymnasium wrapper in a Python loop (one env)."""
+def bench_gym(market: MarketTensors, steps: int, warmup: int) -> np.ndarray:
+    """Seconds of each step of the gymnasium wrapper in a Python loop (one env)."""
     from kpremia.envs.gym_env import KPremiaGymEnv
 
     env = KPremiaGymEnv(market.to("cpu"), max_steps=1000, fee_rate=0.0005)
@@ -136,13 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"market: {source}, {market.n_bars} bars, features {tuple(market.obs['features'].shape[1:])}; "
           f"torch {torch.__version__}, {os.cpu_count()} cores, load average {load:.2f} before the run")
-    header = f"{'device':<8}{'threads':>8}  {'what':<20}{'N':>6}{'ms/step':>10}{'env steps/s':>16}"
+    header = (f"{'device':<8}{'threads':>8}  {'what':<20}{'N':>6}{'ms/step':>10}{'median ms':>11}"
+              f"{'env steps/s':>14}{'uncontended':>14}")
     print(header)
     print("-" * len(header))
 
-    def row(device: str, what: str, n: int, sec: float) -> None:
-        print(f"{device:<8}{torch.get_num_threads():>8}  {what:<20}{n:>6}{sec * 1e3:>10.3f}{n / sec:>16,.0f}",
-              flush=True)
+    def row(device: str, what: str, n: int, times: np.ndarray) -> None:
+        mean, median = float(times.mean()), float(np.median(times))
+        fastest = float(np.sort(times)[: max(1, len(times) // 5)].mean())
+        print(f"{device:<8}{torch.get_num_threads():>8}  {what:<20}{n:>6}{mean * 1e3:>10.3f}{median * 1e3:>11.3f}"
+              f"{n / mean:>14,.0f}{n / fastest:>14,.0f}", flush=True)
 
     for device in devices:
         dev_market = market.to(device)
