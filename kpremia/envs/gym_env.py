@@ -116,8 +116,12 @@ class KPremiaGymEnv(gym.Env):
             "episode_length": int(info["episode_length"][0]),
         }
         if self.render_mode is not None:
-            self._history.append(t_before + getattr(self.env, "decision_every", 1),
-                                 out["usdt_weight"], out["portfolio_value_krw"])
+            done = bool(terminated[0]) or bool(truncated[0])
+            # the bar the step ended on: the env's own t while it runs on; after an auto-reset the
+            # step's span (a decision may cover several bars), at most the split's last bar
+            ended_at = (min(t_before + getattr(self.env, "decision_every", 1), self.env.market.n_bars - 1)
+                        if done else int(self.env.t[0]))
+            self._history.append(ended_at, out["usdt_weight"], out["portfolio_value_krw"])
         return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
 
     def render(self) -> np.ndarray | str | None:
