@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kpremia.errors import UserError
+from kpremia.live.callback import LiveCallback
+from kpremia.registry import LIVE_CALLBACKS
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +147,42 @@ class WebhookSender:
                                 message["kind"], attempt + 1, reason)
                     break
                 time.sleep(self.config.backoff_s * 2**attempt)
+
+
+@LIVE_CALLBACKS.register("alerts")
+class AlertsCallback(LiveCallback):
+    """Posts risk events, fills, order errors, model events and errors to a webhook (``live.callbacks.alerts``)."""
+
+    def __init__(self, **options: Any) -> None:
+        self.config = AlertConfig.from_cfg(options)
+        self.sender: WebhookSender | None = None
+
+    def setup(self, runner: Any) -> None:
+        self.sender = WebhookSender(self.config)
+
+    def on_risk_event(self, runner: Any, event: dict[str, Any]) -> None:
+        self.sender.send("risk", f"{event['kind']}: {event['state_before']} -> {event['state_after']}: "
+                         f"{event['reason']}", **{k: str(v) for k, v in event.items()})
+
+    def on_order(self, runner: Any, order: Any, report: Any) -> None:
+        if report.error or report.status.value == "rejected":
+            self.sender.send("order", f"order {order.client_order_id} {order.side}: {report.status.value} "
+                             f"{report.error or ''}".strip(), client_order_id=order.client_order_id)
+
+    def on_fill(self, runner: Any, order_id: str, fill: Any) -> None:
+        self.sender.send("fill", f"{order_id}: {fill.usdt_delta:+.6f} USDT at {fill.price:.2f} KRW, fee "
+                         f"{fill.fee_krw:.2f} KRW", client_order_id=order_id, price=fill.price,
+                         usdt_delta=fill.usdt_delta, fee_krw=fill.fee_krw)
+
+    def on_bar_end(self, runner: Any, decision: Any) -> None:
+        model = next((cb for cb in runner.callbacks if type(cb).__name__ == "ModelCallback"), None)
+        event = getattr(getattr(model, "host", None), "last_challenge", None)
+        if event is not None and event.bar_time == str(decision.bar.time):
+            self.sender.send("model", f"challenger {event.outcome}: {event.reason}", outcome=event.outcome)
+
+    def on_error(self, runner: Any, error: BaseException) -> None:
+        self.sender.send("error", f"live runner stopped by {type(error).__name__}: {error}")
+
+    def teardown(self, runner: Any) -> None:
+        if self.sender is not None:
+            self.sender.close()

@@ -50,7 +50,8 @@ class StatusSource:
         state_rows = self._query("SELECT state_json FROM state WHERE id = 1")
         state = json.loads(state_rows[0]["state_json"]) if state_rows else {}
         out: dict[str, Any] = {"bars": len(rows), "journal": str(self.journal_path) if self.journal_path else None,
-                               "policy": meta.get("policy"), "run_id": meta.get("run_id")}
+                               "policy": meta.get("policy"), "run_id": meta.get("run_id"),
+                               "learning_journal": self.learning()}
         if not rows:
             return {**out, "series": {"time": [], "equity": [], "buy_hold": [], "premium": []}, "trades": [],
                     "recent": [], "model_events": self._model_events()}
@@ -77,6 +78,22 @@ class StatusSource:
                         "reason": r["reason"], "order": r["side"]} for r in rows[-self.recent:]][::-1],
             "model_events": self._model_events(),
         })
+        return out
+
+    def learning(self) -> dict[str, Any]:
+        """Kept online updates as the model journal records them (the same in ``serve`` and ``live``)."""
+        path = self.state_dir / "model_journal.sqlite" if self.state_dir else None
+        if path is None or not path.is_file():
+            return {"updates": 0}
+        with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
+            (count,) = conn.execute("SELECT COUNT(*) FROM events WHERE source = 'learner' AND kind = 'update'").fetchone()
+            last = conn.execute("SELECT model_version, detail, time_utc FROM events WHERE source = 'learner' AND "
+                                "kind = 'update' ORDER BY id DESC LIMIT 1").fetchone()
+        out: dict[str, Any] = {"updates": int(count)}
+        if last is not None:
+            detail = json.loads(last[1])
+            out.update(version=last[0], time=last[2], anchor_distance=detail.get("anchor_distance"),
+                       approx_kl=detail.get("approx_kl"))
         return out
 
     def _model_events(self) -> list[dict[str, Any]]:

@@ -109,10 +109,11 @@ function render(s) {
   put("position", s.position_usdt, s.position_usdt == null ? "-" : s.position_usdt.toFixed(4));
   put("cash", s.cash_krw, krw(s.cash_krw)); put("premium", s.premium, pct(s.premium));
   put("bars", s.bars, String(s.bars)); put("orders", s.orders, s.orders == null ? "-" : String(s.orders));
-  const L = s.learning || {};
-  put("learning", L.enabled ? L.updates : "", L.enabled ? `${L.mode} · ${L.updates} updates · drift ` +
-      `${(L.anchor_distance || 0).toFixed(4)} / ${L.max_distance}` + (L.challenger_version ?
-      ` · challenger ${L.challenger_version}` : "") : "off");
+  const L = s.learning || {}, J = s.learning_journal || {updates: 0};
+  const drift = L.enabled && L.updates ? L.anchor_distance : J.anchor_distance;
+  put("learning", J.updates, (L.enabled ? L.mode : J.updates ? "journal" : "off") + ` · ${J.updates} updates` +
+      (drift != null ? ` · drift ${drift.toFixed(4)}` + (L.enabled ? ` / ${L.max_distance}` : "") : "") +
+      (L.challenger_version ? ` · challenger ${L.challenger_version}` : ""));
   document.querySelector("#recent tbody").innerHTML = (s.recent || []).map(r => `<tr><td>${r.time}</td>
     <td>${r.action ?? "-"}</td><td>${r.target_weight == null ? "-" : r.target_weight.toFixed(3)}</td>
     <td>${r.order ?? ""}</td><td>${r.reason}</td></tr>`).join("");

@@ -1,0 +1,88 @@
+"""The status page in headless Chromium: the figures a person sees are the journal's figures."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kpremia.live.api import ApiConfig, ApiServer, create_app
+from kpremia.live.build import run_live
+from kpremia.live.control_log import read_events
+from kpremia.live.journal import read_table
+from kpremia.live.serve import build_host
+from kpremia.live.status import StatusSource
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TOKEN = "page-token-0123456789"
+
+
+def _browser(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--hide-scrollbars", "--virtual-time-budget=10000", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _values(dom: str) -> dict[str, str]:
+    """``{element id: data-value}`` for every figure on the page."""
+    out = {}
+    for tag in re.findall(r"<[^>]+\bdata-value=\"[^\"]*\"[^>]*>", dom):
+        ident = re.search(r"\bid=\"([^\"]+)\"", tag)
+        value = re.search(r"\bdata-value=\"([^\"]*)\"", tag)
+        if ident:
+            out[ident.group(1)] = value.group(1)
+    return out
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/system-deps installs it)")
+def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_path, monkeypatch):
+    state_dir = tmp_path / "state"
+    cli = copy.deepcopy(live_cfg)
+    cli["ckpt"] = str(checkpoint)
+    cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=80)
+    cli["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003)
+    cli["live"]["learn"]["challenger"].update(enabled=False)
+    cli["live"]["callbacks"]["model"]["learn"] = cli["live"]["learn"]
+    run_live(cli, overrides=[])
+
+    host = build_host(str(checkpoint), state_dir, cli["live"])
+    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/#token={TOKEN}"
+        shot = Path(os.environ.get("KPREMIA_SCREENSHOT_DIR", tmp_path)) / "status_page.png"
+        proc = _browser(f"--screenshot={shot}", "--window-size=1280,1000", url)
+        assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
+        dom = _browser("--dump-dom", url).stdout
+    finally:
+        server.stop()
+        host.close()
+
+    assert 'data-loaded="1"' in dom, "the page never rendered /status (token or fetch failed)"
+    seen = _values(dom)
+    decisions = read_table(state_dir / "journal.sqlite", "decisions")
+    state = json.loads(read_table(state_dir / "journal.sqlite", "state")["state_json"].iloc[0])
+    last, first = decisions.iloc[-1], decisions.iloc[0]
+    initial = float(state["initial_krw"])
+    assert float(seen["equity"]) == pytest.approx(float(last["equity_krw"]), rel=1e-12)
+    assert float(seen["buy-hold"]) == pytest.approx(initial * float(last["close"]) / float(first["close"]), rel=1e-12)
+    assert float(seen["position"]) == pytest.approx(float(state["position_usdt"]), abs=1e-12)
+    assert float(seen["cash"]) == pytest.approx(float(state["cash_krw"]), rel=1e-12)
+    assert float(seen["premium"]) == pytest.approx(float(last["premium"]), rel=1e-12)
+    assert seen["risk-state"] == state["risk_state"] == "ACTIVE"
+    assert seen["last-bar"] == last["bar_time"]
+    assert int(seen["bars"]) == len(decisions) == 80
+    assert int(seen["orders"]) == int(decisions["client_order_id"].notna().sum()) > 0
+    versions = sorted((state_dir / "versions").iterdir())
+    assert seen["model-version"] == host.version and seen["model-version"].startswith("v1_0_")
+    updates = [e for e in read_events(state_dir / "model_journal.sqlite", source="learner") if e["kind"] == "update"]
+    assert int(seen["learning"]) == len(updates) > 0
+    # the last decisions are marked on the premium chart, one marker per order in the window
+    assert len(re.findall(r'class="decision (?:buy|sell)"', dom)) == int(decisions["client_order_id"].notna().sum())
+    assert len(versions) > 1
