@@ -88,11 +88,11 @@ class WebhookSender:
         self._thread.start()
 
     def send(self, kind: str, text: str, **fields: Any) -> None:
-        """Queue one alert (oldest dropped when the queue is full)."""
+        """Queue one alert (oldest dropped when the queue is full); ``fields`` ride along in the JSON."""
         if kind not in self.config.events:
             return
-        message = {"kind": kind, "text": text, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   **fields}
+        message = {**fields, "kind": kind, "text": text,
+                   "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         while True:
             try:
                 self._queue.put_nowait(message)
@@ -149,6 +149,20 @@ class WebhookSender:
                 time.sleep(self.config.backoff_s * 2**attempt)
 
 
+def _never_raises(hook: Any) -> Any:
+    """An alert that cannot be composed is logged, never raised into the trading loop."""
+
+    def wrapped(self: Any, *args: Any) -> None:
+        try:
+            hook(self, *args)
+        except Exception:  # noqa: BLE001 - alerts must never stop trading
+            log.exception("alert hook %s failed; trading continues", hook.__name__)
+
+    wrapped.__name__ = hook.__name__
+    wrapped.__doc__ = hook.__doc__
+    return wrapped
+
+
 @LIVE_CALLBACKS.register("alerts")
 class AlertsCallback(LiveCallback):
     """Posts risk events, fills, order errors, model events and errors to a webhook (``live.callbacks.alerts``)."""
@@ -160,26 +174,32 @@ class AlertsCallback(LiveCallback):
     def setup(self, runner: Any) -> None:
         self.sender = WebhookSender(self.config)
 
+    @_never_raises
     def on_risk_event(self, runner: Any, event: dict[str, Any]) -> None:
+        fields = {k: str(v) for k, v in event.items() if k not in ("kind", "text")}
         self.sender.send("risk", f"{event['kind']}: {event['state_before']} -> {event['state_after']}: "
-                         f"{event['reason']}", **{k: str(v) for k, v in event.items()})
+                         f"{event['reason']}", risk_kind=str(event["kind"]), **fields)
 
+    @_never_raises
     def on_order(self, runner: Any, order: Any, report: Any) -> None:
         if report.error or report.status.value == "rejected":
             self.sender.send("order", f"order {order.client_order_id} {order.side}: {report.status.value} "
                              f"{report.error or ''}".strip(), client_order_id=order.client_order_id)
 
+    @_never_raises
     def on_fill(self, runner: Any, order_id: str, fill: Any) -> None:
         self.sender.send("fill", f"{order_id}: {fill.usdt_delta:+.6f} USDT at {fill.price:.2f} KRW, fee "
                          f"{fill.fee_krw:.2f} KRW", client_order_id=order_id, price=fill.price,
                          usdt_delta=fill.usdt_delta, fee_krw=fill.fee_krw)
 
+    @_never_raises
     def on_bar_end(self, runner: Any, decision: Any) -> None:
         model = next((cb for cb in runner.callbacks if type(cb).__name__ == "ModelCallback"), None)
         event = getattr(getattr(model, "host", None), "last_challenge", None)
         if event is not None and event.bar_time == str(decision.bar.time):
             self.sender.send("model", f"challenger {event.outcome}: {event.reason}", outcome=event.outcome)
 
+    @_never_raises
     def on_error(self, runner: Any, error: BaseException) -> None:
         self.sender.send("error", f"live runner stopped by {type(error).__name__}: {error}")
 

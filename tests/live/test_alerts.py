@@ -102,3 +102,38 @@ def test_config_errors(monkeypatch):
         AlertConfig.from_cfg({"format": "telegram"})
     with pytest.raises(UserError, match="not a setting"):
         AlertConfig.from_cfg({"urll": "x"})
+
+
+def test_alerts_callback_in_a_paper_session(live_cfg, checkpoint, tmp_path):
+    """Fills and a kill-switch HALT reach the webhook; a dead webhook never stops the session."""
+    import copy
+
+    from kpremia.live.build import run_live
+    from kpremia.live.journal import read_table
+
+    rx = _Receiver(fail_first=3, status=503)
+    state_dir = tmp_path / "state"
+    cli = copy.deepcopy(live_cfg)
+    cli["ckpt"] = str(checkpoint)
+    cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=30)
+    cli["live"]["callbacks"]["alerts"] = {"url": rx.url, "backoff_s": 0.01}
+    cli["live"]["callbacks"]["risk"]["kill_switch"] = str(state_dir / "KILL")
+    state_dir.mkdir()
+    (state_dir / "KILL").touch()  # the kill switch: HALTED from the start
+    run_live(cli, overrides=[])
+    rx.close()
+    events = read_table(state_dir / "journal.sqlite", "risk_events")
+    risk = [m for m in rx.received if m["kind"] == "risk"]
+    assert len(risk) == len(events) >= 1 and risk[0]["state_after"] == "HALTED"
+
+    dead = _Receiver()
+    url = dead.url
+    dead.close()
+    cli2 = copy.deepcopy(cli)
+    cli2["live"].update(state_dir=str(tmp_path / "state2"), max_bars=40)
+    cli2["live"]["callbacks"]["risk"]["kill_switch"] = str(tmp_path / "state2" / "KILL")
+    cli2["live"]["callbacks"]["alerts"] = {"url": url, "retries": 1, "backoff_s": 0.01, "timeout_s": 0.2}
+    summary = run_live(cli2, overrides=[])
+    assert summary["bars_this_session"] == 40
+    fills = read_table(tmp_path / "state2" / "journal.sqlite", "fills")
+    assert len(fills) > 0  # it traded (and alerted into the void) all the way
