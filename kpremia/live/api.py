@@ -131,11 +131,26 @@ class HparamsBody(_Body):
     anchor: float | None = None
 
 
-def create_app(host: ModelHost, status: StatusSource, token: str | None = None) -> FastAPI:
-    """The FastAPI application over ``host`` (model) and ``status`` (journal figures)."""
+def create_app(host: ModelHost, status: StatusSource, token: str | None = None, read_only: str | None = None) -> FastAPI:
+    """The FastAPI application over ``host`` (model) and ``status`` (journal figures).
+
+    ``read_only``: a reason; when set, /learn, /save, /load and /set_hparams answer 409 with it
+    (``serve`` over the state_dir of a live session: that session owns its model).
+    """
     app = FastAPI(title="kpremia live control", version="1", docs_url=None, redoc_url=None)
     expected = token.encode() if token else None
-    write_lock = threading.Lock()  # one mutating request at a time: all-or-nothing changes
+    _write_lock = threading.Lock()  # one mutating request at a time: all-or-nothing changes
+
+    class _Writes:
+        def __enter__(self) -> None:
+            if read_only:
+                raise HTTPException(status_code=409, detail=f"{read_only}; nothing was changed")
+            _write_lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            _write_lock.release()
+
+    write_lock = _Writes()
 
     def authorise(request: Request) -> None:
         if expected is None:
@@ -178,6 +193,8 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None) 
 
     @app.post("/learn", dependencies=[Depends(authorise)])
     def learn(body: LearnBody) -> dict[str, Any]:
+        if read_only:
+            raise HTTPException(status_code=409, detail=f"{read_only}; nothing was changed")
         learner = host.require_learner()
         items = [(_obs_tensors(host, t.obs), _obs_tensors(host, t.next_obs), t) for t in body.transitions]
         for _, _, t in items:

@@ -3,8 +3,9 @@
 Without a live runner the API acts on observations it is sent (``/act``),
 learns from transitions it is sent (``/learn``) and versions the weights in
 ``live.state_dir`` (default: ``<checkpoint's run dir>/serve``).  Pointed at the
-``live.state_dir`` of a running ``live`` session, its status page shows that
-session's journal (read-only).
+``live.state_dir`` of a ``live`` session, its status page shows that session's
+journal and every changing request answers 409: the session owns its model
+(control it with ``live.api.enabled=true``).
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ def serve(cfg: dict[str, Any]) -> None:
     api = ApiConfig.from_cfg(live.get("api"))
     token = check_bind(api)  # before anything is loaded: a refused bind changes nothing
     state_dir = Path(live.get("state_dir") or Path(ckpt).resolve().parent.parent / "serve")
+    read_only = None
+    if (state_dir / "journal.sqlite").is_file():
+        read_only = (f"{state_dir} belongs to a live session: serve shows it read-only; control that session with "
+                     "live.api.enabled=true")
     host = build_host(str(ckpt), state_dir, live, cfg.get("eval"))
-    server = ApiServer(create_app(host, StatusSource(state_dir), token), api)
+    server = ApiServer(create_app(host, StatusSource(state_dir), token, read_only=read_only), api)
     print(f"kpremia control API on http://{api.host}:{api.port}/ (model {host.version}, state {state_dir}"
           f"{', token required' if token else ''})", flush=True)
     try:

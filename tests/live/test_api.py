@@ -148,3 +148,21 @@ def test_non_loopback_bind_needs_a_token(monkeypatch):
     assert check_bind(ApiConfig(host="::1")) is None
     monkeypatch.setenv("KPREMIA_API_TOKEN", TOKEN)
     assert check_bind(ApiConfig(host="0.0.0.0")) == TOKEN
+
+
+def test_read_only_app_refuses_changes(served):
+    host, _, stream, state_dir = served
+    server = ApiServer(create_app(host, StatusSource(state_dir), None, read_only="owned by a live session"),
+                       ApiConfig(port=0))
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        before = host.version
+        for path, body in (("/save", {}), ("/load", {"version": "v1_0_0"}), ("/set_hparams", {"lr": 1e-3}),
+                           ("/learn", {"update": True})):
+            answer = httpx.post(f"{base}{path}", json=body, timeout=30)
+            assert answer.status_code == 409 and "owned by a live session" in answer.json()["detail"], path
+        assert host.version == before
+        assert httpx.post(f"{base}/act", json={"obs": _json_obs(stream[0].obs)}, timeout=30).status_code == 200
+    finally:
+        server.stop()
