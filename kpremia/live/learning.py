@@ -248,6 +248,10 @@ class ModelCallback(LiveCallback):
         return {"host": self.host.state_dict(), "pending": self._pending, "shadow": self._shadow}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.host is None and state and state.get("host", {}).get("version", "v1_0_0") != "v1_0_0":
+            log.warning("this session traded model version %s; with live.learn and live.api off it now trades the "
+                        "checkpoint's own weights (add live.rollback=%s to keep the learned ones)",
+                        state["host"]["version"], state["host"]["version"])
         if self.host is None or not state:
             return
         self.host.load_state_dict(state["host"])
