@@ -149,3 +149,18 @@ def test_learning_refuses_rules_and_bad_versions(live_cli, checkpoint, tmp_path)
     assert proc.returncode == 2 and "checkpoint policy" in proc.stderr and "Traceback" not in proc.stderr
     proc = live_cli(f"ckpt={checkpoint}", f"live.state_dir={tmp_path / 't'}", "live.rollback=latest", "live.max_bars=5")
     assert proc.returncode == 2 and "v1_0_3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_learning_with_real_orders_needs_its_own_flag(checkpoint, tmp_path):
+    from types import SimpleNamespace
+
+    from kpremia.errors import UserError
+    from kpremia.live.learning import ModelCallback
+    from kpremia.live.policy import CheckpointPolicy
+
+    runner = SimpleNamespace(policy=CheckpointPolicy(checkpoint), broker=SimpleNamespace(name="ccxt"),
+                             config={"state_dir": str(tmp_path)})
+    with pytest.raises(UserError, match="allow_real_orders=true"):
+        ModelCallback(learn={"enabled": True}).setup(runner)
+    ModelCallback(learn={"enabled": True, "allow_real_orders": True}).setup(runner)  # knowingly: accepted
+    assert runner.policy.act.__self__.__class__.__name__ == "_LockedPolicy"
