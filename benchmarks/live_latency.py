@@ -6,13 +6,21 @@ normaliser, the account part of the observation and the policy's forward pass
 in eval mode.  Journal commits and the broker call are not in it (they are I/O,
 and the runner does them after the decision is made).
 
-    python benchmarks/live_latency.py [--threads 1] [--bars 2000] [--encoders gru_attn,mlp]
+    python benchmarks/live_latency.py [--threads 1] [--bars 2000] [--encoders gru_attn,mlp] [--online gru_attn]
 
 Each encoder gets a checkpoint (untrained weights, the synthetic market's train
 normaliser, the default windows) in a temporary directory, a warmed-up
 observation builder, then ``--bars`` consecutive bars of the synthetic market.
 Prints p50 / p99 / max in milliseconds; the target for gru_attn is p99 <= 2.5 ms
 on one thread.  Shared machines make the tail noisy: rerun before trusting a miss.
+
+``--online`` adds rows with online learning on (the ``model`` callback: PPO
+updates every 3 bars on a background thread, a version per update, the
+challenger's paper account): the decision is timed as above, and separately the
+whole bar as the callback sees it (join of the previous update, transition,
+challenger, snapshot-free).  "back to back" feeds the next bar as soon as the
+last is handled, so the decision runs while the update computes (the worst case;
+live bars are 15 minutes apart); "bar gap 50 ms" leaves the update time to finish.
 """
 
 from __future__ import annotations
@@ -74,11 +82,55 @@ def measure(encoder: str, n_bars: int, directory: Path) -> np.ndarray:
     return np.asarray(times[10:]) * 1e3  # the first calls pay one-off allocations
 
 
+def measure_online(encoder: str, n_bars: int, directory: Path, gap_s: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decision ms, whole-bar ms (decision + learning callback) and the number of updates, with learning on."""
+    from kpremia.live.learning import ModelCallback
+
+    cfg = config(encoder)
+    policy = CheckpointPolicy(checkpoint(cfg, directory))
+    frame, _ = DATA_SOURCES.build({k: v for k, v in cfg["data"].items() if k != "split"}).load()
+    builder = ObservationBuilder(**policy.windows, normalizer=policy.normalizer)
+    start = warmup_bars(policy.windows["window_1d"], policy.windows["window_premium"])
+    builder.warm_up(frame.iloc[:start])
+    runner = LiveRunner(feed=None, broker=None, policy=policy, journal=None, builder=builder,
+                        initial_state=LiveState(run_id="bench", symbol="USDT/KRW", initial_krw=1e6, cash_krw=1e6),
+                        config={"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
+    callback = ModelCallback(learn={"enabled": True, "challenger": {"enabled": True, "window_bars": 96}})
+    callback.setup(runner)
+    runner.callbacks = [callback]
+    decide, whole = [], []
+    for bar in frame_bars(frame.iloc[start:start + n_bars]):
+        t0 = time.perf_counter()
+        obs = runner.observe(bar)
+        runner.state.step += 1
+        decision = runner.decide(bar, obs)
+        t1 = time.perf_counter()
+        callback.on_decision(runner, decision)
+        callback.state_dict()  # what the journal snapshot serialises every bar
+        callback.on_bar_end(runner, decision)
+        t2 = time.perf_counter()
+        decide.append(t1 - t0)
+        whole.append(t2 - t0)
+        if gap_s:
+            time.sleep(gap_s)
+    callback.on_stop(runner)
+    updates = callback.host.learner.updates
+    callback.teardown(runner)
+    return np.asarray(decide[10:]) * 1e3, np.asarray(whole[10:]) * 1e3, updates
+
+
+def _row(label: str, ms: np.ndarray, target: float | None, extra: str = "") -> str:
+    verdict = "" if target is None else (f"p99 <= {target} ms: " + ("met" if np.percentile(ms, 99) <= target
+                                                                     else "MISSED"))
+    return f"{label:<44} {np.percentile(ms, 50):>8.3f} {np.percentile(ms, 99):>8.3f} {ms.max():>8.3f}  {verdict}{extra}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bars", type=int, default=2000)
     parser.add_argument("--encoders", default=",".join(ENCODERS.names()))
+    parser.add_argument("--online", default="", help="encoders to time again with online learning on")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"bar -> decision latency, CPU, {args.threads} thread(s), {args.bars} bars, torch {torch.__version__}")
@@ -90,6 +142,14 @@ def main() -> None:
             verdict = "" if target is None else (f"p99 <= {target} ms: " + ("met" if np.percentile(ms, 99) <= target
                                                                              else "MISSED"))
             print(f"{name:<10} {np.percentile(ms, 50):>8.3f} {np.percentile(ms, 99):>8.3f} {ms.max():>8.3f}  {verdict}")
+        if args.online:
+            print(f"\nwith online learning (PPO every 3 bars on a background thread, challenger on)")
+            print(f"{'':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+            for name in args.online.split(","):
+                for gap, label in ((0.0, "back to back"), (0.05, "bar gap 50 ms")):
+                    decide, whole, updates = measure_online(name, args.bars, Path(tmp), gap)
+                    print(_row(f"{name} decision, {label}", decide, TARGET_P99_MS.get(name)))
+                    print(_row(f"{name} whole bar incl. learning, {label}", whole, None, f"{updates} updates"))
 
 
 if __name__ == "__main__":

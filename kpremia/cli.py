@@ -21,8 +21,8 @@ from typing import Any
 
 from kpremia.errors import UserError
 
-HYDRA_COMMANDS = ("fit", "validate", "test", "live")
-OTHER_COMMANDS = ("list", "data", "compare")
+HYDRA_COMMANDS = ("fit", "validate", "test", "live", "serve")
+OTHER_COMMANDS = ("list", "data", "compare", "live-report")
 USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
 
 commands:
@@ -31,6 +31,9 @@ commands:
   test       evaluate a checkpoint on the test split and write report/ (`test ckpt=<path>`)
   live       run a checkpoint (or a rule) on new bars: paper by default, crash-safe
              (`live ckpt=<path> live.state_dir=<dir>`; see docs/live.md)
+  serve      the control API and status page over a checkpoint (`serve ckpt=<path>`; see docs/live.md)
+  live-report  replay a live session's journal through the simulator: fill, fee and PnL gaps
+             (`live-report state_dir=<dir>`)
   list       list the registered plug-ins (encoders, algos, action schemes, data sources, baselines)
   data       `data fetch ...` real history through ccxt, `data inspect <path>` coverage and premium stats
   compare    one table of test metrics across run directories or a multirun directory
@@ -207,9 +210,41 @@ def main(argv: list[str] | None = None) -> int:
             from kpremia.eval.compare import compare_main
 
             return compare_main(rest)
+        if command == "live-report":
+            return _live_report(rest)
         raise UserError(f"unknown command {command!r}; use one of: {', '.join(HYDRA_COMMANDS + OTHER_COMMANDS)}")
     except UserError as exc:
         return _error(str(exc))
+
+
+def _live_report(rest: list[str]) -> int:
+    """``live-report state_dir=<dir> [env overrides]``: the journal replayed through the simulator."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from kpremia.live.gap_report import live_report_main
+
+    state_dir = None
+    overrides = []
+    for arg in rest:
+        key, _, value = arg.partition("=")
+        if key in ("state_dir", "live.state_dir"):
+            state_dir = value
+        else:
+            overrides.append(arg)
+    if not state_dir:
+        raise UserError("`live-report` needs state_dir=<the live.state_dir of a session>")
+    try:
+        with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
+            cfg = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(_hydra_message(exc)) from None
+    cfg["state_dir"] = state_dir
+    cfg["_env_overridden"] = any(o.lstrip("+").startswith("env") for o in overrides)
+    live_report_main(cfg)
+    return 0
 
 
 def _data(rest: list[str]) -> int:

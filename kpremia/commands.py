@@ -37,6 +37,10 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
         from kpremia.live.build import run_live
 
         return run_live(cfg, overrides or [])
+    if command == "serve":
+        from kpremia.live.serve import serve
+
+        return serve(cfg)
     raise UserError(f"unknown command {command!r}")
 
 
