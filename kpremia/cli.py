@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,35 @@ def _first_combination(overrides: list[str]) -> list[str]:
         else:
             out.append(raw)
     return out
+
+
+def _let_deprecated_keys_through(args: list[str]) -> list[str]:
+    """Overrides of renamed keys (``env.fee=...``, ``ckpt_path=...``) as ``++key=...``.
+
+    The shipped config no longer has those keys, so Hydra would refuse a plain
+    override; ``++`` adds the key and the typed config reads it under its new
+    name, with a deprecation warning.
+    """
+    from kpremia.config_checks import deprecated_override_keys
+
+    old = set(deprecated_override_keys())
+    out = []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        out.append(f"++{arg}" if "=" in arg and not arg.startswith(("+", "~", "-")) and key in old else arg)
+    return out
+
+
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """FutureWarnings (deprecated config keys) as one ``warning:`` line; others as Python prints them."""
+    if issubclass(category, FutureWarning) and "config key" in str(message):
+        print(f"warning: {message}", file=sys.stderr)
+        return
+    _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
 
 
 def _precheck(args: list[str]) -> None:
@@ -152,6 +182,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
     _command = command
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
+    args = _let_deprecated_keys_through(args)
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     if not passthrough:
         _precheck(args)
@@ -195,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     command, rest = argv[0], argv[1:]
+    warnings.showwarning = _show_warning
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if command in HYDRA_COMMANDS:

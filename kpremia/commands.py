@@ -28,7 +28,9 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
     if command in ("validate", "test"):
         from kpremia.evaluate import evaluate_checkpoint
 
-        ckpt = cfg.get("ckpt") or cfg.get("ckpt_path")
+        from kpremia.config import checkpoint_of
+
+        ckpt = checkpoint_of(cfg)
         if not ckpt:
             raise UserError(f"`{command}` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
         return evaluate_checkpoint(ckpt, split="val" if command == "validate" else "test",

@@ -19,6 +19,7 @@ import torch
 from kpremia import training
 from kpremia.envs.factory import action_scheme_of, env_kwargs
 from kpremia.errors import UserError
+from kpremia.eval.config import EvalConfig
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import make_baselines
 from kpremia.eval.compare import data_identity
@@ -33,7 +34,7 @@ def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides:
     cfg = copy.deepcopy(run_cfg)
     cfg["eval"] = cli_cfg["eval"]
     for raw in overrides:
-        key = raw.split("=", 1)[0].lstrip("+~")
+        key = raw.split("=", 1)[0].lstrip("+~").replace("/", ".")  # env/action_scheme=x is a node too
         if not key or key.split(".")[0].split("/")[0] in _NOT_FROM_CLI:
             continue
         if key.split(".")[0] not in cli_cfg:  # a preset writing other keys (debug=fast, hparams_search=...)
@@ -51,21 +52,21 @@ def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides:
     return cfg
 
 
-def _policy_act(module: Any, eval_cfg: dict[str, Any], n_actions: int, action_names: tuple[str, ...],
+def _policy_act(module: Any, eval_cfg: EvalConfig, n_actions: int, action_names: tuple[str, ...],
                 seed: int) -> tuple[Any, int]:
     """(act function, number of envs) for the configured evaluation mode."""
-    forced = eval_cfg.get("force_action")
+    forced = eval_cfg.force_action
     if forced is not None:
         if str(forced) not in action_names:
             raise UserError(f"eval.force_action={forced!r} is not an action of this scheme; use one of: "
                             f"{', '.join(action_names)}")
         index = action_names.index(str(forced))
         return (lambda obs: torch.full((obs["account"].shape[0],), index, dtype=torch.long)), 1
-    if eval_cfg.get("deterministic", True):
+    if eval_cfg.deterministic:
         return (lambda obs: module.act(obs, deterministic=True)), 1
     gen = torch.Generator().manual_seed(seed)
-    temperature = float(eval_cfg.get("temperature", 1.0))
-    n = int(eval_cfg.get("n_seeds", 5))
+    temperature = eval_cfg.temperature
+    n = eval_cfg.n_seeds
     return (lambda obs: module.act(obs, deterministic=False, temperature=temperature, generator=gen)), n
 
 
@@ -89,8 +90,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     loaded = training.load_checkpoint(ckpt)
     module = loaded.module
     cfg = apply_overrides(module.cfg, cli_cfg, overrides)
-    eval_cfg = cfg["eval"]
-    split = _eval_split(eval_cfg.get("split"), split)
+    eval_cfg = EvalConfig.from_dict(cfg["eval"])
+    split = _eval_split(eval_cfg.split, split)
     training.apply_threads(cfg)
     splits = {"test": training.ALL_SPLITS, "val": training.TRAIN_SPLITS, "all": ("train", "all")}[split]
     if loaded.normalizer is None:
@@ -112,14 +113,14 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
                        for k in ("return", "sharpe", "max_drawdown")})
         policy["n_seeds"] = len(per_seed)
 
-    baselines = make_baselines(eval_cfg.get("baselines") or [], kwargs, seed=int(cfg["seed"]))
+    baselines = make_baselines(eval_cfg.baselines, kwargs, seed=int(cfg["seed"]))
     for baseline in baselines.values():
         baseline.fit(market.tensors["train"])
     baseline_traces = run_baseline_backtests(baselines, target, kwargs) if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
-             "seed": cfg.get("seed"), "eval": eval_cfg, "fee_rate": kwargs.get("fee_rate"),
+             "seed": cfg.get("seed"), "eval": eval_cfg.to_dict(), "fee_rate": kwargs.get("fee_rate"),
              "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
              "bars": int(target.n_bars - target.valid_from),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
@@ -127,7 +128,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
 
     if split in ("test", "all"):
         summary = write_report(run_dir / "report", traces[0], baseline_traces, {**extra, "policy_metrics": policy},
-                               plots=bool(eval_cfg.get("plots", True)))
+                               plots=eval_cfg.plots)
         from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
 
         log_test_report(cfg, run_dir, summary, run_dir / "report")

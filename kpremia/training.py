@@ -20,6 +20,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from kpremia.algos.base import RLModule
 from kpremia.data.market import MarketData, Normalizer, build_market
 from kpremia.spec import ObsSpec
+from kpremia.config import checkpoint_of
+from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 from kpremia.registry import ALGOS, DATA_SOURCES
 from kpremia.runs import write_run_files
@@ -46,13 +48,9 @@ def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS,
     data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
     source = DATA_SOURCES.build(data_cfg)
     frame, manifest = source.load()
-    env = cfg["env"]
     try:
-        market = build_market(
-            frame, split_cfg=cfg["data"].get("split") or {}, window_15m=int(env["window_15m"]),
-            window_1d=int(env["window_1d"]), window_premium=int(env["window_premium"]), splits=splits, device="cpu",
-            normalizer=normalizer,
-        )
+        market = build_market(frame, split_cfg=cfg["data"].get("split") or {}, **EnvConfig.of(cfg["env"]).windows,
+                              splits=splits, device="cpu", normalizer=normalizer)
     except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
         if not manifest.get("path") or str(manifest["path"]) in str(exc):
             raise
@@ -174,11 +172,11 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
     _log_budget(cfg, module, trainer.world_size)
     if trainer.is_global_zero:
-        write_run_files(run_dir, cfg, market.manifest)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise UserError(f"ckpt_path {ckpt_path!r} not found; pass the path of a .ckpt file to resume from")
-    trainer.fit(module, ckpt_path=ckpt_path)
+        write_run_files(run_dir, module.cfg, market.manifest)  # env and algo under today's key names
+    ckpt = checkpoint_of(cfg)
+    if ckpt and not Path(ckpt).is_file():
+        raise UserError(f"ckpt {ckpt!r} not found; pass the path of a .ckpt file to resume from")
+    trainer.fit(module, ckpt_path=ckpt)
     if module._trainer is None:  # ddp_spawn: the launching process gets the weights back, detached
         module.trainer = trainer
     best = checkpoint.best_model_score

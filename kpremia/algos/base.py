@@ -25,16 +25,18 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from kpremia.algos.config import AlgoConfig
 from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.config import EnvConfig
 from kpremia.envs.factory import action_scheme_of, env_kwargs, make_env
 from kpremia.spec import ObsSpec
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
@@ -68,13 +70,18 @@ class RLModule(L.LightningModule):
             the module is rebuilt only to act).
     """
 
+    # The algorithm's typed ``algo`` part: its knobs and their checks (a plug-in brings its own).
+    config_class: ClassVar[type[AlgoConfig]] = AlgoConfig
+
     def __init__(self, cfg: dict, spec: ObsSpec, market: MarketData | None = None):
         super().__init__()
+        # Typed parts, checked once; the saved config holds them under today's key names.
+        self.env_cfg = EnvConfig.of(cfg["env"])
+        self.algo_cfg = self.config_class.of(cfg["algo"])
+        cfg = {**cfg, "env": self.env_cfg.to_dict(), "algo": self.algo_cfg.to_dict()}
         self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict()})
         self.automatic_optimization = False
         self.cfg = cfg
-        self.algo_cfg = cfg["algo"]
-        self.env_cfg = cfg["env"]
         self.spec = spec
         self.market = market
         scheme = action_scheme_of(self.env_cfg)
@@ -123,7 +130,7 @@ class RLModule(L.LightningModule):
 
     def max_epochs(self, world_size: int | None = None) -> int:
         """Epochs needed to reach ``algo.total_env_steps`` over all ranks (at least one)."""
-        return max(1, math.ceil(int(self.algo_cfg["total_env_steps"]) / self.env_steps_per_epoch(world_size)))
+        return max(1, math.ceil(self.algo_cfg.total_env_steps / self.env_steps_per_epoch(world_size)))
 
     # ----------------------------------------------------------------- setup
     @property
@@ -139,7 +146,7 @@ class RLModule(L.LightningModule):
             raise RuntimeError("this module was built without market data; it can act but not train")
         device = self.trainer.strategy.root_device
         seed = int(self.cfg["seed"])
-        n_envs = int(self.env_cfg["n_envs"])
+        n_envs = self.env_cfg.n_envs
         if stage == "fit":
             self.train_env = make_env(self.market.tensors["train"].to(device), self.env_cfg, n_envs=n_envs,
                                       seed=seed + self.rank * n_envs)

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kpremia.algos.base import RLModule
+from kpremia.algos.config import DQNConfig
 from kpremia.algos.dqn_math import linear_epsilon, polyak_update, target_update_due, td_target
 from kpremia.algos.networks import QNetwork
 from kpremia.algos.replay import ReplayBuffer
@@ -75,48 +76,51 @@ def effective_learning_starts(learning_starts: int, total_env_steps: int) -> int
 class DQN(RLModule):
     """Deep Q-learning over the batched simulator (double-DQN and n-step options)."""
 
+    config_class = DQNConfig
+    algo_cfg: DQNConfig
+
     def __init__(self, cfg: dict, spec: ObsSpec, market: MarketData | None = None):
         super().__init__(cfg, spec, market)
         self.target_net = copy.deepcopy(self.net).requires_grad_(False)
         self.replay: ReplayBuffer | None = None
 
     def build_network(self, encoder: nn.Module) -> nn.Module:
-        return QNetwork(encoder, self.n_actions, head_hidden=int(self.algo_cfg.get("head_hidden", 64)))
+        return QNetwork(encoder, self.n_actions, head_hidden=self.algo_cfg.head_hidden)
 
     # ----------------------------------------------------------------- sizes
     @property
     def n_envs(self) -> int:
-        return int(self.env_cfg["n_envs"])
+        return self.env_cfg.n_envs
 
     @property
     def collect_steps(self) -> int:
-        return int(self.algo_cfg["collect_steps"])
+        return self.algo_cfg.collect_steps
 
     @property
     def gradient_steps(self) -> int:
-        return int(self.algo_cfg["gradient_steps"])
+        return self.algo_cfg.gradient_steps
 
     def ticks_per_epoch(self) -> int:
-        return int(self.algo_cfg["rollouts_per_epoch"]) * self.gradient_steps
+        return self.algo_cfg.rollouts_per_epoch * self.gradient_steps
 
     def env_steps_per_round(self, world_size: int | None = None) -> int:
         return self.collect_steps * self.n_envs * (world_size or self.world_size)
 
     def env_steps_per_epoch(self, world_size: int | None = None) -> int:
-        return int(self.algo_cfg["rollouts_per_epoch"]) * self.env_steps_per_round(world_size)
+        return self.algo_cfg.rollouts_per_epoch * self.env_steps_per_round(world_size)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # Only the online network: the target network moves by polyak_update alone.
-        return torch.optim.Adam(self.net.parameters(), lr=float(self.algo_cfg["lr"]))
+        return torch.optim.Adam(self.net.parameters(), lr=self.algo_cfg.lr)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if stage == "fit":
-            self.learning_starts = effective_learning_starts(int(self.algo_cfg["learning_starts"]),
-                                                             int(self.algo_cfg["total_env_steps"]))
+            self.learning_starts = effective_learning_starts(self.algo_cfg.learning_starts,
+                                                             self.algo_cfg.total_env_steps)
             self.replay = ReplayBuffer(
-                self.spec, int(self.algo_cfg["buffer_size"]), self.n_envs, self.trainer.strategy.root_device,
-                n_step=int(self.algo_cfg.get("n_step", 1)), gamma=float(self.algo_cfg["gamma"]),
+                self.spec, self.algo_cfg.buffer_size, self.n_envs, self.trainer.strategy.root_device,
+                n_step=self.algo_cfg.n_step, gamma=self.algo_cfg.gamma,
                 seed=int(self.cfg["seed"]) + 104_729 * (self.rank + 1),
             )
 
@@ -132,9 +136,9 @@ class DQN(RLModule):
     # ----------------------------------------------------------------- collection
     def epsilon(self, env_steps: int | None = None) -> float:
         a = self.algo_cfg
-        return linear_epsilon(self.env_steps if env_steps is None else env_steps, int(a["total_env_steps"]),
-                              start=float(a["epsilon_start"]), end=float(a["epsilon_end"]),
-                              decay_fraction=float(a["epsilon_decay_fraction"]))
+        return linear_epsilon(self.env_steps if env_steps is None else env_steps, a.total_env_steps,
+                              start=a.epsilon_start, end=a.epsilon_end,
+                              decay_fraction=a.epsilon_decay_fraction)
 
     @torch.no_grad()
     def collect(self) -> dict[str, torch.Tensor]:
@@ -192,13 +196,13 @@ class DQN(RLModule):
     def _update(self) -> None:
         """One gradient step on a sampled batch; then the target update when it is due."""
         a = self.algo_cfg
-        sample = self.replay.sample(int(a["batch_size"]))
+        sample = self.replay.sample(a.batch_size)
         self.net.eval()  # see module docstring
         self.target_net.eval()
         with torch.no_grad():
             next_q_target = self.target_net(sample.next_obs)
-            next_q_online = self.net(sample.next_obs) if a.get("double_dqn", True) else None
-            returns = sample.returns * float(a.get("reward_scale", 1.0))
+            next_q_online = self.net(sample.next_obs) if a.double_dqn else None
+            returns = sample.returns * a.reward_scale
             target = td_target(returns, sample.discounts, sample.terminated, next_q_target, next_q_online)
         q = self.net(sample.obs).gather(1, sample.actions[:, None]).squeeze(1)
         loss = F.smooth_l1_loss(q, target)  # Huber, delta = 1
@@ -206,11 +210,11 @@ class DQN(RLModule):
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        self.clip_gradients(opt, gradient_clip_val=float(a["max_grad_norm"]), gradient_clip_algorithm="norm")
+        self.clip_gradients(opt, gradient_clip_val=a.max_grad_norm, gradient_clip_algorithm="norm")
         opt.step()
         self.updates += 1
-        if target_update_due(self.updates, int(a["target_update_interval"])):
-            polyak_update(self.net, self.target_net, float(a["tau"]))
+        if target_update_due(self.updates, a.target_update_interval):
+            polyak_update(self.net, self.target_net, a.tau)
         self._stats_sum += torch.stack([loss.detach(), q.detach().mean(), target.mean()])
         self._stats_n += 1
 

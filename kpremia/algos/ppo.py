@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from kpremia.algos.base import RLModule
+from kpremia.algos.config import PPOConfig
 from kpremia.algos.gae import compute_gae
 from kpremia.algos.networks import ActorCritic, sample_categorical
 from kpremia.algos.ppo_loss import explained_variance, ppo_loss
@@ -63,9 +64,12 @@ def rollout_tick(batch_idx: int, update_epochs: int, n_minibatches: int) -> Tick
 class PPO(RLModule):
     """Proximal Policy Optimisation with GAE(lambda) over the batched simulator."""
 
+    config_class = PPOConfig
+    algo_cfg: PPOConfig
+
     def build_network(self, encoder: nn.Module) -> nn.Module:
-        return ActorCritic(encoder, self.n_actions, head_hidden=int(self.algo_cfg.get("head_hidden", 64)),
-                           min_action_prob=float(self.algo_cfg.get("min_action_prob", 0.0)),
+        return ActorCritic(encoder, self.n_actions, head_hidden=self.algo_cfg.head_hidden,
+                           min_action_prob=self.algo_cfg.min_action_prob,
                            init_probs=self._init_probs())
 
     def _init_probs(self) -> list[float] | None:
@@ -74,7 +78,7 @@ class PPO(RLModule):
         A trading policy that starts uniform flips its position every other bar and
         mostly learns that fees hurt; starting mostly flat explores trades one at a time.
         """
-        hold = self.algo_cfg.get("init_hold_prob")
+        hold = self.algo_cfg.init_hold_prob
         if hold is None:
             return None
         names = list(self.action_names)
@@ -87,34 +91,34 @@ class PPO(RLModule):
     # ----------------------------------------------------------------- sizes
     @property
     def n_steps(self) -> int:
-        return int(self.algo_cfg["n_steps"])
+        return self.algo_cfg.n_steps
 
     @property
     def n_envs(self) -> int:
-        return int(self.env_cfg["n_envs"])
+        return self.env_cfg.n_envs
 
     @property
     def ticks_per_rollout(self) -> int:
-        return int(self.algo_cfg["update_epochs"]) * int(self.algo_cfg["n_minibatches"])
+        return self.algo_cfg.update_epochs * self.algo_cfg.n_minibatches
 
     def ticks_per_epoch(self) -> int:
-        return int(self.algo_cfg["rollouts_per_epoch"]) * self.ticks_per_rollout
+        return self.algo_cfg.rollouts_per_epoch * self.ticks_per_rollout
 
     def env_steps_per_rollout(self, world_size: int | None = None) -> int:
         return self.n_steps * self.n_envs * (world_size or self.world_size)
 
     def env_steps_per_epoch(self, world_size: int | None = None) -> int:
-        return int(self.algo_cfg["rollouts_per_epoch"]) * self.env_steps_per_rollout(world_size)
+        return self.algo_cfg.rollouts_per_epoch * self.env_steps_per_rollout(world_size)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # One optimizer for actor and critic (shared encoder).
-        return torch.optim.Adam(self.net.parameters(), lr=float(self.algo_cfg["lr"]),
-                                eps=float(self.algo_cfg.get("adam_eps", 1e-5)))
+        return torch.optim.Adam(self.net.parameters(), lr=self.algo_cfg.lr,
+                                eps=self.algo_cfg.adam_eps)
 
     @property
     def reward_scale(self) -> float:
         """Rewards are per-bar log returns (~1e-4); scaling them keeps the critic's targets O(1)."""
-        return float(self.algo_cfg.get("reward_scale", 1.0))
+        return self.algo_cfg.reward_scale
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -152,7 +156,7 @@ class PPO(RLModule):
         self.current_obs = obs
         self._bootstrap_values(obs)
         adv, ret = compute_gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
-                               gamma=float(self.algo_cfg["gamma"]), gae_lambda=float(self.algo_cfg["gae_lambda"]))
+                               gamma=self.algo_cfg.gamma, gae_lambda=self.algo_cfg.gae_lambda)
         buf.advantages.copy_(adv)
         buf.returns.copy_(ret)
         counts = torch.bincount(buf.actions.flatten(), minlength=self.n_actions).float()
@@ -184,7 +188,7 @@ class PPO(RLModule):
     # ----------------------------------------------------------------- update
     def training_step(self, batch: int, batch_idx: int) -> None:
         """One tick: collect first if the rollout starts here, one minibatch update, log at its end."""
-        tick = rollout_tick(batch_idx, int(self.algo_cfg["update_epochs"]), int(self.algo_cfg["n_minibatches"]))
+        tick = rollout_tick(batch_idx, self.algo_cfg.update_epochs, self.algo_cfg.n_minibatches)
         if tick.first:
             self._start_rollout()
         if not self._stop_update:
@@ -199,17 +203,17 @@ class PPO(RLModule):
         self.net.eval()  # see module docstring: rollout and update agree on the mode
         new_logprob, entropy, new_value = self.net.evaluate_actions(mb.obs, mb.actions)
         advantages = mb.advantages
-        if self.algo_cfg.get("normalize_advantages", True):
+        if self.algo_cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         terms = ppo_loss(new_logprob, mb.logprobs, advantages, new_value, mb.values, mb.returns, entropy,
-                         clip_epsilon=float(self.algo_cfg["clip_epsilon"]), value_clip=self.algo_cfg.get("value_clip"))
-        loss = (terms.loss_objective + float(self.algo_cfg["value_coef"]) * terms.loss_critic
-                - float(self.algo_cfg["entropy_coef"]) * terms.entropy)
+                         clip_epsilon=self.algo_cfg.clip_epsilon, value_clip=self.algo_cfg.value_clip)
+        loss = (terms.loss_objective + self.algo_cfg.value_coef * terms.loss_critic
+                - self.algo_cfg.entropy_coef * terms.entropy)
 
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        self.clip_gradients(opt, gradient_clip_val=float(self.algo_cfg["max_grad_norm"]), gradient_clip_algorithm="norm")
+        self.clip_gradients(opt, gradient_clip_val=self.algo_cfg.max_grad_norm, gradient_clip_algorithm="norm")
         opt.step()
         self.updates += 1
 
@@ -217,7 +221,7 @@ class PPO(RLModule):
                         approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss)
         if tick.first:
             self._first_ratio = terms.ratio_mean
-        target_kl = self.algo_cfg.get("target_kl")
+        target_kl = self.algo_cfg.target_kl
         if target_kl is not None and tick.epoch_end:
             # Decide on the all-reduced KL so every rank stops together (no DDP hang).
             kl = self.trainer.strategy.reduce(terms.approx_kl.detach(), reduce_op="mean")
@@ -231,11 +235,11 @@ class PPO(RLModule):
         self._stats_n += 1
 
     def _start_rollout(self) -> None:
-        total = int(self.algo_cfg["total_env_steps"])
-        if self.algo_cfg.get("lr_anneal", True):
+        total = self.algo_cfg.total_env_steps
+        if self.algo_cfg.lr_anneal:
             frac = max(0.0, 1.0 - self.env_steps / total)
             for group in self.optimizers().param_groups:
-                group["lr"] = frac * float(self.algo_cfg["lr"])
+                group["lr"] = frac * self.algo_cfg.lr
         t0 = time.perf_counter()
         self._rollout_stats = self.collect_rollout()
         self._rollout_seconds = time.perf_counter() - t0
@@ -243,9 +247,9 @@ class PPO(RLModule):
         self.env_steps += self.env_steps_per_rollout()
         self._flat = self.buffer.flat()
         size = self.buffer.size
-        n_mb = int(self.algo_cfg["n_minibatches"])
+        n_mb = self.algo_cfg.n_minibatches
         perms = torch.stack([torch.randperm(size, generator=self.generator, device=self.buffer.actions.device)
-                             for _ in range(int(self.algo_cfg["update_epochs"]))])
+                             for _ in range(self.algo_cfg.update_epochs)])
         self._perms = perms[:, : (size // n_mb) * n_mb].reshape(perms.shape[0], n_mb, size // n_mb)
         zero = torch.zeros((), device=self.buffer.rewards.device)
         self._stats_sum = dict.fromkeys(LOSS_STATS, zero)
@@ -275,7 +279,7 @@ class PPO(RLModule):
         }
         self.log_to_loggers(metrics)
         self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True, logger=False)
-        threshold = float(self.algo_cfg.get("collapse_threshold", 0.98))
+        threshold = self.algo_cfg.collapse_threshold
         max_share = float(share.max())
         if max_share > threshold and self._collapse_warned_epoch != self.current_epoch:
             self._collapse_warned_epoch = self.current_epoch  # once per epoch, not every rollout

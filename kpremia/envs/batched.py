@@ -43,6 +43,7 @@ from torch import Tensor
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
 from kpremia.envs.action_schemes import build_action_scheme, scheme_node
+from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 from kpremia.spec import ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
 
@@ -102,17 +103,11 @@ class BatchedEnv:
         random_start: bool = True,
         seed: int = 0,
     ) -> None:
-        _check(int(n_envs) >= 1, f"env.n_envs={n_envs} must be at least 1; set env.n_envs to a positive integer")
-        _check(max_steps is None or int(max_steps) >= 1,
-               f"env.max_steps={max_steps} must be a positive integer or null (until the split ends)")
-        _check(0.0 <= fee_rate < 1.0, f"env.fee_rate={fee_rate} must be in [0, 1); e.g. 0.0005 for Upbit")
-        _check(slippage_bps >= 0.0, f"env.slippage_bps={slippage_bps} must be >= 0")
-        _check(initial_krw > 0.0, f"env.initial_krw={initial_krw} must be positive")
-        _check(0.0 <= ruin_fraction < 1.0, f"env.ruin_fraction={ruin_fraction} must be in [0, 1)")
-        _check(tick_size_krw >= 0.0, f"env.tick_size_krw={tick_size_krw} must be >= 0 (0 = no tick rounding)")
-        _check(min_order_krw >= 0.0, f"env.min_order_krw={min_order_krw} must be >= 0")
-        _check(turnover_penalty >= 0.0 and flat_penalty >= 0.0,
-               "env.turnover_penalty and env.flat_penalty must be >= 0")
+        # The same rules as the env config (one rule per knob, whichever way the value came in).
+        EnvConfig.check_fields(n_envs=n_envs, max_steps=max_steps, fee_rate=fee_rate, slippage_bps=slippage_bps,
+                               initial_krw=initial_krw, ruin_fraction=ruin_fraction, tick_size_krw=tick_size_krw,
+                               min_order_krw=min_order_krw, turnover_penalty=turnover_penalty,
+                               flat_penalty=flat_penalty)
         missing = [k for k in MARKET_KEYS if k not in market.obs]
         _check(not missing, f"market split {market.name!r} has no obs tables {missing}; "
                             "build it with kpremia.data.market.build_market")

@@ -71,7 +71,7 @@ def test_resume_with_the_buffer_is_exact(compose_cfg, tmp_path):
     half = training.fit(compose_cfg(*tiny, "trainer.max_epochs=1"), tmp_path / "half")
     assert half["env_steps"] == straight["env_steps"] // 2
     assert 0 < half["module"].updates < straight["module"].updates
-    resumed = training.fit(compose_cfg(*tiny, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
+    resumed = training.fit(compose_cfg(*tiny, f"ckpt={half['last_model_path']}"), tmp_path / "resumed")
     s, r = straight["module"], resumed["module"]
     assert (r.env_steps, r.updates) == (s.env_steps, s.updates) == (256, UPDATES)
     assert same(state(s.net), state(r.net)), "resumed online weights differ from the straight run"

@@ -32,7 +32,7 @@ def test_resume_is_exact_and_continues_the_step_count(compose_cfg, tmp_path):
     straight = training.fit(compose_cfg(*TINY), tmp_path / "straight")
     half = training.fit(compose_cfg(*TINY, "trainer.max_epochs=1"), tmp_path / "half")
     assert half["env_steps"] == straight["env_steps"] // 2
-    resumed = training.fit(compose_cfg(*TINY, f"ckpt_path={half['last_model_path']}"), tmp_path / "resumed")
+    resumed = training.fit(compose_cfg(*TINY, f"ckpt={half['last_model_path']}"), tmp_path / "resumed")
     assert resumed["env_steps"] == straight["env_steps"]
     assert resumed["module"].updates == straight["module"].updates
     ws, wr = weights(straight["module"]), weights(resumed["module"])

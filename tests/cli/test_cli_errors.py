@@ -21,7 +21,7 @@ def assert_one_line_error(proc, *needles: str) -> None:
         (["fit", "algo.lrr=0.1"], ["algo.lrr"]),
         (["fit", "encoder=grux"], ["grux"]),
         (["fit", "env.n_envs=0"], ["env.n_envs", ">= 1"]),
-        (["fit", "env.fee=0.5"], ["env.fee"]),
+        (["fit", "env.fee_rate=0.5"], ["env.fee_rate"]),
         (["fit", "env.action_scheme=buy_everything"], ["buy_everything", "signal"]),
         (["fit", "data=csv", "data.path=/nonexistent/prices.csv"], ["/nonexistent/prices.csv"]),
         (["fit", "seed=abc"], ["seed"]),

@@ -47,9 +47,9 @@ def test_reference_defaults(compose_cfg):
     algo, env = cfg["algo"], cfg["env"]
     assert (algo["gamma"], algo["lr"], algo["clip_epsilon"], algo["entropy_coef"], algo["value_coef"]) == (
         0.99, 3e-4, 0.2, 0.01, 0.5)
-    assert (env["window_15m"], env["window_1d"], env["fee"], env["initial_krw"], env["max_steps"]) == (
+    assert (env["window_15m"], env["window_1d"], env["fee_rate"], env["initial_krw"], env["max_steps"]) == (
         15, 10, 0.001, 1_000_000.0, 1000)
-    for key in ("seed", "ckpt_path"):
+    for key in ("seed", "ckpt"):
         assert key in cfg
     for key in ("n_envs", "action_scheme"):
         assert key in env
@@ -60,4 +60,4 @@ def test_reference_defaults(compose_cfg):
 
 def test_upbit_preset(compose_cfg):
     env = compose_cfg("env=upbit")["env"]
-    assert (env["fee"], env["tick_size_krw"], env["min_order_krw"]) == (0.0005, 0.5, 5000.0)
+    assert (env["fee_rate"], env["tick_size_krw"], env["min_order_krw"]) == (0.0005, 0.5, 5000.0)

@@ -1,0 +1,123 @@
+"""Typed ``algo`` parts: what every algorithm shares, and PPO's and DQN's own knobs.
+
+An algorithm class names its part with ``config_class``; the run config's
+``algo`` node is checked by that part alone (its field rules, then
+:meth:`AlgoConfig.check_with_env` for rules that involve the env), so a plug-in
+algorithm brings its own checks and the built-in ones need no branch on the name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from kpremia.config import ConfigPart, at_least, between, knob, optional, positive
+from kpremia.envs.config import EnvConfig
+
+
+@dataclass(frozen=True)
+class AlgoConfig(ConfigPart):
+    """``algo``: the knobs every kpremia algorithm has."""
+
+    section: ClassVar[str] = "algo"
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        """Also drop the knobs of other algorithms: a preset (``debug=fast``) may size both PPO and DQN."""
+        raw = super().upgrade(raw)
+        mine = set(cls.__dataclass_fields__)
+        others: set[str] = set()
+        todo = list(AlgoConfig.__subclasses__())
+        while todo:
+            part = todo.pop()
+            todo += part.__subclasses__()
+            others |= set(getattr(part, "__dataclass_fields__", {}))
+        return {k: v for k, v in raw.items() if k in mine or k not in others}
+
+    name: str = knob("ppo")
+    total_env_steps: int = knob(786_432, at_least(1))  # env steps over all ranks
+    # Collection rounds per Lightning epoch (PPO: rollouts; DQN: collect rounds).  One name for
+    # both, so a preset or a sweep sizes an epoch (validation runs per epoch) for either algorithm.
+    rollouts_per_epoch: int = knob(16, at_least(1))
+    lr: float = knob(3.0e-4, positive())
+    gamma: float = knob(0.99, between(0, 1, low_open=True))
+    reward_scale: float = knob(100.0, positive())  # rewards (log returns, ~1e-3) x this for the learner
+    head_hidden: int = knob(64, at_least(1))  # hidden units of the heads over the encoder
+    monitor: str = knob("val/sharpe")  # the validation metric the best checkpoint is kept by
+    monitor_mode: str = knob("max", ("'max' or 'min'", lambda v: v in ("max", "min")))
+
+    def check_with_env(self, env: EnvConfig) -> None:
+        """Rules that involve the env config (e.g. sizes in env steps of all envs)."""
+
+    def env_steps_per_round(self, n_envs: int) -> int:
+        """Env steps one collection round takes on one rank (the smallest budget that trains)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def check_budget(self, env: EnvConfig, what: str, key: str) -> None:
+        """A budget below one round of collection would train nothing."""
+        smallest = self.env_steps_per_round(env.n_envs)
+        if self.total_env_steps < smallest:
+            self.fail("total_env_steps", f"at least one {what} ({key} * env.n_envs = {smallest} env steps)")
+
+
+@dataclass(frozen=True)
+class PPOConfig(AlgoConfig):
+    """``algo`` of PPO (``configs/algo/ppo.yaml`` documents each knob)."""
+
+    n_steps: int = knob(128, at_least(1))  # rollout length per env
+    lr_anneal: bool = knob(True)
+    adam_eps: float = knob(1.0e-5, positive())
+    gae_lambda: float = knob(0.95, between(0, 1))
+    clip_epsilon: float = knob(0.2, positive())
+    entropy_coef: float = knob(0.01, at_least(0))
+    value_coef: float = knob(0.5, at_least(0))
+    value_clip: float | None = knob(None, optional(positive()))
+    update_epochs: int = knob(4, at_least(1))
+    n_minibatches: int = knob(4, at_least(1))
+    max_grad_norm: float = knob(0.5, positive())
+    normalize_advantages: bool = knob(True)
+    target_kl: float | None = knob(None, optional(positive()))
+    init_hold_prob: float | None = knob(None, optional(between(0, 1, low_open=True, high_open=True)))
+    min_action_prob: float = knob(0.0, between(0, 1, high_open=True))
+    collapse_threshold: float = knob(0.98, between(0, 1))
+
+    def env_steps_per_round(self, n_envs: int) -> int:
+        return self.n_steps * n_envs
+
+    def check_with_env(self, env: EnvConfig) -> None:
+        batch = self.n_steps * env.n_envs
+        if self.n_minibatches > batch:
+            self.fail("n_minibatches", f"between 1 and algo.n_steps * env.n_envs = {batch}")
+        self.check_budget(env, "rollout", "algo.n_steps")
+
+
+@dataclass(frozen=True)
+class DQNConfig(AlgoConfig):
+    """``algo`` of DQN (``configs/algo/dqn.yaml`` documents each knob)."""
+
+    name: str = knob("dqn")
+    total_env_steps: int = knob(1_000_000, at_least(1))
+    lr: float = knob(1.0e-4, positive())
+    collect_steps: int = knob(4, at_least(1))  # env steps of all envs per collect round
+    gradient_steps: int = knob(4, at_least(1))  # updates after each collect round
+    rollouts_per_epoch: int = knob(256, at_least(1))  # collect rounds per Lightning epoch
+    buffer_size: int = knob(100_000, at_least(1))  # transitions per rank
+    batch_size: int = knob(256, at_least(1))  # transitions per update, per rank
+    learning_starts: int = knob(10_000, at_least(0))  # env steps (all ranks) before the first update
+    target_update_interval: int = knob(500, at_least(1))
+    tau: float = knob(1.0, between(0, 1, low_open=True, note=" (1 = hard target copy)"))
+    double_dqn: bool = knob(True)
+    n_step: int = knob(1, at_least(1))
+    epsilon_start: float = knob(1.0, between(0, 1))
+    epsilon_end: float = knob(0.05, between(0, 1))
+    epsilon_decay_fraction: float = knob(0.1, between(0, 1))
+    max_grad_norm: float = knob(10.0, positive())
+
+    def env_steps_per_round(self, n_envs: int) -> int:
+        return self.collect_steps * n_envs
+
+    def check_with_env(self, env: EnvConfig) -> None:
+        steps = -(-self.buffer_size // env.n_envs)  # the buffer holds whole env steps of all envs
+        if steps < self.n_step:
+            self.fail("buffer_size", f"at least algo.n_step * env.n_envs = {self.n_step * env.n_envs}")
+        self.check_budget(env, "collect round", "algo.collect_steps")

@@ -1,0 +1,71 @@
+"""EnvConfig: the ``env`` part of the run config, typed and checked in one place.
+
+Every knob of the simulator and the observation windows, with its default and
+its rule; ``configs/env/default.yaml`` holds the same defaults (a test keeps
+them equal).  :class:`~kpremia.envs.batched.BatchedEnv` checks its arguments
+with these same rules, so a value is never accepted by one and refused by the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kpremia.config import ConfigPart, at_least, between, deprecated_key, knob, optional, positive
+
+# Option keys of the env config from before the scheme became a node: (old key, scheme, option).
+LEGACY_SCHEME_KEYS = (("signal_sell_threshold", "signal", "sell_threshold"),
+                      ("target_weights", "target_weight", "weights"))
+
+
+@dataclass(frozen=True)
+class EnvConfig(ConfigPart):
+    """``env``: the batched simulator's execution and reward rules, episode shape and windows."""
+
+    section: ClassVar[str] = "env"
+    renamed: ClassVar[dict[str, str]] = {"fee": "fee_rate"}
+
+    n_envs: int = knob(64, at_least(1))  # parallel envs per rank (training)
+    max_steps: int | None = knob(1000, optional(at_least(1)))  # episode length in bars (truncation)
+    fee_rate: float = knob(0.001, ("a fraction in [0, 0.1), e.g. 0.001 for 0.1 %", lambda v: 0 <= v < 0.1))
+    slippage_bps: float = knob(0.0, at_least(0))
+    tick_size_krw: float = knob(0.0, at_least(0))
+    min_order_krw: float = knob(0.0, at_least(0))
+    initial_krw: float = knob(1_000_000.0, positive())
+    action_scheme: dict[str, Any] = knob({"name": "signal", "sell_threshold": 0.10})
+    allow_short: bool = knob(False)
+    turnover_penalty: float = knob(0.0, at_least(0))
+    flat_penalty: float = knob(0.0, at_least(0))
+    ruin_fraction: float = knob(0.5, between(0, 1, high_open=True))
+    window_15m: int = knob(15, at_least(1))
+    window_1d: int = knob(10, at_least(1))
+    window_premium: int = knob(10, at_least(1))
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Renamed keys, a scheme given by name, and the old top-level scheme options, into today's form."""
+        raw = super().upgrade(raw)
+        scheme = raw.get("action_scheme", cls.defaults()["action_scheme"])
+        node = {"name": scheme} if isinstance(scheme, str) else dict(scheme)
+        for old, name, option in LEGACY_SCHEME_KEYS:
+            if old in raw:
+                deprecated_key(f"env.{old}", f"env.action_scheme.{option} (with env/action_scheme={name})")
+                value = raw.pop(old)
+                if node.get("name") == name:
+                    node.setdefault(option, value)
+        raw["action_scheme"] = node
+        return raw
+
+    def batched_env_kwargs(self) -> dict[str, Any]:
+        """The BatchedEnv keyword arguments these settings give (execution, reward, scheme node)."""
+        return dict(
+            fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, initial_krw=self.initial_krw,
+            action_scheme=dict(self.action_scheme), turnover_penalty=self.turnover_penalty,
+            flat_penalty=self.flat_penalty, ruin_fraction=self.ruin_fraction, tick_size_krw=self.tick_size_krw,
+            min_order_krw=self.min_order_krw, allow_short=self.allow_short,
+        )
+
+    @property
+    def windows(self) -> dict[str, int]:
+        """The observation windows, as :func:`kpremia.data.market.build_market` takes them."""
+        return {"window_15m": self.window_15m, "window_1d": self.window_1d, "window_premium": self.window_premium}
