@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from kpremia import training
@@ -134,7 +135,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log_test_report(cfg, run_dir, summary, run_dir / "report")
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
-    print(f"tested {extra['bars']} bars of {extra['data_source']} ({split}): {period[0]} .. {period[1]} UTC")
+    first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
+    print(f"tested {extra['bars']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC (bar open times)")
     print(format_table(summary))
     if split in ("test", "all"):
         print(run_dir / "report")

@@ -116,6 +116,9 @@ def run_live(cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     if check is not None:  # refuse (real orders without the flag or keys) before any work
         check(cli_cfg)
     policy, cfg = build_policy(cli_cfg, overrides)
+    from kpremia.training import apply_threads
+
+    apply_threads(cli_cfg)  # torch_threads (1 by default): per-bar ops stall with more threads on a few cores
     env = cfg["env"]
     windows = policy.windows or {k: int(env[k]) for k in ("window_15m", "window_1d", "window_premium")}
     initial_krw = float(live.get("initial_krw") or env.get("initial_krw", 1_000_000.0))

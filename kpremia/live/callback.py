@@ -51,7 +51,7 @@ class LiveCallback:
         """Called when a closed bar arrives, after pending fills are booked and before the policy acts."""
 
     def on_decision(self, runner: LiveRunner, decision: Decision) -> None:
-        """Called after the policy acted and before the decision is journaled; may block it."""
+        """Called after the policy acted (``decision.order`` sized) and before it is journaled; may block it."""
 
     def on_intent(self, runner: LiveRunner, decision: Decision) -> None:
         """Called after the decision (and its order intent, if any) is committed, before the order is sent."""

@@ -21,7 +21,7 @@ log = logging.getLogger("kpremia.live")
 
 @LIVE_CALLBACKS.register("logging")
 class LoggingCallback(LiveCallback):
-    """Logs every order, fill and risk event, and a status line every ``every_bars`` bars."""
+    """Logs every order and fill and a status line every ``every_bars`` bars (the runner logs risk events)."""
 
     def __init__(self, every_bars: int = 96) -> None:
         self.every_bars = max(1, int(every_bars))
@@ -43,10 +43,6 @@ class LoggingCallback(LiveCallback):
 
     def on_fill(self, runner: Any, order_id: str, fill: FillReport) -> None:
         log.info("fill %s: %+.6f USDT at %.2f, fee %.2f KRW", order_id, fill.usdt_delta, fill.price, fill.fee_krw)
-
-    def on_risk_event(self, runner: Any, event: dict[str, Any]) -> None:
-        log.warning("risk %s: %s -> %s: %s", event["kind"], event["state_before"], event["state_after"],
-                    event["reason"])
 
     def on_stop(self, runner: Any) -> None:
         s = runner.state

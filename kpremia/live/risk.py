@@ -83,7 +83,7 @@ class RiskManager(LiveCallback):
             runner.set_risk_state(RiskState.ACTIVE, "cooldown_end", "cooldown after a loss is over")
 
     def on_decision(self, runner: Any, decision: Decision) -> None:
-        if not decision.wants_trade:
+        if decision.order is None:  # a hold, or a target the account is already at: nothing to refuse
             return
         state, bar = runner.state, decision.bar
         if state.risk_state is RiskState.HALTED:

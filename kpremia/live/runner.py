@@ -263,16 +263,16 @@ class LiveRunner:
             cb.on_bar(self, bar)
         decision = self.decide(bar, obs)
         decision.latency_ms = (time.perf_counter() - t0) * 1e3
-        for cb in self.callbacks:
-            cb.on_decision(self, decision)
-        if state.risk_state is RiskState.HALTED and decision.wants_trade:
-            decision.block("halted")
-        if decision.wants_trade and not self.feed.can_still_send(bar.time):
-            decision.block("catch-up: the bar closed too long ago to trade on")
         if decision.wants_trade:
             decision.order = self.make_order(decision)
             if decision.order is None:
                 decision.reason = f"{decision.reason}; nothing to trade"
+        for cb in self.callbacks:
+            cb.on_decision(self, decision)
+        if decision.order is not None and state.risk_state is RiskState.HALTED:
+            decision.block("halted")
+        if decision.order is not None and not self.feed.can_still_send(bar.time):
+            decision.block("catch-up: the bar closed too long ago to trade on")
         events = self._take_events()
         self.journal.commit_decision(decision, state, self.session, self.snapshot(), events)
         self._notify_events(events)
