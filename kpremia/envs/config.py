@@ -8,11 +8,14 @@ with these same rules, so a value is never accepted by one and refused by the ot
 
 from __future__ import annotations
 
+import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kpremia.config import ConfigPart, at_least, between, deprecated_key, knob, optional, positive
 
+_EPISODE_SHAPE = ("n_envs", "max_steps", "random_start", "seed")
 # Option keys of the env config from before the scheme became a node: (old key, scheme, option).
 LEGACY_SCHEME_KEYS = (("signal_sell_threshold", "signal", "sell_threshold"),
                       ("target_weights", "target_weight", "weights"))
@@ -57,13 +60,17 @@ class EnvConfig(ConfigPart):
         return raw
 
     def batched_env_kwargs(self) -> dict[str, Any]:
-        """The BatchedEnv keyword arguments these settings give (execution, reward, scheme node)."""
-        return dict(
-            fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, initial_krw=self.initial_krw,
-            action_scheme=dict(self.action_scheme), turnover_penalty=self.turnover_penalty,
-            flat_penalty=self.flat_penalty, ruin_fraction=self.ruin_fraction, tick_size_krw=self.tick_size_krw,
-            min_order_krw=self.min_order_krw, allow_short=self.allow_short,
-        )
+        """The BatchedEnv keyword arguments these settings give (execution, reward, scheme node).
+
+        Every field that is an argument of :class:`BatchedEnv` goes through, so a new
+        simulator knob needs no line here; the episode shape (``n_envs``, ``max_steps``)
+        is the caller's, since training and backtests differ in it.
+        """
+        from kpremia.envs.batched import BatchedEnv  # the simulator's own signature decides
+
+        params = inspect.signature(BatchedEnv).parameters
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.__dataclass_fields__
+                if name in params and name not in _EPISODE_SHAPE}
 
     @property
     def windows(self) -> dict[str, int]:
