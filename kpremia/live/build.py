@@ -41,7 +41,8 @@ def build_policy(cli_cfg: dict[str, Any], overrides: list[str]) -> tuple[Any, di
         eval_cfg = cli_cfg.get("eval", {})
         policy = LIVE_POLICIES.get("checkpoint")(ckpt, deterministic=bool(eval_cfg.get("deterministic", True)),
                                                  temperature=float(eval_cfg.get("temperature", 1.0)),
-                                                 seed=int(cli_cfg.get("seed", 0)))
+                                                 seed=int(cli_cfg.get("seed", 0)),
+                                                 trace=bool(live.get("trace_policy", True)))
         cfg = apply_overrides(policy.cfg, cli_cfg, overrides)
     else:
         cfg = dict(cli_cfg)
