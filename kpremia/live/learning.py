@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,14 @@ from kpremia.live.versions import parse_version
 from kpremia.registry import LIVE_CALLBACKS
 
 log = logging.getLogger(__name__)
+
+
+def _lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let the decision thread win the CPU over an update (Linux: per-thread nice; elsewhere a no-op)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 class _LockedPolicy:
@@ -210,6 +219,7 @@ class ModelCallback(LiveCallback):
         learner = self.host.learner
 
         def work() -> None:
+            _lower_this_threads_priority()
             try:
                 with self.host.learn_lock:
                     self._result = learner.update()
