@@ -22,7 +22,7 @@ from kpremia.envs.factory import action_scheme_of, env_kwargs
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
-from kpremia.eval.baselines import make_baselines
+from kpremia.eval.baselines import baseline_params, make_baselines
 from kpremia.eval.compare import data_identity
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
-             "seed": cfg.get("seed"), "eval": eval_cfg.to_dict(), "fee_rate": kwargs.get("fee_rate"),
+             "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"), "eval": eval_cfg.to_dict(),
+             "baseline_params": baseline_params(baselines), "fee_rate": kwargs.get("fee_rate"),
              "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
              "bars": int(target.n_bars - target.valid_from),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}

@@ -14,7 +14,9 @@ trading agent (see docs/market.md).  The model, on a 15m grid:
   frequent and larger in stress, mostly upward), + KST intraday seasonality,
   + an optional oscillation (used by the ``mean_reverting`` preset).
 * **USDT/KRW** close = fx * (1 + premium + microstructure noise), on the 0.5 KRW
-  tick; open = previous close (sometimes one tick off); high/low widen the
+  tick; the open lies part of the way from the previous close to the close
+  (sometimes one more tick off), so a fill at the next open is not a fill at
+  the close the agent saw; high/low widen the
   open/close range by whole ticks; volume is lognormal with a KST seasonal
   profile, larger when the premium moves.
 
@@ -125,8 +127,10 @@ class SyntheticParams:
     # --- bars ---
     tick_size_krw: float = 0.5
     """USDT/KRW price tick (Upbit: 0.5 KRW); 0 = no rounding."""
+    open_move_frac: float = 0.25
+    """Mean fraction of the bar's move (previous close -> close) already made at the open (0 = open at the previous close)."""
     open_offset_prob: float = 0.1
-    """Probability that a bar opens one tick away from the previous close."""
+    """Probability that a bar's open is one more tick away (either side)."""
     range_ticks: float = 1.0
     """Mean extra high/low excursion beyond open/close, in ticks."""
     range_frac: float = 0.3
@@ -155,6 +159,7 @@ class SyntheticParams:
              "half-lives, durations and periods must be > 0"),
             (self.jump_half_life_bars > self.jump_rise_bars, "jump_half_life_bars must exceed jump_rise_bars"),
             (0 <= self.jump_up_prob <= 1 and 0 <= self.open_offset_prob <= 1, "probabilities must be in [0, 1]"),
+            (0 <= self.open_move_frac <= 0.5, "open_move_frac must be in [0, 0.5]"),
             (self.fx_tail_df > 2 and self.premium_tail_df > 2, "tail df must be > 2 (finite variance)"),
             (self.tick_size_krw >= 0 and self.volume_median > 0, "tick_size_krw >= 0 and volume_median > 0"),
         ]
@@ -302,11 +307,14 @@ def generate(params: SyntheticParams, seed: int = 0) -> pd.DataFrame:
     to_tick = (lambda x: np.round(x / tick) * tick) if tick > 0 else (lambda x: x)  # noqa: E731
     unit = tick if tick > 0 else 0.01 * np.median(fx)
     close = to_tick(fx * (1.0 + premium))
-    open_ = np.empty(n)
-    open_[0] = close[0]
-    open_[1:] = close[:-1]
+    # The open is the first trade of the bar, some way along the path from the previous
+    # close to this close (a fraction u ~ U(0, 2 * open_move_frac) of the move), plus an
+    # occasional one-tick offset: an order sent at a close fills where the price has moved.
+    prev_close = np.concatenate([close[:1], close[:-1]])
+    along = rng.random(n) * (2.0 * p.open_move_frac)
     offset = (rng.random(n) < p.open_offset_prob) * np.where(rng.random(n) < 0.5, -unit, unit)
-    open_ = open_ + offset
+    open_ = to_tick(prev_close + along * (close - prev_close)) + offset
+    open_[0] = close[0]
     body_hi, body_lo = np.maximum(open_, close), np.minimum(open_, close)
     excursion = p.range_ticks * unit + p.range_frac * (body_hi - body_lo)
     high = body_hi + unit * np.floor(rng.exponential(1.0, n) * excursion / unit)

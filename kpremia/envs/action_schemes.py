@@ -105,10 +105,20 @@ class TargetWeightScheme(_LookupScheme):
     Negative weights are shorts and need ``allow_short=True`` (the env passes its
     own ``allow_short``); weights outside ``[-1, 1]`` would be leverage, which the
     simulator does not model.
+
+    ``rebalance_band``: no order while the current weight is within this distance
+    of the target (``|target - weight| <= band``).  Without it, "stay at 1.0" after
+    the price moved is a tiny rebalancing trade every bar, each paying the spread
+    and the fee; with it, staying is free and only real changes of position trade.
     """
 
-    def __init__(self, weights: Sequence[float] = (0.0, 0.5, 1.0), allow_short: bool = False) -> None:
+    def __init__(self, weights: Sequence[float] = (0.0, 0.5, 1.0), allow_short: bool = False,
+                 rebalance_band: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= float(rebalance_band) < 1.0:
+            raise UserError(f"target_weight rebalance_band={rebalance_band} must be in [0, 1); "
+                            "set env.action_scheme.rebalance_band to e.g. 0.05")
+        self.rebalance_band = float(rebalance_band)
         try:
             table = tuple(float(w) for w in weights)
         except (TypeError, ValueError):
@@ -129,6 +139,13 @@ class TargetWeightScheme(_LookupScheme):
         self.n_actions = len(table)
         self.action_names = tuple(f"w={w:g}" for w in table)
 
+    def target_weight(self, actions: Tensor, usdt_weight: Tensor) -> Tensor:
+        """The action's weight, or NaN (no order) where the weight is already within the band."""
+        target = super().target_weight(actions, usdt_weight)
+        if self.rebalance_band <= 0.0:
+            return target
+        return torch.where((target - usdt_weight).abs() <= self.rebalance_band,
+                           torch.full_like(target, _NAN), target)
 
 def scheme_node(scheme: str | Mapping[str, Any]) -> dict[str, Any]:
     """``{name, **options}`` from a scheme name or a config node (a copy; options untouched)."""

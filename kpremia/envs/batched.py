@@ -24,9 +24,20 @@ views of one fresh buffer (new memory every call, safe to keep; not
 contiguous: use ``reshape``/``flatten``, not ``view``).
 
 Timing: the observation at bar ``t`` describes the close of ``t``; the action
-taken on it fills at the open of ``t + 1``; the reward is
-``log(V_{t+1} / V_t)`` with ``V`` marked at the closes, minus
-``turnover_penalty * notional / V_t`` and ``flat_penalty`` while holding no USDT.
+taken on it fills at the open of ``t + 1`` (which has moved away from the close
+the agent saw, and every fill crosses half the bid/ask spread); the reward is
+``log(V_{t+1} / V_t)`` with ``V`` marked at the closes (``reward="fx_hedged"``
+subtracts the USDT weight times the USD/KRW log return: the premium's part of
+the return only), minus ``turnover_penalty * notional / V_t`` and
+``flat_penalty`` while holding no USDT.
+
+Decision interval: with ``decision_every=k`` one :meth:`BatchedEnv.step` is one
+decision that spans ``k`` bars: the action's order fills at the next open, the
+position is held for the ``k`` bars, and the reward is the sum of the ``k``
+per-bar rewards (``log(V_{t+k} / V_t)`` for the log-return reward).  An episode
+that ends inside the ``k`` bars ends there.  A learner's ``gamma`` is then a
+discount per decision.  A negative action means "no order" in every scheme
+(the sequential backtests use it to hold between decisions).
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ from kpremia.spec import ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PR
 log = logging.getLogger(__name__)
 
 _STATE_KEYS = ("t", "krw", "usdt", "value", "log_value", "weight", "step_count")
+REWARDS = ("log_return", "fx_hedged")
 _MIN_VALUE = 1e-9  # KRW; log() of a wiped-out (or negative, short) account stays finite
 
 
@@ -73,10 +85,16 @@ class BatchedEnv:
             ``action_scheme_kwargs`` (deprecated) adds options to a name.
         turnover_penalty: reward minus ``turnover_penalty * traded notional / V``.
         flat_penalty: reward minus this on every step that ends holding no USDT.
-        ruin_fraction: an episode terminates when ``V < ruin_fraction * initial_krw``.
+        ruin_fraction: an account is ruined when ``V < ruin_fraction * initial_krw``.
+        ruin_terminates: a ruined episode terminates (training); ``False`` lets it
+            run on (backtests report the ruin but cover the whole split).
         tick_size_krw: fill price tick (0.5 on Upbit USDT/KRW; 0 = off).
         min_order_krw: orders below this KRW notional are skipped (5000 on Upbit).
         allow_short: allow negative USDT weights (target_weight scheme).
+        spread_krw: quoted bid/ask spread in KRW; every fill pays half of it.
+        spread_bps: quoted bid/ask spread in basis points of the price (added to ``spread_krw``).
+        decision_every: bars per decision (see the module docstring).
+        reward: ``"log_return"`` or ``"fx_hedged"`` (see the module docstring).
         random_start: episodes start at random bars in ``[valid_from, n_bars - 2]``;
             ``False`` starts every env at ``valid_from`` and runs to the split's end
             (validation, test, backtests).
@@ -100,6 +118,11 @@ class BatchedEnv:
         tick_size_krw: float = 0.0,
         min_order_krw: float = 0.0,
         allow_short: bool = False,
+        spread_krw: float = 0.0,
+        spread_bps: float = 0.0,
+        decision_every: int = 1,
+        reward: str = "log_return",
+        ruin_terminates: bool = True,
         random_start: bool = True,
         seed: int = 0,
     ) -> None:
@@ -107,7 +130,8 @@ class BatchedEnv:
         EnvConfig.check_fields(n_envs=n_envs, max_steps=max_steps, fee_rate=fee_rate, slippage_bps=slippage_bps,
                                initial_krw=initial_krw, ruin_fraction=ruin_fraction, tick_size_krw=tick_size_krw,
                                min_order_krw=min_order_krw, turnover_penalty=turnover_penalty,
-                               flat_penalty=flat_penalty)
+                               flat_penalty=flat_penalty, spread_krw=spread_krw,
+                               spread_bps=spread_bps, decision_every=decision_every, reward=reward)
         missing = [k for k in MARKET_KEYS if k not in market.obs]
         _check(not missing, f"market split {market.name!r} has no obs tables {missing}; "
                             "build it with kpremia.data.market.build_market")
@@ -127,6 +151,11 @@ class BatchedEnv:
         self.tick_size_krw = float(tick_size_krw)
         self.min_order_krw = float(min_order_krw)
         self.allow_short = bool(allow_short)
+        self.spread_krw = float(spread_krw)
+        self.spread_bps = float(spread_bps)
+        self.decision_every = int(decision_every)
+        self.reward_kind = reward
+        self.ruin_terminates = bool(ruin_terminates)
         self.random_start = bool(random_start)
         self.seed = int(seed)
         if action_scheme_kwargs:
@@ -141,7 +170,12 @@ class BatchedEnv:
         self.device = dev
         money = execution.MONEY_DTYPE
         # Open and close side by side: one gather per step gives both prices of bar t + 1.
-        self._prices = torch.stack((market.open, market.close), dim=1).to(dev, money).contiguous()
+        # (+ the USD/KRW log return over each bar for the fx-hedged reward).
+        fx = market.fx.to(dev, money)
+        fx_ret = torch.zeros_like(fx)
+        fx_ret[1:] = torch.log(fx[1:] / fx[:-1])
+        self._prices = torch.stack((market.open, market.close), dim=1).to(dev, money)
+        self._prices = torch.cat((self._prices, fx_ret[:, None]), dim=1).contiguous()
         # All market obs tables side by side plus zero account columns: one gather per
         # observation fills every key, and the account is written into its columns.
         tables = [market.obs[k].to(dev, torch.float32).reshape(market.n_bars, -1) for k in MARKET_KEYS]
@@ -218,41 +252,43 @@ class BatchedEnv:
             raise RuntimeError("BatchedEnv.step() called before reset(); call env.reset() first")
         n = self.n_envs
         actions = actions.to(device=self.device, dtype=torch.long)
-        target = self.scheme.target_weight(actions, self.weight)
-        t1 = self.t + 1
-        open1, close1 = self._prices.index_select(0, t1).unbind(1)
-        fill = execution.rebalance(
-            self.krw, self.usdt, target, open1,
-            fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, tick_size_krw=self.tick_size_krw,
-            min_order_krw=self.min_order_krw, allow_short=self.allow_short,
-        )
-        usdt_value = fill.usdt * close1
-        value1 = fill.krw + usdt_value
-        log_value1 = torch.log(value1.clamp_min(_MIN_VALUE))
-        reward = log_value1 - self.log_value
-        if self.turnover_penalty:
-            reward = reward - self.turnover_penalty * fill.notional_krw / self.value
-        if self.flat_penalty:
-            reward = reward - self.flat_penalty * (fill.usdt == 0)
+        no_order = actions < 0
+        target = self.scheme.target_weight(actions.clamp_min(0), self.weight)
+        target = torch.where(no_order, torch.full_like(target, float("nan")), target)
 
-        steps = self.step_count + 1
-        terminated = value1 < self._ruin_value
-        truncated = ((steps >= self._max_steps) | (t1 >= self._last_bar)) & ~terminated
+        state = (self.t, self.krw, self.usdt, self.value, self.log_value, self.step_count)
+        bar = self._bar(state, target)
+        state, reward, terminated, truncated, fill = bar[:5]
+        fee_krw, traded, ruined = fill.fee_krw, fill.traded, bar[5]
+        if self.decision_every > 1:
+            # Hold for the rest of the decision; envs whose episode ended stay where they ended.
+            hold = torch.full_like(target, float("nan"))
+            active = ~(terminated | truncated)
+            for _ in range(self.decision_every - 1):
+                nxt, r, term, trunc, f, ru = self._bar(state, hold)
+                state = tuple(torch.where(active, b, a) for a, b in zip(state, nxt))
+                reward = reward + torch.where(active, r, torch.zeros_like(r))
+                terminated = terminated | (active & term)
+                truncated = truncated | (active & trunc)
+                fee_krw = fee_krw + torch.where(active, f.fee_krw, torch.zeros_like(f.fee_krw))
+                ruined = ruined | (active & ru)
+                active = active & ~(term | trunc)
+        t1, krw1, usdt1, value1, log_value1, steps = state
         done = terminated | truncated
-        weight1 = usdt_value / value1
+        weight1 = (value1 - krw1) / value1  # USDT weight at the close (exactly 0 without USDT)
         episode_return = log_value1 - self._log_initial
 
         # Auto-reset: envs that are done start over; the others carry on.
         new_t = torch.where(done, self._draw_starts(), t1)
-        account = torch.stack((fill.krw / value1, weight1, episode_return), dim=1).float()
+        account = torch.stack((krw1 / value1, weight1, episode_return), dim=1).float()
         rows = self._table.index_select(0, torch.cat((t1, new_t)))  # final obs rows, then next obs rows
         rows[:n, self._account_cols] = account
         rows[n:, self._account_cols] = torch.where(done[:, None], self._account_reset, account)
         final_obs, obs = self._split(rows[:n]), self._split(rows[n:])
 
         self.t = new_t
-        self.krw = torch.where(done, self.initial_krw, fill.krw)
-        self.usdt = torch.where(done, 0.0, fill.usdt)
+        self.krw = torch.where(done, self.initial_krw, krw1)
+        self.usdt = torch.where(done, 0.0, usdt1)
         self.value = torch.where(done, self.initial_krw, value1)
         self.log_value = torch.where(done, self._log_initial, log_value1)
         self.weight = torch.where(done, 0.0, weight1)
@@ -262,14 +298,48 @@ class BatchedEnv:
             "final_obs": final_obs,
             "portfolio_value_krw": value1,
             "usdt_weight": weight1,
-            "fee_krw": fill.fee_krw,
-            "traded": fill.traded,
+            "fee_krw": fee_krw,
+            "traded": traded,
+            "ruined": ruined,
             "fill_price": fill.fill_price,
             "episode_return": episode_return,
             "episode_length": steps,
             "t": new_t,
         }
         return obs, reward.float(), terminated, truncated, info
+
+    def _bar(self, state: tuple[Tensor, ...], target: Tensor) -> tuple[Any, ...]:
+        """One bar for every env from ``state`` = (t, krw, usdt, value, log_value, step_count).
+
+        Returns ``(next_state, reward, terminated, truncated, fill, ruined)``; nothing is
+        reset and no attribute changes (the caller decides what to keep).
+        """
+        t, krw, usdt, value, log_value, step_count = state
+        t1 = (t + 1).clamp_max(self._last_bar)  # an env that already ended stays in range
+        open1, close1, fx_ret1 = self._prices.index_select(0, t1).unbind(1)
+        fill = execution.rebalance(
+            krw, usdt, target, open1,
+            fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, tick_size_krw=self.tick_size_krw,
+            min_order_krw=self.min_order_krw, allow_short=self.allow_short, spread_krw=self.spread_krw,
+            spread_bps=self.spread_bps,
+        )
+        usdt_value = fill.usdt * close1
+        value1 = fill.krw + usdt_value
+        log_value1 = torch.log(value1.clamp_min(_MIN_VALUE))
+        reward = log_value1 - log_value
+        if self.reward_kind == "fx_hedged":
+            # The USD/KRW part of the bar's return on the USDT held through it: what is left
+            # is the premium's part (and the fills), the part a premium trader can predict.
+            reward = reward - (usdt_value / value1) * fx_ret1
+        if self.turnover_penalty:
+            reward = reward - self.turnover_penalty * fill.notional_krw / value
+        if self.flat_penalty:
+            reward = reward - self.flat_penalty * (fill.usdt == 0)
+        steps = step_count + 1
+        ruined = value1 < self._ruin_value
+        terminated = ruined if self.ruin_terminates else torch.zeros_like(ruined)
+        truncated = ((steps >= self._max_steps) | (t1 >= self._last_bar)) & ~terminated
+        return (t1, fill.krw, fill.usdt, value1, log_value1, steps), reward, terminated, truncated, fill, ruined
 
     def state_dict(self) -> dict[str, Any]:
         """Every state tensor and the generator state: loading it resumes bit-exactly."""

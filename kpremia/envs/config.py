@@ -32,9 +32,13 @@ class EnvConfig(ConfigPart):
     max_steps: int | None = knob(1000, optional(at_least(1)))  # episode length in bars (truncation)
     fee_rate: float = knob(0.001, ("a fraction in [0, 0.1), e.g. 0.001 for 0.1 %", lambda v: 0 <= v < 0.1))
     slippage_bps: float = knob(0.0, at_least(0))
+    spread_krw: float = knob(0.5, at_least(0))  # quoted bid/ask spread (one 0.5 KRW tick); every fill pays half
+    spread_bps: float = knob(0.0, at_least(0))  # quoted bid/ask spread in basis points, added to spread_krw
     tick_size_krw: float = knob(0.0, at_least(0))
     min_order_krw: float = knob(0.0, at_least(0))
     initial_krw: float = knob(1_000_000.0, positive())
+    decision_every: int = knob(1, at_least(1))  # bars per decision: rewards summed, gamma per decision
+    reward: str = knob("log_return", ("log_return or fx_hedged", lambda v: v in ("log_return", "fx_hedged")))
     action_scheme: dict[str, Any] = knob({"name": "signal", "sell_threshold": 0.10})
     allow_short: bool = knob(False)
     turnover_penalty: float = knob(0.0, at_least(0))

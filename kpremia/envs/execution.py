@@ -14,8 +14,12 @@ Money conventions (see ``docs/architecture.md``):
 * fees are taken from what you receive: ``K`` KRW buys ``K * (1 - fee) / fill`` USDT,
   ``Q`` USDT sells for ``Q * fill * (1 - fee)`` KRW; the fee in KRW is
   ``notional * fee`` either way;
-* slippage moves the fill against the trader (buy higher, sell lower), then the
-  fill is rounded to the exchange tick, again against the trader;
+* every fill crosses half of the quoted bid/ask spread: a buy pays the ask
+  ``price + half``, a sell gets the bid ``price - half``, with
+  ``half = (spread_krw + price * spread_bps / 1e4) / 2`` around the reference
+  (mid) price; then slippage moves the fill further against the trader (buy
+  higher, sell lower), then the fill is rounded to the exchange tick, again
+  against the trader;
 * an order whose KRW notional is below ``min_order_krw`` is not filled.
 
 A *target weight* ``w`` means "hold ``w * V / p`` USDT after the trade", with
@@ -73,26 +77,46 @@ def usdt_weight(krw: Tensor, usdt: Tensor, price: Tensor) -> Tensor:
     return usdt * price / (krw + usdt * price)
 
 
-def buy_fill_price(price: Tensor, *, slippage_bps: float = 0.0, tick_size_krw: float = 0.0) -> Tensor:
-    """Price a buy fills at: ``price`` plus slippage, rounded UP to the tick."""
+def half_spread(price: Tensor, *, spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor | float:
+    """Half of the quoted bid/ask spread around the mid ``price``: what one fill pays, in KRW."""
+    half = 0.5 * spread_krw
+    if spread_bps:
+        half = half + price * (0.5 * spread_bps * 1e-4)
+    return half
+
+
+def buy_fill_price(price: Tensor, *, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
+                   spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor:
+    """Price a buy fills at: the ask (``price`` + half-spread) plus slippage, rounded UP to the tick."""
+    if spread_krw or spread_bps:
+        price = price + half_spread(price, spread_krw=spread_krw, spread_bps=spread_bps)
     fill = price * (1.0 + slippage_bps * 1e-4) if slippage_bps else price
     if tick_size_krw > 0:
         fill = torch.ceil(fill / tick_size_krw - _TICK_EPS) * tick_size_krw
     return fill
 
 
-def sell_fill_price(price: Tensor, *, slippage_bps: float = 0.0, tick_size_krw: float = 0.0) -> Tensor:
-    """Price a sell fills at: ``price`` minus slippage, rounded DOWN to the tick (at least one tick)."""
+def sell_fill_price(price: Tensor, *, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
+                    spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor:
+    """Price a sell fills at: the bid (``price`` - half-spread) minus slippage, rounded DOWN to the tick.
+
+    A sell never fills below one tick (or, without a tick, below zero).
+    """
+    if spread_krw or spread_bps:
+        price = price - half_spread(price, spread_krw=spread_krw, spread_bps=spread_bps)
     fill = price * (1.0 - slippage_bps * 1e-4) if slippage_bps else price
     if tick_size_krw > 0:
         fill = torch.floor(fill / tick_size_krw + _TICK_EPS).clamp_min(1.0) * tick_size_krw
+    elif spread_krw or spread_bps:
+        fill = fill.clamp_min(0.0)
     return fill
 
 
 def fill_price(price: Tensor, buy: Tensor | bool, *, slippage_bps: float = 0.0,
-               tick_size_krw: float = 0.0) -> Tensor:
+               tick_size_krw: float = 0.0, spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor:
     """Fill price of a buy (``buy`` true) or a sell (false), element-wise."""
-    kw = dict(slippage_bps=slippage_bps, tick_size_krw=tick_size_krw)
+    kw = dict(slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, spread_krw=spread_krw,
+              spread_bps=spread_bps)
     if isinstance(buy, bool):
         return buy_fill_price(price, **kw) if buy else sell_fill_price(price, **kw)
     return torch.where(buy, buy_fill_price(price, **kw), sell_fill_price(price, **kw))
@@ -109,6 +133,8 @@ def rebalance(
     tick_size_krw: float = 0.0,
     min_order_krw: float = 0.0,
     allow_short: bool = False,
+    spread_krw: float = 0.0,
+    spread_bps: float = 0.0,
 ) -> Fill:
     """Trade each account towards a USDT target weight at reference price ``price``.
 
@@ -121,6 +147,9 @@ def rebalance(
         slippage_bps: adverse move of the fill, in basis points.
         tick_size_krw: price tick the fill is rounded to against the trader (0 = off).
         min_order_krw: orders with a smaller KRW notional are skipped.
+        spread_krw: quoted bid/ask spread in KRW; each fill pays half of it.
+        spread_bps: quoted bid/ask spread in basis points of ``price`` (added to
+            ``spread_krw``); each fill pays half of it.
         allow_short: allow negative USDT (a short; selling it grows the KRW cash).
 
     Buys are capped by the KRW cash (KRW is never borrowed); long-only sells by the
@@ -134,7 +163,9 @@ def rebalance(
     delta_units = target_units - usdt  # NaN target -> NaN -> neither buy nor sell
 
     # Buys: gross up so the USDT received after the fee reaches the target, capped by cash.
-    buy_px = buy_fill_price(price, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw)
+    px_rules = dict(slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, spread_krw=spread_krw,
+                    spread_bps=spread_bps)
+    buy_px = buy_fill_price(price, **px_rules)
     cash = krw.clamp_min(0.0)
     krw_needed = delta_units * buy_px / (1.0 - fee_rate)
     capped = (krw_needed >= cash) | (target >= 1.0)  # w = 1 is "buy with all KRW", exactly
@@ -142,7 +173,7 @@ def rebalance(
     usdt_after_buy = torch.where(capped, usdt + krw_spent * (1.0 - fee_rate) / buy_px, target_units)
 
     # Sells: reach the target units exactly (w >= 0 never sells more than is held).
-    sell_px = sell_fill_price(price, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw)
+    sell_px = sell_fill_price(price, **px_rules)
     sell_units = -delta_units
     sell_notional = sell_units * sell_px
 

@@ -17,9 +17,15 @@ the last bar (``n_bars - valid_from`` rows).  A row describes bar ``t``:
   after that fill; the first row is the starting account (all KRW);
 * ``reward``: the env's reward of the step that ended at this close (0 on the first row);
 * ``action``: the action decided at the close of ``t`` (``<NA>`` on the last row:
-  there is no next open to fill at).
+  there is no next open to fill at; ``-1`` = no order, e.g. between a policy's
+  decisions when it acts every ``decision_every`` bars);
+* ``ruined``: True from the first close at which the value fell under the run's
+  ruin level (``ruin_fraction * initial``).
 
-An episode that ends in ruin (``terminated``) stops the trace at that bar.
+Every trace covers the whole split, so the rows of one table compare the same
+period: a ruined trader is flagged (``ruined``, and its max drawdown says how
+deep it went) but keeps trading to the end, whereas a training episode
+terminates at ruin.
 """
 
 from __future__ import annotations
@@ -43,15 +49,22 @@ ObsDict = dict[str, Tensor]
 ActFn = Callable[[ObsDict, dict[str, Tensor]], Tensor]
 PolicyActFn = Callable[[ObsDict], Tensor]
 TRACE_COLUMNS = ("time", "bar", "price", "premium", "action", "position", "fill_price", "fee_krw", "traded",
-                 "portfolio_value_krw", "reward")
-_FIXED = {"n_envs", "random_start", "max_steps", "seed"}  # set by the backtest itself
+                 "portfolio_value_krw", "reward", "ruined")
+# Set by the backtest itself: every env runs the whole split bar by bar, ruin does not end it.
+_FIXED = {"n_envs", "random_start", "max_steps", "seed", "decision_every", "ruin_terminates"}
 
 
 def make_sequential_env(market: MarketTensors, env_kwargs: Mapping[str, Any] | None = None, *,
                         n_envs: int = 1, seed: int = 0) -> BatchedEnv:
-    """A BatchedEnv whose envs all run ``market`` from ``valid_from`` to its last bar."""
+    """A BatchedEnv whose envs all run ``market`` from ``valid_from`` to its last bar, one bar per step.
+
+    Ruin is flagged (``info["ruined"]``) but does not end the run; a policy that
+    decides every ``decision_every`` bars is played by :func:`run_policy_backtest`
+    with "no order" actions in between, so traces stay bar by bar.
+    """
     kwargs = {k: v for k, v in dict(env_kwargs or {}).items() if k not in _FIXED}
-    return BatchedEnv(market, n_envs, max_steps=None, random_start=False, seed=seed, **kwargs)
+    return BatchedEnv(market, n_envs, max_steps=None, random_start=False, ruin_terminates=False, seed=seed,
+                      **kwargs)
 
 
 def run_backtest(market: MarketTensors, act: ActFn | Tensor, env_kwargs: Mapping[str, Any] | None = None, *,
@@ -93,10 +106,17 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
     (sampling with its own seeded generator) they are ``n_envs`` seeds of the
     same policy.  Acting runs under ``torch.inference_mode``; putting the module
     in eval mode is the caller's job (the PPO module's ``act`` does it).
+
+    The policy acts every ``env_kwargs["decision_every"]`` bars (as it was
+    trained) and sends no order on the bars in between.
     """
     env = make_sequential_env(market, env_kwargs, n_envs=n_envs, seed=seed)
+    every = int(dict(env_kwargs or {}).get("decision_every", 1))
+    no_order = torch.full((n_envs,), -1, dtype=torch.long, device=env.device)
 
     def choose(k: int, obs: ObsDict, info: dict[str, Tensor]) -> Tensor:
+        if k % every:
+            return no_order
         with torch.inference_mode():
             return policy_act_fn(obs)
 
@@ -125,12 +145,14 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
 
 
 def trace_metrics(trace: pd.DataFrame, bar_minutes: float = 15.0) -> dict[str, float]:
-    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace."""
+    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace, and ``ruined`` (1.0 or 0.0)."""
     def col(name: str) -> Tensor:
         return torch.from_numpy(trace[name].to_numpy(dtype=np.float64, copy=True))
 
-    return compute_metrics(col("portfolio_value_krw"), usdt_weight=col("position"), traded=col("traded"),
-                           fees_krw=col("fee_krw"), bar_minutes=bar_minutes)
+    metrics = compute_metrics(col("portfolio_value_krw"), usdt_weight=col("position"), traded=col("traded"),
+                              fees_krw=col("fee_krw"), bar_minutes=bar_minutes)
+    metrics["ruined"] = float(bool(trace["ruined"].any())) if "ruined" in trace else 0.0
+    return metrics
 
 
 def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Tensor]) -> list[pd.DataFrame]:
@@ -143,20 +165,21 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
            for name in ("reward", "portfolio_value_krw", "usdt_weight", "fee_krw", "fill_price")}
     actions = torch.zeros((n_steps, n), dtype=torch.long, device=dev)
     traded = torch.zeros((n_steps, n), dtype=torch.bool, device=dev)
-    terminated = torch.zeros((n_steps, n), dtype=torch.bool, device=dev)
+    ruined = torch.zeros((n_steps, n), dtype=torch.bool, device=dev)
     obs = env.reset()
     info: dict[str, Tensor] = {}
     for k in range(n_steps):
         a = choose(k, obs, info).to(device=dev, dtype=torch.long).reshape(n)
-        obs, reward, term, _trunc, info = env.step(a)
+        obs, reward, _term, _trunc, info = env.step(a)
         actions[k] = a
         buf["reward"][k] = reward
         for name in ("portfolio_value_krw", "usdt_weight", "fee_krw", "fill_price"):
             buf[name][k] = info[name]
         traded[k] = info["traded"]
-        terminated[k] = term
+        ruined[k] = info["ruined"]
     host = {name: t.cpu().numpy() for name, t in buf.items()}
-    acts, fills, ruined = actions.cpu().numpy(), traded.cpu().numpy(), terminated.cpu().numpy()
+    acts, fills = actions.cpu().numpy(), traded.cpu().numpy()
+    ever_ruined = torch.cummax(ruined.to(torch.uint8), dim=0).values.bool().cpu().numpy()
     bars = np.arange(start, market.n_bars)
     base = pd.DataFrame({
         "time": pd.to_datetime(np.asarray(market.times)[bars], utc=True),
@@ -175,12 +198,11 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
         trace["traded"] = np.append(False, fills[:, i])
         trace["portfolio_value_krw"] = np.append(env.initial_krw, host["portfolio_value_krw"][:, i])
         trace["reward"] = np.append(0.0, host["reward"][:, i])
-        ruin = np.flatnonzero(ruined[:, i])
-        if len(ruin):
-            end = int(ruin[0]) + 1  # the row of the bar the ruin was marked at
-            log.warning("backtest env %d ruined at bar %d (value %.0f KRW); its trace stops there",
-                        i, int(bars[end]), trace["portfolio_value_krw"].iloc[end])
-            trace = trace.iloc[: end + 1].copy()
-            trace.loc[trace.index[-1], "action"] = pd.NA
+        trace["ruined"] = np.append(False, ever_ruined[:, i])
+        if ever_ruined[-1, i]:
+            first = int(np.argmax(ever_ruined[:, i])) + 1
+            log.warning("backtest env %d fell under the ruin level at bar %d (value %.0f KRW); flagged, "
+                        "its trace runs to the end of the split", i, int(bars[first]),
+                        trace["portfolio_value_krw"].iloc[first])
         traces.append(trace[list(TRACE_COLUMNS)])
     return traces

@@ -18,9 +18,12 @@ needs to track its own position.
 * ``buy_and_hold``: buys at the first valid bar, then holds.
 * ``random``: seeded coin flips: hold with ``1 - trade_prob``, else buy or sell
   with equal odds (default: uniform over the three actions, an untrained policy).
-* ``premium_threshold``: mean reversion of the premium -- buy USDT when the
-  premium is at or under ``buy_threshold``, sell when at or over
+* ``premium_threshold`` (the band rule): mean reversion of the premium -- buy
+  USDT when the premium is at or under ``buy_threshold``, sell when at or over
   ``sell_threshold``; the thresholds are fit on the train split only.
+* ``premium_zscore``: the band rule on a rolling z-score of the premium (its
+  distance from its own trailing mean, in trailing standard deviations), so the
+  band follows a drifting premium level; window and z levels fit on train only.
 * ``oracle``: the hindsight optimum (:mod:`kpremia.eval.oracle`), the ceiling.
 """
 
@@ -33,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -51,6 +55,9 @@ class Baseline(Protocol):
 
     def actions(self, market: MarketTensors) -> Tensor:
         """``hold_buy_sell`` action at the close of every bar of ``market``, LongTensor ``[T]``."""
+
+    def params(self) -> dict[str, Any]:
+        """What :meth:`fit` chose (thresholds, window, ...), for ``summary.json``; ``{}`` if nothing."""
 
 
 def _hold_all(market: MarketTensors) -> Tensor:
@@ -136,6 +143,8 @@ class PremiumThreshold:
         fee_rate: float = 0.001,
         slippage_bps: float = 0.0,
         tick_size_krw: float = 0.0,
+        spread_krw: float = 0.0,
+        spread_bps: float = 0.0,
     ) -> None:
         if method not in ("grid", "quantile"):
             raise ValueError(f"premium_threshold method={method!r}; use 'grid' or 'quantile'")
@@ -146,7 +155,8 @@ class PremiumThreshold:
         self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
         self.quantiles = tuple(float(q) for q in quantiles)
         self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
-                          tick_size_krw=float(tick_size_krw))
+                          tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
+                          spread_bps=float(spread_bps))
         self.buy_threshold: float | None = None
         self.sell_threshold: float | None = None
         self.train_return: float | None = None
@@ -180,6 +190,90 @@ class PremiumThreshold:
             raise RuntimeError("premium_threshold.actions() before fit(); call fit(train) first")
         return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
 
+    def params(self) -> dict[str, Any]:
+        """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash)."""
+        return {"buy_premium_at_or_below": _json_float(self.buy_threshold),
+                "sell_premium_at_or_above": _json_float(self.sell_threshold),
+                "train_return": self.train_return, "method": self.method}
+
+
+@BASELINES.register("premium_zscore")
+class PremiumZScore:
+    """The band rule on a rolling z-score of the premium.
+
+    ``z_t = (premium_t - mean) / sd`` over the trailing ``window`` bars of the split
+    being traded (bars ``<= t`` only; no order until the window is full).  Buy USDT
+    when ``z <= -buy_z``, sell when ``z >= sell_z``.  :meth:`fit` tries every
+    ``window`` x ``buy_z`` x ``sell_z`` of the grids on the train split, with the
+    env's fill rules, and keeps the best train return (cash if none beats it).
+    """
+
+    def __init__(self, windows: Sequence[int] = (96, 288, 672, 1344),
+                 z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
+                 fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
+                 spread_krw: float = 0.0, spread_bps: float = 0.0) -> None:
+        if not windows or min(int(w) for w in windows) < 2:
+            raise ValueError(f"premium_zscore windows={windows!r} must be bar counts >= 2")
+        self.windows = tuple(int(w) for w in windows)
+        self.z_levels = tuple(float(z) for z in z_levels)
+        self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
+                          tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
+                          spread_bps=float(spread_bps))
+        self.window: int | None = None
+        self.buy_z: float | None = None
+        self.sell_z: float | None = None
+        self.train_return: float | None = None
+
+    def fit(self, train: MarketTensors) -> None:
+        require_train(train, "premium_zscore")
+        best = (0.0, None)
+        for window in self.windows:
+            z = rolling_zscore(train.premium, window)[train.valid_from:-1]
+            combos = [(b, s) for b in self.z_levels for s in self.z_levels]
+            signals = [np.where(z <= -b, 1, np.where(z >= s, 0, -1)) for b, s in combos]
+            log_ret = _signal_log_returns(train, signals, self.rules)
+            i = int(np.argmax(log_ret))
+            if log_ret[i] > best[0]:
+                best = (float(log_ret[i]), (window, *combos[i]))
+        if best[1] is None:
+            log.info("premium_zscore: no window / z levels beat cash on train; the baseline holds cash")
+            self.window, self.buy_z, self.sell_z, self.train_return = self.windows[0], math.inf, math.inf, 0.0
+        else:
+            self.window, self.buy_z, self.sell_z = best[1]
+            self.train_return = float(math.expm1(best[0]))
+        log.info("premium_zscore fit on train: window %d bars, buy at z <= -%.2f, sell at z >= %.2f "
+                 "(train return %.4f)", self.window, self.buy_z, self.sell_z, self.train_return)
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        if self.window is None:
+            raise RuntimeError("premium_zscore.actions() before fit(); call fit(train) first")
+        z = rolling_zscore(market.premium, self.window)
+        out = np.full(z.shape, HOLD, dtype=np.int64)
+        out[z <= -self.buy_z] = BUY  # NaN (window not full yet) compares False: hold
+        out[z >= self.sell_z] = SELL
+        return torch.as_tensor(out, device=market.device)
+
+    def params(self) -> dict[str, Any]:
+        """The window (bars) and z levels fit on train (inf = never, i.e. cash)."""
+        return {"window_bars": self.window, "buy_z_at_or_below": _json_float(-self.buy_z if self.buy_z is not None else None),
+                "sell_z_at_or_above": _json_float(self.sell_z), "train_return": self.train_return}
+
+
+def rolling_zscore(premium: Tensor, window: int) -> np.ndarray:
+    """Trailing z-score of ``premium`` over ``window`` bars (current bar included); NaN until full."""
+    series = pd.Series(premium.to(torch.float64).cpu().numpy())
+    roll = series.rolling(window, min_periods=window)
+    sd = roll.std(ddof=0)
+    z = (series - roll.mean()) / sd.where(sd > 1e-12)
+    return z.to_numpy()
+
+
+def _json_float(x: float | None) -> float | str | None:
+    """A level for JSON: +-inf as the strings "inf" / "-inf" (JSON has no infinity)."""
+    if x is None or math.isfinite(x):
+        return x
+    return "inf" if x > 0 else "-inf"
+
 
 def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: float) -> Tensor:
     """Stateless threshold actions from the premium at each close."""
@@ -191,10 +285,20 @@ def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: fl
 
 def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
                            rules: Mapping[str, float]) -> np.ndarray:
-    """Log return on ``train`` of each threshold pair (vectorised over bars; no minimum order).
+    """Log return on ``train`` of each premium threshold pair (see :func:`_signal_log_returns`)."""
+    premium = train.premium.to(torch.float64).cpu().numpy()[train.valid_from:-1]  # decisions at closes start .. T-2
+    signals = [np.where(premium <= b, 1, np.where(premium >= s, 0, -1)) for b, s in zip(buy, sell)]
+    return _signal_log_returns(train, signals, rules)
 
-    The position after the decision at close ``t`` is the latest non-hold signal
-    up to ``t``; it is held from the open of ``t + 1``.  Fill factors come from
+
+def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
+                        rules: Mapping[str, float]) -> np.ndarray:
+    """Log return on ``train`` of each signal path (vectorised over bars; no minimum order).
+
+    A signal path has one entry per decision at closes ``valid_from .. T - 2``:
+    1 buy (all in), 0 sell (all out), -1 hold.  The position after the decision
+    at close ``t`` is the latest non-hold signal up to ``t``; it is held from the
+    open of ``t + 1``.  Fill factors come from
     :func:`kpremia.eval.oracle.fill_factors`, i.e. from the env's execution rules.
     """
     start = train.valid_from
@@ -202,11 +306,9 @@ def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarr
     log_buy, log_sell = np.log(usdt_per_krw[start + 1:]), np.log(krw_per_usdt[start + 1:])
     log_close = np.log(train.close.to(torch.float64).cpu().numpy()[start:])
     step_hold = np.diff(log_close)  # USDT held over bar s: close[s-1] -> close[s]
-    premium = train.premium.to(torch.float64).cpu().numpy()[start:-1]  # decisions at closes start .. T-2
-    idx = np.arange(len(premium))
-    out = np.empty(len(buy))
-    for i, (b, s) in enumerate(zip(buy, sell)):
-        signal = np.where(premium <= b, 1, np.where(premium >= s, 0, -1))
+    out = np.empty(len(signals))
+    for i, signal in enumerate(signals):
+        idx = np.arange(len(signal))
         last = np.maximum.accumulate(np.where(signal >= 0, idx, -1))
         pos = np.where(last >= 0, signal[np.maximum(last, 0)], 0)  # position during bar s = pos[s-1]
         prev = np.concatenate([[0], pos[:-1]])
@@ -221,15 +323,27 @@ class Oracle:
     """The hindsight oracle: it sees the whole split it is asked to act on (a ceiling, not a trader)."""
 
     def __init__(self, fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 min_order_krw: float = 0.0, initial_krw: float = 1_000_000.0) -> None:
+                 min_order_krw: float = 0.0, initial_krw: float = 1_000_000.0, spread_krw: float = 0.0,
+                 spread_bps: float = 0.0) -> None:
         self.rules = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw,
-                          min_order_krw=min_order_krw, initial_krw=initial_krw)
+                          min_order_krw=min_order_krw, initial_krw=initial_krw, spread_krw=spread_krw,
+                          spread_bps=spread_bps)
 
     def fit(self, train: MarketTensors) -> None:
         require_train(train, "oracle")
 
     def actions(self, market: MarketTensors) -> Tensor:
         return hindsight_oracle(market, **self.rules).actions
+
+
+def baseline_params(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{name: params}`` of fitted baselines that chose something on train (for ``summary.json``)."""
+    out = {}
+    for name, baseline in baselines.items():
+        params = getattr(baseline, "params", None)
+        if callable(params):
+            out[name] = params()
+    return out
 
 
 def make_baselines(names: Iterable[str], env_kwargs: Mapping[str, Any] | None = None,

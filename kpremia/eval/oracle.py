@@ -3,7 +3,7 @@
 Why: a return means little without a ceiling.  The oracle knows the whole
 period in advance and trades under exactly the simulator's rules -- the decision
 taken at the close of bar ``t`` fills at the open of ``t + 1``, with the fee
-taken from what you receive, slippage, tick rounding and the minimum order, all
+taken from what you receive, the half-spread, slippage, tick rounding and the minimum order, all
 from :func:`kpremia.envs.execution.rebalance` -- so ``policy return / oracle
 return`` (the *oracle capture*) says how much of what was there to take a policy
 took.
@@ -45,7 +45,7 @@ HOLD, BUY, SELL = 0, 1, 2  # hold_buy_sell actions
 KRW, USDT = 0, 1  # positions
 # BatchedEnv arguments that do not change what a fill costs.
 _ENV_ONLY = {"action_scheme", "action_scheme_kwargs", "turnover_penalty", "flat_penalty", "ruin_fraction",
-             "allow_short", "n_envs", "max_steps", "random_start", "seed"}
+             "allow_short", "decision_every", "reward", "ruin_terminates", "n_envs", "max_steps", "random_start", "seed"}
 
 
 class OracleResult(NamedTuple):
@@ -73,6 +73,7 @@ class OracleResult(NamedTuple):
 
 def fill_factors(
     open_krw: Tensor, *, fee_rate: float, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
+    spread_krw: float = 0.0, spread_bps: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bar: USDT bought per KRW, KRW received per USDT sold, and the sell fill price.
 
@@ -81,7 +82,8 @@ def fill_factors(
     """
     price = open_krw.to(execution.MONEY_DTYPE)
     ones, zeros = torch.ones_like(price), torch.zeros_like(price)
-    kw = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, min_order_krw=0.0)
+    kw = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, min_order_krw=0.0,
+              spread_krw=spread_krw, spread_bps=spread_bps)
     buy = execution.rebalance(ones, zeros, ones, price, **kw)  # 1 KRW, target all USDT
     sell = execution.rebalance(zeros, ones, zeros, price, **kw)  # 1 USDT, target all KRW
     return buy.usdt.cpu().numpy(), sell.krw.cpu().numpy(), sell.fill_price.cpu().numpy()
@@ -95,6 +97,8 @@ def hindsight_oracle(
     tick_size_krw: float = 0.0,
     min_order_krw: float = 0.0,
     initial_krw: float = 1_000_000.0,
+    spread_krw: float = 0.0,
+    spread_bps: float = 0.0,
     start: int | None = None,
     **env_only: Any,
 ) -> OracleResult:
@@ -116,7 +120,8 @@ def hindsight_oracle(
     if not 0 <= start <= n_bars - 2:
         raise ValueError(f"oracle start {start} leaves no step in a split of {n_bars} bars")
     usdt_per_krw, krw_per_usdt, sell_px = fill_factors(
-        market.open, fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw)
+        market.open, fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw,
+        spread_krw=spread_krw, spread_bps=spread_bps)
     log_buy = np.log(usdt_per_krw).tolist()
     log_sell = np.log(krw_per_usdt).tolist()
     log_min_order = math.log(min_order_krw) if min_order_krw > 0 else -math.inf

@@ -119,3 +119,24 @@ def test_short_sell_and_buy_back_by_hand() -> None:
 def test_weight_helpers() -> None:
     assert portfolio_value(t(500.0), t(1.0), t(500.0)).item() == 1000.0
     assert usdt_weight(t(500.0), t(1.0), t(500.0)).item() == 0.5
+
+
+def test_spread_half_paid_on_each_side() -> None:
+    price = t(1400.0)
+    assert buy_fill_price(price, spread_krw=0.5).tolist() == [1400.25]
+    assert sell_fill_price(price, spread_krw=0.5).tolist() == [1399.75]
+    assert buy_fill_price(price, spread_bps=2.0).item() == pytest.approx(1400.0 * (1 + 1e-4))
+    # the half-spread comes before slippage and tick rounding (both against the trader)
+    assert buy_fill_price(price, spread_krw=0.5, tick_size_krw=0.5).tolist() == [1400.5]
+    assert sell_fill_price(price, spread_krw=0.5, tick_size_krw=0.5).tolist() == [1399.5]
+    assert buy_fill_price(price, spread_krw=0.5, slippage_bps=10.0).item() == pytest.approx(1400.25 * 1.001)
+
+
+def test_rebalance_pays_the_half_spread_once_per_fill() -> None:
+    buy = rebalance(t(1_000_000.0), t(0.0), t(1.0), t(1400.0), fee_rate=0.0, spread_krw=0.5)
+    assert buy.usdt.item() == pytest.approx(1_000_000.0 / 1400.25, rel=1e-15)
+    assert buy.fill_price.tolist() == [1400.25]
+    sell = rebalance(buy.krw, buy.usdt, t(0.0), t(1400.0), fee_rate=0.0, spread_krw=0.5)
+    assert sell.krw.item() == pytest.approx(1_000_000.0 * 1399.75 / 1400.25, rel=1e-14)
+    hold = rebalance(buy.krw, buy.usdt, t(float("nan")), t(1400.0), fee_rate=0.0, spread_krw=0.5)
+    assert not hold.traded.item() and hold.usdt.item() == buy.usdt.item()  # no order, no spread

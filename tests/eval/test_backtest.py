@@ -87,13 +87,36 @@ def test_policy_backtest_one_trace_per_env(market) -> None:
     pd.testing.assert_frame_equal(run_backtest(market, actions, RULES), traces[1])
 
 
-def test_ruin_stops_the_trace() -> None:
-    close = np.array([1400.0, 1400.0, 1000.0, 600.0, 500.0, 450.0, 400.0])
+def test_ruin_is_flagged_and_the_trace_covers_the_whole_split() -> None:
+    # All in at 1400, then the price collapses: value 1,000,000 -> 714,286 -> 428,571 (< 500,000 = ruin) ...
+    close = np.array([1400.0, 1400.0, 1000.0, 600.0, 500.0, 450.0, 700.0])
     market = build_market(close, valid_from=0)
     actions = torch.tensor([BUY, 0, 0, 0, 0, 0, 0])
     trace = run_backtest(market, actions, dict(fee_rate=0.0, action_scheme="hold_buy_sell", ruin_fraction=0.5))
-    assert trace["portfolio_value_krw"].iloc[-1] < 500_000 <= trace["portfolio_value_krw"].iloc[-2]
-    assert len(trace) == 4 and pd.isna(trace["action"].iloc[-1])
+    assert len(trace) == market.n_bars  # not cut at the ruin: every row of a table covers the same period
+    units = 1_000_000.0 / 1400.0
+    np.testing.assert_allclose(trace["portfolio_value_krw"].to_numpy()[1:], units * close[1:])
+    assert trace["ruined"].tolist() == [False, False, False, True, True, True, True]  # from the first close < 500k on
+    metrics = trace_metrics(trace)
+    assert metrics["ruined"] == 1.0
+    assert metrics["max_drawdown"] == pytest.approx(1.0 - 450.0 / 1400.0)  # the low, though it recovered after
+    assert metrics["return"] == pytest.approx(700.0 / 1400.0 - 1.0)
+
+
+def test_a_ruined_policy_trace_runs_to_the_end(market) -> None:
+    # A policy that churns with a 5 % fee is ruined early; its trace still has every bar.
+    rules = dict(fee_rate=0.05, action_scheme="hold_buy_sell", ruin_fraction=0.5)
+    flip = {"k": 0}
+
+    def act(obs):
+        flip["k"] += 1
+        return torch.full((obs["account"].shape[0],), 1 + flip["k"] % 2, dtype=torch.long)
+
+    traces = run_policy_backtest(act, market, rules, n_envs=2)
+    for trace in traces:
+        assert len(trace) == market.n_bars - market.valid_from
+        assert trace["ruined"].iloc[-1] and trace_metrics(trace)["ruined"] == 1.0
+        assert trace["traded"].iloc[-1]  # still trading on the last bar
 
 
 def test_sequence_length_is_checked(market) -> None:

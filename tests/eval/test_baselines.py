@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kpremia.eval.backtest import run_baseline_backtest, trace_metrics
-from kpremia.eval.baselines import PremiumThreshold, make_baselines
+from kpremia.eval.baselines import PremiumThreshold, PremiumZScore, make_baselines, rolling_zscore
 from kpremia.eval.oracle import BUY, HOLD, SELL, hindsight_oracle
 from kpremia.registry import BASELINES
 
@@ -59,7 +59,7 @@ def test_oracle_baseline_reaches_the_oracle_value(market) -> None:
     assert trace["portfolio_value_krw"].iloc[-1] == pytest.approx(want.final_value_krw, rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["cash", "buy_and_hold", "random", "premium_threshold", "oracle"])
+@pytest.mark.parametrize("name", ["cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "oracle"])
 def test_fit_refuses_any_split_but_train(name: str) -> None:
     baseline = BASELINES.get(name)()
     for split in ("val", "test", ""):
@@ -137,3 +137,67 @@ def test_threshold_fit_through_the_data_pipeline_ignores_val_and_test() -> None:
         with pytest.raises(ValueError, match="train split only"):
             baseline.fit(data.tensors["test"])
     assert fitted[0] == fitted[1]
+
+
+ZRULES = dict(fee_rate=0.001, slippage_bps=2.0, spread_krw=0.5)
+
+
+def test_zscore_fit_depends_on_train_only_and_acts_causally() -> None:
+    """Window and z levels are fit on train; val/test cannot move them; bar t's action uses bars <= t."""
+    train = premium_market(3000, 7, name="train")
+    fitted = []
+    for seed in (1, 2):
+        baseline = PremiumZScore(windows=(48, 96, 192), **ZRULES)
+        baseline.fit(train)
+        test = premium_market(600, seed, name="test")
+        acts = baseline.actions(test)
+        fitted.append(baseline.params())
+        assert baseline.params() == fitted[-1]  # acting does not refit
+        assert (acts[: baseline.window - 1] == HOLD).all()  # no order until the window is full
+        cut = 300
+        perturbed = premium_market(600, seed, name="test")
+        perturbed.premium[cut + 1:] += 0.05
+        assert torch.equal(baseline.actions(perturbed)[: cut + 1], acts[: cut + 1])
+    assert fitted[0] == fitted[1]
+    assert fitted[0]["window_bars"] in (48, 96, 192) and fitted[0]["train_return"] > 0
+
+
+def test_zscore_is_the_rolling_zscore_by_hand() -> None:
+    premium = torch.tensor([0.01, 0.02, 0.03, 0.0, 0.05], dtype=torch.float64)
+    z = rolling_zscore(premium, 3)
+    window = np.array([0.03, 0.0, 0.05])
+    assert np.isnan(z[:2]).all()
+    assert z[4] == pytest.approx((0.05 - window.mean()) / window.std())
+
+
+def test_zscore_train_return_matches_the_env_backtest() -> None:
+    train = premium_market(3000, 7, name="train")
+    baseline = PremiumZScore(windows=(48, 96), **ZRULES)
+    baseline.fit(train)
+    trace = run_baseline_backtest(baseline, train, ZRULES)
+    assert trace_metrics(trace)["return"] == pytest.approx(baseline.train_return, rel=1e-9)
+    assert trace["traded"].sum() >= 2
+
+
+@pytest.mark.parametrize("cls", [PremiumThreshold, PremiumZScore])
+def test_band_rules_fit_through_the_data_pipeline_ignore_val_and_test(cls) -> None:
+    """End to end through the data layer: rewrite val/test; the chosen levels do not move."""
+    from kpremia.data.market import build_market
+    from kpremia.data.synthetic import SyntheticSource
+
+    frame, _ = SyntheticSource(seed=4, days=40).load()
+    split = {"train_frac": 0.6, "val_frac": 0.2}
+    cut = int(len(frame) * 0.6)
+    other = frame.copy()
+    shock = 1.0 + 0.05 * np.sin(np.arange(len(frame) - cut) / 7.0)
+    other.iloc[cut:, other.columns.get_indexer(["open", "high", "low", "close"])] *= shock[:, None]
+    other["premium"] = other["close"] / other["fx"] - 1
+    chosen = []
+    for f in (frame, other):
+        data = build_market(f, split, splits=("train", "val", "test"))
+        baseline = cls(**ZRULES)
+        baseline.fit(data.tensors["train"])
+        chosen.append(baseline.params())
+        with pytest.raises(ValueError, match="train split only"):
+            baseline.fit(data.tensors["val"])
+    assert chosen[0] == chosen[1]
