@@ -90,7 +90,7 @@ def _multirun_group(run_dir: Path) -> str | None:
 class KPremiaWandbLogger(WandbLogger):
     """Lightning's ``WandbLogger`` with kpremia's run semantics.
 
-    * The run summary's value of the monitored metric (``val/sharpe``) is the
+    * The run summary's value of the monitored metric (``algo.monitor``) is the
       *best* score, the one ``ModelCheckpoint`` keeps and ``fit`` returns to a
       sweeper, not the last validation — so a wandb sweep and an Optuna search
       optimise the same number.

@@ -121,7 +121,7 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
     algo, tcfg = cfg["algo"], dict(cfg["trainer"])
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-        monitor=algo.get("monitor", "val/sharpe"), mode=algo.get("monitor_mode", "max"), save_top_k=1,
+        monitor=algo.get("monitor", "val/excess_return"), mode=algo.get("monitor_mode", "max"), save_top_k=1,
     )
     # The newest state, always (ModelCheckpoint's save_last only writes when a top-k file was
     # saved in the same step, so "last" could lag behind an epoch that was not the best).

@@ -154,6 +154,24 @@ class RLModule(L.LightningModule):
             self.generator.manual_seed(seed + 7919 * (self.rank + 1))
         if "val" in self.market.tensors:
             self.val_market = self.market.tensors["val"].to(device)
+            self._val_band_return = self._band_rule_return(self.val_market)
+
+    def _band_rule_return(self, market: MarketTensors) -> float | None:
+        """Return of the band rule (``premium_threshold``, fit on train) on ``market``, with the run's fills.
+
+        The bar a policy must clear: ``val/excess_return = val/return - val/band_return``
+        (the default ``algo.monitor``).  Computed once per run; ``None`` without a train split.
+        """
+        from kpremia.eval.backtest import run_baseline_backtests
+        from kpremia.eval.baselines import make_baselines
+
+        if "train" not in self.market.tensors:
+            return None
+        kwargs = env_kwargs(self.env_cfg)
+        rule = make_baselines(["premium_threshold"], kwargs)["premium_threshold"]
+        rule.fit(self.market.tensors["train"])
+        trace = run_baseline_backtests({"band": rule}, market, kwargs)["band"]
+        return float(trace_metrics(trace)["return"])
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
@@ -166,6 +184,10 @@ class RLModule(L.LightningModule):
         trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
                                     env_kwargs(self.env_cfg))[0]
         metrics = {f"val/{k}": float(v) for k, v in trace_metrics(trace).items()}
+        band = getattr(self, "_val_band_return", None)
+        if band is not None:
+            metrics["val/band_return"] = band
+            metrics["val/excess_return"] = metrics["val/return"] - band
         # Through self.log for checkpoint monitoring (synced across ranks, never rank-zero-only;
         # batch_size=1: the tick "batch" is an int, from which Lightning cannot infer a size),
         # and to the loggers directly so every curve shares the env-steps x-axis.

@@ -272,6 +272,8 @@ class PPO(RLModule):
             "rollout/max_action_share": share.max(),
             **{f"train/{name}": value for name, value in stats.items()},
             "train/first_ratio": self._first_ratio,
+            "train/kl_stopped": torch.tensor(float(self._stop_update)),
+            "train/minibatches": torch.tensor(float(self._stats_n)),
             "train/explained_variance": ev,
             "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
             "perf/rollout_steps_per_s": torch.tensor(steps / max(self._rollout_seconds, 1e-9)),

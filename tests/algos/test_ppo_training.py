@@ -68,3 +68,18 @@ def test_encoder_dropout_changes_nothing_in_training(compose_cfg, tmp_path):
     wa, wb = weights(a["module"]), weights(b["module"])
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in b["module"].net.modules())
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_target_kl_early_stop_still_logs_the_rollout(compose_cfg, tmp_path):
+    """A rollout whose update stops on algo.target_kl is logged like any other (it used to be skipped)."""
+    import pandas as pd
+
+    cfg = compose_cfg(*TINY, "algo.total_env_steps=512", "algo.update_epochs=4", "algo.lr=0.01",
+                      "algo.target_kl=1e-9")
+    training.fit(cfg, tmp_path / "run")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    rollouts = metrics.dropna(subset=["train/approx_kl"])
+    assert len(rollouts) == 512 // (8 * 16)  # every rollout has its row
+    assert (rollouts["train/kl_stopped"] == 1.0).all()  # each stopped after its first epoch ...
+    assert (rollouts["train/minibatches"] == 2).all()  # ... of n_minibatches = 2
+    assert rollouts["rollout/episode_return"].notna().all()

@@ -90,7 +90,8 @@ def test_fit_with_wandb_offline_logs_config_metrics_best_score_and_checkpoint(co
     val = [h["val/sharpe"] for h in run.history if "val/sharpe" in h]
     assert len(val) == 2
     # the summary holds the best validation score: what fit returns and a wandb sweep optimises
-    assert run.summary["val/sharpe"] == pytest.approx(max(val)) == pytest.approx(result["best_score"])
+    best = [h["val/excess_return"] for h in run.history if "val/excess_return" in h]
+    assert run.summary["val/excess_return"] == pytest.approx(max(best)) == pytest.approx(result["best_score"])
     # log_model: checkpoints stored as artifacts of the offline run (uploaded by `wandb sync`)
     assert run.artifacts and all(a.startswith("model-") for a in run.artifacts)
     assert "exit" in run.record_types  # finished by finalize, not at interpreter exit
@@ -150,5 +151,5 @@ def test_two_ddp_spawn_fits_in_one_process_with_wandb(compose_cfg, wandb_env, mo
     runs = [read_offline_run(p) for p in sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))]
     assert sorted(r.name for r in runs) == ["run0", "run1"]
     for run, score in zip(sorted(runs, key=lambda r: r.name), scores, strict=True):
-        assert score is not None and run.summary["val/sharpe"] == pytest.approx(score)
+        assert score is not None and run.summary["val/excess_return"] == pytest.approx(score)
         assert "exit" in run.record_types and run.config["trainer"]["strategy"] == "ddp_spawn"

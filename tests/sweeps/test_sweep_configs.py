@@ -113,7 +113,7 @@ def test_there_are_sweeps_and_searches():
 def test_sweep_file_shape(path):
     config = load_sweep(path)
     assert config["method"] in METHODS
-    assert config["metric"] == {"name": "val/sharpe", "goal": "maximize"}
+    assert config["metric"] == {"name": "val/excess_return", "goal": "maximize"}  # algo.monitor
     assert config["command"] == COMMAND, "every parameter must reach `python -m kpremia fit` as a Hydra override"
     params = config["parameters"]
     assert params["logger"] == {"value": "wandb"}
