@@ -120,6 +120,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     baseline_traces = run_baseline_backtests(baselines, target, kwargs) if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
+    report_dir = run_dir / _report_name(module.cfg["data"], cfg["data"])
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
              "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"), "eval": eval_cfg.to_dict(),
              "baseline_params": baseline_params(baselines), "fee_rate": kwargs.get("fee_rate"),
@@ -129,16 +130,29 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     from kpremia.eval.report import format_table, summarise_traces, write_report
 
     if split in ("test", "all"):
-        summary = write_report(run_dir / "report", traces[0], baseline_traces, {**extra, "policy_metrics": policy},
+        summary = write_report(report_dir, traces[0], baseline_traces, {**extra, "policy_metrics": policy},
                                plots=eval_cfg.plots)
         from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
 
-        log_test_report(cfg, run_dir, summary, run_dir / "report")
+        log_test_report(cfg, run_dir, summary, report_dir)
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
     print(f"tested {extra['bars']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC (bar open times)")
     print(format_table(summary))
     if split in ("test", "all"):
-        print(run_dir / "report")
+        print(report_dir)
     return summary
+
+
+def _report_name(trained_on: dict[str, Any], tested_on: dict[str, Any]) -> str:
+    """``report`` for the run's own market; ``report_data_seed<S>`` for another synthetic draw.
+
+    A generalisation check (``test ckpt=... data.seed=7``) must not overwrite the report of
+    the training market's test split; other data changes get ``report_other_data``.
+    """
+    if tested_on == trained_on:
+        return "report"
+    if {k: v for k, v in tested_on.items() if k != "seed"} == {k: v for k, v in trained_on.items() if k != "seed"}:
+        return f"report_data_seed{tested_on.get('seed')}"
+    return "report_other_data"

@@ -261,18 +261,7 @@ class BatchedEnv:
         state, reward, terminated, truncated, fill = bar[:5]
         fee_krw, traded, ruined = fill.fee_krw, fill.traded, bar[5]
         if self.decision_every > 1:
-            # Hold for the rest of the decision; envs whose episode ended stay where they ended.
-            hold = torch.full_like(target, float("nan"))
-            active = ~(terminated | truncated)
-            for _ in range(self.decision_every - 1):
-                nxt, r, term, trunc, f, ru = self._bar(state, hold)
-                state = tuple(torch.where(active, b, a) for a, b in zip(state, nxt))
-                reward = reward + torch.where(active, r, torch.zeros_like(r))
-                terminated = terminated | (active & term)
-                truncated = truncated | (active & trunc)
-                fee_krw = fee_krw + torch.where(active, f.fee_krw, torch.zeros_like(f.fee_krw))
-                ruined = ruined | (active & ru)
-                active = active & ~(term | trunc)
+            state, reward, terminated, truncated, ruined = self._hold(state, reward, terminated, truncated, ruined)
         t1, krw1, usdt1, value1, log_value1, steps = state
         done = terminated | truncated
         weight1 = (value1 - krw1) / value1  # USDT weight at the close (exactly 0 without USDT)
@@ -340,6 +329,50 @@ class BatchedEnv:
         terminated = ruined if self.ruin_terminates else torch.zeros_like(ruined)
         truncated = ((steps >= self._max_steps) | (t1 >= self._last_bar)) & ~terminated
         return (t1, fill.krw, fill.usdt, value1, log_value1, steps), reward, terminated, truncated, fill, ruined
+
+    def _hold(self, state: tuple[Tensor, ...], reward: Tensor, terminated: Tensor, truncated: Tensor,
+              ruined: Tensor) -> tuple[Any, ...]:
+        """The ``decision_every - 1`` bars after a decision's fill, all at once.
+
+        No order is sent while holding, so the account (KRW, USDT) is fixed and each
+        bar's value, reward and end flags are a function of that bar's close alone:
+        one gather of ``[N, k - 1]`` rows instead of ``k - 1`` simulator steps.  An env
+        whose episode ends at bar ``j`` keeps bar ``j``'s state and the rewards up to
+        it; an env that ended on the fill bar keeps that bar's state.
+        """
+        t1, krw, usdt, value1, log_value1, steps1 = state
+        k = self.decision_every
+        j = torch.arange(1, k, device=self.device)
+        t = (t1[:, None] + j).clamp_max(self._last_bar)  # [N, k-1]
+        prices = self._prices[t]  # [N, k-1, 3]: open, close, fx log return
+        close, fx_ret = prices[..., 1], prices[..., 2]
+        usdt_value = usdt[:, None] * close
+        value = krw[:, None] + usdt_value
+        log_value = torch.log(value.clamp_min(_MIN_VALUE))
+        r = log_value - torch.cat((log_value1[:, None], log_value[:, :-1]), dim=1)
+        if self.reward_kind == "fx_hedged":
+            r = r - (usdt_value / value) * fx_ret
+        if self.flat_penalty:
+            r = r - self.flat_penalty * (usdt == 0)[:, None]
+        steps = steps1[:, None] + j
+        ruin = value < self._ruin_value
+        term = ruin if self.ruin_terminates else torch.zeros_like(ruin)
+        trunc = ((steps >= self._max_steps) | (t >= self._last_bar)) & ~term
+        ends = term | trunc
+        # Bars that happen: all of them for an env still running after the fill bar, up to and
+        # including the first bar that ends its episode; none for an env that already ended.
+        ended_before = torch.cumsum(ends.int(), dim=1) - ends.int() > 0
+        happens = ~ended_before & ~(terminated | truncated)[:, None]
+        last = (happens.int().sum(dim=1) - 1).clamp_min(0)  # index of the last bar that happened
+        moved = happens.any(dim=1)
+        pick = lambda x: x.gather(1, last[:, None]).squeeze(1)  # noqa: E731
+        reward = reward + (r * happens).sum(dim=1)
+        terminated = terminated | (moved & pick(term))
+        truncated = truncated | (moved & pick(trunc))
+        ruined = ruined | (ruin & happens).any(dim=1)
+        new_state = (torch.where(moved, pick(t), t1), krw, usdt, torch.where(moved, pick(value), value1),
+                     torch.where(moved, pick(log_value), log_value1), torch.where(moved, pick(steps), steps1))
+        return new_state, reward, terminated, truncated, ruined
 
     def state_dict(self) -> dict[str, Any]:
         """Every state tensor and the generator state: loading it resumes bit-exactly."""

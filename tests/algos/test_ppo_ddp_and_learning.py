@@ -41,6 +41,8 @@ def test_ppo_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
         "experiment=gru_attn_ppo", "data.preset=mean_reverting", "data.days=60", "env.n_envs=32",
         "env.max_steps=200", "algo.n_steps=64", "algo.rollouts_per_epoch=4", "algo.total_env_steps=40960",
         "trainer.enable_progress_bar=false",
+        # bar-by-bar PPO without the default experiment's levers (those have their own slow test)
+        "env.action_scheme=signal", "env.decision_every=1", "env.reward=log_return",
     )
     result = training.fit(cfg, tmp_path / "run")
     module = result["module"]

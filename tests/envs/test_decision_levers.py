@@ -143,3 +143,15 @@ def test_bad_lever_values_are_one_line_errors() -> None:
         BatchedEnv(market, 1, decision_every=0)
     with pytest.raises(UserError, match="env.reward"):
         BatchedEnv(market, 1, reward="sharpe")
+
+
+def test_ruin_inside_a_decision_terminates_there() -> None:
+    close = np.array([1400.0, 1400.0, 1200.0, 600.0, 500.0, 400.0, 300.0, 300.0, 300.0, 300.0])
+    market = build_market(close, valid_from=0)
+    rules = dict(fee_rate=0.0, action_scheme="hold_buy_sell", ruin_fraction=0.5)
+    env = BatchedEnv(market, 1, max_steps=None, random_start=False, decision_every=4, **rules)
+    env.reset()
+    _, r, term, trunc, info = env.step(acts(BUY))  # fill at bar 1, then bars 2, 3 (600: ruin) -> ends at bar 3
+    assert term.item() and not trunc.item() and info["ruined"].item()
+    assert info["episode_length"].item() == 3 and info["portfolio_value_krw"].item() == pytest.approx(1e6 * 600 / 1400)
+    assert r.item() == pytest.approx(math.log(600 / 1400), rel=1e-6)
