@@ -66,13 +66,13 @@ def _row_metrics(summary: dict, row: str) -> dict | None:
             "ruined": metrics.get("ruined", 0.0), "capture": capture}
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], signed: bool = True) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return "-"
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:+.2f} ± {std:.2f}"
+    return f"{mean:+.2f} ± {std:.2f}" if signed else f"{mean:.2f} ± {std:.2f}"
 
 
 def table(summaries: list[dict]) -> str:
@@ -87,7 +87,7 @@ def table(summaries: list[dict]) -> str:
             ROW_NAMES[row],
             _mean_std([100 * m["return"] for m in ms]),
             f"{statistics.fmean(m['n_trades'] for m in ms):,.1f}",
-            _mean_std([100 * m["max_drawdown"] for m in ms]),
+            _mean_std([100 * m["max_drawdown"] for m in ms], signed=False),
             _mean_std([100 * m["capture"] for m in ms]) if row != "oracle" else "100",
             f"{sum(m['ruined'] for m in ms):.0f} / {len(ms)}",
         ]) + " |")
@@ -171,8 +171,10 @@ def main(argv: list[str] | None = None) -> None:
                       f"the band rule in {_wins(own, 'premium_threshold')} seeds, buy-and-hold in "
                       f"{_wins(own, 'buy_and_hold')}, cash in {_wins(own, 'cash')}.", "", table(own), ""]
         if unseen:
-            parts += [f"Unseen synthetic markets (`test ckpt=... data.seed=S`, same process, other draws; "
-                      f"{len(unseen)} evaluations): the policy beat the band rule in "
+            markets = sorted({str(u.get("data_seed")) for u in unseen})
+            parts += [f"Unseen synthetic markets (`test ckpt=... data.seed=S`: same process, other draws; "
+                      f"data seeds {', '.join(markets)}, each policy on each, {len(unseen)} evaluations; "
+                      f"the baselines are fit on each market's own train split): the policy beat the band rule in "
                       f"{_wins(unseen, 'premium_threshold')}, cash in {_wins(unseen, 'cash')}.", "",
                       table(unseen), ""]
         params = [s.get("baseline_params", {}) for s in own]
@@ -193,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
                 c = _val_curves(run)
                 best = c.loc[c["val/return"].idxmax()]
                 last = c.iloc[-1]
-                rows.append(f"| {label} | {100 * best['val/return']:+.2f} | {int(best['env_steps']):,} | "
+                name = f"{label} ({run.name})" if len(runs) > 1 else label
+                rows.append(f"| {name} | {100 * best['val/return']:+.2f} | {int(best['env_steps']):,} | "
                             f"{int(best['val/n_trades'])} | {100 * last['val/return']:+.2f} | "
                             f"{int(last['val/n_trades'])} |")
         parts += rows + [""]

@@ -30,7 +30,7 @@ lever default
 lever k1 env.decision_every=1
 lever log_return env.reward=log_return
 lever signal env.action_scheme=signal
-lever target_weight env.action_scheme=target_weight env.rebalance_band=0.1
+lever target_weight env/action_scheme=target_weight env.action_scheme.rebalance_band=0.1
 lever old_default env.decision_every=1 env.reward=log_return env.action_scheme=signal env.max_steps=1000
 
 python scripts/results.py \

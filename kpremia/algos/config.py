@@ -43,7 +43,7 @@ class AlgoConfig(ConfigPart):
     gamma: float = knob(0.99, between(0, 1, low_open=True))
     reward_scale: float = knob(100.0, positive())  # rewards (log returns, ~1e-3) x this for the learner
     head_hidden: int = knob(64, at_least(1))  # hidden units of the heads over the encoder
-    monitor: str = knob("val/sharpe")  # the validation metric the best checkpoint is kept by
+    monitor: str = knob("val/excess_return")  # validation return minus the band rule's: the best checkpoint is kept by it
     monitor_mode: str = knob("max", ("'max' or 'min'", lambda v: v in ("max", "min")))
 
     def check_with_env(self, env: EnvConfig) -> None:
