@@ -20,5 +20,6 @@ class EvalConfig(ConfigPart):
     temperature: float = knob(1.0, positive())
     n_seeds: int = knob(5, at_least(1))  # sampled policies: how many seeds
     force_action: str | None = knob(None)  # a constant action name (e.g. hold), a sanity check
-    baselines: tuple[str, ...] = knob(("cash", "buy_and_hold", "random", "premium_threshold", "oracle"))
+    baselines: tuple[str, ...] = knob(("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore",
+                                       "oracle"))
     plots: bool = knob(True)

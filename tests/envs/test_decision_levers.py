@@ -126,10 +126,9 @@ def test_fx_hedged_reward_strips_the_fx_move() -> None:
 def test_rebalance_band_stops_tiny_rebalancing_trades() -> None:
     close = random_walk_close(80, seed=5, sd=0.004)
     market = build_market(close, valid_from=0)
-    rules = dict(fee_rate=0.001, action_scheme="target_weight", action_scheme_kwargs={"weights": (0.0, 0.5, 1.0)})
     for band in (0.0, 0.1):
-        kw = dict(rules, action_scheme_kwargs={"weights": (0.0, 0.5, 1.0), "rebalance_band": band})
-        env = BatchedEnv(market, 1, max_steps=None, random_start=False, **kw)
+        scheme = {"name": "target_weight", "weights": (0.0, 0.5, 1.0), "rebalance_band": band}
+        env = BatchedEnv(market, 1, max_steps=None, random_start=False, fee_rate=0.001, action_scheme=scheme)
         env.reset()
         n = 0
         for _ in range(78):
