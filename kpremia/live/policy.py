@@ -55,6 +55,8 @@ class CheckpointPolicy:
         env = self.cfg["env"]
         self.windows = {k: int(env[k]) for k in ("window_15m", "window_1d", "window_premium")}
         self.scheme = action_scheme_of(env)
+        # Trained to act every k bars (env.decision_every): live acts on the same cadence, holding in between.
+        self.decision_every = int(env.get("decision_every", 1))
         self.deterministic = bool(deterministic)
         if not self.deterministic and not float(temperature) > 0:
             raise UserError(f"eval.temperature={temperature} must be > 0 to sample actions")

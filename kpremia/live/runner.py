@@ -309,6 +309,11 @@ class LiveRunner:
         if obs is None and getattr(self.policy, "normalizer", None) is not None:  # a rule needs no features
             decision.reason = "warm-up"
             return decision
+        every = int(getattr(self.policy, "decision_every", 1))
+        k, self.state.ready_bars = self.state.ready_bars, self.state.ready_bars + 1
+        if k % every:  # as in training and the backtest: no order between two decisions
+            decision.reason = f"between decisions (acts every {every} bars, as trained)"
+            return decision
         action = int(self.policy.act(obs, bar))
         scheme = self.policy.scheme
         weight = torch.tensor([self.state.weight(bar.close)], dtype=execution.MONEY_DTYPE)

@@ -34,6 +34,7 @@ class LiveState:
     day: str = ""  # UTC date of the day whose starting equity is below
     day_start_equity_krw: float = math.nan
     cooldown_until_step: int = -1
+    ready_bars: int = 0  # bars with a full observation so far; a policy acts on every decision_every-th
 
     def equity(self, price: float | None = None) -> float:
         """Cash plus the position marked at ``price`` (default: the last close)."""

@@ -149,7 +149,10 @@ def test_twenty_random_kills(checkpoint, window, reference, tmp_path):
     journal = state_dir / "journal.sqlite"
     kills = 0
     while kills < 20:
-        proc = subprocess.Popen(_args(checkpoint, state_dir, window), env=_env(), stdout=subprocess.DEVNULL,
+        # Paced at 50 ms a bar, so kills land mid-window on an idle machine too (at full speed the
+        # whole window can finish between two kills).
+        proc = subprocess.Popen(_args(checkpoint, state_dir, window, "live.replay.speed=18000"), env=_env(),
+                                stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         seen = len(read_table(journal, "decisions")) if journal.exists() else 0
         deadline = time.monotonic() + 300

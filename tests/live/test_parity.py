@@ -11,15 +11,23 @@ import copy
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kpremia import training
 from kpremia.envs.factory import env_kwargs
 from kpremia.eval.backtest import run_policy_backtest
 from kpremia.live.build import run_live
 from kpremia.live.journal import read_table
+from .conftest import make_checkpoint
 
 
-def test_backtest_and_paper_session_agree(live_cfg, checkpoint, tmp_path):
+@pytest.mark.parametrize("decision_every", [1, 4])
+def test_backtest_and_paper_session_agree(live_cfg, checkpoint, tmp_path, decision_every):
+    """With ``env.decision_every=k`` live acts on the backtest's cadence and holds in between."""
+    if decision_every > 1:
+        live_cfg = copy.deepcopy(live_cfg)
+        live_cfg["env"]["decision_every"] = decision_every
+        checkpoint = make_checkpoint(tmp_path / "ckpt" / "last.ckpt", live_cfg)
     module = training.load_module(checkpoint)
     market = training.load_market(module.cfg, training.ALL_SPLITS)
     test = market.tensors["test"]
@@ -36,7 +44,10 @@ def test_backtest_and_paper_session_agree(live_cfg, checkpoint, tmp_path):
     assert test.valid_from == 0 and len(decisions) == test.n_bars == len(trace)
     assert (pd.to_datetime(decisions["bar_time"]) == trace["time"]).all()
     # actions: every bar but the last (the backtest has no next open to fill at)
-    np.testing.assert_array_equal(decisions["action"].to_numpy()[:-1], trace["action"].to_numpy()[:-1].astype(int))
+    acts = np.arange(len(trace) - 1) % decision_every == 0
+    np.testing.assert_array_equal(decisions["action"].to_numpy()[:-1][acts],
+                                  trace["action"].to_numpy()[:-1][acts].astype(int))
+    assert decisions["action"].iloc[:-1][~acts].isna().all()  # no decision between two decisions
     assert trace["traded"].sum() > 20, "the parity check needs many trades"
     # fills: the bar after each decision, at the simulator's price and fee
     traded = trace[trace["traded"]]
