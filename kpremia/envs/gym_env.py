@@ -32,7 +32,7 @@ from gymnasium import spaces
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.numpy_batched import RENDER_FPS, RENDER_MODES, check_render_mode, observation_space
-from kpremia.envs.render import EpisodeHistory, render_ansi, render_rgb
+from kpremia.envs.render import EpisodeHistory, render
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -126,11 +126,7 @@ class KPremiaGymEnv(gym.Env):
 
     def render(self) -> np.ndarray | str | None:
         """The episode so far in the env's ``render_mode`` (``None`` when it has none)."""
-        if self.render_mode == "rgb_array":
-            return render_rgb(self.env.market, self._history)
-        if self.render_mode == "ansi":
-            return render_ansi(self.env.market, self._history)
-        return None
+        return render(self.render_mode, self.env.market, self._history)
 
 
 def _numpy(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

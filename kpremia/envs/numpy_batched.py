@@ -24,7 +24,7 @@ from gymnasium import spaces
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
-from kpremia.envs.render import EpisodeHistory, render_ansi, render_rgb
+from kpremia.envs.render import EpisodeHistory, render
 from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
 
@@ -130,8 +130,4 @@ class NumpyBatchedEnv:
 
     def render(self) -> np.ndarray | str | None:
         """Env 0's episode so far in the ``render_mode`` (``None`` when there is none)."""
-        if self.render_mode == "rgb_array":
-            return render_rgb(self.env.market, self._history)
-        if self.render_mode == "ansi":
-            return render_ansi(self.env.market, self._history)
-        return None
+        return render(self.render_mode, self.env.market, self._history)

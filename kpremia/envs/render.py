@@ -102,6 +102,15 @@ def render_rgb(market: MarketTensors, history: EpisodeHistory, height: int = HEI
     return frame
 
 
+def render(mode: str | None, market: MarketTensors, history: EpisodeHistory) -> np.ndarray | str | None:
+    """The episode so far in gymnasium's ``render_mode`` ``mode`` (``None`` for no mode)."""
+    if mode == "rgb_array":
+        return render_rgb(market, history)
+    if mode == "ansi":
+        return render_ansi(market, history)
+    return None
+
+
 def _draw_panel(panel: np.ndarray, series: np.ndarray, guide: float, color: str, area: bool) -> None:
     """Draw ``series`` into ``panel`` (a view of the frame) as a line, or as an area from the guide."""
     h, w, _ = panel.shape
