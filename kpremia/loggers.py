@@ -116,6 +116,7 @@ class KPremiaWandbLogger(WandbLogger):
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
         self._finished = False
+        self._best: tuple[str, float] | None = None  # (monitor, best score) seen by the checkpoint callback
 
     def __getstate__(self) -> dict[str, Any]:
         if self._experiment is not None:  # a run exists already: let the worker attach to it
@@ -133,6 +134,7 @@ class KPremiaWandbLogger(WandbLogger):
         super().after_save_checkpoint(checkpoint_callback)
         score, key = checkpoint_callback.best_model_score, checkpoint_callback.monitor
         if score is not None and key and self._experiment is not None and not self._finished:
+            self._best = (key, float(score))
             self._experiment.summary[key] = float(score)
 
     @rank_zero_only
@@ -141,6 +143,8 @@ class KPremiaWandbLogger(WandbLogger):
         if self._experiment is not None and not self._finished:
             self._finished = True
             run = self._experiment
+            if self._best is not None:  # validations after the best one logged their own (last) value
+                run.summary[self._best[0]] = self._best[1]
             if (self._run_dir is not None and self._run_dir.is_dir() and getattr(run, "id", None)
                     and self._wandb_init.get("mode") != "disabled"):
                 # lets `test` add its report to this run later (log_test_report)

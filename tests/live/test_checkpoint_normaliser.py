@@ -59,6 +59,7 @@ def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoin
     assert f"tested {summary['bars']} bars of {path} (all): {shown} UTC" in out
     final = float(expected["portfolio_value_krw"].iloc[-1]) / float(expected["portfolio_value_krw"].iloc[0]) - 1
     assert np.isclose(summary["policy"]["return"], final, rtol=1e-9, atol=1e-12)
-    trace = pd.read_csv(checkpoint.parent.parent / "report" / "trace.csv")
-    assert len(trace) == len(expected)  # the churning test policy may be ruined early: both stop there
+    # another data file gets its own report folder: the run's own test report is not overwritten
+    trace = pd.read_csv(checkpoint.parent.parent / "report_other_data" / "trace.csv")
+    assert len(trace) == len(expected)
     np.testing.assert_array_equal(trace["action"].to_numpy()[:-1], expected["action"].to_numpy()[:-1].astype(int))
