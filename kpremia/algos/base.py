@@ -1,6 +1,6 @@
 """What PPO and DQN share: the simulator, the tick loop, validation, counters, resume.
 
-How RL sits in Lightning here (DESIGN.md, "How RL sits in Lightning"):
+How RL sits in Lightning here (see docs/architecture.md):
 
 * ``automatic_optimization = False``; the module owns its simulator and collects
   experience inside ``training_step``.  The train "data" is a sized tick loader
