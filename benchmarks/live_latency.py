@@ -65,8 +65,9 @@ def checkpoint(cfg: dict, directory: Path) -> Path:
     return path
 
 
-def measure(encoder: str, n_bars: int, directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Wall and CPU milliseconds of bar -> decision for ``n_bars`` consecutive bars."""
+def warm_runner(encoder: str, directory: Path, config_: dict | None = None) -> tuple[LiveRunner, "pd.DataFrame", int]:
+    """A runner (no feed, broker or journal) hosting an untrained ``encoder`` checkpoint, its features
+    warmed up; the market frame and the index of its first bar with a full observation."""
     cfg = config(encoder)
     policy = CheckpointPolicy(checkpoint(cfg, directory))
     frame, _ = DATA_SOURCES.build({k: v for k, v in cfg["data"].items() if k != "split"}).load()
@@ -74,7 +75,14 @@ def measure(encoder: str, n_bars: int, directory: Path) -> tuple[np.ndarray, np.
     start = warmup_bars(policy.windows["window_1d"], policy.windows["window_premium"])
     builder.warm_up(frame.iloc[:start])
     runner = LiveRunner(feed=None, broker=None, policy=policy, journal=None, builder=builder,
-                        initial_state=LiveState(run_id="bench", symbol="USDT/KRW", initial_krw=1e6, cash_krw=1e6))
+                        initial_state=LiveState(run_id="bench", symbol="USDT/KRW", initial_krw=1e6, cash_krw=1e6),
+                        config=config_)
+    return runner, frame, start
+
+
+def measure(encoder: str, n_bars: int, directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Wall and CPU milliseconds of bar -> decision for ``n_bars`` consecutive bars."""
+    runner, frame, start = warm_runner(encoder, directory)
     wall, cpu = [], []
     for bar in frame_bars(frame.iloc[start:start + n_bars]):
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -91,15 +99,7 @@ def measure_online(encoder: str, n_bars: int, directory: Path,
     """Decision wall and CPU ms, whole-bar ms (decision + learning callback) and the updates run, learning on."""
     from kpremia.live.learning import ModelCallback
 
-    cfg = config(encoder)
-    policy = CheckpointPolicy(checkpoint(cfg, directory))
-    frame, _ = DATA_SOURCES.build({k: v for k, v in cfg["data"].items() if k != "split"}).load()
-    builder = ObservationBuilder(**policy.windows, normalizer=policy.normalizer)
-    start = warmup_bars(policy.windows["window_1d"], policy.windows["window_premium"])
-    builder.warm_up(frame.iloc[:start])
-    runner = LiveRunner(feed=None, broker=None, policy=policy, journal=None, builder=builder,
-                        initial_state=LiveState(run_id="bench", symbol="USDT/KRW", initial_krw=1e6, cash_krw=1e6),
-                        config={"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
+    runner, frame, start = warm_runner(encoder, directory, {"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
     callback = ModelCallback(learn={"enabled": True, "challenger": {"enabled": True, "window_bars": 96}})
     callback.setup(runner)
     runner.callbacks = [callback]
