@@ -18,45 +18,21 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from kpremia.algos.base import RLModule
-from kpremia.data.market import MarketData, Normalizer, build_market
-from kpremia.spec import ObsSpec
 from kpremia.config import checkpoint_of
-from kpremia.envs.config import EnvConfig
+from kpremia.data.market import MarketData, Normalizer
+from kpremia.envs.experiment import TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
-from kpremia.registry import ALGOS, DATA_SOURCES
+from kpremia.registry import ALGOS
 from kpremia.runs import write_run_files
+from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
-
-TRAIN_SPLITS = ("train", "val")
-ALL_SPLITS = ("train", "val", "test")
-
 
 def apply_threads(cfg: dict[str, Any]) -> None:
     """Set torch's intra-op threads from ``torch_threads`` (None keeps torch's default)."""
     threads = cfg.get("torch_threads")
     if threads:
         torch.set_num_threads(int(threads))
-
-
-def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS,
-                normalizer: Normalizer | None = None) -> MarketData:
-    """Load the configured source and build the requested splits as tensors (on the CPU).
-
-    ``normalizer`` (a checkpoint's) replaces the one otherwise fitted on the train split.
-    """
-    data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
-    source = DATA_SOURCES.build(data_cfg)
-    frame, manifest = source.load()
-    try:
-        market = build_market(frame, split_cfg=cfg["data"].get("split") or {}, **EnvConfig.of(cfg["env"]).windows,
-                              splits=splits, device="cpu", normalizer=normalizer)
-    except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
-        if not manifest.get("path") or str(manifest["path"]) in str(exc):
-            raise
-        raise UserError(f"data file {manifest['path']}: {exc}") from None
-    market.manifest = {**manifest, **(market.manifest or {})}
-    return market
 
 
 def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) -> RLModule:

@@ -37,11 +37,10 @@ from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.config import EnvConfig
-from kpremia.envs.factory import action_scheme_of, env_kwargs, make_env
-from kpremia.spec import ObsSpec
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 from kpremia.io import atomic_write_json
 from kpremia.registry import ENCODERS
+from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ class RLModule(L.LightningModule):
         self.cfg = cfg
         self.spec = spec
         self.market = market
-        scheme = action_scheme_of(self.env_cfg)
+        scheme = self.env_cfg.scheme()
         self.n_actions = int(scheme.n_actions)
         self.action_names = tuple(scheme.action_names)
         self.net = self.build_network(ENCODERS.build(dict(cfg["encoder"]), spec))
@@ -148,30 +147,32 @@ class RLModule(L.LightningModule):
         seed = int(self.cfg["seed"])
         n_envs = self.env_cfg.n_envs
         if stage == "fit":
-            self.train_env = make_env(self.market.tensors["train"].to(device), self.env_cfg, n_envs=n_envs,
-                                      seed=seed + self.rank * n_envs)
+            self.train_env = BatchedEnv.from_config(self.market.tensors["train"].to(device), self.env_cfg,
+                                                    n_envs=n_envs, seed=seed + self.rank * n_envs)
             self.generator = torch.Generator(device=device)
             self.generator.manual_seed(seed + 7919 * (self.rank + 1))
         if "val" in self.market.tensors:
             self.val_market = self.market.tensors["val"].to(device)
-            self._val_band_return = self._band_rule_return(self.val_market)
+        self._val_band_return: float | None = None  # computed at the first validation that needs it
 
-    def _band_rule_return(self, market: MarketTensors) -> float | None:
-        """Return of the band rule (``premium_threshold``, fit on train) on ``market``, with the run's fills.
+    def val_band_return(self) -> float | None:
+        """Return of the band rule (``premium_threshold``, fit on train) on the validation split.
 
         The bar a policy must clear: ``val/excess_return = val/return - val/band_return``
-        (the default ``algo.monitor``).  Computed once per run; ``None`` without a train split.
+        (the default ``algo.monitor``).  Its backtest runs over the whole validation
+        split bar by bar (about as long as one validation), so it runs once, at the
+        first validation, not in ``setup``: a fit without validation never pays for it.
+        ``None`` without a train split.
         """
-        from kpremia.eval.backtest import run_baseline_backtests
-        from kpremia.eval.baselines import make_baselines
+        if self._val_band_return is None and "train" in self.market.tensors:
+            from kpremia.eval.backtest import run_baseline_backtests
+            from kpremia.eval.baselines import make_baselines
 
-        if "train" not in self.market.tensors:
-            return None
-        kwargs = env_kwargs(self.env_cfg)
-        rule = make_baselines(["premium_threshold"], kwargs)["premium_threshold"]
-        rule.fit(self.market.tensors["train"])
-        trace = run_baseline_backtests({"band": rule}, market, kwargs)["band"]
-        return float(trace_metrics(trace)["return"])
+            rule = make_baselines(["premium_threshold"], self.env_cfg)["premium_threshold"]
+            rule.fit(self.market.tensors["train"])
+            trace = run_baseline_backtests({"band": rule}, self.val_market, self.env_cfg)["band"]
+            self._val_band_return = float(trace_metrics(trace)["return"])
+        return self._val_band_return
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
@@ -182,9 +183,9 @@ class RLModule(L.LightningModule):
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch: int, batch_idx: int) -> None:
         trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
-                                    env_kwargs(self.env_cfg))[0]
+                                    self.env_cfg)[0]
         metrics = {f"val/{k}": float(v) for k, v in trace_metrics(trace).items()}
-        band = getattr(self, "_val_band_return", None)
+        band = self.val_band_return()
         if band is not None:
             metrics["val/band_return"] = band
             metrics["val/excess_return"] = metrics["val/return"] - band

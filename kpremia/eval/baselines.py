@@ -1,10 +1,14 @@
 """Baseline traders: what a policy must beat to mean anything.
 
-Every baseline has one interface (registry ``BASELINES``)::
+Every baseline has one interface (registry ``BASELINES``, base class :class:`Baseline`)::
 
-    baseline = BASELINES.get(name)(**kwargs)      # or make_baselines(names, env_kwargs, seed)
+    baseline = BASELINES.get(name)(rules, seed=0, initial_krw=1e6, **options)   # or make_baselines(names, env)
     baseline.fit(train)                           # train MarketTensors only
     actions = baseline.actions(market)            # LongTensor [T] on market.device
+
+``rules`` is the run's :class:`~kpremia.envs.execution.ExecutionRules`, passed
+whole to every baseline: a rule fitted on train and the oracle price fills as
+the agent's backtest does.
 
 ``actions[t]`` is the ``hold_buy_sell`` action decided at the close of bar ``t``
 (0 hold, 1 buy USDT with all KRW, 2 sell all USDT), for every bar of the split;
@@ -29,35 +33,54 @@ needs to track its own position.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
+from kpremia.config import default_of
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
 from kpremia.registry import BASELINES
 
 log = logging.getLogger(__name__)
 
 
-class Baseline(Protocol):
-    """What every baseline provides."""
+class Baseline:
+    """Base of the baselines: every one is built with the run's execution rules, seed and starting cash.
+
+    A plug-in baseline subclasses it (or takes the same constructor arguments) and
+    overrides :meth:`actions`, and :meth:`fit` / :meth:`params` where it learns something.
+    """
+
+    name = "baseline"
+
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, seed: int = 0,
+                 initial_krw: float = default_of(EnvConfig, "initial_krw")) -> None:
+        if not isinstance(rules, ExecutionRules):
+            raise TypeError(f"{type(self).__name__} takes ExecutionRules, not {type(rules).__name__}")
+        self.rules = rules
+        self.seed = int(seed)
+        self.initial_krw = float(initial_krw)
 
     def fit(self, train: MarketTensors) -> None:
         """Learn from the train split (and only from it)."""
+        require_train(train, self.name)
 
     def actions(self, market: MarketTensors) -> Tensor:
         """``hold_buy_sell`` action at the close of every bar of ``market``, LongTensor ``[T]``."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def params(self) -> dict[str, Any]:
         """What :meth:`fit` chose (thresholds, window, ...), for ``summary.json``; ``{}`` if nothing."""
+        return {}
 
 
 def _hold_all(market: MarketTensors) -> Tensor:
@@ -72,22 +95,20 @@ def require_train(train: MarketTensors, who: str) -> None:
 
 
 @BASELINES.register("cash")
-class Cash:
+class Cash(Baseline):
     """Holds KRW throughout: return 0 minus nothing; the floor a policy must clear."""
 
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "cash")
+    name = "cash"
 
     def actions(self, market: MarketTensors) -> Tensor:
         return _hold_all(market)
 
 
 @BASELINES.register("buy_and_hold")
-class BuyAndHold:
+class BuyAndHold(Baseline):
     """Buys USDT with all KRW at the first valid bar and holds to the end (pays one fee)."""
 
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "buy_and_hold")
+    name = "buy_and_hold"
 
     def actions(self, market: MarketTensors) -> Tensor:
         out = _hold_all(market)
@@ -96,21 +117,21 @@ class BuyAndHold:
 
 
 @BASELINES.register("random")
-class RandomTrader:
+class RandomTrader(Baseline):
     """Seeded random actions: hold with ``1 - trade_prob``, else buy or sell with equal odds.
 
     Actions depend only on ``seed`` and the number of bars, never on prices, so a
     rerun gives the same trades.
     """
 
-    def __init__(self, seed: int = 0, trade_prob: float = 2.0 / 3.0) -> None:
+    name = "random"
+
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, seed: int = 0,
+                 initial_krw: float = default_of(EnvConfig, "initial_krw"), trade_prob: float = 2.0 / 3.0) -> None:
+        super().__init__(rules, seed=seed, initial_krw=initial_krw)
         if not 0.0 <= trade_prob <= 1.0:
             raise ValueError(f"random baseline trade_prob={trade_prob} must be in [0, 1]")
-        self.seed = int(seed)
         self.trade_prob = float(trade_prob)
-
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "random")
 
     def actions(self, market: MarketTensors) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
@@ -121,7 +142,7 @@ class RandomTrader:
 
 
 @BASELINES.register("premium_threshold")
-class PremiumThreshold:
+class PremiumThreshold(Baseline):
     """Premium mean reversion: buy USDT when the premium is low, sell when it is high.
 
     ``method="grid"`` (default) tries every pair of train-premium quantiles
@@ -134,18 +155,20 @@ class PremiumThreshold:
     at the close of each bar only (causal).
     """
 
+    name = "premium_threshold"
+
     def __init__(
         self,
+        rules: ExecutionRules = ExecutionRules(),
+        *,
+        seed: int = 0,
+        initial_krw: float = default_of(EnvConfig, "initial_krw"),
         method: str = "grid",
         buy_quantile: float = 0.2,
         sell_quantile: float = 0.8,
         quantiles: Sequence[float] = tuple(np.round(np.linspace(0.02, 0.98, 25), 4)),
-        fee_rate: float = 0.001,
-        slippage_bps: float = 0.0,
-        tick_size_krw: float = 0.0,
-        spread_krw: float = 0.0,
-        spread_bps: float = 0.0,
     ) -> None:
+        super().__init__(rules, seed=seed, initial_krw=initial_krw)
         if method not in ("grid", "quantile"):
             raise ValueError(f"premium_threshold method={method!r}; use 'grid' or 'quantile'")
         if not 0.0 <= buy_quantile < sell_quantile <= 1.0:
@@ -154,9 +177,6 @@ class PremiumThreshold:
         self.method = method
         self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
         self.quantiles = tuple(float(q) for q in quantiles)
-        self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
-                          tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
-                          spread_bps=float(spread_bps))
         self.buy_threshold: float | None = None
         self.sell_threshold: float | None = None
         self.train_return: float | None = None
@@ -198,7 +218,7 @@ class PremiumThreshold:
 
 
 @BASELINES.register("premium_zscore")
-class PremiumZScore:
+class PremiumZScore(Baseline):
     """The band rule on a rolling z-score of the premium.
 
     ``z_t = (premium_t - mean) / sd`` over the trailing ``window`` bars of the split
@@ -208,17 +228,17 @@ class PremiumZScore:
     env's fill rules, and keeps the best train return (cash if none beats it).
     """
 
-    def __init__(self, windows: Sequence[int] = (96, 288, 672, 1344),
-                 z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
-                 fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 spread_krw: float = 0.0, spread_bps: float = 0.0) -> None:
+    name = "premium_zscore"
+
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, seed: int = 0,
+                 initial_krw: float = default_of(EnvConfig, "initial_krw"),
+                 windows: Sequence[int] = (96, 288, 672, 1344),
+                 z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5)) -> None:
+        super().__init__(rules, seed=seed, initial_krw=initial_krw)
         if not windows or min(int(w) for w in windows) < 2:
             raise ValueError(f"premium_zscore windows={windows!r} must be bar counts >= 2")
         self.windows = tuple(int(w) for w in windows)
         self.z_levels = tuple(float(z) for z in z_levels)
-        self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
-                          tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
-                          spread_bps=float(spread_bps))
         self.window: int | None = None
         self.buy_z: float | None = None
         self.sell_z: float | None = None
@@ -284,7 +304,7 @@ def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: fl
 
 
 def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
-                           rules: Mapping[str, float]) -> np.ndarray:
+                           rules: ExecutionRules) -> np.ndarray:
     """Log return on ``train`` of each premium threshold pair (see :func:`_signal_log_returns`)."""
     premium = train.premium.to(torch.float64).cpu().numpy()[train.valid_from:-1]  # decisions at closes start .. T-2
     signals = [np.where(premium <= b, 1, np.where(premium >= s, 0, -1)) for b, s in zip(buy, sell)]
@@ -292,7 +312,7 @@ def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarr
 
 
 def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
-                        rules: Mapping[str, float]) -> np.ndarray:
+                        rules: ExecutionRules) -> np.ndarray:
     """Log return on ``train`` of each signal path (vectorised over bars; no minimum order).
 
     A signal path has one entry per decision at closes ``valid_from .. T - 2``:
@@ -302,7 +322,7 @@ def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
     :func:`kpremia.eval.oracle.fill_factors`, i.e. from the env's execution rules.
     """
     start = train.valid_from
-    usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, **rules)
+    usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, rules)
     log_buy, log_sell = np.log(usdt_per_krw[start + 1:]), np.log(krw_per_usdt[start + 1:])
     log_close = np.log(train.close.to(torch.float64).cpu().numpy()[start:])
     step_hold = np.diff(log_close)  # USDT held over bar s: close[s-1] -> close[s]
@@ -319,21 +339,13 @@ def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
 
 
 @BASELINES.register("oracle")
-class Oracle:
+class Oracle(Baseline):
     """The hindsight oracle: it sees the whole split it is asked to act on (a ceiling, not a trader)."""
 
-    def __init__(self, fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 min_order_krw: float = 0.0, initial_krw: float = 1_000_000.0, spread_krw: float = 0.0,
-                 spread_bps: float = 0.0) -> None:
-        self.rules = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw,
-                          min_order_krw=min_order_krw, initial_krw=initial_krw, spread_krw=spread_krw,
-                          spread_bps=spread_bps)
-
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "oracle")
+    name = "oracle"
 
     def actions(self, market: MarketTensors) -> Tensor:
-        return hindsight_oracle(market, **self.rules).actions
+        return hindsight_oracle(market, self.rules, initial_krw=self.initial_krw).actions
 
 
 def baseline_params(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -346,20 +358,15 @@ def baseline_params(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def make_baselines(names: Iterable[str], env_kwargs: Mapping[str, Any] | None = None,
-                   seed: int = 0, options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Build baselines by name, passing each the env rules (and seed) its constructor takes.
+def make_baselines(names: Iterable[str], env: EnvConfig | None = None, seed: int = 0,
+                   options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Baseline]:
+    """Build baselines by name with the run's execution rules, starting cash and seed.
 
-    ``env_kwargs`` are the BatchedEnv keyword arguments of the run (fee, slippage,
-    ...), so fitted thresholds and the oracle use the agent's execution rules;
-    ``options[name]`` adds per-baseline options.
+    ``env`` is the run's env config (its :attr:`~EnvConfig.execution` reaches every
+    baseline, so fitted thresholds and the oracle price fills as the agent's backtest
+    does); ``options[name]`` adds per-baseline options.
     """
-    shared = {**dict(env_kwargs or {}), "seed": seed}
-    out = {}
-    for name in names:
-        cls = BASELINES.get(name)
-        params = inspect.signature(cls).parameters
-        kwargs = {k: v for k, v in shared.items() if k in params}
-        kwargs.update((options or {}).get(name, {}))
-        out[name] = cls(**kwargs)
-    return out
+    env = EnvConfig() if env is None else env
+    return {name: BASELINES.get(name)(env.execution, seed=seed, initial_krw=env.initial_krw,
+                                      **dict((options or {}).get(name, {})))
+            for name in names}

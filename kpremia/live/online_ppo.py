@@ -1,7 +1,11 @@
 """Online PPO: small clipped-surrogate updates on live transitions, anchored to the loaded weights.
 
 The math is the offline PPO's own (:func:`kpremia.algos.gae.compute_gae`,
-:func:`kpremia.algos.ppo_loss.ppo_loss`); only the schedule differs.  The live
+:func:`kpremia.algos.ppo_loss.ppo_loss` summed by :meth:`PPOLossTerms.total`,
+:meth:`ActorCritic.evaluate_actions`); only the schedule differs.  A transition
+is one *decision* of the policy, with the reward the simulator pays for it
+(:class:`~kpremia.envs.reward.RewardRule` over the bars the decision spans), so
+``gamma`` is per decision as in ``fit``.  The live
 settings of the reference design are the defaults: lr 1e-4, clip 0.1, entropy
 0.02, value 0.4, one epoch on the last 16 transitions every 3 new ones.
 
@@ -24,7 +28,9 @@ Everything an update depends on (weights, anchor, Adam moments, the transition
 window, counters, hyperparameters) is in :meth:`OnlinePPO.state_dict`, so a
 restart from a saved state gives bit-for-bit the weights of an uninterrupted run
 (CPU).  This class is synchronous and deterministic; running it off the
-decision path is the job of :class:`kpremia.live.learner_thread.BackgroundLearner`.
+decision path is the job of the ``model`` callback
+(:class:`kpremia.live.learning.ModelCallback`), which starts each update on a
+background thread and publishes it at the next bar.
 """
 
 from __future__ import annotations
@@ -196,13 +202,11 @@ class OnlinePPO:
             group["lr"] = cfg.lr
         projected = False
         for _ in range(cfg.update_epochs):
-            logp_all, new_value = self.net(obs)
-            new_logprob = logp_all.gather(1, actions[:, None]).squeeze(1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            new_logprob, entropy, new_value = self.net.evaluate_actions(obs, actions)
             terms = ppo_loss(new_logprob, old_logprob, adv, new_value, values, returns, entropy,
                              clip_epsilon=cfg.clip_epsilon)
             pull = sum(((p - a) ** 2).sum() for p, a in zip(self.net.parameters(), self.anchor, strict=True))
-            loss = (terms.loss_objective + cfg.value_coef * terms.loss_critic - cfg.entropy_coef * terms.entropy
+            loss = (terms.total(value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef)
                     + 0.5 * cfg.anchor * pull)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
