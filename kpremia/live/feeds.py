@@ -9,8 +9,8 @@ restart continues from the first bar without a decision row.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -19,12 +19,19 @@ from kpremia.data.features import FEATURE_LOOKBACK
 from kpremia.data.frame import BAR
 from kpremia.errors import UserError
 from kpremia.live.types import Bar
-from kpremia.registry import LIVE_FEEDS
+from kpremia.registry import DATA_SOURCES, LIVE_FEEDS
+
+if TYPE_CHECKING:
+    from kpremia.live.config import LiveConfig
 
 
 @runtime_checkable
 class Feed(Protocol):
     """The feed interface of the live runner (``LIVE_FEEDS`` registry)."""
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int]) -> Feed:
+        """The feed the run config asks for (``cfg``: its ``data`` node and the rest; ``live``: typed)."""
 
     def history(self) -> pd.DataFrame:
         """MarketFrame rows before the first live bar (for the observation builder's warm-up)."""
@@ -74,6 +81,22 @@ class ReplayFeed:
         if self.speed < 0:
             raise UserError(f"live.replay.speed={speed} must be >= 0 (0 = as fast as possible)")
         self.warmup = int(warmup)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int]) -> ReplayFeed:
+        """The run's data source, played over ``live.replay``'s dates or split (default: the test split)."""
+        replay = live.replay
+        data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
+        frame, _ = DATA_SOURCES.build(data_cfg).load()
+        start, end = replay.start, replay.end
+        if start is None and end is None and replay.split != "all":
+            from kpremia.data.splits import split_from_config
+
+            bounds = split_from_config(frame, cfg["data"].get("split") or {}, require=(replay.split,))
+            lo, hi = bounds[replay.split]
+            start, end = frame.index[lo], frame.index[hi - 1]
+        return cls(frame, start=start, end=end, speed=replay.speed,
+                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"]))
 
     @property
     def first_time(self) -> pd.Timestamp:

@@ -38,8 +38,8 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, NamedTuple
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -47,76 +47,40 @@ from torch import nn
 from kpremia.algos.gae import compute_gae
 from kpremia.algos.networks import ActorCritic
 from kpremia.algos.ppo_loss import ppo_loss
+from kpremia.config import ConfigPart, at_least, between, knob, positive
 from kpremia.errors import UserError
 
 
 @dataclass(frozen=True)
-class OnlineLearnConfig:
-    """``live.learn.*``: the online update's settings (reference live defaults)."""
+class OnlineLearnConfig(ConfigPart):
+    """The online update's settings (reference live defaults; ``live.learn.*`` sets the first nine).
 
-    lr: float = 1e-4
-    clip_epsilon: float = 0.1
-    entropy_coef: float = 0.02
-    value_coef: float = 0.4
-    update_epochs: int = 1
-    batch_size: int = 16  # transitions per update (the most recent ones)
-    every: int = 3  # new transitions between updates
-    anchor: float = 0.1  # L2 pull towards the loaded weights
-    max_distance: float = 1.0  # hard radius ||theta - theta_0|| (L2 over all parameters)
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    max_grad_norm: float = 0.5
-    reward_scale: float = 1.0
-    normalize_advantages: bool = True
+    ``gamma``, ``gae_lambda``, ``max_grad_norm`` and ``reward_scale`` are the
+    checkpoint's own (:meth:`kpremia.live.config.LearnConfig.learner`): a
+    transition is one decision with the training reward, so it is discounted and
+    scaled as in training.
+    """
 
-    @classmethod
-    def from_cfg(cls, cfg: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> OnlineLearnConfig:
-        """Build from ``live.learn`` (unknown keys other than the runner's own are an error)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in (defaults or {}).items() if k in known}
-        for key, value in (cfg or {}).items():
-            if key in known:
-                values[key] = value
-            elif key not in RUNNER_KEYS:
-                raise UserError(f"live.learn.{key} is not a setting; use one of {sorted(known | RUNNER_KEYS)}")
-        try:
-            out = cls(**{k: _coerce(getattr(cls, k), v, k) for k, v in values.items()})
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"live.learn has a value of the wrong type ({exc}); use numbers, e.g. live.learn.lr=1e-4")
-        out.check()
-        return out
+    section: ClassVar[str] = "live.learn"
 
-    def check(self) -> None:
-        """One line naming the bad setting and the fix."""
-        rules = [
-            (self.lr > 0 and math.isfinite(self.lr), "lr must be > 0, e.g. 1e-4"),
-            (0 < self.clip_epsilon < 1, "clip_epsilon must be in (0, 1), e.g. 0.1"),
-            (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
-            (self.value_coef >= 0, "value_coef must be >= 0"),
-            (self.update_epochs >= 1, "update_epochs must be >= 1"),
-            (self.batch_size >= 2, "batch_size must be >= 2 transitions"),
-            (self.every >= 1, "every must be >= 1 transition"),
-            (self.anchor >= 0, "anchor must be >= 0 (0 disables the L2 pull)"),
-            (self.max_distance > 0, "max_distance must be > 0"),
-            (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
-            (0 <= self.gae_lambda <= 1, "gae_lambda must be in [0, 1]"),
-            (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
-        ]
-        for ok, message in rules:
-            if not ok:
-                raise UserError(f"live.learn: {message}")
+    lr: float = knob(1e-4, ("> 0, e.g. 1e-4", lambda v: v > 0 and math.isfinite(v)))
+    clip_epsilon: float = knob(0.1, between(0, 1, low_open=True, high_open=True, note=", e.g. 0.1"))
+    entropy_coef: float = knob(0.02, at_least(0))
+    value_coef: float = knob(0.4, at_least(0))
+    update_epochs: int = knob(1, at_least(1))
+    batch_size: int = knob(16, at_least(2))  # transitions per update (the most recent ones)
+    every: int = knob(3, at_least(1))  # new transitions between updates
+    anchor: float = knob(0.1, at_least(0))  # L2 pull towards the loaded weights (0 disables it)
+    max_distance: float = knob(1.0, positive())  # hard radius ||theta - theta_0|| (L2 over all parameters)
+    gamma: float = knob(0.99, between(0, 1, low_open=True))
+    gae_lambda: float = knob(0.95, between(0, 1))
+    max_grad_norm: float = knob(0.5, positive())
+    reward_scale: float = knob(1.0, positive())
+    normalize_advantages: bool = knob(True)
 
+    def __post_init__(self) -> None:
+        self.check()
 
-def _coerce(default: Any, value: Any, key: str) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"live.learn.{key}={value!r} must be true or false")
-        return value
-    return type(default)(value)
-
-
-# Keys under live.learn that configure the runner, not the update itself.
-RUNNER_KEYS = frozenset({"enabled", "allow_real_orders", "challenger", "versions_keep", "_target_"})
 
 # What /set_hparams may change while running.
 RUNTIME_HPARAMS = ("lr", "clip_epsilon", "entropy_coef", "value_coef", "anchor")
@@ -244,8 +208,7 @@ class OnlinePPO:
         unknown = set(changes) - set(RUNTIME_HPARAMS)
         if unknown:
             raise UserError(f"cannot change {sorted(unknown)} at run time; allowed: {list(RUNTIME_HPARAMS)}")
-        new = replace(self.config, **{k: float(v) for k, v in changes.items()})
-        new.check()
+        new = replace(self.config, **{k: float(v) for k, v in changes.items()})  # checked when made
         self.config = new
         return new
 
@@ -269,7 +232,7 @@ class OnlinePPO:
         the optimiser state by reference (serialise it before the next update runs).
         """
         return {
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "net": self.weights(),
             "anchor": [a.clone() for a in self.anchor],
             "optimizer": self.optimizer.state_dict(),
