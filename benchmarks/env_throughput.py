@@ -40,6 +40,7 @@ import torch
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.execution import ExecutionRules
 
 log = logging.getLogger("benchmarks.env_throughput")
 
@@ -90,7 +91,7 @@ def _timed(fn: Callable[[int], None], steps: int, warmup: int, device: torch.dev
 
 def bench_env(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> np.ndarray:
     """Seconds of each batched step (full obs dict, random actions pre-generated on the device)."""
-    env = BatchedEnv(market, n_envs, max_steps=1000, fee_rate=0.0005, seed=0)
+    env = BatchedEnv(market, n_envs, rules=ExecutionRules(fee_rate=0.0005), max_steps=1000, seed=0)
     g = torch.Generator(device=market.device).manual_seed(1)
     actions = torch.randint(0, env.n_actions, (warmup + steps, n_envs), generator=g, device=market.device)
     env.reset()
