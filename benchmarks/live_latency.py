@@ -45,6 +45,7 @@ from kpremia.live.policy import CheckpointPolicy
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
 from kpremia.registry import DATA_SOURCES, ENCODERS
+from kpremia.envs.experiment import load_market
 
 TARGET_P99_MS = {"gru_attn": 2.5}
 
@@ -57,7 +58,7 @@ def config(encoder: str) -> dict:
 
 def checkpoint(cfg: dict, directory: Path) -> Path:
     """A fit-format checkpoint of an untrained module with the train split's normaliser."""
-    market = training.load_market(cfg, ("train",))
+    market = load_market(cfg, ("train",))
     module = training.build_module(cfg, market.spec, market=None)
     path = directory / f"{cfg['encoder']['name']}.ckpt"
     torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from kpremia.envs.experiment import load_market
 
 
 def compose(overrides: list[str]) -> dict:
@@ -37,7 +38,7 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
     from kpremia import training
 
     L.seed_everything(int(cfg["seed"]), verbose=False)
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     module = training.build_module(cfg, market.spec, market)
     trainer, _ = training.build_trainer(cfg, run_dir, module)
     trainer.limit_val_batches = 0
@@ -53,7 +54,7 @@ def env_reference(cfg: dict, steps: int) -> float:
     from kpremia import training
     from kpremia.envs.factory import make_env
 
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     env = make_env(market.tensors["train"], cfg["env"], seed=0)
     env.reset()
     n = env.n_envs

@@ -49,6 +49,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # noqa: E402  (compose + time_fit: kpremia's side, as `fit` runs it)
+from kpremia.envs.experiment import load_market
 
 ENV_ID = "kpremia/KPremia-v0"
 SB3_PPO_ENVS = 8
@@ -221,7 +222,7 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     for seed in args.seeds:
         cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={seed}",
                                         "algo.total_env_steps=100000000"])
-        market = training.load_market(cfg)
+        market = load_market(cfg)
         val, ekw = market.tensors["val"], env_kwargs(cfg["env"])
 
         def score(act: Any) -> dict[str, float]:
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     from kpremia import training
 
     cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={args.seed}"])
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     kw = gym_kwargs(cfg, market.tensors["train"])
     before = load()
     t_start = time.perf_counter()

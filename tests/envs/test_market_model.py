@@ -21,6 +21,7 @@ from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.experiment import DEFAULT_EXPERIMENT, experiment_config
 from kpremia.envs.reward import RewardRule
 from kpremia.errors import UserError
+from kpremia.envs.experiment import load_market
 
 from .conftest import build_market, random_walk_close
 
@@ -77,7 +78,7 @@ def _fit_training_env(compose_cfg, tmp_path, experiment: str):
     from kpremia import training
 
     cfg = compose_cfg(f"experiment={experiment}", "env.n_envs=1", "trainer.enable_progress_bar=false")
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     module = training.build_module(cfg, market.spec, market)
     trainer, _ = training.build_trainer(cfg, tmp_path, module)
     module.trainer = trainer

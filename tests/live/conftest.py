@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from kpremia import training
+from kpremia.envs.experiment import load_market
 
 DAYS = 40
 
@@ -24,7 +25,7 @@ DAYS = 40
 def make_checkpoint(path: Path, cfg: dict, scale: float = 300.0, seed: int = 0) -> Path:
     """Write a checkpoint for ``cfg`` (data, env, encoder, algo) with seeded random weights."""
     torch.manual_seed(seed)
-    market = training.load_market(cfg, ("train",))
+    market = load_market(cfg, ("train",))
     module = training.build_module(cfg, market.spec, market=None)
     with torch.no_grad():
         module.net.policy_head[-1].weight.mul_(scale)
