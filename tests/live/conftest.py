@@ -80,9 +80,11 @@ def price_frame(closes, premiums, start: str = "2025-03-03T00:00") -> "pd.DataFr
 
 
 def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float = 0.01, sell: float = 0.02,
-                callbacks: list | None = None, rules: dict | None = None):
+                callbacks: list | None = None, rules=None):
     """A runner hosting the premium_threshold rule on ``frame`` with the paper broker, in-process."""
     from kpremia.data.market import ObservationBuilder
+    from kpremia.envs.execution import ExecutionRules
+    from kpremia.live.config import RiskConfig
     from kpremia.live.feeds import ReplayFeed
     from kpremia.live.journal import Journal
     from kpremia.live.paper import PaperBroker
@@ -91,9 +93,9 @@ def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float 
     from kpremia.live.runner import LiveRunner
     from kpremia.live.state import LiveState
 
-    rules = rules or {"fee_rate": 0.0005}
+    rules = rules or ExecutionRules(fee_rate=0.0005, spread_krw=0.0)
     rule = PremiumThresholdRule(buy_threshold=buy, sell_threshold=sell)
-    cbs = [RiskManager(**(risk or {}))] + list(callbacks or [])
+    cbs = [RiskManager(RiskConfig(**{"kill_switch": None, **(risk or {})}), state_dir=state_dir)] + list(callbacks or [])
     return LiveRunner(feed=ReplayFeed(frame, start=frame.index[0]),
                       broker=PaperBroker(state_dir / "paper_exchange.sqlite", 1_000_000.0, rules),
                       policy=rule, journal=Journal(state_dir / "journal.sqlite", synchronous="NORMAL"),

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from kpremia import training
-from kpremia.envs.factory import env_kwargs
 from kpremia.eval.backtest import run_policy_backtest
 from kpremia.live.build import run_live
 from kpremia.live.journal import read_table
@@ -32,7 +31,7 @@ def test_backtest_and_paper_session_agree(live_cfg, checkpoint, tmp_path, decisi
     module = training.load_module(checkpoint)
     market = load_market(module.cfg, ALL_SPLITS)
     test = market.tensors["test"]
-    trace = run_policy_backtest(lambda obs: module.act(obs, deterministic=True), test, env_kwargs(module.cfg["env"]))[0]
+    trace = run_policy_backtest(lambda obs: module.act(obs, deterministic=True), test, module.cfg["env"])[0]
 
     cli = copy.deepcopy(live_cfg)
     cli["ckpt"] = str(checkpoint)

@@ -16,6 +16,7 @@ from kpremia.live.api import ApiConfig, ApiServer, create_app
 from kpremia.live.build import run_live
 from kpremia.live.control_log import read_events
 from kpremia.live.journal import read_table
+from kpremia.live.config import LiveConfig
 from kpremia.live.serve import build_host
 from kpremia.live.status import StatusSource
 
@@ -51,7 +52,7 @@ def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_pat
     cli["live"]["callbacks"]["model"]["learn"] = cli["live"]["learn"]
     run_live(cli, overrides=[])
 
-    host = build_host(str(checkpoint), state_dir, cli["live"])
+    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
     server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
     server.start()
     try:
