@@ -28,7 +28,6 @@ def _session(live_cfg, checkpoint, state_dir, max_bars, **learn):
     cli["ckpt"] = str(checkpoint)
     cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=max_bars)
     cli["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003, max_distance=0.5, **learn)
-    cli["live"]["callbacks"]["model"]["learn"] = cli["live"]["learn"]
     return run_live(cli, overrides=[])
 
 

@@ -49,7 +49,6 @@ def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_pat
     cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=80)
     cli["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003)
     cli["live"]["learn"]["challenger"].update(enabled=False)
-    cli["live"]["callbacks"]["model"]["learn"] = cli["live"]["learn"]
     run_live(cli, overrides=[])
 
     host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
