@@ -116,7 +116,7 @@ class OnlinePPO:
 
     def __init__(self, net: nn.Module, config: OnlineLearnConfig | None = None):
         if not isinstance(net, ActorCritic):
-            raise UserError(f"online learning supports PPO (actor-critic) checkpoints only, not "
+            raise UserError(f"online learning supports PPO checkpoints only (an actor-critic network), not "
                             f"{type(net).__name__}; set live.learn.enabled=false for this checkpoint")
         self.config = config or OnlineLearnConfig()
         self.net = copy.deepcopy(net).float()

@@ -74,7 +74,7 @@ def test_act_matches_the_network(served):
 @pytest.mark.parametrize("path,body,status,fragment", [
     ("/load", {"versio": "v1_0_0"}, 422, "versio"),
     ("/set_hparams", {"lr": "fast"}, 422, "lr"),
-    ("/set_hparams", {"lr": -1.0}, 400, "lr must be > 0"),
+    ("/set_hparams", {"lr": -1.0}, 400, "live.learn.lr=-1.0 is invalid: it must be > 0"),
     ("/set_hparams", {"temperature": 0}, 400, "temperature"),
     ("/act", {"obs": {"price_15m": [1, 2]}}, 400, "observation keys"),
     ("/load", {"version": "v7_0_0"}, 400, "not found"),
