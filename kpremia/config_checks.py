@@ -32,7 +32,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     """Raise :class:`UserError` naming the first invalid value in ``cfg`` (a resolved dict).
 
     Each part checks itself: ``env`` (:class:`EnvConfig`), ``algo`` (the algorithm's own
-    config part, so a plug-in algorithm brings its own rules) and ``eval``.  Nothing
+    config part, so a plug-in algorithm brings its own rules), ``eval`` and ``live``.  Nothing
     here imports an algorithm or an encoder that is built in: a mistake is reported
     before Lightning is loaded.
     """
@@ -47,6 +47,10 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         part.from_dict(cfg["algo"]).check_with_env(env)
     if "eval" in cfg:
         EvalConfig.from_dict(cfg["eval"])
+    if "live" in cfg:
+        from kpremia.live.config import LiveConfig
+
+        LiveConfig.from_dict(cfg["live"])
     check_encoder_sizes(cfg["encoder"])
     check_accelerator(str(cfg.get("trainer", {}).get("accelerator", "cpu")))
 
