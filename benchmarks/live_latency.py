@@ -66,6 +66,13 @@ def checkpoint(cfg: dict, directory: Path) -> Path:
     return path
 
 
+class PaperOnly:
+    """No orders are sent here; to online learning it is what the default ``paper`` broker is: not real money."""
+
+    name = "paper"
+    is_paper = True
+
+
 def warm_runner(encoder: str, directory: Path, config_: dict | None = None) -> tuple[LiveRunner, "pd.DataFrame", int]:
     """A runner (no feed, broker or journal) hosting an untrained ``encoder`` checkpoint, its features
     warmed up; the market frame and the index of its first bar with a full observation."""
@@ -101,7 +108,10 @@ def measure_online(encoder: str, n_bars: int, directory: Path,
     from kpremia.live.learning import ModelCallback
 
     runner, frame, start = warm_runner(encoder, directory, {"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
-    callback = ModelCallback(learn={"enabled": True, "challenger": {"enabled": True, "window_bars": 96}})
+    from kpremia.live.config import LearnConfig
+
+    callback = ModelCallback(LearnConfig(enabled=True))  # the reference settings: challenger on, 96-bar windows
+    runner.broker = PaperOnly()  # learning checks what the broker is; this bench sends no orders
     callback.setup(runner)
     runner.callbacks = [callback]
     decide, cpu, whole = [], [], []
