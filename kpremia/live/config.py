@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kpremia.algos.config import AlgoConfig
 from kpremia.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
 from kpremia.live.online_ppo import OnlineLearnConfig
 
@@ -137,11 +138,11 @@ class LearnConfig(ConfigPart):
     max_distance: float = knob_of(OnlineLearnConfig, "max_distance")
     challenger: ChallengerConfig = knob(ChallengerConfig())
 
-    def learner(self, algo: Any) -> OnlineLearnConfig:
+    def learner(self, algo: AlgoConfig) -> OnlineLearnConfig:
         """The learner's settings: these, with the discount, GAE, clipping and reward scale the policy trained with."""
         own = {k: getattr(self, k) for k in OnlineLearnConfig.field_names() if k in self.field_names()}
         trained = {k: getattr(algo, k) for k in ("gamma", "gae_lambda", "max_grad_norm", "reward_scale")
-                   if k in getattr(algo, "field_names", lambda: ())()}
+                   if k in algo.field_names()}
         return OnlineLearnConfig(**own, **trained)
 
 
