@@ -61,7 +61,8 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.reward import RewardRule
 from kpremia.errors import UserError
-from kpremia.spec import ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
+from kpremia.spec import (ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec,
+                          account_obs)
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ class BatchedEnv:
 
         # Auto-reset: envs that are done start over; the others carry on.
         new_t = torch.where(done, self._draw_starts(), t1)
-        account = torch.stack((krw1 / value1, weight1, episode_return), dim=1).float()
+        account = account_obs(krw1, value1, weight1, episode_return)
         rows = self._table.index_select(0, torch.cat((t1, new_t)))  # final obs rows, then next obs rows
         rows[:n, self._account_cols] = account
         rows[n:, self._account_cols] = torch.where(done[:, None], self._account_reset, account)

@@ -216,3 +216,17 @@ def rebalance(
     px = torch.where(buy, buy_px, torch.where(sell, sell_px, torch.full_like(price, float("nan"))))
     return Fill(krw=new_krw, usdt=new_usdt, fee_krw=notional * fee_rate, notional_krw=notional,
                 fill_price=px, traded=traded)
+
+
+def money(x: float) -> Tensor:
+    """One amount or price as a ``[1]`` float64 tensor (the live side's accounts are single floats)."""
+    return torch.tensor([float(x)], dtype=MONEY_DTYPE)
+
+
+def rebalance_one(krw: float, usdt: float, target_weight: float, price: float, rules: ExecutionRules) -> Fill:
+    """:func:`rebalance` of one account given in floats (paper broker, live sizing, challenger, gap report).
+
+    The same function as the simulator's, on a batch of one: the live side cannot price a fill
+    differently from the backtest.
+    """
+    return rebalance(money(krw), money(usdt), money(target_weight), money(price), rules)

@@ -42,7 +42,8 @@ class RewardRule(ConfigPart):
         self.check()
 
     def bar(self, log_value_before: Tensor, log_value: Tensor, usdt_weight: Tensor | None,
-            fx_log_return: Tensor | None, flat: Tensor | None, notional_krw: Tensor | None = None, value_before: Tensor | None = None) -> Tensor:
+            fx_log_return: Tensor | None, flat: Tensor | None, notional_krw: Tensor | None = None,
+            value_before: Tensor | None = None) -> Tensor:
         """The reward of one bar (element-wise; float64 money in, float64 out).
 
         Args:

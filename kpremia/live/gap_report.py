@@ -74,14 +74,13 @@ def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
     live_fill = {r.client_order_id: r for r in fills.itertuples()}
     versions = versions_by_step(state_dir)
 
-    one = lambda x: torch.tensor([float(x)], dtype=execution.MONEY_DTYPE)  # noqa: E731
     krw, usdt = initial, 0.0
     rows = []
     pending: tuple[Any, float] | None = None  # (decision row, target) filling at the next open
     for d in decisions.itertuples():
         if pending is not None:
             prev, target = pending
-            fill = execution.rebalance(one(krw), one(usdt), one(target), one(d.open), rules)
+            fill = execution.rebalance_one(krw, usdt, target, d.open, rules)
             traded = bool(fill.traded[0])
             sim_fee = float(fill.fee_krw[0]) if traded else 0.0
             sim_price = float(fill.fill_price[0]) if traded else math.nan

@@ -62,7 +62,7 @@ from kpremia.live.policy import CheckpointPolicy
 from kpremia.live.status import StatusSource
 from kpremia.live.versions import parse_version
 from kpremia.registry import LIVE_CALLBACKS
-from kpremia.spec import ACCOUNT
+from kpremia.spec import ACCOUNT, account_of
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,6 @@ def _lower_this_threads_priority(niceness: int = 10) -> None:
         pass
 
 
-def _money(x: float) -> torch.Tensor:
-    return torch.tensor([float(x)], dtype=execution.MONEY_DTYPE)
-
-
 def bar_reward(rule: RewardRule, before: Mapping[str, float], equity: float, position_usdt: float, close: float,
                fx: float, notional_krw: float) -> float:
     """The simulator's reward of one live bar (:meth:`RewardRule.bar` on the account after the bar's fills).
@@ -86,11 +82,11 @@ def bar_reward(rule: RewardRule, before: Mapping[str, float], equity: float, pos
     ``before`` holds the previous close's ``equity`` and ``fx``; ``notional_krw`` is
     what the bar's fills traded.  The arithmetic is the simulator's (float64 tensors).
     """
-    value_before, value = _money(before["equity"]), _money(equity)
-    usdt_value = _money(position_usdt) * _money(close)
+    value_before, value = execution.money(before["equity"]), execution.money(equity)
+    usdt_value = execution.money(position_usdt) * execution.money(close)
     reward = rule.bar(torch.log(value_before.clamp_min(1e-9)), torch.log(value.clamp_min(1e-9)),
-                      usdt_value / value, torch.log(_money(fx) / _money(before["fx"])),
-                      _money(position_usdt) == 0, _money(notional_krw), value_before)
+                      usdt_value / value, torch.log(execution.money(fx) / execution.money(before["fx"])),
+                      execution.money(position_usdt) == 0, execution.money(notional_krw), value_before)
     return float(reward[0])
 
 
@@ -219,8 +215,7 @@ class ModelCallback(LiveCallback):
             self._shadow = {"cash": state.cash_krw, "usdt": state.position_usdt, "target": math.nan}
         s = self._shadow
         if not math.isnan(s["target"]):
-            fill = execution.rebalance(_money(s["cash"]), _money(s["usdt"]), _money(s["target"]), _money(bar.open),
-                                       runner.rules)
+            fill = execution.rebalance_one(s["cash"], s["usdt"], s["target"], bar.open, runner.rules)
             s["cash"], s["usdt"] = float(fill.krw[0]), float(fill.usdt[0])
             s["target"] = math.nan
         challenger_equity = s["cash"] + s["usdt"] * bar.close
@@ -234,12 +229,10 @@ class ModelCallback(LiveCallback):
             return
         value = s["cash"] + s["usdt"] * bar.close
         weight = s["usdt"] * bar.close / value if value else 0.0
-        own = dict(obs)
-        own[ACCOUNT] = torch.tensor([[s["cash"] / value, weight, math.log(max(value, 1e-9) / state.initial_krw)]],
-                                    dtype=torch.float64).float()
+        own = {**obs, ACCOUNT: account_of(s["cash"], s["usdt"], bar.close, state.initial_krw)}
         action = self.host.challenger_act(own)
         scheme = runner.policy.scheme
-        target = float(scheme.target_weight(torch.tensor([action]), _money(weight))[0])
+        target = float(scheme.target_weight(torch.tensor([action]), execution.money(weight))[0])
         s["target"] = target  # NaN = hold
 
     # ----------------------------------------------------------------- background update

@@ -20,7 +20,6 @@ import sqlite3
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from kpremia.envs import execution
 from kpremia.envs.execution import ExecutionRules
@@ -91,8 +90,7 @@ class PaperBroker:
         self.conn.execute("COMMIT")
 
     def _fill(self, cid: str, target: float, krw: float, usdt: float, bar: Bar) -> tuple[float, float]:
-        one = lambda x: torch.tensor([x], dtype=execution.MONEY_DTYPE)  # noqa: E731
-        fill = execution.rebalance(one(krw), one(usdt), one(target), one(bar.open), self.rules)
+        fill = execution.rebalance_one(krw, usdt, target, bar.open, self.rules)
         if not bool(fill.traded[0]):
             self.conn.execute("UPDATE orders SET status = 'cancelled', error = ? WHERE client_order_id = ?",
                               ("nothing to trade at the open (below the minimum order or at the target)", cid))

@@ -47,7 +47,7 @@ from kpremia.live.journal import Journal
 from kpremia.live.policy import LivePolicy
 from kpremia.live.state import LiveState
 from kpremia.live.types import Bar, Decision, FillReport, OrderIntent, OrderReport, OrderStatus, RiskState
-from kpremia.spec import ACCOUNT
+from kpremia.spec import ACCOUNT, account_of
 
 log = logging.getLogger(__name__)
 
@@ -300,11 +300,7 @@ class LiveRunner:
             return None
         obs = normalizer.normalize_obs(raw)
         state = self.state
-        value = state.equity(bar.close)
-        weight = state.weight(bar.close)
-        account = torch.tensor([[state.cash_krw / value, weight, math.log(max(value, 1e-9) / state.initial_krw)]],
-                               dtype=torch.float64).float()
-        obs[ACCOUNT] = account
+        obs[ACCOUNT] = account_of(state.cash_krw, state.position_usdt, bar.close, state.initial_krw)
         return obs
 
     def decide(self, bar: Bar, obs: dict[str, torch.Tensor] | None) -> Decision:
@@ -320,7 +316,7 @@ class LiveRunner:
             return decision
         action = int(self.policy.act(obs, bar))
         scheme = self.policy.scheme
-        weight = torch.tensor([self.state.weight(bar.close)], dtype=execution.MONEY_DTYPE)
+        weight = execution.money(self.state.weight(bar.close))
         target = float(scheme.target_weight(torch.tensor([action]), weight)[0])
         decision.action, decision.action_name = action, scheme.action_names[action]
         decision.target_weight = None if math.isnan(target) else target
@@ -330,10 +326,9 @@ class LiveRunner:
     def make_order(self, decision: Decision) -> OrderIntent | None:
         """The order for a target weight, sized at the close; None when there is nothing to trade."""
         state, bar = self.state, decision.bar
-        one = lambda x: torch.tensor([float(x)], dtype=execution.MONEY_DTYPE)  # noqa: E731
-        rules = self.rules.without_min_order()  # the fill at the next open, not the close, decides
-        fill = execution.rebalance(one(state.cash_krw), one(state.position_usdt), one(decision.target_weight),
-                                   one(bar.close), rules)
+        # the fill at the next open, not the close, decides on the minimum order
+        fill = execution.rebalance_one(state.cash_krw, state.position_usdt, decision.target_weight, bar.close,
+                                       self.rules.without_min_order())
         if not bool(fill.traded[0]):
             return None
         usdt_delta = float(fill.usdt[0]) - state.position_usdt
