@@ -14,7 +14,6 @@ import copy
 import io
 
 import numpy as np
-import pytest
 import torch
 
 from kpremia.envs.batched import BatchedEnv
