@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kpremia.config import ConfigPart, at_least, between, knob, optional, positive
 from kpremia.envs.config import EnvConfig
+from kpremia.errors import UserError
 
 if TYPE_CHECKING:
     from kpremia.algos.warm_start import WarmStartConfig
@@ -129,6 +130,14 @@ class DQNConfig(AlgoConfig):
     epsilon_end: float = knob(0.05, between(0, 1))
     epsilon_decay_fraction: float = knob(0.1, between(0, 1))
     max_grad_norm: float = knob(10.0, positive())
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        """Refuse PPO's warm start by name (other algorithms' knobs are otherwise dropped silently)."""
+        if raw.get("warm_start") is not None:
+            raise UserError("algo.warm_start is PPO's (behaviour cloning, then PPO); DQN has no warm start: "
+                            "remove algo.warm_start or train with algo=ppo")
+        return super().upgrade(raw)
 
     def env_steps_per_round(self, n_envs: int) -> int:
         return self.collect_steps * n_envs
