@@ -35,6 +35,34 @@ def apply_threads(cfg: dict[str, Any]) -> None:
         torch.set_num_threads(int(threads))
 
 
+VAL_DRAW_SEED_OFFSET = 500
+
+
+def val_draw_seeds(cfg: dict[str, Any]) -> list[int]:
+    """Data seeds of the extra validation draws of ``eval.val_draws`` (none for a single market)."""
+    draws = int((cfg.get("eval") or {}).get("val_draws", 1))
+    if draws <= 1:
+        return []
+    if cfg["data"].get("name") != "synthetic":
+        raise UserError(f"eval.val_draws={draws} needs a generated market (data=synthetic); a data file is one "
+                        "market: set eval.val_draws=1 and lengthen the validation split (data.split.*) instead")
+    base = int(cfg["data"].get("seed", cfg["seed"]))
+    return [base * 1000 + VAL_DRAW_SEED_OFFSET + j for j in range(1, draws)]
+
+
+def load_val_draws(cfg: dict[str, Any], market: MarketData) -> list[Any]:
+    """The val splits of other draws of the run's generated market, scaled by the run's normaliser.
+
+    Only their validation split is built: nothing of them is trained on, and the band rule
+    the policy is scored against stays the one fit on the run's own train split.
+    """
+    out = []
+    for seed in val_draw_seeds(cfg):
+        draw = load_market({**cfg, "data": {**cfg["data"], "seed": seed}}, ("val",), normalizer=market.normalizer)
+        out.append(draw.tensors["val"])
+    return out
+
+
 def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) -> RLModule:
     return ALGOS.get(cfg["algo"]["name"])(cfg, spec, market)
 
@@ -141,6 +169,7 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     apply_threads(cfg)
     market = load_market(cfg, TRAIN_SPLITS)
+    market.val_draws = load_val_draws(cfg, market)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)
     # trainer.max_epochs stops a run early without changing its schedules (e.g. to

@@ -91,6 +91,7 @@ class RLModule(L.LightningModule):
         self.updates = 0
         self.train_env: BatchedEnv | None = None
         self.val_market: MarketTensors | None = None
+        self.val_markets: list[MarketTensors] = []
         self.generator: torch.Generator | None = None
         self.current_obs: dict[str, torch.Tensor] | None = None
         self._pending_state: dict | None = None
@@ -153,26 +154,28 @@ class RLModule(L.LightningModule):
             self.generator.manual_seed(seed + 7919 * (self.rank + 1))
         if "val" in self.market.tensors:
             self.val_market = self.market.tensors["val"].to(device)
-        self._val_band_return: float | None = None  # computed at the first validation that needs it
+            self.val_markets = [self.val_market, *(m.to(device) for m in self.market.val_draws)]
+        self._val_band_returns: list[float] | None = None  # computed at the first validation that needs them
 
-    def val_band_return(self) -> float | None:
-        """Return of the band rule (``premium_threshold``, fit on train) on the validation split.
+    def val_band_returns(self) -> list[float] | None:
+        """Return of the band rule (``premium_threshold``, fit on train) on each validation market, with the run's fills.
 
         The bar a policy must clear: ``val/excess_return = val/return - val/band_return``
-        (the default ``algo.monitor``).  Its backtest runs over the whole validation
-        split bar by bar (about as long as one validation), so it runs once, at the
-        first validation, not in ``setup``: a fit without validation never pays for it.
+        (the default ``algo.monitor``).  Its backtests run over the whole validation
+        markets bar by bar (about as long as one validation), so they run once, at the
+        first validation, not in ``setup``: a fit without validation never pays for them.
         ``None`` without a train split.
         """
-        if self._val_band_return is None and "train" in self.market.tensors:
+        if self._val_band_returns is None and "train" in self.market.tensors:
             from kpremia.eval.backtest import run_baseline_backtests
             from kpremia.eval.baselines import make_baselines
 
             rule = make_baselines(["premium_threshold"], self.env_cfg)["premium_threshold"]
             rule.fit(self.market.tensors["train"])
-            trace = run_baseline_backtests({"band": rule}, self.val_market, self.env_cfg)["band"]
-            self._val_band_return = float(trace_metrics(trace)["return"])
-        return self._val_band_return
+            self._val_band_returns = [
+                float(trace_metrics(run_baseline_backtests({"band": rule}, market, self.env_cfg)["band"])["return"])
+                for market in self.val_markets]
+        return self._val_band_returns
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
@@ -182,13 +185,23 @@ class RLModule(L.LightningModule):
 
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch: int, batch_idx: int) -> None:
-        trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
-                                    self.env_cfg)[0]
-        metrics = {f"val/{k}": float(v) for k, v in trace_metrics(trace).items()}
-        band = self.val_band_return()
-        if band is not None:
-            metrics["val/band_return"] = band
-            metrics["val/excess_return"] = metrics["val/return"] - band
+        """The deterministic policy over every validation market; metrics are means over the markets.
+
+        With ``eval.val_draws > 1`` the markets are the run's val split and further draws of
+        the generated market; ``val/draws_above_band`` counts the markets on which the policy's
+        return beat the band rule's.
+        """
+        per_market = [trace_metrics(run_policy_backtest(lambda obs: self.act(obs, deterministic=True), market,
+                                                        self.env_cfg)[0])
+                      for market in self.val_markets]
+        metrics = {f"val/{k}": sum(float(m[k]) for m in per_market) / len(per_market) for k in per_market[0]}
+        bands = self.val_band_returns()
+        if bands is not None:
+            metrics["val/band_return"] = sum(bands) / len(bands)
+            metrics["val/excess_return"] = metrics["val/return"] - metrics["val/band_return"]
+            if len(bands) > 1:
+                metrics["val/draws_above_band"] = float(sum(float(m["return"]) > b
+                                                            for m, b in zip(per_market, bands, strict=True)))
         # Through self.log for checkpoint monitoring (synced across ranks, never rank-zero-only;
         # batch_size=1: the tick "batch" is an int, from which Lightning cannot infer a size),
         # and to the loggers directly so every curve shares the env-steps x-axis.

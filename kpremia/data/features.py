@@ -150,6 +150,46 @@ for _k in (4, 96):
     _feature(f"premium_chg_{_k}", _k + 1)(_make_premium_chg(_k))
 
 
+# --- regime features: what a static band rule cannot see (calm vs stress, jumps) ---------------
+# The premium alternates between a calm and a stress regime (stress: higher mean, wider swings,
+# more and larger jumps; docs/market.md).  A band fit on train uses one pair of levels for both;
+# these let a policy tell the regimes apart from the premium's own recent behaviour.
+
+
+def _premium_rvol(w: Window, n: int) -> torch.Tensor:
+    """RMS of the last ``n`` one-bar premium changes, in percentage points."""
+    d = torch.diff(w.premium[:, -(n + 1):], dim=1) * 100.0
+    return torch.sqrt((d * d).mean(dim=1))
+
+
+def _make_premium_rvol(n: int) -> FeatureFn:
+    return lambda w: _premium_rvol(w, n)
+
+
+for _n in (16, 96, 672):
+    _feature(f"premium_rvol_{_n}", _n + 1)(_make_premium_rvol(_n))
+
+
+@_feature("premium_vol_ratio", 673)
+def _premium_vol_ratio(w: Window) -> torch.Tensor:
+    """log of the last day's premium volatility over the last week's (> 0: turbulence is rising)."""
+    return torch.log((_premium_rvol(w, 96) + 1e-4) / (_premium_rvol(w, 672) + 1e-4))
+
+
+@_feature("premium_jump_96", 100)
+def _premium_jump_96(w: Window) -> torch.Tensor:
+    """A jump detector: the largest one-hour premium move of the last day, in percentage points (signed)."""
+    moves = (w.premium[:, -96:] - w.premium[:, -100:-4]) * 100.0  # four-bar changes ending in the last day
+    i = moves.abs().argmax(dim=1, keepdim=True)
+    return moves.gather(1, i).squeeze(1)
+
+
+@_feature("premium_mean_672", 672)
+def _premium_mean_672(w: Window) -> torch.Tensor:
+    """The premium's level over the last week, in percent (stress runs hot)."""
+    return w.premium[:, -672:].mean(dim=1) * 100.0
+
+
 @_feature("fx_ret_96", 97)
 def _fx_ret_96(w: Window) -> torch.Tensor:
     """USD/KRW log return over 96 bars (one day)."""
@@ -174,6 +214,14 @@ def _hour_sin(w: Window) -> torch.Tensor:
 @_feature("hour_cos", 1)
 def _hour_cos(w: Window) -> torch.Tensor:
     return torch.cos(2 * math.pi * _hour_kst(w) / 24.0)
+
+
+@_feature("weekend_kst", 1)
+def _weekend_kst(w: Window) -> torch.Tensor:
+    """1 on Saturday and Sunday (KST), when the onshore USD/KRW market is shut and premium gaps build."""
+    days = torch.floor((w.time_s + _KST_OFFSET_S) / 86400.0)
+    weekday = torch.remainder(days + 3.0, 7.0)  # 1970-01-01 was a Thursday: Monday = 0
+    return (weekday >= 5.0).to(torch.float64)
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)

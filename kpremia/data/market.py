@@ -172,6 +172,9 @@ class MarketData:
     split_bounds: dict[str, tuple[int, int]]
     windows: dict[str, int] = field(default_factory=dict)
     frame: pd.DataFrame | None = None  # the cut frame the tables were computed from
+    # Further validation markets (other draws of a generated source, this run's normaliser): model
+    # selection averages over them and tensors["val"] (kpremia.training.load_val_draws).
+    val_draws: list[MarketTensors] = field(default_factory=list)
 
     def observation_builder(self) -> "ObservationBuilder":
         """A live, bar-by-bar builder with these windows and this normaliser."""

@@ -2,13 +2,14 @@
 
 Every baseline has one interface (registry ``BASELINES``, base class :class:`Baseline`)::
 
-    baseline = BASELINES.get(name)(rules, seed=0, initial_krw=1e6, **options)   # or make_baselines(names, env)
+    baseline = BASELINES.get(name)(rules, clock=clock, seed=0, initial_krw=1e6, **options)   # or make_baselines(names, env)
     baseline.fit(train)                           # train MarketTensors only
     actions = baseline.actions(market)            # LongTensor [T] on market.device
 
-``rules`` is the run's :class:`~kpremia.envs.execution.ExecutionRules`, passed
-whole to every baseline: a rule fitted on train and the oracle price fills as
-the agent's backtest does.
+``rules`` is the run's :class:`~kpremia.envs.execution.ExecutionRules` and
+``clock`` its :class:`~kpremia.envs.clock.DecisionClock`, passed whole to every
+baseline: a rule fitted on train and the oracle price fills as the agent's
+backtest does, and the band rules also try deciding on the agent's cadence.
 
 ``actions[t]`` is the ``hold_buy_sell`` action decided at the close of bar ``t``
 (0 hold, 1 buy USDT with all KRW, 2 sell all USDT), for every bar of the split;
@@ -45,6 +46,7 @@ from torch import Tensor
 
 from kpremia.config import default_of
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
@@ -54,7 +56,7 @@ log = logging.getLogger(__name__)
 
 
 class Baseline:
-    """Base of the baselines: every one is built with the run's execution rules, seed and starting cash.
+    """Base of the baselines: every one is built with the run's execution rules, decision clock, seed and cash.
 
     A plug-in baseline subclasses it (or takes the same constructor arguments) and
     overrides :meth:`actions`, and :meth:`fit` / :meth:`params` where it learns something.
@@ -62,11 +64,12 @@ class Baseline:
 
     name = "baseline"
 
-    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, seed: int = 0,
-                 initial_krw: float = default_of(EnvConfig, "initial_krw")) -> None:
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
+                 seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw")) -> None:
         if not isinstance(rules, ExecutionRules):
             raise TypeError(f"{type(self).__name__} takes ExecutionRules, not {type(rules).__name__}")
         self.rules = rules
+        self.clock = clock  # the run's decision interval (band rules also try deciding on it)
         self.seed = int(seed)
         self.initial_krw = float(initial_krw)
 
@@ -126,9 +129,10 @@ class RandomTrader(Baseline):
 
     name = "random"
 
-    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, seed: int = 0,
-                 initial_krw: float = default_of(EnvConfig, "initial_krw"), trade_prob: float = 2.0 / 3.0) -> None:
-        super().__init__(rules, seed=seed, initial_krw=initial_krw)
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
+                 seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw"),
+                 trade_prob: float = 2.0 / 3.0) -> None:
+        super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
         if not 0.0 <= trade_prob <= 1.0:
             raise ValueError(f"random baseline trade_prob={trade_prob} must be in [0, 1]")
         self.trade_prob = float(trade_prob)
@@ -153,6 +157,11 @@ class PremiumThreshold(Baseline):
     ``sell_quantile`` directly.  Either way :meth:`fit` sees only the train split:
     the thresholds are plain numbers, and ``actions`` on val/test uses the premium
     at the close of each bar only (causal).
+
+    Cadence: the rule decides every ``c`` bars, ``c`` tuned on train together with the
+    levels over ``cadences`` (default: every bar and the run's ``decision_every``), so an
+    agent that decides every k bars is compared with the best rule, including at its own
+    cadence (deciding less often also trades less often: fewer fees).
     """
 
     name = "premium_threshold"
@@ -161,14 +170,16 @@ class PremiumThreshold(Baseline):
         self,
         rules: ExecutionRules = ExecutionRules(),
         *,
+        clock: DecisionClock = DecisionClock(),
         seed: int = 0,
         initial_krw: float = default_of(EnvConfig, "initial_krw"),
         method: str = "grid",
         buy_quantile: float = 0.2,
         sell_quantile: float = 0.8,
         quantiles: Sequence[float] = tuple(np.round(np.linspace(0.02, 0.98, 25), 4)),
+        cadences: Sequence[int] | None = None,
     ) -> None:
-        super().__init__(rules, seed=seed, initial_krw=initial_krw)
+        super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
         if method not in ("grid", "quantile"):
             raise ValueError(f"premium_threshold method={method!r}; use 'grid' or 'quantile'")
         if not 0.0 <= buy_quantile < sell_quantile <= 1.0:
@@ -177,6 +188,8 @@ class PremiumThreshold(Baseline):
         self.method = method
         self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
         self.quantiles = tuple(float(q) for q in quantiles)
+        self.decision_every, self.cadences = _cadences(clock.decision_every, cadences)
+        self.cadence = self.decision_every
         self.buy_threshold: float | None = None
         self.sell_threshold: float | None = None
         self.train_return: float | None = None
@@ -188,33 +201,40 @@ class PremiumThreshold(Baseline):
             self.buy_threshold, self.sell_threshold = (float(x) for x in np.quantile(
                 premium, [self.buy_quantile, self.sell_quantile]))
             self.train_return = float(math.expm1(_threshold_log_returns(
-                train, np.array([self.buy_threshold]), np.array([self.sell_threshold]), self.rules)[0]))
+                train, np.array([self.buy_threshold]), np.array([self.sell_threshold]), self.rules,
+                self.cadence)[0]))
         else:
             levels = np.unique(np.quantile(premium, self.quantiles))
             buy, sell = np.meshgrid(levels, levels, indexing="ij")
             pairs = buy < sell
             buy, sell = buy[pairs], sell[pairs]
-            log_ret = _threshold_log_returns(train, buy, sell, self.rules)
-            best = int(np.argmax(log_ret)) if len(log_ret) else -1
-            if best < 0 or log_ret[best] <= 0.0:
+            best = (0.0, None)
+            for cadence in self.cadences:
+                log_ret = _threshold_log_returns(train, buy, sell, self.rules, cadence)
+                i = int(np.argmax(log_ret)) if len(log_ret) else -1
+                if i >= 0 and log_ret[i] > best[0]:
+                    best = (float(log_ret[i]), (float(buy[i]), float(sell[i]), cadence))
+            if best[1] is None:
                 log.info("premium_threshold: no threshold pair beats cash on train; the baseline holds cash")
                 self.buy_threshold, self.sell_threshold, self.train_return = -math.inf, math.inf, 0.0
             else:
-                self.buy_threshold, self.sell_threshold = float(buy[best]), float(sell[best])
-                self.train_return = float(math.expm1(log_ret[best]))
-        log.info("premium_threshold fit on train: buy at premium <= %.4f, sell at >= %.4f (train return %.4f)",
-                 self.buy_threshold, self.sell_threshold, self.train_return)
+                self.buy_threshold, self.sell_threshold, self.cadence = best[1]
+                self.train_return = float(math.expm1(best[0]))
+        log.info("premium_threshold fit on train: buy at premium <= %.4f, sell at >= %.4f, deciding every %d "
+                 "bar(s) (train return %.4f)", self.buy_threshold, self.sell_threshold, self.cadence,
+                 self.train_return)
 
     def actions(self, market: MarketTensors) -> Tensor:
         if self.buy_threshold is None or self.sell_threshold is None:
             raise RuntimeError("premium_threshold.actions() before fit(); call fit(train) first")
-        return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
+        return _on_cadence(_threshold_signals(market.premium, self.buy_threshold, self.sell_threshold),
+                           market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
-        """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash)."""
+        """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash) and the cadence."""
         return {"buy_premium_at_or_below": _json_float(self.buy_threshold),
                 "sell_premium_at_or_above": _json_float(self.sell_threshold),
-                "train_return": self.train_return, "method": self.method}
+                "decision_every_bars": self.cadence, "train_return": self.train_return, "method": self.method}
 
 
 @BASELINES.register("premium_zscore")
@@ -225,20 +245,24 @@ class PremiumZScore(Baseline):
     being traded (bars ``<= t`` only; no order until the window is full).  Buy USDT
     when ``z <= -buy_z``, sell when ``z >= sell_z``.  :meth:`fit` tries every
     ``window`` x ``buy_z`` x ``sell_z`` of the grids on the train split, with the
-    env's fill rules, and keeps the best train return (cash if none beats it).
+    env's fill rules, and keeps the best train return (cash if none beats it).  Like the
+    band rule it decides every ``c`` bars, ``c`` tuned on train over ``cadences``.
     """
 
     name = "premium_zscore"
 
-    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, seed: int = 0,
-                 initial_krw: float = default_of(EnvConfig, "initial_krw"),
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
+                 seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw"),
                  windows: Sequence[int] = (96, 288, 672, 1344),
-                 z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5)) -> None:
-        super().__init__(rules, seed=seed, initial_krw=initial_krw)
+                 z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
+                 cadences: Sequence[int] | None = None) -> None:
+        super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
         if not windows or min(int(w) for w in windows) < 2:
             raise ValueError(f"premium_zscore windows={windows!r} must be bar counts >= 2")
         self.windows = tuple(int(w) for w in windows)
         self.z_levels = tuple(float(z) for z in z_levels)
+        self.decision_every, self.cadences = _cadences(clock.decision_every, cadences)
+        self.cadence = self.decision_every
         self.window: int | None = None
         self.buy_z: float | None = None
         self.sell_z: float | None = None
@@ -247,22 +271,24 @@ class PremiumZScore(Baseline):
     def fit(self, train: MarketTensors) -> None:
         require_train(train, "premium_zscore")
         best = (0.0, None)
+        combos = [(b, s) for b in self.z_levels for s in self.z_levels]
         for window in self.windows:
             z = rolling_zscore(train.premium, window)[train.valid_from:-1]
-            combos = [(b, s) for b in self.z_levels for s in self.z_levels]
             signals = [np.where(z <= -b, 1, np.where(z >= s, 0, -1)) for b, s in combos]
-            log_ret = _signal_log_returns(train, signals, self.rules)
-            i = int(np.argmax(log_ret))
-            if log_ret[i] > best[0]:
-                best = (float(log_ret[i]), (window, *combos[i]))
+            for cadence in self.cadences:
+                log_ret = _signal_log_returns(train, signals, self.rules, cadence)
+                i = int(np.argmax(log_ret))
+                if log_ret[i] > best[0]:
+                    best = (float(log_ret[i]), (window, *combos[i], cadence))
         if best[1] is None:
             log.info("premium_zscore: no window / z levels beat cash on train; the baseline holds cash")
             self.window, self.buy_z, self.sell_z, self.train_return = self.windows[0], math.inf, math.inf, 0.0
         else:
-            self.window, self.buy_z, self.sell_z = best[1]
+            self.window, self.buy_z, self.sell_z, self.cadence = best[1]
             self.train_return = float(math.expm1(best[0]))
-        log.info("premium_zscore fit on train: window %d bars, buy at z <= -%.2f, sell at z >= %.2f "
-                 "(train return %.4f)", self.window, self.buy_z, self.sell_z, self.train_return)
+        log.info("premium_zscore fit on train: window %d bars, buy at z <= -%.2f, sell at z >= %.2f, deciding "
+                 "every %d bar(s) (train return %.4f)", self.window, self.buy_z, self.sell_z, self.cadence,
+                 self.train_return)
 
     def actions(self, market: MarketTensors) -> Tensor:
         if self.window is None:
@@ -271,12 +297,13 @@ class PremiumZScore(Baseline):
         out = np.full(z.shape, HOLD, dtype=np.int64)
         out[z <= -self.buy_z] = BUY  # NaN (window not full yet) compares False: hold
         out[z >= self.sell_z] = SELL
-        return torch.as_tensor(out, device=market.device)
+        return _on_cadence(torch.as_tensor(out, device=market.device), market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
-        """The window (bars) and z levels fit on train (inf = never, i.e. cash)."""
+        """The window (bars), z levels (inf = never, i.e. cash) and cadence fit on train."""
         return {"window_bars": self.window, "buy_z_at_or_below": _json_float(-self.buy_z if self.buy_z is not None else None),
-                "sell_z_at_or_above": _json_float(self.sell_z), "train_return": self.train_return}
+                "sell_z_at_or_above": _json_float(self.sell_z), "decision_every_bars": self.cadence,
+                "train_return": self.train_return}
 
 
 def rolling_zscore(premium: Tensor, window: int) -> np.ndarray:
@@ -295,6 +322,26 @@ def _json_float(x: float | None) -> float | str | None:
     return "inf" if x > 0 else "-inf"
 
 
+def _cadences(decision_every: int, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
+    """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's)."""
+    every = int(decision_every)
+    if every < 1:
+        raise ValueError(f"decision_every={decision_every} must be >= 1")
+    tried = tuple(sorted({int(c) for c in cadences})) if cadences else tuple(sorted({1, every}))
+    if min(tried) < 1:
+        raise ValueError(f"cadences={cadences!r} must be bar counts >= 1")
+    return every, tried
+
+
+def _on_cadence(actions: Tensor, valid_from: int, cadence: int) -> Tensor:
+    """``actions`` kept on every ``cadence``-th bar from ``valid_from`` (a policy's decision bars), hold elsewhere."""
+    if cadence == 1:
+        return actions
+    bars = torch.arange(actions.shape[0], device=actions.device)
+    off = ((bars - valid_from) % cadence != 0) | (bars < valid_from)
+    return torch.where(off, torch.full_like(actions, HOLD), actions)
+
+
 def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: float) -> Tensor:
     """Stateless threshold actions from the premium at each close."""
     out = torch.full(premium.shape, HOLD, dtype=torch.long, device=premium.device)
@@ -304,23 +351,27 @@ def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: fl
 
 
 def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
-                           rules: ExecutionRules) -> np.ndarray:
+                           rules: ExecutionRules, cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each premium threshold pair (see :func:`_signal_log_returns`)."""
     premium = train.premium.to(torch.float64).cpu().numpy()[train.valid_from:-1]  # decisions at closes start .. T-2
     signals = [np.where(premium <= b, 1, np.where(premium >= s, 0, -1)) for b, s in zip(buy, sell)]
-    return _signal_log_returns(train, signals, rules)
+    return _signal_log_returns(train, signals, rules, cadence)
 
 
 def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
-                        rules: ExecutionRules) -> np.ndarray:
+                        rules: ExecutionRules, cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each signal path (vectorised over bars; no minimum order).
 
     A signal path has one entry per decision at closes ``valid_from .. T - 2``:
     1 buy (all in), 0 sell (all out), -1 hold.  The position after the decision
     at close ``t`` is the latest non-hold signal up to ``t``; it is held from the
-    open of ``t + 1``.  Fill factors come from
+    open of ``t + 1``.  With ``cadence`` c only every c-th entry (from the first)
+    is a decision; the others hold.  Fill factors come from
     :func:`kpremia.eval.oracle.fill_factors`, i.e. from the env's execution rules.
     """
+    if cadence > 1:
+        keep = np.arange(len(signals[0]) if len(signals) else 0) % cadence == 0
+        signals = [np.where(keep, signal, -1) for signal in signals]
     start = train.valid_from
     usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, rules)
     log_buy, log_sell = np.log(usdt_per_krw[start + 1:]), np.log(krw_per_usdt[start + 1:])
@@ -358,15 +409,15 @@ def baseline_params(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def make_baselines(names: Iterable[str], env: EnvConfig | None = None, seed: int = 0,
+def make_baselines(names: Iterable[str], env: EnvConfig | Mapping[str, Any] | None = None, seed: int = 0,
                    options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Baseline]:
-    """Build baselines by name with the run's execution rules, starting cash and seed.
+    """Build baselines by name with the run's execution rules, decision clock, starting cash and seed.
 
-    ``env`` is the run's env config (its :attr:`~EnvConfig.execution` reaches every
-    baseline, so fitted thresholds and the oracle price fills as the agent's backtest
-    does); ``options[name]`` adds per-baseline options.
+    ``env`` is the run's env config (its :attr:`~EnvConfig.execution` and
+    :attr:`~EnvConfig.clock` reach every baseline, so fitted thresholds and the oracle
+    price fills as the agent's backtest does); ``options[name]`` adds per-baseline options.
     """
-    env = EnvConfig() if env is None else env
-    return {name: BASELINES.get(name)(env.execution, seed=seed, initial_krw=env.initial_krw,
+    env = EnvConfig() if env is None else EnvConfig.of(env)
+    return {name: BASELINES.get(name)(env.execution, clock=env.clock, seed=seed, initial_krw=env.initial_krw,
                                       **dict((options or {}).get(name, {})))
             for name in names}

@@ -23,3 +23,6 @@ class EvalConfig(ConfigPart):
     baselines: tuple[str, ...] = knob(("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore",
                                        "oracle"))
     plots: bool = knob(True)
+    # Model selection during `fit`: validation averages over the run's own val split and val_draws - 1
+    # further draws of a generated market (data.seed * 1000 + 500 + j; synthetic source only).
+    val_draws: int = knob(1, at_least(1))

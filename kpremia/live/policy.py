@@ -184,8 +184,9 @@ class CheckpointPolicy:
 class PremiumThresholdRule:
     """The ``premium_threshold`` baseline as a live rule: buy at premium <= ``buy``, sell at >= ``sell``.
 
-    Thresholds are given, or fitted on the train split of the data exactly as the
-    baseline is fitted for ``test`` (pass ``fit_on``: a MarketTensors train split).
+    Thresholds are given (deciding on every bar), or fitted on the train split of the data
+    exactly as the baseline is fitted for ``test`` (pass ``fit_on``: a MarketTensors train
+    split), cadence included.
     Acts in the ``hold_buy_sell`` scheme on the bar's premium; needs no normaliser.
     """
 
@@ -200,11 +201,14 @@ class PremiumThresholdRule:
             baseline = make_baselines(["premium_threshold"], env)["premium_threshold"]
             baseline.fit(fit_on)
             buy_threshold, sell_threshold = baseline.buy_threshold, baseline.sell_threshold
+            cadence = baseline.cadence  # tuned on train with the levels
+        else:
+            cadence = 1
         self.buy_threshold, self.sell_threshold = float(buy_threshold), float(sell_threshold)
         if not self.buy_threshold < self.sell_threshold:
             raise UserError(f"live.rule.buy_threshold={buy_threshold} must be below sell_threshold={sell_threshold}")
         self.scheme = ACTION_SCHEMES.get("hold_buy_sell")()
-        self.clock = DecisionClock()  # the rule decides on every bar, as its baseline does
+        self.clock = DecisionClock(decision_every=cadence)  # the cadence its levels were chosen at
         self.normalizer = None
         self.windows = None
         self.name = f"premium_threshold(buy<={self.buy_threshold:.4f}, sell>={self.sell_threshold:.4f})"
