@@ -6,6 +6,10 @@ Every baseline has one interface (registry ``BASELINES``)::
     baseline.fit(train)                           # train MarketTensors only
     actions = baseline.actions(market)            # LongTensor [T] on market.device
 
+A rule that decides on a cadence (the band rules) also has ``signals(market)``: its
+action at every bar, before the cadence keeps every c-th (a warm-start teacher labels
+decisions taken at any bar with it).
+
 ``actions[t]`` is the ``hold_buy_sell`` action decided at the close of bar ``t``
 (0 hold, 1 buy USDT with all KRW, 2 sell all USDT), for every bar of the split;
 the backtest plays rows ``valid_from .. T - 2`` through the same BatchedEnv and
@@ -200,11 +204,14 @@ class PremiumThreshold:
                  "bar(s) (train return %.4f)", self.buy_threshold, self.sell_threshold, self.cadence,
                  self.train_return)
 
-    def actions(self, market: MarketTensors) -> Tensor:
+    def signals(self, market: MarketTensors) -> Tensor:
+        """The rule's action at every bar, whatever its cadence (what a teacher labels any decision with)."""
         if self.buy_threshold is None or self.sell_threshold is None:
-            raise RuntimeError("premium_threshold.actions() before fit(); call fit(train) first")
-        return _on_cadence(_threshold_signals(market.premium, self.buy_threshold, self.sell_threshold),
-                           market.valid_from, self.cadence)
+            raise RuntimeError("premium_threshold used before fit(); call fit(train) first")
+        return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
         """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash) and the cadence."""
@@ -266,14 +273,18 @@ class PremiumZScore:
                  "every %d bar(s) (train return %.4f)", self.window, self.buy_z, self.sell_z, self.cadence,
                  self.train_return)
 
-    def actions(self, market: MarketTensors) -> Tensor:
+    def signals(self, market: MarketTensors) -> Tensor:
+        """The rule's action at every bar, whatever its cadence (what a teacher labels any decision with)."""
         if self.window is None:
-            raise RuntimeError("premium_zscore.actions() before fit(); call fit(train) first")
+            raise RuntimeError("premium_zscore used before fit(); call fit(train) first")
         z = rolling_zscore(market.premium, self.window)
         out = np.full(z.shape, HOLD, dtype=np.int64)
         out[z <= -self.buy_z] = BUY  # NaN (window not full yet) compares False: hold
         out[z >= self.sell_z] = SELL
-        return _on_cadence(torch.as_tensor(out, device=market.device), market.valid_from, self.cadence)
+        return torch.as_tensor(out, device=market.device)
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
         """The window (bars), z levels (inf = never, i.e. cash) and cadence fit on train."""
