@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from kpremia.data.features import FEATURE_LOOKBACK
+from kpremia.data.features import feature_lookback
 from kpremia.data.frame import BAR
 from kpremia.errors import UserError
 from kpremia.live.types import Bar
@@ -36,10 +36,10 @@ class Feed(Protocol):
         """Whether an order decided at the close of ``bar_time`` can still fill at the next open."""
 
 
-def warmup_bars(window_1d: int, window_premium: int) -> int:
-    """Bars of history the observation builder needs before its first complete observation."""
+def warmup_bars(window_1d: int, window_premium: int, bar: pd.Timedelta = BAR) -> int:
+    """Bars of size ``bar`` of history the observation builder needs before its first complete observation."""
     days = max(int(window_1d), int(window_premium)) + 2
-    return days * int(pd.Timedelta("1D") / BAR) + FEATURE_LOOKBACK
+    return days * int(pd.Timedelta("1D") / bar) + feature_lookback(bar)
 
 
 def frame_bars(frame: pd.DataFrame) -> Iterator[Bar]:

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from kpremia.data.features import (
-    FEATURE_LOOKBACK, FEATURE_NAMES, DailyHistory, IncrementalFeatures, compute_features, daily_windows,
+    FEATURE_NAMES, DailyHistory, IncrementalFeatures, compute_features, daily_windows, feature_lookback,
     feature_matrix,
 )
 from kpremia.data.frame import validate_frame
+
+LOOKBACK = feature_lookback()  # at the default 15m bars
 
 
 def perturb_after(frame: pd.DataFrame, t: int, seed: int = 0) -> pd.DataFrame:
@@ -35,20 +37,20 @@ def probe_rows(frame: pd.DataFrame) -> list[int]:
     for day in (12, 17):
         midnight = frame.index.get_loc(frame.index[0].normalize() + pd.Timedelta(days=day))
         rows += [midnight - 2, midnight - 1, midnight, midnight + 1]
-    return rows + [FEATURE_LOOKBACK - 1, FEATURE_LOOKBACK + 500, len(frame) - 2]
+    return rows + [LOOKBACK - 1, LOOKBACK + 500, len(frame) - 2]
 
 
 def test_names_and_lookback():
     assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) >= 16
-    assert FEATURE_LOOKBACK <= 700
+    assert LOOKBACK <= 700
     assert {"premium_pct", "premium_z_96", "rsi_14", "hour_sin", "hour_cos", "volume_z_96"} <= set(FEATURE_NAMES)
 
 
 def test_warm_up_is_nan_then_finite(short_frame):
     feats = compute_features(short_frame)
     assert list(feats.columns) == list(FEATURE_NAMES) and feats.index.equals(short_frame.index)
-    assert feats.iloc[:FEATURE_LOOKBACK - 1].isna().all().all()
-    assert np.isfinite(feats.iloc[FEATURE_LOOKBACK - 1:].to_numpy()).all()
+    assert feats.iloc[:LOOKBACK - 1].isna().all().all()
+    assert np.isfinite(feats.iloc[LOOKBACK - 1:].to_numpy()).all()
 
 
 def test_features_do_not_look_ahead(short_frame):
@@ -89,7 +91,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def test_incremental_features_equal_batch(short_frame):
-    frame = short_frame.iloc[:FEATURE_LOOKBACK + 1200]
+    frame = short_frame.iloc[:LOOKBACK + 1200]
     batch = feature_matrix(frame).numpy()
     inc = IncrementalFeatures()
     rows = np.array([inc.update(r) for r in _records(frame)])
@@ -108,7 +110,7 @@ def test_incremental_daily_history_equals_batch(short_frame):
 
 
 def test_incremental_fills_gaps_like_validate_frame(short_frame):
-    frame = short_frame.iloc[:FEATURE_LOOKBACK + 400]
+    frame = short_frame.iloc[:LOOKBACK + 400]
     holes = frame.drop(index=frame.index[[700, 701, 702, 850, 95]])  # 95 is a day's last bar
     repaired, report = validate_frame(holes)
     assert report.gap_bars_inserted == 5
@@ -125,7 +127,7 @@ def test_incremental_fills_gaps_like_validate_frame(short_frame):
 
 
 def test_incremental_refuses_out_of_order_and_restores_state(short_frame):
-    recs = _records(short_frame.iloc[:FEATURE_LOOKBACK + 20])
+    recs = _records(short_frame.iloc[:LOOKBACK + 20])
     inc = IncrementalFeatures()
     for r in recs[:-10]:
         inc.update(r)
