@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.data.bars import DEFAULT_BAR
+from kpremia.bars import DEFAULT_BAR
 from kpremia.data.fx import align_fx_to_bars, btc_premium, compute_premium
 from kpremia.errors import UserError
 

@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from kpremia.data.assemble import assemble_frame, parse_time_bound
-from kpremia.data.bars import parse_timeframe
+from kpremia.bars import parse_timeframe
 from kpremia.data.cache import DatasetKey, OhlcvCache, ms_to_iso
 from kpremia.data.exchange import (
     DEFAULT_EXCHANGE,

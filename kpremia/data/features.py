@@ -10,7 +10,7 @@ the very same functions on a ``[1, L]`` window.  A window ending at bar t holds
 bars ``<= t`` only, so no feature can look ahead.
 
 Look-backs are time, not bars: a feature is registered with a span (``"1d"``) and
-gets ``n`` = the span in bars of the run's bar size (:func:`kpremia.data.bars.bars_in`,
+gets ``n`` = the span in bars of the run's bar size (:func:`kpremia.bars.bars_in`,
 at least ``min_bars``).  ``ret_96`` is the one-day return: 96 bars at 15m, 24 at 1h,
 1 at 1d.  Names keep the 15m bar counts they were born with, so a model's feature
 list reads the same at every bar size, and at 15m every feature is the number it
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.data.bars import bars_in, frame_bar, parse_duration
+from kpremia.bars import bars_in, frame_bar, parse_duration
 from kpremia.data.frame import BAR
 
 SERIES = ("close", "high", "low", "volume", "fx", "premium")
@@ -258,7 +258,7 @@ def _frame_arrays(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
 def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096, bar: pd.Timedelta | None = None) -> torch.Tensor:
     """Features of every bar of a MarketFrame, ``[T, F]`` float64; rows < ``feature_lookback(bar) - 1`` are NaN.
 
-    ``bar``: the frame's bar size (None: its index's step, see :func:`kpremia.data.bars.frame_bar`).
+    ``bar``: the frame's bar size (None: its index's step, see :func:`kpremia.bars.frame_bar`).
     The frame is unfolded into ``[chunk, L]`` windows (views, no copy), so memory
     stays ~``chunk_rows * L`` floats per temporary no matter how long the frame is.
     """
@@ -401,7 +401,9 @@ def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int,
     premium = frame["premium"].to_numpy(np.float64)
     if len(closes_ns):
         first = -(-int(closes_ns[0]) // _NS_DAY) * _NS_DAY  # first midnight at or after the first close
-        midnights = np.arange(first, int(closes_ns[-1]) + 1, _NS_DAY, dtype=np.int64)
+        # integer arithmetic: np.arange over epoch nanoseconds would count in float64 and lose a day
+        count = max(0, (int(closes_ns[-1]) - first) // _NS_DAY + 1)
+        midnights = first + _NS_DAY * np.arange(count, dtype=np.int64)
     else:
         midnights = np.array([], dtype=np.int64)
     last_bar = np.searchsorted(closes_ns, midnights, side="right") - 1  # the day's value: its last closed bar

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.data.bars import parse_timeframe, timeframe_label
+from kpremia.bars import parse_timeframe, timeframe_label
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.data.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
 from kpremia.data.file_table import (
     ROW, file_spacing, find_time_column, map_columns, parse_times, read_table, sort_rows,
 )

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.data.bars import bar_minutes, frame_bar, timeframe_label
+from kpremia.bars import bar_minutes, frame_bar, timeframe_label
 from kpremia.data.features import (
     FEATURE_NAMES, DailyHistory, IncrementalFeatures, daily_windows, feature_bars, feature_lookback, feature_matrix,
     utc_timestamp,

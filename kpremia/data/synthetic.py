@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from kpremia.data.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
 from kpremia.data.frame import COLUMNS
 from kpremia.data.resample import aggregate_bars
 from kpremia.errors import UserError
