@@ -14,7 +14,8 @@ Two kinds of text are understood, both ``<number><unit>`` with one unit:
   :func:`bars_in` -- ``round(duration / bar)``, at least ``minimum``.  A duration shorter than a
   bar is one bar (nothing finer exists).
 
-Units: ``s`` seconds, ``m``/``min`` minutes, ``h`` hours, ``d`` days, ``w`` weeks.
+Units: ``s`` seconds, ``m``/``min`` minutes, ``h`` hours, ``d`` days, ``w`` weeks (any case, except
+``M``, which ccxt uses for months and is refused).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def parse_duration(value: Any, what: str = "duration") -> pd.Timedelta:
     if isinstance(value, pd.Timedelta):
         return value
     match = _TEXT.match(str(value))
-    unit = _UNITS.get(match.group(2).lower()) if match else None
+    # "M" is a month in ccxt's spelling (a month is not a fixed span): refused, not read as minutes
+    unit = _UNITS.get(match.group(2).lower()) if match and match.group(2) != "M" else None
     if unit is None:
         raise UserError(f"{what}={value!r} is not a duration; write <number><unit> with unit s, m, h, d or w "
                         "(e.g. 15m, 4h, 7d)")
@@ -91,7 +93,7 @@ def is_duration_text(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     match = _TEXT.match(value)
-    return bool(match) and match.group(2).lower() in _UNITS
+    return bool(match) and match.group(2) != "M" and match.group(2).lower() in _UNITS
 
 
 def bars_setting(value: Any, bar: pd.Timedelta, key: str) -> int | None:

@@ -28,7 +28,7 @@ from kpremia.errors import UserError
 log = logging.getLogger(__name__)
 
 OUR_COLUMNS = ("open", "high", "low", "close", "volume", "fx", "premium")
-TIME_COLUMN_GUESSES = ("time", "timestamp", "datetime", "date", "open_time", "candle_date_time_utc")
+TIME_COLUMN_GUESSES = ("time", "timestamp", "datetime", "date", "open_time", "candle_date_time_utc", "observation_date")
 ROW = "_row"  # the file's own row number, carried through sorting for messages
 
 

@@ -33,7 +33,7 @@ class EvalConfig(ConfigPart):
     plots: bool = knob(True)
     # Levels given instead of fit on train: {buy_premium, sell_premium} (fractions) for premium_threshold,
     # {zscore_window (e.g. 7d), buy_z, sell_z} for premium_zscore; needed by `backtest eval.split=all`.
-    rule_levels: dict[str, Any] = knob({})
+    rule_levels: dict[str, Any] | None = knob(None)
 
     def check_together(self) -> None:
         rule_options(self.rule_levels)
