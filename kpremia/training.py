@@ -77,7 +77,8 @@ def resolve_bar_settings(cfg: dict[str, Any], market: MarketData) -> dict[str, A
         given = env.get(key)
         bars = bars_setting(given, market.bar, f"env.{key}")
         if isinstance(given, str) and bars is not None:
-            log.info("env.%s=%s is %d bars of %s", key, given, bars, timeframe_label(market.bar))
+            log.info("env.%s=%s is %d bar%s of %s", key, given, bars, "" if bars == 1 else "s",
+                     timeframe_label(market.bar))
         env[key] = bars
         record[key] = {"given": given, "bars": bars}
     market.manifest = {**(market.manifest or {}), "bar_settings": record}

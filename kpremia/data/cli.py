@@ -162,7 +162,9 @@ def _format_coverage(title: str, cov: Mapping[str, Any]) -> str:
              f"  expected rows    {cov['expected_rows']:,}",
              f"  gaps             {cov['gaps']:,} ({cov['missing_bars']:,} missing bars, longest "
              f"{cov['longest_gap_bars']:,})"]
-    if "no_trade_bars" in cov:
+    if "no_trade_bars" in cov and cov["no_trade_bars"] is None:
+        lines.append("  no-trade bars    unknown (the file has no volume)")
+    elif "no_trade_bars" in cov:
         lines.append(f"  no-trade bars    {cov['no_trade_bars']:,} in {cov['no_trade_runs']:,} runs, longest "
                      f"{cov['longest_no_trade_bars']:,}")
     return "\n".join(lines)
@@ -249,6 +251,8 @@ def inspect_file(path: Path, overrides: Sequence[str], fx: str | None = None) ->
                               "file": {k: manifest.get(k) for k in (
                                   "file_spacing", "row_order", "inserted_bars", "assumed", "replaced_columns",
                                   "resampled_from", "premium_basis", "checks")}}
+    if "volume" in (manifest.get("assumed") or {}):  # volume 0 was assumed: every bar would look like no trade
+        report["coverage"].update(no_trade_bars=None, no_trade_runs=None, longest_no_trade_bars=None)
     report["stats"] = market_stats(frame, bar)
     return report
 

@@ -90,7 +90,8 @@ def test_a_file_too_short_for_the_warm_up_says_so_in_one_line(compose_cfg, tmp_p
     formats.researcher_daily(path, days=20)
     cfg = compose_cfg(*TINY, *DAILY_ARGS, f"data.path={path}")
     with pytest.raises(UserError, match=r"too short: the train split has 14 1d bars \(14.0 days\) but the "
-                                         r"observation needs 15 bars of warm-up") as err:
+                                         r"observation needs 15 bars of warm-up before its first complete row \(features: 8 bars = 7 days \+ 1 bar; "
+                                         r"price window: 15 bars; daily windows: 10 completed UTC days\)") as err:
         training.fit(cfg, tmp_path / "run")
     assert "\n" not in str(err.value)
 
