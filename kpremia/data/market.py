@@ -315,3 +315,76 @@ def too_short_message(train_bars: int, valid_from: int, windows: Mapping[str, in
             f"(features: {feature_lookback(bar)} bars = 7 days + 1 bar; price window: {windows['window_15m']} bars; "
             f"daily windows: {days} completed UTC days); use a longer file, move split.train_end later (or raise "
             "split.train_frac), or shrink env.window_15m / env.window_1d / env.window_premium")
+
+
+# --------------------------------------------------------------------------- live
+
+class ObservationBuilder:
+    """Bar-by-bar observation rows for live use, equal to :func:`build_obs_tables` rows.
+
+    Uses the same feature functions (:class:`IncrementalFeatures`) and daily
+    rule (:class:`DailyHistory`) as the batch path; missing bars are filled as
+    no-trade bars like :func:`kpremia.data.frame.validate_frame` does.
+    """
+
+    def __init__(self, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
+                 normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR) -> None:
+        self.window_15m = window_15m
+        self.normalizer = normalizer
+        self.bar = bar
+        self.features = IncrementalFeatures(bar)
+        self.daily = DailyHistory(window_1d, window_premium, bar)
+        self._closes: deque[float] = deque(maxlen=window_15m)
+        self._last_time: pd.Timestamp | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once every part of the observation is complete (no NaN)."""
+        return (self.features.ready and len(self._closes) == self.window_15m
+                and not np.isnan(self.daily.closes()).any() and not np.isnan(self.daily.premiums()).any())
+
+    def update(self, bar: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Add one closed bar (see :meth:`IncrementalFeatures.update`); raw float64 tables rows ``{key: [W]}``."""
+        time_ = utc_timestamp(bar["time"])
+        if self._last_time is not None and time_ > self._last_time + self.bar and self._closes:
+            missing = int((time_ - self._last_time) / self.bar) - 1
+            for _ in range(min(missing, self.window_15m)):
+                self._closes.append(self._closes[-1])
+        close = float(bar["close"])
+        premium = float(bar["premium"]) if bar.get("premium") is not None else close / float(bar["fx"]) - 1.0
+        feats = self.features.update(bar)  # raises on out-of-order bars before any state below changes
+        self.daily.update(time_, close, premium)
+        self._closes.append(close)
+        self._last_time = time_
+        log_close = np.log(close)
+        closes = np.full(self.window_15m, np.nan)
+        closes[self.window_15m - len(self._closes):] = np.log(np.array(self._closes))
+        return {
+            PRICE_15M: closes - log_close,
+            PRICE_1D: np.log(self.daily.closes()) - log_close,
+            PREMIUM: self.daily.premiums(),
+            FEATURES: feats,
+        }
+
+    def observe(self, bar: Mapping[str, Any], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """:meth:`update` then normalise: float32 ``[1, W]`` tensors (the env adds ``account``)."""
+        if self.normalizer is None:
+            raise ValueError("ObservationBuilder has no normalizer; pass the one saved with the checkpoint")
+        return self.normalizer.normalize_obs(self.update(bar), device=device)
+
+    def warm_up(self, frame: pd.DataFrame) -> None:
+        """Feed the history of a MarketFrame (e.g. the last days before going live)."""
+        for ts, row in zip(frame.index, frame.itertuples(index=False), strict=True):
+            self.update({"time": ts, **row._asdict()})
+
+    def state_dict(self) -> dict:
+        return {"features": self.features.state_dict(), "daily": self.daily.state_dict(),
+                "closes": list(self._closes),
+                "last_time": None if self._last_time is None else self._last_time.isoformat()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.features.load_state_dict(state["features"])
+        self.daily.load_state_dict(state["daily"])
+        self._closes.clear()
+        self._closes.extend(state["closes"])
+        self._last_time = None if state["last_time"] is None else utc_timestamp(state["last_time"])
