@@ -24,7 +24,7 @@ from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import baseline_params, make_baselines
-from kpremia.eval.compare import data_identity
+from kpremia.eval.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
              "baseline_params": baseline_params(baselines), "fee_rate": kwargs.get("fee_rate"),
              "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
              "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
+             "inserted_bars": inserted_bars(market.manifest),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
     from kpremia.eval.report import format_table, summarise_traces, write_report
 

@@ -31,7 +31,7 @@ from kpremia.envs.factory import env_kwargs
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests
 from kpremia.eval.baselines import baseline_params, make_baselines
-from kpremia.eval.compare import data_identity
+from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.report import format_table, write_report
 from kpremia.runs import write_run_files
@@ -77,13 +77,15 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                         for name in FITTED_RULES if name in baselines},
              "fee_rate": kwargs.get("fee_rate"), "data": data_identity(market.manifest),
              "data_source": str(cfg["data"].get("path") or cfg["data"].get("name")), "period": period,
-             "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar)}
+             "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
+             "inserted_bars": inserted_bars(market.manifest)}
     write_run_files(run_dir, cfg, market.manifest)
     report_dir = run_dir / "report"
     summary = write_report(report_dir, None, traces, extra, plots=eval_cfg.plots)
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
     print(f"backtest of {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} ({split}): {first} .. "
-          f"{last} UTC (bar open times); rules fit on {'the train split' if split == 'test' else 'nothing (given)'}")
+          f"{last} UTC (bar open times); rules fit on {'the train split' if split == 'test' else 'nothing (given)'}; "
+          f"{extra['inserted_bars']} no-trade bars inserted in the data")
     print(format_table(summary))
     for name, params in extra["baseline_params"].items():
         print(f"{name}: {_levels_text(params)} ({extra['levels'].get(name, '')})")

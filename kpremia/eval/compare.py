@@ -109,6 +109,11 @@ def identify(run_dir: Path, summary: dict[str, Any]) -> tuple[str, int | str | N
     return experiment, seed
 
 
+def inserted_bars(manifest: dict[str, Any]) -> int:
+    """Bars the data source inserted as no-trade bars (a file's or a fetch's repair report), for reports."""
+    return int(manifest.get("inserted_bars", (manifest.get("repair") or {}).get("gap_bars_inserted", 0)) or 0)
+
+
 def data_identity(manifest: dict[str, Any] | None) -> str | None:
     """A short name for the data a run saw, from a data manifest (None if unknown).
 

@@ -43,7 +43,7 @@ def test_backtest_on_a_daily_usdt_krw_file_writes_the_report(run_cli, daily_file
     assert "policy" not in summary and summary["focus"] == "premium_threshold" and summary["timeframe"] == "1d"
     assert set(summary["baselines"]) == {"cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore",
                                          "oracle"}
-    assert summary["levels"] == {"premium_threshold": "fit on the train split",
+    assert summary["inserted_bars"] == 0 and summary["levels"] == {"premium_threshold": "fit on the train split",
                                  "premium_zscore": "fit on the train split"}
     assert summary["baselines"]["oracle"]["return"] >= summary["baselines"]["premium_threshold"]["return"]
     manifest = json.loads((report.parent / "data_manifest.json").read_text())

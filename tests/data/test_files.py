@@ -280,24 +280,34 @@ def test_premium_basis_reaches_the_run_manifest_and_the_tensors(tmp_path, compos
 
 
 def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
-    """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export."""
+    """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export, fx from an ECB file."""
+    import sys
+
     from kpremia import training
     from kpremia.data.synthetic import SyntheticParams, generate
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
+    import formats
 
     frame = generate(SyntheticParams(days=30), seed=4)
     upbit = pd.DataFrame({
         "candle_date_time_utc": frame.index.strftime("%Y-%m-%dT%H:%M:%S"), "opening_price": frame["open"],
         "high_price": frame["high"], "low_price": frame["low"], "trade_price": frame["close"],
-        "candle_acc_trade_volume": frame["volume"], "usdkrw": frame["fx"]})
-    path = write_csv(tmp_path, upbit, "upbit_krw_usdt.csv")
+        "candle_acc_trade_volume": frame["volume"]})
+    path = write_csv(tmp_path, upbit.iloc[::-1], "upbit_krw_usdt.csv")  # newest first, as the API gives it
+    ecb = tmp_path / "eurofxref-hist.csv"
+    formats.ecb_eurofxref(ecb, frame["fx"])
     mapping = ("data.columns={opening_price: open, high_price: high, low_price: low, trade_price: close, "
-               "candle_acc_trade_volume: volume, usdkrw: fx}")
+               "candle_acc_trade_volume: volume}")
     assert mapping in (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
-    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=candle_date_time_utc", mapping)
+    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=candle_date_time_utc", mapping,
+                      f"data.fx_path={ecb}")
     market = training.load_market(cfg)
-    assert market.manifest["columns"]["trade_price"] == "close"
-    np.testing.assert_allclose(market.tensors["train"].close.cpu().numpy(),
-                               frame["close"].to_numpy()[:market.tensors["train"].close.shape[0]])
+    assert market.manifest["columns"]["trade_price"] == "close" and market.manifest["fx_source"] == "ecb"
+    train = market.tensors["train"]
+    first = pd.Timestamp(train.times[0], tz="UTC")
+    expected = frame["close"].loc[first:].to_numpy()[:train.close.shape[0]]
+    np.testing.assert_allclose(train.close.cpu().numpy(), expected)
 
 
 @pytest.mark.parametrize("option", ["csv", "parquet", "ccxt"])
