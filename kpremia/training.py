@@ -97,6 +97,32 @@ def check_bar_size(trained_minutes: float, market: MarketData, what: str) -> Non
         raise UserError(f"the checkpoint was trained on {trained} bars but the data gives {got} bars; {what} it on "
                         f"{trained} bars (data.timeframe={trained}, or a file of {trained} bars or finer with "
                         f"data.timeframe={trained})")
+VAL_DRAW_SEED_OFFSET = 500
+
+
+def val_draw_seeds(cfg: dict[str, Any]) -> list[int]:
+    """Data seeds of the extra validation draws of ``eval.val_draws`` (none for a single market)."""
+    draws = int((cfg.get("eval") or {}).get("val_draws", 1))
+    if draws <= 1:
+        return []
+    if cfg["data"].get("name") != "synthetic":
+        raise UserError(f"eval.val_draws={draws} needs a generated market (data=synthetic); a data file is one "
+                        "market: set eval.val_draws=1 and lengthen the validation split (data.split.*) instead")
+    base = int(cfg["data"].get("seed", cfg["seed"]))
+    return [base * 1000 + VAL_DRAW_SEED_OFFSET + j for j in range(1, draws)]
+
+
+def load_val_draws(cfg: dict[str, Any], market: MarketData) -> list[Any]:
+    """The val splits of other draws of the run's generated market, scaled by the run's normaliser.
+
+    Only their validation split is built: nothing of them is trained on, and the band rule
+    the policy is scored against stays the one fit on the run's own train split.
+    """
+    out = []
+    for seed in val_draw_seeds(cfg):
+        draw = load_market({**cfg, "data": {**cfg["data"], "seed": seed}}, ("val",), normalizer=market.normalizer)
+        out.append(draw.tensors["val"])
+    return out
 
 
 def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) -> RLModule:
@@ -220,6 +246,7 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if resume and Path(resume).is_file():
         saved = torch.load(resume, map_location="cpu", weights_only=False)
         check_bar_size(checkpoint_bar_minutes(saved), market, "resume")
+    market.val_draws = load_val_draws(cfg, market)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)
     # trainer.max_epochs stops a run early without changing its schedules (e.g. to

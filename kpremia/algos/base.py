@@ -92,6 +92,7 @@ class RLModule(L.LightningModule):
         self.updates = 0
         self.train_env: BatchedEnv | None = None
         self.val_market: MarketTensors | None = None
+        self.val_markets: list[MarketTensors] = []
         self.generator: torch.Generator | None = None
         self.current_obs: dict[str, torch.Tensor] | None = None
         self._pending_state: dict | None = None
@@ -154,10 +155,11 @@ class RLModule(L.LightningModule):
             self.generator.manual_seed(seed + 7919 * (self.rank + 1))
         if "val" in self.market.tensors:
             self.val_market = self.market.tensors["val"].to(device)
-            self._val_band_return = self._band_rule_return(self.val_market)
+            self.val_markets = [self.val_market, *(m.to(device) for m in self.market.val_draws)]
+            self._val_band_returns = self._band_rule_returns(self.val_markets)
 
-    def _band_rule_return(self, market: MarketTensors) -> float | None:
-        """Return of the band rule (``premium_threshold``, fit on train) on ``market``, with the run's fills.
+    def _band_rule_returns(self, markets: list[MarketTensors]) -> list[float] | None:
+        """Return of the band rule (``premium_threshold``, fit on train) on each of ``markets``, with the run's fills.
 
         The bar a policy must clear: ``val/excess_return = val/return - val/band_return``
         (the default ``algo.monitor``).  Computed once per run; ``None`` without a train split.
@@ -170,8 +172,8 @@ class RLModule(L.LightningModule):
         kwargs = env_kwargs(self.env_cfg)
         rule = make_baselines(["premium_threshold"], kwargs)["premium_threshold"]
         rule.fit(self.market.tensors["train"])
-        trace = run_baseline_backtests({"band": rule}, market, kwargs)["band"]
-        return float(trace_metrics(trace)["return"])
+        return [float(trace_metrics(run_baseline_backtests({"band": rule}, market, kwargs)["band"])["return"])
+                for market in markets]
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
@@ -181,13 +183,23 @@ class RLModule(L.LightningModule):
 
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch: int, batch_idx: int) -> None:
-        trace = run_policy_backtest(lambda obs: self.act(obs, deterministic=True), self.val_market,
-                                    env_kwargs(self.env_cfg))[0]
-        metrics = {f"val/{k}": float(v) for k, v in trace_metrics(trace).items()}
-        band = getattr(self, "_val_band_return", None)
-        if band is not None:
-            metrics["val/band_return"] = band
-            metrics["val/excess_return"] = metrics["val/return"] - band
+        """The deterministic policy over every validation market; metrics are means over the markets.
+
+        With ``eval.val_draws > 1`` the markets are the run's val split and further draws of
+        the generated market; ``val/draws_above_band`` counts the markets on which the policy's
+        return beat the band rule's.
+        """
+        per_market = [trace_metrics(run_policy_backtest(lambda obs: self.act(obs, deterministic=True), market,
+                                                        env_kwargs(self.env_cfg))[0])
+                      for market in self.val_markets]
+        metrics = {f"val/{k}": sum(float(m[k]) for m in per_market) / len(per_market) for k in per_market[0]}
+        bands = getattr(self, "_val_band_returns", None)
+        if bands is not None:
+            metrics["val/band_return"] = sum(bands) / len(bands)
+            metrics["val/excess_return"] = metrics["val/return"] - metrics["val/band_return"]
+            if len(bands) > 1:
+                metrics["val/draws_above_band"] = float(sum(float(m["return"]) > b
+                                                            for m, b in zip(per_market, bands, strict=True)))
         # Through self.log for checkpoint monitoring (synced across ranks, never rank-zero-only;
         # batch_size=1: the tick "batch" is an int, from which Lightning cannot infer a size),
         # and to the loggers directly so every curve shares the env-steps x-axis.

@@ -9,10 +9,14 @@ algorithm brings its own checks and the built-in ones need no branch on the name
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kpremia.config import ConfigPart, at_least, between, knob, optional, positive
 from kpremia.envs.config import EnvConfig
+from kpremia.errors import UserError
+
+if TYPE_CHECKING:
+    from kpremia.algos.warm_start import WarmStartConfig
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,20 @@ class PPOConfig(AlgoConfig):
     init_hold_prob: float | None = knob(None, optional(between(0, 1, low_open=True, high_open=True)))
     min_action_prob: float = knob(0.0, between(0, 1, high_open=True))
     collapse_threshold: float = knob(0.98, between(0, 1))
+    # What the value head reads: the policy's features (shared), the same features without their
+    # gradient (detached), or its own encoder (separate); see kpremia.algos.networks.ActorCritic.
+    critic: str = knob("shared", ("shared, detached or separate", lambda v: v in ("shared", "detached", "separate")))
+    # Behaviour cloning of a train-fit rule before PPO (kpremia.algos.warm_start.WarmStartConfig); null = off.
+    warm_start: dict[str, Any] | None = knob(None)
+
+    def warm_start_config(self) -> "WarmStartConfig | None":
+        """The typed ``warm_start`` node (its defaults filled in), or ``None`` when off."""
+        from kpremia.algos.warm_start import WarmStartConfig
+
+        return None if self.warm_start is None else WarmStartConfig.from_dict(self.warm_start)
+
+    def check_together(self) -> None:
+        self.warm_start_config()  # its own one-line errors, named algo.warm_start.<key>
 
     def env_steps_per_round(self, n_envs: int) -> int:
         return self.n_steps * n_envs
@@ -112,6 +130,14 @@ class DQNConfig(AlgoConfig):
     epsilon_end: float = knob(0.05, between(0, 1))
     epsilon_decay_fraction: float = knob(0.1, between(0, 1))
     max_grad_norm: float = knob(10.0, positive())
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        """Refuse PPO's warm start by name (other algorithms' knobs are otherwise dropped silently)."""
+        if raw.get("warm_start") is not None:
+            raise UserError("algo.warm_start is PPO's (behaviour cloning, then PPO); DQN has no warm start: "
+                            "remove algo.warm_start or train with algo=ppo")
+        return super().upgrade(raw)
 
     def env_steps_per_round(self, n_envs: int) -> int:
         return self.collect_steps * n_envs

@@ -23,8 +23,25 @@ def _mlp_head(in_dim: int, hidden: int, out_dim: int, out_gain: float) -> nn.Seq
     return head
 
 
+CRITICS = ("shared", "detached", "separate")
+
+
 class ActorCritic(nn.Module):
-    """Shared encoder -> (policy logits, state value).
+    """Encoder -> (policy logits, state value).
+
+    ``critic`` says what the value head reads, i.e. whether the value loss shapes the
+    policy's features:
+
+    * ``"shared"``: the policy's encoder output (CleanRL's and SB3's default);
+    * ``"detached"``: the same features with the gradient stopped, so only the policy
+      loss trains the encoder (the critic is a head on the policy's features);
+    * ``"separate"``: its own encoder (``critic_encoder``, same architecture), so the two
+      losses never share parameters (SB3's ``share_features_extractor=False``) -- twice
+      the encoder's compute.
+
+    Why it matters here: in the shared trunk the value loss's gradient was measured 19x
+    the policy's, and the one gradient clip rescales both, so the value head shaped the
+    features the policy had to read the premium from (docs/results.md).
 
     ``min_action_prob`` mixes the softmax with a uniform distribution so that
     every action keeps at least that probability (an optional guard against
@@ -32,15 +49,23 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(self, encoder: nn.Module, n_actions: int, head_hidden: int = 64, min_action_prob: float = 0.0,
-                 init_probs: list[float] | None = None):
+                 init_probs: list[float] | None = None, critic: str = "shared",
+                 critic_encoder: nn.Module | None = None):
         super().__init__()
         if not 0.0 <= min_action_prob * n_actions < 1.0:
             raise ValueError(f"min_action_prob={min_action_prob} is too large for {n_actions} actions")
+        if critic not in CRITICS:
+            raise ValueError(f"critic={critic!r}; use one of {CRITICS}")
+        if (critic == "separate") != (critic_encoder is not None):
+            raise ValueError("critic='separate' needs a critic_encoder (and only it takes one)")
         self.encoder = encoder
+        self.critic = critic
+        self.critic_encoder = critic_encoder
         self.n_actions = n_actions
         self.min_action_prob = float(min_action_prob)
         self.policy_head = _mlp_head(encoder.out_dim, head_hidden, n_actions, out_gain=0.01)
-        self.value_head = _mlp_head(encoder.out_dim, head_hidden, 1, out_gain=1.0)
+        value_in = critic_encoder.out_dim if critic_encoder is not None else encoder.out_dim
+        self.value_head = _mlp_head(value_in, head_hidden, 1, out_gain=1.0)
         if init_probs is not None:
             # Start from a chosen action distribution (e.g. mostly "hold"): with near-zero
             # output weights the initial policy is softmax(bias) for every observation.
@@ -53,12 +78,23 @@ class ActorCritic(nn.Module):
     def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities ``[B, A]`` and values ``[B]``."""
         z = self.encoder(obs)
+        if self.critic == "separate":
+            z_value = self.critic_encoder(obs)
+        else:
+            z_value = z.detach() if self.critic == "detached" else z
+        return self._log_probs(z), self.value_head(z_value).squeeze(-1)
+
+    def log_probs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Log-probabilities ``[B, A]`` alone (acting and behaviour cloning skip a separate critic)."""
+        return self._log_probs(self.encoder(obs))
+
+    def _log_probs(self, z: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(self.policy_head(z), dim=-1)
         if self.min_action_prob > 0.0:
             # p' = (1 - eps) * p + eps / A with eps = A * min_action_prob, in log space.
             eps = self.min_action_prob * self.n_actions
             logp = torch.logaddexp(logp + math.log1p(-eps), torch.full_like(logp, math.log(self.min_action_prob)))
-        return logp, self.value_head(z).squeeze(-1)
+        return logp
 
     def evaluate_actions(self, obs: dict[str, torch.Tensor],
                          actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -69,15 +105,13 @@ class ActorCritic(nn.Module):
         for the critic loss.
         """
         logp, value = self(obs)
-        log_prob = logp.gather(1, actions[:, None]).squeeze(1)
-        entropy = -(logp.exp() * logp).sum(-1)
-        return log_prob, entropy, value
+        return (*action_stats(logp, actions), value)
 
     @torch.no_grad()
     def act(self, obs: dict[str, torch.Tensor], deterministic: bool = True, temperature: float = 1.0,
             generator: torch.Generator | None = None) -> torch.Tensor:
         """Actions ``[B]`` for acting (validation, test, live): argmax, or sampled at ``temperature``."""
-        logp, _ = self(obs)
+        logp = self.log_probs(obs)
         if deterministic:
             return logp.argmax(dim=-1)
         return sample_categorical(logp / temperature, generator)
@@ -102,6 +136,11 @@ class QNetwork(nn.Module):
         if deterministic:
             return q.argmax(dim=-1)
         return sample_categorical(torch.log_softmax(q / temperature, dim=-1), generator)
+
+
+def action_stats(logp: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log_prob, entropy)`` of taken ``actions`` ``[B]`` under log-probabilities ``logp`` ``[B, A]``."""
+    return logp.gather(1, actions[:, None]).squeeze(1), -(logp.exp() * logp).sum(-1)
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

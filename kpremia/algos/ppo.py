@@ -27,15 +27,19 @@ from torch import nn
 from kpremia.algos.base import RLModule
 from kpremia.algos.config import PPOConfig
 from kpremia.algos.gae import compute_gae
-from kpremia.algos.networks import ActorCritic, sample_categorical
+from kpremia.algos.networks import ActorCritic, action_stats, sample_categorical
 from kpremia.algos.ppo_loss import explained_variance, ppo_loss
 from kpremia.algos.rollout import RolloutBuffer
-from kpremia.registry import ALGOS
+from kpremia.algos.warm_start import Teacher, behaviour_clone, collect_demonstrations, teacher_cross_entropy
+from kpremia.envs.factory import env_kwargs, make_env
+from kpremia.registry import ALGOS, ENCODERS
 
 log = logging.getLogger(__name__)
 
 # Loss statistics averaged over a rollout's minibatches, logged as train/<name>.
 LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "loss")
+# ... and with a warm-start teacher: how far the policy is from the rule it was cloned from.
+TEACHER_STATS = ("teacher_ce", "teacher_agreement")
 
 
 class Tick(NamedTuple):
@@ -68,9 +72,11 @@ class PPO(RLModule):
     algo_cfg: PPOConfig
 
     def build_network(self, encoder: nn.Module) -> nn.Module:
+        critic = self.algo_cfg.critic
+        critic_encoder = ENCODERS.build(dict(self.cfg["encoder"]), self.spec) if critic == "separate" else None
         return ActorCritic(encoder, self.n_actions, head_hidden=self.algo_cfg.head_hidden,
                            min_action_prob=self.algo_cfg.min_action_prob,
-                           init_probs=self._init_probs())
+                           init_probs=self._init_probs(), critic=critic, critic_encoder=critic_encoder)
 
     def _init_probs(self) -> list[float] | None:
         """``algo.init_hold_prob``: the initial probability of the scheme's "hold" action.
@@ -123,8 +129,46 @@ class PPO(RLModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         self._collapse_warned_epoch = -1
+        self.warm_start_cfg = self.algo_cfg.warm_start_config()
+        self.teacher: Teacher | None = None
         if stage == "fit":
             self.buffer = RolloutBuffer(self.spec, self.n_steps, self.n_envs, self.trainer.strategy.root_device)
+            if self.warm_start_cfg is not None:
+                self.teacher = Teacher.fit(self.warm_start_cfg.rule, self.market.tensors["train"].to(
+                    self.trainer.strategy.root_device), env_kwargs(self.env_cfg), self.train_env.scheme,
+                    seed=int(self.cfg["seed"]))
+
+    def on_fit_start(self) -> None:
+        fresh = self._pending_state is None and self.env_steps == 0
+        super().on_fit_start()
+        if fresh and self.warm_start_cfg is not None and self.warm_start_cfg.steps > 0:
+            self.warm_start()
+
+    def warm_start(self) -> dict[str, float]:
+        """Behaviour cloning of the teacher before the first rollout (see :mod:`kpremia.algos.warm_start`).
+
+        Demonstrations come from a fresh train-split simulator with the run's env
+        settings and a generator of their own, so the training envs and the rollout
+        generator start exactly as without a warm start.  Every rank computes the
+        same clone (same seed, same data); rank 0's weights are broadcast anyway.
+        """
+        cfg, device = self.warm_start_cfg, self.trainer.strategy.root_device
+        t0 = time.perf_counter()
+        seed = int(self.cfg["seed"])
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed + 104_729)
+        env = make_env(self.market.tensors["train"].to(device), self.env_cfg, seed=seed + 15_485_863)
+        obs, labels = collect_demonstrations(env, self.teacher, cfg.collect_steps, cfg.explore, gen)
+        stats = behaviour_clone(self.net, obs, labels, cfg, gen)
+        if self.world_size > 1:
+            for p in self.net.parameters():
+                torch.distributed.broadcast(p.data, src=0)
+        stats["seconds"] = time.perf_counter() - t0
+        log.info("warm start from %s: %d steps on %d demonstrations, holdout accuracy %.3f (trades %.3f), "
+                 "loss %.3f, %.1f s", cfg.rule, cfg.steps, int(stats["demonstrations"]), stats["accuracy"],
+                 stats["trade_recall"], stats["holdout_loss"], stats["seconds"])
+        self.log_to_loggers({f"warmstart/{k}": v for k, v in stats.items()})
+        return stats
 
     # ----------------------------------------------------------------- rollout
     @torch.no_grad()
@@ -140,6 +184,8 @@ class PPO(RLModule):
                 buf.obs[k][step].copy_(v)
             logp_all, value = self.net(obs)
             action = sample_categorical(logp_all, self.generator)
+            if self.teacher is not None:
+                buf.teacher[step] = self.teacher.labels(env.t, env.weight)
             next_obs, reward, terminated, truncated, info = env.step(action)
             buf.actions[step] = action
             buf.logprobs[step] = logp_all.gather(1, action[:, None]).squeeze(1)
@@ -201,7 +247,8 @@ class PPO(RLModule):
         """One optimizer step of the clipped-surrogate objective on the minibatch ``idx`` of the rollout."""
         mb = RolloutBuffer.take(self._flat, idx)
         self.net.eval()  # see module docstring: rollout and update agree on the mode
-        new_logprob, entropy, new_value = self.net.evaluate_actions(mb.obs, mb.actions)
+        logp_all, new_value = self.net(mb.obs)
+        new_logprob, entropy = action_stats(logp_all, mb.actions)
         advantages = mb.advantages
         if self.algo_cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -209,6 +256,16 @@ class PPO(RLModule):
                          clip_epsilon=self.algo_cfg.clip_epsilon, value_clip=self.algo_cfg.value_clip)
         loss = (terms.loss_objective + self.algo_cfg.value_coef * terms.loss_critic
                 - self.algo_cfg.entropy_coef * terms.entropy)
+        teacher_stats = {}
+        if self.teacher is not None:
+            # Cross-entropy to the rule's action (KL(teacher || policy) up to a constant), with a
+            # weight decaying to 0; logged even at weight 0 to show how far PPO moved from the rule.
+            teacher_ce = teacher_cross_entropy(logp_all, mb.teacher, self.warm_start_cfg.label_smoothing)
+            weight = self.warm_start_cfg.kl_weight(self.env_steps, self.algo_cfg.total_env_steps)
+            if weight > 0.0:
+                loss = loss + weight * teacher_ce
+            teacher_stats = {"teacher_ce": teacher_ce.detach(),
+                             "teacher_agreement": (logp_all.argmax(-1) == mb.teacher).float().mean()}
 
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
@@ -218,7 +275,7 @@ class PPO(RLModule):
         self.updates += 1
 
         self._add_stats(policy_loss=terms.loss_objective, value_loss=terms.loss_critic, entropy=terms.entropy,
-                        approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss)
+                        approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss, **teacher_stats)
         if tick.first:
             self._first_ratio = terms.ratio_mean
         target_kl = self.algo_cfg.target_kl
@@ -252,7 +309,7 @@ class PPO(RLModule):
                              for _ in range(self.algo_cfg.update_epochs)])
         self._perms = perms[:, : (size // n_mb) * n_mb].reshape(perms.shape[0], n_mb, size // n_mb)
         zero = torch.zeros((), device=self.buffer.rewards.device)
-        self._stats_sum = dict.fromkeys(LOSS_STATS, zero)
+        self._stats_sum = dict.fromkeys(LOSS_STATS + (TEACHER_STATS if self.teacher is not None else ()), zero)
         self._stats_n = 0
         self._stop_update = False
 

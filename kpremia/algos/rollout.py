@@ -23,6 +23,7 @@ class RolloutBatch(NamedTuple):
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    teacher: torch.Tensor  # the warm-start teacher's action per step (-1 without a teacher)
 
 
 class RolloutBuffer:
@@ -43,6 +44,7 @@ class RolloutBuffer:
         self.truncated = torch.zeros(shape, dtype=torch.bool, device=device)
         self.advantages = torch.zeros(shape, device=device)
         self.returns = torch.zeros(shape, device=device)
+        self.teacher = torch.full(shape, -1, dtype=torch.long, device=device)
 
     @property
     def size(self) -> int:
@@ -58,6 +60,7 @@ class RolloutBuffer:
             values=self.values.reshape(b),
             advantages=self.advantages.reshape(b),
             returns=self.returns.reshape(b),
+            teacher=self.teacher.reshape(b),
         )
 
     @staticmethod
@@ -66,5 +69,5 @@ class RolloutBuffer:
         return RolloutBatch(
             obs={k: v[idx] for k, v in batch.obs.items()},
             actions=batch.actions[idx], logprobs=batch.logprobs[idx], values=batch.values[idx],
-            advantages=batch.advantages[idx], returns=batch.returns[idx],
+            advantages=batch.advantages[idx], returns=batch.returns[idx], teacher=batch.teacher[idx],
         )

@@ -16,8 +16,8 @@ at least ``min_bars``).  ``ret_96`` is the one-day return: 96 bars at 15m, 24 at
 list reads the same at every bar size, and at 15m every feature is the number it
 always was.  A new feature is one decorated function::
 
-    @feature("premium_rvol_4h", span="4h", extra_bars=1, min_bars=2)
-    def _premium_rvol(w: Window, n: int) -> torch.Tensor: ...
+    @feature("premium_range_6h", span="6h", min_bars=2)
+    def _premium_range(w: Window, n: int) -> torch.Tensor: ...
 
 Warm-up: a bar with fewer than :func:`feature_lookback` - 1 bars before it has no
 full window; its features are NaN (batch) and :meth:`IncrementalFeatures.update`
@@ -75,7 +75,7 @@ class Feature:
     name: str
     span: pd.Timedelta  # the look-back as time; n = span in bars
     fn: FeatureFn  # fn(window, n) -> [B]
-    extra_bars: int = 0  # bars read beyond n (a return over n bars reads n + 1)
+    extra_bars: int | pd.Timedelta = 0  # read beyond n: bars (a return over n bars reads n + 1) or a duration
     min_bars: int = 1  # n is at least this (a z-score needs two values)
 
     def bars(self, bar: pd.Timedelta) -> int:
@@ -84,21 +84,28 @@ class Feature:
 
     def lookback(self, bar: pd.Timedelta) -> int:
         """Bars a full window of this feature holds (the current bar included)."""
-        return self.bars(bar) + self.extra_bars
+        extra = bars_in(self.extra_bars, bar, 1) if isinstance(self.extra_bars, pd.Timedelta) else self.extra_bars
+        return self.bars(bar) + extra
 
 
 _FEATURES: dict[str, Feature] = {}
 
 
-def feature(name: str, span: str | pd.Timedelta, *, extra_bars: int = 0,
+def feature(name: str, span: str | pd.Timedelta, *, extra_bars: int | str = 0,
             min_bars: int = 1) -> Callable[[FeatureFn], FeatureFn]:
-    """Register ``fn(window, n)`` as feature ``name`` looking back ``span`` (``"1d"``; ``"0s"`` = the current bar)."""
+    """Register ``fn(window, n)`` as feature ``name`` looking back ``span`` (``"1d"``; ``"0s"`` = the current bar).
+
+    ``extra_bars``: what the feature reads before its span, in bars (``1`` for a change over n bars)
+    or as a duration (``"1h"``: an hour of bars, at least one).
+    """
     span_td = pd.Timedelta(0) if str(span) in ("0", "0s") else parse_duration(span, f"feature {name} span")
+    extra = parse_duration(extra_bars, f"feature {name} extra_bars") if isinstance(extra_bars, str) \
+        else int(extra_bars)
 
     def deco(fn: FeatureFn) -> FeatureFn:
         if name in _FEATURES:
             raise ValueError(f"feature {name!r} is registered twice")
-        _FEATURES[name] = Feature(name, span_td, fn, int(extra_bars), int(min_bars))
+        _FEATURES[name] = Feature(name, span_td, fn, extra, int(min_bars))
         return fn
 
     return deco
@@ -195,6 +202,52 @@ for _k, _span in ((4, "1h"), (96, "1d")):
     feature(f"premium_chg_{_k}", _span, extra_bars=1)(_premium_chg)
 
 
+# --- regime features: what a static band rule cannot see (calm vs stress, jumps) ---------------
+# The premium alternates between a calm and a stress regime (stress: higher mean, wider swings,
+# more and larger jumps; docs/market.md).  A band fit on train uses one pair of levels for both;
+# these let a policy tell the regimes apart from the premium's own recent behaviour.
+
+
+def _premium_rvol(w: Window, n: int) -> torch.Tensor:
+    """RMS of the last ``n`` one-bar premium changes, in percentage points."""
+    d = torch.diff(w.premium[:, -(n + 1):], dim=1) * 100.0
+    return torch.sqrt((d * d).mean(dim=1))
+
+
+for _n, _span in ((16, "4h"), (96, "1d"), (672, "7d")):
+    feature(f"premium_rvol_{_n}", _span, extra_bars=1, min_bars=2)(_premium_rvol)
+
+
+@feature("premium_vol_ratio", "7d", extra_bars=1, min_bars=2)
+def _premium_vol_ratio(w: Window, n: int) -> torch.Tensor:
+    """log of the last day's premium volatility over the last week's (> 0: turbulence is rising).
+
+    ``n`` is the week in bars; the day is a seventh of it (96 of 672 at 15m), at least 2 bars
+    like ``premium_rvol_96``.
+    """
+    day = max(2, (n + 3) // 7)
+    return torch.log((_premium_rvol(w, day) + 1e-4) / (_premium_rvol(w, n) + 1e-4))
+
+
+@feature("premium_jump_96", "1d", extra_bars="1h")
+def _premium_jump_96(w: Window, n: int) -> torch.Tensor:
+    """A jump detector: the largest one-hour premium move of the last day, in percentage points (signed).
+
+    ``n`` is the day in bars; an hour is a 24th of it (4 bars at 15m), one bar at least (at 1d bars:
+    the largest one-day move of the last day).
+    """
+    hour = max(1, n // 24)
+    moves = (w.premium[:, -n:] - w.premium[:, -(n + hour):-hour]) * 100.0  # one-hour changes ending in the day
+    i = moves.abs().argmax(dim=1, keepdim=True)
+    return moves.gather(1, i).squeeze(1)
+
+
+@feature("premium_mean_672", "7d")
+def _premium_mean_672(w: Window, n: int) -> torch.Tensor:
+    """The premium's level over the last week, in percent (stress runs hot)."""
+    return w.premium[:, -n:].mean(dim=1) * 100.0
+
+
 @feature("fx_ret_96", "1d", extra_bars=1)
 def _fx_ret_96(w: Window, n: int) -> torch.Tensor:
     """USD/KRW log return over one day."""
@@ -219,6 +272,14 @@ def _hour_sin(w: Window, n: int) -> torch.Tensor:
 @feature("hour_cos", "0s")
 def _hour_cos(w: Window, n: int) -> torch.Tensor:
     return torch.cos(2 * math.pi * _hour_kst(w) / 24.0)
+
+
+@feature("weekend_kst", "0s")
+def _weekend_kst(w: Window, n: int) -> torch.Tensor:
+    """1 on Saturday and Sunday (KST), when the onshore USD/KRW market is shut and premium gaps build."""
+    days = torch.floor((w.time_s + _KST_OFFSET_S) / 86400.0)
+    weekday = torch.remainder(days + 3.0, 7.0)  # 1970-01-01 was a Thursday: Monday = 0
+    return (weekday >= 5.0).to(torch.float64)
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)

@@ -184,6 +184,9 @@ class MarketData:
     def bar_minutes(self) -> float:
         """The bar size in minutes (what checkpoints record and metrics annualise with)."""
         return bar_minutes(self.bar)
+    # Further validation markets (other draws of a generated source, this run's normaliser): model
+    # selection averages over them and tensors["val"] (kpremia.training.load_val_draws).
+    val_draws: list[MarketTensors] = field(default_factory=list)
 
     def observation_builder(self) -> "ObservationBuilder":
         """A live, bar-by-bar builder with these windows, this normaliser and this bar size."""

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpremia.spec import ACCOUNT, FEATURES, ObsSpec
+from kpremia.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
 from kpremia.errors import UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -91,6 +91,20 @@ class ContextFusion(nn.Module):
     The account (3 numbers) and the features (a different scale and meaning from the
     price windows) get their own small dense layer so the fusion layer sees comparable
     learned codes rather than raw inputs -- as in the reference GRU+Attention design.
+
+    Three options, each a measured fix for a recurrent encoder whose output barely varied
+    across states at initialisation (docs/results.md):
+
+    * ``context_activation``: the branches' activation (default: ``activation``).  With
+      ReLU over the raw account inputs (cash share, USDT weight, episode return: not
+      normalised) about a quarter of the account units were dead on whole batches;
+      ``tanh`` has no dead units.
+    * ``norm``: LayerNorm on the fused output, so the heads see features of unit scale
+      whatever the recurrent layers' output scale.
+    * ``skip``: the current bar's inputs -- the last value of every series window, the
+      features and the account -- appended to the output unchanged, so the heads can
+      read the premium level linearly from the first update (``out_dim`` grows by their
+      count; :attr:`skip_dim`).
     """
 
     def __init__(
@@ -101,12 +115,16 @@ class ContextFusion(nn.Module):
         context_dim: int,
         dropout: float = 0.0,
         activation: str = "relu",
+        context_activation: str | None = None,
+        norm: bool = False,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         # A context key with no columns (e.g. features switched off) gets no branch.
         self.context_keys = tuple(k for k in (ACCOUNT, FEATURES) if k in spec.shapes and flat_size(spec, k) > 0)
         self.context = nn.ModuleDict({
-            k: nn.Sequential(nn.Linear(flat_size(spec, k), context_dim), make_activation(activation))
+            k: nn.Sequential(nn.Linear(flat_size(spec, k), context_dim),
+                             make_activation(context_activation or activation))
             for k in self.context_keys
         })
         self.fuse = nn.Sequential(
@@ -114,7 +132,18 @@ class ContextFusion(nn.Module):
             make_activation(activation),
             nn.Dropout(dropout),
         )
+        self.norm = nn.LayerNorm(out_dim) if norm else None
+        self.series_keys = tuple(k for k in SERIES_KEYS if k in spec.shapes)
+        self.skip = bool(skip)
+        self.skip_dim = (len(self.series_keys) + sum(flat_size(spec, k) for k in self.context_keys)) if skip else 0
+        self.out_dim = out_dim + self.skip_dim
 
     def forward(self, series_embedding: Tensor, obs: Mapping[str, Tensor]) -> Tensor:
         parts = [series_embedding] + [self.context[k](obs[k].flatten(1)) for k in self.context_keys]
-        return self.fuse(torch.cat(parts, dim=-1))
+        out = self.fuse(torch.cat(parts, dim=-1))
+        if self.norm is not None:
+            out = self.norm(out)
+        if self.skip:
+            now = [obs[k][:, -1:] for k in self.series_keys] + [obs[k].flatten(1) for k in self.context_keys]
+            out = torch.cat([out, *now], dim=-1)
+        return out

@@ -50,6 +50,9 @@ class GRUAttentionEncoder(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.1,
         attention: bool = True,
+        context_activation: str = "relu",
+        norm: bool = False,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         self.series_keys = SERIES_KEYS
@@ -60,8 +63,9 @@ class GRUAttentionEncoder(nn.Module):
         )
         self.pools = nn.ModuleList(AttentionPool(hidden_dim) for _ in self.series_keys) if attention else None
         self.fusion = ContextFusion(spec, len(self.series_keys) * hidden_dim, hidden_dim,
-                                    context_dim=hidden_dim, dropout=dropout)
-        self.out_dim = hidden_dim
+                                    context_dim=hidden_dim, dropout=dropout, context_activation=context_activation,
+                                    norm=norm, skip=skip)
+        self.out_dim = self.fusion.out_dim
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         embeddings = []

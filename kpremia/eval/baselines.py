@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kpremia.bars import bar_of_minutes, bars_in, parse_duration
+from kpremia.bars import bar_of_minutes, bars_in, bars_setting, parse_duration
 from kpremia.data.tensors import MarketTensors
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
 from kpremia.registry import BASELINES
@@ -135,6 +135,12 @@ class PremiumThreshold:
     at the close of each bar only (causal).  ``method="given"`` takes the levels
     ``buy_level`` / ``sell_level`` from the user and fits nothing (a backtest over a
     whole file, which has no train split).
+
+    Cadence: the rule decides every ``c`` bars, ``c`` tuned on train together with the
+    levels over ``cadences`` (default: every bar and the run's ``decision_every``), so an
+    agent that decides every k bars is compared with the best rule, including at its own
+    cadence (deciding less often also trades less often: fewer fees).  ``decision_every``
+    may be a duration (``"4h"``): it becomes bars of the split's bar size at :meth:`fit`.
     """
 
     def __init__(
@@ -150,6 +156,8 @@ class PremiumThreshold:
         spread_bps: float = 0.0,
         buy_level: float | None = None,
         sell_level: float | None = None,
+        decision_every: int | str = 1,
+        cadences: Sequence[int] | None = None,
     ) -> None:
         if method not in ("grid", "quantile", "given"):
             raise ValueError(f"premium_threshold method={method!r}; use 'grid', 'quantile' or 'given'")
@@ -165,11 +173,16 @@ class PremiumThreshold:
         self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
                           tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
                           spread_bps=float(spread_bps))
+        self._every, self._cadences_given = decision_every, cadences
+        self.decision_every, self.cadences = _cadences(decision_every, cadences)
+        self.cadence = self.decision_every
         self.buy_threshold: float | None = float(buy_level) if method == "given" else None
         self.sell_threshold: float | None = float(sell_level) if method == "given" else None
         self.train_return: float | None = None
 
     def fit(self, train: MarketTensors) -> None:
+        self.decision_every, self.cadences = _cadences(_in_bars(self._every, train), self._cadences_given)
+        self.cadence = self.decision_every
         if self.method == "given":
             return  # the user's levels: nothing is learned, from any split
         require_train(train, "premium_threshold")
@@ -178,33 +191,40 @@ class PremiumThreshold:
             self.buy_threshold, self.sell_threshold = (float(x) for x in np.quantile(
                 premium, [self.buy_quantile, self.sell_quantile]))
             self.train_return = float(math.expm1(_threshold_log_returns(
-                train, np.array([self.buy_threshold]), np.array([self.sell_threshold]), self.rules)[0]))
+                train, np.array([self.buy_threshold]), np.array([self.sell_threshold]), self.rules,
+                self.cadence)[0]))
         else:
             levels = np.unique(np.quantile(premium, self.quantiles))
             buy, sell = np.meshgrid(levels, levels, indexing="ij")
             pairs = buy < sell
             buy, sell = buy[pairs], sell[pairs]
-            log_ret = _threshold_log_returns(train, buy, sell, self.rules)
-            best = int(np.argmax(log_ret)) if len(log_ret) else -1
-            if best < 0 or log_ret[best] <= 0.0:
+            best = (0.0, None)
+            for cadence in self.cadences:
+                log_ret = _threshold_log_returns(train, buy, sell, self.rules, cadence)
+                i = int(np.argmax(log_ret)) if len(log_ret) else -1
+                if i >= 0 and log_ret[i] > best[0]:
+                    best = (float(log_ret[i]), (float(buy[i]), float(sell[i]), cadence))
+            if best[1] is None:
                 log.info("premium_threshold: no threshold pair beats cash on train; the baseline holds cash")
                 self.buy_threshold, self.sell_threshold, self.train_return = -math.inf, math.inf, 0.0
             else:
-                self.buy_threshold, self.sell_threshold = float(buy[best]), float(sell[best])
-                self.train_return = float(math.expm1(log_ret[best]))
-        log.info("premium_threshold fit on train: buy at premium <= %.4f, sell at >= %.4f (train return %.4f)",
-                 self.buy_threshold, self.sell_threshold, self.train_return)
+                self.buy_threshold, self.sell_threshold, self.cadence = best[1]
+                self.train_return = float(math.expm1(best[0]))
+        log.info("premium_threshold fit on train: buy at premium <= %.4f, sell at >= %.4f, deciding every %d "
+                 "bar(s) (train return %.4f)", self.buy_threshold, self.sell_threshold, self.cadence,
+                 self.train_return)
 
     def actions(self, market: MarketTensors) -> Tensor:
         if self.buy_threshold is None or self.sell_threshold is None:
             raise RuntimeError("premium_threshold.actions() before fit(); call fit(train) first")
-        return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
+        return _on_cadence(_threshold_signals(market.premium, self.buy_threshold, self.sell_threshold),
+                           market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
-        """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash)."""
+        """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash) and the cadence."""
         return {"buy_premium_at_or_below": _json_float(self.buy_threshold),
                 "sell_premium_at_or_above": _json_float(self.sell_threshold),
-                "train_return": self.train_return, "method": self.method}
+                "decision_every_bars": self.cadence, "train_return": self.train_return, "method": self.method}
 
 
 @BASELINES.register("premium_zscore")
@@ -215,16 +235,19 @@ class PremiumZScore:
     being traded (bars ``<= t`` only; no order until the window is full).  Buy USDT
     when ``z <= -buy_z``, sell when ``z >= sell_z``.  :meth:`fit` tries every
     ``window`` x ``buy_z`` x ``sell_z`` of the grids on the train split, with the
-    env's fill rules, and keeps the best train return (cash if none beats it).
+    env's fill rules, and keeps the best train return (cash if none beats it).  Like the
+    band rule it decides every ``c`` bars, ``c`` tuned on train over ``cadences``.
     Windows are durations (1, 3, 7 and 14 days), in bars of the split's bar size
     (96 ... 1,344 at 15m; 2 bars at least), or bar counts when given as numbers.
-    With ``window``, ``buy_z`` and ``sell_z`` all given, nothing is fitted.
+    With ``window``, ``buy_z`` and ``sell_z`` all given, nothing is fitted (the cadence is
+    the run's ``decision_every``).
     """
 
     def __init__(self, windows: Sequence[int | str] = ("1d", "3d", "7d", "14d"),
                  z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
                  fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 spread_krw: float = 0.0, spread_bps: float = 0.0, window: int | str | None = None,
+                 spread_krw: float = 0.0, spread_bps: float = 0.0, decision_every: int | str = 1,
+                 cadences: Sequence[int] | None = None, window: int | str | None = None,
                  buy_z: float | None = None, sell_z: float | None = None) -> None:
         if not windows:
             raise ValueError("premium_zscore needs at least one window")
@@ -235,10 +258,13 @@ class PremiumZScore:
                 raise ValueError(f"premium_zscore windows={windows!r} must be durations or bar counts >= 2")
         self.windows = tuple(w if isinstance(w, str) else int(w) for w in windows)
         self.given = None if window is None or buy_z is None or sell_z is None else (window, float(buy_z), float(sell_z))
+        self._every, self._cadences_given = decision_every, cadences
         self.z_levels = tuple(float(z) for z in z_levels)
         self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
                           tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
                           spread_bps=float(spread_bps))
+        self.decision_every, self.cadences = _cadences(decision_every, cadences)
+        self.cadence = self.decision_every
         self.window: int | None = None
         self.buy_z: float | None = None
         self.sell_z: float | None = None
@@ -249,29 +275,33 @@ class PremiumZScore:
         return bars_in(window, bar_of_minutes(market.bar_minutes), 2) if isinstance(window, str) else int(window)
 
     def fit(self, train: MarketTensors) -> None:
+        self.decision_every, self.cadences = _cadences(_in_bars(self._every, train), self._cadences_given)
+        self.cadence = self.decision_every
         if self.given is not None:  # the user's window and levels: nothing is learned
             window, self.buy_z, self.sell_z = self.given
             self.window = self._bars(window, train)
             return
         require_train(train, "premium_zscore")
         best = (0.0, None)
+        combos = [(b, s) for b in self.z_levels for s in self.z_levels]
         for window in sorted({self._bars(w, train) for w in self.windows}):
             z = rolling_zscore(train.premium, window)[train.valid_from:-1]
-            combos = [(b, s) for b in self.z_levels for s in self.z_levels]
             signals = [np.where(z <= -b, 1, np.where(z >= s, 0, -1)) for b, s in combos]
-            log_ret = _signal_log_returns(train, signals, self.rules)
-            i = int(np.argmax(log_ret))
-            if log_ret[i] > best[0]:
-                best = (float(log_ret[i]), (window, *combos[i]))
+            for cadence in self.cadences:
+                log_ret = _signal_log_returns(train, signals, self.rules, cadence)
+                i = int(np.argmax(log_ret))
+                if log_ret[i] > best[0]:
+                    best = (float(log_ret[i]), (window, *combos[i], cadence))
         if best[1] is None:
             log.info("premium_zscore: no window / z levels beat cash on train; the baseline holds cash")
             self.window, self.buy_z, self.sell_z, self.train_return = (self._bars(self.windows[0], train), math.inf,
                                                                        math.inf, 0.0)
         else:
-            self.window, self.buy_z, self.sell_z = best[1]
+            self.window, self.buy_z, self.sell_z, self.cadence = best[1]
             self.train_return = float(math.expm1(best[0]))
-        log.info("premium_zscore fit on train: window %d bars, buy at z <= -%.2f, sell at z >= %.2f "
-                 "(train return %.4f)", self.window, self.buy_z, self.sell_z, self.train_return)
+        log.info("premium_zscore fit on train: window %d bars, buy at z <= -%.2f, sell at z >= %.2f, deciding "
+                 "every %d bar(s) (train return %.4f)", self.window, self.buy_z, self.sell_z, self.cadence,
+                 self.train_return)
 
     def actions(self, market: MarketTensors) -> Tensor:
         if self.window is None:
@@ -280,12 +310,13 @@ class PremiumZScore:
         out = np.full(z.shape, HOLD, dtype=np.int64)
         out[z <= -self.buy_z] = BUY  # NaN (window not full yet) compares False: hold
         out[z >= self.sell_z] = SELL
-        return torch.as_tensor(out, device=market.device)
+        return _on_cadence(torch.as_tensor(out, device=market.device), market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
-        """The window (bars) and z levels fit on train (inf = never, i.e. cash)."""
+        """The window (bars), z levels (inf = never, i.e. cash) and cadence fit on train."""
         return {"window_bars": self.window, "buy_z_at_or_below": _json_float(-self.buy_z if self.buy_z is not None else None),
-                "sell_z_at_or_above": _json_float(self.sell_z), "train_return": self.train_return}
+                "sell_z_at_or_above": _json_float(self.sell_z), "decision_every_bars": self.cadence,
+                "train_return": self.train_return}
 
 
 def rolling_zscore(premium: Tensor, window: int) -> np.ndarray:
@@ -304,6 +335,34 @@ def _json_float(x: float | None) -> float | str | None:
     return "inf" if x > 0 else "-inf"
 
 
+def _in_bars(decision_every: int | str, market: MarketTensors) -> int:
+    """The run's decision interval in bars of ``market``'s bar size (a duration such as ``"4h"`` or bars)."""
+    return bars_setting(decision_every, bar_of_minutes(market.bar_minutes), "env.decision_every")
+
+
+def _cadences(decision_every: int | str, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
+    """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's).
+
+    A duration (``"4h"``) is not known in bars before :meth:`fit` sees the bar size: 1 until then.
+    """
+    every = 1 if isinstance(decision_every, str) and not decision_every.strip().isdigit() else int(decision_every)
+    if every < 1:
+        raise ValueError(f"decision_every={decision_every} must be >= 1")
+    tried = tuple(sorted({int(c) for c in cadences})) if cadences else tuple(sorted({1, every}))
+    if min(tried) < 1:
+        raise ValueError(f"cadences={cadences!r} must be bar counts >= 1")
+    return every, tried
+
+
+def _on_cadence(actions: Tensor, valid_from: int, cadence: int) -> Tensor:
+    """``actions`` kept on every ``cadence``-th bar from ``valid_from`` (a policy's decision bars), hold elsewhere."""
+    if cadence == 1:
+        return actions
+    bars = torch.arange(actions.shape[0], device=actions.device)
+    off = ((bars - valid_from) % cadence != 0) | (bars < valid_from)
+    return torch.where(off, torch.full_like(actions, HOLD), actions)
+
+
 def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: float) -> Tensor:
     """Stateless threshold actions from the premium at each close."""
     out = torch.full(premium.shape, HOLD, dtype=torch.long, device=premium.device)
@@ -313,23 +372,27 @@ def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: fl
 
 
 def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
-                           rules: Mapping[str, float]) -> np.ndarray:
+                           rules: Mapping[str, float], cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each premium threshold pair (see :func:`_signal_log_returns`)."""
     premium = train.premium.to(torch.float64).cpu().numpy()[train.valid_from:-1]  # decisions at closes start .. T-2
     signals = [np.where(premium <= b, 1, np.where(premium >= s, 0, -1)) for b, s in zip(buy, sell)]
-    return _signal_log_returns(train, signals, rules)
+    return _signal_log_returns(train, signals, rules, cadence)
 
 
 def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
-                        rules: Mapping[str, float]) -> np.ndarray:
+                        rules: Mapping[str, float], cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each signal path (vectorised over bars; no minimum order).
 
     A signal path has one entry per decision at closes ``valid_from .. T - 2``:
     1 buy (all in), 0 sell (all out), -1 hold.  The position after the decision
     at close ``t`` is the latest non-hold signal up to ``t``; it is held from the
-    open of ``t + 1``.  Fill factors come from
+    open of ``t + 1``.  With ``cadence`` c only every c-th entry (from the first)
+    is a decision; the others hold.  Fill factors come from
     :func:`kpremia.eval.oracle.fill_factors`, i.e. from the env's execution rules.
     """
+    if cadence > 1:
+        keep = np.arange(len(signals[0]) if len(signals) else 0) % cadence == 0
+        signals = [np.where(keep, signal, -1) for signal in signals]
     start = train.valid_from
     usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, **rules)
     log_buy, log_sell = np.log(usdt_per_krw[start + 1:]), np.log(krw_per_usdt[start + 1:])

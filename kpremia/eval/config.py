@@ -34,6 +34,9 @@ class EvalConfig(ConfigPart):
     # Levels given instead of fit on train: {buy_premium, sell_premium} (fractions) for premium_threshold,
     # {zscore_window (e.g. 7d), buy_z, sell_z} for premium_zscore; needed by `backtest eval.split=all`.
     rule_levels: dict[str, Any] | None = knob(None)
+    # Model selection during `fit`: validation averages over the run's own val split and val_draws - 1
+    # further draws of a generated market (data.seed * 1000 + 500 + j; synthetic source only).
+    val_draws: int = knob(1, at_least(1))
 
     def check_together(self) -> None:
         rule_options(self.rule_levels)

@@ -23,7 +23,7 @@ def test_every_experiment_composes_and_validates(compose_cfg, experiment):
     validate_config(cfg)
 
 
-@pytest.mark.parametrize("group", ["encoder", "algo", "env", "trainer", "logger", "debug", "live"])
+@pytest.mark.parametrize("group", ["encoder", "algo", "algo/warm_start", "env", "trainer", "logger", "debug", "live"])
 def test_every_group_option_composes(compose_cfg, group):
     for option in options(group):
         extra = ["data.path=x.csv"] if group == "data" else []

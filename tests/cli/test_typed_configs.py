@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kpremia.algos.warm_start import WarmStartConfig
+
 import kpremia
 from kpremia.algos.config import AlgoConfig, DQNConfig, PPOConfig
 from kpremia.config import checkpoint_of, knob, positive
@@ -27,7 +29,8 @@ def yaml_defaults(path: str) -> dict:
 
 
 @pytest.mark.parametrize("part, path", [(PPOConfig, "algo/ppo.yaml"), (DQNConfig, "algo/dqn.yaml"),
-                                        (EvalConfig, "eval/default.yaml")])
+                                        (EvalConfig, "eval/default.yaml"),
+                                        (WarmStartConfig, "algo/warm_start/band_rule.yaml")])
 def test_yaml_and_dataclass_hold_the_same_knobs_and_defaults(part, path) -> None:
     assert yaml_defaults(path) == part.defaults()
 

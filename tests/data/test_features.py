@@ -162,8 +162,10 @@ def test_at_15m_every_feature_uses_the_bar_count_in_its_name(short_frame):
     assert feature_bars() == {"ret_1": 1, "ret_4": 4, "ret_16": 16, "ret_96": 96, "mom_672": 672,
                               "sma_ratio_16": 16, "sma_ratio_96": 96, "rvol_96": 96, "hl_range_16": 16,
                               "rsi_14": 14, "premium_pct": 1, "premium_z_96": 96, "premium_z_672": 672,
-                              "premium_chg_4": 4, "premium_chg_96": 96, "fx_ret_96": 96, "volume_z_96": 96,
-                              "hour_sin": 1, "hour_cos": 1}
+                              "premium_chg_4": 4, "premium_chg_96": 96, "premium_rvol_16": 16, "premium_rvol_96": 96,
+                              "premium_rvol_672": 672, "premium_vol_ratio": 672, "premium_jump_96": 96,
+                              "premium_mean_672": 672, "fx_ret_96": 96, "volume_z_96": 96, "hour_sin": 1,
+                              "hour_cos": 1, "weekend_kst": 1}
     assert LOOKBACK == 673
     ref = reference_features(short_frame, feature_bars())
     got = compute_features(short_frame)
@@ -247,3 +249,41 @@ def test_daily_windows_count_every_day_of_a_two_year_frame(synthetic_frame):
     ends = np.flatnonzero(day_end_mask(synthetic_frame.index))
     assert len(ends) == 730
     np.testing.assert_array_equal(closes[ends, 0], synthetic_frame["close"].to_numpy()[ends])
+
+
+def test_regime_features_match_a_pandas_reference(short_frame):
+    """Realised premium volatility, the volatility ratio, the jump detector, the weekly level and the
+    weekend flag, recomputed independently with pandas rolling windows."""
+    feats = compute_features(short_frame)
+    prem = short_frame["premium"] * 100.0
+    d2 = prem.diff() ** 2
+    rows = slice(LOOKBACK - 1, None)
+    rvol = {n: np.sqrt(d2.rolling(n).mean()) for n in (16, 96, 672)}
+    for n in (16, 96, 672):
+        np.testing.assert_allclose(feats[f"premium_rvol_{n}"][rows], rvol[n][rows], rtol=1e-9, atol=1e-12)
+    ratio = np.log((rvol[96] + 1e-4) / (rvol[672] + 1e-4))
+    np.testing.assert_allclose(feats["premium_vol_ratio"][rows], ratio[rows], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(feats["premium_mean_672"][rows], prem.rolling(672).mean()[rows], rtol=1e-9)
+    move = prem.diff(4)
+    biggest = move.abs().rolling(96).apply(np.argmax, raw=True)
+    jump = [move.iloc[i - 95 + int(biggest.iloc[i])] for i in range(len(prem))[rows]]
+    np.testing.assert_allclose(feats["premium_jump_96"][rows], jump, rtol=1e-9, atol=1e-12)
+    kst = short_frame.index.tz_convert("Asia/Seoul")
+    np.testing.assert_array_equal(feats["weekend_kst"][rows], (kst.day_of_week >= 5).astype(float)[rows])
+
+
+def test_the_jump_detector_sees_a_step_for_one_day():
+    """A +2 pp premium step is reported as +2 for exactly the 96 bars whose last day holds it."""
+    from kpremia.data.synthetic import SyntheticParams, generate
+
+    frame = generate(SyntheticParams(days=10), seed=0)
+    flat = frame.copy()
+    fx = flat["fx"].to_numpy()
+    step_at = 800
+    premium = np.where(np.arange(len(flat)) >= step_at, 0.03, 0.01)
+    for col in ("open", "high", "low", "close"):
+        flat[col] = fx * (1 + premium)
+    flat["premium"] = premium
+    jump = compute_features(flat)["premium_jump_96"].to_numpy()
+    assert np.allclose(jump[step_at:step_at + 96], 2.0)
+    assert np.allclose(jump[step_at + 99:], 0.0) and np.allclose(jump[LOOKBACK - 1:step_at], 0.0)

@@ -201,3 +201,39 @@ def test_band_rules_fit_through_the_data_pipeline_ignore_val_and_test(cls) -> No
         with pytest.raises(ValueError, match="train split only"):
             baseline.fit(data.tensors["val"])
     assert chosen[0] == chosen[1]
+
+
+@pytest.mark.parametrize("cadence", [4, 16])
+def test_band_rules_at_a_cadence_match_the_env_backtest(cadence) -> None:
+    """A rule deciding every c bars: its fast train evaluation equals the env's backtest of its actions,
+    which trade only on the decision bars a policy with env.decision_every=c acts on."""
+    train = premium_market(3000, 7, name="train")
+    for baseline in (PremiumThreshold(**RULES, decision_every=cadence, cadences=[cadence]),
+                     PremiumZScore(windows=(48, 96), **ZRULES, decision_every=cadence, cadences=[cadence])):
+        baseline.fit(train)
+        assert baseline.params()["decision_every_bars"] == cadence
+        actions = baseline.actions(train)
+        off = (torch.arange(train.n_bars) - train.valid_from) % cadence != 0
+        assert (actions[off] == HOLD).all() and (actions[~off] != HOLD).any()
+        rules = RULES if isinstance(baseline, PremiumThreshold) else ZRULES
+        trace = run_baseline_backtest(baseline, train, rules)
+        assert trace_metrics(trace)["return"] == pytest.approx(baseline.train_return, rel=1e-9)
+        assert trace["traded"].sum() >= 2
+
+
+def test_band_rules_tune_their_cadence_on_train() -> None:
+    """By default a rule tries every bar and the run's decision interval, and keeps the better on train."""
+    train = premium_market(3000, 7, name="train")
+    tuned = PremiumThreshold(**RULES, decision_every=16)
+    assert tuned.cadences == (1, 16)
+    tuned.fit(train)
+    alone = {}
+    for c in (1, 16):
+        b = PremiumThreshold(**RULES, decision_every=c, cadences=[c])
+        b.fit(train)
+        alone[c] = b.train_return
+    assert tuned.train_return == pytest.approx(max(alone.values()), rel=1e-12)
+    assert tuned.cadence == max(alone, key=alone.get)
+    # The run's env kwargs carry its interval into every baseline that takes one.
+    built = make_baselines(["premium_threshold", "premium_zscore"], {**RULES, "decision_every": 16})
+    assert all(b.cadences == (1, 16) for b in built.values())
