@@ -95,7 +95,7 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 def _levels_text(params: dict[str, Any]) -> str:
     keys = ("buy_premium_at_or_below", "sell_premium_at_or_above", "window_bars", "buy_z_at_or_below",
-            "sell_z_at_or_above")
+            "sell_z_at_or_above", "decision_every_bars")
     parts = []
     for key in keys:
         if key in params and params[key] is not None:
