@@ -70,7 +70,7 @@ def gym_kwargs(cfg: dict[str, Any], market: Any) -> dict[str, Any]:
     """KPremiaGymEnv / KPremiaVecEnv arguments: the split and the env config's rules (as ``fit``)."""
     from kpremia.envs.factory import env_kwargs
 
-    return {"market": market, "max_steps": int(cfg["env"]["max_steps"]), **env_kwargs(cfg["env"])}
+    return {"market": market, "max_steps": cfg["env"]["max_steps"], **env_kwargs(cfg["env"])}  # bars or "1000h"
 
 
 def sb3_budget(steps_per_s_guess: float, seconds: float, multiple: int) -> int:

@@ -51,6 +51,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes, bars_setting
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
 from kpremia.envs.action_schemes import build_action_scheme, scheme_node
@@ -76,7 +77,8 @@ class BatchedEnv:
     Args:
         market: the split to trade (its tensors' device is the env's device).
         n_envs: number of environments.
-        max_steps: episode length limit (truncation); ``None`` = until the split ends.
+        max_steps: episode length limit (truncation) in bars, or a duration such as ``"1000h"`` in
+            bars of the market's bar size; ``None`` = until the split ends.
         fee_rate: exchange fee, fraction of what you receive (0.0005 on Upbit).
         slippage_bps: adverse fill move in basis points.
         initial_krw: cash each episode starts with (all KRW, no USDT).
@@ -93,7 +95,7 @@ class BatchedEnv:
         allow_short: allow negative USDT weights (target_weight scheme).
         spread_krw: quoted bid/ask spread in KRW; every fill pays half of it.
         spread_bps: quoted bid/ask spread in basis points of the price (added to ``spread_krw``).
-        decision_every: bars per decision (see the module docstring).
+        decision_every: bars per decision, or a duration such as ``"4h"`` (see the module docstring).
         reward: ``"log_return"`` or ``"fx_hedged"`` (see the module docstring).
         random_start: episodes start at random bars in ``[valid_from, n_bars - 2]``;
             ``False`` starts every env at ``valid_from`` and runs to the split's end
@@ -106,7 +108,7 @@ class BatchedEnv:
         market: MarketTensors,
         n_envs: int,
         *,
-        max_steps: int | None = 1000,
+        max_steps: int | str | None = 1000,
         fee_rate: float = 0.001,
         slippage_bps: float = 0.0,
         initial_krw: float = 1_000_000.0,
@@ -120,7 +122,7 @@ class BatchedEnv:
         allow_short: bool = False,
         spread_krw: float = 0.0,
         spread_bps: float = 0.0,
-        decision_every: int = 1,
+        decision_every: int | str = 1,
         reward: str = "log_return",
         ruin_terminates: bool = True,
         random_start: bool = True,
@@ -141,7 +143,9 @@ class BatchedEnv:
 
         self.market = market
         self.n_envs = int(n_envs)
-        self.max_steps = None if max_steps is None else int(max_steps)
+        # numbers are bars; a duration ("4h") is bars of this market's bar size (kpremia.bars.bars_setting)
+        bar = bar_of_minutes(market.bar_minutes)
+        self.max_steps = bars_setting(max_steps, bar, "env.max_steps")
         self.fee_rate = float(fee_rate)
         self.slippage_bps = float(slippage_bps)
         self.initial_krw = float(initial_krw)
@@ -153,7 +157,7 @@ class BatchedEnv:
         self.allow_short = bool(allow_short)
         self.spread_krw = float(spread_krw)
         self.spread_bps = float(spread_bps)
-        self.decision_every = int(decision_every)
+        self.decision_every = bars_setting(decision_every, bar, "env.decision_every")
         self.reward_kind = reward
         self.ruin_terminates = bool(ruin_terminates)
         self.random_start = bool(random_start)

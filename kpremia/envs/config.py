@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kpremia.config import ConfigPart, at_least, between, deprecated_key, knob, optional, positive
+from kpremia.config import ConfigPart, at_least, bars_or_duration, between, deprecated_key, knob, positive
 
 _EPISODE_SHAPE = ("n_envs", "max_steps", "random_start", "seed")
 # Option keys of the env config from before the scheme became a node: (old key, scheme, option).
@@ -29,7 +29,9 @@ class EnvConfig(ConfigPart):
     renamed: ClassVar[dict[str, str]] = {"fee": "fee_rate"}
 
     n_envs: int = knob(64, at_least(1))  # parallel envs per rank (training)
-    max_steps: int | None = knob(1000, optional(at_least(1)))  # episode length in bars (truncation)
+    # Episode length (truncation) and bars per decision: a number of bars of the run's bar size, or a
+    # duration ("4h", "1000h") that the run turns into bars of its bar size (kpremia.bars.bars_setting).
+    max_steps: int | str | None = knob(1000, bars_or_duration(allow_none=True))
     fee_rate: float = knob(0.001, ("a fraction in [0, 0.1), e.g. 0.001 for 0.1 %", lambda v: 0 <= v < 0.1))
     slippage_bps: float = knob(0.0, at_least(0))
     spread_krw: float = knob(0.5, at_least(0))  # quoted bid/ask spread (one 0.5 KRW tick); every fill pays half
@@ -37,7 +39,7 @@ class EnvConfig(ConfigPart):
     tick_size_krw: float = knob(0.0, at_least(0))
     min_order_krw: float = knob(0.0, at_least(0))
     initial_krw: float = knob(1_000_000.0, positive())
-    decision_every: int = knob(1, at_least(1))  # bars per decision: rewards summed, gamma per decision
+    decision_every: int | str = knob(1, bars_or_duration())  # per decision: rewards summed, gamma per decision
     reward: str = knob("log_return", ("log_return or fx_hedged", lambda v: v in ("log_return", "fx_hedged")))
     action_scheme: dict[str, Any] = knob({"name": "signal", "sell_threshold": 0.10})
     allow_short: bool = knob(False)

@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes, bars_setting
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.eval.metrics import compute_metrics
@@ -111,7 +112,8 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
     trained) and sends no order on the bars in between.
     """
     env = make_sequential_env(market, env_kwargs, n_envs=n_envs, seed=seed)
-    every = int(dict(env_kwargs or {}).get("decision_every", 1))
+    every = bars_setting(dict(env_kwargs or {}).get("decision_every", 1), bar_of_minutes(market.bar_minutes),
+                         "env.decision_every")
     no_order = torch.full((n_envs,), -1, dtype=torch.long, device=env.device)
 
     def choose(k: int, obs: ObsDict, info: dict[str, Tensor]) -> Tensor:
@@ -144,8 +146,28 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
     return dict(zip(baselines, run_action_sequences(market, actions, kwargs)))
 
 
-def trace_metrics(trace: pd.DataFrame, bar_minutes: float = 15.0) -> dict[str, float]:
-    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace, and ``ruined`` (1.0 or 0.0)."""
+def trace_bar_minutes(trace: pd.DataFrame) -> float:
+    """The bar size of a trace, in minutes: what :func:`_run` recorded (``trace.attrs``), else its time step.
+
+    Sharpe and Sortino are annualised with it (a 1d trace has 365 bars a year, a 15m one 35,040).
+    """
+    if "bar_minutes" in trace.attrs:
+        return float(trace.attrs["bar_minutes"])
+    times = pd.to_datetime(trace["time"], utc=True) if "time" in trace and len(trace) > 1 else None
+    if times is not None:
+        step = times.diff().dropna().min()
+        if pd.notna(step) and step > pd.Timedelta(0):
+            return step.total_seconds() / 60.0
+    return 15.0  # a one-row trace has no step and no Sharpe to annualise
+
+
+def trace_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dict[str, float]:
+    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace, and ``ruined`` (1.0 or 0.0).
+
+    ``bar_minutes`` (None: :func:`trace_bar_minutes`) annualises Sharpe and Sortino.
+    """
+    bar_minutes = trace_bar_minutes(trace) if bar_minutes is None else float(bar_minutes)
+
     def col(name: str) -> Tensor:
         return torch.from_numpy(trace[name].to_numpy(dtype=np.float64, copy=True))
 
@@ -204,5 +226,7 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
             log.warning("backtest env %d fell under the ruin level at bar %d (value %.0f KRW); flagged, "
                         "its trace runs to the end of the split", i, int(bars[first]),
                         trace["portfolio_value_krw"].iloc[first])
-        traces.append(trace[list(TRACE_COLUMNS)])
+        trace = trace[list(TRACE_COLUMNS)]
+        trace.attrs["bar_minutes"] = float(market.bar_minutes)
+        traces.append(trace)
     return traces

@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes, bars_in, bars_setting, parse_duration
 from kpremia.data.tensors import MarketTensors
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
 from kpremia.registry import BASELINES
@@ -135,12 +136,15 @@ class PremiumThreshold:
     ``method="quantile"`` uses the train quantiles ``buy_quantile`` /
     ``sell_quantile`` directly.  Either way :meth:`fit` sees only the train split:
     the thresholds are plain numbers, and ``actions`` on val/test uses the premium
-    at the close of each bar only (causal).
+    at the close of each bar only (causal).  ``method="given"`` takes the levels
+    ``buy_level`` / ``sell_level`` from the user and fits nothing (a backtest over a
+    whole file, which has no train split).
 
     Cadence: the rule decides every ``c`` bars, ``c`` tuned on train together with the
     levels over ``cadences`` (default: every bar and the run's ``decision_every``), so an
     agent that decides every k bars is compared with the best rule, including at its own
-    cadence (deciding less often also trades less often: fewer fees).
+    cadence (deciding less often also trades less often: fewer fees).  ``decision_every``
+    may be a duration (``"4h"``): it becomes bars of the split's bar size at :meth:`fit`.
     """
 
     def __init__(
@@ -154,11 +158,16 @@ class PremiumThreshold:
         tick_size_krw: float = 0.0,
         spread_krw: float = 0.0,
         spread_bps: float = 0.0,
-        decision_every: int = 1,
+        buy_level: float | None = None,
+        sell_level: float | None = None,
+        decision_every: int | str = 1,
         cadences: Sequence[int] | None = None,
     ) -> None:
-        if method not in ("grid", "quantile"):
-            raise ValueError(f"premium_threshold method={method!r}; use 'grid' or 'quantile'")
+        if method not in ("grid", "quantile", "given"):
+            raise ValueError(f"premium_threshold method={method!r}; use 'grid', 'quantile' or 'given'")
+        if method == "given" and (buy_level is None or sell_level is None or not buy_level < sell_level):
+            raise ValueError(f"premium_threshold method='given' needs buy_level < sell_level, got {buy_level}, "
+                             f"{sell_level}")
         if not 0.0 <= buy_quantile < sell_quantile <= 1.0:
             raise ValueError(f"premium_threshold needs 0 <= buy_quantile < sell_quantile <= 1, "
                              f"got {buy_quantile}, {sell_quantile}")
@@ -168,13 +177,18 @@ class PremiumThreshold:
         self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
                           tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
                           spread_bps=float(spread_bps))
+        self._every, self._cadences_given = decision_every, cadences
         self.decision_every, self.cadences = _cadences(decision_every, cadences)
         self.cadence = self.decision_every
-        self.buy_threshold: float | None = None
-        self.sell_threshold: float | None = None
+        self.buy_threshold: float | None = float(buy_level) if method == "given" else None
+        self.sell_threshold: float | None = float(sell_level) if method == "given" else None
         self.train_return: float | None = None
 
     def fit(self, train: MarketTensors) -> None:
+        self.decision_every, self.cadences = _cadences(_in_bars(self._every, train), self._cadences_given)
+        self.cadence = self.decision_every
+        if self.method == "given":
+            return  # the user's levels: nothing is learned, from any split
         require_train(train, "premium_threshold")
         premium = train.premium[train.valid_from:].to(torch.float64).cpu().numpy()
         if self.method == "quantile":
@@ -230,16 +244,28 @@ class PremiumZScore:
     ``window`` x ``buy_z`` x ``sell_z`` of the grids on the train split, with the
     env's fill rules, and keeps the best train return (cash if none beats it).  Like the
     band rule it decides every ``c`` bars, ``c`` tuned on train over ``cadences``.
+    Windows are durations (1, 3, 7 and 14 days), in bars of the split's bar size
+    (96 ... 1,344 at 15m; 2 bars at least), or bar counts when given as numbers.
+    With ``window``, ``buy_z`` and ``sell_z`` all given, nothing is fitted (the cadence is
+    the run's ``decision_every``).
     """
 
-    def __init__(self, windows: Sequence[int] = (96, 288, 672, 1344),
+    def __init__(self, windows: Sequence[int | str] = ("1d", "3d", "7d", "14d"),
                  z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
                  fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 spread_krw: float = 0.0, spread_bps: float = 0.0, decision_every: int = 1,
-                 cadences: Sequence[int] | None = None) -> None:
-        if not windows or min(int(w) for w in windows) < 2:
-            raise ValueError(f"premium_zscore windows={windows!r} must be bar counts >= 2")
-        self.windows = tuple(int(w) for w in windows)
+                 spread_krw: float = 0.0, spread_bps: float = 0.0, decision_every: int | str = 1,
+                 cadences: Sequence[int] | None = None, window: int | str | None = None,
+                 buy_z: float | None = None, sell_z: float | None = None) -> None:
+        if not windows:
+            raise ValueError("premium_zscore needs at least one window")
+        for w in windows:
+            if isinstance(w, str):
+                parse_duration(w, "premium_zscore window")
+            elif int(w) < 2:
+                raise ValueError(f"premium_zscore windows={windows!r} must be durations or bar counts >= 2")
+        self.windows = tuple(w if isinstance(w, str) else int(w) for w in windows)
+        self.given = None if window is None or buy_z is None or sell_z is None else (window, float(buy_z), float(sell_z))
+        self._every, self._cadences_given = decision_every, cadences
         self.z_levels = tuple(float(z) for z in z_levels)
         self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
                           tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
@@ -251,11 +277,21 @@ class PremiumZScore:
         self.sell_z: float | None = None
         self.train_return: float | None = None
 
+    @staticmethod
+    def _bars(window: int | str, market: MarketTensors) -> int:
+        return bars_in(window, bar_of_minutes(market.bar_minutes), 2) if isinstance(window, str) else int(window)
+
     def fit(self, train: MarketTensors) -> None:
+        self.decision_every, self.cadences = _cadences(_in_bars(self._every, train), self._cadences_given)
+        self.cadence = self.decision_every
+        if self.given is not None:  # the user's window and levels: nothing is learned
+            window, self.buy_z, self.sell_z = self.given
+            self.window = self._bars(window, train)
+            return
         require_train(train, "premium_zscore")
         best = (0.0, None)
         combos = [(b, s) for b in self.z_levels for s in self.z_levels]
-        for window in self.windows:
+        for window in sorted({self._bars(w, train) for w in self.windows}):
             z = rolling_zscore(train.premium, window)[train.valid_from:-1]
             signals = [np.where(z <= -b, 1, np.where(z >= s, 0, -1)) for b, s in combos]
             for cadence in self.cadences:
@@ -265,7 +301,8 @@ class PremiumZScore:
                     best = (float(log_ret[i]), (window, *combos[i], cadence))
         if best[1] is None:
             log.info("premium_zscore: no window / z levels beat cash on train; the baseline holds cash")
-            self.window, self.buy_z, self.sell_z, self.train_return = self.windows[0], math.inf, math.inf, 0.0
+            self.window, self.buy_z, self.sell_z, self.train_return = (self._bars(self.windows[0], train), math.inf,
+                                                                       math.inf, 0.0)
         else:
             self.window, self.buy_z, self.sell_z, self.cadence = best[1]
             self.train_return = float(math.expm1(best[0]))
@@ -309,9 +346,17 @@ def _json_float(x: float | None) -> float | str | None:
     return "inf" if x > 0 else "-inf"
 
 
-def _cadences(decision_every: int, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
-    """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's)."""
-    every = int(decision_every)
+def _in_bars(decision_every: int | str, market: MarketTensors) -> int:
+    """The run's decision interval in bars of ``market``'s bar size (a duration such as ``"4h"`` or bars)."""
+    return bars_setting(decision_every, bar_of_minutes(market.bar_minutes), "env.decision_every")
+
+
+def _cadences(decision_every: int | str, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
+    """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's).
+
+    A duration (``"4h"``) is not known in bars before :meth:`fit` sees the bar size: 1 until then.
+    """
+    every = 1 if isinstance(decision_every, str) and not decision_every.strip().isdigit() else int(decision_every)
     if every < 1:
         raise ValueError(f"decision_every={decision_every} must be >= 1")
     tried = tuple(sorted({int(c) for c in cadences})) if cadences else tuple(sorted({1, every}))

@@ -13,6 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from kpremia.bars import DEFAULT_BAR, bar_of_minutes, frame_bar, timeframe_label
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs.factory import env_kwargs
 from kpremia.errors import UserError
@@ -57,14 +60,21 @@ def build_policy(cli_cfg: dict[str, Any], overrides: list[str]) -> tuple[Any, di
     return policy, cfg
 
 
-def build_feed(cfg: dict[str, Any], windows: dict[str, int]) -> Any:
+def build_feed(cfg: dict[str, Any], windows: dict[str, int], bar: pd.Timedelta | None = None) -> Any:
+    """The configured feed, giving bars of size ``bar`` (a checkpoint's; None: the data's own)."""
     live = cfg["live"]
     name = live.get("feed", "replay")
     cls = LIVE_FEEDS.get(name)
     if name == "replay":
         replay = dict(live.get("replay") or {})
         data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
-        frame, _ = DATA_SOURCES.build(data_cfg).load()
+        frame, manifest = DATA_SOURCES.build(data_cfg).load()
+        data_bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
+        if bar is not None and data_bar != bar:
+            raise UserError(f"the checkpoint was trained on {timeframe_label(bar)} bars but the replayed data gives "
+                            f"{timeframe_label(data_bar)} bars; replay {timeframe_label(bar)} bars "
+                            f"(data.timeframe={timeframe_label(bar)})")
+        bar = data_bar
         start, end = replay.get("start"), replay.get("end")
         split = replay.get("split", "test")
         if start is None and end is None and split != "all":
@@ -76,8 +86,8 @@ def build_feed(cfg: dict[str, Any], windows: dict[str, int]) -> Any:
             lo, hi = bounds[split]
             start, end = frame.index[lo], frame.index[hi - 1]
         return cls(frame, start=start, end=end, speed=float(replay.get("speed", 0.0)),
-                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"]))
-    return cls.from_config(cfg, windows)
+                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
+    return cls.from_config(cfg, windows, bar=bar)
 
 
 def build_broker(cfg: dict[str, Any], state_dir: Path, initial_krw: float) -> Any:
@@ -126,7 +136,8 @@ def run_live(cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     if initial_krw <= 0:
         raise UserError(f"live.initial_krw={initial_krw} must be > 0")
     symbol = str(live.get("symbol", "USDT/KRW"))
-    feed = build_feed(cfg, windows)
+    feed = build_feed(cfg, windows, getattr(policy, "bar", None))
+    bar = getattr(feed, "bar", None) or getattr(policy, "bar", None) or DEFAULT_BAR  # the bars the runner sees
     callbacks = build_callbacks(live)
     state_dir.mkdir(parents=True, exist_ok=True)
     journal_cfg = dict(live.get("journal") or {})
@@ -148,7 +159,7 @@ def run_live(cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
                             position_usdt=usdt)
     runner = LiveRunner(
         feed=feed, broker=broker, policy=policy, journal=journal,
-        builder=ObservationBuilder(**windows, normalizer=policy.normalizer), callbacks=callbacks,
+        builder=ObservationBuilder(**windows, normalizer=policy.normalizer, bar=bar), callbacks=callbacks,
         initial_state=initial,
         rules=execution_rules(env_kwargs(env)), max_bars=live.get("max_bars"), resend_intents=bool(live.get("resend_intents", True)),
         reconcile_tolerance=(float(recon.get("tolerance_krw", 0.0)), float(recon.get("tolerance_usdt", 0.0))),

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from kpremia.data.features import FEATURE_LOOKBACK
+from kpremia.data.features import feature_lookback
 from kpremia.data.frame import BAR
 from kpremia.errors import UserError
 from kpremia.live.types import Bar
@@ -36,10 +36,10 @@ class Feed(Protocol):
         """Whether an order decided at the close of ``bar_time`` can still fill at the next open."""
 
 
-def warmup_bars(window_1d: int, window_premium: int) -> int:
-    """Bars of history the observation builder needs before its first complete observation."""
+def warmup_bars(window_1d: int, window_premium: int, bar: pd.Timedelta = BAR) -> int:
+    """Bars of size ``bar`` of history the observation builder needs before its first complete observation."""
     days = max(int(window_1d), int(window_premium)) + 2
-    return days * int(pd.Timedelta("1D") / BAR) + FEATURE_LOOKBACK
+    return days * int(pd.Timedelta("1D") / bar) + feature_lookback(bar)
 
 
 def frame_bars(frame: pd.DataFrame) -> Iterator[Bar]:
@@ -56,14 +56,16 @@ class ReplayFeed:
     Args:
         frame: the whole MarketFrame (history before ``start`` is the warm-up).
         start, end: first and last bar to play (inclusive; None = first / last row).
-        speed: 0 plays as fast as the runner goes; ``s > 0`` sleeps ``15 min / s``
-            between bars (``speed=900`` is one bar a second).
+        speed: 0 plays as fast as the runner goes; ``s > 0`` sleeps ``bar / s``
+            between bars (``speed=900`` is one 15m bar a second).
         warmup: how many bars before ``start`` :meth:`history` returns.
+        bar: the frame's bar size (15 minutes by default).
     """
 
     def __init__(self, frame: pd.DataFrame, start: Any = None, end: Any = None, speed: float = 0.0,
-                 warmup: int = 0) -> None:
+                 warmup: int = 0, bar: pd.Timedelta = BAR) -> None:
         self.frame = frame
+        self.bar = bar
         index = frame.index
         self.start = 0 if start is None else int(index.searchsorted(_utc(start, "live.replay.start")))
         self.end = len(frame) if end is None else int(index.searchsorted(_utc(end, "live.replay.end"), side="right"))
@@ -88,7 +90,7 @@ class ReplayFeed:
 
     def bars(self, after: pd.Timestamp | None) -> Iterator[Bar]:
         begin = self.start if after is None else max(self.start, int(self.frame.index.searchsorted(after, "right")))
-        delay = BAR.total_seconds() / self.speed if self.speed > 0 else 0.0
+        delay = self.bar.total_seconds() / self.speed if self.speed > 0 else 0.0
         for i, bar in enumerate(frame_bars(self.frame.iloc[begin:self.end])):
             if delay and i:
                 time.sleep(delay)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes, bars_setting
 from kpremia.envs.factory import action_scheme_of
 from kpremia.data.market import Normalizer
 from kpremia.errors import UserError
@@ -55,8 +56,10 @@ class CheckpointPolicy:
         env = self.cfg["env"]
         self.windows = {k: int(env[k]) for k in ("window_15m", "window_1d", "window_premium")}
         self.scheme = action_scheme_of(env)
+        # The bar size it was trained on: the feed must give bars of that size (kpremia.live.build).
+        self.bar = bar_of_minutes(loaded.bar_minutes)
         # Trained to act every k bars (env.decision_every): live acts on the same cadence, holding in between.
-        self.decision_every = int(env.get("decision_every", 1))
+        self.decision_every = bars_setting(env.get("decision_every", 1), self.bar, "env.decision_every")
         self.deterministic = bool(deterministic)
         if not self.deterministic and not float(temperature) > 0:
             raise UserError(f"eval.temperature={temperature} must be > 0 to sample actions")
