@@ -21,7 +21,7 @@ from typing import Any
 
 from kpremia.errors import UserError
 
-HYDRA_COMMANDS = ("fit", "validate", "test", "live", "serve")
+HYDRA_COMMANDS = ("fit", "validate", "test", "backtest", "live", "serve")
 OTHER_COMMANDS = ("list", "data", "compare", "live-report")
 USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
 
@@ -29,13 +29,16 @@ commands:
   fit        train an agent (e.g. `fit experiment=gru_attn_ppo`); prints the run directory last
   validate   evaluate a checkpoint on the validation split (`validate ckpt=<path>`)
   test       evaluate a checkpoint on the test split and write report/ (`test ckpt=<path>`)
+  backtest   the rules on a data file, no checkpoint: band rule, z-score band, buy-and-hold, cash,
+             random, oracle (`backtest data=csv data.path=<file>`; writes runs/<time>_backtest/report/)
   live       run a checkpoint (or a rule) on new bars: paper by default, crash-safe
              (`live ckpt=<path> live.state_dir=<dir>`; see docs/live.md)
   serve      the control API and status page over a checkpoint (`serve ckpt=<path>`; see docs/live.md)
   live-report  replay a live session's journal through the simulator: fill, fee and PnL gaps
              (`live-report state_dir=<dir>`)
   list       list the registered plug-ins (encoders, algos, action schemes, data sources, baselines)
-  data       `data fetch ...` real history through ccxt, `data inspect <path>` coverage and premium stats
+  data       `data fetch ...` real history through ccxt, `data inspect <path> [data.* options]` coverage and
+             premium stats
   compare    one table of test metrics across run directories or a multirun directory
 
 `python -m kpremia fit --help` shows the config groups and options; `--cfg job` prints the composed config.
@@ -135,8 +138,8 @@ def _add_plugin_config_search_path() -> None:
 
 
 def _failed(run_dir: Path, exc: BaseException) -> None:
-    """A failed ``fit`` leaves no bare run directory (see :func:`kpremia.runs.mark_failed`)."""
-    if _command == "fit":
+    """A failed ``fit`` or ``backtest`` leaves no bare run directory (see :func:`kpremia.runs.mark_failed`)."""
+    if _command in ("fit", "backtest"):
         from kpremia.runs import mark_failed
 
         kept = mark_failed(run_dir, exc)
@@ -157,7 +160,9 @@ def _run_hydra(command: str, args: list[str]) -> int:
     if not passthrough:
         _precheck(args)
     extra: list[str] = []
-    if command != "fit":
+    if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
+        extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]
+    elif command != "fit":
         # validate / test write into the checkpoint's run directory, live into live.state_dir.
         extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
 

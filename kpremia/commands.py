@@ -34,6 +34,11 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
             raise UserError(f"`{command}` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
         return evaluate_checkpoint(ckpt, split="val" if command == "validate" else "test",
                                    cli_cfg=cfg, overrides=overrides or [])
+    if command == "backtest":
+        validate_config(cfg)
+        from kpremia.rules_backtest import run_rules_backtest
+
+        return run_rules_backtest(cfg, run_dir)
     if command == "live":
         from kpremia.live.build import run_live
 

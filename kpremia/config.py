@@ -32,6 +32,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
+from kpremia.bars import is_duration_text
 from kpremia.errors import UserError
 
 Rule = tuple[str, Callable[[Any], bool]]  # (what the value must be, in words; the test)
@@ -183,13 +184,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def bars_or_duration(*, allow_none: bool = False) -> Rule:
+    """A whole number of bars >= 1, or a duration such as ``"4h"`` (turned into bars of the run's bar size)."""
+    def ok(v: Any) -> bool:
+        if v is None:
+            return allow_none
+        return (isinstance(v, int) and not isinstance(v, bool) and v >= 1) or is_duration_text(v)
+
+    text = "a whole number of bars >= 1 or a duration such as '4h' or '7d'"
+    return (text + (" or null" if allow_none else ""), ok)
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """``value`` as the field type ``hint`` (int, float, bool, str, tuple, dict, or X | None)."""
+    """``value`` as the field type ``hint`` (int, float, bool, str, tuple, dict, X | None, or X | Y: the first that fits)."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:
+            try:
+                return _coerce(key, value, option)
+            except UserError:
+                continue
+        hint = options[-1]
     base = typing.get_origin(hint) or hint
 
     def bad(kind: str) -> UserError:

@@ -18,13 +18,14 @@ import pandas as pd
 import torch
 
 from kpremia import training
+from kpremia.bars import timeframe_label
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
-from kpremia.eval.config import EvalConfig
+from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import baseline_params, make_baselines
-from kpremia.eval.compare import data_identity
+from kpremia.eval.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
+    training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
+    cfg = training.resolve_bar_settings(cfg, market)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
@@ -115,7 +118,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
                        for k in ("return", "sharpe", "max_drawdown")})
         policy["n_seeds"] = len(per_seed)
 
-    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]))
+    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
+                               options=rule_options(eval_cfg.rule_levels))
     for baseline in baselines.values():
         baseline.fit(market.tensors["train"])
     baseline_traces = run_baseline_backtests(baselines, target, env) if baselines else {}
@@ -126,7 +130,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
              "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"), "eval": eval_cfg.to_dict(),
              "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
              "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
-             "bars": int(target.n_bars - target.valid_from),
+             "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
+             "inserted_bars": inserted_bars(market.manifest),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
     from kpremia.eval.report import format_table, summarise_traces, write_report
 
@@ -139,7 +144,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
-    print(f"tested {extra['bars']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC (bar open times)")
+    print(f"tested {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC "
+          "(bar open times)")
     print(format_table(summary))
     if split in ("test", "all"):
         print(report_dir)

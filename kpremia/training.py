@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from kpremia.algos.base import RLModule
+from kpremia.bars import DEFAULT_BAR, bar_minutes, bar_of_minutes, bars_setting, timeframe_label
 from kpremia.config import checkpoint_of
 from kpremia.data.market import MarketData, Normalizer
 from kpremia.envs.experiment import TRAIN_SPLITS, load_market
@@ -28,11 +29,50 @@ from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
 
+# env settings given in bars or as durations ("4h"): turned into bars of the run's bar size once the data is loaded
+BAR_SETTINGS = ("decision_every", "max_steps")
+
+
 def apply_threads(cfg: dict[str, Any]) -> None:
     """Set torch's intra-op threads from ``torch_threads`` (None keeps torch's default)."""
     threads = cfg.get("torch_threads")
     if threads:
         torch.set_num_threads(int(threads))
+
+
+def resolve_bar_settings(cfg: dict[str, Any], market: MarketData) -> dict[str, Any]:
+    """``cfg`` with ``env.decision_every`` / ``env.max_steps`` in bars of the market's bar size.
+
+    The one rule (docs/data.md): a number is bars of the run's bar size, a duration
+    (``"4h"``, ``"1000h"``) is ``round(duration / bar)`` bars, at least one.  What was
+    given and what it became go into the market's manifest (``bar_settings``).
+    """
+    env = dict(cfg["env"])
+    record = {}
+    for key in BAR_SETTINGS:
+        given = env.get(key)
+        bars = bars_setting(given, market.bar, f"env.{key}")
+        if isinstance(given, str) and bars is not None:
+            log.info("env.%s=%s is %d bar%s of %s", key, given, bars, "" if bars == 1 else "s",
+                     timeframe_label(market.bar))
+        env[key] = bars
+        record[key] = {"given": given, "bars": bars}
+    market.manifest = {**(market.manifest or {}), "bar_settings": record}
+    return {**cfg, "env": env}
+
+
+def check_bar_size(trained_minutes: float, market: MarketData, what: str) -> None:
+    """Refuse to act on bars of another size than the checkpoint's, in one line.
+
+    A policy's windows, features' look-backs (in bars), decision interval and normaliser
+    statistics are all at its training bar size; on other bars it would see another market.
+    """
+    if abs(trained_minutes - market.bar_minutes) > 1e-9:
+        trained = timeframe_label(bar_of_minutes(trained_minutes))
+        got = timeframe_label(market.bar)
+        raise UserError(f"the checkpoint was trained on {trained} bars but the data gives {got} bars; {what} it on "
+                        f"{trained} bars (data.timeframe={trained}, or a file of {trained} bars or finer with "
+                        f"data.timeframe={trained})")
 
 
 VAL_DRAW_SEED_OFFSET = 500
@@ -68,11 +108,12 @@ def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) 
 
 
 class LoadedCheckpoint(NamedTuple):
-    """A checkpoint's module (eval mode) with the normaliser and config it was trained with."""
+    """A checkpoint's module (eval mode) with the normaliser, config and bar size it was trained with."""
 
     module: RLModule
     normalizer: Normalizer | None
     cfg: dict[str, Any]
+    bar_minutes: float = 15.0
 
 
 def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
@@ -97,7 +138,16 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
     module.eval()
     saved = (ckpt.get("kpremia") or {}).get("normalizer")
     normalizer = Normalizer.from_state_dict(saved) if saved else None
-    return LoadedCheckpoint(module, normalizer, cfg)
+    return LoadedCheckpoint(module, normalizer, cfg, checkpoint_bar_minutes(ckpt))
+
+
+def checkpoint_bar_minutes(ckpt: dict[str, Any]) -> float:
+    """The bar size a checkpoint was trained on, in minutes.
+
+    Checkpoints written before the bar size was a setting were all trained on 15m bars.
+    """
+    value = (ckpt.get("kpremia") or {}).get("bar_minutes")
+    return float(value) if value is not None else bar_minutes(DEFAULT_BAR)
 
 
 def load_module(ckpt_path: str | os.PathLike) -> RLModule:
@@ -169,6 +219,11 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     apply_threads(cfg)
     market = load_market(cfg, TRAIN_SPLITS)
+    cfg = resolve_bar_settings(cfg, market)
+    resume = checkpoint_of(cfg)
+    if resume and Path(resume).is_file():
+        saved = torch.load(resume, map_location="cpu", weights_only=False)
+        check_bar_size(checkpoint_bar_minutes(saved), market, "resume")
     market.val_draws = load_val_draws(cfg, market)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)

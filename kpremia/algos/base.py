@@ -255,6 +255,8 @@ class RLModule(L.LightningModule):
             "updates": self.updates,
             "per_rank": per_rank,
             "normalizer": self.market.normalizer.state_dict() if self.market is not None else None,
+            # test / live refuse other bar sizes (kpremia.training.check_bar_size)
+            "bar_minutes": self.market.bar_minutes if self.market is not None else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -105,7 +105,11 @@ class Teacher:
                             "use a causal rule such as premium_threshold")
         baseline = make_baselines([rule], env, seed=seed)[rule]
         baseline.fit(train)
-        return cls(baseline.actions(train).to(train.device), scheme)
+        # The rule's action at every bar: the training envs start at random bars, so their
+        # decisions do not fall on the rule's own cadence grid (a rule that decides every k
+        # bars says "hold" off its grid, which is not what it would do at that state).
+        signals = getattr(baseline, "signals", baseline.actions)
+        return cls(signals(train).to(train.device), scheme)
 
     def labels(self, t: Tensor, weight: Tensor) -> Tensor:
         """Scheme actions ``[N]`` the rule takes at bars ``t`` holding USDT weights ``weight``."""

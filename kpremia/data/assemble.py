@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kpremia.bars import DEFAULT_BAR
 from kpremia.data.fx import align_fx_to_bars, btc_premium, compute_premium
 from kpremia.errors import UserError
 
@@ -63,29 +64,32 @@ def assemble_frame(
     btc_usdt: pd.DataFrame | None = None,
     repair: bool = True,
     max_gap_bars: int | None = None,
+    bar: pd.Timedelta = DEFAULT_BAR,
 ) -> tuple[pd.DataFrame, Any]:
-    """Candles + publication-aligned FX -> a validated MarketFrame and its RepairReport.
+    """Candles (bars of size ``bar``) + publication-aligned FX -> a validated MarketFrame and its RepairReport.
 
     FX is aligned twice: on the candles (validate_frame needs an fx column) and
     again on the gap-filled grid, so an inserted no-trade bar gets the rate
     published before *its* close, not the rate carried from the previous candle.
+    A bar of size ``bar`` closes ``bar`` after its open: that is when its rate must
+    have been published.
     """
-    from kpremia.data.frame import validate_frame
+    from kpremia.data.frame import default_limits, validate_frame
 
     raw = candles.copy()
-    raw["fx"] = align_fx_to_bars(raw.index, fx, max_staleness)
-    kwargs: dict[str, Any] = {"repair": repair}
+    raw["fx"] = align_fx_to_bars(raw.index, fx, max_staleness, bar_length=bar)
+    kwargs: dict[str, Any] = {"repair": repair, "bar": bar}
     if max_gap_bars is not None:
         kwargs["max_gap_bars"] = int(max_gap_bars)
     frame, report = validate_frame(raw, **kwargs)
-    frame["fx"] = align_fx_to_bars(frame.index, fx, max_staleness).to_numpy()
+    frame["fx"] = align_fx_to_bars(frame.index, fx, max_staleness, bar_length=bar).to_numpy()
     if premium_basis == "usdt":
         frame["premium"] = compute_premium(frame["close"], frame["fx"]).to_numpy()
     elif premium_basis == "btc":
         if btc_krw is None or btc_usdt is None or btc_krw.empty or btc_usdt.empty:
             raise UserError("premium_basis=btc needs BTC/KRW and BTC/USDT candles for the period; "
                             "check data.btc settings or use premium_basis=usdt")
-        limit = max_gap_bars or 96
+        limit = max_gap_bars or default_limits(bar)["max_gap_bars"]
         krw = _carry(btc_krw["close"], frame.index, limit)
         usdt = _carry(btc_usdt["close"], frame.index, limit)
         premium = btc_premium(krw, usdt, frame["fx"])

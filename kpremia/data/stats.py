@@ -2,7 +2,10 @@
 
 The reference figures were measured on one sample a day at 09:00 KST (00:00 UTC,
 the start of Upbit's daily candle), so :func:`market_stats` samples the same way:
-the close of the last bar of each UTC day (the bar closing at 00:00 UTC).
+the close of the last bar of each UTC day (the bar closing at 00:00 UTC), at any bar
+size (at 1d bars opening 00:00 UTC: every bar).  Bars that never close at 00:00 UTC
+(daily candles opening 00:00 KST) are sampled at the last bar closed by each midnight,
+as the observation's daily windows are (:func:`kpremia.data.features.daily_windows`).
 """
 
 from __future__ import annotations
@@ -10,14 +13,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kpremia.data.frame import BAR
+from kpremia.bars import frame_bar
+
+_NS_DAY = 86_400 * 10**9
 
 
-def daily_samples(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``frame`` at the last bar of each complete UTC day (the value at 09:00 KST)."""
-    close_time = frame.index + BAR
-    is_day_end = (close_time.hour == 0) & (close_time.minute == 0)
-    return frame[is_day_end]
+def daily_samples(frame: pd.DataFrame, bar: pd.Timedelta | None = None) -> pd.DataFrame:
+    """Rows of ``frame`` at the last bar closed by each UTC midnight (the value at 09:00 KST)."""
+    bar = bar if bar is not None else frame_bar(frame.index)
+    closes = (frame.index + bar).as_unit("ns").asi8
+    if not len(closes):
+        return frame
+    first = -(-int(closes[0]) // _NS_DAY) * _NS_DAY
+    # integer arithmetic: np.arange over epoch nanoseconds would count in float64 and lose a day
+    count = max(0, (int(closes[-1]) - first) // _NS_DAY + 1)
+    midnights = first + _NS_DAY * np.arange(count, dtype=np.int64)
+    rows = np.unique(np.searchsorted(closes, midnights, side="right") - 1)
+    return frame.iloc[rows]
 
 
 def _ar1(x: np.ndarray) -> float:
@@ -26,7 +38,7 @@ def _ar1(x: np.ndarray) -> float:
     return float(np.corrcoef(x[:-1], x[1:])[0, 1])
 
 
-def market_stats(frame: pd.DataFrame) -> dict[str, float]:
+def market_stats(frame: pd.DataFrame, bar: pd.Timedelta | None = None) -> dict[str, float]:
     """Daily premium and FX statistics of a MarketFrame (units in the key names).
 
     Keys: ``days``; ``premium_mean_pct``, ``premium_sd_pct``, ``premium_p5_pct``,
@@ -37,7 +49,7 @@ def market_stats(frame: pd.DataFrame) -> dict[str, float]:
     ``fx_min``, ``fx_max``; ``fx_daily_logret_sd_pct`` (over days on which FX moved,
     i.e. trading sessions; weekends and holidays are flat).
     """
-    daily = daily_samples(frame)
+    daily = daily_samples(frame, bar)
     prem = daily["premium"].to_numpy() * 100.0
     change = np.diff(prem)
     fx = daily["fx"].to_numpy()

@@ -22,6 +22,11 @@ trading agent (see docs/market.md).  The model, on a 15m grid:
 
 Everything is vectorised (``scipy.signal.lfilter`` for the AR recursions), so
 two years of bars (~70k rows) take well under a second.
+
+Bar size: the market is always generated on the 15m grid, then aggregated to
+``timeframe`` (``1h``, ``4h``, ``1d``; :func:`kpremia.data.resample.aggregate_bars`), so
+the same seed gives the same market at every bar size and a 1h bar is exactly its four
+15m bars (OHLC, summed volume, fx and premium at its close).
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from kpremia.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
 from kpremia.data.frame import COLUMNS
+from kpremia.data.resample import aggregate_bars
 from kpremia.errors import UserError
 from kpremia.registry import DATA_SOURCES
 
@@ -343,10 +350,12 @@ class SyntheticSource:
         seed: seed of the numpy Generator; the same seed and params give the same frame.
         preset: a name in :data:`PRESETS` ("default", "mean_reverting"); explicit
             params override the preset's values.
+        timeframe: bar size of the frame ("15m" default; "1h", "4h", "1d", ...): generated
+            at 15m and aggregated.
         **params: any field of :class:`SyntheticParams` (e.g. ``days=60``).
     """
 
-    def __init__(self, seed: int = 0, preset: str = "default", **params: Any) -> None:
+    def __init__(self, seed: int = 0, preset: str = "default", timeframe: str = "15m", **params: Any) -> None:
         if preset not in PRESETS:
             raise UserError(f"unknown synthetic preset {preset!r}; use one of: {', '.join(PRESETS)}")
         known = {f.name for f in dataclasses.fields(SyntheticParams)}
@@ -356,15 +365,31 @@ class SyntheticSource:
                             f"{', '.join(sorted(known))}")
         self.seed = int(seed)
         self.preset = preset
+        self.bar = parse_timeframe(timeframe)
+        if self.bar < DEFAULT_BAR or self.bar % DEFAULT_BAR != pd.Timedelta(0):
+            raise UserError(f"data.timeframe={timeframe!r}: the synthetic market is generated at 15m and can only be "
+                            "aggregated to a multiple of it (15m, 30m, 1h, 4h, 1d)")
         self.params = dataclasses.replace(SyntheticParams(), **{**PRESETS[preset], **params})
         self.params.validate()
 
     def load(self) -> tuple[pd.DataFrame, dict]:
-        """Generate the frame and its manifest."""
+        """Generate the frame (at 15m, aggregated to the timeframe) and its manifest."""
         frame = generate(self.params, self.seed)
+        dropped = 0
+        if self.bar != DEFAULT_BAR:
+            frame, dropped = aggregate_bars(frame, self.bar, DEFAULT_BAR)
+            if len(frame) < 2:
+                raise UserError(f"synthetic data with days={self.params.days} has fewer than 2 "
+                                f"{timeframe_label(self.bar)} bars; raise data.days")
+            frame["premium"] = frame["close"] / frame["fx"] - 1.0
+            frame = frame[list(COLUMNS)]
         manifest = {
             "source": "synthetic",
             "synthetic": True,
+            "timeframe": timeframe_label(self.bar),
+            "bar_minutes": self.bar.total_seconds() / 60.0,
+            "generated_at": "15m",
+            "partial_edge_bars_dropped": dropped,
             "preset": self.preset,
             "params": dataclasses.asdict(self.params),
             "seed": self.seed,
@@ -373,7 +398,7 @@ class SyntheticSource:
             "first_bar": frame.index[0].isoformat(),
             "last_bar": frame.index[-1].isoformat(),
         }
-        log.info("synthetic market: %d bars %s .. %s (preset %s, seed %d)", len(frame),
+        log.info("synthetic market: %d %s bars %s .. %s (preset %s, seed %d)", len(frame), manifest["timeframe"],
                  manifest["first_bar"], manifest["last_bar"], self.preset, self.seed)
         return frame, manifest
 

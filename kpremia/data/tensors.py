@@ -33,6 +33,8 @@ class MarketTensors:
         valid_from: first row whose windows are complete (episodes start at or after it).
         feature_names: names of the columns of ``obs["features"]``.
         name: which split ("train", "val", "test", or "live").
+        bar_minutes: the bar size in minutes (15 by default; ``data.timeframe``): what the
+            metrics annualise with and checkpoints record.
     """
 
     times: np.ndarray
@@ -46,6 +48,7 @@ class MarketTensors:
     valid_from: int = 0
     feature_names: tuple[str, ...] = field(default=())
     name: str = ""
+    bar_minutes: float = 15.0
 
     @property
     def n_bars(self) -> int:
@@ -62,5 +65,5 @@ class MarketTensors:
             times=self.times, open=mv(self.open), high=mv(self.high), low=mv(self.low),
             close=mv(self.close), fx=mv(self.fx), premium=mv(self.premium),
             obs={k: mv(v) for k, v in self.obs.items()}, valid_from=self.valid_from,
-            feature_names=self.feature_names, name=self.name,
+            feature_names=self.feature_names, name=self.name, bar_minutes=self.bar_minutes,
         )

@@ -25,8 +25,7 @@ from kpremia.registry import ENCODERS
 class LSTMEncoder(nn.Module):
     """Per-series LSTM (last hidden state), dense account / features, fused to ``hidden_dim``."""
 
-    def __init__(self, spec: ObsSpec, hidden_dim: int = 64, num_layers: int = 1, dropout: float = 0.1,
-                 context_activation: str = "relu", norm: bool = False, skip: bool = False) -> None:
+    def __init__(self, spec: ObsSpec, hidden_dim: int = 64, num_layers: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
         self.series_keys = SERIES_KEYS
         self.rnns = nn.ModuleList(
@@ -35,9 +34,8 @@ class LSTMEncoder(nn.Module):
             for _ in self.series_keys
         )
         self.fusion = ContextFusion(spec, len(self.series_keys) * hidden_dim, hidden_dim,
-                                    context_dim=hidden_dim, dropout=dropout, context_activation=context_activation,
-                                    norm=norm, skip=skip)
-        self.out_dim = self.fusion.out_dim
+                                    context_dim=hidden_dim, dropout=dropout)
+        self.out_dim = hidden_dim
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         embeddings = []

@@ -53,6 +53,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes, bars_setting
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
 from kpremia.envs.action_schemes import build_action_scheme
@@ -90,7 +91,8 @@ class BatchedEnv:
             ``None``: the config's default scheme.
         initial_krw: cash each episode starts with (all KRW, no USDT).
         ruin_fraction: an account is ruined when ``V < ruin_fraction * initial_krw``.
-        max_steps: episode length limit in decisions (truncation); ``None`` = until the split ends.
+        max_steps: episode length limit in decisions (truncation), or a duration such as ``"1000h"``
+            (in bars of the market's bar size); ``None`` = until the split ends.
         ruin_terminates: a ruined episode terminates (training); ``False`` lets it
             run on (backtests report the ruin but cover the whole split).
         random_start: episodes start at random bars in ``[valid_from, n_bars - 2]``;
@@ -110,7 +112,7 @@ class BatchedEnv:
         action_scheme: str | Mapping[str, Any] | Any = None,
         initial_krw: float = _DEFAULTS.initial_krw,
         ruin_fraction: float = _DEFAULTS.ruin_fraction,
-        max_steps: int | None = _DEFAULTS.max_steps,
+        max_steps: int | str | None = _DEFAULTS.max_steps,
         ruin_terminates: bool = True,
         random_start: bool = True,
         seed: int = 0,
@@ -132,9 +134,10 @@ class BatchedEnv:
         self.market = market
         self.n_envs = int(n_envs)
         self.rules = rules
-        self.clock = clock
+        # numbers are bars; a duration ("4h") is bars of this market's bar size (kpremia.bars.bars_setting)
+        self.clock = clock.at(market.bar_minutes)
         self.reward_rule = reward
-        self.max_steps = None if max_steps is None else int(max_steps)
+        self.max_steps = bars_setting(max_steps, bar_of_minutes(market.bar_minutes), "env.max_steps")
         self.initial_krw = float(initial_krw)
         self.ruin_fraction = float(ruin_fraction)
         self.ruin_terminates = bool(ruin_terminates)

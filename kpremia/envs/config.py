@@ -22,7 +22,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kpremia.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
+from kpremia.config import ConfigPart, at_least, bars_or_duration, between, knob, knob_of, positive
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.execution import ExecutionRules
@@ -36,7 +36,9 @@ class EnvConfig(ConfigPart):
     section: ClassVar[str] = "env"
 
     n_envs: int = knob(64, at_least(1))  # parallel envs per rank (training)
-    max_steps: int | None = knob(1000, optional(at_least(1)))  # episode length in decisions (truncation)
+    # Episode length (truncation, in decisions) and the decision interval: a number of bars of the run's
+    # bar size, or a duration ("4h", "1000h") that the run turns into bars of its bar size (kpremia.bars).
+    max_steps: int | str | None = knob(1000, bars_or_duration(allow_none=True))
     fee_rate: float = knob_of(ExecutionRules, "fee_rate")
     slippage_bps: float = knob_of(ExecutionRules, "slippage_bps")
     spread_krw: float = knob_of(ExecutionRules, "spread_krw")
@@ -45,7 +47,7 @@ class EnvConfig(ConfigPart):
     min_order_krw: float = knob_of(ExecutionRules, "min_order_krw")
     allow_short: bool = knob_of(ExecutionRules, "allow_short")
     initial_krw: float = knob(1_000_000.0, positive())
-    decision_every: int = knob_of(DecisionClock, "decision_every")
+    decision_every: int | str = knob_of(DecisionClock, "decision_every")
     reward: str = knob_of(RewardRule, "reward")
     turnover_penalty: float = knob_of(RewardRule, "turnover_penalty")
     flat_penalty: float = knob_of(RewardRule, "flat_penalty")
@@ -70,7 +72,7 @@ class EnvConfig(ConfigPart):
 
     @functools.cached_property
     def clock(self) -> DecisionClock:
-        """When the policy decides (every ``decision_every`` bars)."""
+        """When the policy decides (``decision_every``: bars, or a duration :meth:`DecisionClock.at` resolves)."""
         return DecisionClock(decision_every=self.decision_every)
 
     @functools.cached_property

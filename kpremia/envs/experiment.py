@@ -17,6 +17,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kpremia.bars import bar_of_minutes, frame_bar
 from kpremia.compose import compose_config
 from kpremia.data.market import MarketData, Normalizer, build_market
 from kpremia.envs.config import EnvConfig
@@ -38,9 +39,11 @@ def load_market(cfg: Mapping[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS,
     data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
     source = DATA_SOURCES.build(data_cfg)
     frame, manifest = source.load()
+    # The source says its bar size; a plug-in source that does not is read from its frame's index.
+    bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
     try:
         market = build_market(frame, split_cfg=cfg["data"].get("split") or {}, **EnvConfig.of(cfg["env"]).windows,
-                              splits=splits, device="cpu", normalizer=normalizer)
+                              splits=splits, device="cpu", normalizer=normalizer, bar=bar)
     except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
         if not manifest.get("path") or str(manifest["path"]) in str(exc):
             raise

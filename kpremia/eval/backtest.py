@@ -122,7 +122,7 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: 
     as it was trained) and sends no order on the bars in between.
     """
     config = env_config(env)
-    clock = config.clock
+    clock = config.clock.at(market.bar_minutes)  # a duration ("4h") becomes bars of this split's bar size
     sim = make_sequential_env(market, config, n_envs=n_envs, seed=seed)
     no_order = torch.full((n_envs,), -1, dtype=torch.long, device=sim.device)
 
@@ -153,8 +153,28 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
     return dict(zip(baselines, run_action_sequences(market, actions, env, action_scheme="hold_buy_sell")))
 
 
-def trace_metrics(trace: pd.DataFrame, bar_minutes: float = 15.0) -> dict[str, float]:
-    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace, and ``ruined`` (1.0 or 0.0)."""
+def trace_bar_minutes(trace: pd.DataFrame) -> float:
+    """The bar size of a trace, in minutes: what :func:`_run` recorded (``trace.attrs``), else its time step.
+
+    Sharpe and Sortino are annualised with it (a 1d trace has 365 bars a year, a 15m one 35,040).
+    """
+    if "bar_minutes" in trace.attrs:
+        return float(trace.attrs["bar_minutes"])
+    times = pd.to_datetime(trace["time"], utc=True) if "time" in trace and len(trace) > 1 else None
+    if times is not None:
+        step = times.diff().dropna().min()
+        if pd.notna(step) and step > pd.Timedelta(0):
+            return step.total_seconds() / 60.0
+    return 15.0  # a one-row trace has no step and no Sharpe to annualise
+
+
+def trace_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dict[str, float]:
+    """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace, and ``ruined`` (1.0 or 0.0).
+
+    ``bar_minutes`` (None: :func:`trace_bar_minutes`) annualises Sharpe and Sortino.
+    """
+    bar_minutes = trace_bar_minutes(trace) if bar_minutes is None else float(bar_minutes)
+
     def col(name: str) -> Tensor:
         return torch.from_numpy(trace[name].to_numpy(dtype=np.float64, copy=True))
 
@@ -213,5 +233,7 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
             log.warning("backtest env %d fell under the ruin level at bar %d (value %.0f KRW); flagged, "
                         "its trace runs to the end of the split", i, int(bars[first]),
                         trace["portfolio_value_krw"].iloc[first])
-        traces.append(trace[list(TRACE_COLUMNS)])
+        trace = trace[list(TRACE_COLUMNS)]
+        trace.attrs["bar_minutes"] = float(market.bar_minutes)
+        traces.append(trace)
     return traces

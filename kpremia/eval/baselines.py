@@ -11,6 +11,10 @@ Every baseline has one interface (registry ``BASELINES``, base class :class:`Bas
 baseline: a rule fitted on train and the oracle price fills as the agent's
 backtest does, and the band rules also try deciding on the agent's cadence.
 
+A rule that decides on a cadence (the band rules) also has ``signals(market)``: its
+action at every bar, before the cadence keeps every c-th (a warm-start teacher labels
+decisions taken at any bar with it).
+
 ``actions[t]`` is the ``hold_buy_sell`` action decided at the close of bar ``t``
 (0 hold, 1 buy USDT with all KRW, 2 sell all USDT), for every bar of the split;
 the backtest plays rows ``valid_from .. T - 2`` through the same BatchedEnv and
@@ -44,6 +48,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes, bars_in, parse_duration
 from kpremia.config import default_of
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.clock import DecisionClock
@@ -156,12 +161,16 @@ class PremiumThreshold(Baseline):
     ``method="quantile"`` uses the train quantiles ``buy_quantile`` /
     ``sell_quantile`` directly.  Either way :meth:`fit` sees only the train split:
     the thresholds are plain numbers, and ``actions`` on val/test uses the premium
-    at the close of each bar only (causal).
+    at the close of each bar only (causal).  ``method="given"`` takes the levels
+    ``buy_level`` / ``sell_level`` from the user and fits nothing (a backtest over a
+    whole file, which has no train split).
 
     Cadence: the rule decides every ``c`` bars, ``c`` tuned on train together with the
-    levels over ``cadences`` (default: every bar and the run's ``decision_every``), so an
-    agent that decides every k bars is compared with the best rule, including at its own
-    cadence (deciding less often also trades less often: fewer fees).
+    levels over ``cadences`` (default: every bar and the run's decision interval, its
+    ``clock``), so an agent that decides every k bars is compared with the best rule,
+    including at its own cadence (deciding less often also trades less often: fewer
+    fees).  A clock given as a duration (``"4h"``) becomes bars of the split's bar size
+    at :meth:`fit`.
     """
 
     name = "premium_threshold"
@@ -177,24 +186,34 @@ class PremiumThreshold(Baseline):
         buy_quantile: float = 0.2,
         sell_quantile: float = 0.8,
         quantiles: Sequence[float] = tuple(np.round(np.linspace(0.02, 0.98, 25), 4)),
+        buy_level: float | None = None,
+        sell_level: float | None = None,
         cadences: Sequence[int] | None = None,
     ) -> None:
         super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
-        if method not in ("grid", "quantile"):
-            raise ValueError(f"premium_threshold method={method!r}; use 'grid' or 'quantile'")
+        if method not in ("grid", "quantile", "given"):
+            raise ValueError(f"premium_threshold method={method!r}; use 'grid', 'quantile' or 'given'")
+        if method == "given" and (buy_level is None or sell_level is None or not buy_level < sell_level):
+            raise ValueError(f"premium_threshold method='given' needs buy_level < sell_level, got {buy_level}, "
+                             f"{sell_level}")
         if not 0.0 <= buy_quantile < sell_quantile <= 1.0:
             raise ValueError(f"premium_threshold needs 0 <= buy_quantile < sell_quantile <= 1, "
                              f"got {buy_quantile}, {sell_quantile}")
         self.method = method
         self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
         self.quantiles = tuple(float(q) for q in quantiles)
-        self.decision_every, self.cadences = _cadences(clock.decision_every, cadences)
+        self._cadences_given = cadences
+        self.decision_every, self.cadences = _cadences(clock, cadences)
         self.cadence = self.decision_every
-        self.buy_threshold: float | None = None
-        self.sell_threshold: float | None = None
+        self.buy_threshold: float | None = float(buy_level) if method == "given" else None
+        self.sell_threshold: float | None = float(sell_level) if method == "given" else None
         self.train_return: float | None = None
 
     def fit(self, train: MarketTensors) -> None:
+        self.decision_every, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
+        self.cadence = self.decision_every
+        if self.method == "given":
+            return  # the user's levels: nothing is learned, from any split
         require_train(train, "premium_threshold")
         premium = train.premium[train.valid_from:].to(torch.float64).cpu().numpy()
         if self.method == "quantile":
@@ -224,11 +243,14 @@ class PremiumThreshold(Baseline):
                  "bar(s) (train return %.4f)", self.buy_threshold, self.sell_threshold, self.cadence,
                  self.train_return)
 
-    def actions(self, market: MarketTensors) -> Tensor:
+    def signals(self, market: MarketTensors) -> Tensor:
+        """The rule's action at every bar, whatever its cadence (what a teacher labels any decision with)."""
         if self.buy_threshold is None or self.sell_threshold is None:
-            raise RuntimeError("premium_threshold.actions() before fit(); call fit(train) first")
-        return _on_cadence(_threshold_signals(market.premium, self.buy_threshold, self.sell_threshold),
-                           market.valid_from, self.cadence)
+            raise RuntimeError("premium_threshold used before fit(); call fit(train) first")
+        return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
         """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash) and the cadence."""
@@ -247,32 +269,54 @@ class PremiumZScore(Baseline):
     ``window`` x ``buy_z`` x ``sell_z`` of the grids on the train split, with the
     env's fill rules, and keeps the best train return (cash if none beats it).  Like the
     band rule it decides every ``c`` bars, ``c`` tuned on train over ``cadences``.
+    Windows are durations (1, 3, 7 and 14 days), in bars of the split's bar size
+    (96 ... 1,344 at 15m; 2 bars at least), or bar counts when given as numbers.
+    With ``window``, ``buy_z`` and ``sell_z`` all given, nothing is fitted (the cadence is
+    the run's decision interval).
     """
 
     name = "premium_zscore"
 
     def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
                  seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw"),
-                 windows: Sequence[int] = (96, 288, 672, 1344),
+                 windows: Sequence[int | str] = ("1d", "3d", "7d", "14d"),
                  z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
-                 cadences: Sequence[int] | None = None) -> None:
+                 cadences: Sequence[int] | None = None, window: int | str | None = None,
+                 buy_z: float | None = None, sell_z: float | None = None) -> None:
         super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
-        if not windows or min(int(w) for w in windows) < 2:
-            raise ValueError(f"premium_zscore windows={windows!r} must be bar counts >= 2")
-        self.windows = tuple(int(w) for w in windows)
+        if not windows:
+            raise ValueError("premium_zscore needs at least one window")
+        for w in windows:
+            if isinstance(w, str):
+                parse_duration(w, "premium_zscore window")
+            elif int(w) < 2:
+                raise ValueError(f"premium_zscore windows={windows!r} must be durations or bar counts >= 2")
+        self.windows = tuple(w if isinstance(w, str) else int(w) for w in windows)
+        self.given = None if window is None or buy_z is None or sell_z is None else (window, float(buy_z), float(sell_z))
         self.z_levels = tuple(float(z) for z in z_levels)
-        self.decision_every, self.cadences = _cadences(clock.decision_every, cadences)
+        self._cadences_given = cadences
+        self.decision_every, self.cadences = _cadences(clock, cadences)
         self.cadence = self.decision_every
         self.window: int | None = None
         self.buy_z: float | None = None
         self.sell_z: float | None = None
         self.train_return: float | None = None
 
+    @staticmethod
+    def _bars(window: int | str, market: MarketTensors) -> int:
+        return bars_in(window, bar_of_minutes(market.bar_minutes), 2) if isinstance(window, str) else int(window)
+
     def fit(self, train: MarketTensors) -> None:
+        self.decision_every, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
+        self.cadence = self.decision_every
+        if self.given is not None:  # the user's window and levels: nothing is learned
+            window, self.buy_z, self.sell_z = self.given
+            self.window = self._bars(window, train)
+            return
         require_train(train, "premium_zscore")
         best = (0.0, None)
         combos = [(b, s) for b in self.z_levels for s in self.z_levels]
-        for window in self.windows:
+        for window in sorted({self._bars(w, train) for w in self.windows}):
             z = rolling_zscore(train.premium, window)[train.valid_from:-1]
             signals = [np.where(z <= -b, 1, np.where(z >= s, 0, -1)) for b, s in combos]
             for cadence in self.cadences:
@@ -282,7 +326,8 @@ class PremiumZScore(Baseline):
                     best = (float(log_ret[i]), (window, *combos[i], cadence))
         if best[1] is None:
             log.info("premium_zscore: no window / z levels beat cash on train; the baseline holds cash")
-            self.window, self.buy_z, self.sell_z, self.train_return = self.windows[0], math.inf, math.inf, 0.0
+            self.window, self.buy_z, self.sell_z, self.train_return = (self._bars(self.windows[0], train), math.inf,
+                                                                       math.inf, 0.0)
         else:
             self.window, self.buy_z, self.sell_z, self.cadence = best[1]
             self.train_return = float(math.expm1(best[0]))
@@ -290,14 +335,18 @@ class PremiumZScore(Baseline):
                  "every %d bar(s) (train return %.4f)", self.window, self.buy_z, self.sell_z, self.cadence,
                  self.train_return)
 
-    def actions(self, market: MarketTensors) -> Tensor:
+    def signals(self, market: MarketTensors) -> Tensor:
+        """The rule's action at every bar, whatever its cadence (what a teacher labels any decision with)."""
         if self.window is None:
-            raise RuntimeError("premium_zscore.actions() before fit(); call fit(train) first")
+            raise RuntimeError("premium_zscore used before fit(); call fit(train) first")
         z = rolling_zscore(market.premium, self.window)
         out = np.full(z.shape, HOLD, dtype=np.int64)
         out[z <= -self.buy_z] = BUY  # NaN (window not full yet) compares False: hold
         out[z >= self.sell_z] = SELL
-        return _on_cadence(torch.as_tensor(out, device=market.device), market.valid_from, self.cadence)
+        return torch.as_tensor(out, device=market.device)
+
+    def actions(self, market: MarketTensors) -> Tensor:
+        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
 
     def params(self) -> dict[str, Any]:
         """The window (bars), z levels (inf = never, i.e. cash) and cadence fit on train."""
@@ -322,11 +371,14 @@ def _json_float(x: float | None) -> float | str | None:
     return "inf" if x > 0 else "-inf"
 
 
-def _cadences(decision_every: int, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
-    """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's)."""
-    every = int(decision_every)
+def _cadences(clock: DecisionClock, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
+    """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's).
+
+    A clock given as a duration (``"4h"``) is not known in bars before :meth:`fit` sees the bar size: 1 until then.
+    """
+    every = clock.bars_per_decision if clock.resolved else 1
     if every < 1:
-        raise ValueError(f"decision_every={decision_every} must be >= 1")
+        raise ValueError(f"decision_every={every} must be >= 1")
     tried = tuple(sorted({int(c) for c in cadences})) if cadences else tuple(sorted({1, every}))
     if min(tried) < 1:
         raise ValueError(f"cadences={cadences!r} must be bar counts >= 1")

@@ -109,17 +109,26 @@ def identify(run_dir: Path, summary: dict[str, Any]) -> tuple[str, int | str | N
     return experiment, seed
 
 
+def inserted_bars(manifest: dict[str, Any]) -> int:
+    """Bars the data source inserted as no-trade bars (a file's or a fetch's repair report), for reports."""
+    return int(manifest.get("inserted_bars", (manifest.get("repair") or {}).get("gap_bars_inserted", 0)) or 0)
+
+
 def data_identity(manifest: dict[str, Any] | None) -> str | None:
     """A short name for the data a run saw, from a data manifest (None if unknown).
 
     The synthetic seed is left out on purpose: runs over seeds are meant to average
     over markets.  Files are named by their sha256, so a changed file is another data set.
+    A bar size other than 15m is part of the name: the same market at 1h is another data set.
     """
     if not manifest:
         return None
     source = manifest.get("source")
     basis = manifest.get("premium_basis") or "usdt"
     suffix = "" if basis == "usdt" else f", premium {basis}"
+    timeframe = manifest.get("timeframe")
+    if timeframe and timeframe != "15m":
+        suffix += f", {timeframe} bars"
     if manifest.get("synthetic") and source == "synthetic":
         params = json.dumps(manifest.get("params") or {}, sort_keys=True)
         digest = hashlib.sha256(params.encode()).hexdigest()[:8]

@@ -18,6 +18,10 @@ When ``extra["policy_metrics"]`` is given (e.g. the mean over seeds of a sampled
 policy) it becomes ``"policy"``, and the metrics of the one trace written to
 ``trace.csv`` go to ``"policy_trace"``.
 
+A rules-only backtest (``python -m kpremia backtest``) has no policy: the summary
+has no ``"policy"`` entry, and ``trace.csv`` and the premium / position plots show
+one of the baselines (``focus``, the band rule by default), named in ``"focus"``.
+
 Plots (PNG, matplotlib's Agg backend through ``Figure`` objects, no pyplot state):
 ``equity.png`` (value / start value, log scale, policy vs baselines),
 ``premium.png`` (premium with the policy's buy/sell fills), ``position.png``
@@ -47,17 +51,20 @@ ORACLE = "oracle"
 PLOT_FILES = ("equity.png", "premium.png", "position.png")
 
 
-def summarise_traces(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame],
-                     extra: Mapping[str, Any] | None = None, *, bar_minutes: float = 15.0) -> dict[str, Any]:
-    """The summary dict (the content of ``summary.json``) without writing anything."""
+def summarise_traces(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame],
+                     extra: Mapping[str, Any] | None = None, *, bar_minutes: float | None = None) -> dict[str, Any]:
+    """The summary dict (the content of ``summary.json``) without writing anything.
+
+    ``policy_trace`` None: a rules-only backtest (baselines only, no ``"policy"`` entry).
+    """
     extra = dict(extra or {})
     given = extra.pop("policy_metrics", None)
-    trace_summary = _metrics_with_value(policy_trace, bar_minutes)
-    summary: dict[str, Any] = {
-        POLICY: dict(given) if given is not None else trace_summary,
-        "baselines": {name: _metrics_with_value(tr, bar_minutes) for name, tr in baseline_traces.items()},
-    }
-    if given is not None:
+    summary: dict[str, Any] = {}
+    if policy_trace is not None:
+        trace_summary = _metrics_with_value(policy_trace, bar_minutes)
+        summary[POLICY] = dict(given) if given is not None else trace_summary
+    summary["baselines"] = {name: _metrics_with_value(tr, bar_minutes) for name, tr in baseline_traces.items()}
+    if policy_trace is not None and given is not None:
         summary["policy_trace"] = trace_summary
     summary["oracle_capture"] = oracle_capture(summary)
     for key, value in extra.items():
@@ -68,24 +75,34 @@ def summarise_traces(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, p
 def oracle_capture(summary: Mapping[str, Any]) -> float | None:
     """Policy return / oracle return; None without an oracle or when the oracle cannot profit."""
     oracle = summary.get("baselines", {}).get(ORACLE)
-    if not oracle or oracle.get("return", 0.0) <= 0.0:
+    if POLICY not in summary or not oracle or oracle.get("return", 0.0) <= 0.0:
         return None
     return float(summary[POLICY]["return"]) / float(oracle["return"])
 
 
-def write_report(out_dir: str | Path, policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame],
-                 extra: Mapping[str, Any] | None = None, *, plots: bool = True,
-                 bar_minutes: float = 15.0) -> dict[str, Any]:
-    """Write ``trace.csv``, ``equity.csv``, ``summary.json`` and the plots into ``out_dir``; return the summary."""
+def write_report(out_dir: str | Path, policy_trace: pd.DataFrame | None,
+                 baseline_traces: Mapping[str, pd.DataFrame], extra: Mapping[str, Any] | None = None, *,
+                 plots: bool = True, bar_minutes: float | None = None, focus: str = "premium_threshold") -> dict[str, Any]:
+    """Write ``trace.csv``, ``equity.csv``, ``summary.json`` and the plots into ``out_dir``; return the summary.
+
+    Without a policy (``policy_trace`` None) the trace and the premium / position plots are
+    those of the baseline ``focus`` (or the first baseline if ``focus`` is not among them).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise_traces(policy_trace, baseline_traces, extra, bar_minutes=bar_minutes)
-    atomic_write_text(out / "trace.csv", policy_trace.to_csv(index=False))
+    if policy_trace is not None:
+        shown, who = policy_trace, POLICY
+    else:
+        who = focus if focus in baseline_traces else next(iter(baseline_traces))
+        shown = baseline_traces[who]
+        summary["focus"] = who
+    atomic_write_text(out / "trace.csv", shown.to_csv(index=False))
     atomic_write_text(out / "equity.csv", _equity_table(policy_trace, baseline_traces).to_csv(index=False))
     if plots:
         for name, fig in (("equity.png", _plot_equity(policy_trace, baseline_traces)),
-                          ("premium.png", _plot_premium(policy_trace)),
-                          ("position.png", _plot_position(policy_trace))):
+                          ("premium.png", _plot_premium(shown, who)),
+                          ("position.png", _plot_position(shown, who))):
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
             atomic_write_bytes(out / name, buf.getvalue())
@@ -111,7 +128,7 @@ def _fmt(value: Any, kind: str) -> str:
 
 def format_table(summary: Mapping[str, Any]) -> str:
     """Policy vs baselines as an aligned text table, with the oracle capture under it."""
-    rows = [(POLICY, summary[POLICY]), *summary.get("baselines", {}).items()]
+    rows = [*([(POLICY, summary[POLICY])] if POLICY in summary else []), *summary.get("baselines", {}).items()]
     header = ["", *(label for _, label, _ in _TABLE_COLUMNS)]
     body = [[name, *(_fmt(metrics.get(key), kind) for key, _, kind in _TABLE_COLUMNS)] for name, metrics in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
@@ -120,32 +137,40 @@ def format_table(summary: Mapping[str, Any]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     lines = [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
-    capture = summary.get("oracle_capture")
-    lines.append(f"oracle capture (policy return / oracle return): {_fmt(capture, 'pct')}")
+    if POLICY in summary:
+        capture = summary.get("oracle_capture")
+        lines.append(f"oracle capture (policy return / oracle return): {_fmt(capture, 'pct')}")
     if summary.get("split"):
         lines.insert(0, f"split: {summary['split']}")
     return "\n".join(lines)
 
 
-def _metrics_with_value(trace: pd.DataFrame, bar_minutes: float) -> dict[str, float]:
+def _metrics_with_value(trace: pd.DataFrame, bar_minutes: float | None) -> dict[str, float]:
     metrics = trace_metrics(trace, bar_minutes=bar_minutes)
     metrics["final_value_krw"] = float(trace["portfolio_value_krw"].iloc[-1])
     return metrics
 
 
-def _equity_table(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _with_policy(policy_trace: pd.DataFrame | None,
+                 baseline_traces: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {**({POLICY: policy_trace} if policy_trace is not None else {}), **baseline_traces}
+
+
+def _equity_table(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Portfolio value per bar of the policy and every baseline (a ruined trace ends early: NaN)."""
-    table = policy_trace[["time"]].copy()
-    for name, trace in {POLICY: policy_trace, **baseline_traces}.items():
+    traders = _with_policy(policy_trace, baseline_traces)
+    table = next(iter(traders.values()))[["time"]].copy()
+    for name, trace in traders.items():
         values = trace.set_index("time")["portfolio_value_krw"]
         table[name] = values.reindex(table["time"]).to_numpy()
     return table
 
 
-def _plot_equity(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.DataFrame]) -> Figure:
+def _plot_equity(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame]) -> Figure:
     fig = Figure(figsize=(10, 4.5))
     ax = fig.subplots()
-    for name, trace in {**baseline_traces, POLICY: policy_trace}.items():
+    traders = {**baseline_traces, **({POLICY: policy_trace} if policy_trace is not None else {})}
+    for name, trace in traders.items():
         values = trace["portfolio_value_krw"]
         ax.plot(trace["time"], values / values.iloc[0], label=name,
                 linewidth=2.0 if name == POLICY else 1.0, zorder=3 if name == POLICY else 2)
@@ -153,14 +178,14 @@ def _plot_equity(policy_trace: pd.DataFrame, baseline_traces: Mapping[str, pd.Da
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}x"))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _pos: ""))
     ax.set_ylabel("value / start value (log scale)")
-    ax.set_title("Equity: policy vs baselines")
+    ax.set_title("Equity: policy vs baselines" if policy_trace is not None else "Equity: baselines (rules only)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.autofmt_xdate()
     return fig
 
 
-def _plot_premium(trace: pd.DataFrame) -> Figure:
+def _plot_premium(trace: pd.DataFrame, who: str = POLICY) -> Figure:
     fig = Figure(figsize=(10, 4))
     ax = fig.subplots()
     ax.plot(trace["time"], 100 * trace["premium"], color="0.3", linewidth=0.8, label="premium")
@@ -171,21 +196,21 @@ def _plot_premium(trace: pd.DataFrame) -> Figure:
         ax.scatter(trace.loc[mask, "time"], 100 * trace.loc[mask, "premium"], marker=marker, color=color,
                    s=18, label=f"{label} ({int(mask.sum())})", zorder=3)
     ax.set_ylabel("premium (%)")
-    ax.set_title("Premium with the policy's fills")
+    ax.set_title(f"Premium with the {who}'s fills")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.autofmt_xdate()
     return fig
 
 
-def _plot_position(trace: pd.DataFrame) -> Figure:
+def _plot_position(trace: pd.DataFrame, who: str = POLICY) -> Figure:
     fig = Figure(figsize=(10, 3))
     ax = fig.subplots()
     ax.step(trace["time"], trace["position"], where="post", color="tab:blue", linewidth=0.9)
     ax.fill_between(trace["time"], trace["position"], step="post", alpha=0.2, color="tab:blue")
     ax.set_ylim(min(-0.05, float(trace["position"].min()) - 0.05), 1.05)
     ax.set_ylabel("USDT weight")
-    ax.set_title("Policy position")
+    ax.set_title(f"{who} position")
     ax.grid(True, alpha=0.3)
     fig.autofmt_xdate()
     return fig

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kpremia.bars import DEFAULT_BAR
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
@@ -77,7 +78,8 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
     env = EnvConfig.of(cfg["env"])
     windows = policy.windows or env.windows
     initial_krw = float(live.initial_krw or env.initial_krw)
-    feed = feed_cls.from_config(cfg, live, windows)
+    feed = feed_cls.from_config(cfg, live, windows, policy.bar)
+    bar = feed.bar or policy.bar or DEFAULT_BAR  # the bars the runner sees
     state_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(state_dir / "journal.sqlite", busy_timeout_ms=live.journal.busy_timeout_ms,
                       synchronous=live.journal.synchronous)
@@ -97,7 +99,7 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
                             position_usdt=usdt)
     runner = LiveRunner(
         feed=feed, broker=broker, policy=policy, journal=journal,
-        builder=ObservationBuilder(**windows, normalizer=policy.normalizer), callbacks=callbacks,
+        builder=ObservationBuilder(**windows, normalizer=policy.normalizer, bar=bar), callbacks=callbacks,
         initial_state=initial, rules=env.execution, max_bars=live.max_bars, resend_intents=live.resend_intents,
         reconcile_tolerance=(live.reconcile.tolerance_krw, live.reconcile.tolerance_usdt),
         fingerprint=policy.fingerprint(), config={"state_dir": str(state_dir)},

@@ -1,4 +1,4 @@
-"""The ``ccxt`` feed: closed 15m candles polled from an exchange as they close.
+"""The ``ccxt`` feed: closed candles (at the checkpoint's bar size, 15m by default) polled as they close.
 
 Every ``refresh_interval`` seconds it asks the exchange for the candles since the
 last bar it gave out, through the data module's paging, retry and rate limit
@@ -23,7 +23,8 @@ import pandas as pd
 
 from kpremia.data.cache import candles_from_rows
 from kpremia.data.assemble import assemble_frame
-from kpremia.data.exchange import RetryPolicy, create_exchange, iter_ohlcv_pages, resolve_page_size
+from kpremia.bars import timeframe_label
+from kpremia.data.exchange import RetryPolicy, create_exchange, iter_ohlcv_pages, resolve_page_size, timeframe_ms
 from kpremia.data.frame import BAR
 from kpremia.data.fx import load_fx
 from kpremia.live.feeds import frame_bars, warmup_bars
@@ -32,8 +33,6 @@ from kpremia.live.config import LiveConfig
 from kpremia.registry import LIVE_FEEDS
 
 log = logging.getLogger(__name__)
-
-_BAR_MS = int(BAR / pd.Timedelta(milliseconds=1))
 
 
 @LIVE_FEEDS.register("ccxt")
@@ -49,13 +48,18 @@ class CcxtFeed:
         max_staleness: how old the latest FX rate may be for a bar.
         clock, sleep: wall clock (seconds) and sleep; tests pass fakes.
         max_polls: stop after this many polls (None: poll until the runner stops).
+        bar: the candle size (the checkpoint's bar size; fetched as the ccxt timeframe of that size).
     """
 
     def __init__(self, exchange: ccxt.Exchange, symbol: str, fx: pd.Series, *, warmup: int,
                  refresh_interval: float = 60.0, max_staleness: pd.Timedelta = pd.Timedelta(days=5),
                  retry: RetryPolicy | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, max_polls: int | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_polls: int | None = None,
+                 bar: pd.Timedelta = BAR) -> None:
         self.exchange, self.symbol, self.fx = exchange, symbol, fx
+        self.bar = bar
+        self.timeframe = timeframe_label(bar)
+        self._bar_ms = int(bar / pd.Timedelta(milliseconds=1))
         self.warmup = int(warmup)
         self.refresh_interval = float(refresh_interval)
         self.max_staleness = max_staleness
@@ -65,8 +69,10 @@ class CcxtFeed:
         self.page_size = resolve_page_size(exchange, None)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int]) -> CcxtFeed:
-        """Polls ``live.ccxt``'s exchange; USD/KRW from ``live.ccxt.fx_rate``, ``fx_path`` or the ECB."""
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
+                    bar: pd.Timedelta | None = None) -> CcxtFeed:
+        """Polls ``live.ccxt``'s exchange for ``bar`` candles (the checkpoint's size, 15m by default);
+        USD/KRW from ``live.ccxt.fx_rate``, ``fx_path`` or the ECB."""
         opts = live.ccxt
         if opts.fx_rate is not None:
             fx = pd.Series([float(opts.fx_rate)], index=pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]))
@@ -75,29 +81,31 @@ class CcxtFeed:
             fx = load_fx("csv", path=opts.fx_path) if opts.fx_path else load_fx("ecb")
             staleness = pd.Timedelta(days=5)
         exchange = create_exchange(opts.exchange)
-        return cls(exchange, opts.market, fx, warmup=warmup_bars(windows["window_1d"], windows["window_premium"]),
-                   refresh_interval=live.refresh_interval, max_staleness=staleness)
+        bar = bar or BAR
+        timeframe_ms(timeframe_label(bar))  # a size ccxt cannot name is refused before any request
+        return cls(exchange, opts.market, fx, warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar),
+                   refresh_interval=live.refresh_interval, max_staleness=staleness, bar=bar)
 
     # ------------------------------------------------------------------ feed interface
     def _closed_end_ms(self) -> int:
         """Open time (ms) of the candle still forming: everything before it has closed."""
         now_ms = int(self.clock() * 1000)
-        return now_ms - now_ms % _BAR_MS
+        return now_ms - now_ms % self._bar_ms
 
     def _frame(self, start_ms: int, end_ms: int) -> pd.DataFrame:
         rows: list[list[Any]] = []
-        for page in iter_ohlcv_pages(self.exchange, self.symbol, "15m", start_ms, end_ms, page_size=self.page_size,
+        for page in iter_ohlcv_pages(self.exchange, self.symbol, self.timeframe, start_ms, end_ms, page_size=self.page_size,
                                      retry=self.retry, sleep=self.sleep):
             rows.extend(page.rows)
         candles = candles_from_rows(rows)
         if candles.empty:
             return candles
-        frame, _ = assemble_frame(candles, self.fx, max_staleness=self.max_staleness)
+        frame, _ = assemble_frame(candles, self.fx, max_staleness=self.max_staleness, bar=self.bar)
         return frame
 
     def history(self) -> pd.DataFrame:
         end = self._closed_end_ms()
-        return self._frame(end - self.warmup * _BAR_MS, end)
+        return self._frame(end - self.warmup * self._bar_ms, end)
 
     def bars(self, after: pd.Timestamp | None) -> Iterator[Bar]:
         last = pd.Timestamp(after) if after is not None else None
@@ -105,7 +113,7 @@ class CcxtFeed:
         while self.max_polls is None or polls < self.max_polls:
             polls += 1
             end = self._closed_end_ms()
-            start = int(last.value // 1_000_000) + _BAR_MS if last is not None else end - _BAR_MS
+            start = int(last.value // 1_000_000) + self._bar_ms if last is not None else end - self._bar_ms
             if start < end:
                 frame = self._frame(start, end)
                 for bar in frame_bars(frame):
@@ -116,5 +124,5 @@ class CcxtFeed:
 
     def can_still_send(self, bar_time: pd.Timestamp) -> bool:
         """True while the bar after ``bar_time`` is still forming (an order now fills at about its open)."""
-        next_close_ms = int(pd.Timestamp(bar_time).value // 1_000_000) + 2 * _BAR_MS
+        next_close_ms = int(pd.Timestamp(bar_time).value // 1_000_000) + 2 * self._bar_ms
         return self.clock() * 1000 < next_close_ms

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from kpremia.data.features import FEATURE_LOOKBACK
+from kpremia.bars import bar_of_minutes, frame_bar, timeframe_label
+from kpremia.data.features import feature_lookback
 from kpremia.data.frame import BAR
 from kpremia.errors import UserError
 from kpremia.live.types import Bar
@@ -29,9 +30,13 @@ if TYPE_CHECKING:
 class Feed(Protocol):
     """The feed interface of the live runner (``LIVE_FEEDS`` registry)."""
 
+    bar: pd.Timedelta  # the size of the bars it gives
+
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int]) -> Feed:
-        """The feed the run config asks for (``cfg``: its ``data`` node and the rest; ``live``: typed)."""
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
+                    bar: pd.Timedelta | None = None) -> Feed:
+        """The feed the run config asks for (``cfg``: its ``data`` node and the rest; ``live``: typed), giving
+        bars of size ``bar`` (the checkpoint's; None: the data's own)."""
 
     def history(self) -> pd.DataFrame:
         """MarketFrame rows before the first live bar (for the observation builder's warm-up)."""
@@ -43,10 +48,10 @@ class Feed(Protocol):
         """Whether an order decided at the close of ``bar_time`` can still fill at the next open."""
 
 
-def warmup_bars(window_1d: int, window_premium: int) -> int:
-    """Bars of history the observation builder needs before its first complete observation."""
+def warmup_bars(window_1d: int, window_premium: int, bar: pd.Timedelta = BAR) -> int:
+    """Bars of size ``bar`` of history the observation builder needs before its first complete observation."""
     days = max(int(window_1d), int(window_premium)) + 2
-    return days * int(pd.Timedelta("1D") / BAR) + FEATURE_LOOKBACK
+    return days * int(pd.Timedelta("1D") / bar) + feature_lookback(bar)
 
 
 def frame_bars(frame: pd.DataFrame) -> Iterator[Bar]:
@@ -63,14 +68,16 @@ class ReplayFeed:
     Args:
         frame: the whole MarketFrame (history before ``start`` is the warm-up).
         start, end: first and last bar to play (inclusive; None = first / last row).
-        speed: 0 plays as fast as the runner goes; ``s > 0`` sleeps ``15 min / s``
-            between bars (``speed=900`` is one bar a second).
+        speed: 0 plays as fast as the runner goes; ``s > 0`` sleeps ``bar / s``
+            between bars (``speed=900`` is one 15m bar a second).
         warmup: how many bars before ``start`` :meth:`history` returns.
+        bar: the frame's bar size (15 minutes by default).
     """
 
     def __init__(self, frame: pd.DataFrame, start: Any = None, end: Any = None, speed: float = 0.0,
-                 warmup: int = 0) -> None:
+                 warmup: int = 0, bar: pd.Timedelta = BAR) -> None:
         self.frame = frame
+        self.bar = bar
         index = frame.index
         self.start = 0 if start is None else int(index.searchsorted(_utc(start, "live.replay.start")))
         self.end = len(frame) if end is None else int(index.searchsorted(_utc(end, "live.replay.end"), side="right"))
@@ -83,11 +90,21 @@ class ReplayFeed:
         self.warmup = int(warmup)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int]) -> ReplayFeed:
-        """The run's data source, played over ``live.replay``'s dates or split (default: the test split)."""
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
+                    bar: pd.Timedelta | None = None) -> ReplayFeed:
+        """The run's data source, played over ``live.replay``'s dates or split (default: the test split).
+
+        Its bars must be ``bar`` (the checkpoint's bar size) when one is given: one line otherwise.
+        """
         replay = live.replay
         data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
-        frame, _ = DATA_SOURCES.build(data_cfg).load()
+        frame, manifest = DATA_SOURCES.build(data_cfg).load()
+        data_bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
+        if bar is not None and data_bar != bar:
+            raise UserError(f"the checkpoint was trained on {timeframe_label(bar)} bars but the replayed data gives "
+                            f"{timeframe_label(data_bar)} bars; replay {timeframe_label(bar)} bars "
+                            f"(data.timeframe={timeframe_label(bar)})")
+        bar = data_bar
         start, end = replay.start, replay.end
         if start is None and end is None and replay.split != "all":
             from kpremia.data.splits import split_from_config
@@ -96,7 +113,7 @@ class ReplayFeed:
             lo, hi = bounds[replay.split]
             start, end = frame.index[lo], frame.index[hi - 1]
         return cls(frame, start=start, end=end, speed=replay.speed,
-                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"]))
+                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
 
     @property
     def first_time(self) -> pd.Timestamp:
@@ -111,7 +128,7 @@ class ReplayFeed:
 
     def bars(self, after: pd.Timestamp | None) -> Iterator[Bar]:
         begin = self.start if after is None else max(self.start, int(self.frame.index.searchsorted(after, "right")))
-        delay = BAR.total_seconds() / self.speed if self.speed > 0 else 0.0
+        delay = self.bar.total_seconds() / self.speed if self.speed > 0 else 0.0
         for i, bar in enumerate(frame_bars(self.frame.iloc[begin:self.end])):
             if delay and i:
                 time.sleep(delay)

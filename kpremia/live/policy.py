@@ -25,9 +25,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import pandas as pd
 import torch
 from torch import Tensor
 
+from kpremia.bars import bar_of_minutes
 from kpremia.config import checkpoint_of
 from kpremia.data.market import Normalizer
 from kpremia.envs.clock import DecisionClock
@@ -47,7 +49,8 @@ class LivePolicy(Protocol):
 
     name: str
     scheme: Any  # the action scheme: n_actions, action_names, target_weight
-    clock: DecisionClock  # when it decides; the runner holds in between
+    clock: DecisionClock  # when it decides (in bars); the runner holds in between
+    bar: pd.Timedelta | None  # the bar size it acts on (a checkpoint's training bars; None: the data's)
     normalizer: Normalizer | None  # None: a rule that reads raw bars, needs no features
     windows: dict[str, int] | None  # observation windows (None: the run config's)
 
@@ -94,8 +97,10 @@ class CheckpointPolicy:
         self.env = EnvConfig.of(self.cfg["env"])  # the market model it was trained on (the online reward's too)
         self.windows = self.env.windows
         self.scheme = self.env.scheme()
+        # The bar size it was trained on: the feed must give bars of that size (kpremia.live.build).
+        self.bar = bar_of_minutes(loaded.bar_minutes)
         # Trained to act every k bars (env.decision_every): live acts on the same cadence, holding in between.
-        self.clock = self.env.clock
+        self.clock = self.env.clock.at(loaded.bar_minutes)
         self.lock = threading.RLock()
         self.deterministic = bool(deterministic)
         if not self.deterministic and not float(temperature) > 0:
@@ -209,6 +214,7 @@ class PremiumThresholdRule:
             raise UserError(f"live.rule.buy_threshold={buy_threshold} must be below sell_threshold={sell_threshold}")
         self.scheme = ACTION_SCHEMES.get("hold_buy_sell")()
         self.clock = DecisionClock(decision_every=cadence)  # the cadence its levels were chosen at
+        self.bar = None  # any bar size: it reads the premium of each bar
         self.normalizer = None
         self.windows = None
         self.name = f"premium_threshold(buy<={self.buy_threshold:.4f}, sell>={self.sell_threshold:.4f})"

@@ -25,7 +25,7 @@ def test_default_experiment_learns_to_trade_on_the_mean_reverting_preset(compose
         "algo.n_steps=64", "algo.rollouts_per_epoch=4", "algo.total_env_steps=40960",
         "trainer.enable_progress_bar=false",
     )
-    assert cfg["env"]["decision_every"] > 1 and cfg["env"]["reward"] == "fx_hedged"  # the default's levers
+    assert cfg["env"]["decision_every"] == "4h" and cfg["env"]["reward"] == "fx_hedged"  # the default's levers
     result = training.fit(cfg, tmp_path / "run")
     module = training.load_module(result["best_model_path"])
     val = load_market(cfg).tensors["val"]

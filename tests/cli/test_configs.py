@@ -48,10 +48,11 @@ def test_reference_defaults(compose_cfg):
     assert (algo["gamma"], algo["lr"], algo["clip_epsilon"], algo["entropy_coef"], algo["value_coef"]) == (
         0.99, 3e-4, 0.2, 0.01, 0.5)
     assert (env["window_15m"], env["window_1d"], env["fee_rate"], env["initial_krw"]) == (15, 10, 0.001, 1_000_000.0)
-    # the learning levers of the default experiment (docs/results.md): a decision every 16 bars,
-    # all in / all out, the fx-hedged reward, 4,000-bar episodes (250 decisions); one-tick spread
+    # the learning levers of the default experiment (docs/results.md): a decision every 4 hours
+    # (16 bars at 15m), all in / all out, the fx-hedged reward, 1,000-hour episodes (4,000 bars at 15m,
+    # 250 decisions); one-tick spread
     assert (env["decision_every"], env["action_scheme"]["name"], env["reward"], env["max_steps"]) == (
-        16, "hold_buy_sell", "fx_hedged", 4000)
+        "4h", "hold_buy_sell", "fx_hedged", "1000h")
     assert env["spread_krw"] == 0.5 and algo["monitor"] == "val/excess_return"
     for key in ("seed", "ckpt"):
         assert key in cfg

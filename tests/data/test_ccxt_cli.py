@@ -83,14 +83,18 @@ def test_second_fetch_reports_nothing_new(server, tmp_path, capsys):
     assert "nothing new" in capsys.readouterr().out
 
 
-def test_non_15m_timeframe_is_cached_only(tmp_path, capsys):
-    table = make_premium_candles("2024-06-01", 96 * 2, seed=1)
-    server = ReplayServer(upbit_candles={"KRW-USDT": table})  # served for any unit by the replay
+def test_hourly_timeframe_fetched_and_assembled_at_1h(tmp_path, capsys):
+    fine = make_premium_candles("2024-06-01", 96 * 2, seed=1)
+    hourly = fine.iloc[::4].reset_index(drop=True)  # 1h candles, opening on the hour
+    server = ReplayServer(upbit_candles={"KRW-USDT": hourly})  # served for any unit by the replay
     argv = ["--timeframe", "1h", "--start", "2024-06-01", "--end", "2024-06-01", "--cache-dir", str(tmp_path),
-            "--no-progress"]
+            "--no-progress", "--out", str(tmp_path / "frame_1h.parquet")]
     assert fetch_main(argv, exchange_factory=replay_factory(server)) == 0
     assert "/v1/candles/minutes/60" in server.requests[-1]
-    assert "upbit:USDT/KRW:1h" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "upbit:USDT/KRW:1h" in out and "rows             24" in out and "gaps             0" in out
+    frame = pd.read_parquet(tmp_path / "frame_1h.parquet")
+    assert len(frame) == 24 and (frame.index[1:] - frame.index[:-1] == pd.Timedelta("1h")).all()
 
 
 @pytest.mark.parametrize("argv, match", [

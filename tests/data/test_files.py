@@ -70,8 +70,8 @@ def test_missing_file_names_path_and_fix(tmp_path):
 
 
 def test_missing_columns_refused(tmp_path, bars):
-    df = user_bars(bars).drop(columns=["Volume"])
-    with pytest.raises(UserError, match=r"missing columns volume"):
+    df = user_bars(bars).drop(columns=["Open"])  # high/low without open: not a close-only file either
+    with pytest.raises(UserError, match=r"missing columns open"):
         CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}).load()
     with pytest.raises(UserError, match="columns mapping names Px"):
         CsvSource(write_csv(tmp_path, df), columns={"Px": "close"}).load()
@@ -95,8 +95,9 @@ def test_messy_file_repaired_with_report(tmp_path, bars):
     path = write_csv(tmp_path, messy)
     frame, manifest = CsvSource(path, columns={"usdkrw": "fx"}).load()
     assert len(frame) == 12 and frame.index.is_monotonic_increasing
+    assert manifest["row_order"] == {"order": "unsorted", "rows_moved": 2, "identical_duplicates_dropped": 1}
     rep = manifest["repair"]
-    assert rep["duplicates_dropped"] == 1 and rep["unsorted_rows"] == 1 and rep["gap_bars_inserted"] == 2
+    assert rep["gap_bars_inserted"] == 2 and manifest["inserted_bars"] == 2
     with pytest.raises(UserError, match="repair=true"):
         CsvSource(path, columns={"usdkrw": "fx"}, repair=False).load()
 
@@ -159,23 +160,29 @@ def test_fx_file_without_rate_column_refused(tmp_path, bars):
         CsvSource(write_csv(tmp_path, df), fx_path=str(tmp_path / "missing.csv")).load()
 
 
-def test_one_minute_bars_resampled(tmp_path):
+def test_one_minute_bars_aggregated_on_request(tmp_path):
     idx = pd.date_range("2024-01-01", periods=60, freq="1min", tz="UTC")
     close = 1400 + np.arange(60.0)
     df = pd.DataFrame({"time": idx, "open": close - 0.5, "high": close + 1, "low": close - 1, "close": close,
                        "volume": 1.0, "fx": 1380.0})
-    frame, manifest = CsvSource(write_csv(tmp_path, df)).load()
-    assert len(frame) == 4 and manifest["resampled_from"] == "0 days 00:01:00"
+    own, manifest = CsvSource(write_csv(tmp_path, df)).load()  # the file's own bars
+    assert len(own) == 60 and manifest["timeframe"] == "1m" and manifest["resampled_from"] is None
+    frame, manifest = CsvSource(write_csv(tmp_path, df), timeframe="15m").load()
+    assert len(frame) == 4 and manifest["resampled_from"] == "1m" and manifest["timeframe"] == "15m"
     first = frame.iloc[0]
     assert (first["open"], first["high"], first["low"], first["close"], first["volume"]) == \
         (1399.5, 1415.0, 1399.0, 1414.0, 15.0)
 
 
-def test_hourly_bars_refused(tmp_path):
+def test_a_finer_timeframe_than_the_file_is_refused(tmp_path):
     idx = pd.date_range("2024-01-01", periods=10, freq="1h", tz="UTC")
-    df = pd.DataFrame({"time": idx, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0, "fx": 1.0})
-    with pytest.raises(UserError, match="kpremia needs 15m bars"):
-        CsvSource(write_csv(tmp_path, df)).load()
+    df = pd.DataFrame({"time": idx, "open": 1400.0, "high": 1401.0, "low": 1399.0, "close": 1400.0, "volume": 1.0,
+                       "fx": 1380.0})
+    with pytest.raises(UserError, match=r"holds 1h bars; data.timeframe=15m would need bars the file does not "
+                                         r"have - use data.timeframe=1h"):
+        CsvSource(write_csv(tmp_path, df), timeframe="15m").load()
+    frame, manifest = CsvSource(write_csv(tmp_path, df)).load()
+    assert len(frame) == 10 and manifest["timeframe"] == "1h" and manifest["inserted_bars"] == 0
 
 
 def test_start_end_range(tmp_path, bars):
@@ -273,24 +280,34 @@ def test_premium_basis_reaches_the_run_manifest_and_the_tensors(tmp_path, compos
 
 
 def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
-    """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export."""
+    """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export, fx from an ECB file."""
+    import sys
+
     from kpremia.envs.experiment import load_market
     from kpremia.data.synthetic import SyntheticParams, generate
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
+    import formats
 
     frame = generate(SyntheticParams(days=30), seed=4)
     upbit = pd.DataFrame({
         "candle_date_time_utc": frame.index.strftime("%Y-%m-%dT%H:%M:%S"), "opening_price": frame["open"],
         "high_price": frame["high"], "low_price": frame["low"], "trade_price": frame["close"],
-        "candle_acc_trade_volume": frame["volume"], "usdkrw": frame["fx"]})
-    path = write_csv(tmp_path, upbit, "upbit_krw_usdt.csv")
+        "candle_acc_trade_volume": frame["volume"]})
+    path = write_csv(tmp_path, upbit.iloc[::-1], "upbit_krw_usdt.csv")  # newest first, as the API gives it
+    ecb = tmp_path / "eurofxref-hist.csv"
+    formats.ecb_eurofxref(ecb, frame["fx"])
     mapping = ("data.columns={opening_price: open, high_price: high, low_price: low, trade_price: close, "
-               "candle_acc_trade_volume: volume, usdkrw: fx}")
+               "candle_acc_trade_volume: volume}")
     assert mapping in (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
-    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=candle_date_time_utc", mapping)
+    cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=candle_date_time_utc", mapping,
+                      f"data.fx_path={ecb}")
     market = load_market(cfg)
-    assert market.manifest["columns"]["trade_price"] == "close"
-    np.testing.assert_allclose(market.tensors["train"].close.cpu().numpy(),
-                               frame["close"].to_numpy()[:market.tensors["train"].close.shape[0]])
+    assert market.manifest["columns"]["trade_price"] == "close" and market.manifest["fx_source"] == "ecb"
+    train = market.tensors["train"]
+    first = pd.Timestamp(train.times[0], tz="UTC")
+    expected = frame["close"].loc[first:].to_numpy()[:train.close.shape[0]]
+    np.testing.assert_allclose(train.close.cpu().numpy(), expected)
 
 
 @pytest.mark.parametrize("option", ["csv", "parquet", "ccxt"])

@@ -72,16 +72,18 @@ def test_naive_and_other_timezones_become_utc(bars):
     assert validate_frame(kst)[0].index.equals(df.index)
 
 
-def test_duplicates_keep_last_and_are_reported(bars, caplog):
+def test_identical_duplicates_dropped_and_conflicting_ones_refused(bars, caplog):
     df = bars(6)
-    dup = df.iloc[[2]].assign(close=1500.0, high=1501.0)
     with caplog.at_level(logging.WARNING, logger="kpremia.data.frame"):
-        frame, report = validate_frame(pd.concat([df.iloc[:3], dup, df.iloc[3:]]))
-    assert len(frame) == 6 and frame["close"].iloc[2] == 1500.0
+        frame, report = validate_frame(pd.concat([df.iloc[:3], df.iloc[[2]], df.iloc[3:]]))
+    assert len(frame) == 6 and frame["close"].iloc[2] == df["close"].iloc[2]
     assert report.duplicates_dropped == 1 and report.unsorted_rows == 0 and "duplicate" in report.summary()
     assert any("repaired" in r.message for r in caplog.records)
     with pytest.raises(UserError, match="duplicate.*repair=true"):
-        validate_frame(pd.concat([df.iloc[:3], dup, df.iloc[3:]]), repair=False)
+        validate_frame(pd.concat([df.iloc[:3], df.iloc[[2]], df.iloc[3:]]), repair=False)
+    conflicting = df.iloc[[2]].assign(close=1500.0, high=1501.0)  # which of the two is the bar? not ours to guess
+    with pytest.raises(UserError, match="1 bar times given twice with different values.*2024-01-01T00:30"):
+        validate_frame(pd.concat([df.iloc[:3], conflicting, df.iloc[3:]]))
 
 
 def test_unsorted_rows_sorted_and_reported(bars):
@@ -159,8 +161,8 @@ def test_negative_volume_refused(bars):
 
 def test_ohlc_inconsistency_clamped(bars):
     df = bars(5)
-    df.iloc[1, df.columns.get_loc("high")] = df["close"].iloc[1] - 5  # high below close
-    df.iloc[2, df.columns.get_loc("low")] = df["open"].iloc[2] + 5  # low above open
+    df.iloc[1, df.columns.get_loc("high")] = df["close"].iloc[1] - 0.25  # high below close (above low)
+    df.iloc[2, df.columns.get_loc("low")] = df["open"].iloc[2] + 0.25  # low above open (below high)
     frame, report = validate_frame(df)
     assert (frame["low"] <= frame[["open", "close"]].min(axis=1)).all()
     assert (frame["high"] >= frame[["open", "close"]].max(axis=1)).all()
@@ -168,6 +170,13 @@ def test_ohlc_inconsistency_clamped(bars):
     assert report.ohlc_clamped == 2
     with pytest.raises(UserError, match="high/low not containing open/close"):
         validate_frame(df, repair=False)
+
+
+def test_high_below_low_refused_not_clamped(bars):
+    df = bars(5)
+    df.iloc[3, df.columns.get_loc("high")] = df["low"].iloc[3] - 2.0
+    with pytest.raises(UserError, match=r"high 1400.0 is below low 1402.0 at 2024-01-01T00:45.*swapped or corrupt"):
+        validate_frame(df)
 
 
 def test_gaps_inserted_as_no_trade_bars(bars):
@@ -196,7 +205,7 @@ def test_long_gap_refused(bars):
 def test_off_grid_times_refused(bars):
     df = bars(4)
     df.index = df.index + pd.Timedelta(minutes=5)
-    with pytest.raises(UserError, match="15-minute grid"):
+    with pytest.raises(UserError, match="not on the 15m grid"):
         validate_frame(df)
 
 
@@ -204,5 +213,5 @@ def test_report_summary_lists_every_repair():
     r = RepairReport(rows_in=10, rows_out=12, duplicates_dropped=1, gap_bars_inserted=3, gaps=1,
                      longest_gap_bars=3, ohlc_clamped=2)
     s = r.summary()
-    assert r.repaired and "1 duplicate" in s and "3 missing no-trade bars" in s and "2 bars with high/low" in s
+    assert r.repaired and "1 duplicate" in s and "3 missing no-trade 15m bars" in s and "2 bars with high/low" in s
     assert "\n" not in s

@@ -140,3 +140,30 @@ def test_bad_params_refused(kwargs, match):
 def test_start_option_and_timezones():
     f = generate(SyntheticParams(start="2025-03-01T09:00+09:00", days=1), seed=0)
     assert f.index[0] == pd.Timestamp("2025-03-01T00:00", tz="UTC") and len(f) == 96
+
+
+@pytest.mark.parametrize("timeframe, per_bar", [("1h", 4), ("1d", 96)])
+def test_the_synthetic_market_at_1h_and_1d_is_its_15m_bars_aggregated(timeframe, per_bar):
+    """Same seed, same market: each coarse bar is its 15m bars (open first, high max, low min, close last,
+    volume summed, fx and premium at its close), computed here with NumPy reshapes."""
+    fine, _ = SyntheticSource(seed=4, days=20).load()
+    coarse, manifest = SyntheticSource(seed=4, days=20, timeframe=timeframe).load()
+    assert manifest["timeframe"] == timeframe and manifest["generated_at"] == "15m"
+    assert manifest["bar_minutes"] == 15 * per_bar and len(coarse) == len(fine) // per_bar
+    blocks = {c: fine[c].to_numpy().reshape(-1, per_bar) for c in ("open", "high", "low", "close", "volume", "fx")}
+    np.testing.assert_array_equal(coarse["open"], blocks["open"][:, 0])
+    np.testing.assert_array_equal(coarse["high"], blocks["high"].max(axis=1))
+    np.testing.assert_array_equal(coarse["low"], blocks["low"].min(axis=1))
+    np.testing.assert_array_equal(coarse["close"], blocks["close"][:, -1])
+    np.testing.assert_allclose(coarse["volume"], blocks["volume"].sum(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(coarse["fx"], blocks["fx"][:, -1])  # known at the coarse bar's close
+    np.testing.assert_allclose(coarse["premium"], coarse["close"] / coarse["fx"] - 1)
+    assert coarse.index.equals(fine.index[::per_bar])
+    assert validate_frame(coarse, bar=pd.Timedelta(timeframe))[1].repaired is False
+
+
+def test_the_synthetic_timeframe_must_be_a_multiple_of_15m():
+    with pytest.raises(UserError, match="generated at 15m and can only be aggregated"):
+        SyntheticSource(timeframe="5m")
+    with pytest.raises(UserError, match="not a bar size kpremia can use"):
+        SyntheticSource(timeframe="1w")

@@ -91,7 +91,7 @@ def test_the_gym_env_of_an_experiment_is_fits_training_env(compose_cfg, tmp_path
     """Same observations, fills and rewards for the same actions: market, rules and decision interval."""
     train_env = _fit_training_env(compose_cfg, tmp_path, experiment)
     env_cfg = EnvConfig.of(compose_cfg(f"experiment={experiment}")["env"])
-    assert env_cfg.clock.decision_every == 16 and env_cfg.reward == "fx_hedged"  # the levers of the experiment
+    assert env_cfg.clock.at(15.0).bars_per_decision == 16 and env_cfg.reward == "fx_hedged"  # the levers (4h at 15m)
     gym_env = gymnasium.make("kpremia/KPremia-v0", experiment=experiment, seed=int(compose_cfg()["seed"]))
     assert gym_env.unwrapped.env.clock == train_env.clock and gym_env.unwrapped.env.rules == train_env.rules
     obs, _ = gym_env.reset()

@@ -139,3 +139,6 @@ def test_data_identity_names_what_a_run_saw() -> None:
                           "first_bar": "2024-06-01T00:00", "last_bar": "2025-10-31T23:45"}) == \
         "upbit USDT/KRW 2024-06-01..2025-10-31, premium btc"
     assert data_identity(None) is None
+    # one seed, two bar sizes: two data sets (compare never averages a 1h run with a 15m one)
+    assert data_identity({**synthetic, "timeframe": "15m"}) == data_identity(synthetic)
+    assert data_identity({**synthetic, "timeframe": "1h"}) == data_identity(synthetic) + ", 1h bars"

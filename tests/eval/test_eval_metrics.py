@@ -154,3 +154,44 @@ def test_reported_metrics_come_from_the_torchmetrics_class(monkeypatch) -> None:
     got = trace_metrics(trace, bar_minutes=BAR_MINUTES)
     assert len(computed) == 1 and isinstance(computed[0], Metric)
     assert got["sharpe"] == pytest.approx(reference(p)["sharpe"], rel=1e-9)
+
+
+def test_sharpe_and_sortino_are_annualised_from_the_bar_size() -> None:
+    """A backtest's trace carries its bar size: the same path is 365 bars a year at 1d, 35,040 at 15m."""
+    import pandas as pd
+
+    from kpremia.eval.backtest import trace_bar_minutes, trace_metrics
+
+    p = random_path(np.random.default_rng(11))
+    n = len(p["values_krw"])
+    r = np.diff(p["values_krw"]) / p["values_krw"][:-1]
+    per_bar_sharpe = r.mean() / r.std(ddof=1)
+    for freq, periods in (("15min", 365 * 96), ("1h", 365 * 24), ("1D", 365)):
+        trace = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=n, freq=freq, tz="UTC"),
+                              "portfolio_value_krw": p["values_krw"], "position": p["usdt_weight"],
+                              "traded": p["traded"], "fee_krw": p["fees_krw"]})
+        assert trace_bar_minutes(trace) == pd.Timedelta(freq).total_seconds() / 60  # from its time step
+        got = trace_metrics(trace)
+        assert got["sharpe"] == pytest.approx(per_bar_sharpe * np.sqrt(periods), rel=1e-9)
+        downside = np.sqrt(np.mean(np.minimum(r, 0) ** 2))
+        assert got["sortino"] == pytest.approx(r.mean() / downside * np.sqrt(periods), rel=1e-9)
+        trace.attrs["bar_minutes"] = 1440.0  # what the backtest records wins over the time column
+        assert trace_metrics(trace)["sharpe"] == pytest.approx(per_bar_sharpe * np.sqrt(365), rel=1e-9)
+
+
+def test_a_backtest_trace_records_its_market_bar_size() -> None:
+    import dataclasses
+
+    from kpremia.eval.backtest import run_backtest, trace_metrics
+    from kpremia.eval.oracle import BUY
+
+    from .conftest import premium_market
+
+    market = dataclasses.replace(premium_market(60), bar_minutes=1440.0)  # its times say 15m: the market wins
+    actions = torch.zeros(market.n_bars, dtype=torch.long)
+    actions[market.valid_from] = BUY
+    trace = run_backtest(market, actions, {"action_scheme": "hold_buy_sell"})
+    assert trace.attrs["bar_minutes"] == 1440.0
+    values = trace["portfolio_value_krw"].to_numpy()
+    r = values[1:] / values[:-1] - 1
+    assert trace_metrics(trace)["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(365), rel=1e-9)

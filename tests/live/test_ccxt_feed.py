@@ -74,3 +74,27 @@ def test_catch_up_after_a_restart_and_retry_on_429():
                                                         freq="15min"))
     assert sendable == [False] * 19 + [True]  # only the newest can still be traded on
     assert len([u for u in server.requests if "candles" in u]) >= 2  # the 429 was retried
+
+
+def test_an_hourly_checkpoint_polls_hourly_candles():
+    """A checkpoint trained on 1h bars gets a feed of 1h candles: ccxt's 60-minute endpoint, hourly closes."""
+    fine = make_candles(START, 400 * 4, seed=5)
+    table = fine.iloc[::4].reset_index(drop=True)  # hourly candles, opening on the hour
+    hour = 3600
+    t0 = pd.Timestamp(START, tz="UTC").timestamp()
+    clock = Clock(t0 + 200 * hour + 60)  # the hour opening at bar 200 is forming
+    server = ReplayServer(upbit_candles={"KRW-USDT": table})
+    exchange = server.attach(create_exchange("upbit"))
+    fx = pd.Series([1380.0], index=pd.DatetimeIndex([pd.Timestamp("2024-01-01", tz="UTC")]))
+    feed = CcxtFeed(exchange, "USDT/KRW", fx, warmup=24, refresh_interval=hour, max_staleness=pd.Timedelta(days=999),
+                    retry=RetryPolicy(max_retries=3, base_delay_s=0.0, max_delay_s=0.0), clock=clock,
+                    sleep=clock.sleep, max_polls=3, bar=pd.Timedelta("1h"))
+    history = feed.history()
+    assert len(history) == 24 and history.index[-1] == pd.Timestamp(START, tz="UTC") + pd.Timedelta(hours=199)
+    assert all("/v1/candles/minutes/60" in u for u in server.requests if "candles" in u)
+    bars, sendable = [], []
+    for bar in feed.bars(after=history.index[-1]):
+        bars.append(bar)
+        sendable.append(feed.can_still_send(bar.time))  # within the hour after its close
+    assert [b.time for b in bars] == list(pd.date_range(history.index[-1] + pd.Timedelta("1h"), periods=2, freq="1h"))
+    assert all(sendable) and not feed.can_still_send(bars[0].time)

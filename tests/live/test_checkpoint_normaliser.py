@@ -55,7 +55,7 @@ def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoin
     first, last = str(market.times[market.valid_from]), str(market.times[-1])
     assert summary["period"] == [first, last]
     shown = " .. ".join(pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in (first, last))
-    assert f"tested {summary['bars']} bars of {path} (all): {shown} UTC" in out
+    assert f"tested {summary['bars']} 15m bars of {path} (all): {shown} UTC" in out
     final = float(expected["portfolio_value_krw"].iloc[-1]) / float(expected["portfolio_value_krw"].iloc[0]) - 1
     assert np.isclose(summary["policy"]["return"], final, rtol=1e-9, atol=1e-12)
     # another data file gets its own report folder: the run's own test report is not overwritten
