@@ -257,6 +257,7 @@ def _live_report(rest: list[str]) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from kpremia.live.gap_report import live_report_main
+    from kpremia.live.preflight import check_report_journal, storage_errors
 
     state_dir = None
     overrides = []
@@ -268,6 +269,7 @@ def _live_report(rest: list[str]) -> int:
             overrides.append(arg)
     if not state_dir:
         raise UserError("`live-report` needs state_dir=<the live.state_dir of a session>")
+    check_report_journal(Path(state_dir))  # a damaged or empty journal: one line, before pandas reads it
     try:
         with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
             cfg = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
@@ -275,7 +277,8 @@ def _live_report(rest: list[str]) -> int:
         raise UserError(_hydra_message(exc)) from None
     cfg["state_dir"] = state_dir
     cfg["_env_overridden"] = any(o.lstrip("+").startswith("env") for o in overrides)
-    live_report_main(cfg)
+    with storage_errors(Path(state_dir) / "live_report"):
+        live_report_main(cfg)
     return 0
 
 

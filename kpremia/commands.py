@@ -37,8 +37,10 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
                                    cli_cfg=cfg, overrides=overrides or [])
     if command == "live":
         from kpremia.live.build import run_live
+        from kpremia.live.preflight import storage_errors
 
-        return run_live(cfg, overrides or [])
+        with storage_errors((cfg.get("live") or {}).get("state_dir")):
+            return run_live(cfg, overrides or [])
     if command == "serve":
         from kpremia.live.serve import serve
 

@@ -303,7 +303,8 @@ def read_table(path: str | os.PathLike, table: str) -> pd.DataFrame:
         try:
             with sqlite3.connect(uri, uri=True, timeout=5.0) as conn:
                 return pd.read_sql_query(f"SELECT * FROM {table}", conn)
-        except sqlite3.OperationalError:  # the file is being created right now
+        except (sqlite3.OperationalError, pd.errors.DatabaseError):  # the file is being created right now (pandas
+            # wraps SQLite's "no such table" in its own DatabaseError)
             if attempt == 49:
                 raise
             time.sleep(0.1)
