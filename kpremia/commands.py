@@ -40,7 +40,13 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
         from kpremia.live.preflight import storage_errors
 
         with storage_errors((cfg.get("live") or {}).get("state_dir")):
-            return run_live(cfg, overrides or [])
+            summary = run_live(cfg, overrides or [])
+        if summary["risk_state"] == "HALTED":  # exit code 3: a supervisor must not restart it blindly
+            from kpremia.errors import SessionHalted
+            from kpremia.live.halt import halt_line
+
+            raise SessionHalted(halt_line(summary["state_dir"]))
+        return summary
     if command == "serve":
         from kpremia.live.serve import serve
 

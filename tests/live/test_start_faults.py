@@ -10,7 +10,6 @@ one test runs it as a real process for the exit status.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import os
 import shutil
@@ -21,36 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from kpremia import cli
-from kpremia.live.build import run_live
+from tests.live.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
-def session(live_cfg, checkpoint, tmp_path_factory) -> Path:
-    """A paper session of 40 bars that traded, closed cleanly."""
-    state_dir = tmp_path_factory.mktemp("faults") / "state"
-    cfg = copy.deepcopy(live_cfg)
-    cfg["ckpt"] = str(checkpoint)
-    cfg["live"].update(state_dir=str(state_dir), max_bars=40, journal={"synchronous": "NORMAL"})
-    run_live(cfg, overrides=[])
-    with sqlite3.connect(state_dir / "paper_exchange.sqlite") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] > 0
-    return state_dir
+def session(paper_session) -> Path:
+    with sqlite3.connect(paper_session / "paper_exchange.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] > 0  # it traded: the book has orders
+    conn.close()
+    return paper_session
 
 
 def hashes(state_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(state_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(state_dir.rglob("*")) if p.is_file()}
-
-
-def run_cli(capsys, *args: str) -> tuple[int, list[str]]:
-    """``python -m kpremia <args>`` in this process: (exit code, stderr lines)."""
-    capsys.readouterr()
-    try:
-        code = cli.main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err.strip().splitlines()
 
 
 def live(capsys, checkpoint, state_dir, *extra) -> tuple[int, list[str]]:
