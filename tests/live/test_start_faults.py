@@ -198,3 +198,13 @@ def test_a_clean_state_dir_still_resumes(session, checkpoint, tmp_path, capsys):
     with sqlite3.connect(state_dir / "journal.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 43
     conn.close()
+
+
+@pytest.mark.parametrize("bad", ["v1_0_0-../../x", "v" + "9" * 5000 + "_0_0"])
+def test_a_rollback_that_is_not_exactly_a_version_is_one_line(bad, session, checkpoint, tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    shutil.copytree(session, state_dir)
+    before = hashes(state_dir)
+    code, err = live(capsys, checkpoint, state_dir, f"live.rollback={bad}")
+    assert code == 2 and len(err) == 1 and "is not a model version" in err[0] and len(err[0]) < 300, err
+    assert hashes(state_dir) == before
