@@ -34,7 +34,7 @@ import torch
 from kpremia.errors import UserError
 from kpremia.io import atomic_write_bytes, atomic_write_json, sha256_file
 
-VERSION_FORMAT = "v<major>_<minor>_<patch>, e.g. v1_0_3 (up to 6 digits each)"
+VERSION_FORMAT = "v1_0_3 (v<major>_<minor>_<patch>, up to 6 digits each)"
 _NAME = re.compile(r"v(\d{1,6})_(\d{1,6})_(\d{1,6})")
 _FOLDER = re.compile(r"(v\d{1,6}_\d{1,6}_\d{1,6})-(\d{8}T\d{6}Z)")
 
