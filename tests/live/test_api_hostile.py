@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-import pytest
 
 from kpremia.live.control_log import read_events
 from kpremia.live.journal import read_table
