@@ -15,9 +15,10 @@ Security: the server binds 127.0.0.1 by default.  Any other bind refuses to star
 unless a token of at least :data:`MIN_TOKEN_CHARS` characters is set in the
 environment variable ``live.api.token_env`` (``KPREMIA_API_TOKEN``); with a token
 every endpoint but ``/health`` and the page itself wants ``Authorization: Bearer
-<token>``, compared in constant time.  The token and the body size
-(at most :data:`~kpremia.live.api_guard.DEFAULT_MAX_BODY_BYTES`, 1 MiB) are checked by :class:`~kpremia.live.api_guard.RequestGuard`
-from the headers alone, before any of the body is read: an unauthenticated or
+<token>``, compared in constant time.  The token and the body size (at most
+:data:`~kpremia.live.api_guard.DEFAULT_MAX_BODY_BYTES`, 1 MiB) are checked by
+:class:`~kpremia.live.api_guard.RequestGuard` from the headers alone, before any
+of the body is read: an unauthenticated or
 oversized upload costs the server a header parse, not a JSON parse on the thread
 that shares the GIL with the trading loop.  A malformed body, an unknown key or a
 value out of range is answered 400 with one line naming the field and changes

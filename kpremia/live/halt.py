@@ -57,8 +57,8 @@ def halt_line(state_dir: str | Path) -> str:
     what = {"kill_switch": "remove the kill switch file, then start again with live.risk.clear_halt=true",
             "reconcile": f"resolve the mismatch ({RESOLVE_HINT.format(state_dir=state_dir)}), then start again with "
                          "live.risk.clear_halt=true",
-            "overfill": f"check the order at the exchange, resolve the books ({RESOLVE_HINT.format(state_dir=state_dir)})"
-                        ", then start again with live.risk.clear_halt=true",
+            "overfill": "check the order at the exchange, resolve the books "
+                        f"({RESOLVE_HINT.format(state_dir=state_dir)}), then start again with live.risk.clear_halt=true",
             }.get(cause["kind"], "start again with live.risk.clear_halt=true once the cause is gone")
     return (f"the session in {state_dir} ended HALTED ({cause['kind']} since {cause['since']}, bar "
             f"{cause['since_bar_time']}): {cause['reason']}; {what}")

@@ -73,7 +73,8 @@ def check_live_start(live: dict[str, Any]) -> None:
                 "has no run" if journal.is_file() else "is missing")
             raise UserError(f"{journal} {how} but the paper book {paper_book} holds {orders} order(s) of an earlier "
                             "run: the journal was lost, and a new run would trade beside a book it cannot explain; "
-                            f"restore the journal from a backup, or move both files away to start a new run; {_NOTHING}")
+                            "restore the journal from a backup, or move both files away to start a new run; "
+                            f"{_NOTHING}")
     model_journal = state_dir / "model_journal.sqlite"
     if model_journal.is_file() and model_journal.stat().st_size:
         check_sqlite(model_journal, "model journal", MODEL_JOURNAL_TABLES)

@@ -117,8 +117,8 @@ def _resolve(journal: Journal, broker: Any, state: Any, adopt: str, reason: str,
     fills_krw, fills_usdt = sum(f.krw_delta for f in new_fills), sum(f.usdt_delta for f in new_fills)
     booked = (state.initial_krw + booked_krw + fills_krw, booked_usdt + fills_usdt)
     settled = (before[0] + fills_krw, before[1] + fills_usdt)
-    agree = (_booked_equal(settled, booked) and all(abs(x - y) <= t for x, y, t in zip(settled, broker_before, tolerance))
-             and not unknown_open and not lost)
+    broker_equal = all(abs(x - y) <= t for x, y, t in zip(settled, broker_before, tolerance))
+    agree = _booked_equal(settled, booked) and broker_equal and not unknown_open and not lost
     if agree:
         raise UserError(f"nothing to resolve: with its orders settled (a normal start does that) the journal agrees "
                         f"with the broker ({broker_before[0]!r} KRW / {broker_before[1]!r} USDT); to lift HALTED "

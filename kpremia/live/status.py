@@ -64,8 +64,9 @@ class StatusSource:
         out["risk"] = {"state": risk_state, "cause": risk_cause(events, risk_state) if risk_state else None}
         out["risk_events"] = grouped_events(events)[-self.recent:][::-1]
         if not rows:
-            return {**out, "risk_state": risk_state, "series": {"time": [], "equity": [], "buy_hold": [], "premium": []},
-                    "trades": [], "recent": [], "model_events": self._model_events()}
+            empty = {"time": [], "equity": [], "buy_hold": [], "premium": []}
+            return {**out, "risk_state": risk_state, "series": empty, "trades": [], "recent": [],
+                    "model_events": self._model_events()}
         first, last = rows[0], rows[-1]
         initial = float(meta.get("initial_krw") or state.get("initial_krw") or first["equity_krw"])
         units = initial / float(first["close"])

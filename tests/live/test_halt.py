@@ -171,3 +171,22 @@ def test_stop_on_halt_ends_the_session_at_the_halting_bar(tmp_path):
     assert state.risk_state.value == "HALTED" and state.step == 4  # bar 4 halted (decided, no order), then it stopped
     decisions = read_table(tmp_path / "journal.sqlite", "decisions")
     assert len(decisions) == 4 and decisions["risk_state"].iloc[-1] == "HALTED"
+
+
+def test_resolve_cancels_a_paper_order_the_journal_never_wrote(halted, checkpoint, capsys):
+    assert live(capsys, checkpoint, halted)[0] == 3
+    with sqlite3.connect(halted / "paper_exchange.sqlite") as conn:  # an order placed by someone else, still open
+        conn.execute("INSERT INTO orders VALUES ('stray-order-1', 'buy', 1.0, 'open', '2024-01-01T00:00:00+00:00', "
+                     "NULL)")
+    conn.close()
+    code, err = run_cli(capsys, "live-resolve", f"state_dir={halted}", "adopt=broker", "reason=a test order by hand")
+    assert code == 0, err
+    with sqlite3.connect(halted / "paper_exchange.sqlite") as conn:
+        status = conn.execute("SELECT status FROM orders WHERE client_order_id = 'stray-order-1'").fetchone()[0]
+    conn.close()
+    assert status == "cancelled"  # it would otherwise fill at the next bar's open, behind the journal's back
+    assert "cancelled at the paper broker: stray-order-1" in _events(halted)["reason"].iloc[-1]
+    assert live(capsys, checkpoint, halted, "live.risk.clear_halt=true")[0] == 0
+    assert _state(halted)["risk_state"] == "ACTIVE"
+    state = _state(halted)
+    assert (state["cash_krw"], state["position_usdt"]) == _book(halted)

@@ -105,8 +105,8 @@ def test_a_zero_byte_journal_never_starts_a_new_run_as_a_real_process(session, c
     shutil.copytree(session, state_dir)
     (state_dir / "journal.sqlite").write_bytes(b"")
     before = hashes(state_dir)
-    proc = subprocess.run([sys.executable, "-m", "kpremia", "live", f"ckpt={checkpoint}", f"live.state_dir={state_dir}"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run([sys.executable, "-m", "kpremia", "live", f"ckpt={checkpoint}",
+                           f"live.state_dir={state_dir}"], capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1 and "restore the journal from a backup" in proc.stderr
     assert hashes(state_dir) == before
