@@ -22,6 +22,7 @@ from kpremia.errors import UserError
 from kpremia.live.feeds import warmup_bars
 from kpremia.live.paper import execution_rules
 from kpremia.live.journal import Journal
+from kpremia.live.preflight import check_live_start
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
 from kpremia.registry import DATA_SOURCES, LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
@@ -123,6 +124,7 @@ def run_live(cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         raise UserError("`live` needs live.state_dir=<dir> (the journal and broker state live there; reuse it "
                         "to resume)")
     state_dir = Path(live["state_dir"])
+    check_live_start(live)  # a damaged journal or book, a read-only dir, a full disk: one line, nothing written
     check = getattr(LIVE_BROKERS.get(live.get("broker", "paper")), "check_config", None)
     if check is not None:  # refuse (real orders without the flag or keys) before any work
         check(cli_cfg)
