@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kpremia.errors import UserError
+from kpremia.errors import SessionHalted, UserError
 
 HYDRA_COMMANDS = ("fit", "validate", "test", "backtest", "live", "serve")
-OTHER_COMMANDS = ("list", "data", "compare", "live-report")
+OTHER_COMMANDS = ("list", "data", "compare", "live-report", "live-resolve")
 USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
 
 commands:
@@ -36,6 +36,8 @@ commands:
   serve      the control API and status page over a checkpoint (`serve ckpt=<path>`; see docs/live.md)
   live-report  replay a live session's journal through the simulator: fill, fee and PnL gaps
              (`live-report state_dir=<dir>`)
+  live-resolve  settle a HALTED session's book mismatch by adopting one side, journaled
+             (`live-resolve state_dir=<dir> adopt=broker|journal reason="..."`; see docs/live.md)
   list       list the registered plug-ins (encoders, algos, action schemes, data sources, baselines)
   data       `data fetch ...` real history through ccxt, `data inspect <path> [data.* options]` coverage and
              premium stats
@@ -177,7 +179,10 @@ def _run_hydra(command: str, args: list[str]) -> int:
         except UserError as exc:
             _failed(run_dir, exc)
             print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
+        except SessionHalted as exc:
+            print(f"halted: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
         except Exception as exc:
             _failed(run_dir, exc)
             raise
@@ -218,18 +223,54 @@ def main(argv: list[str] | None = None) -> int:
             return compare_main(rest)
         if command == "live-report":
             return _live_report(rest)
+        if command == "live-resolve":
+            return _live_resolve(rest)
         raise UserError(f"unknown command {command!r}; use one of: {', '.join(HYDRA_COMMANDS + OTHER_COMMANDS)}")
     except UserError as exc:
         return _error(str(exc))
 
 
-def _live_report(rest: list[str]) -> int:
-    """``live-report state_dir=<dir> [env overrides]``: the journal replayed through the simulator."""
+def _compose(overrides: list[str]) -> dict[str, Any]:
+    """The composed config (no app run) for commands that read a state_dir."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from kpremia.compose import compose_config
+
+    try:
+        return compose_config(overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(_hydra_message(exc)) from None
+
+
+def _live_resolve(rest: list[str]) -> int:
+    """``live-resolve state_dir=<dir> adopt=broker|journal reason="..." [live.broker / live.paper overrides]``."""
+    from kpremia.live.preflight import storage_errors
+    from kpremia.live.resolve import format_resolution, resolve
+
+    own: dict[str, str] = {}
+    overrides = []
+    for arg in rest:
+        key, _, value = arg.partition("=")
+        if key in ("state_dir", "live.state_dir", "adopt", "reason"):
+            own[key.replace("live.", "")] = value
+        else:
+            overrides.append(arg)
+    missing = [k for k in ("state_dir", "adopt", "reason") if not own.get(k)]
+    if missing:
+        raise UserError(f"`live-resolve` needs {' and '.join(missing)}: live-resolve state_dir=<dir> "
+                        'adopt=broker|journal reason="<why>"')
+    cfg = _compose([*overrides, f"live.state_dir={own['state_dir']}"])
+    with storage_errors(own["state_dir"]):
+        result = resolve(cfg, own["state_dir"], own["adopt"], own["reason"])
+    print(format_resolution(own["state_dir"], result), end="", flush=True)
+    return 0
+
+
+def _live_report(rest: list[str]) -> int:
+    """``live-report state_dir=<dir> [env overrides]``: the journal replayed through the simulator."""
     from kpremia.live.gap_report import live_report_main
+    from kpremia.live.preflight import check_report_journal, storage_errors
 
     state_dir = None
     overrides = []
@@ -241,13 +282,12 @@ def _live_report(rest: list[str]) -> int:
             overrides.append(arg)
     if not state_dir:
         raise UserError("`live-report` needs state_dir=<the live.state_dir of a session>")
-    try:
-        cfg = compose_config(overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(_hydra_message(exc)) from None
+    check_report_journal(Path(state_dir))  # a damaged or empty journal: one line, before pandas reads it
+    cfg = _compose(overrides)
     cfg["state_dir"] = state_dir
     cfg["_env_overridden"] = any(o.lstrip("+").startswith("env") for o in overrides)
-    live_report_main(cfg)
+    with storage_errors(Path(state_dir) / "live_report"):
+        live_report_main(cfg)
     return 0
 
 

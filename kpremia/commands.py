@@ -41,8 +41,16 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
         return run_rules_backtest(cfg, run_dir)
     if command == "live":
         from kpremia.live.build import run_live
+        from kpremia.live.preflight import storage_errors
 
-        return run_live(cfg, overrides or [])
+        with storage_errors((cfg.get("live") or {}).get("state_dir")):
+            summary = run_live(cfg, overrides or [])
+        if summary["risk_state"] == "HALTED":  # exit code 3: a supervisor must not restart it blindly
+            from kpremia.errors import SessionHalted
+            from kpremia.live.halt import halt_line
+
+            raise SessionHalted(halt_line(summary["state_dir"]))
+        return summary
     if command == "serve":
         from kpremia.live.serve import serve
 

@@ -12,18 +12,24 @@ Endpoints (JSON; see docs/live.md for bodies and answers)::
     GET  /              the status page (updates itself every few seconds)
 
 Security: the server binds 127.0.0.1 by default.  Any other bind refuses to start
-unless a token is set in the environment variable ``live.api.token_env``
-(``KPREMIA_API_TOKEN``); with a token every endpoint but ``/health`` and the page
-itself wants ``Authorization: Bearer <token>``, compared in constant time
-(:func:`hmac.compare_digest`).  A malformed body is answered 4xx with one line
-saying what is wrong and changes nothing; every request is a row of the model
-journal (:mod:`kpremia.live.control_log`), written under a lock so concurrent
-requests lose none.
+unless a token of at least :data:`MIN_TOKEN_CHARS` characters is set in the
+environment variable ``live.api.token_env`` (``KPREMIA_API_TOKEN``); with a token
+every endpoint but ``/health`` and the page itself wants ``Authorization: Bearer
+<token>``, compared in constant time.  The token and the body size (at most
+:data:`~kpremia.live.api_guard.DEFAULT_MAX_BODY_BYTES`, 1 MiB) are checked by
+:class:`~kpremia.live.api_guard.RequestGuard` from the headers alone, before any
+of the body is read: an unauthenticated or
+oversized upload costs the server a header parse, not a JSON parse on the thread
+that shares the GIL with the trading loop.  A malformed body, an unknown key or a
+value out of range is answered 400 with one line naming the field and changes
+nothing.  Refusals are counted (``/status`` ``requests``), not journaled one row
+each; the model journal (:mod:`kpremia.live.control_log`) records the requests that
+changed something (``/learn``, ``/save``, ``/load``, ``/set_hparams``), written under
+a lock so concurrent requests lose none.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import threading
@@ -31,19 +37,25 @@ import time
 from typing import Any
 
 import torch
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from kpremia.errors import UserError
+from kpremia.live.api_guard import DEFAULT_MAX_BODY_BYTES, RequestCounters, RequestGuard
 from kpremia.live.config import ApiConfig
+from kpremia.live.hparams import RUNTIME_RANGES
 from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition
 from kpremia.live.status import StatusSource
 from kpremia.live.status_page import STATUS_PAGE
+from kpremia.live.versions import VERSION_FORMAT, is_version
 
 log = logging.getLogger(__name__)
+
+MIN_TOKEN_CHARS = 32
+TOKEN_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def is_loopback(host: str) -> bool:
@@ -56,11 +68,16 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(config: ApiConfig) -> str | None:
-    """The token for this bind; a UserError when a non-loopback bind has none."""
+    """The token for this bind; a UserError when a non-loopback bind has none, or a short one."""
     token = config.token()
-    if not is_loopback(config.host) and token is None:
+    if is_loopback(config.host):
+        return token
+    if token is None:
         raise UserError(f"live.api.host={config.host} is reachable from other machines and no token is set: export "
-                        f"{config.token_env}=<a long random secret> (or bind 127.0.0.1, the default)")
+                        f"{config.token_env}=$({TOKEN_HINT}) (or bind 127.0.0.1, the default)")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise UserError(f"{config.token_env} has {len(token)} characters; live.api.host={config.host} needs at least "
+                        f"{MIN_TOKEN_CHARS}: export {config.token_env}=$({TOKEN_HINT})")
     return token
 
 
@@ -77,15 +94,15 @@ class ActBody(_Body):
 class TransitionBody(_Body):
     obs: dict[str, list[Any]]
     action: int = Field(ge=0)
-    reward: float
+    reward: float = Field(allow_inf_nan=False)
     next_obs: dict[str, list[Any]]
-    logprob: float | None = None
+    logprob: float | None = Field(default=None, allow_inf_nan=False)
     terminated: bool = False
     truncated: bool = False
 
 
 class LearnBody(_Body):
-    transitions: list[TransitionBody] = Field(default_factory=list, max_length=4096)
+    transitions: list[TransitionBody] = Field(default_factory=list, max_length=1024)
     update: bool = False
 
 
@@ -94,26 +111,45 @@ class SaveBody(_Body):
 
 
 class LoadBody(_Body):
-    version: str
+    version: str = Field(max_length=24)
+
+    @field_validator("version")
+    @classmethod
+    def _version_format(cls, value: str) -> str:
+        if not is_version(value):
+            raise ValueError(f"not a model version; versions look like {VERSION_FORMAT}")
+        return value
+
+
+def _hparam(name: str) -> Any:
+    """A finite JSON number (not a bool, not a string) inside ``RUNTIME_RANGES[name]``."""
+    allowed = RUNTIME_RANGES[name]
+    bounds = {"gt" if allowed.low_open else "ge": allowed.low, "le": allowed.high}
+    return Field(default=None, allow_inf_nan=False, description=allowed.meaning, **bounds)
 
 
 class HparamsBody(_Body):
-    temperature: float | None = None
-    lr: float | None = None
-    clip_epsilon: float | None = None
-    entropy_coef: float | None = None
-    value_coef: float | None = None
-    anchor: float | None = None
+    temperature: StrictFloat | None = _hparam("temperature")
+    lr: StrictFloat | None = _hparam("lr")
+    clip_epsilon: StrictFloat | None = _hparam("clip_epsilon")
+    entropy_coef: StrictFloat | None = _hparam("entropy_coef")
+    value_coef: StrictFloat | None = _hparam("value_coef")
+    anchor: StrictFloat | None = _hparam("anchor")
 
 
-def create_app(host: ModelHost, status: StatusSource, token: str | None = None, read_only: str | None = None) -> FastAPI:
+def create_app(host: ModelHost, status: StatusSource, token: str | None = None, read_only: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The FastAPI application over ``host`` (model) and ``status`` (journal figures).
 
     ``read_only``: a reason; when set, /learn, /save, /load and /set_hparams answer 409 with it
     (``serve`` over the state_dir of a live session: that session owns its model).
+    ``app.state.counters`` counts the answers (:class:`~kpremia.live.api_guard.RequestCounters`).
     """
     app = FastAPI(title="kpremia live control", version="1", docs_url=None, redoc_url=None)
-    expected = token.encode() if token else None
+    counters = RequestCounters(lambda refused: host.log.write("api", "refused", refused, model_version=host.version,
+                                                              ok=False))
+    app.state.counters = counters
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes, counters=counters)
     _write_lock = threading.Lock()  # one mutating request at a time: all-or-nothing changes
 
     class _Writes:
@@ -127,46 +163,32 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
 
     write_lock = _Writes()
 
-    def authorise(request: Request) -> None:
-        if expected is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise HTTPException(status_code=401, detail="missing or wrong token: send 'Authorization: Bearer <token>'")
-
     @app.exception_handler(RequestValidationError)
     async def _bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         message = f"malformed request body at {where}: {first.get('msg', 'invalid')}; nothing was changed"
-        host.log.write("api", request.url.path.strip("/") or "page", {"error": message}, model_version=host.version,
-                       ok=False)
-        return JSONResponse(status_code=422, content={"detail": message})
+        return JSONResponse(status_code=400, content={"detail": message})
 
     @app.exception_handler(UserError)
     async def _user_error(request: Request, exc: UserError) -> JSONResponse:
-        host.log.write("api", request.url.path.strip("/"), {"error": str(exc)}, model_version=host.version, ok=False)
         return JSONResponse(status_code=400, content={"detail": f"{exc}; nothing was changed"})
 
     def journal(kind: str, detail: dict[str, Any]) -> None:
-        host.requests += 1
         host.log.write("api", kind, detail, model_version=host.version)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "model_version": host.version, "uptime_s": round(time.time() - host.started, 3)}
 
-    @app.post("/act", dependencies=[Depends(authorise)])
+    @app.post("/act")
     def act(body: ActBody) -> dict[str, Any]:
         obs = _obs_tensors(host, body.obs)
         action, probs = host.act(obs, body.deterministic)
-        out = {"action": action, "action_name": host.module.action_names[action],
-               "probs": [round(float(p), 6) for p in probs], "model_version": host.version}
-        journal("act", {"action": action, "deterministic": body.deterministic})
-        return out
+        return {"action": action, "action_name": host.module.action_names[action],
+                "probs": [round(float(p), 6) for p in probs], "model_version": host.version}
 
-    @app.post("/learn", dependencies=[Depends(authorise)])
+    @app.post("/learn")
     def learn(body: LearnBody) -> dict[str, Any]:
         if read_only:
             raise HTTPException(status_code=409, detail=f"{read_only}; nothing was changed")
@@ -192,14 +214,14 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         return {"added": len(items), "updates": updates, "model_version": host.version,
                 "learning": host.learning_status()}
 
-    @app.post("/save", dependencies=[Depends(authorise)])
+    @app.post("/save")
     def save(body: SaveBody) -> dict[str, Any]:
         with write_lock:
             version = host.save(body.note)
         journal("save", {"version": version.name, "note": body.note})
         return {"version": version.name, "folder": version.folder, "parent": version.parent}
 
-    @app.post("/load", dependencies=[Depends(authorise)])
+    @app.post("/load")
     def load(body: LoadBody) -> dict[str, Any]:
         with write_lock:
             before = host.version
@@ -207,7 +229,7 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         journal("load", {"from": before, "to": version.name})
         return {"version": version.name, "previous": before, "weights_sha256": version.weights_sha256}
 
-    @app.post("/set_hparams", dependencies=[Depends(authorise)])
+    @app.post("/set_hparams")
     def set_hparams(body: HparamsBody) -> dict[str, Any]:
         changes = body.model_dump(exclude_none=True)
         with write_lock:
@@ -215,10 +237,10 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         journal("set_hparams", changes)
         return {"hparams": hparams}
 
-    @app.get("/status", dependencies=[Depends(authorise)])
+    @app.get("/status")
     def get_status() -> dict[str, Any]:
         return {**status.figures(), "model_version": host.version, "learning": host.learning_status(),
-                "hparams": host.hparams(), "requests": host.requests}
+                "hparams": host.hparams(), "requests": counters.snapshot()}
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -257,6 +279,7 @@ class ApiServer:
         import uvicorn
 
         self.config = config
+        self.counters: RequestCounters | None = getattr(app.state, "counters", None)
         self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=int(config.port), log_level="warning",
                                                      access_log=False, lifespan="off"))
         self._thread: threading.Thread | None = None
@@ -281,9 +304,17 @@ class ApiServer:
         log.info("control API on http://%s:%d/", self.config.host, self.port)
 
     def run(self) -> None:
-        self._server.run()
+        try:
+            self._server.run()
+        finally:
+            self._flush()
 
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.counters is not None:
+            self.counters.flush()

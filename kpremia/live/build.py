@@ -21,6 +21,7 @@ from kpremia.errors import UserError
 from kpremia.live.callback import LiveCallback
 from kpremia.live.config import LiveConfig
 from kpremia.live.journal import Journal
+from kpremia.live.preflight import check_live_start
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
 from kpremia.registry import LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
@@ -68,6 +69,8 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
                         "to resume)")
     state_dir = Path(live.state_dir)
     broker_cls = LIVE_BROKERS.get(live.broker)
+    # a damaged journal or book, a read-only dir, a full disk: one line, nothing written
+    check_live_start(live, paper=broker_cls.is_paper)
     check_real_orders(live, broker_cls)  # refuse (real orders without the guards) before any work
     feed_cls = LIVE_FEEDS.get(live.feed)
     callbacks = build_callbacks(live)

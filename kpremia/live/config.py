@@ -77,6 +77,7 @@ class JournalConfig(ConfigPart):
     section: ClassVar[str] = "live.journal"
     busy_timeout_ms: int = knob(5000, at_least(0))
     synchronous: str = knob("FULL", (" or ".join(_SYNCHRONOUS), lambda v: v in _SYNCHRONOUS))
+    min_free_mb: float = knob(64.0, at_least(0))  # refuse to start with less free space on the state_dir's disk
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ class RiskConfig(ConfigPart):
     max_order_krw: float | None = knob(None, optional(at_least(0)))  # notional of one order
     cooldown_bars: int = knob(0, at_least(0))  # bars of REDUCING after a round trip that lost money
     kill_switch: str | None = knob("KILL")  # HALTED while this file exists (relative to live.state_dir)
-    clear_halt: bool = knob(False)  # lift HALTED on this start (journaled), after the cause is fixed
+    clear_halt: bool = knob(False)  # lift HALTED on this start (journaled); refused while the cause persists
+    stop_on_halt: bool = knob(False)  # end the session (exit code 3) at the bar that halted it
 
     def kill_switch_path(self, state_dir: str | Path | None) -> Path | None:
         """The kill switch file: ``kill_switch`` under ``state_dir`` unless it is absolute; None when off."""

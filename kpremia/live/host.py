@@ -37,6 +37,7 @@ from kpremia.errors import UserError
 from kpremia.live.challenger import Challenger, ChallengerDecision
 from kpremia.live.config import ChallengerConfig
 from kpremia.live.control_log import ControlLog
+from kpremia.live.hparams import check_hparam
 from kpremia.live.online_ppo import RUNTIME_HPARAMS, OnlineLearnConfig, OnlinePPO, Transition, UpdateResult
 from kpremia.live.versions import Version, VersionStore
 
@@ -79,7 +80,6 @@ class ModelHost:
         self.bars_seen = 0
         self.last_update: UpdateResult | None = None
         self.last_challenge: ChallengerDecision | None = None
-        self.requests = 0
         self.started = time.time()
         latest = self.versions.latest()
         if latest is None:
@@ -217,18 +217,19 @@ class ModelHost:
         return version
 
     def set_hparams(self, **changes: float) -> dict[str, Any]:
-        """Run-time settings: ``temperature`` (acting) and the learner's ``lr``, ``clip_epsilon``, ..."""
-        changes = {k: v for k, v in changes.items() if v is not None}
+        """Run-time settings: ``temperature`` (acting) and the learner's ``lr``, ``clip_epsilon``, ...
+
+        Every value is checked (:func:`~kpremia.live.hparams.check_hparam`) before any is applied: all or nothing.
+        """
+        changes = {k: check_hparam(k, v) for k, v in changes.items() if v is not None}
         if not changes:
             raise UserError("set_hparams needs at least one of temperature, " + ", ".join(RUNTIME_HPARAMS))
         temperature = changes.pop("temperature", None)
-        if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) > 0):
-            raise UserError(f"temperature={temperature} must be > 0")
         with self.lock:
             if changes:
                 self.require_learner().set_hparams(**changes)
             if temperature is not None:
-                self.temperature = float(temperature)
+                self.temperature = temperature
             return self.hparams()
 
     def hparams(self) -> dict[str, Any]:

@@ -13,8 +13,9 @@ block the writer in WAL mode.  The rules peers learned the hard way:
 Schema (``docs/live.md`` has the full description): ``meta`` (key/value),
 ``decisions`` (one row per bar, bar time unique), ``orders`` (client order id
 primary key, at most one per decision), ``fills`` (unique per order and trade
-id), ``risk_events``, ``state`` (one row: the :class:`LiveState` and a snapshot
-blob of model/observation/callback states).
+id), ``risk_events``, ``adjustments`` (an operator's resolution of a book
+mismatch, ``live-resolve``), ``state`` (one row: the :class:`LiveState` and a
+snapshot blob of model/observation/callback states).
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ CREATE TABLE IF NOT EXISTS risk_events (
     kind TEXT NOT NULL,
     state_before TEXT NOT NULL,
     state_after TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS adjustments (
+    id INTEGER PRIMARY KEY,
+    step INTEGER NOT NULL,
+    adopt TEXT NOT NULL CHECK (adopt IN ('broker', 'journal')),
+    krw_delta REAL NOT NULL,
+    usdt_delta REAL NOT NULL,
     reason TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
@@ -283,10 +293,36 @@ class Journal:
         return self.conn.execute("SELECT * FROM decisions ORDER BY step DESC LIMIT 1").fetchone()
 
     def fill_totals(self) -> tuple[float, float]:
-        """Sum of every fill's ``(krw_delta, usdt_delta)`` (for the state consistency check)."""
+        """``(krw, usdt)`` the journal has booked: every fill plus every operator adjustment (``live-resolve``).
+
+        The state's cash must equal ``initial_krw`` plus the first, its position the second.
+        """
         row = self.conn.execute("SELECT COALESCE(SUM(krw_delta), 0), COALESCE(SUM(usdt_delta), 0) FROM fills")
         krw, usdt = row.fetchone()
-        return float(krw), float(usdt)
+        row = self.conn.execute("SELECT COALESCE(SUM(krw_delta), 0), COALESCE(SUM(usdt_delta), 0) FROM adjustments")
+        adj_krw, adj_usdt = row.fetchone()
+        return float(krw) + float(adj_krw), float(usdt) + float(adj_usdt)
+
+    def commit_resolution(self, *, adopt: str, krw_delta: float, usdt_delta: float, reason: str,
+                          orders: dict[str, tuple[OrderStatus, str]], fills: Iterable[FillReport], state: LiveState,
+                          event: dict[str, Any]) -> None:
+        """An operator's resolution (``live-resolve``), one commit: order statuses, fills the broker reported,
+        the adjustment that makes the books agree, the new state and the ``resolve`` risk event."""
+        now = _now()
+        with self.transaction() as c:
+            for f in fills:
+                c.execute("INSERT OR IGNORE INTO fills(client_order_id, trade_id, usdt_delta, krw_delta, price, "
+                          "fee_krw, step, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                          (f.client_order_id, f.trade_id, f.usdt_delta, f.krw_delta, f.price, f.fee_krw, state.step,
+                           now))
+            for cid, (status, note) in orders.items():
+                c.execute("UPDATE orders SET status = ?, error = ?, updated_at = ? WHERE client_order_id = ?",
+                          (status.value, note, now, cid))
+            if krw_delta or usdt_delta:
+                c.execute("INSERT INTO adjustments(step, adopt, krw_delta, usdt_delta, reason, created_at) "
+                          "VALUES (?,?,?,?,?,?)", (state.step, adopt, krw_delta, usdt_delta, reason, now))
+            self._insert_events(c, [event])
+            self._write_state(c, state, None)
 
     def next_session(self) -> int:
         value = int(self.get_meta("sessions") or 0) + 1
@@ -296,14 +332,15 @@ class Journal:
 
 def read_table(path: str | os.PathLike, table: str) -> pd.DataFrame:
     """A journal table as a DataFrame through a read-only connection (safe while the runner writes)."""
-    if table not in ("meta", "decisions", "orders", "fills", "risk_events", "state"):
+    if table not in ("meta", "decisions", "orders", "fills", "risk_events", "adjustments", "state"):
         raise ValueError(f"unknown journal table {table!r}")
     uri = f"file:{Path(path).resolve()}?mode=ro"
     for attempt in range(50):
         try:
             with sqlite3.connect(uri, uri=True, timeout=5.0) as conn:
                 return pd.read_sql_query(f"SELECT * FROM {table}", conn)
-        except sqlite3.OperationalError:  # the file is being created right now
+        except (sqlite3.OperationalError, pd.errors.DatabaseError):  # the file is being created right now (pandas
+            # wraps SQLite's "no such table" in its own DatabaseError)
             if attempt == 49:
                 raise
             time.sleep(0.1)

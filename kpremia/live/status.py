@@ -1,10 +1,16 @@
 """The figures the status page shows, read from the live journal (read-only, safe while the runner writes).
 
 Sources: ``<state_dir>/journal.sqlite`` (``decisions``, ``orders``, ``meta``,
-``state``; schema in docs/live.md) and ``<state_dir>/model_journal.sqlite``
-(model events).  Buy-and-hold is the initial cash put into USDT at the first
-decision's close and marked at each close since (no fee): the line an agent has
-to beat by trading.
+``state``, ``risk_events``; schema in docs/live.md) and
+``<state_dir>/model_journal.sqlite`` (model events).  Buy-and-hold is the
+initial cash put into USDT at the first decision's close and marked at each
+close since (no fee): the line an agent has to beat by trading.
+
+"Last decisions" are the bars where the policy acted (``action`` set, whatever
+became of the order); warm-up bars and the bars between two decisions of a
+policy that acts every k bars are journaled too, but are not decisions.  The
+risk state comes with its cause and the time it was entered
+(:func:`kpremia.live.halt.risk_cause`) and the last risk events.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kpremia.live.control_log import read_events
+from kpremia.live.halt import read_risk_events, risk_cause
 
 
 class StatusSource:
@@ -37,31 +44,36 @@ class StatusSource:
             with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
                 conn.row_factory = sqlite3.Row
                 return [dict(r) for r in conn.execute(sql, args).fetchall()]
-        except sqlite3.OperationalError:  # a table the runner has not created yet
+        except sqlite3.DatabaseError:  # a table the runner has not created yet (or a file that is no journal)
             return []
 
     def figures(self) -> dict[str, Any]:
         """Everything ``/status`` returns about trading (model figures come from the host)."""
-        rows = self._query("SELECT d.bar_time, d.step, d.close, d.premium, d.action_name, d.target_weight, d.reason, "
-                           "d.risk_state, d.cash_krw, d.position_usdt, d.equity_krw, d.latency_ms, d.client_order_id, "
-                           "o.side AS side, o.status AS order_status FROM decisions d LEFT JOIN orders o "
-                           "ON o.client_order_id = d.client_order_id ORDER BY d.step")
+        rows = self._query("SELECT d.bar_time, d.step, d.close, d.premium, d.action, d.action_name, d.target_weight, "
+                           "d.reason, d.risk_state, d.cash_krw, d.position_usdt, d.equity_krw, d.latency_ms, "
+                           "d.client_order_id, o.side AS side, o.status AS order_status FROM decisions d LEFT JOIN "
+                           "orders o ON o.client_order_id = d.client_order_id ORDER BY d.step")
         meta = {r["key"]: r["value"] for r in self._query("SELECT key, value FROM meta")}
         state_rows = self._query("SELECT state_json FROM state WHERE id = 1")
         state = json.loads(state_rows[0]["state_json"]) if state_rows else {}
         out: dict[str, Any] = {"bars": len(rows), "journal": str(self.journal_path) if self.journal_path else None,
                                "policy": meta.get("policy"), "run_id": meta.get("run_id"),
                                "learning_journal": self.learning()}
+        events = read_risk_events(self.journal_path, limit=200) if self.journal_path else []
+        risk_state = state.get("risk_state") or (rows[-1]["risk_state"] if rows else None)
+        out["risk"] = {"state": risk_state, "cause": risk_cause(events, risk_state) if risk_state else None}
+        out["risk_events"] = grouped_events(events)[-self.recent:][::-1]
         if not rows:
-            return {**out, "series": {"time": [], "equity": [], "buy_hold": [], "premium": []}, "trades": [],
-                    "recent": [], "model_events": self._model_events()}
+            empty = {"time": [], "equity": [], "buy_hold": [], "premium": []}
+            return {**out, "risk_state": risk_state, "series": empty, "trades": [], "recent": [],
+                    "model_events": self._model_events()}
         first, last = rows[0], rows[-1]
         initial = float(meta.get("initial_krw") or state.get("initial_krw") or first["equity_krw"])
         units = initial / float(first["close"])
         tail = rows[-self.max_points:]
         trades = [{"time": r["bar_time"], "premium": r["premium"], "side": r["side"], "action": r["action_name"],
                    "status": r["order_status"]} for r in tail if r["client_order_id"]]
-        risk_state = state.get("risk_state") or last["risk_state"]
+        decided = [r for r in rows if r["action"] is not None]  # the policy acted (not warm-up, not between decisions)
         out.update({
             "last_bar_time": last["bar_time"], "step": last["step"], "initial_krw": initial,
             "equity_krw": float(last["equity_krw"]), "buy_hold_krw": units * float(last["close"]),
@@ -75,7 +87,8 @@ class StatusSource:
                        "premium": [float(r["premium"]) for r in tail]},
             "trades": trades,
             "recent": [{"time": r["bar_time"], "action": r["action_name"], "target_weight": r["target_weight"],
-                        "reason": r["reason"], "order": r["side"]} for r in rows[-self.recent:]][::-1],
+                        "reason": r["reason"], "order": r["side"], "order_status": r["order_status"]}
+                       for r in decided[-self.recent:]][::-1],
             "model_events": self._model_events(),
         })
         return out
@@ -103,3 +116,19 @@ class StatusSource:
         keep = [e for e in events if e["source"] in ("learner", "challenger", "host") or e["kind"] in ("load", "save")]
         return [{"time": e["time_utc"], "source": e["source"], "kind": e["kind"], "version": e["model_version"]}
                 for e in keep[-self.recent:]][::-1]
+
+
+def grouped_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Risk events oldest first, runs of the same event merged (a HALTED session refuses an order every bar: one
+    row "halted x 96" instead of 96 rows pushing the event that halted it off the page)."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        row = {"time": e["created_at"], "bar_time": e["bar_time"], "step": e["step"], "kind": e["kind"],
+               "before": e["state_before"], "after": e["state_after"], "reason": e["reason"], "count": 1,
+               "first_bar_time": e["bar_time"]}
+        last = out[-1] if out else None
+        if last and all(last[k] == row[k] for k in ("kind", "before", "after", "reason")):
+            last.update(time=row["time"], bar_time=row["bar_time"], step=row["step"], count=last["count"] + 1)
+        else:
+            out.append(row)
+    return out

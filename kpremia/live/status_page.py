@@ -1,8 +1,10 @@
 """The status page served at ``/``: one self-contained HTML file (no CDN, no build step).
 
 It polls ``/status`` every ``REFRESH_MS`` and draws equity vs buy-and-hold and
-the premium with the last decisions marked (inline SVG), the position, the risk
-state, the model version and the learning status.  With a token, open
+the premium with the last decisions marked (inline SVG, time axis in UTC), the
+position, the risk state with its cause and the time it was entered (a banner
+while not ACTIVE), the last risk events, the last decisions the policy made,
+the model version, the learning status and the control API's request counts.  With a token, open
 ``http://host:port/#token=<token>``: the token stays in the URL fragment (never
 sent to the server in the request line, never in its logs) and goes out as an
 ``Authorization`` header.  Every figure carries its raw value in ``data-value``
@@ -15,6 +17,7 @@ STATUS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>kpremia live</title>
+<link rel="icon" href="data:,">
 <style>
  body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
  header{display:flex;gap:18px;align-items:center;padding:12px 20px;background:#1d2330;color:#fff}
@@ -27,20 +30,27 @@ STATUS_PAGE = """<!doctype html>
  .card .k{color:#667;font-size:12px}.card .v{font-size:19px;font-weight:600;font-variant-numeric:tabular-nums}
  .panel{background:#fff;border-radius:8px;padding:10px 12px;box-shadow:0 1px 2px #0001}
  .panel h2{font-size:14px;margin:0 0 6px}
- svg{width:100%;height:220px;display:block}
+ svg{width:100%;height:240px;display:block}
  table{border-collapse:collapse;width:100%;font-size:13px}td,th{padding:3px 6px;border-bottom:1px solid #eee;text-align:left}
  .legend span{margin-right:14px}.eq{color:#2563eb}.bh{color:#9ca3af}.buy{color:#16a34a}.sell{color:#dc2626}
  .two{display:grid;grid-template-columns:1fr 1fr;gap:14px}
  #error{color:#e3342f}
+ .banner{padding:10px 20px;color:#fff;font-weight:600}.banner.HALTED{background:#b91c1c}
+ .banner.REDUCING{background:#b7791f}.banner .muted{font-weight:400;color:#fde8e8}
+ td.reason{max-width:520px;overflow-wrap:anywhere}
 </style></head>
 <body>
 <header><h1>kpremia live</h1>
  <span>model <b id="model-version" data-value="">-</b></span>
  <span>risk <span id="risk-state" class="badge UNKNOWN" data-value="">-</span></span>
+ <span class="muted">API <span id="api-requests" data-value="">-</span></span>
  <span class="muted">last bar <span id="last-bar" data-value="">-</span></span>
  <span class="muted">policy <span id="policy">-</span></span>
  <span class="muted" id="updated"></span><span id="error"></span>
 </header>
+<div id="risk-banner" class="banner" hidden><span id="risk-title"></span> since
+ <span id="risk-since" data-value="">-</span> <span class="muted">(bar <span id="risk-since-bar">-</span>)</span>:
+ <span id="risk-reason" data-value="">-</span></div>
 <main>
  <div class="cards">
   <div class="card"><div class="k">equity KRW</div><div class="v" id="equity" data-value="">-</div></div>
@@ -56,16 +66,18 @@ STATUS_PAGE = """<!doctype html>
  </div>
  <div class="panel"><h2>Equity vs buy-and-hold</h2>
   <div class="legend"><span class="eq">&#9473; equity</span><span class="bh">&#9473; buy &amp; hold</span></div>
-  <svg id="chart-equity" viewBox="0 0 1000 220" preserveAspectRatio="none"></svg></div>
+  <svg id="chart-equity" viewBox="0 0 1000 240" preserveAspectRatio="none"></svg></div>
  <div class="panel"><h2>Premium with the last decisions</h2>
   <div class="legend"><span>&#9473; premium</span><span class="buy">&#9650; buy</span><span class="sell">&#9660; sell</span></div>
-  <svg id="chart-premium" viewBox="0 0 1000 220" preserveAspectRatio="none"></svg></div>
+  <svg id="chart-premium" viewBox="0 0 1000 240" preserveAspectRatio="none"></svg></div>
  <div class="two">
-  <div class="panel"><h2>Last decisions</h2><table id="recent"><thead><tr><th>bar</th><th>action</th>
+  <div class="panel"><h2>Last decisions</h2><table id="recent"><thead><tr><th>bar (UTC)</th><th>action</th>
    <th>target</th><th>order</th><th>reason</th></tr></thead><tbody></tbody></table></div>
   <div class="panel"><h2>Model events</h2><table id="events"><thead><tr><th>time</th><th>event</th>
    <th>version</th></tr></thead><tbody></tbody></table></div>
  </div>
+ <div class="panel"><h2>Risk events</h2><table id="risk-events"><thead><tr><th>time (UTC)</th><th>bar</th>
+  <th>event</th><th>state</th><th>reason</th></tr></thead><tbody></tbody></table></div>
 </main>
 <script>
 const REFRESH_MS = __REFRESH_MS__;
@@ -77,18 +89,34 @@ function put(id, value, text) { const e = document.getElementById(id);
 function line(points, xs, ys, color, width) {
   return `<polyline fill="none" stroke="${color}" stroke-width="${width}" vector-effect="non-scaling-stroke"
     points="${points.map(([x, y]) => xs(x).toFixed(1) + "," + ys(y).toFixed(1)).join(" ")}"/>`; }
+const X0 = 70, X1 = 990, Y0 = 10, Y1 = 200;
 function scales(n, values) {
   let lo = Math.min(...values), hi = Math.max(...values); if (!(hi > lo)) { lo -= 1; hi += 1; }
   const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
-  return [i => 40 + (n > 1 ? i / (n - 1) : 0.5) * 950, v => 210 - (v - lo) / (hi - lo) * 200, lo, hi]; }
-function axis(lo, hi, fmt) { return `<text x="2" y="16" font-size="11" fill="#667">${fmt(hi)}</text>
-  <text x="2" y="214" font-size="11" fill="#667">${fmt(lo)}</text>`; }
+  return [i => X0 + (n > 1 ? i / (n - 1) : 0.5) * (X1 - X0), v => Y1 - (v - lo) / (hi - lo) * (Y1 - Y0), lo, hi]; }
+function yaxis(lo, hi, fmt) { return `<text x="2" y="${Y0 + 8}" font-size="11" fill="#667">${fmt(hi)}</text>
+  <text x="2" y="${Y1}" font-size="11" fill="#667">${fmt(lo)}</text>
+  <line x1="${X0}" y1="${Y0}" x2="${X0}" y2="${Y1}" stroke="#ccd" vector-effect="non-scaling-stroke"/>`; }
+function stamp(iso, withDay) {  // "2024-02-05T09:45:00+00:00" -> "02-05 09:45" (UTC, as journaled)
+  const t = iso.replace(" ", "T"); return (withDay ? t.slice(5, 10) + " " : "") + t.slice(11, 16); }
+function xaxis(times, xs) {  // a time axis: up to 6 ticks at bar times, UTC, the day shown where it changes
+  const n = times.length, k = Math.min(6, n), out = [`<line x1="${X0}" y1="${Y1}" x2="${X1}" y2="${Y1}"
+    stroke="#ccd" vector-effect="non-scaling-stroke"/>`];
+  let day = null;
+  for (let j = 0; j < k; j++) {
+    const i = k > 1 ? Math.round(j * (n - 1) / (k - 1)) : 0, x = xs(i), d = times[i].slice(0, 10);
+    out.push(`<line class="tick" x1="${x}" y1="${Y1}" x2="${x}" y2="${Y1 + 5}" stroke="#99a"
+      vector-effect="non-scaling-stroke"/><text class="tick-label" x="${x}" y="${Y1 + 20}" font-size="11" fill="#667"
+      text-anchor="${j === 0 ? "start" : j === k - 1 ? "end" : "middle"}">${stamp(times[i], d !== day)}</text>`);
+    day = d; }
+  out.push(`<text x="${X1}" y="${Y1 + 36}" font-size="11" fill="#99a" text-anchor="end">bar time (UTC)</text>`);
+  return out.join(""); }
 function draw(s) {
   const t = s.series.time, n = t.length, eq = document.getElementById("chart-equity"),
         pr = document.getElementById("chart-premium");
   if (!n) { eq.innerHTML = pr.innerHTML = '<text x="20" y="110" fill="#667">no bars yet</text>'; return; }
   let [xs, ys, lo, hi] = scales(n, s.series.equity.concat(s.series.buy_hold));
-  eq.innerHTML = axis(lo, hi, krw) + line(s.series.buy_hold.map((v, i) => [i, v]), xs, ys, "#9ca3af", 1.5)
+  eq.innerHTML = yaxis(lo, hi, krw) + xaxis(t, xs) + line(s.series.buy_hold.map((v, i) => [i, v]), xs, ys, "#9ca3af", 1.5)
     + line(s.series.equity.map((v, i) => [i, v]), xs, ys, "#2563eb", 2);
   [xs, ys, lo, hi] = scales(n, s.series.premium);
   const index = new Map(t.map((x, i) => [x, i]));
@@ -97,7 +125,22 @@ function draw(s) {
     return `<path class="decision ${d.side}" d="M${x - 5},${buy ? y + 9 : y - 9} L${x + 5},${buy ? y + 9 : y - 9}
       L${x},${buy ? y + 1 : y - 1} Z" fill="${buy ? "#16a34a" : "#dc2626"}"><title>${d.time} ${d.side}</title></path>`;
   }).join("");
-  pr.innerHTML = axis(lo, hi, pct) + line(s.series.premium.map((v, i) => [i, v]), xs, ys, "#1d2330", 1.5) + marks; }
+  pr.innerHTML = yaxis(lo, hi, pct) + xaxis(t, xs) + line(s.series.premium.map((v, i) => [i, v]), xs, ys, "#1d2330", 1.5)
+    + marks; }
+const esc = v => String(v ?? "").replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+function renderRisk(s) {
+  const r = s.risk || {}, c = r.cause, banner = document.getElementById("risk-banner");
+  banner.hidden = !(r.state && r.state !== "ACTIVE");
+  banner.className = "banner " + (r.state || "");
+  document.getElementById("risk-title").textContent = (r.state || "") + (c ? " (" + c.kind + ")" : "");
+  put("risk-since", c && c.since, c ? c.since.replace("T", " ").slice(0, 19) + " UTC" : "-");
+  document.getElementById("risk-since-bar").textContent = c && c.since_bar_time ? stamp(c.since_bar_time, true) : "-";
+  put("risk-reason", c && c.reason, c ? c.reason : "-");
+  document.querySelector("#risk-events tbody").innerHTML = (s.risk_events || []).map(e => `<tr class="risk-event">
+    <td>${esc(e.time.replace("T", " ").slice(0, 19))}</td><td>${e.bar_time ? (e.count > 1 && e.first_bar_time ? stamp(e.first_bar_time, true) + " – " : "")
+    + stamp(e.bar_time, true) : "-"}</td>
+    <td>${esc(e.kind)}${e.count > 1 ? " ×" + e.count : ""}</td><td>${esc(e.before === e.after ? e.after : e.before + " → " + e.after)}</td>
+    <td class="reason">${esc(e.reason)}</td></tr>`).join(""); }
 function render(s) {
   put("model-version", s.model_version, s.model_version || "-");
   const risk = document.getElementById("risk-state"); put("risk-state", s.risk_state, s.risk_state || "no bars");
@@ -114,9 +157,14 @@ function render(s) {
   put("learning", J.updates, (L.enabled ? L.mode : J.updates ? "journal" : "off") + ` · ${J.updates} updates` +
       (drift != null ? ` · drift ${drift.toFixed(4)}` + (L.enabled ? ` / ${L.max_distance}` : "") : "") +
       (L.challenger_version ? ` · challenger ${L.challenger_version}` : ""));
-  document.querySelector("#recent tbody").innerHTML = (s.recent || []).map(r => `<tr><td>${r.time}</td>
-    <td>${r.action ?? "-"}</td><td>${r.target_weight == null ? "-" : r.target_weight.toFixed(3)}</td>
-    <td>${r.order ?? ""}</td><td>${r.reason}</td></tr>`).join("");
+  document.querySelector("#recent tbody").innerHTML = (s.recent || []).map(r => `<tr class="decision-row">
+    <td>${stamp(r.time, true)}</td><td>${esc(r.action ?? "-")}</td>
+    <td>${r.target_weight == null ? "-" : r.target_weight.toFixed(3)}</td>
+    <td>${esc(r.order ? r.order + " " + (r.order_status || "") : "")}</td><td>${esc(r.reason)}</td></tr>`).join("");
+  const q = s.requests || {};
+  const refused = (q.unauthenticated || 0) + (q.too_large || 0) + (q.rejected || 0);
+  put("api-requests", refused, q.accepted == null ? "-" : `${q.accepted} ok · ${refused} refused`);
+  renderRisk(s);
   document.querySelector("#events tbody").innerHTML = (s.model_events || []).map(e => `<tr><td>${e.time}</td>
     <td>${e.source} ${e.kind}</td><td>${e.version ?? ""}</td></tr>`).join("");
   draw(s);

@@ -34,8 +34,9 @@ import torch
 from kpremia.errors import UserError
 from kpremia.io import atomic_write_bytes, atomic_write_json, sha256_file
 
-_NAME = re.compile(r"^v(\d+)_(\d+)_(\d+)$")
-_FOLDER = re.compile(r"^(v\d+_\d+_\d+)-(\d{8}T\d{6}Z)$")
+VERSION_FORMAT = "v1_0_3 (v<major>_<minor>_<patch>, up to 6 digits each)"
+_NAME = re.compile(r"v(\d{1,6})_(\d{1,6})_(\d{1,6})")
+_FOLDER = re.compile(r"(v\d{1,6}_\d{1,6}_\d{1,6})-(\d{8}T\d{6}Z)")
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,18 @@ class Version:
         return parse_version(self.name)
 
 
-def parse_version(name: str) -> tuple[int, int, int]:
-    """``"v1_2_3"`` -> ``(1, 2, 3)``; a UserError naming the format otherwise."""
-    m = _NAME.match(str(name).split("-")[0])
+def is_version(name: object) -> bool:
+    """Whether ``name`` is exactly a version name (``v1_0_3``): nothing before, nothing after."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def parse_version(name: object) -> tuple[int, int, int]:
+    """``"v1_2_3"`` -> ``(1, 2, 3)``; a UserError naming the format otherwise (a folder suffix or a path is not a
+    version: the name selects a folder under ``versions/`` and must never reach outside it)."""
+    m = _NAME.fullmatch(name) if isinstance(name, str) else None
     if not m:
-        raise UserError(f"{name!r} is not a model version; versions look like v1_0_3 "
+        shown = repr(name) if len(repr(name)) <= 40 else repr(name)[:37] + "..."
+        raise UserError(f"{shown} is not a model version; versions look like {VERSION_FORMAT} "
                         "(see `ls <state_dir>/versions`)")
     return int(m[1]), int(m[2]), int(m[3])
 
@@ -85,7 +93,7 @@ class VersionStore:
         if not self.root.is_dir():
             return out
         for folder in self.root.iterdir():
-            if not _FOLDER.match(folder.name) or not (folder / "manifest.json").is_file():
+            if not _FOLDER.fullmatch(folder.name) or not (folder / "manifest.json").is_file():
                 continue
             try:
                 data = json.loads((folder / "manifest.json").read_text())
@@ -96,7 +104,6 @@ class VersionStore:
 
     def get(self, name: str) -> Version:
         parse_version(name)
-        name = str(name).split("-")[0]
         for v in self.list():
             if v.name == name:
                 return v

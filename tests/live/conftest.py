@@ -65,6 +65,33 @@ def live_cli(tmp_path):
     return _run
 
 
+@pytest.fixture(scope="session")
+def paper_session(live_cfg, checkpoint, tmp_path_factory) -> Path:
+    """A paper session of 40 bars of the test checkpoint that traded and closed cleanly (copy it before changing it)."""
+    import copy
+
+    from kpremia.live.build import run_live
+
+    state_dir = tmp_path_factory.mktemp("paper_session") / "state"
+    cfg = copy.deepcopy(live_cfg)
+    cfg["ckpt"] = str(checkpoint)
+    cfg["live"].update(state_dir=str(state_dir), max_bars=40, journal={"synchronous": "NORMAL"})
+    run_live(cfg, overrides=[])
+    return state_dir
+
+
+def run_cli(capsys, *args: str) -> tuple[int, list[str]]:
+    """``python -m kpremia <args>`` in this process (the code path of the real command): (exit code, stderr lines)."""
+    from kpremia import cli
+
+    capsys.readouterr()
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
 def price_frame(closes, premiums, start: str = "2025-03-03T00:00") -> "pd.DataFrame":
     """A MarketFrame with the given closes and premiums (opens = previous close)."""
     import numpy as np

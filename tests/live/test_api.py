@@ -1,27 +1,42 @@
-"""The control API over a real uvicorn server on 127.0.0.1 and a real HTTP client (httpx)."""
+"""The control API over a real uvicorn server on 127.0.0.1 and a real HTTP client (httpx, or a raw socket
+where a client library would not misbehave on purpose)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
 import httpx
 import pytest
 import torch
 
 from kpremia.errors import UserError
-from kpremia.live.api import ApiConfig, ApiServer, check_bind, create_app
+from kpremia.live.api import MIN_TOKEN_CHARS, ApiConfig, ApiServer, check_bind, create_app
 from kpremia.live.challenger import ChallengerConfig
 from kpremia.live.control_log import read_events
 from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import OnlineLearnConfig
 from kpremia.live.status import StatusSource
+from kpremia.live.versions import parse_version
 from tests.live.online_fixtures import tiny_module, transitions
+from tests.live.raw_http import hostile_upload, read_response, request_head
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789-abcdefghijklmnop"
+FIFTY_MB = 50_000_000
 
 
 def _json_obs(obs: dict[str, torch.Tensor]) -> dict[str, list]:
     return {k: v.tolist() for k, v in obs.items()}
+
+
+class _Served(tuple):
+    """(host, client, stream, state_dir), plus the server's ``port`` and request ``counters``."""
+
+    def __new__(cls, host, client, stream, state_dir, server):
+        out = super().__new__(cls, (host, client, stream, state_dir))
+        out.port, out.counters = server.port, server.counters
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +49,7 @@ def served(tmp_path_factory):
     server.start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=30)
-    yield host, client, stream, state_dir
+    yield _Served(host, client, stream, state_dir, server)
     client.close()
     server.stop()
     host.close()
@@ -71,25 +86,127 @@ def test_act_matches_the_network(served):
         assert answer["action_name"] == host.module.action_names[answer["action"]]
 
 
-@pytest.mark.parametrize("path,body,status,fragment", [
-    ("/load", {"versio": "v1_0_0"}, 422, "versio"),
-    ("/set_hparams", {"lr": "fast"}, 422, "lr"),
-    ("/set_hparams", {"lr": -1.0}, 400, "live.learn.lr=-1.0 is invalid: it must be > 0"),
-    ("/set_hparams", {"temperature": 0}, 400, "temperature"),
-    ("/act", {"obs": {"price_15m": [1, 2]}}, 400, "observation keys"),
-    ("/load", {"version": "v7_0_0"}, 400, "not found"),
-    ("/learn", {"transitions": [{"obs": {}, "action": -1, "reward": 0, "next_obs": {}}]}, 422, "action"),
+def _journal_rows(state_dir) -> int:
+    return len(read_events(state_dir / "model_journal.sqlite"))
+
+
+@pytest.mark.parametrize("path,raw,fragment", [
+    ("/load", '{"versio": "v1_0_0"}', "versio"),
+    ("/set_hparams", '{"lr": "fast"}', "lr"),
+    ("/set_hparams", '{"lr": -1.0}', "lr"),
+    ("/set_hparams", '{"temperature": 0}', "temperature"),
+    # the values the issue found accepted: each must name its field and change nothing
+    ("/set_hparams", '{"entropy_coef": Infinity}', "entropy_coef"),
+    ("/set_hparams", '{"entropy_coef": NaN}', "entropy_coef"),
+    ("/set_hparams", '{"lr": 1e308}', "lr"),
+    ("/set_hparams", '{"lr": true}', "lr"),
+    ("/set_hparams", '{"lr": "0.0001"}', "lr"),
+    ("/set_hparams", '{"temperature": 1e-320}', "temperature"),
+    ("/set_hparams", '{"lr": 1e-4, "anchor": -1}', "anchor"),  # all or nothing: the good lr is not applied
+    ("/set_hparams", '{"clip_epsilon": 0.9}', "clip_epsilon"),
+    ("/set_hparams", '{"value_coef": 1e9}', "value_coef"),
+    ("/load", json.dumps({"version": "v" + "9" * 5000 + "_0_0"}), "version"),
+    ("/load", '{"version": "v1_0_0-../../x"}', "version"),
+    ("/load", '{"version": "../v1_0_0"}', "version"),
+    ("/load", '{"version": "v1_0_0\\n"}', "version"),
+    ("/load", '{"version": "v1234567_0_0"}', "version"),
+    ("/load", '{"version": 100}', "version"),
+    ("/act", '{"obs": {"price_15m": [1, 2]}}', "observation keys"),
+    ("/load", '{"version": "v7_0_0"}', "not found"),
+    ("/learn", '{"transitions": [{"obs": {}, "action": -1, "reward": 0, "next_obs": {}}]}', "action"),
+    ("/learn", '{"transitions": [{"obs": {}, "action": 0, "reward": Infinity, "next_obs": {}}]}', "reward"),
+    ("/act", "{not json", "body"),
 ])
-def test_malformed_bodies_get_4xx_and_change_nothing(served, path, body, status, fragment):
-    host, client, _, _ = served
-    before = (host.version, host.hparams(), _weights(host.net))
-    answer = client.post(path, json=body)
-    assert answer.status_code == status, answer.text
-    assert fragment in answer.json()["detail"] and "nothing was changed" in answer.json()["detail"]
+def test_bad_requests_get_400_naming_the_field_and_change_nothing(served, path, raw, fragment):
+    host, client, _, state_dir = served
+    before = (host.version, host.hparams(), _weights(host.net), [v.name for v in host.versions.list()])
+    rows, rejected = _journal_rows(state_dir), served.counters.snapshot()["rejected"]
+    answer = client.post(path, content=raw.encode(), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert fragment in detail and "nothing was changed" in detail and len(detail) < 300, detail
     assert (host.version, host.hparams()) == before[:2]
     assert all(torch.equal(v, before[2][k]) for k, v in _weights(host.net).items())
-    not_json = client.post(path, content=b"{not json", headers={"Content-Type": "application/json"})
-    assert not_json.status_code == 422
+    assert [v.name for v in host.versions.list()] == before[3]
+    assert _journal_rows(state_dir) == rows  # counted, not journaled
+    assert served.counters.snapshot()["rejected"] == rejected + 1
+
+
+def test_unauthenticated_50mb_body_is_refused_before_it_is_read(served):
+    host, _, _, state_dir = served
+    rows, counts = _journal_rows(state_dir), served.counters.snapshot()
+    # Announce 50 MB and send none of it: only a server that answers from the headers can reply at all.
+    sock = request_head(served.port, "POST", "/act", {"Content-Type": "application/json",
+                                                      "Content-Length": str(FIFTY_MB)})
+    try:
+        t0 = time.perf_counter()
+        status, headers, body = read_response(sock, timeout_s=10)
+        assert status == 401 and "token" in json.loads(body)["detail"]
+        assert headers["connection"] == "close" and time.perf_counter() - t0 < 5
+    finally:
+        sock.close()
+    # The same with the whole 50 MB sent: refused at once, the socket closed instead of drained.
+    outcome, seconds = hostile_upload(served.port, b"[" + b"1," * (FIFTY_MB // 2 - 1) + b"1]")
+    assert outcome in ("401", "reset") and seconds < 20
+    after = served.counters.snapshot()
+    assert after["unauthenticated"] == counts["unauthenticated"] + 2 and after["accepted"] == counts["accepted"]
+    assert _journal_rows(state_dir) == rows
+
+
+def test_unauthenticated_and_malformed_floods_are_counted_not_journaled(served):
+    host, client, _, state_dir = served
+    rows, counts = _journal_rows(state_dir), served.counters.snapshot()
+    base = _base(client)
+    with httpx.Client(base_url=base, timeout=30) as anonymous:
+        for _ in range(200):
+            assert anonymous.post("/act", content=b"{not json").status_code == 401
+    for _ in range(50):
+        assert client.post("/act", content=b"{not json").status_code == 400
+    status = client.get("/status").json()["requests"]
+    assert status["unauthenticated"] == counts["unauthenticated"] + 200
+    assert status["rejected"] == counts["rejected"] + 50
+    assert _journal_rows(state_dir) == rows
+    served.counters.flush()  # the periodic summary (every 60 s, and at server stop): one row for all of them
+    summary = read_events(state_dir / "model_journal.sqlite")[rows:]
+    assert [(e["source"], e["kind"]) for e in summary] == [("api", "refused")]
+    assert summary[0]["detail"]["unauthenticated"] >= 200 and summary[0]["detail"]["rejected"] >= 50
+
+
+def test_body_size_limit_with_and_without_content_length(served):
+    host, _, _, _ = served
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    sock = request_head(served.port, "POST", "/act", {**auth, "Content-Length": str(FIFTY_MB)})
+    try:
+        status, headers, _ = read_response(sock, timeout_s=10)
+        assert status == 413 and headers["connection"] == "close"
+    finally:
+        sock.close()
+    # chunked, no Content-Length: refused once the body passes the limit, the rest never read
+    limit = 1 << 20
+    sock = request_head(served.port, "POST", "/set_hparams", {**auth, "Transfer-Encoding": "chunked"})
+    try:
+        chunk = b" " * (limit + 1)
+        sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        status, headers, body = read_response(sock, timeout_s=10)
+        assert status == 413 and "bytes" in json.loads(body)["detail"]
+    finally:
+        sock.close()
+    # a chunked body under the limit is read and served
+    sock = request_head(served.port, "POST", "/set_hparams", {**auth, "Transfer-Encoding": "chunked"})
+    try:
+        chunk = json.dumps({"temperature": host.temperature}).encode()
+        sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n")
+        assert read_response(sock, timeout_s=10)[0] == 200
+    finally:
+        sock.close()
+
+
+def test_rollback_setting_must_be_a_version_exactly():
+    for bad in ("v1_0_0-../../x", "v" + "9" * 5000 + "_0_0", "v1_0", " v1_0_0", "v1_0_0 ", "v1_0_0/.."):
+        with pytest.raises(UserError, match="is not a model version") as info:
+            parse_version(bad)
+        assert len(str(info.value)) < 200
+    assert parse_version("v12_3_456789") == (12, 3, 456789)
 
 
 def test_learn_save_load_roundtrip_is_bit_for_bit(served):
@@ -134,18 +251,23 @@ def test_concurrent_requests_lose_no_journal_writes(served):
         t.join()
     assert answers.count(200) == n
     events = read_events(state_dir / "model_journal.sqlite", source="api")
-    assert len(events) - before == n
-    assert sorted(e["kind"] for e in events[before:]) == sorted(["set_hparams", "act", "save"] * (n // 3))
+    assert len(events) - before == 2 * n // 3  # what changed state; /act is counted, not journaled
+    assert sorted(e["kind"] for e in events[before:]) == sorted(["set_hparams", "save"] * (n // 3))
     names = [v.name for v in host.versions.list()]
     assert len(names) == len(set(names))  # concurrent saves never reuse a version number
 
 
-def test_non_loopback_bind_needs_a_token(monkeypatch):
+def test_non_loopback_bind_needs_a_long_token(monkeypatch):
     monkeypatch.delenv("KPREMIA_API_TOKEN", raising=False)
     with pytest.raises(UserError, match="export KPREMIA_API_TOKEN"):
         check_bind(ApiConfig(host="0.0.0.0"))
     assert check_bind(ApiConfig(host="127.0.0.1")) is None
     assert check_bind(ApiConfig(host="::1")) is None
+    for short in ("x", "a" * (MIN_TOKEN_CHARS - 1)):
+        monkeypatch.setenv("KPREMIA_API_TOKEN", short)
+        with pytest.raises(UserError, match=f"needs at least {MIN_TOKEN_CHARS}.*secrets.token_urlsafe"):
+            check_bind(ApiConfig(host="0.0.0.0"))
+    assert len(TOKEN) >= MIN_TOKEN_CHARS
     monkeypatch.setenv("KPREMIA_API_TOKEN", TOKEN)
     assert check_bind(ApiConfig(host="0.0.0.0")) == TOKEN
 

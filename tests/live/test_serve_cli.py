@@ -11,7 +11,7 @@ import time
 import httpx
 from kpremia.envs.experiment import load_market
 
-TOKEN = "cli-token-0123456789"
+TOKEN = "cli-token-0123456789-abcdefghijklmn"
 
 
 def _free_port() -> int:
@@ -35,6 +35,16 @@ def test_off_loopback_without_a_token_refuses_to_start(checkpoint, tmp_path):
         assert "export KPREMIA_API_TOKEN" in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s" / "versions").exists()  # refused before anything was written
+
+
+def test_off_loopback_with_a_short_token_refuses_with_a_hint(checkpoint, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "kpremia", "serve", f"ckpt={checkpoint}", "live.api.host=0.0.0.0",
+                           f"live.state_dir={tmp_path / 's'}"], capture_output=True, text=True, timeout=300,
+                          env=_env(KPREMIA_API_TOKEN="hunter2"), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "KPREMIA_API_TOKEN has 7 characters" in proc.stderr and "secrets.token_urlsafe(32)" in proc.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_serve_answers_with_a_token(checkpoint, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
 import re
@@ -10,11 +11,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kpremia.live.api import ApiConfig, ApiServer, create_app
 from kpremia.live.build import run_live
 from kpremia.live.control_log import read_events
+from kpremia.live.halt import read_risk_events
 from kpremia.live.journal import read_table
 from kpremia.live.config import LiveConfig
 from kpremia.live.serve import build_host
@@ -86,3 +89,64 @@ def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_pat
     # the last decisions are marked on the premium chart, one marker per order in the window
     assert len(re.findall(r'class="decision (?:buy|sell)"', dom)) == int(decisions["client_order_id"].notna().sum())
     assert len(versions) > 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/system-deps installs it)")
+def test_halted_session_page_shows_why_and_since_when(live_cfg, tmp_path):
+    """A session halted by a book mismatch: the page names the cause, its time, the risk events; only real
+    decisions are listed (the policy acts every 4 bars: the bars between are journaled, not listed); both charts
+    have a time axis."""
+    import sqlite3
+
+    from tests.live.conftest import make_checkpoint
+
+    cfg = copy.deepcopy(live_cfg)
+    cfg["env"]["decision_every"] = 4
+    checkpoint = make_checkpoint(tmp_path / "every4" / "checkpoints" / "last.ckpt", cfg)
+    state_dir = tmp_path / "state"
+    cli = copy.deepcopy(live_cfg)
+    cli["ckpt"] = str(checkpoint)
+    cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=60)
+    run_live(cli, overrides=[])
+    with sqlite3.connect(state_dir / "paper_exchange.sqlite") as conn:  # someone trades behind the runner's back
+        conn.execute("UPDATE account SET usdt = usdt + 1.5")
+    conn.close()
+    cli["live"]["max_bars"] = 24
+    assert run_live(cli, overrides=[])["risk_state"] == "HALTED"
+
+    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
+    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/#token={TOKEN}"
+        shot = Path(os.environ.get("KPREMIA_SCREENSHOT_DIR", tmp_path)) / "status_halted.png"
+        proc = _browser(f"--screenshot={shot}", "--window-size=1280,1500", url)
+        assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
+        dom = _browser("--dump-dom", url).stdout
+    finally:
+        server.stop()
+        host.close()
+
+    assert 'data-loaded="1"' in dom
+    seen = _values(dom)
+    dom = dom.split("<script>")[0]  # what the page rendered, not the script that renders it
+    events = read_table(state_dir / "journal.sqlite", "risk_events")
+    cause = events[events["kind"] == "reconcile"].iloc[-1]
+    assert seen["risk-state"] == "HALTED"
+    assert seen["risk-reason"] == html.escape(cause["reason"], quote=True) and "the broker" in cause["reason"]
+    assert seen["risk-since"] == cause["created_at"]
+    assert re.search(r'id="risk-banner" class="banner HALTED"(?! hidden)', dom)
+    from kpremia.live.status import grouped_events
+
+    groups = grouped_events(read_risk_events(state_dir / "journal.sqlite"))
+    assert dom.count('class="risk-event"') == min(12, len(groups)) and len(groups) < len(events)
+    assert re.search(r"halted ×\d+", dom)  # the refusals of every halted bar, one row
+    assert seen["api-requests"] == "0"  # the page's own requests were all authorised (no favicon 401)
+    decisions = read_table(state_dir / "journal.sqlite", "decisions")
+    assert decisions["reason"].str.startswith("between decisions").sum() > 30  # journaled ...
+    assert "between decisions" not in dom and "warm-up" not in dom  # ... but not listed as decisions
+    assert dom.count('class="decision-row"') == min(12, int(decisions["action"].notna().sum()))
+    labels = re.findall(r'class="tick-label"[^>]*>([^<]+)<', dom)
+    assert len(labels) == 12  # six ticks on each chart
+    first_bar = pd.Timestamp(decisions["bar_time"].iloc[0])
+    assert labels[0] == first_bar.strftime("%m-%d %H:%M")  # UTC bar times

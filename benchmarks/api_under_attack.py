@@ -1,0 +1,178 @@
+"""Bar timing of a paper session while hostile uploads hit its control API, against the same session alone.
+
+    python benchmarks/api_under_attack.py [--bars 300] [--requests 100] [--connections 10] [--pace-ms 50]
+                                          [--kpremia-path <another checkout>]
+
+Each scenario is a real session (``python -m kpremia live ... live.api.enabled=true``: uvicorn on 127.0.0.1
+in the session's process, bars replayed every ``--pace-ms``) started in a fresh state_dir:
+
+* ``alone``: nobody calls the API;
+* ``401``: ``--requests`` unauthenticated 50 MB ``POST /act`` bodies over ``--connections`` connections
+  (the bind has a token);
+* ``413``: the same bodies on a token-less loopback bind (the size limit refuses them).
+
+For the bars decided while the requests arrive it prints the time each bar took beyond the feed's pace
+(commit to commit, minus the pace: features, decision, journal commit, order, callbacks, and any wait), and
+the decision latency the journal records (bar -> decision).  ``--kpremia-path`` runs the sessions from
+another checkout (e.g. one before the request guard) with this script's attack, for a before/after table;
+give it fewer ``--requests`` there (each body used to cost seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from kpremia import training
+
+TOKEN = "benchmark-token-0123456789-abcdefghijklmnop"
+FIFTY_MB = 50_000_000
+
+
+def make_checkpoint(directory: Path) -> Path:
+    """A fit-format checkpoint of an untrained gru_attn PPO (seeded; policy head scaled so it trades)."""
+    with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="config", overrides=[
+            "data.days=40", "env.window_15m=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
+    torch.manual_seed(0)
+    market = training.load_market(cfg, ("train",))
+    module = training.build_module(cfg, market.spec, market=None)
+    with torch.no_grad():
+        module.net.policy_head[-1].weight.mul_(300.0)
+    path = directory / "run" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
+                "kpremia": {"normalizer": market.normalizer.state_dict()}}, path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hostile_upload(port: int, body: memoryview) -> str:
+    """An unauthenticated POST /act with ``body``; the status, or ``reset`` if the server hung up first."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        head = (f"POST /act HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            sock.sendall(head)
+            sock.sendall(body)
+        except OSError:
+            pass
+        try:
+            data = sock.recv(4096)
+            return data.split(b" ", 2)[1].decode() if data else "reset"
+        except (OSError, IndexError):
+            return "reset"
+    finally:
+        sock.close()
+
+
+def decisions(journal: Path) -> pd.DataFrame:
+    if not journal.exists():
+        return pd.DataFrame()
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as conn:
+            return pd.read_sql_query("SELECT created_at, latency_ms FROM decisions ORDER BY step", conn)
+    except (sqlite3.Error, pd.errors.DatabaseError):
+        return pd.DataFrame()
+
+
+def run_scenario(name: str, ckpt: Path, root: Path, args: argparse.Namespace) -> dict:
+    state_dir, port = root / name, free_port()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("KPREMIA_API_TOKEN", None)
+    if name != "413":
+        env["KPREMIA_API_TOKEN"] = TOKEN
+    if args.kpremia_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.kpremia_path, env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kpremia", "live", f"ckpt={ckpt}", f"live.state_dir={state_dir}",
+         "live.api.enabled=true", f"live.api.port={port}", f"live.replay.speed={15 * 60 / (args.pace_ms / 1e3):g}",
+         f"live.max_bars={args.bars}", "live.journal.synchronous=NORMAL", "live.callbacks.logging=null"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+    journal = state_dir / "journal.sqlite"
+    while proc.poll() is None and len(decisions(journal)) < 10:
+        time.sleep(0.05)
+    outcomes: list[str] = []
+    start = pd.Timestamp.now(tz="UTC")
+    if name != "alone":
+        body = memoryview(b"[" + b"1," * (FIFTY_MB // 2 - 1) + b"1]")
+        per = args.requests // args.connections
+
+        def one_connection() -> None:
+            for _ in range(per):
+                outcomes.append(hostile_upload(port, body))
+                time.sleep(args.gap_s)
+
+        threads = [threading.Thread(target=one_connection) for _ in range(args.connections)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        time.sleep(args.alone_s)
+    end = pd.Timestamp.now(tz="UTC")
+    code = proc.wait()
+    if code != 0:
+        raise SystemExit(f"{name}: the session failed ({code}): {proc.stderr.read()[-2000:]}")
+    d = decisions(journal)
+    created = pd.to_datetime(d["created_at"])
+    beyond = (created.diff().dt.total_seconds().to_numpy() - args.pace_ms / 1e3) * 1e3
+    inside = ((created >= start) & (created <= end)).to_numpy().copy()
+    inside[0] = False
+    counts = {k: outcomes.count(k) for k in sorted(set(outcomes))}
+    return {"name": name, "bars": int(inside.sum()), "beyond": beyond[inside],
+            "latency": d["latency_ms"].to_numpy()[inside], "seconds": (end - start).total_seconds(),
+            "outcomes": ", ".join(f"{v}x {k}" for k, v in counts.items()) or "-"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--pace-ms", type=float, default=50.0)
+    parser.add_argument("--gap-s", type=float, default=0.2, help="pause between two uploads on one connection")
+    parser.add_argument("--alone-s", type=float, default=4.0, help="how long the alone scenario is measured")
+    parser.add_argument("--scenarios", default="alone,401,413")
+    parser.add_argument("--kpremia-path", default="", help="run the sessions from this checkout instead")
+    args = parser.parse_args()
+    print(f"load before: {os.getloadavg()[0]:.2f} (1 min); {os.cpu_count()} CPUs; torch {torch.__version__}")
+    print(f"paper session, bars every {args.pace_ms:g} ms, API in the session's process; "
+          f"{args.requests} x 50 MB unauthenticated POST /act over {args.connections} connections"
+          + (f"; sessions from {args.kpremia_path}" if args.kpremia_path else ""))
+    print(f"{'scenario':<8} {'bars':>5} {'secs':>6} | {'ms beyond the pace: p50':>24} {'p99':>8} {'max':>8} | "
+          f"{'decision ms p50':>16} {'p99':>7} | requests")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ckpt = make_checkpoint(root)
+        for name in args.scenarios.split(","):
+            r = run_scenario(name, ckpt, root, args)
+            b, lat = r["beyond"], r["latency"]
+            print(f"{r['name']:<8} {r['bars']:>5} {r['seconds']:>6.1f} | {np.percentile(b, 50):>24.1f} "
+                  f"{np.percentile(b, 99):>8.1f} {b.max():>8.1f} | {np.percentile(lat, 50):>16.2f} "
+                  f"{np.percentile(lat, 99):>7.2f} | {r['outcomes']}", flush=True)
+    print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
+
+
+if __name__ == "__main__":
+    main()
