@@ -111,7 +111,7 @@ def test_halted_session_page_shows_why_and_since_when(live_cfg, tmp_path):
     with sqlite3.connect(state_dir / "paper_exchange.sqlite") as conn:  # someone trades behind the runner's back
         conn.execute("UPDATE account SET usdt = usdt + 1.5")
     conn.close()
-    cli["live"]["max_bars"] = 24
+    cli["live"]["max_bars"] = 60  # enough decisions after the halt for runs of refusals
     assert run_live(cli, overrides=[])["risk_state"] == "HALTED"
 
     host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
