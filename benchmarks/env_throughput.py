@@ -40,6 +40,7 @@ import torch
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.execution import ExecutionRules
 
 log = logging.getLogger("benchmarks.env_throughput")
 
@@ -59,11 +60,11 @@ def random_walk_market(n_bars: int = 20_000, n_features: int = 16, seed: int = 0
 
 
 def load_market() -> tuple[MarketTensors, str]:
-    """The default synthetic train split, or the random-walk fallback when the data layer is missing."""
+    """The default experiment's synthetic train split, or the random-walk fallback when the data layer is missing."""
     try:
-        from kpremia.envs.gym_env import default_market
+        from kpremia.envs.experiment import experiment_market
 
-        return default_market(), "synthetic (data layer)"
+        return experiment_market().tensors["train"], "synthetic (data layer)"
     except Exception as exc:  # noqa: BLE001 - any failure of the data layer falls back
         log.warning("default synthetic market unavailable (%s); using a random-walk market", exc)
         return random_walk_market(), "random walk (fallback)"
@@ -88,9 +89,10 @@ def _timed(fn: Callable[[int], None], steps: int, warmup: int, device: torch.dev
     return times
 
 
-def bench_env(market: MarketTensors, n_envs: int, steps: int, warmup: int) -> np.ndarray:
+def bench_env(market: MarketTensors, n_envs: int, steps: int, warmup: int,
+              rules: ExecutionRules = ExecutionRules(fee_rate=0.0005)) -> np.ndarray:
     """Seconds of each batched step (full obs dict, random actions pre-generated on the device)."""
-    env = BatchedEnv(market, n_envs, max_steps=1000, fee_rate=0.0005, seed=0)
+    env = BatchedEnv(market, n_envs, rules=rules, max_steps=1000, seed=0)
     g = torch.Generator(device=market.device).manual_seed(1)
     actions = torch.randint(0, env.n_actions, (warmup + steps, n_envs), generator=g, device=market.device)
     env.reset()
@@ -113,7 +115,7 @@ def bench_gym(market: MarketTensors, steps: int, warmup: int) -> np.ndarray:
     """Seconds of each step of the gymnasium wrapper in a Python loop (one env)."""
     from kpremia.envs.gym_env import KPremiaGymEnv
 
-    env = KPremiaGymEnv(market.to("cpu"), max_steps=1000, fee_rate=0.0005)
+    env = KPremiaGymEnv(market.to("cpu"), env={"max_steps": 1000, "fee_rate": 0.0005})
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     acts = rng.integers(0, env.action_space.n, warmup + steps)
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps before timing")
     parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 256, 4096])
     parser.add_argument("--device", nargs="+", default=None, help="default: cpu, and cuda when available")
+    parser.add_argument("--spread-krw", type=float, default=ExecutionRules().spread_krw,
+                        help="quoted spread of the BatchedEnv rows (default: the config's; 0 = no spread)")
     parser.add_argument("--threads", type=int, nargs="+", default=None,
                         help="torch CPU thread counts to try (default: torch's default, then 1)")
     args = parser.parse_args(argv)
@@ -160,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         for n_threads in threads if device == "cpu" else [default_threads]:
             torch.set_num_threads(n_threads)
             for n in args.n_envs:
-                row(device, "BatchedEnv.step", n, bench_env(dev_market, n, args.steps, args.warmup))
+                rules = ExecutionRules(fee_rate=0.0005, spread_krw=args.spread_krw)
+                row(device, "BatchedEnv.step", n, bench_env(dev_market, n, args.steps, args.warmup, rules))
             n_max = max(args.n_envs)
             row(device, "obs gather only", n_max, bench_gather(dev_market, n_max, args.steps, args.warmup))
     for n_threads in threads:

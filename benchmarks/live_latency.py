@@ -45,6 +45,7 @@ from kpremia.live.policy import CheckpointPolicy
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
 from kpremia.registry import DATA_SOURCES, ENCODERS
+from kpremia.envs.experiment import load_market
 
 TARGET_P99_MS = {"gru_attn": 2.5}
 
@@ -57,12 +58,19 @@ def config(encoder: str) -> dict:
 
 def checkpoint(cfg: dict, directory: Path) -> Path:
     """A fit-format checkpoint of an untrained module with the train split's normaliser."""
-    market = training.load_market(cfg, ("train",))
+    market = load_market(cfg, ("train",))
     module = training.build_module(cfg, market.spec, market=None)
     path = directory / f"{cfg['encoder']['name']}.ckpt"
     torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
                 "kpremia": {"normalizer": market.normalizer.state_dict()}}, path)
     return path
+
+
+class PaperOnly:
+    """No orders are sent here; to online learning it is what the default ``paper`` broker is: not real money."""
+
+    name = "paper"
+    is_paper = True
 
 
 def warm_runner(encoder: str, directory: Path, config_: dict | None = None) -> tuple[LiveRunner, "pd.DataFrame", int]:
@@ -100,7 +108,10 @@ def measure_online(encoder: str, n_bars: int, directory: Path,
     from kpremia.live.learning import ModelCallback
 
     runner, frame, start = warm_runner(encoder, directory, {"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
-    callback = ModelCallback(learn={"enabled": True, "challenger": {"enabled": True, "window_bars": 96}})
+    from kpremia.live.config import LearnConfig
+
+    callback = ModelCallback(LearnConfig(enabled=True))  # the reference settings: challenger on, 96-bar windows
+    runner.broker = PaperOnly()  # learning checks what the broker is; this bench sends no orders
     callback.setup(runner)
     runner.callbacks = [callback]
     decide, cpu, whole = [], [], []

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # noqa: E402
+from kpremia.envs.experiment import load_market
 
 
 def fastest_fifth(fn: Callable[[], None], calls: int) -> float:
@@ -53,7 +54,7 @@ def parts(exp: str, threads: int) -> tuple[float, float, float, float]:
     from kpremia import training
 
     cfg = train_throughput.compose([f"experiment={exp}", f"torch_threads={threads}"])
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     module = training.build_module(cfg, market.spec, market)
     net = module.net.eval()
     algo, n_envs = cfg["algo"], int(cfg["env"]["n_envs"])

@@ -19,15 +19,13 @@ import warnings
 from pathlib import Path
 
 import torch
+from kpremia.envs.experiment import load_market
 
 
 def compose(overrides: list[str]) -> dict:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from omegaconf import OmegaConf
+    from kpremia.compose import compose_config
 
-    with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
-        return OmegaConf.to_container(hydra_compose(config_name="config", overrides=overrides), resolve=True)
+    return compose_config(overrides)
 
 
 def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
@@ -37,7 +35,7 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
     from kpremia import training
 
     L.seed_everything(int(cfg["seed"]), verbose=False)
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     module = training.build_module(cfg, market.spec, market)
     trainer, _ = training.build_trainer(cfg, run_dir, module)
     trainer.limit_val_batches = 0
@@ -50,11 +48,10 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
 
 def env_reference(cfg: dict, steps: int) -> float:
     """Random-action env steps/s of the same simulator and n_envs (no policy)."""
-    from kpremia import training
-    from kpremia.envs.factory import make_env
+    from kpremia.envs.batched import BatchedEnv
 
-    market = training.load_market(cfg)
-    env = make_env(market.tensors["train"], cfg["env"], seed=0)
+    market = load_market(cfg)
+    env = BatchedEnv.from_config(market.tensors["train"], cfg["env"], seed=0)
     env.reset()
     n = env.n_envs
     actions = torch.randint(0, env.n_actions, (max(1, steps // n), n))

@@ -12,9 +12,12 @@ sb3-contrib RecurrentPPO (``MultiInputLstmPolicy``, 8 envs) and SB3 DQN
 (``MultiInputPolicy``, one env) train on ``kpremia/KPremia-v0`` -- each with its
 library's default hyperparameters, the way a user starts -- and kpremia trains
 ``mlp_ppo``, ``gru_attn_ppo``, ``lstm_ppo`` and ``mlp_dqn`` as ``fit`` runs them
-(``benchmarks/train_throughput.py``).  Both sides trade the same market and
-rules (the default synthetic market's train split, the env config's fees) with
-the same torch thread count.  Each pair prints its ratio.
+(``benchmarks/train_throughput.py``).  Like with like: each SB3 run trains on
+``gymnasium.make("kpremia/KPremia-v0", experiment=<the kpremia experiment of its
+pair>)``, i.e. the same market, execution rules, action scheme, decision interval
+and reward as ``fit experiment=<it>`` (a test checks the two envs step alike), with
+the same torch thread count.  An env step is one decision on both sides (16 bars
+for the default experiments).  Each pair prints its ratio.
 
 **VecEnv**: SB3 PPO (same hyperparameters) on :class:`kpremia.envs.sb3.KPremiaVecEnv`
 (the batched simulator) against the same PPO on ``DummyVecEnv``, and the bare
@@ -49,6 +52,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # noqa: E402  (compose + time_fit: kpremia's side, as `fit` runs it)
+from kpremia.envs.experiment import load_market
 
 ENV_ID = "kpremia/KPremia-v0"
 SB3_PPO_ENVS = 8
@@ -66,11 +70,9 @@ def base_overrides(threads: int) -> list[str]:
     return ["trainer.enable_progress_bar=false", f"torch_threads={threads}", "logger=csv"]
 
 
-def gym_kwargs(cfg: dict[str, Any], market: Any) -> dict[str, Any]:
-    """KPremiaGymEnv / KPremiaVecEnv arguments: the split and the env config's rules (as ``fit``)."""
-    from kpremia.envs.factory import env_kwargs
-
-    return {"market": market, "max_steps": cfg["env"]["max_steps"], **env_kwargs(cfg["env"])}  # bars or "1000h"
+def gym_kwargs(experiment: str, seed: int) -> dict[str, Any]:
+    """KPremiaGymEnv / KPremiaVecEnv arguments: ``fit experiment=<experiment> seed=<seed>``'s market and rules."""
+    return {"experiment": experiment, "overrides": (f"seed={seed}",)}
 
 
 def sb3_budget(steps_per_s_guess: float, seconds: float, multiple: int) -> int:
@@ -129,17 +131,18 @@ def kpremia_fit(experiment: str, steps: int, threads: int, overrides: list[str])
 
 
 # ---------------------------------------------------------------------------- sections
-def throughput(args: argparse.Namespace, cfg: dict[str, Any], kw: dict[str, Any]) -> list[tuple]:
-    s = args.scale
+def throughput(args: argparse.Namespace) -> list[tuple]:
+    s, seed = args.scale, args.seed
     pairs = [
-        ("PPO (MLP)", "SB3 PPO, 8 envs", lambda: sb3_ppo(kw, int(16_384 * s), args.seed),
+        ("PPO (MLP)", "SB3 PPO, 8 envs", lambda: sb3_ppo(gym_kwargs("mlp_ppo", seed), int(16_384 * s), seed),
          "mlp_ppo", int(131_072 * s), 15.0),
-        ("recurrent PPO", "RecurrentPPO (LSTM), 8 envs", lambda: sb3_recurrent_ppo(kw, int(2_048 * s), args.seed),
+        ("recurrent PPO", "RecurrentPPO (LSTM), 8 envs",
+         lambda: sb3_recurrent_ppo(gym_kwargs("gru_attn_ppo", seed), int(2_048 * s), seed),
          "gru_attn_ppo", int(16_384 * s), 10.0),
         ("recurrent PPO", "RecurrentPPO (LSTM), 8 envs", None, "lstm_ppo", int(16_384 * s), None),
-        ("DQN (MLP)", "SB3 DQN, 1 env", lambda: sb3_dqn(kw, int(4_096 * s), args.seed),
+        ("DQN (MLP)", "SB3 DQN, 1 env", lambda: sb3_dqn(gym_kwargs("mlp_dqn", seed), int(4_096 * s), seed),
          "mlp_dqn", int(65_536 * s), 10.0),
-    ]
+    ][:args.pairs]
     rows, last_sb3 = [], None
     for what, sb3_name, sb3_fn, experiment, kp_steps, target in pairs:
         if sb3_fn is not None:
@@ -196,7 +199,6 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     from stable_baselines3.common.env_util import make_vec_env
 
     from kpremia import training
-    from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
     budget = float(args.budget_s)
@@ -221,14 +223,14 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     for seed in args.seeds:
         cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={seed}",
                                         "algo.total_env_steps=100000000"])
-        market = training.load_market(cfg)
-        val, ekw = market.tensors["val"], env_kwargs(cfg["env"])
+        market = load_market(cfg)
+        val, ekw = market.tensors["val"], cfg["env"]
 
         def score(act: Any) -> dict[str, float]:
             return trace_metrics(run_policy_backtest(act, val, ekw)[0])
 
-        # SB3 PPO, defaults, 8 envs
-        kw = gym_kwargs(cfg, market.tensors["train"])
+        # SB3 PPO, defaults, 8 envs, on mlp_ppo's market model
+        kw = gym_kwargs("mlp_ppo", seed)
         torch.manual_seed(seed)
         venv = make_vec_env(ENV_ID, n_envs=SB3_PPO_ENVS, seed=seed, env_kwargs=kw)
         model = PPO("MultiInputPolicy", venv, seed=seed, device="cpu", verbose=0)
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="learning seeds")
     parser.add_argument("--seed", type=int, default=0, help="throughput seed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both libraries")
+    parser.add_argument("--pairs", type=int, default=4, help="throughput: only the first N pairs (1 = PPO (MLP))")
     args = parser.parse_args(argv)
     sections = args.only or ["throughput", "vecenv", *(["learning"] if args.learning else [])]
     try:
@@ -292,16 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     quiet()
     torch.set_num_threads(args.threads)
     import kpremia  # noqa: F401  (registers kpremia/KPremia-v0)
-    from kpremia import training
 
-    cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={args.seed}"])
-    market = training.load_market(cfg)
-    kw = gym_kwargs(cfg, market.tensors["train"])
+    kw = gym_kwargs("mlp_ppo", args.seed)
     before = load()
     t_start = time.perf_counter()
     out: dict[str, Any] = {}
     if "throughput" in sections:
-        out["throughput"] = throughput(args, cfg, kw)
+        out["throughput"] = throughput(args)
     if "vecenv" in sections:
         out["vecenv"] = vecenv(args, kw)
     if "learning" in sections:
@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
           f"sb3-contrib {sb3_contrib.__version__}; load average (1/5/15 min) {before} before, {load()} after; "
           f"{time.perf_counter() - t_start:.0f} s")
     if "throughput" in out:
-        print("\nthroughput: env steps per second of training (rollout + update), same market and rules")
+        print("\nthroughput: env steps (decisions) per second of training (rollout + update); each SB3 run on its "
+              "kpremia experiment's market, rules and decision interval")
         print(f"| {'pair':<14} | {'Stable-Baselines3':<28} | {'steps/s':>8} | {'kpremia':<13} | {'steps/s':>8} "
               f"| {'ratio':>6} | {'target':>6} |")
         print(f"|{'-' * 16}|{'-' * 30}|{'-' * 9}:|{'-' * 15}|{'-' * 9}:|{'-' * 7}:|{'-' * 7}:|")

@@ -16,7 +16,6 @@ import functools
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,42 +84,16 @@ def _first_combination(overrides: list[str]) -> list[str]:
     return out
 
 
-def _let_deprecated_keys_through(args: list[str]) -> list[str]:
-    """Overrides of renamed keys (``env.fee=...``, ``ckpt_path=...``) as ``++key=...``.
-
-    The shipped config no longer has those keys, so Hydra would refuse a plain
-    override; ``++`` adds the key and the typed config reads it under its new
-    name, with a deprecation warning.
-    """
-    from kpremia.config_checks import deprecated_override_keys
-
-    old = set(deprecated_override_keys())
-    out = []
-    for arg in args:
-        key = arg.split("=", 1)[0]
-        out.append(f"++{arg}" if "=" in arg and not arg.startswith(("+", "~", "-")) and key in old else arg)
-    return out
-
-
-def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                  line: str | None = None) -> None:
-    """FutureWarnings (deprecated config keys) as one ``warning:`` line; others as Python prints them."""
-    if issubclass(category, FutureWarning) and "config key" in str(message):
-        print(f"warning: {message}", file=sys.stderr)
-        return
-    _default_showwarning(message, category, filename, lineno, file, line)
-
-
-_default_showwarning = warnings.showwarning
-
-
 def _precheck(args: list[str]) -> None:
-    """Compose the config the way the app will and validate it; UserError on any mistake."""
-    from hydra import compose, initialize_config_module
+    """Compose the config the way the app will and validate it; UserError on any mistake.
+
+    Imports only what composing and checking need (Hydra, the typed config parts,
+    torch for the action scheme): a mistake is answered before Lightning loads.
+    """
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from kpremia.compose import compose_config
     from kpremia.config_checks import validate_config
 
     # hydra.searchpath changes which config files exist (e.g. a local encoder/<name>.yaml), so it
@@ -131,9 +104,7 @@ def _precheck(args: list[str]) -> None:
     try:
         if multirun:
             overrides = _first_combination(overrides)
-        with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved = compose_config(overrides)
         if not multirun and not any(o.startswith("hparams_search=") for o in overrides):
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -187,7 +158,6 @@ def _run_hydra(command: str, args: list[str]) -> int:
     _command = command
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
-    args = _let_deprecated_keys_through(args)
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     if not passthrough:
         _precheck(args)
@@ -236,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     command, rest = argv[0], argv[1:]
-    warnings.showwarning = _show_warning
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if command in HYDRA_COMMANDS:
@@ -263,14 +232,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _compose(overrides: list[str]) -> dict[str, Any]:
     """The composed config (no app run) for commands that read a state_dir."""
-    from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from kpremia.compose import compose_config
+
     try:
-        with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
-            return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+        return compose_config(overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
 

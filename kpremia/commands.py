@@ -26,9 +26,8 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
             print(run_dir, flush=True)
         return result["best_score"]
     if command in ("validate", "test"):
-        from kpremia.evaluate import evaluate_checkpoint
-
         from kpremia.config import checkpoint_of
+        from kpremia.evaluate import evaluate_checkpoint
 
         ckpt = checkpoint_of(cfg)
         if not ckpt:
@@ -60,13 +59,18 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
 
 
 def list_plugins() -> str:
-    """A text listing of every registry; encoders with their parameter count for the default spec."""
+    """A text listing of every registry; encoders with their parameter count for the default spec.
+
+    Only the encoders are imported (to count their parameters); every other
+    plug-in is described from its source, so ``list`` does not import Lightning,
+    the web server or ccxt.
+    """
     from kpremia.registry import REGISTRIES
 
     lines: list[str] = []
     for title, registry in REGISTRIES.items():
         lines.append(f"{title}:")
-        for name, obj in registry.items():
+        for name in registry.names():
             extra = ""
             if title == "encoders":
                 try:
@@ -75,8 +79,7 @@ def list_plugins() -> str:
                     extra = f"  ({param_count(name):,} parameters)"
                 except Exception as exc:  # a broken third-party encoder must not break `list`
                     extra = f"  (cannot build with the default spec: {type(exc).__name__})"
-            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-            summary = doc[0] if doc else ""
+            summary = registry.summary(name)
             lines.append(f"  {name:<20}{extra}  {summary}".rstrip())
         lines.append("")
     return "\n".join(lines)

@@ -4,21 +4,23 @@ Hydra composes the YAML tree into a dict; each part that code reads (``env``,
 ``algo``, ``eval``) is turned once into a frozen dataclass by
 :meth:`ConfigPart.from_dict`, which
 
-* reads renamed keys under their old name too (with a :class:`FutureWarning`
-  naming the new key), so configs and checkpoints written before a rename work;
 * refuses keys the part does not have (a knob added to the YAML but not to the
   dataclass fails loudly instead of being ignored);
 * converts values to the field's type and checks every field's rule, then the
   part's cross-field rules (:meth:`ConfigPart.check_together`), raising a
   one-line :class:`UserError` that names the key and the fix.
 
-A part also reads like the dict it replaces (``part["n_envs"]``, ``part.get(...)``,
-``dict(part)``), so code written against the resolved dict keeps working.
+A part also reads like a mapping (``part["n_envs"]``, ``part.get(...)``,
+``dict(part)``).  A field whose type is itself a part (``live.risk``) is built
+from its sub-node with that part's own checks.
 
 A knob is one line in its dataclass (type, default, rule) plus one line in its
-YAML file; ``tests/cli/test_configs.py`` checks the YAML defaults equal the
-dataclass defaults, so the two cannot drift.  A plug-in algorithm declares its
-own part (``config_class`` on the registered class) and so brings its own checks.
+YAML file; ``tests/cli/test_typed_configs.py`` checks the YAML defaults equal the
+dataclass defaults, so the two cannot drift.  Where one value object owns a
+knob (:class:`~kpremia.envs.execution.ExecutionRules` owns ``fee_rate``), the
+config part declares it with :func:`knob_of`, so the default and the rule have
+one home.  A plug-in algorithm declares its own part (``config_class`` on the
+registered class) and so brings its own checks.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import copy
 import dataclasses
 import types
 import typing
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -41,9 +42,26 @@ P = TypeVar("P", bound="ConfigPart")
 def knob(default: Any, rule: Rule | None = None) -> Any:
     """A config field: its default and, optionally, the rule its value must keep."""
     meta = {"rule": rule}
-    if isinstance(default, (list, dict)):
+    if isinstance(default, (list, dict, ConfigPart)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def knob_of(part: type[ConfigPart], name: str) -> Any:
+    """The knob ``name`` of another part, with its default and rule: one home for both.
+
+    ``EnvConfig.fee_rate = knob_of(ExecutionRules, "fee_rate")`` declares the env
+    config's key with the very default and rule of the value object that uses it.
+    """
+    f = part.__dataclass_fields__[name]
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return knob(default, f.metadata.get("rule"))
+
+
+def default_of(part: type[ConfigPart], name: str) -> Any:
+    """The default of field ``name`` of ``part`` (for a signature that must agree with the config)."""
+    f = part.__dataclass_fields__[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def at_least(low: float) -> Rule:
@@ -70,44 +88,39 @@ def optional(rule: Rule) -> Rule:
     return f"{text} or null", lambda v: v is None or ok(v)
 
 
-def deprecated_key(old: str, new: str) -> None:
-    """Warn once per process that ``old`` is read as ``new`` (the user-facing deprecation)."""
-    warnings.warn(f"config key {old} is deprecated and will be removed; use {new}", FutureWarning, stacklevel=3)
-
-
 @dataclasses.dataclass(frozen=True)
 class ConfigPart(Mapping[str, Any]):
     """Base of the typed parts; subclasses are frozen dataclasses of :func:`knob` fields."""
 
-    section: ClassVar[str] = ""  # where the part sits in the run config ("env", "algo", "eval")
-    renamed: ClassVar[Mapping[str, str]] = {}  # old key -> new key; old keys keep working, with a warning
+    section: ClassVar[str] = ""  # where the part sits in the run config ("env", "algo", "eval", "live.risk")
 
     # ------------------------------------------------------------ read like the dict it replaces
     def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
+        if key not in self.field_names():
             raise KeyError(key)
         return getattr(self, key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.__dataclass_fields__)
+        return iter(self.field_names())
 
     def __len__(self) -> int:
-        return len(self.__dataclass_fields__)
+        return len(self.field_names())
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The part's knobs (its dataclass fields; class-level settings such as ``section`` excluded)."""
+        return tuple(f.name for f in dataclasses.fields(cls))
 
     # ------------------------------------------------------------ building and checking
     @classmethod
-    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        """Move renamed keys to their new names (the old value wins: only a user writes an old key)."""
-        for old, new in cls.renamed.items():
-            if old in raw:
-                deprecated_key(f"{cls.section}.{old}", f"{cls.section}.{new}")
-                raw[new] = raw.pop(old)
+    def normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """The node in the form the fields take (override in a part, e.g. a scheme name into its node)."""
         return raw
 
     @classmethod
     def from_dict(cls: type[P], raw: Mapping[str, Any]) -> P:
         """The typed part of ``raw`` (the resolved config node), checked; :class:`UserError` if invalid."""
-        values = cls.upgrade(dict(raw))
+        values = cls.normalise(dict(raw))
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
@@ -162,6 +175,8 @@ class ConfigPart(Mapping[str, Any]):
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, ConfigPart):
+        return value.to_dict()
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -200,6 +215,12 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
     if base is Any:
         return value
+    if isinstance(base, type) and issubclass(base, ConfigPart):
+        if isinstance(value, base):
+            return value
+        if isinstance(value, Mapping):
+            return base.from_dict(value)
+        raise bad("a mapping")
     if base is bool:
         if isinstance(value, bool):
             return value
@@ -244,8 +265,5 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def checkpoint_of(cfg: Mapping[str, Any]) -> str | None:
-    """The run config's checkpoint (``ckpt``); the old key ``ckpt_path`` is still read, with a warning."""
-    if cfg.get("ckpt_path"):
-        deprecated_key("ckpt_path", "ckpt")
-        return str(cfg.get("ckpt") or cfg["ckpt_path"])
+    """The run config's checkpoint (``ckpt``), or None."""
     return str(cfg["ckpt"]) if cfg.get("ckpt") else None

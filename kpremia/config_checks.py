@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kpremia.envs.config import LEGACY_SCHEME_KEYS, EnvConfig
-from kpremia.envs.factory import action_scheme_of
+from kpremia.algos.config import AlgoConfig, algo_config_class
+from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig
-from kpremia.registry import ALGOS, DATA_SOURCES, ENCODERS
+from kpremia.registry import ALGOS, DATA_SOURCES, ENCODERS, Registry
 
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
@@ -22,34 +22,37 @@ def _check(cond: bool, key: str, value: Any, rule: str) -> None:
         raise UserError(f"{key}={value!r} is invalid: it must be {rule}; fix the override or the config file")
 
 
+def _known(registry: Registry[Any], name: Any) -> None:
+    """An unknown plug-in name fails here, without importing the known ones."""
+    if name not in registry:
+        registry.get(name)  # the one-line error listing the known names
+
+
 def validate_config(cfg: Mapping[str, Any]) -> None:
     """Raise :class:`UserError` naming the first invalid value in ``cfg`` (a resolved dict).
 
     Each part checks itself: ``env`` (:class:`EnvConfig`), ``algo`` (the algorithm's own
-    ``config_class``, so a plug-in algorithm brings its own rules) and ``eval``.
+    config part, so a plug-in algorithm brings its own rules), ``eval`` and ``live``.  Nothing
+    here imports an algorithm or an encoder that is built in: a mistake is reported
+    before Lightning is loaded.
     """
-    ENCODERS.get(cfg["encoder"]["name"])
-    algo_cls = ALGOS.get(cfg["algo"]["name"])
-    DATA_SOURCES.get(cfg["data"]["name"])
+    _known(ENCODERS, cfg["encoder"]["name"])
+    _known(ALGOS, cfg["algo"]["name"])
+    _known(DATA_SOURCES, cfg["data"]["name"])
     _check(isinstance(cfg["seed"], int) and cfg["seed"] >= 0, "seed", cfg["seed"], "an integer >= 0")
     env = EnvConfig.from_dict(cfg["env"])
-    action_scheme_of(env)  # builds the scheme: an unknown name or a bad option fails here
-    part = getattr(algo_cls, "config_class", None)
+    env.scheme()  # builds the scheme: an unknown name or a bad option fails here
+    part: type[AlgoConfig] | None = algo_config_class(cfg["algo"]["name"])
     if part is not None:
         part.from_dict(cfg["algo"]).check_with_env(env)
     if "eval" in cfg:
         EvalConfig.from_dict(cfg["eval"])
+    if "live" in cfg:
+        from kpremia.live.config import LiveConfig
+
+        LiveConfig.from_dict(cfg["live"])
     check_encoder_sizes(cfg["encoder"])
     check_accelerator(str(cfg.get("trainer", {}).get("accelerator", "cpu")))
-
-
-def deprecated_override_keys() -> tuple[str, ...]:
-    """Config keys that no longer exist but are still read (the CLI lets overrides of them through)."""
-    keys = ["ckpt_path", *(f"env.{old}" for old in EnvConfig.renamed), *(f"env.{old}" for old, _, _ in LEGACY_SCHEME_KEYS)]
-    for _, algo_cls in ALGOS.items():
-        part = getattr(algo_cls, "config_class", None)
-        keys += [f"algo.{old}" for old in getattr(part, "renamed", {})]
-    return tuple(dict.fromkeys(keys))
 
 
 # Encoder keys that size a layer, and how (a plug-in encoder's keys follow the same naming).

@@ -19,7 +19,8 @@ import torch
 
 from kpremia import training
 from kpremia.bars import timeframe_label
-from kpremia.envs.factory import action_scheme_of, env_kwargs
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
@@ -28,7 +29,7 @@ from kpremia.eval.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
 
-_NOT_FROM_CLI = ("ckpt", "ckpt_path", "hydra", "eval", "experiment", "logger", "paths", "live")
+_NOT_FROM_CLI = ("ckpt", "hydra", "eval", "experiment", "logger", "paths", "live")
 
 
 def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -95,21 +96,21 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     eval_cfg = EvalConfig.from_dict(cfg["eval"])
     split = _eval_split(eval_cfg.split, split)
     training.apply_threads(cfg)
-    splits = {"test": training.ALL_SPLITS, "val": training.TRAIN_SPLITS, "all": ("train", "all")}[split]
+    splits = {"test": ALL_SPLITS, "val": TRAIN_SPLITS, "all": ("train", "all")}[split]
     if loaded.normalizer is None:
         log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
-    market = training.load_market(cfg, splits, normalizer=loaded.normalizer)
+    market = load_market(cfg, splits, normalizer=loaded.normalizer)
     training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
     cfg = training.resolve_bar_settings(cfg, market)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
     target = market.tensors[split]
-    kwargs = env_kwargs(cfg["env"])
-    scheme = action_scheme_of(cfg["env"])
+    env = EnvConfig.of(cfg["env"])
+    scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
-    traces = run_policy_backtest(act, target, kwargs, n_envs=n_envs, seed=int(cfg["seed"]))
+    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]))
     per_seed = [trace_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
@@ -117,17 +118,17 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
                        for k in ("return", "sharpe", "max_drawdown")})
         policy["n_seeds"] = len(per_seed)
 
-    baselines = make_baselines(eval_cfg.baselines, kwargs, seed=int(cfg["seed"]),
+    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
                                options=rule_options(eval_cfg.rule_levels))
     for baseline in baselines.values():
         baseline.fit(market.tensors["train"])
-    baseline_traces = run_baseline_backtests(baselines, target, kwargs) if baselines else {}
+    baseline_traces = run_baseline_backtests(baselines, target, env) if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     report_dir = run_dir / _report_name(module.cfg["data"], cfg["data"])
     extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
              "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"), "eval": eval_cfg.to_dict(),
-             "baseline_params": baseline_params(baselines), "fee_rate": kwargs.get("fee_rate"),
+             "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
              "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
              "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
              "inserted_bars": inserted_bars(market.manifest),

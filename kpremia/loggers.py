@@ -112,7 +112,7 @@ class KPremiaWandbLogger(WandbLogger):
     def __init__(self, *, run_dir: Path | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._run_dir = run_dir
-        # Lightning always passes anonymous=None, which wandb warns is deprecated.
+        # Lightning always passes anonymous=None, which wandb warns about on every run.
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
         self._finished = False

@@ -7,10 +7,18 @@ One small :class:`Registry` class, many instances (``ENCODERS``, ``ALGOS``,
 name is an error, and an unknown name fails with one line listing the known
 names and the nearest match.
 
+Loading is lazy and per registry: each registry names its built-in plug-ins and
+the module that registers each one (``builtins={name: module}``), and imports a
+module only when that name is asked for (``get``, ``build``) or when every
+plug-in is listed (``items``).  So ``ACTION_SCHEMES.get("signal")`` (what
+``BatchedEnv`` does) imports the action schemes and nothing else: not
+Lightning, not the web server, not ccxt.  ``names()`` and ``in`` answer from
+the declarations without importing anything built in.
+
 Third-party packages add plug-ins through the entry-point group
 ``kpremia.plugins``: each entry point names a module (or a callable) that, when
-imported/called, registers its objects.  Entry points are loaded lazily, the
-first time any registry is queried, so ``import kpremia`` stays cheap.  A package
+imported/called, registers its objects.  Entry points are loaded the first time
+any registry is queried (a plug-in module may register in any registry).  A package
 that ships config files (e.g. ``configs/encoder/<name>.yaml``) declares their
 package in the group ``kpremia.configs``; the CLI adds it to Hydra's search path.
 Modules that are not installed (a local ``my_encoder.py``) are named in the
@@ -20,12 +28,14 @@ See ``docs/write_an_encoder.md``.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import fnmatch
 import importlib
 import importlib.util
 import logging
 import os
+from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -40,36 +50,17 @@ ENTRY_POINT_GROUP = "kpremia.plugins"
 CONFIG_ENTRY_POINT_GROUP = "kpremia.configs"
 PLUGINS_ENV_VAR = "KPREMIA_PLUGINS"
 
-# Modules of kpremia that register the built-in plug-ins.  Imported lazily on
-# first lookup so that registries are complete no matter which module a user
-# imported first.
-_BUILTIN_MODULES = (
-    "kpremia.data.sources",
-    "kpremia.envs.action_schemes",
-    "kpremia.encoders",
-    "kpremia.algos.ppo",
-    "kpremia.algos.dqn",
-    "kpremia.eval.baselines",
-    "kpremia.live.plugins",
-)
-
-_loaded = False
+_entry_points_loaded = False
 _loading = False
 
 
-def load_plugins() -> None:
-    """Import built-in plug-in modules and third-party entry points (once)."""
-    global _loaded, _loading
-    if _loaded or _loading:
+def load_entry_points() -> None:
+    """Import third-party plug-ins (entry points and ``KPREMIA_PLUGINS``), once per process."""
+    global _entry_points_loaded, _loading
+    if _entry_points_loaded or _loading:
         return
     _loading = True
     try:
-        for module in _BUILTIN_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:  # a part not built yet
-                if exc.name != module:
-                    raise
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 obj = ep.load()
@@ -78,7 +69,7 @@ def load_plugins() -> None:
                 continue
             if callable(obj) and not isinstance(obj, type):
                 obj()
-        _loaded = True
+        _entry_points_loaded = True
         _import_env_plugins()
     finally:
         _loading = False
@@ -125,14 +116,21 @@ def plugin_config_modules() -> list[str]:
 class Registry(Generic[T]):
     """A named collection of plug-ins of one kind.
 
-    >>> ENCODERS = Registry("encoder")
+    >>> ENCODERS = Registry("encoder", builtins={"mlp": "kpremia.encoders.mlp"})
     >>> @ENCODERS.register("mlp")
     ... class MLPEncoder(nn.Module): ...
-    >>> ENCODERS.get("mlp")
+    >>> ENCODERS.get("mlp")        # imports kpremia.encoders.mlp on first use
+
+    Args:
+        kind: what the plug-ins are, for messages ("encoder").
+        builtins: ``{name: module}`` of kpremia's own plug-ins; a module is imported
+            when one of its names is needed (a test keeps the map equal to what the
+            modules register).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: Mapping[str, str] | None = None) -> None:
         self.kind = kind
+        self.builtins: dict[str, str] = dict(builtins or {})
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -151,36 +149,54 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def _ensure_loaded(self) -> None:
-        load_plugins()
+    def _load(self, name: str | None = None) -> None:
+        """Third-party plug-ins, then the built-in module of ``name`` (every one for None)."""
+        load_entry_points()
+        wanted = self.builtins.values() if name is None else [self.builtins[name]] if name in self.builtins else []
+        for module in dict.fromkeys(wanted):
+            importlib.import_module(module)
 
     def __contains__(self, name: object) -> bool:
-        self._ensure_loaded()
-        return name in self._entries
+        load_entry_points()
+        return name in self.builtins or name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        self._ensure_loaded()
-        return len(self._entries)
+        return len(self.names())
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Registered names matching a shell-style wildcard, sorted."""
-        self._ensure_loaded()
-        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+        """Registered names matching a shell-style wildcard, sorted (built-ins are not imported)."""
+        load_entry_points()
+        return sorted(n for n in {*self.builtins, *self._entries} if fnmatch.fnmatchcase(n, pattern))
 
     def items(self) -> list[tuple[str, T]]:
-        self._ensure_loaded()
+        """Every plug-in, imported (what ``list`` shows)."""
+        self._load()
         return sorted(self._entries.items())
+
+    def summary(self, name: str) -> str:
+        """The first line of the plug-in's docstring, without importing a built-in that is not loaded yet.
+
+        ``list`` shows every plug-in; importing them all would import Lightning, the
+        web server and ccxt just to print a line each, so a built-in's docstring is
+        read from its module's source.
+        """
+        if name not in self._entries and name in self.builtins:
+            doc = _registered_docstring(self.builtins[name], name)
+        else:
+            doc = getattr(self.get(name), "__doc__", None)
+        lines = (doc or "").strip().splitlines()
+        return lines[0] if lines else ""
 
     def get(self, name: str) -> T:
         """The plug-in registered as ``name``; a :class:`UserError` naming the known ones otherwise."""
-        self._ensure_loaded()
+        self._load(name)
         try:
             return self._entries[name]
         except KeyError:
-            known = sorted(self._entries)
+            known = self.names()
             close = difflib.get_close_matches(str(name), known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise UserError(
@@ -204,18 +220,47 @@ class Registry(Generic[T]):
         return cls(*args, **{**cfg, **kwargs})
 
     def __repr__(self) -> str:
-        return f"Registry({self.kind!r}, {sorted(self._entries)})"
+        return f"Registry({self.kind!r}, {self.names()})"
 
 
-ENCODERS: Registry[Any] = Registry("encoder")
-ALGOS: Registry[Any] = Registry("algo")
-ACTION_SCHEMES: Registry[Any] = Registry("action_scheme")
-DATA_SOURCES: Registry[Any] = Registry("data_source")
-BASELINES: Registry[Any] = Registry("baseline")
-LIVE_FEEDS: Registry[Any] = Registry("live feed")
-LIVE_BROKERS: Registry[Any] = Registry("live broker")
-LIVE_POLICIES: Registry[Any] = Registry("live policy")
-LIVE_CALLBACKS: Registry[Any] = Registry("live callback")
+def _registered_docstring(module: str, name: str) -> str | None:
+    """The docstring of the class or function registered as ``name`` in ``module``'s source (not imported)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return None
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            continue
+        for deco in node.decorator_list:
+            if (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute) and deco.func.attr == "register"
+                    and deco.args and isinstance(deco.args[0], ast.Constant) and deco.args[0].value == name):
+                return ast.get_docstring(node)
+    return None
+
+
+def _same(module: str, *names: str) -> dict[str, str]:
+    return dict.fromkeys(names, module)
+
+
+ENCODERS: Registry[Any] = Registry("encoder", {
+    "gru_attn": "kpremia.encoders.gru_attn", "lstm": "kpremia.encoders.lstm",
+    "dnn_lstm": "kpremia.encoders.dnn_lstm", "mlp": "kpremia.encoders.mlp"})
+ALGOS: Registry[Any] = Registry("algo", {"ppo": "kpremia.algos.ppo", "dqn": "kpremia.algos.dqn"})
+ACTION_SCHEMES: Registry[Any] = Registry("action_scheme", _same("kpremia.envs.action_schemes", "signal",
+                                                                "hold_buy_sell", "target_weight"))
+DATA_SOURCES: Registry[Any] = Registry("data_source", {
+    "synthetic": "kpremia.data.synthetic", "csv": "kpremia.data.files", "parquet": "kpremia.data.files",
+    "ccxt": "kpremia.data.ccxt_source"})
+BASELINES: Registry[Any] = Registry("baseline", _same("kpremia.eval.baselines", "cash", "buy_and_hold", "random",
+                                                      "premium_threshold", "premium_zscore", "oracle"))
+LIVE_FEEDS: Registry[Any] = Registry("live feed", {"replay": "kpremia.live.feeds", "ccxt": "kpremia.live.ccxt_feed"})
+LIVE_BROKERS: Registry[Any] = Registry("live broker", {"paper": "kpremia.live.paper",
+                                                       "ccxt": "kpremia.live.ccxt_broker"})
+LIVE_POLICIES: Registry[Any] = Registry("live policy", _same("kpremia.live.policy", "checkpoint", "premium_threshold"))
+LIVE_CALLBACKS: Registry[Any] = Registry("live callback", {
+    "risk": "kpremia.live.risk", "logging": "kpremia.live.monitoring", "metrics": "kpremia.live.monitoring",
+    "checkpoints": "kpremia.live.snapshots", "model": "kpremia.live.learning", "alerts": "kpremia.live.alerts"})
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "encoders": ENCODERS,

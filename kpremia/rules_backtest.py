@@ -27,7 +27,8 @@ import pandas as pd
 
 from kpremia import training
 from kpremia.bars import timeframe_label
-from kpremia.envs.factory import env_kwargs
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests
 from kpremia.eval.baselines import baseline_params, make_baselines
@@ -59,23 +60,23 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if not eval_cfg.baselines:
         raise UserError("eval.baselines is empty: `backtest` has nothing to run; list the rules, e.g. "
                         "eval.baselines=[cash,buy_and_hold,premium_threshold]")
-    market = training.load_market(cfg, training.ALL_SPLITS if split == "test" else ("train", "all"))
+    market = load_market(cfg, ALL_SPLITS if split == "test" else ("train", "all"))
     cfg = training.resolve_bar_settings(cfg, market)
     target = market.tensors[split]
-    kwargs = env_kwargs(cfg["env"])
-    baselines = make_baselines(eval_cfg.baselines, kwargs, seed=int(cfg["seed"]), options=options)
+    env = EnvConfig.of(cfg["env"])
+    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]), options=options)
     for name, baseline in baselines.items():
         if split == "test":
             baseline.fit(market.tensors["train"])
         elif name in FITTED_RULES:
             baseline.fit(target)  # given levels: nothing is learned (the window in bars needs the bar size)
-    traces = run_baseline_backtests(baselines, target, kwargs)
+    traces = run_baseline_backtests(baselines, target, env)
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     extra = {"command": "backtest", "split": split, "seed": cfg.get("seed"), "eval": eval_cfg.to_dict(),
              "baseline_params": baseline_params(baselines),
              "levels": {name: ("given" if name in options else "fit on the train split")
                         for name in FITTED_RULES if name in baselines},
-             "fee_rate": kwargs.get("fee_rate"), "data": data_identity(market.manifest),
+             "fee_rate": env.fee_rate, "data": data_identity(market.manifest),
              "data_source": str(cfg["data"].get("path") or cfg["data"].get("name")), "period": period,
              "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
              "inserted_bars": inserted_bars(market.manifest)}

@@ -29,6 +29,27 @@ MARKET_KEYS = (PRICE_15M, PRICE_1D, PREMIUM, FEATURES)  # the data layer's part 
 N_ACCOUNT = 3  # the simulator's part: krw weight, usdt weight, log(V / V at episode start)
 
 
+def account_obs(krw: torch.Tensor, value: torch.Tensor, usdt_weight: torch.Tensor,
+                log_return: torch.Tensor) -> torch.Tensor:
+    """The ``account`` columns ``[N, 3]`` float32: KRW weight, USDT weight, log(V / V at the start).
+
+    The one place the account part of an observation is laid out: the simulator calls it
+    on its batch, the live runner and the challenger's paper account through
+    :func:`account_of` on theirs.
+    """
+    return torch.stack((krw / value, usdt_weight, log_return), dim=1).float()
+
+
+def account_of(cash_krw: float, position_usdt: float, price: float, initial_krw: float) -> torch.Tensor:
+    """:func:`account_obs` ``[1, 3]`` of one account given in floats, marked at ``price``."""
+    f64 = torch.float64
+    usdt_value = position_usdt * price if position_usdt != 0.0 else 0.0
+    value = cash_krw + usdt_value
+    return account_obs(torch.tensor([cash_krw], dtype=f64), torch.tensor([value], dtype=f64),
+                       torch.tensor([usdt_value / value if usdt_value else 0.0], dtype=f64),
+                       torch.log(torch.tensor([max(value, 1e-9) / initial_krw], dtype=f64)))
+
+
 @dataclass(frozen=True)
 class ObsSpec:
     """Per-env observation shapes: ``{key: shape}`` (batch dimension excluded)."""

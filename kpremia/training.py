@@ -18,19 +18,17 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from kpremia.algos.base import RLModule
-from kpremia.bars import DEFAULT_BAR, bar_minutes, bar_of_minutes, bars_setting, frame_bar, timeframe_label
-from kpremia.data.market import MarketData, Normalizer, build_market
-from kpremia.spec import ObsSpec
+from kpremia.bars import DEFAULT_BAR, bar_minutes, bar_of_minutes, bars_setting, timeframe_label
 from kpremia.config import checkpoint_of
-from kpremia.envs.config import EnvConfig
+from kpremia.data.market import MarketData, Normalizer
+from kpremia.envs.experiment import TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
-from kpremia.registry import ALGOS, DATA_SOURCES
+from kpremia.registry import ALGOS
 from kpremia.runs import write_run_files
+from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
 
-TRAIN_SPLITS = ("train", "val")
-ALL_SPLITS = ("train", "val", "test")
 # env settings given in bars or as durations ("4h"): turned into bars of the run's bar size once the data is loaded
 BAR_SETTINGS = ("decision_every", "max_steps")
 
@@ -40,28 +38,6 @@ def apply_threads(cfg: dict[str, Any]) -> None:
     threads = cfg.get("torch_threads")
     if threads:
         torch.set_num_threads(int(threads))
-
-
-def load_market(cfg: dict[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS,
-                normalizer: Normalizer | None = None) -> MarketData:
-    """Load the configured source and build the requested splits as tensors (on the CPU).
-
-    ``normalizer`` (a checkpoint's) replaces the one otherwise fitted on the train split.
-    """
-    data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
-    source = DATA_SOURCES.build(data_cfg)
-    frame, manifest = source.load()
-    # The source says its bar size; a plug-in source that does not is read from its frame's index.
-    bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
-    try:
-        market = build_market(frame, split_cfg=cfg["data"].get("split") or {}, **EnvConfig.of(cfg["env"]).windows,
-                              splits=splits, device="cpu", normalizer=normalizer, bar=bar)
-    except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
-        if not manifest.get("path") or str(manifest["path"]) in str(exc):
-            raise
-        raise UserError(f"data file {manifest['path']}: {exc}") from None
-    market.manifest = {**manifest, **(market.manifest or {})}
-    return market
 
 
 def resolve_bar_settings(cfg: dict[str, Any], market: MarketData) -> dict[str, Any]:
@@ -97,6 +73,8 @@ def check_bar_size(trained_minutes: float, market: MarketData, what: str) -> Non
         raise UserError(f"the checkpoint was trained on {trained} bars but the data gives {got} bars; {what} it on "
                         f"{trained} bars (data.timeframe={trained}, or a file of {trained} bars or finer with "
                         f"data.timeframe={trained})")
+
+
 VAL_DRAW_SEED_OFFSET = 500
 
 

@@ -45,10 +45,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+DYNAMIC_IMPORTS = ("import_module", "import_optional")  # calls whose string argument names a module
+
+
 def imported_modules(path: Path) -> set[str]:
-    """kpremia modules imported anywhere in ``path`` (``from kpremia.x import y`` counts y if it is a module)."""
+    """kpremia modules imported anywhere in ``path`` (``from kpremia.x import y`` counts y if it is a module).
+
+    ``importlib.import_module("kpremia.x")`` and ``import_optional("kpremia.x", ...)`` with a
+    string literal count as imports of ``kpremia.x``: a lazy import is still a dependency.
+    """
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) and node.args[0].value.split(".")[0] == "kpremia":
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in DYNAMIC_IMPORTS:
+                found.add(node.args[0].value)
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "kpremia"}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
@@ -107,7 +120,22 @@ def test_layer_lookup_uses_the_longest_prefix(module: str, layer: int) -> None:
 
 
 def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
-    """The import scan finds function-level imports and ``from kpremia import module``."""
+    """The import scan finds function-level imports, ``from kpremia import module`` and import_module targets."""
     source = tmp_path / "probe.py"
-    source.write_text("def f():\n    from kpremia import training\n    import kpremia.cli\n")
-    assert {"kpremia.training", "kpremia.cli"} <= imported_modules(source)
+    source.write_text("import importlib\ndef f():\n    from kpremia import training\n    import kpremia.cli\n"
+                      "    importlib.import_module('kpremia.algos.ppo')\n")
+    assert {"kpremia.training", "kpremia.cli", "kpremia.algos.ppo"} <= imported_modules(source)
+
+
+def test_every_registry_declares_exactly_what_its_modules_register() -> None:
+    """The built-in maps (what the registry imports on demand) match the names the modules register."""
+    import importlib
+
+    from kpremia.registry import REGISTRIES
+
+    for title, registry in REGISTRIES.items():
+        for module in set(registry.builtins.values()):
+            importlib.import_module(module)
+            mine = {n for n, m in registry.builtins.items() if m == module}
+            registered = {n for n, obj in registry._entries.items() if getattr(obj, "__module__", "") == module}
+            assert registered == mine, (title, module, registered ^ mine)

@@ -1,5 +1,6 @@
 """Algorithms (LightningModules), registered in ``kpremia.registry.ALGOS``.
 
-Kept import-light: the registry imports ``kpremia.algos.ppo`` / ``dqn`` on first
-lookup, so the pure math modules (``gae``, ``ppo_loss``) import without Lightning.
+Kept import-light: the registry imports ``kpremia.algos.ppo`` / ``dqn`` when one
+is asked for, so the pure math modules (``gae``, ``ppo_loss``) and the typed
+configs (``config``) import without Lightning.
 """

@@ -37,11 +37,10 @@ from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.config import EnvConfig
-from kpremia.envs.factory import action_scheme_of, env_kwargs, make_env
-from kpremia.spec import ObsSpec
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 from kpremia.io import atomic_write_json
 from kpremia.registry import ENCODERS
+from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ class RLModule(L.LightningModule):
         self.cfg = cfg
         self.spec = spec
         self.market = market
-        scheme = action_scheme_of(self.env_cfg)
+        scheme = self.env_cfg.scheme()
         self.n_actions = int(scheme.n_actions)
         self.action_names = tuple(scheme.action_names)
         self.net = self.build_network(ENCODERS.build(dict(cfg["encoder"]), spec))
@@ -149,31 +148,34 @@ class RLModule(L.LightningModule):
         seed = int(self.cfg["seed"])
         n_envs = self.env_cfg.n_envs
         if stage == "fit":
-            self.train_env = make_env(self.market.tensors["train"].to(device), self.env_cfg, n_envs=n_envs,
-                                      seed=seed + self.rank * n_envs)
+            self.train_env = BatchedEnv.from_config(self.market.tensors["train"].to(device), self.env_cfg,
+                                                    n_envs=n_envs, seed=seed + self.rank * n_envs)
             self.generator = torch.Generator(device=device)
             self.generator.manual_seed(seed + 7919 * (self.rank + 1))
         if "val" in self.market.tensors:
             self.val_market = self.market.tensors["val"].to(device)
             self.val_markets = [self.val_market, *(m.to(device) for m in self.market.val_draws)]
-            self._val_band_returns = self._band_rule_returns(self.val_markets)
+        self._val_band_returns: list[float] | None = None  # computed at the first validation that needs them
 
-    def _band_rule_returns(self, markets: list[MarketTensors]) -> list[float] | None:
-        """Return of the band rule (``premium_threshold``, fit on train) on each of ``markets``, with the run's fills.
+    def val_band_returns(self) -> list[float] | None:
+        """Return of the band rule (``premium_threshold``, fit on train) on each validation market, with the run's fills.
 
         The bar a policy must clear: ``val/excess_return = val/return - val/band_return``
-        (the default ``algo.monitor``).  Computed once per run; ``None`` without a train split.
+        (the default ``algo.monitor``).  Its backtests run over the whole validation
+        markets bar by bar (about as long as one validation), so they run once, at the
+        first validation, not in ``setup``: a fit without validation never pays for them.
+        ``None`` without a train split.
         """
-        from kpremia.eval.backtest import run_baseline_backtests
-        from kpremia.eval.baselines import make_baselines
+        if self._val_band_returns is None and "train" in self.market.tensors:
+            from kpremia.eval.backtest import run_baseline_backtests
+            from kpremia.eval.baselines import make_baselines
 
-        if "train" not in self.market.tensors:
-            return None
-        kwargs = env_kwargs(self.env_cfg)
-        rule = make_baselines(["premium_threshold"], kwargs)["premium_threshold"]
-        rule.fit(self.market.tensors["train"])
-        return [float(trace_metrics(run_baseline_backtests({"band": rule}, market, kwargs)["band"])["return"])
-                for market in markets]
+            rule = make_baselines(["premium_threshold"], self.env_cfg)["premium_threshold"]
+            rule.fit(self.market.tensors["train"])
+            self._val_band_returns = [
+                float(trace_metrics(run_baseline_backtests({"band": rule}, market, self.env_cfg)["band"])["return"])
+                for market in self.val_markets]
+        return self._val_band_returns
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
@@ -190,10 +192,10 @@ class RLModule(L.LightningModule):
         return beat the band rule's.
         """
         per_market = [trace_metrics(run_policy_backtest(lambda obs: self.act(obs, deterministic=True), market,
-                                                        env_kwargs(self.env_cfg))[0])
+                                                        self.env_cfg)[0])
                       for market in self.val_markets]
         metrics = {f"val/{k}": sum(float(m[k]) for m in per_market) / len(per_market) for k in per_market[0]}
-        bands = getattr(self, "_val_band_returns", None)
+        bands = self.val_band_returns()
         if bands is not None:
             metrics["val/band_return"] = sum(bands) / len(bands)
             metrics["val/excess_return"] = metrics["val/return"] - metrics["val/band_return"]

@@ -4,6 +4,8 @@ An algorithm class names its part with ``config_class``; the run config's
 ``algo`` node is checked by that part alone (its field rules, then
 :meth:`AlgoConfig.check_with_env` for rules that involve the env), so a plug-in
 algorithm brings its own checks and the built-in ones need no branch on the name.
+:func:`algo_config_class` finds the part of a built-in algorithm without
+importing it (and so without Lightning): a config mistake is reported at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kpremia.config import ConfigPart, at_least, between, knob, optional, positive
 from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
+from kpremia.registry import ALGOS
 
 if TYPE_CHECKING:
     from kpremia.algos.warm_start import WarmStartConfig
@@ -26,9 +29,8 @@ class AlgoConfig(ConfigPart):
     section: ClassVar[str] = "algo"
 
     @classmethod
-    def upgrade(cls, raw: dict) -> dict:
-        """Also drop the knobs of other algorithms: a preset (``debug=fast``) may size both PPO and DQN."""
-        raw = super().upgrade(raw)
+    def normalise(cls, raw: dict) -> dict:
+        """Drop the knobs of other algorithms: a preset (``debug=fast``) may size both PPO and DQN."""
         mine = set(cls.__dataclass_fields__)
         others: set[str] = set()
         todo = list(AlgoConfig.__subclasses__())
@@ -132,12 +134,12 @@ class DQNConfig(AlgoConfig):
     max_grad_norm: float = knob(10.0, positive())
 
     @classmethod
-    def upgrade(cls, raw: dict) -> dict:
+    def normalise(cls, raw: dict) -> dict:
         """Refuse PPO's warm start by name (other algorithms' knobs are otherwise dropped silently)."""
         if raw.get("warm_start") is not None:
             raise UserError("algo.warm_start is PPO's (behaviour cloning, then PPO); DQN has no warm start: "
                             "remove algo.warm_start or train with algo=ppo")
-        return super().upgrade(raw)
+        return super().normalise(raw)
 
     def env_steps_per_round(self, n_envs: int) -> int:
         return self.collect_steps * n_envs
@@ -147,3 +149,15 @@ class DQNConfig(AlgoConfig):
         if steps < self.n_step:
             self.fail("buffer_size", f"at least algo.n_step * env.n_envs = {self.n_step * env.n_envs}")
         self.check_budget(env, "collect round", "algo.collect_steps")
+
+
+# The parts of the built-in algorithms (each algorithm class names the same one as its
+# ``config_class``; a test keeps them equal).
+BUILTIN_CONFIGS: dict[str, type[AlgoConfig]] = {"ppo": PPOConfig, "dqn": DQNConfig}
+
+
+def algo_config_class(name: str) -> type[AlgoConfig] | None:
+    """The config part of algorithm ``name``: a built-in's without importing it, a plug-in's from its class."""
+    if name in BUILTIN_CONFIGS:
+        return BUILTIN_CONFIGS[name]
+    return getattr(ALGOS.get(name), "config_class", None)

@@ -29,17 +29,12 @@ from kpremia.algos.config import PPOConfig
 from kpremia.algos.gae import compute_gae
 from kpremia.algos.networks import ActorCritic, action_stats, sample_categorical
 from kpremia.algos.ppo_loss import explained_variance, ppo_loss
-from kpremia.algos.rollout import RolloutBuffer
+from kpremia.algos.rollout import RolloutBuffer, RolloutState
 from kpremia.algos.warm_start import Teacher, behaviour_clone, collect_demonstrations, teacher_cross_entropy
-from kpremia.envs.factory import env_kwargs, make_env
+from kpremia.envs.batched import BatchedEnv
 from kpremia.registry import ALGOS, ENCODERS
 
 log = logging.getLogger(__name__)
-
-# Loss statistics averaged over a rollout's minibatches, logged as train/<name>.
-LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "loss")
-# ... and with a warm-start teacher: how far the policy is from the rule it was cloned from.
-TEACHER_STATS = ("teacher_ce", "teacher_agreement")
 
 
 class Tick(NamedTuple):
@@ -129,13 +124,14 @@ class PPO(RLModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         self._collapse_warned_epoch = -1
+        self.rollout: RolloutState | None = None
         self.warm_start_cfg = self.algo_cfg.warm_start_config()
         self.teacher: Teacher | None = None
         if stage == "fit":
             self.buffer = RolloutBuffer(self.spec, self.n_steps, self.n_envs, self.trainer.strategy.root_device)
             if self.warm_start_cfg is not None:
                 self.teacher = Teacher.fit(self.warm_start_cfg.rule, self.market.tensors["train"].to(
-                    self.trainer.strategy.root_device), env_kwargs(self.env_cfg), self.train_env.scheme,
+                    self.trainer.strategy.root_device), self.env_cfg, self.train_env.scheme,
                     seed=int(self.cfg["seed"]))
 
     def on_fit_start(self) -> None:
@@ -157,7 +153,7 @@ class PPO(RLModule):
         seed = int(self.cfg["seed"])
         gen = torch.Generator(device=device)
         gen.manual_seed(seed + 104_729)
-        env = make_env(self.market.tensors["train"].to(device), self.env_cfg, seed=seed + 15_485_863)
+        env = BatchedEnv.from_config(self.market.tensors["train"].to(device), self.env_cfg, seed=seed + 15_485_863)
         obs, labels = collect_demonstrations(env, self.teacher, cfg.collect_steps, cfg.explore, gen)
         stats = behaviour_clone(self.net, obs, labels, cfg, gen)
         if self.world_size > 1:
@@ -236,32 +232,34 @@ class PPO(RLModule):
         """One tick: collect first if the rollout starts here, one minibatch update, log at its end."""
         tick = rollout_tick(batch_idx, self.algo_cfg.update_epochs, self.algo_cfg.n_minibatches)
         if tick.first:
-            self._start_rollout()
-        if not self._stop_update:
+            self.rollout = self._start_rollout()
+        rollout = self.rollout
+        if not rollout.stopped:
             with self.update_backend():
-                self._update(self._perms[tick.epoch, tick.minibatch], tick)
+                self._update(rollout, rollout.perms[tick.epoch, tick.minibatch], tick)
         if tick.last:
-            self._finish_rollout()
+            self._finish_rollout(rollout)
+            self.rollout = None
 
-    def _update(self, idx: torch.Tensor, tick: Tick) -> None:
+    def _update(self, rollout: RolloutState, idx: torch.Tensor, tick: Tick) -> None:
         """One optimizer step of the clipped-surrogate objective on the minibatch ``idx`` of the rollout."""
-        mb = RolloutBuffer.take(self._flat, idx)
+        cfg = self.algo_cfg
+        mb = RolloutBuffer.take(rollout.batch, idx)
         self.net.eval()  # see module docstring: rollout and update agree on the mode
         logp_all, new_value = self.net(mb.obs)
         new_logprob, entropy = action_stats(logp_all, mb.actions)
         advantages = mb.advantages
-        if self.algo_cfg.normalize_advantages:
+        if cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         terms = ppo_loss(new_logprob, mb.logprobs, advantages, new_value, mb.values, mb.returns, entropy,
-                         clip_epsilon=self.algo_cfg.clip_epsilon, value_clip=self.algo_cfg.value_clip)
-        loss = (terms.loss_objective + self.algo_cfg.value_coef * terms.loss_critic
-                - self.algo_cfg.entropy_coef * terms.entropy)
+                         clip_epsilon=cfg.clip_epsilon, value_clip=cfg.value_clip)
+        loss = terms.total(value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef)
         teacher_stats = {}
         if self.teacher is not None:
             # Cross-entropy to the rule's action (KL(teacher || policy) up to a constant), with a
             # weight decaying to 0; logged even at weight 0 to show how far PPO moved from the rule.
             teacher_ce = teacher_cross_entropy(logp_all, mb.teacher, self.warm_start_cfg.label_smoothing)
-            weight = self.warm_start_cfg.kl_weight(self.env_steps, self.algo_cfg.total_env_steps)
+            weight = self.warm_start_cfg.kl_weight(self.env_steps, cfg.total_env_steps)
             if weight > 0.0:
                 loss = loss + weight * teacher_ce
             teacher_stats = {"teacher_ce": teacher_ce.detach(),
@@ -270,56 +268,44 @@ class PPO(RLModule):
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        self.clip_gradients(opt, gradient_clip_val=self.algo_cfg.max_grad_norm, gradient_clip_algorithm="norm")
+        self.clip_gradients(opt, gradient_clip_val=cfg.max_grad_norm, gradient_clip_algorithm="norm")
         opt.step()
         self.updates += 1
 
-        self._add_stats(policy_loss=terms.loss_objective, value_loss=terms.loss_critic, entropy=terms.entropy,
-                        approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss, **teacher_stats)
+        rollout.add_losses(policy_loss=terms.loss_objective, value_loss=terms.loss_critic, entropy=terms.entropy,
+                           approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss, **teacher_stats)
         if tick.first:
-            self._first_ratio = terms.ratio_mean
-        target_kl = self.algo_cfg.target_kl
-        if target_kl is not None and tick.epoch_end:
+            rollout.first_ratio = terms.ratio_mean
+        if cfg.target_kl is not None and tick.epoch_end:
             # Decide on the all-reduced KL so every rank stops together (no DDP hang).
             kl = self.trainer.strategy.reduce(terms.approx_kl.detach(), reduce_op="mean")
-            if float(kl) > float(target_kl):
-                self._stop_update = True
+            if float(kl) > float(cfg.target_kl):
+                rollout.stopped = True
 
-    def _add_stats(self, **values: torch.Tensor) -> None:
-        """Accumulate this minibatch's loss statistics by name (averaged and logged once per rollout)."""
-        for name, value in values.items():
-            self._stats_sum[name] = self._stats_sum[name] + value.detach()
-        self._stats_n += 1
-
-    def _start_rollout(self) -> None:
-        total = self.algo_cfg.total_env_steps
-        if self.algo_cfg.lr_anneal:
-            frac = max(0.0, 1.0 - self.env_steps / total)
+    def _start_rollout(self) -> RolloutState:
+        """Anneal the learning rate, collect a rollout, draw its minibatch order."""
+        cfg = self.algo_cfg
+        if cfg.lr_anneal:
+            frac = max(0.0, 1.0 - self.env_steps / cfg.total_env_steps)
             for group in self.optimizers().param_groups:
-                group["lr"] = frac * self.algo_cfg.lr
+                group["lr"] = frac * cfg.lr
         t0 = time.perf_counter()
-        self._rollout_stats = self.collect_rollout()
-        self._rollout_seconds = time.perf_counter() - t0
-        self._update_t0 = time.perf_counter()
+        collect_stats = self.collect_rollout()
+        collect_seconds = time.perf_counter() - t0
         self.env_steps += self.env_steps_per_rollout()
-        self._flat = self.buffer.flat()
-        size = self.buffer.size
-        n_mb = self.algo_cfg.n_minibatches
+        size, n_mb = self.buffer.size, cfg.n_minibatches
         perms = torch.stack([torch.randperm(size, generator=self.generator, device=self.buffer.actions.device)
-                             for _ in range(self.algo_cfg.update_epochs)])
-        self._perms = perms[:, : (size // n_mb) * n_mb].reshape(perms.shape[0], n_mb, size // n_mb)
-        zero = torch.zeros((), device=self.buffer.rewards.device)
-        self._stats_sum = dict.fromkeys(LOSS_STATS + (TEACHER_STATS if self.teacher is not None else ()), zero)
-        self._stats_n = 0
-        self._stop_update = False
+                             for _ in range(cfg.update_epochs)])
+        perms = perms[:, : (size // n_mb) * n_mb].reshape(perms.shape[0], n_mb, size // n_mb)
+        return RolloutState(batch=self.buffer.flat(), perms=perms, collect_stats=collect_stats,
+                            collect_seconds=collect_seconds, update_started=time.perf_counter())
 
-    def _finish_rollout(self) -> None:
+    def _finish_rollout(self, rollout: RolloutState) -> None:
         """Log once per rollout (one host sync per rollout, none per env step)."""
-        stats = {name: total / max(self._stats_n, 1) for name, total in self._stats_sum.items()}
-        flat = self._flat
-        ev = explained_variance(flat.values, flat.returns)
-        update_seconds = time.perf_counter() - self._update_t0
-        rs = self._rollout_stats
+        stats = rollout.mean_losses()
+        ev = explained_variance(rollout.batch.values, rollout.batch.returns)
+        update_seconds = time.perf_counter() - rollout.update_started
+        rs = rollout.collect_stats
         steps = self.env_steps_per_rollout()
         share = rs["action_share"]
         metrics = {
@@ -328,13 +314,13 @@ class PPO(RLModule):
             "rollout/reward_mean": rs["reward_mean"],
             "rollout/max_action_share": share.max(),
             **{f"train/{name}": value for name, value in stats.items()},
-            "train/first_ratio": self._first_ratio,
-            "train/kl_stopped": torch.tensor(float(self._stop_update)),
-            "train/minibatches": torch.tensor(float(self._stats_n)),
+            "train/first_ratio": rollout.first_ratio,
+            "train/kl_stopped": torch.tensor(float(rollout.stopped)),
+            "train/minibatches": torch.tensor(float(rollout.minibatches)),
             "train/explained_variance": ev,
             "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
-            "perf/rollout_steps_per_s": torch.tensor(steps / max(self._rollout_seconds, 1e-9)),
-            "perf/env_steps_per_s": torch.tensor(steps / max(self._rollout_seconds + update_seconds, 1e-9)),
+            "perf/rollout_steps_per_s": torch.tensor(steps / max(rollout.collect_seconds, 1e-9)),
+            "perf/env_steps_per_s": torch.tensor(steps / max(rollout.collect_seconds + update_seconds, 1e-9)),
         }
         self.log_to_loggers(metrics)
         self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True, logger=False)

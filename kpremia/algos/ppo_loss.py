@@ -21,6 +21,14 @@ class PPOLossTerms(NamedTuple):
     clip_fraction: torch.Tensor  # fraction of samples whose ratio left [1-eps, 1+eps]
     ratio_mean: torch.Tensor
 
+    def total(self, *, value_coef: float, entropy_coef: float) -> torch.Tensor:
+        """The loss to minimise: ``loss_objective + value_coef * loss_critic - entropy_coef * entropy``.
+
+        The one place the terms are summed: offline PPO and the online learner (which adds
+        its anchor pull to it) both call it.
+        """
+        return self.loss_objective + value_coef * self.loss_critic - entropy_coef * self.entropy
+
 
 def ppo_loss(
     new_logprob: torch.Tensor,

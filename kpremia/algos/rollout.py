@@ -7,6 +7,7 @@ the env's device; nothing goes through NumPy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -71,3 +72,35 @@ class RolloutBuffer:
             actions=batch.actions[idx], logprobs=batch.logprobs[idx], values=batch.values[idx],
             advantages=batch.advantages[idx], returns=batch.returns[idx], teacher=batch.teacher[idx],
         )
+
+
+@dataclass
+class RolloutState:
+    """One rollout between its collection and its last update tick.
+
+    Lightning calls ``training_step`` once per minibatch, so what an update needs
+    across its ticks lives here, made whole when the rollout is collected and
+    dropped after its last tick (it is never part of a checkpoint: checkpoints are
+    taken at rollout boundaries).
+    """
+
+    batch: RolloutBatch  # the rollout flattened to [T * N, ...] (views of the buffer)
+    perms: torch.Tensor  # [update_epochs, n_minibatches, minibatch size] row indices
+    collect_stats: dict[str, torch.Tensor]  # episode return, episodes, reward mean, action shares
+    collect_seconds: float
+    update_started: float  # perf_counter() when the updates began
+    loss_sums: dict[str, torch.Tensor] = field(default_factory=dict)  # summed over minibatches, by name
+    minibatches: int = 0  # minibatch updates done
+    stopped: bool = False  # algo.target_kl stopped the update early
+    first_ratio: torch.Tensor | None = None  # mean ratio of the first minibatch (exactly 1: see ppo.py)
+
+    def add_losses(self, **values: torch.Tensor) -> None:
+        """Add one minibatch's loss statistics (detached, on the device: no host sync)."""
+        for name, value in values.items():
+            total = self.loss_sums.get(name)
+            self.loss_sums[name] = value.detach() if total is None else total + value.detach()
+        self.minibatches += 1
+
+    def mean_losses(self) -> dict[str, torch.Tensor]:
+        """The loss statistics averaged over the minibatches done."""
+        return {name: total / max(self.minibatches, 1) for name, total in self.loss_sums.items()}

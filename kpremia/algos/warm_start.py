@@ -36,7 +36,6 @@ checkpoint) and is logged as ``warmstart/*``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -46,6 +45,7 @@ from torch import Tensor, nn
 
 from kpremia.config import ConfigPart, at_least, between, knob, positive
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,7 @@ class Teacher:
         self.n_actions = int(scheme.n_actions)
 
     @classmethod
-    def fit(cls, rule: str, train: MarketTensors, env_kwargs: Mapping[str, Any], scheme: Any,
-            seed: int = 0) -> "Teacher":
+    def fit(cls, rule: str, train: MarketTensors, env: EnvConfig, scheme: Any, seed: int = 0) -> "Teacher":
         """Fit the baseline ``rule`` on ``train`` (the train split only) with the run's execution rules."""
         from kpremia.eval.baselines import make_baselines
         from kpremia.registry import BASELINES
@@ -104,7 +103,7 @@ class Teacher:
         if rule == "oracle":
             raise UserError("algo.warm_start.rule=oracle would clone hindsight (it sees the future); "
                             "use a causal rule such as premium_threshold")
-        baseline = make_baselines([rule], env_kwargs, seed=seed)[rule]
+        baseline = make_baselines([rule], env, seed=seed)[rule]
         baseline.fit(train)
         # The rule's action at every bar: the training envs start at random bars, so their
         # decisions do not fall on the rule's own cadence grid (a rule that decides every k

@@ -238,7 +238,6 @@ def load_target(target: str, cache_dir: str | None = None) -> tuple[pd.DataFrame
 
 def inspect_file(path: Path, overrides: Sequence[str], fx: str | None = None) -> dict[str, Any]:
     """Coverage, what reading the file did (order, inserted bars, assumptions) and ``market_stats``."""
-    import kpremia.data.sources  # noqa: F401  (registers csv / parquet)
     from kpremia.bars import bar_of_minutes
     from kpremia.data.stats import market_stats
     from kpremia.registry import DATA_SOURCES

@@ -1,17 +1,17 @@
 """Observation encoders (registry ``ENCODERS``), one module per plug-in.
 
-Importing this package registers the built-in encoders ``gru_attn``, ``lstm``,
-``dnn_lstm`` and ``mlp``.  Each is an ``nn.Module`` with ``__init__(spec, **cfg)``,
-``out_dim`` and ``forward(obs) -> Tensor[B, out_dim]``; heads live with the algorithm.
-A new encoder is one file with a decorated module (import it here) plus one YAML in
-``configs/encoder/``.
+The built-in encoders ``gru_attn``, ``lstm``, ``dnn_lstm`` and ``mlp`` are
+declared in ``ENCODERS`` (``kpremia.registry``) and imported when first asked for.
+Each is an ``nn.Module`` with ``__init__(spec, **cfg)``, ``out_dim`` and
+``forward(obs) -> Tensor[B, out_dim]``; heads live with the algorithm.  A new
+built-in encoder is one file with a decorated module, one line in ``ENCODERS``'
+built-ins and one YAML in ``configs/encoder/``.
 """
 
 from __future__ import annotations
 
-from kpremia.encoders import dnn_lstm, gru_attn, lstm, mlp  # noqa: F401  (registers the encoders)
-from kpremia.spec import ObsSpec
 from kpremia.registry import ENCODERS
+from kpremia.spec import ObsSpec
 
 
 def param_count(name: str, spec: ObsSpec | None = None) -> int:

@@ -25,26 +25,28 @@ contiguous: use ``reshape``/``flatten``, not ``view``).
 
 Timing: the observation at bar ``t`` describes the close of ``t``; the action
 taken on it fills at the open of ``t + 1`` (which has moved away from the close
-the agent saw, and every fill crosses half the bid/ask spread); the reward is
-``log(V_{t+1} / V_t)`` with ``V`` marked at the closes (``reward="fx_hedged"``
-subtracts the USDT weight times the USD/KRW log return: the premium's part of
-the return only), minus ``turnover_penalty * notional / V_t`` and
-``flat_penalty`` while holding no USDT.
+the agent saw, and every fill crosses half the bid/ask spread) under the env's
+:class:`~kpremia.envs.execution.ExecutionRules`; the reward of each bar is
+:meth:`kpremia.envs.reward.RewardRule.bar` (``log(V_{t+1} / V_t)`` with ``V``
+marked at the closes, ``fx_hedged`` and the penalties as configured).
 
-Decision interval: with ``decision_every=k`` one :meth:`BatchedEnv.step` is one
-decision that spans ``k`` bars: the action's order fills at the next open, the
-position is held for the ``k`` bars, and the reward is the sum of the ``k``
-per-bar rewards (``log(V_{t+k} / V_t)`` for the log-return reward).  An episode
-that ends inside the ``k`` bars ends there.  A learner's ``gamma`` is then a
-discount per decision.  A negative action means "no order" in every scheme
-(the sequential backtests use it to hold between decisions).
+Decision interval: with a :class:`~kpremia.envs.clock.DecisionClock` of ``k``
+bars, one :meth:`BatchedEnv.step` is one decision that spans ``k`` bars: the
+action's order fills at the next open, the position is held for the ``k`` bars,
+and the reward is the sum of the ``k`` per-bar rewards.  An episode that ends
+inside the ``k`` bars ends there.  A learner's ``gamma`` is then a discount per
+decision.  A negative action means "no order" in every scheme (the sequential
+backtests use it to hold between decisions).
+
+Defaults: every argument's default is the run config's (``configs/env/default.yaml``,
+:class:`~kpremia.envs.config.EnvConfig`); :meth:`BatchedEnv.from_config` builds
+the training env of a config.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,16 +56,20 @@ from torch import Tensor
 from kpremia.bars import bar_of_minutes, bars_setting
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
-from kpremia.envs.action_schemes import build_action_scheme, scheme_node
+from kpremia.envs.action_schemes import build_action_scheme
+from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
+from kpremia.envs.execution import ExecutionRules
+from kpremia.envs.reward import RewardRule
 from kpremia.errors import UserError
-from kpremia.spec import ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
+from kpremia.spec import (ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec,
+                          account_obs)
 
 log = logging.getLogger(__name__)
 
 _STATE_KEYS = ("t", "krw", "usdt", "value", "log_value", "weight", "step_count")
-REWARDS = ("log_return", "fx_hedged")
 _MIN_VALUE = 1e-9  # KRW; log() of a wiped-out (or negative, short) account stays finite
+_DEFAULTS = EnvConfig()  # the config's defaults are the simulator's: one default per knob
 
 
 def _check(ok: bool, message: str) -> None:
@@ -77,26 +83,18 @@ class BatchedEnv:
     Args:
         market: the split to trade (its tensors' device is the env's device).
         n_envs: number of environments.
-        max_steps: episode length limit (truncation) in bars, or a duration such as ``"1000h"`` in
-            bars of the market's bar size; ``None`` = until the split ends.
-        fee_rate: exchange fee, fraction of what you receive (0.0005 on Upbit).
-        slippage_bps: adverse fill move in basis points.
-        initial_krw: cash each episode starts with (all KRW, no USDT).
+        rules: fee, spread, slippage, tick, minimum order, shorting (:class:`ExecutionRules`).
+        clock: bars per decision (:class:`DecisionClock`; see the module docstring).
+        reward: the reward of a bar and its penalties (:class:`RewardRule`).
         action_scheme: a name in ``ACTION_SCHEMES``, a config node ``{name: ..., **options}``
-            or a built scheme (see :func:`kpremia.envs.action_schemes.build_action_scheme`).
-            ``action_scheme_kwargs`` (deprecated) adds options to a name.
-        turnover_penalty: reward minus ``turnover_penalty * traded notional / V``.
-        flat_penalty: reward minus this on every step that ends holding no USDT.
+            or a built scheme (see :func:`kpremia.envs.action_schemes.build_action_scheme`);
+            ``None``: the config's default scheme.
+        initial_krw: cash each episode starts with (all KRW, no USDT).
         ruin_fraction: an account is ruined when ``V < ruin_fraction * initial_krw``.
+        max_steps: episode length limit in decisions (truncation), or a duration such as ``"1000h"``
+            (in bars of the market's bar size); ``None`` = until the split ends.
         ruin_terminates: a ruined episode terminates (training); ``False`` lets it
             run on (backtests report the ruin but cover the whole split).
-        tick_size_krw: fill price tick (0.5 on Upbit USDT/KRW; 0 = off).
-        min_order_krw: orders below this KRW notional are skipped (5000 on Upbit).
-        allow_short: allow negative USDT weights (target_weight scheme).
-        spread_krw: quoted bid/ask spread in KRW; every fill pays half of it.
-        spread_bps: quoted bid/ask spread in basis points of the price (added to ``spread_krw``).
-        decision_every: bars per decision, or a duration such as ``"4h"`` (see the module docstring).
-        reward: ``"log_return"`` or ``"fx_hedged"`` (see the module docstring).
         random_start: episodes start at random bars in ``[valid_from, n_bars - 2]``;
             ``False`` starts every env at ``valid_from`` and runs to the split's end
             (validation, test, backtests).
@@ -108,32 +106,24 @@ class BatchedEnv:
         market: MarketTensors,
         n_envs: int,
         *,
-        max_steps: int | str | None = 1000,
-        fee_rate: float = 0.001,
-        slippage_bps: float = 0.0,
-        initial_krw: float = 1_000_000.0,
-        action_scheme: str | Mapping[str, Any] | Any = "signal",
-        action_scheme_kwargs: dict[str, Any] | None = None,
-        turnover_penalty: float = 0.0,
-        flat_penalty: float = 0.0,
-        ruin_fraction: float = 0.5,
-        tick_size_krw: float = 0.0,
-        min_order_krw: float = 0.0,
-        allow_short: bool = False,
-        spread_krw: float = 0.0,
-        spread_bps: float = 0.0,
-        decision_every: int | str = 1,
-        reward: str = "log_return",
+        rules: ExecutionRules = _DEFAULTS.execution,
+        clock: DecisionClock = _DEFAULTS.clock,
+        reward: RewardRule = _DEFAULTS.reward_rule,
+        action_scheme: str | Mapping[str, Any] | Any = None,
+        initial_krw: float = _DEFAULTS.initial_krw,
+        ruin_fraction: float = _DEFAULTS.ruin_fraction,
+        max_steps: int | str | None = _DEFAULTS.max_steps,
         ruin_terminates: bool = True,
         random_start: bool = True,
         seed: int = 0,
     ) -> None:
-        # The same rules as the env config (one rule per knob, whichever way the value came in).
-        EnvConfig.check_fields(n_envs=n_envs, max_steps=max_steps, fee_rate=fee_rate, slippage_bps=slippage_bps,
-                               initial_krw=initial_krw, ruin_fraction=ruin_fraction, tick_size_krw=tick_size_krw,
-                               min_order_krw=min_order_krw, turnover_penalty=turnover_penalty,
-                               flat_penalty=flat_penalty, spread_krw=spread_krw,
-                               spread_bps=spread_bps, decision_every=decision_every, reward=reward)
+        # The config's rules for the knobs that come in as plain values (the rest are checked objects).
+        EnvConfig.check_fields(n_envs=n_envs, max_steps=max_steps, initial_krw=initial_krw,
+                               ruin_fraction=ruin_fraction)
+        for name, value, kind in (("rules", rules, ExecutionRules), ("clock", clock, DecisionClock),
+                                  ("reward", reward, RewardRule)):
+            _check(isinstance(value, kind), f"BatchedEnv({name}=...) takes a {kind.__name__}, not "
+                                            f"{type(value).__name__}; build one, e.g. {kind.__name__}()")
         missing = [k for k in MARKET_KEYS if k not in market.obs]
         _check(not missing, f"market split {market.name!r} has no obs tables {missing}; "
                             "build it with kpremia.data.market.build_market")
@@ -143,30 +133,19 @@ class BatchedEnv:
 
         self.market = market
         self.n_envs = int(n_envs)
+        self.rules = rules
         # numbers are bars; a duration ("4h") is bars of this market's bar size (kpremia.bars.bars_setting)
-        bar = bar_of_minutes(market.bar_minutes)
-        self.max_steps = bars_setting(max_steps, bar, "env.max_steps")
-        self.fee_rate = float(fee_rate)
-        self.slippage_bps = float(slippage_bps)
+        self.clock = clock.at(market.bar_minutes)
+        self.reward_rule = reward
+        self.max_steps = bars_setting(max_steps, bar_of_minutes(market.bar_minutes), "env.max_steps")
         self.initial_krw = float(initial_krw)
-        self.turnover_penalty = float(turnover_penalty)
-        self.flat_penalty = float(flat_penalty)
         self.ruin_fraction = float(ruin_fraction)
-        self.tick_size_krw = float(tick_size_krw)
-        self.min_order_krw = float(min_order_krw)
-        self.allow_short = bool(allow_short)
-        self.spread_krw = float(spread_krw)
-        self.spread_bps = float(spread_bps)
-        self.decision_every = bars_setting(decision_every, bar, "env.decision_every")
-        self.reward_kind = reward
         self.ruin_terminates = bool(ruin_terminates)
         self.random_start = bool(random_start)
         self.seed = int(seed)
-        if action_scheme_kwargs:
-            warnings.warn("BatchedEnv(action_scheme_kwargs=...) is deprecated; pass "
-                          "action_scheme={'name': ..., **options}", DeprecationWarning, stacklevel=2)
-            action_scheme = {**scheme_node(action_scheme), **action_scheme_kwargs}
-        self.scheme = build_action_scheme(action_scheme, allow_short=self.allow_short)
+        if action_scheme is None:
+            action_scheme = _DEFAULTS.action_scheme
+        self.scheme = build_action_scheme(action_scheme, allow_short=rules.allow_short)
         self.action_scheme = action_scheme if isinstance(action_scheme, str) else (
             action_scheme.get("name") if isinstance(action_scheme, Mapping) else type(action_scheme).__name__)
 
@@ -219,6 +198,20 @@ class BatchedEnv:
         self.step_count = torch.zeros(n, dtype=torch.long, device=dev)
         self._is_reset = False
 
+    @classmethod
+    def from_config(cls, market: MarketTensors, env: EnvConfig | Mapping[str, Any], *, n_envs: int | None = None,
+                    seed: int = 0) -> BatchedEnv:
+        """The training env of an ``env`` config: ``env.n_envs`` (or ``n_envs``) episodes of
+        ``env.max_steps`` decisions from random starts, with the config's market model.
+
+        Sequential envs over a whole split (validation, test, backtests) are built by
+        :func:`kpremia.eval.backtest.make_sequential_env` from the same config.
+        """
+        env = EnvConfig.of(env)
+        return cls(market, env.n_envs if n_envs is None else n_envs, rules=env.execution, clock=env.clock,
+                   reward=env.reward_rule, action_scheme=env.action_scheme, initial_krw=env.initial_krw,
+                   ruin_fraction=env.ruin_fraction, max_steps=env.max_steps, random_start=True, seed=seed)
+
     # ------------------------------------------------------------------ public API
     @property
     def n_actions(self) -> int:
@@ -264,7 +257,7 @@ class BatchedEnv:
         bar = self._bar(state, target)
         state, reward, terminated, truncated, fill = bar[:5]
         fee_krw, traded, ruined = fill.fee_krw, fill.traded, bar[5]
-        if self.decision_every > 1:
+        if self.clock.decision_every > 1:
             state, reward, terminated, truncated, ruined = self._hold(state, reward, terminated, truncated, ruined)
         t1, krw1, usdt1, value1, log_value1, steps = state
         done = terminated | truncated
@@ -273,7 +266,7 @@ class BatchedEnv:
 
         # Auto-reset: envs that are done start over; the others carry on.
         new_t = torch.where(done, self._draw_starts(), t1)
-        account = torch.stack((krw1 / value1, weight1, episode_return), dim=1).float()
+        account = account_obs(krw1, value1, weight1, episode_return)
         rows = self._table.index_select(0, torch.cat((t1, new_t)))  # final obs rows, then next obs rows
         rows[:n, self._account_cols] = account
         rows[n:, self._account_cols] = torch.where(done[:, None], self._account_reset, account)
@@ -310,24 +303,13 @@ class BatchedEnv:
         t, krw, usdt, value, log_value, step_count = state
         t1 = (t + 1).clamp_max(self._last_bar)  # an env that already ended stays in range
         open1, close1, fx_ret1 = self._prices.index_select(0, t1).unbind(1)
-        fill = execution.rebalance(
-            krw, usdt, target, open1,
-            fee_rate=self.fee_rate, slippage_bps=self.slippage_bps, tick_size_krw=self.tick_size_krw,
-            min_order_krw=self.min_order_krw, allow_short=self.allow_short, spread_krw=self.spread_krw,
-            spread_bps=self.spread_bps,
-        )
+        fill = execution.rebalance(krw, usdt, target, open1, self.rules)
         usdt_value = fill.usdt * close1
         value1 = fill.krw + usdt_value
         log_value1 = torch.log(value1.clamp_min(_MIN_VALUE))
-        reward = log_value1 - log_value
-        if self.reward_kind == "fx_hedged":
-            # The USD/KRW part of the bar's return on the USDT held through it: what is left
-            # is the premium's part (and the fills), the part a premium trader can predict.
-            reward = reward - (usdt_value / value1) * fx_ret1
-        if self.turnover_penalty:
-            reward = reward - self.turnover_penalty * fill.notional_krw / value
-        if self.flat_penalty:
-            reward = reward - self.flat_penalty * (fill.usdt == 0)
+        rule = self.reward_rule
+        reward = rule.bar(log_value, log_value1, usdt_value / value1 if rule.reward == "fx_hedged" else None,
+                          fx_ret1, fill.usdt == 0 if rule.flat_penalty else None, fill.notional_krw, value)
         steps = step_count + 1
         ruined = value1 < self._ruin_value
         terminated = ruined if self.ruin_terminates else torch.zeros_like(ruined)
@@ -345,7 +327,7 @@ class BatchedEnv:
         it; an env that ended on the fill bar keeps that bar's state.
         """
         t1, krw, usdt, value1, log_value1, steps1 = state
-        k = self.decision_every
+        k = self.clock.decision_every
         j = torch.arange(1, k, device=self.device)
         t = (t1[:, None] + j).clamp_max(self._last_bar)  # [N, k-1]
         prices = self._prices[t]  # [N, k-1, 3]: open, close, fx log return
@@ -353,11 +335,10 @@ class BatchedEnv:
         usdt_value = usdt[:, None] * close
         value = krw[:, None] + usdt_value
         log_value = torch.log(value.clamp_min(_MIN_VALUE))
-        r = log_value - torch.cat((log_value1[:, None], log_value[:, :-1]), dim=1)
-        if self.reward_kind == "fx_hedged":
-            r = r - (usdt_value / value) * fx_ret
-        if self.flat_penalty:
-            r = r - self.flat_penalty * (usdt == 0)[:, None]
+        rule = self.reward_rule
+        r = rule.bar(torch.cat((log_value1[:, None], log_value[:, :-1]), dim=1), log_value,
+                     usdt_value / value if rule.reward == "fx_hedged" else None, fx_ret,
+                     (usdt == 0)[:, None] if rule.flat_penalty else None)
         steps = steps1[:, None] + j
         ruin = value < self._ruin_value
         term = ruin if self.ruin_terminates else torch.zeros_like(ruin)
@@ -404,7 +385,7 @@ class BatchedEnv:
 
     def __repr__(self) -> str:
         return (f"BatchedEnv(n_envs={self.n_envs}, split={self.market.name!r}, bars={self._n_bars}, "
-                f"scheme={self.action_scheme!r}, fee_rate={self.fee_rate}, device={self.device})")
+                f"scheme={self.action_scheme!r}, {self.rules!r}, {self.clock!r}, device={self.device})")
 
     # ------------------------------------------------------------------ internals
     def _draw_starts(self) -> Tensor:

@@ -1,8 +1,12 @@
-"""The one set of fill, fee, slippage, tick and minimum-order rules.
+"""The one set of fill, fee, spread, slippage, tick and minimum-order rules.
 
-The simulator (:mod:`kpremia.envs.batched`), the hindsight oracle and the paper
-broker all call these functions, so a backtest, a training episode and a paper
-trade can never disagree about what an order costs.  Everything here is a pure,
+:class:`ExecutionRules` holds the rules (one frozen value, validated when it is
+made, one default per knob: the env config's keys are declared from it); the
+functions below apply them.  The simulator (:mod:`kpremia.envs.batched`), the
+backtests, the baselines, the hindsight oracle, the paper broker, the live
+runner and the gap report all receive the same :class:`ExecutionRules` value
+and call these functions, so a backtest, a training episode and a paper trade
+can never disagree about what an order costs.  Everything here is a pure,
 element-wise tensor function over a batch of accounts: no Python loop over
 accounts, no host synchronisation, so it runs inside a step of thousands of
 environments on any device.
@@ -31,10 +35,14 @@ KRW" and ``w = 0`` means "sell all USDT" (or buy back the whole short).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
+
+from kpremia.config import ConfigPart, at_least, knob
 
 MONEY_DTYPE = torch.float64
 """Money is float64: float32 loses whole KRW on a 1e9 KRW account and fees of 5e-4 drift."""
@@ -44,6 +52,42 @@ MONEY_DTYPE = torch.float64
 _TICK_EPS = 1e-9
 # Orders smaller than this fraction of the account value are rounding noise, not trades.
 _DUST = 1e-12
+
+
+@dataclass(frozen=True)
+class ExecutionRules(ConfigPart):
+    """What a fill costs and which orders fill, as one value passed whole to whoever trades.
+
+    The defaults are the run config's (``configs/env/default.yaml``; the env config
+    declares these keys from here).  The rules are checked when the value is made,
+    so no caller re-checks them.
+
+    Attributes:
+        fee_rate: fraction of what you receive kept by the exchange (0.0005 on Upbit).
+        spread_krw: quoted bid/ask spread in KRW (one 0.5 KRW USDT/KRW tick); each fill pays half.
+        spread_bps: quoted bid/ask spread in basis points of the price (added to ``spread_krw``).
+        slippage_bps: adverse move of the fill beyond the spread, in basis points.
+        tick_size_krw: fill prices rounded to this tick against the trader (0 = off; 0.5 on Upbit).
+        min_order_krw: orders with a smaller KRW notional are not filled (5,000 on Upbit).
+        allow_short: negative USDT (a short) may be held; else targets are clipped to [0, 1].
+    """
+
+    section: ClassVar[str] = "env"
+
+    fee_rate: float = knob(0.001, ("a fraction in [0, 0.1), e.g. 0.001 for 0.1 %", lambda v: 0 <= v < 0.1))
+    spread_krw: float = knob(0.5, at_least(0))
+    spread_bps: float = knob(0.0, at_least(0))
+    slippage_bps: float = knob(0.0, at_least(0))
+    tick_size_krw: float = knob(0.0, at_least(0))
+    min_order_krw: float = knob(0.0, at_least(0))
+    allow_short: bool = knob(False)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def without_min_order(self) -> ExecutionRules:
+        """The same rules without the minimum order (sizing at a close: the fill decides, not the order)."""
+        return dataclasses.replace(self, min_order_krw=0.0)
 
 
 class Fill(NamedTuple):
@@ -77,49 +121,44 @@ def usdt_weight(krw: Tensor, usdt: Tensor, price: Tensor) -> Tensor:
     return usdt * price / (krw + usdt * price)
 
 
-def half_spread(price: Tensor, *, spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor | float:
+def half_spread(price: Tensor, rules: ExecutionRules) -> Tensor | float:
     """Half of the quoted bid/ask spread around the mid ``price``: what one fill pays, in KRW."""
-    half = 0.5 * spread_krw
-    if spread_bps:
-        half = half + price * (0.5 * spread_bps * 1e-4)
+    half = 0.5 * rules.spread_krw
+    if rules.spread_bps:
+        half = half + price * (0.5 * rules.spread_bps * 1e-4)
     return half
 
 
-def buy_fill_price(price: Tensor, *, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                   spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor:
+def buy_fill_price(price: Tensor, rules: ExecutionRules) -> Tensor:
     """Price a buy fills at: the ask (``price`` + half-spread) plus slippage, rounded UP to the tick."""
-    if spread_krw or spread_bps:
-        price = price + half_spread(price, spread_krw=spread_krw, spread_bps=spread_bps)
-    fill = price * (1.0 + slippage_bps * 1e-4) if slippage_bps else price
-    if tick_size_krw > 0:
-        fill = torch.ceil(fill / tick_size_krw - _TICK_EPS) * tick_size_krw
+    if rules.spread_krw or rules.spread_bps:
+        price = price + half_spread(price, rules)
+    fill = price * (1.0 + rules.slippage_bps * 1e-4) if rules.slippage_bps else price
+    if rules.tick_size_krw > 0:
+        fill = torch.ceil(fill / rules.tick_size_krw - _TICK_EPS) * rules.tick_size_krw
     return fill
 
 
-def sell_fill_price(price: Tensor, *, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                    spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor:
+def sell_fill_price(price: Tensor, rules: ExecutionRules) -> Tensor:
     """Price a sell fills at: the bid (``price`` - half-spread) minus slippage, rounded DOWN to the tick.
 
     A sell never fills below one tick (or, without a tick, below zero).
     """
-    if spread_krw or spread_bps:
-        price = price - half_spread(price, spread_krw=spread_krw, spread_bps=spread_bps)
-    fill = price * (1.0 - slippage_bps * 1e-4) if slippage_bps else price
-    if tick_size_krw > 0:
-        fill = torch.floor(fill / tick_size_krw + _TICK_EPS).clamp_min(1.0) * tick_size_krw
-    elif spread_krw or spread_bps:
+    if rules.spread_krw or rules.spread_bps:
+        price = price - half_spread(price, rules)
+    fill = price * (1.0 - rules.slippage_bps * 1e-4) if rules.slippage_bps else price
+    if rules.tick_size_krw > 0:
+        fill = torch.floor(fill / rules.tick_size_krw + _TICK_EPS).clamp_min(1.0) * rules.tick_size_krw
+    elif rules.spread_krw or rules.spread_bps:
         fill = fill.clamp_min(0.0)
     return fill
 
 
-def fill_price(price: Tensor, buy: Tensor | bool, *, slippage_bps: float = 0.0,
-               tick_size_krw: float = 0.0, spread_krw: float = 0.0, spread_bps: float = 0.0) -> Tensor:
+def fill_price(price: Tensor, buy: Tensor | bool, rules: ExecutionRules) -> Tensor:
     """Fill price of a buy (``buy`` true) or a sell (false), element-wise."""
-    kw = dict(slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, spread_krw=spread_krw,
-              spread_bps=spread_bps)
     if isinstance(buy, bool):
-        return buy_fill_price(price, **kw) if buy else sell_fill_price(price, **kw)
-    return torch.where(buy, buy_fill_price(price, **kw), sell_fill_price(price, **kw))
+        return buy_fill_price(price, rules) if buy else sell_fill_price(price, rules)
+    return torch.where(buy, buy_fill_price(price, rules), sell_fill_price(price, rules))
 
 
 def rebalance(
@@ -127,14 +166,7 @@ def rebalance(
     usdt: Tensor,
     target_weight: Tensor,
     price: Tensor,
-    *,
-    fee_rate: float = 0.001,
-    slippage_bps: float = 0.0,
-    tick_size_krw: float = 0.0,
-    min_order_krw: float = 0.0,
-    allow_short: bool = False,
-    spread_krw: float = 0.0,
-    spread_bps: float = 0.0,
+    rules: ExecutionRules,
 ) -> Fill:
     """Trade each account towards a USDT target weight at reference price ``price``.
 
@@ -143,29 +175,21 @@ def rebalance(
         target_weight: wanted USDT weight ``[N]``; NaN = no trade.  Clipped to
             ``[0, 1]`` (long-only) or ``[-1, 1]`` (``allow_short``): no leverage.
         price: reference (mid) price the order is sent at, e.g. the next bar's open.
-        fee_rate: fraction of what you receive kept by the exchange.
-        slippage_bps: adverse move of the fill, in basis points.
-        tick_size_krw: price tick the fill is rounded to against the trader (0 = off).
-        min_order_krw: orders with a smaller KRW notional are skipped.
-        spread_krw: quoted bid/ask spread in KRW; each fill pays half of it.
-        spread_bps: quoted bid/ask spread in basis points of ``price`` (added to
-            ``spread_krw``); each fill pays half of it.
-        allow_short: allow negative USDT (a short; selling it grows the KRW cash).
+        rules: fee, spread, slippage, tick, minimum order and shorting (:class:`ExecutionRules`).
 
     Buys are capped by the KRW cash (KRW is never borrowed); long-only sells by the
     USDT held.  Accounts that do not trade keep their exact ``krw`` and ``usdt``.
     """
+    fee_rate = rules.fee_rate
     dtype = krw.dtype
     price = price.to(dtype)
-    target = target_weight.to(dtype).clamp(-1.0 if allow_short else 0.0, 1.0)
+    target = target_weight.to(dtype).clamp(-1.0 if rules.allow_short else 0.0, 1.0)
     value = krw + usdt * price
     target_units = target * value / price
     delta_units = target_units - usdt  # NaN target -> NaN -> neither buy nor sell
 
     # Buys: gross up so the USDT received after the fee reaches the target, capped by cash.
-    px_rules = dict(slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, spread_krw=spread_krw,
-                    spread_bps=spread_bps)
-    buy_px = buy_fill_price(price, **px_rules)
+    buy_px = buy_fill_price(price, rules)
     cash = krw.clamp_min(0.0)
     krw_needed = delta_units * buy_px / (1.0 - fee_rate)
     capped = (krw_needed >= cash) | (target >= 1.0)  # w = 1 is "buy with all KRW", exactly
@@ -173,14 +197,14 @@ def rebalance(
     usdt_after_buy = torch.where(capped, usdt + krw_spent * (1.0 - fee_rate) / buy_px, target_units)
 
     # Sells: reach the target units exactly (w >= 0 never sells more than is held).
-    sell_px = sell_fill_price(price, **px_rules)
+    sell_px = sell_fill_price(price, rules)
     sell_units = -delta_units
     sell_notional = sell_units * sell_px
 
     is_buy = delta_units > 0
     notional = torch.where(is_buy, krw_spent, sell_notional)
     # Float noise (a target of w = 1 when already all-in) must not count as a trade.
-    ok = (notional > _DUST * value.abs()) & (notional >= min_order_krw)
+    ok = (notional > _DUST * value.abs()) & (notional >= rules.min_order_krw)
     buy = is_buy & ok
     sell = (delta_units < 0) & ok
     traded = buy | sell
@@ -192,3 +216,17 @@ def rebalance(
     px = torch.where(buy, buy_px, torch.where(sell, sell_px, torch.full_like(price, float("nan"))))
     return Fill(krw=new_krw, usdt=new_usdt, fee_krw=notional * fee_rate, notional_krw=notional,
                 fill_price=px, traded=traded)
+
+
+def money(x: float) -> Tensor:
+    """One amount or price as a ``[1]`` float64 tensor (the live side's accounts are single floats)."""
+    return torch.tensor([float(x)], dtype=MONEY_DTYPE)
+
+
+def rebalance_one(krw: float, usdt: float, target_weight: float, price: float, rules: ExecutionRules) -> Fill:
+    """:func:`rebalance` of one account given in floats (paper broker, live sizing, challenger, gap report).
+
+    The same function as the simulator's, on a batch of one: the live side cannot price a fill
+    differently from the backtest.
+    """
+    return rebalance(money(krw), money(usdt), money(target_weight), money(price), rules)

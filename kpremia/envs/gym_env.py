@@ -2,15 +2,19 @@
 
 For interop with libraries that speak gymnasium (Stable-Baselines3, RLlib,
 their wrappers and checkers).  It is :class:`~kpremia.envs.batched.BatchedEnv`
-with ``n_envs=1``, so a policy sees exactly the fills, fees and rewards it
-would see in training; it is not the fast path (use BatchedEnv for that).
+with ``n_envs=1`` built from an experiment's env config and train split
+(:mod:`kpremia.envs.experiment`), so a policy sees exactly the market, fills,
+fees, decision interval and rewards ``fit`` trains that experiment on; it is
+not the fast path (use BatchedEnv or the VecEnvs for that).
 
 Gymnasium expects the caller to ``reset()`` after an episode ends, so where the
 batched env has already auto-reset, :meth:`KPremiaGymEnv.step` returns the
 observation the episode ended on (``info["final_obs"]`` of the batch), not the
 first one of the next episode.  Registered as ``kpremia/KPremia-v0`` on
-``import kpremia``; ``gymnasium.make("kpremia/KPremia-v0")`` builds it over the
-train split of the default synthetic market.
+``import kpremia``: ``gymnasium.make("kpremia/KPremia-v0", experiment="mlp_ppo")``
+trains on ``fit experiment=mlp_ppo``'s market and rules; without ``experiment``
+it is the main job's (:data:`~kpremia.envs.experiment.DEFAULT_EXPERIMENT`,
+``gru_attn_ppo``: hold/buy/sell, a decision every 16 bars, the fx-hedged reward).
 
 Rendering follows gymnasium: the mode is fixed at construction, listed in
 ``metadata["render_modes"]``; ``"rgb_array"`` draws the episode so far (price,
@@ -20,8 +24,8 @@ text line.  Stable-Baselines3's ``make_vec_env`` asks for ``"rgb_array"``.
 
 from __future__ import annotations
 
-import functools
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -31,53 +35,38 @@ from gymnasium import spaces
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import DEFAULT_EXPERIMENT, adapter_setup
 from kpremia.envs.numpy_batched import RENDER_FPS, RENDER_MODES, check_render_mode, observation_space
 from kpremia.envs.render import EpisodeHistory, render
-from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=1)
-def default_market_data() -> Any:
-    """The default synthetic market (seed 0), train and val splits, built once per process."""
-    try:
-        from kpremia.data.market import build_market
-    except ModuleNotFoundError as exc:
-        raise UserError(f"the default market needs the data layer ({exc.name} is missing); "
-                        "pass KPremiaGymEnv(market=...) with a MarketTensors") from None
-    from kpremia.registry import DATA_SOURCES
-
-    frame, _ = DATA_SOURCES.get("synthetic")(seed=0).load()
-    return build_market(frame, split_cfg={}, window_15m=15, window_1d=10, window_premium=10,
-                        splits=("train", "val"), device="cpu")
-
-
-def default_market() -> MarketTensors:
-    """Train split of the default synthetic market (what ``gymnasium.make`` trades)."""
-    return default_market_data().tensors["train"]
 
 
 class KPremiaGymEnv(gym.Env):
     """One kimchi-premium trading env with gymnasium's API.
 
     Args:
-        market: the split to trade; ``None`` builds the default synthetic train split.
+        market: the split to trade; ``None``: the experiment's train split (as ``fit``).
         render_mode: ``None`` (no rendering), ``"rgb_array"`` (an ``[H, W, 3]`` uint8
             picture of the episode so far) or ``"ansi"`` (a text line).
-        **env_kwargs: :class:`BatchedEnv` keyword arguments (``fee_rate``,
-            ``action_scheme``, ``max_steps``, ``seed``, ...); ``n_envs`` is always 1.
+        experiment: the experiment whose market model ``fit`` trains on (default
+            :data:`~kpremia.envs.experiment.DEFAULT_EXPERIMENT`, the main job's).
+        overrides: Hydra overrides on top of it (``["env.fee_rate=0.0005"]``).
+        env: an :class:`EnvConfig` (or ``env`` node) instead of the experiment's.
+        seed: seed of the episode-start generator (``reset(seed=...)`` re-seeds it).
     """
 
     metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
-    def __init__(self, market: MarketTensors | None = None, render_mode: str | None = None,
-                 **env_kwargs: Any) -> None:
+    def __init__(self, market: MarketTensors | None = None, render_mode: str | None = None, *,
+                 experiment: str | None = DEFAULT_EXPERIMENT, overrides: Sequence[str] = (),
+                 env: EnvConfig | Mapping[str, Any] | None = None, seed: int = 0) -> None:
         check_render_mode(render_mode, "KPremiaGymEnv")
-        if "n_envs" in env_kwargs:
-            raise UserError("KPremiaGymEnv is one env; drop n_envs (use BatchedEnv for many)")
         self.render_mode = render_mode
-        self.env = BatchedEnv(market if market is not None else default_market(), 1, **env_kwargs)
+        config, market = adapter_setup(experiment, overrides, env, market)
+        self.config = config
+        self.env = BatchedEnv.from_config(market, config, n_envs=1, seed=seed)
         self.observation_space = observation_space(self.env.spec)
         self.action_space = spaces.Discrete(self.env.n_actions)
         self._history = EpisodeHistory()
@@ -119,7 +108,7 @@ class KPremiaGymEnv(gym.Env):
             done = bool(terminated[0]) or bool(truncated[0])
             # the bar the step ended on: the env's own t while it runs on; after an auto-reset the
             # step's span (a decision may cover several bars), at most the split's last bar
-            ended_at = (min(t_before + getattr(self.env, "decision_every", 1), self.env.market.n_bars - 1)
+            ended_at = (min(t_before + self.env.clock.bars_per_decision, self.env.market.n_bars - 1)
                         if done else int(self.env.t[0]))
             self._history.append(ended_at, out["usdt_weight"], out["portfolio_value_krw"])
         return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), out

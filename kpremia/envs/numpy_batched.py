@@ -16,6 +16,7 @@ finished, and :attr:`StepResult.final_obs` holds what the simulator returned as
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,9 +25,11 @@ from gymnasium import spaces
 
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import DEFAULT_EXPERIMENT, adapter_setup
 from kpremia.envs.render import EpisodeHistory, render
-from kpremia.spec import ObsSpec
 from kpremia.errors import UserError
+from kpremia.spec import ObsSpec
 
 RENDER_MODES = ("rgb_array", "ansi")
 RENDER_FPS = 30
@@ -73,25 +76,28 @@ class NumpyBatchedEnv:
 
     Args:
         n_envs: number of environments in the batch.
-        market: the split to trade; ``None`` uses the default synthetic train split.
+        market: the split to trade; ``None``: the experiment's train split (as ``fit``).
+        experiment: the experiment whose market model and data ``fit`` trains on
+            (default :data:`~kpremia.envs.experiment.DEFAULT_EXPERIMENT`).
+        overrides: Hydra overrides on top of it (``["env.fee_rate=0.0005"]``).
+        env: an :class:`EnvConfig` (or ``env`` node) instead of the experiment's.
         device: move the market (and so the simulator) there, e.g. ``"cuda"``;
             ``None`` keeps the market's device.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``; only env 0 is
             recorded and drawn (a picture per env would cost more than the step).
-        **env_kwargs: :class:`BatchedEnv` keyword arguments (``fee_rate``,
-            ``action_scheme``, ``max_steps``, ``seed``, ...).
+        seed: seed of the episode-start generator.
     """
 
-    def __init__(self, n_envs: int, market: MarketTensors | None = None, *, device: str | None = None,
-                 render_mode: str | None = None, **env_kwargs: Any) -> None:
+    def __init__(self, n_envs: int, market: MarketTensors | None = None, *,
+                 experiment: str | None = DEFAULT_EXPERIMENT, overrides: Sequence[str] = (),
+                 env: EnvConfig | Mapping[str, Any] | None = None, device: str | None = None,
+                 render_mode: str | None = None, seed: int = 0) -> None:
         check_render_mode(render_mode, type(self).__name__)
-        if market is None:
-            from kpremia.envs.gym_env import default_market
-
-            market = default_market()
+        config, market = adapter_setup(experiment, overrides, env, market)
         if device is not None:
             market = market.to(device)
-        self.env = BatchedEnv(market, int(n_envs), **env_kwargs)
+        self.config = config
+        self.env = BatchedEnv.from_config(market, config, n_envs=int(n_envs), seed=seed)
         self.n_envs = self.env.n_envs
         self.render_mode = render_mode
         self.single_observation_space = observation_space(self.env.spec)

@@ -9,7 +9,7 @@ in one tensor op, so an SB3 user's own algorithms get the simulator's speed::
     from stable_baselines3.common.vec_env import VecMonitor
     from kpremia.envs.sb3 import KPremiaVecEnv
 
-    env = VecMonitor(KPremiaVecEnv(n_envs=64, fee_rate=0.0005))
+    env = VecMonitor(KPremiaVecEnv(n_envs=64, experiment="mlp_ppo"))
     PPO("MultiInputPolicy", env, n_steps=128).learn(100_000)
 
 SB3's conventions: ``step`` returns ``done = terminated or truncated``, the next
@@ -26,12 +26,14 @@ one episode-start generator.  Stable-Baselines3 is an optional dependency (the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import DEFAULT_EXPERIMENT
 from kpremia.envs.numpy_batched import INFO_KEYS, RENDER_FPS, NumpyBatchedEnv
 from kpremia.optional import import_optional
 
@@ -45,18 +47,21 @@ class KPremiaVecEnv(VecEnv):
 
     Args:
         n_envs: number of environments.
-        market: the split to trade; ``None`` uses the default synthetic train split
-            (the market ``gymnasium.make("kpremia/KPremia-v0")`` trades).
+        market: the split to trade; ``None``: the experiment's train split (as ``fit``).
+        experiment, overrides, env: the market model, as for
+            :class:`~kpremia.envs.numpy_batched.NumpyBatchedEnv` (default: the main experiment's).
         device: run the simulator there (``"cuda"``); observations still arrive as NumPy.
         render_mode: ``None``, ``"rgb_array"`` (env 0's episode as an image, for
             ``VecVideoRecorder``) or ``"ansi"``.
-        **env_kwargs: :class:`BatchedEnv` keyword arguments (``fee_rate``, ``max_steps``,
-            ``action_scheme``, ``seed``, ...).
+        seed: seed of the episode-start generator (SB3's ``seed()`` re-seeds it).
     """
 
-    def __init__(self, n_envs: int, market: MarketTensors | None = None, *, device: str | None = None,
-                 render_mode: str | None = None, **env_kwargs: Any) -> None:
-        self.core = NumpyBatchedEnv(n_envs, market, device=device, render_mode=render_mode, **env_kwargs)
+    def __init__(self, n_envs: int, market: MarketTensors | None = None, *,
+                 experiment: str | None = DEFAULT_EXPERIMENT, overrides: Sequence[str] = (),
+                 env: EnvConfig | Mapping[str, Any] | None = None, device: str | None = None,
+                 render_mode: str | None = None, seed: int = 0) -> None:
+        self.core = NumpyBatchedEnv(n_envs, market, experiment=experiment, overrides=overrides, env=env,
+                                    device=device, render_mode=render_mode, seed=seed)
         self._render_mode = render_mode
         self._actions: np.ndarray | None = None
         super().__init__(self.core.n_envs, self.core.single_observation_space, self.core.single_action_space)

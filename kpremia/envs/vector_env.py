@@ -4,7 +4,7 @@ For gymnasium-native code (CleanRL-style scripts, gymnasium's vector wrappers):
 ``num_envs`` envs inside one :class:`BatchedEnv`, stepped in one tensor op, with
 NumPy at the boundary.  It is the vector entry point of ``kpremia/KPremia-v0``::
 
-    envs = gymnasium.make_vec("kpremia/KPremia-v0", num_envs=256, fee_rate=0.0005)
+    envs = gymnasium.make_vec("kpremia/KPremia-v0", num_envs=256, experiment="mlp_ppo")
     obs, info = envs.reset(seed=0)
     obs, rewards, terminations, truncations, infos = envs.step(envs.action_space.sample())
 
@@ -23,6 +23,7 @@ with ``s`` (with a list, its first element).  Rendering draws env 0 only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import DEFAULT_EXPERIMENT
 from kpremia.envs.numpy_batched import RENDER_FPS, RENDER_MODES, NumpyBatchedEnv
 
 
@@ -38,18 +41,23 @@ class KPremiaVectorEnv(VectorEnv):
 
     Args:
         num_envs: number of environments.
-        market: the split to trade; ``None`` uses the default synthetic train split.
+        market: the split to trade; ``None``: the experiment's train split (as ``fit``).
+        experiment, overrides, env: the market model, as for
+            :class:`~kpremia.envs.numpy_batched.NumpyBatchedEnv` (default: the main experiment's).
         device: run the simulator there (``"cuda"``); arrays still arrive as NumPy.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"`` (env 0's episode).
-        **env_kwargs: :class:`BatchedEnv` keyword arguments.
+        seed: seed of the episode-start generator (``reset(seed=...)`` re-seeds it).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": list(RENDER_MODES),
                                 "render_fps": RENDER_FPS}
 
-    def __init__(self, num_envs: int = 1, market: MarketTensors | None = None, *, device: str | None = None,
-                 render_mode: str | None = None, **env_kwargs: Any) -> None:
-        self.core = NumpyBatchedEnv(num_envs, market, device=device, render_mode=render_mode, **env_kwargs)
+    def __init__(self, num_envs: int = 1, market: MarketTensors | None = None, *,
+                 experiment: str | None = DEFAULT_EXPERIMENT, overrides: Sequence[str] = (),
+                 env: EnvConfig | Mapping[str, Any] | None = None, device: str | None = None,
+                 render_mode: str | None = None, seed: int = 0) -> None:
+        self.core = NumpyBatchedEnv(num_envs, market, experiment=experiment, overrides=overrides, env=env,
+                                    device=device, render_mode=render_mode, seed=seed)
         self.num_envs = self.core.n_envs
         self.render_mode = render_mode
         self.single_observation_space = self.core.single_observation_space

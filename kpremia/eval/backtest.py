@@ -5,7 +5,9 @@ Why through the env: the agent is trained, validated and tested in
 fills its own way could flatter one side.  Here every trader -- the policy, the
 baselines, the oracle's action sequence -- runs in a sequential env
 (``random_start=False``, ``max_steps=None``: from ``market.valid_from`` to the
-split's last bar) with the run's execution rules.
+split's last bar) with the run's market model: the :class:`~kpremia.envs.config.EnvConfig`
+passed whole (its execution rules, reward rule and action scheme; a policy acts
+on its decision clock and sends no order in between).
 
 The trace is a pandas DataFrame with one row per bar ``t`` from ``valid_from`` to
 the last bar (``n_bars - valid_from`` rows).  A row describes bar ``t``:
@@ -39,9 +41,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kpremia.bars import bar_of_minutes, bars_setting
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.clock import DecisionClock
+from kpremia.envs.config import EnvConfig
 from kpremia.eval.metrics import compute_metrics
 
 log = logging.getLogger(__name__)
@@ -51,40 +54,48 @@ ActFn = Callable[[ObsDict, dict[str, Tensor]], Tensor]
 PolicyActFn = Callable[[ObsDict], Tensor]
 TRACE_COLUMNS = ("time", "bar", "price", "premium", "action", "position", "fill_price", "fee_krw", "traded",
                  "portfolio_value_krw", "reward", "ruined")
-# Set by the backtest itself: every env runs the whole split bar by bar, ruin does not end it.
-_FIXED = {"n_envs", "random_start", "max_steps", "seed", "decision_every", "ruin_terminates"}
+EnvLike = EnvConfig | Mapping[str, Any] | None
 
 
-def make_sequential_env(market: MarketTensors, env_kwargs: Mapping[str, Any] | None = None, *,
-                        n_envs: int = 1, seed: int = 0) -> BatchedEnv:
+def env_config(env: EnvLike) -> EnvConfig:
+    """``env`` as the typed config (``None``: the defaults)."""
+    return EnvConfig() if env is None else EnvConfig.of(env)
+
+
+def make_sequential_env(market: MarketTensors, env: EnvLike = None, *, n_envs: int = 1, seed: int = 0,
+                        action_scheme: Any = None) -> BatchedEnv:
     """A BatchedEnv whose envs all run ``market`` from ``valid_from`` to its last bar, one bar per step.
 
-    Ruin is flagged (``info["ruined"]``) but does not end the run; a policy that
-    decides every ``decision_every`` bars is played by :func:`run_policy_backtest`
-    with "no order" actions in between, so traces stay bar by bar.
+    The env config's execution rules, reward rule and action scheme (or
+    ``action_scheme``), one bar per step: a policy that decides every
+    ``decision_every`` bars is played by :func:`run_policy_backtest` with "no
+    order" actions in between, so traces stay bar by bar.  Ruin is flagged
+    (``info["ruined"]``) but does not end the run.
     """
-    kwargs = {k: v for k, v in dict(env_kwargs or {}).items() if k not in _FIXED}
-    return BatchedEnv(market, n_envs, max_steps=None, random_start=False, ruin_terminates=False, seed=seed,
-                      **kwargs)
+    env = env_config(env)
+    return BatchedEnv(market, n_envs, rules=env.execution, clock=DecisionClock(), reward=env.reward_rule,
+                      action_scheme=env.action_scheme if action_scheme is None else action_scheme,
+                      initial_krw=env.initial_krw, ruin_fraction=env.ruin_fraction, max_steps=None,
+                      ruin_terminates=False, random_start=False, seed=seed)
 
 
-def run_backtest(market: MarketTensors, act: ActFn | Tensor, env_kwargs: Mapping[str, Any] | None = None, *,
+def run_backtest(market: MarketTensors, act: ActFn | Tensor, env: EnvLike = None, *,
                  seed: int = 0) -> pd.DataFrame:
     """Trace of one env over the whole split.
 
     ``act`` is either a callable ``act(obs, info) -> LongTensor[1]`` (``info`` is
     the previous step's info dict, empty at the first step) or a precomputed
     action sequence ``LongTensor[T]`` indexed by bar (``act[t]`` is played at the
-    close of bar ``t``), in the encoding of ``env_kwargs["action_scheme"]``.
+    close of bar ``t``), in the encoding of the env's action scheme.
     """
     if isinstance(act, Tensor):
-        return run_action_sequences(market, act.reshape(1, -1), env_kwargs, seed=seed)[0]
-    env = make_sequential_env(market, env_kwargs, n_envs=1, seed=seed)
-    return _run(env, lambda k, obs, info: act(obs, info))[0]
+        return run_action_sequences(market, act.reshape(1, -1), env, seed=seed)[0]
+    sim = make_sequential_env(market, env, n_envs=1, seed=seed)
+    return _run(sim, lambda k, obs, info: act(obs, info))[0]
 
 
-def run_action_sequences(market: MarketTensors, actions: Tensor, env_kwargs: Mapping[str, Any] | None = None, *,
-                         seed: int = 0) -> list[pd.DataFrame]:
+def run_action_sequences(market: MarketTensors, actions: Tensor, env: EnvLike = None, *, seed: int = 0,
+                         action_scheme: Any = None) -> list[pd.DataFrame]:
     """One trace per row of ``actions`` ``[N, T]`` (indexed by bar), all N in one BatchedEnv.
 
     The envs are independent accounts stepped together, so N precomputed traders
@@ -93,14 +104,13 @@ def run_action_sequences(market: MarketTensors, actions: Tensor, env_kwargs: Map
     if actions.ndim != 2 or actions.shape[1] != market.n_bars:
         raise ValueError(f"action sequences have shape {tuple(actions.shape)}; expected [N, {market.n_bars}] "
                          "(one action per bar of the split)")
-    env = make_sequential_env(market, env_kwargs, n_envs=actions.shape[0], seed=seed)
-    by_step = actions.to(device=env.device, dtype=torch.long).t()[market.valid_from:]  # [steps, N]
-    return _run(env, lambda k, obs, info: by_step[k])
+    sim = make_sequential_env(market, env, n_envs=actions.shape[0], seed=seed, action_scheme=action_scheme)
+    by_step = actions.to(device=sim.device, dtype=torch.long).t()[market.valid_from:]  # [steps, N]
+    return _run(sim, lambda k, obs, info: by_step[k])
 
 
-def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
-                        env_kwargs: Mapping[str, Any] | None = None, *, n_envs: int = 1,
-                        seed: int = 0) -> list[pd.DataFrame]:
+def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: EnvLike = None, *,
+                        n_envs: int = 1, seed: int = 0) -> list[pd.DataFrame]:
     """One trace per env for a torch policy ``act(obs) -> LongTensor[n_envs]``.
 
     All ``n_envs`` envs start at ``valid_from`` together; with a stochastic policy
@@ -108,31 +118,30 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors,
     same policy.  Acting runs under ``torch.inference_mode``; putting the module
     in eval mode is the caller's job (the PPO module's ``act`` does it).
 
-    The policy acts every ``env_kwargs["decision_every"]`` bars (as it was
-    trained) and sends no order on the bars in between.
+    The policy acts on the env's decision clock (every ``decision_every`` bars,
+    as it was trained) and sends no order on the bars in between.
     """
-    env = make_sequential_env(market, env_kwargs, n_envs=n_envs, seed=seed)
-    every = bars_setting(dict(env_kwargs or {}).get("decision_every", 1), bar_of_minutes(market.bar_minutes),
-                         "env.decision_every")
-    no_order = torch.full((n_envs,), -1, dtype=torch.long, device=env.device)
+    config = env_config(env)
+    clock = config.clock.at(market.bar_minutes)  # a duration ("4h") becomes bars of this split's bar size
+    sim = make_sequential_env(market, config, n_envs=n_envs, seed=seed)
+    no_order = torch.full((n_envs,), -1, dtype=torch.long, device=sim.device)
 
     def choose(k: int, obs: ObsDict, info: dict[str, Tensor]) -> Tensor:
-        if k % every:
+        if not clock.decides(k):
             return no_order
         with torch.inference_mode():
             return policy_act_fn(obs)
 
-    return _run(env, choose)
+    return _run(sim, choose)
 
 
-def run_baseline_backtest(baseline: Any, market: MarketTensors,
-                          env_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def run_baseline_backtest(baseline: Any, market: MarketTensors, env: EnvLike = None) -> pd.DataFrame:
     """Trace of a (fitted) baseline: its ``hold_buy_sell`` actions under the run's execution rules."""
-    return run_baseline_backtests({"baseline": baseline}, market, env_kwargs)["baseline"]
+    return run_baseline_backtests({"baseline": baseline}, market, env)["baseline"]
 
 
 def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
-                           env_kwargs: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+                           env: EnvLike = None) -> dict[str, pd.DataFrame]:
     """Traces of several (fitted) baselines, played together in one BatchedEnv (one env each).
 
     Baselines act in ``hold_buy_sell`` whatever the run's scheme; the fills, fees
@@ -140,10 +149,8 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
     """
     if not baselines:
         return {}
-    kwargs = {**dict(env_kwargs or {}), "action_scheme": "hold_buy_sell"}
-    kwargs.pop("action_scheme_kwargs", None)
     actions = torch.stack([b.actions(market).to(market.device) for b in baselines.values()])
-    return dict(zip(baselines, run_action_sequences(market, actions, kwargs)))
+    return dict(zip(baselines, run_action_sequences(market, actions, env, action_scheme="hold_buy_sell")))
 
 
 def trace_bar_minutes(trace: pd.DataFrame) -> float:

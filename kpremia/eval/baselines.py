@@ -1,10 +1,15 @@
 """Baseline traders: what a policy must beat to mean anything.
 
-Every baseline has one interface (registry ``BASELINES``)::
+Every baseline has one interface (registry ``BASELINES``, base class :class:`Baseline`)::
 
-    baseline = BASELINES.get(name)(**kwargs)      # or make_baselines(names, env_kwargs, seed)
+    baseline = BASELINES.get(name)(rules, clock=clock, seed=0, initial_krw=1e6, **options)   # or make_baselines(names, env)
     baseline.fit(train)                           # train MarketTensors only
     actions = baseline.actions(market)            # LongTensor [T] on market.device
+
+``rules`` is the run's :class:`~kpremia.envs.execution.ExecutionRules` and
+``clock`` its :class:`~kpremia.envs.clock.DecisionClock`, passed whole to every
+baseline: a rule fitted on train and the oracle price fills as the agent's
+backtest does, and the band rules also try deciding on the agent's cadence.
 
 A rule that decides on a cadence (the band rules) also has ``signals(market)``: its
 action at every bar, before the cadence keeps every c-th (a warm-start teacher labels
@@ -33,36 +38,57 @@ needs to track its own position.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from kpremia.bars import bar_of_minutes, bars_in, bars_setting, parse_duration
+from kpremia.bars import bar_of_minutes, bars_in, parse_duration
+from kpremia.config import default_of
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.clock import DecisionClock
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
 from kpremia.registry import BASELINES
 
 log = logging.getLogger(__name__)
 
 
-class Baseline(Protocol):
-    """What every baseline provides."""
+class Baseline:
+    """Base of the baselines: every one is built with the run's execution rules, decision clock, seed and cash.
+
+    A plug-in baseline subclasses it (or takes the same constructor arguments) and
+    overrides :meth:`actions`, and :meth:`fit` / :meth:`params` where it learns something.
+    """
+
+    name = "baseline"
+
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
+                 seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw")) -> None:
+        if not isinstance(rules, ExecutionRules):
+            raise TypeError(f"{type(self).__name__} takes ExecutionRules, not {type(rules).__name__}")
+        self.rules = rules
+        self.clock = clock  # the run's decision interval (band rules also try deciding on it)
+        self.seed = int(seed)
+        self.initial_krw = float(initial_krw)
 
     def fit(self, train: MarketTensors) -> None:
         """Learn from the train split (and only from it)."""
+        require_train(train, self.name)
 
     def actions(self, market: MarketTensors) -> Tensor:
         """``hold_buy_sell`` action at the close of every bar of ``market``, LongTensor ``[T]``."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def params(self) -> dict[str, Any]:
         """What :meth:`fit` chose (thresholds, window, ...), for ``summary.json``; ``{}`` if nothing."""
+        return {}
 
 
 def _hold_all(market: MarketTensors) -> Tensor:
@@ -77,22 +103,20 @@ def require_train(train: MarketTensors, who: str) -> None:
 
 
 @BASELINES.register("cash")
-class Cash:
+class Cash(Baseline):
     """Holds KRW throughout: return 0 minus nothing; the floor a policy must clear."""
 
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "cash")
+    name = "cash"
 
     def actions(self, market: MarketTensors) -> Tensor:
         return _hold_all(market)
 
 
 @BASELINES.register("buy_and_hold")
-class BuyAndHold:
+class BuyAndHold(Baseline):
     """Buys USDT with all KRW at the first valid bar and holds to the end (pays one fee)."""
 
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "buy_and_hold")
+    name = "buy_and_hold"
 
     def actions(self, market: MarketTensors) -> Tensor:
         out = _hold_all(market)
@@ -101,21 +125,22 @@ class BuyAndHold:
 
 
 @BASELINES.register("random")
-class RandomTrader:
+class RandomTrader(Baseline):
     """Seeded random actions: hold with ``1 - trade_prob``, else buy or sell with equal odds.
 
     Actions depend only on ``seed`` and the number of bars, never on prices, so a
     rerun gives the same trades.
     """
 
-    def __init__(self, seed: int = 0, trade_prob: float = 2.0 / 3.0) -> None:
+    name = "random"
+
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
+                 seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw"),
+                 trade_prob: float = 2.0 / 3.0) -> None:
+        super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
         if not 0.0 <= trade_prob <= 1.0:
             raise ValueError(f"random baseline trade_prob={trade_prob} must be in [0, 1]")
-        self.seed = int(seed)
         self.trade_prob = float(trade_prob)
-
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "random")
 
     def actions(self, market: MarketTensors) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
@@ -126,7 +151,7 @@ class RandomTrader:
 
 
 @BASELINES.register("premium_threshold")
-class PremiumThreshold:
+class PremiumThreshold(Baseline):
     """Premium mean reversion: buy USDT when the premium is low, sell when it is high.
 
     ``method="grid"`` (default) tries every pair of train-premium quantiles
@@ -141,28 +166,31 @@ class PremiumThreshold:
     whole file, which has no train split).
 
     Cadence: the rule decides every ``c`` bars, ``c`` tuned on train together with the
-    levels over ``cadences`` (default: every bar and the run's ``decision_every``), so an
-    agent that decides every k bars is compared with the best rule, including at its own
-    cadence (deciding less often also trades less often: fewer fees).  ``decision_every``
-    may be a duration (``"4h"``): it becomes bars of the split's bar size at :meth:`fit`.
+    levels over ``cadences`` (default: every bar and the run's decision interval, its
+    ``clock``), so an agent that decides every k bars is compared with the best rule,
+    including at its own cadence (deciding less often also trades less often: fewer
+    fees).  A clock given as a duration (``"4h"``) becomes bars of the split's bar size
+    at :meth:`fit`.
     """
+
+    name = "premium_threshold"
 
     def __init__(
         self,
+        rules: ExecutionRules = ExecutionRules(),
+        *,
+        clock: DecisionClock = DecisionClock(),
+        seed: int = 0,
+        initial_krw: float = default_of(EnvConfig, "initial_krw"),
         method: str = "grid",
         buy_quantile: float = 0.2,
         sell_quantile: float = 0.8,
         quantiles: Sequence[float] = tuple(np.round(np.linspace(0.02, 0.98, 25), 4)),
-        fee_rate: float = 0.001,
-        slippage_bps: float = 0.0,
-        tick_size_krw: float = 0.0,
-        spread_krw: float = 0.0,
-        spread_bps: float = 0.0,
         buy_level: float | None = None,
         sell_level: float | None = None,
-        decision_every: int | str = 1,
         cadences: Sequence[int] | None = None,
     ) -> None:
+        super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
         if method not in ("grid", "quantile", "given"):
             raise ValueError(f"premium_threshold method={method!r}; use 'grid', 'quantile' or 'given'")
         if method == "given" and (buy_level is None or sell_level is None or not buy_level < sell_level):
@@ -174,18 +202,15 @@ class PremiumThreshold:
         self.method = method
         self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
         self.quantiles = tuple(float(q) for q in quantiles)
-        self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
-                          tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
-                          spread_bps=float(spread_bps))
-        self._every, self._cadences_given = decision_every, cadences
-        self.decision_every, self.cadences = _cadences(decision_every, cadences)
+        self._cadences_given = cadences
+        self.decision_every, self.cadences = _cadences(clock, cadences)
         self.cadence = self.decision_every
         self.buy_threshold: float | None = float(buy_level) if method == "given" else None
         self.sell_threshold: float | None = float(sell_level) if method == "given" else None
         self.train_return: float | None = None
 
     def fit(self, train: MarketTensors) -> None:
-        self.decision_every, self.cadences = _cadences(_in_bars(self._every, train), self._cadences_given)
+        self.decision_every, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
         self.cadence = self.decision_every
         if self.method == "given":
             return  # the user's levels: nothing is learned, from any split
@@ -235,7 +260,7 @@ class PremiumThreshold:
 
 
 @BASELINES.register("premium_zscore")
-class PremiumZScore:
+class PremiumZScore(Baseline):
     """The band rule on a rolling z-score of the premium.
 
     ``z_t = (premium_t - mean) / sd`` over the trailing ``window`` bars of the split
@@ -247,15 +272,18 @@ class PremiumZScore:
     Windows are durations (1, 3, 7 and 14 days), in bars of the split's bar size
     (96 ... 1,344 at 15m; 2 bars at least), or bar counts when given as numbers.
     With ``window``, ``buy_z`` and ``sell_z`` all given, nothing is fitted (the cadence is
-    the run's ``decision_every``).
+    the run's decision interval).
     """
 
-    def __init__(self, windows: Sequence[int | str] = ("1d", "3d", "7d", "14d"),
+    name = "premium_zscore"
+
+    def __init__(self, rules: ExecutionRules = ExecutionRules(), *, clock: DecisionClock = DecisionClock(),
+                 seed: int = 0, initial_krw: float = default_of(EnvConfig, "initial_krw"),
+                 windows: Sequence[int | str] = ("1d", "3d", "7d", "14d"),
                  z_levels: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5),
-                 fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 spread_krw: float = 0.0, spread_bps: float = 0.0, decision_every: int | str = 1,
                  cadences: Sequence[int] | None = None, window: int | str | None = None,
                  buy_z: float | None = None, sell_z: float | None = None) -> None:
+        super().__init__(rules, clock=clock, seed=seed, initial_krw=initial_krw)
         if not windows:
             raise ValueError("premium_zscore needs at least one window")
         for w in windows:
@@ -265,12 +293,9 @@ class PremiumZScore:
                 raise ValueError(f"premium_zscore windows={windows!r} must be durations or bar counts >= 2")
         self.windows = tuple(w if isinstance(w, str) else int(w) for w in windows)
         self.given = None if window is None or buy_z is None or sell_z is None else (window, float(buy_z), float(sell_z))
-        self._every, self._cadences_given = decision_every, cadences
         self.z_levels = tuple(float(z) for z in z_levels)
-        self.rules = dict(fee_rate=float(fee_rate), slippage_bps=float(slippage_bps),
-                          tick_size_krw=float(tick_size_krw), spread_krw=float(spread_krw),
-                          spread_bps=float(spread_bps))
-        self.decision_every, self.cadences = _cadences(decision_every, cadences)
+        self._cadences_given = cadences
+        self.decision_every, self.cadences = _cadences(clock, cadences)
         self.cadence = self.decision_every
         self.window: int | None = None
         self.buy_z: float | None = None
@@ -282,7 +307,7 @@ class PremiumZScore:
         return bars_in(window, bar_of_minutes(market.bar_minutes), 2) if isinstance(window, str) else int(window)
 
     def fit(self, train: MarketTensors) -> None:
-        self.decision_every, self.cadences = _cadences(_in_bars(self._every, train), self._cadences_given)
+        self.decision_every, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
         self.cadence = self.decision_every
         if self.given is not None:  # the user's window and levels: nothing is learned
             window, self.buy_z, self.sell_z = self.given
@@ -346,19 +371,14 @@ def _json_float(x: float | None) -> float | str | None:
     return "inf" if x > 0 else "-inf"
 
 
-def _in_bars(decision_every: int | str, market: MarketTensors) -> int:
-    """The run's decision interval in bars of ``market``'s bar size (a duration such as ``"4h"`` or bars)."""
-    return bars_setting(decision_every, bar_of_minutes(market.bar_minutes), "env.decision_every")
-
-
-def _cadences(decision_every: int | str, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
+def _cadences(clock: DecisionClock, cadences: Sequence[int] | None) -> tuple[int, tuple[int, ...]]:
     """The run's decision interval and the cadences a rule is tuned over (default: 1 and the run's).
 
-    A duration (``"4h"``) is not known in bars before :meth:`fit` sees the bar size: 1 until then.
+    A clock given as a duration (``"4h"``) is not known in bars before :meth:`fit` sees the bar size: 1 until then.
     """
-    every = 1 if isinstance(decision_every, str) and not decision_every.strip().isdigit() else int(decision_every)
+    every = clock.bars_per_decision if clock.resolved else 1
     if every < 1:
-        raise ValueError(f"decision_every={decision_every} must be >= 1")
+        raise ValueError(f"decision_every={every} must be >= 1")
     tried = tuple(sorted({int(c) for c in cadences})) if cadences else tuple(sorted({1, every}))
     if min(tried) < 1:
         raise ValueError(f"cadences={cadences!r} must be bar counts >= 1")
@@ -383,7 +403,7 @@ def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: fl
 
 
 def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
-                           rules: Mapping[str, float], cadence: int = 1) -> np.ndarray:
+                           rules: ExecutionRules, cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each premium threshold pair (see :func:`_signal_log_returns`)."""
     premium = train.premium.to(torch.float64).cpu().numpy()[train.valid_from:-1]  # decisions at closes start .. T-2
     signals = [np.where(premium <= b, 1, np.where(premium >= s, 0, -1)) for b, s in zip(buy, sell)]
@@ -391,7 +411,7 @@ def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarr
 
 
 def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
-                        rules: Mapping[str, float], cadence: int = 1) -> np.ndarray:
+                        rules: ExecutionRules, cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each signal path (vectorised over bars; no minimum order).
 
     A signal path has one entry per decision at closes ``valid_from .. T - 2``:
@@ -405,7 +425,7 @@ def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
         keep = np.arange(len(signals[0]) if len(signals) else 0) % cadence == 0
         signals = [np.where(keep, signal, -1) for signal in signals]
     start = train.valid_from
-    usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, **rules)
+    usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, rules)
     log_buy, log_sell = np.log(usdt_per_krw[start + 1:]), np.log(krw_per_usdt[start + 1:])
     log_close = np.log(train.close.to(torch.float64).cpu().numpy()[start:])
     step_hold = np.diff(log_close)  # USDT held over bar s: close[s-1] -> close[s]
@@ -422,21 +442,13 @@ def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
 
 
 @BASELINES.register("oracle")
-class Oracle:
+class Oracle(Baseline):
     """The hindsight oracle: it sees the whole split it is asked to act on (a ceiling, not a trader)."""
 
-    def __init__(self, fee_rate: float = 0.001, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-                 min_order_krw: float = 0.0, initial_krw: float = 1_000_000.0, spread_krw: float = 0.0,
-                 spread_bps: float = 0.0) -> None:
-        self.rules = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw,
-                          min_order_krw=min_order_krw, initial_krw=initial_krw, spread_krw=spread_krw,
-                          spread_bps=spread_bps)
-
-    def fit(self, train: MarketTensors) -> None:
-        require_train(train, "oracle")
+    name = "oracle"
 
     def actions(self, market: MarketTensors) -> Tensor:
-        return hindsight_oracle(market, **self.rules).actions
+        return hindsight_oracle(market, self.rules, initial_krw=self.initial_krw).actions
 
 
 def baseline_params(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -449,20 +461,15 @@ def baseline_params(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def make_baselines(names: Iterable[str], env_kwargs: Mapping[str, Any] | None = None,
-                   seed: int = 0, options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Build baselines by name, passing each the env rules (and seed) its constructor takes.
+def make_baselines(names: Iterable[str], env: EnvConfig | Mapping[str, Any] | None = None, seed: int = 0,
+                   options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Baseline]:
+    """Build baselines by name with the run's execution rules, decision clock, starting cash and seed.
 
-    ``env_kwargs`` are the BatchedEnv keyword arguments of the run (fee, slippage,
-    ...), so fitted thresholds and the oracle use the agent's execution rules;
-    ``options[name]`` adds per-baseline options.
+    ``env`` is the run's env config (its :attr:`~EnvConfig.execution` and
+    :attr:`~EnvConfig.clock` reach every baseline, so fitted thresholds and the oracle
+    price fills as the agent's backtest does); ``options[name]`` adds per-baseline options.
     """
-    shared = {**dict(env_kwargs or {}), "seed": seed}
-    out = {}
-    for name in names:
-        cls = BASELINES.get(name)
-        params = inspect.signature(cls).parameters
-        kwargs = {k: v for k, v in shared.items() if k in params}
-        kwargs.update((options or {}).get(name, {}))
-        out[name] = cls(**kwargs)
-    return out
+    env = EnvConfig() if env is None else EnvConfig.of(env)
+    return {name: BASELINES.get(name)(env.execution, clock=env.clock, seed=seed, initial_krw=env.initial_krw,
+                                      **dict((options or {}).get(name, {})))
+            for name in names}

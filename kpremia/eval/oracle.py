@@ -30,22 +30,22 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from kpremia.config import default_of
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.execution import ExecutionRules
 
 log = logging.getLogger(__name__)
 
 HOLD, BUY, SELL = 0, 1, 2  # hold_buy_sell actions
 KRW, USDT = 0, 1  # positions
-# BatchedEnv arguments that do not change what a fill costs.
-_ENV_ONLY = {"action_scheme", "action_scheme_kwargs", "turnover_penalty", "flat_penalty", "ruin_fraction",
-             "allow_short", "decision_every", "reward", "ruin_terminates", "n_envs", "max_steps", "random_start", "seed"}
 
 
 class OracleResult(NamedTuple):
@@ -71,57 +71,39 @@ class OracleResult(NamedTuple):
         return self.final_value_krw / float(self.values_krw[self.start]) - 1.0
 
 
-def fill_factors(
-    open_krw: Tensor, *, fee_rate: float, slippage_bps: float = 0.0, tick_size_krw: float = 0.0,
-    spread_krw: float = 0.0, spread_bps: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fill_factors(open_krw: Tensor, rules: ExecutionRules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bar: USDT bought per KRW, KRW received per USDT sold, and the sell fill price.
 
-    Computed by :func:`execution.rebalance` itself on unit accounts (one per bar):
-    fills are linear in the amount, so the factors scale to any account.
+    Computed by :func:`execution.rebalance` itself on unit accounts (one per bar),
+    without the minimum order: fills are linear in the amount, so the factors
+    scale to any account.
     """
     price = open_krw.to(execution.MONEY_DTYPE)
     ones, zeros = torch.ones_like(price), torch.zeros_like(price)
-    kw = dict(fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw, min_order_krw=0.0,
-              spread_krw=spread_krw, spread_bps=spread_bps)
-    buy = execution.rebalance(ones, zeros, ones, price, **kw)  # 1 KRW, target all USDT
-    sell = execution.rebalance(zeros, ones, zeros, price, **kw)  # 1 USDT, target all KRW
+    unit_rules = rules.without_min_order()
+    buy = execution.rebalance(ones, zeros, ones, price, unit_rules)  # 1 KRW, target all USDT
+    sell = execution.rebalance(zeros, ones, zeros, price, unit_rules)  # 1 USDT, target all KRW
     return buy.usdt.cpu().numpy(), sell.krw.cpu().numpy(), sell.fill_price.cpu().numpy()
 
 
-def hindsight_oracle(
-    market: MarketTensors,
-    *,
-    fee_rate: float = 0.001,
-    slippage_bps: float = 0.0,
-    tick_size_krw: float = 0.0,
-    min_order_krw: float = 0.0,
-    initial_krw: float = 1_000_000.0,
-    spread_krw: float = 0.0,
-    spread_bps: float = 0.0,
-    start: int | None = None,
-    **env_only: Any,
-) -> OracleResult:
-    """Best final value over all all-in/all-out action sequences, with the env's rules.
+def hindsight_oracle(market: MarketTensors, rules: ExecutionRules = ExecutionRules(), *,
+                     initial_krw: float = default_of(EnvConfig, "initial_krw"),
+                     start: int | None = None) -> OracleResult:
+    """Best final value over all all-in/all-out action sequences, with the env's execution rules.
 
-    Takes the BatchedEnv's keyword arguments, so ``hindsight_oracle(market,
-    **env_kwargs)`` matches a backtest; those that do not change fills (the action
-    scheme, reward penalties, ruin) are ignored, any other name is an error.
-    Starts all KRW at the close of ``start`` (default ``market.valid_from``), like
-    an env with ``random_start=False``, and ends at the split's last close.
+    ``hindsight_oracle(market, env.execution, initial_krw=env.initial_krw)`` matches a
+    backtest of the same env.  Starts all KRW at the close of ``start`` (default
+    ``market.valid_from``), like an env with ``random_start=False``, and ends at the
+    split's last close.
     """
-    unknown = sorted(set(env_only) - _ENV_ONLY)
-    if unknown:
-        raise TypeError(f"hindsight_oracle() got unexpected keyword argument(s) {', '.join(unknown)}")
-    if env_only.get("allow_short"):
+    min_order_krw = rules.min_order_krw
+    if rules.allow_short:
         log.warning("hindsight oracle: shorts are not modelled; with allow_short it is not a ceiling")
     start = int(market.valid_from if start is None else start)
     n_bars = market.n_bars
     if not 0 <= start <= n_bars - 2:
         raise ValueError(f"oracle start {start} leaves no step in a split of {n_bars} bars")
-    usdt_per_krw, krw_per_usdt, sell_px = fill_factors(
-        market.open, fee_rate=fee_rate, slippage_bps=slippage_bps, tick_size_krw=tick_size_krw,
-        spread_krw=spread_krw, spread_bps=spread_bps)
+    usdt_per_krw, krw_per_usdt, sell_px = fill_factors(market.open, rules)
     log_buy = np.log(usdt_per_krw).tolist()
     log_sell = np.log(krw_per_usdt).tolist()
     log_min_order = math.log(min_order_krw) if min_order_krw > 0 else -math.inf

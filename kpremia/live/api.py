@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from kpremia.errors import UserError
 from kpremia.live.api_guard import DEFAULT_MAX_BODY_BYTES, RequestCounters, RequestGuard
+from kpremia.live.config import ApiConfig
 from kpremia.live.hparams import RUNTIME_RANGES
 from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition
@@ -57,30 +56,6 @@ log = logging.getLogger(__name__)
 
 MIN_TOKEN_CHARS = 32
 TOKEN_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-
-
-@dataclass(frozen=True)
-class ApiConfig:
-    """``live.api.*``."""
-
-    host: str = "127.0.0.1"
-    port: int = 8765
-    token_env: str = "KPREMIA_API_TOKEN"
-
-    @classmethod
-    def from_cfg(cls, cfg: dict[str, Any] | None) -> ApiConfig:
-        cfg = {k: v for k, v in dict(cfg or {}).items() if k != "enabled"}
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UserError(f"live.api.{sorted(unknown)[0]} is not a setting; use host, port or token_env")
-        out = cls(**{k: v for k, v in cfg.items() if v is not None})
-        if not 0 <= int(out.port) < 65536:
-            raise UserError(f"live.api.port={out.port} must be a TCP port (0-65535)")
-        return out
-
-    def token(self) -> str | None:
-        value = os.environ.get(self.token_env) if self.token_env else None
-        return value or None
 
 
 def is_loopback(host: str) -> bool:

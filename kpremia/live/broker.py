@@ -8,9 +8,14 @@ client order id before it would send again.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from kpremia.live.types import Bar, OrderIntent, OrderReport
+
+if TYPE_CHECKING:
+    from kpremia.envs.execution import ExecutionRules
+    from kpremia.live.config import LiveConfig
 
 
 class BrokerError(Exception):
@@ -23,9 +28,24 @@ class OrderUnknownOutcome(BrokerError):
 
 @runtime_checkable
 class Broker(Protocol):
-    """The broker interface of the live runner (``LIVE_BROKERS`` registry)."""
+    """The broker interface of the live runner (``LIVE_BROKERS`` registry).
+
+    A broker says what it is: ``is_paper`` is true for a simulated exchange (no
+    money moves).  Everything that guards real money reads it -- the real-order
+    checks at start, online learning's ``allow_real_orders``, how a fresh account's
+    starting cash is found -- never the broker's name.
+    """
 
     name: str
+    is_paper: bool
+
+    @classmethod
+    def check_config(cls, live: LiveConfig) -> None:
+        """Refuse a bad configuration before any work is done (a real broker: keys, flags); one UserError line."""
+
+    @classmethod
+    def from_config(cls, live: LiveConfig, rules: ExecutionRules, state_dir: Path, initial_krw: float) -> Broker:
+        """The broker the ``live`` settings ask for, trading with the run's execution rules."""
 
     def observe(self, bar: Bar) -> None:
         """Market data for brokers that simulate fills (paper); a no-op for real exchanges."""

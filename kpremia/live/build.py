@@ -10,161 +10,101 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from kpremia.bars import DEFAULT_BAR, bar_of_minutes, frame_bar, timeframe_label
+from kpremia.bars import DEFAULT_BAR
 from kpremia.data.market import ObservationBuilder
-from kpremia.envs.factory import env_kwargs
+from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
-from kpremia.live.feeds import warmup_bars
-from kpremia.live.paper import execution_rules
+from kpremia.live.callback import LiveCallback
+from kpremia.live.config import LiveConfig
 from kpremia.live.journal import Journal
 from kpremia.live.preflight import check_live_start
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
-from kpremia.registry import DATA_SOURCES, LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
+from kpremia.registry import LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
 
 log = logging.getLogger(__name__)
 
 
-def build_policy(cli_cfg: dict[str, Any], overrides: list[str]) -> tuple[Any, dict[str, Any]]:
-    """The policy and the config the run uses (the checkpoint's, with explicit overrides)."""
-    live = cli_cfg["live"]
-    name = live.get("policy", "checkpoint")
-    LIVE_POLICIES.get(name)
-    if name == "checkpoint":
-        ckpt = cli_cfg.get("ckpt") or cli_cfg.get("ckpt_path")
-        if not ckpt:
-            raise UserError("`live` needs a policy: add ckpt=<run dir>/checkpoints/last.ckpt, or "
-                            "live.policy=premium_threshold for the rule")
-        from kpremia.evaluate import apply_overrides
+def check_real_orders(live: LiveConfig, broker_cls: Any) -> None:
+    """Refuse to trade real money without the guards: one line, before anything is built.
 
-        eval_cfg = cli_cfg.get("eval", {})
-        policy = LIVE_POLICIES.get("checkpoint")(ckpt, deterministic=bool(eval_cfg.get("deterministic", True)),
-                                                 temperature=float(eval_cfg.get("temperature", 1.0)),
-                                                 seed=int(cli_cfg.get("seed", 0)),
-                                                 trace=bool(live.get("trace_policy", True)))
-        cfg = apply_overrides(policy.cfg, cli_cfg, overrides)
-    else:
-        cfg = dict(cli_cfg)
-        rule = dict(live.get("rule") or {})
-        fit_on = None
-        if rule.get("buy_threshold") is None or rule.get("sell_threshold") is None:
-            from kpremia import training
-
-            fit_on = training.load_market(cfg, ("train",)).tensors["train"]
-        policy = LIVE_POLICIES.get(name)(**rule, fit_on=fit_on, rules=env_kwargs(cfg["env"]))
-    cfg["live"] = live
-    return policy, cfg
+    A broker that is not paper (``is_paper`` false) needs ``live.allow_real_orders=true``
+    and the risk callback on with at least ``live.risk.max_daily_loss`` and
+    ``live.risk.max_position_krw`` set; then the broker's own checks (e.g. API keys).
+    """
+    if not broker_cls.is_paper:
+        if not live.allow_real_orders:
+            raise UserError(f"live.broker={live.broker} sends REAL orders and is off: add live.allow_real_orders=true "
+                            "(with risk limits), or use live.broker=paper")
+        missing = [key for key, value in (("live.risk.max_daily_loss", live.risk.max_daily_loss),
+                                          ("live.risk.max_position_krw", live.risk.max_position_krw)) if not value]
+        if not live.callback_on("risk") or missing:
+            what = "the risk callback is off (live.callbacks.risk=null)" if not live.callback_on("risk") else (
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
+            raise UserError(f"real orders need risk limits but {what}: keep live.callbacks.risk on and set "
+                            "live.risk.max_daily_loss (e.g. 0.03) and live.risk.max_position_krw (e.g. 500000)")
+    broker_cls.check_config(live)
 
 
-def build_feed(cfg: dict[str, Any], windows: dict[str, int], bar: pd.Timedelta | None = None) -> Any:
-    """The configured feed, giving bars of size ``bar`` (a checkpoint's; None: the data's own)."""
-    live = cfg["live"]
-    name = live.get("feed", "replay")
-    cls = LIVE_FEEDS.get(name)
-    if name == "replay":
-        replay = dict(live.get("replay") or {})
-        data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
-        frame, manifest = DATA_SOURCES.build(data_cfg).load()
-        data_bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
-        if bar is not None and data_bar != bar:
-            raise UserError(f"the checkpoint was trained on {timeframe_label(bar)} bars but the replayed data gives "
-                            f"{timeframe_label(data_bar)} bars; replay {timeframe_label(bar)} bars "
-                            f"(data.timeframe={timeframe_label(bar)})")
-        bar = data_bar
-        start, end = replay.get("start"), replay.get("end")
-        split = replay.get("split", "test")
-        if start is None and end is None and split != "all":
-            from kpremia.data.splits import split_from_config
-
-            bounds = split_from_config(frame, cfg["data"].get("split") or {}, require=(split,))
-            if split not in bounds:
-                raise UserError(f"live.replay.split={split!r}; use train, val, test or all (or set live.replay.start)")
-            lo, hi = bounds[split]
-            start, end = frame.index[lo], frame.index[hi - 1]
-        return cls(frame, start=start, end=end, speed=float(replay.get("speed", 0.0)),
-                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
-    return cls.from_config(cfg, windows, bar=bar)
-
-
-def build_broker(cfg: dict[str, Any], state_dir: Path, initial_krw: float) -> Any:
-    live = cfg["live"]
-    name = live.get("broker", "paper")
-    cls = LIVE_BROKERS.get(name)
-    rules = env_kwargs(cfg["env"])
-    if name == "paper":
-        paper = dict(live.get("paper") or {})
-        return cls(paper.get("path") or state_dir / "paper_exchange.sqlite", initial_krw=initial_krw, rules=rules)
-    return cls.from_config(cfg, rules)
-
-
-def build_callbacks(live: dict[str, Any]) -> list[Any]:
-    """Callbacks from ``live.callbacks`` (name -> options; null switches one off), in that order."""
+def build_callbacks(live: LiveConfig) -> list[LiveCallback]:
+    """Callbacks switched on in ``live.callbacks`` (name -> options; null switches one off), in that order."""
     out = []
-    for name, options in (live.get("callbacks") or {}).items():
-        if options is None or options is False:
+    for name, options in live.callbacks.items():
+        if not live.callback_on(name):
             continue
         options = {} if options is True else dict(options)
-        try:
-            out.append(LIVE_CALLBACKS.get(name)(**options))
-        except TypeError as exc:
-            raise UserError(f"live callback {name!r} rejected its options {sorted(options)}: {exc}; fix "
-                            f"live.callbacks.{name}") from None
+        out.append(LIVE_CALLBACKS.get(name).from_config(options, live))
     return out
 
 
-def run_live(cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Build and run the live runner; print and return a summary."""
-    live = cli_cfg["live"]
-    if not live.get("state_dir"):
+    live = LiveConfig.from_dict(cli_cfg["live"])
+    if not live.state_dir:
         raise UserError("`live` needs live.state_dir=<dir> (the journal and broker state live there; reuse it "
                         "to resume)")
-    state_dir = Path(live["state_dir"])
-    check_live_start(live)  # a damaged journal or book, a read-only dir, a full disk: one line, nothing written
-    check = getattr(LIVE_BROKERS.get(live.get("broker", "paper")), "check_config", None)
-    if check is not None:  # refuse (real orders without the flag or keys) before any work
-        check(cli_cfg)
-    policy, cfg = build_policy(cli_cfg, overrides)
+    state_dir = Path(live.state_dir)
+    broker_cls = LIVE_BROKERS.get(live.broker)
+    # a damaged journal or book, a read-only dir, a full disk: one line, nothing written
+    check_live_start(live, paper=broker_cls.is_paper)
+    check_real_orders(live, broker_cls)  # refuse (real orders without the guards) before any work
+    feed_cls = LIVE_FEEDS.get(live.feed)
+    callbacks = build_callbacks(live)
+    policy, cfg = LIVE_POLICIES.get(live.policy).from_config(cli_cfg, live, overrides)
     from kpremia.training import apply_threads
 
-    apply_threads(cli_cfg)  # torch_threads (1 by default): per-bar ops stall with more threads on a few cores
-    env = cfg["env"]
-    windows = policy.windows or {k: int(env[k]) for k in ("window_15m", "window_1d", "window_premium")}
-    initial_krw = float(live.get("initial_krw") or env.get("initial_krw", 1_000_000.0))
-    if initial_krw <= 0:
-        raise UserError(f"live.initial_krw={initial_krw} must be > 0")
-    symbol = str(live.get("symbol", "USDT/KRW"))
-    feed = build_feed(cfg, windows, getattr(policy, "bar", None))
-    bar = getattr(feed, "bar", None) or getattr(policy, "bar", None) or DEFAULT_BAR  # the bars the runner sees
-    callbacks = build_callbacks(live)
+    apply_threads(dict(cli_cfg))  # torch_threads (1 by default): per-bar ops stall with more threads on a few cores
+    env = EnvConfig.of(cfg["env"])
+    windows = policy.windows or env.windows
+    initial_krw = float(live.initial_krw or env.initial_krw)
+    feed = feed_cls.from_config(cfg, live, windows, policy.bar)
+    bar = feed.bar or policy.bar or DEFAULT_BAR  # the bars the runner sees
     state_dir.mkdir(parents=True, exist_ok=True)
-    journal_cfg = dict(live.get("journal") or {})
-    journal = Journal(state_dir / "journal.sqlite", busy_timeout_ms=int(journal_cfg.get("busy_timeout_ms", 5000)),
-                      synchronous=str(journal_cfg.get("synchronous", "FULL")))
+    journal = Journal(state_dir / "journal.sqlite", busy_timeout_ms=live.journal.busy_timeout_ms,
+                      synchronous=live.journal.synchronous)
     try:
-        broker = build_broker(cfg, state_dir, initial_krw)
+        broker = broker_cls.from_config(live, env.execution, state_dir, initial_krw)
     except BaseException:
         journal.close()
         raise
-    recon = dict(live.get("reconcile") or {})
-    initial = LiveState(run_id=uuid.uuid4().hex[:12], symbol=symbol, initial_krw=initial_krw, cash_krw=initial_krw)
-    if getattr(broker, "name", "") != "paper" and journal.load_state() is None:
+    initial = LiveState(run_id=uuid.uuid4().hex[:12], symbol=live.symbol, initial_krw=initial_krw,
+                        cash_krw=initial_krw)
+    if not broker.is_paper and journal.load_state() is None:
         # A real account starts from what the exchange holds, valued at the last close before the run.
         krw, usdt = broker.balance()
         history = feed.history()
         price = float(history["close"].iloc[-1]) if len(history) else 0.0
-        initial = LiveState(run_id=initial.run_id, symbol=symbol, initial_krw=krw + usdt * price, cash_krw=krw,
+        initial = LiveState(run_id=initial.run_id, symbol=live.symbol, initial_krw=krw + usdt * price, cash_krw=krw,
                             position_usdt=usdt)
     runner = LiveRunner(
         feed=feed, broker=broker, policy=policy, journal=journal,
         builder=ObservationBuilder(**windows, normalizer=policy.normalizer, bar=bar), callbacks=callbacks,
-        initial_state=initial,
-        rules=execution_rules(env_kwargs(env)), max_bars=live.get("max_bars"), resend_intents=bool(live.get("resend_intents", True)),
-        reconcile_tolerance=(float(recon.get("tolerance_krw", 0.0)), float(recon.get("tolerance_usdt", 0.0))),
+        initial_state=initial, rules=env.execution, max_bars=live.max_bars, resend_intents=live.resend_intents,
+        reconcile_tolerance=(live.reconcile.tolerance_krw, live.reconcile.tolerance_usdt),
         fingerprint=policy.fingerprint(), config={"state_dir": str(state_dir)},
     )
     state = runner.run()

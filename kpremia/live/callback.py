@@ -11,6 +11,10 @@ only what it needs.  Hooks are called in the order the callbacks are listed.
 * ``on_decision`` may change the decision before it is journaled
   (``decision.block(reason)``); the other hooks see events after they are
   committed to the journal.
+* The runner's ``live`` command builds each callback switched on in
+  ``live.callbacks`` with :meth:`LiveCallback.from_config` (its options, and the
+  typed ``live`` settings for callbacks whose settings have their own section,
+  such as ``risk`` -> ``live.risk``).
 * A third-party callback registers like any plug-in::
 
       from kpremia.registry import LIVE_CALLBACKS
@@ -23,15 +27,28 @@ only what it needs.  Hooks are called in the order the callbacks are listed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kpremia.errors import UserError
+
 if TYPE_CHECKING:
+    from kpremia.live.config import LiveConfig
     from kpremia.live.runner import LiveRunner, ReconcileReport
     from kpremia.live.types import Bar, Decision, FillReport, OrderIntent, OrderReport
 
 
 class LiveCallback:
     """Base class of live callbacks: override the hooks you need."""
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], live: LiveConfig) -> LiveCallback:
+        """The callback for ``live.callbacks.<name>: options`` (override to read a ``live`` section)."""
+        try:
+            return cls(**dict(options))
+        except TypeError as exc:
+            raise UserError(f"live callback {cls.__name__} rejected its options {sorted(options)}: {exc}; fix "
+                            "them under live.callbacks") from None
 
     @property
     def state_key(self) -> str:

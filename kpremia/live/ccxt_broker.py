@@ -29,13 +29,16 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import ccxt
 
 from kpremia.data.exchange import create_exchange
+from kpremia.envs.execution import ExecutionRules
 from kpremia.errors import UserError
 from kpremia.live.broker import BrokerError, OrderUnknownOutcome
+from kpremia.live.config import LiveConfig
 from kpremia.live.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus
 from kpremia.registry import LIVE_BROKERS
 
@@ -68,6 +71,7 @@ class CcxtBroker:
     """
 
     name = "ccxt"
+    is_paper = False
 
     def __init__(self, exchange: ccxt.Exchange, market: str = "USDT/KRW", *, fee_rate: float = 0.0005,
                  min_order_krw: float = 5000.0, retries: int = 4, backoff_s: float = 1.0,
@@ -83,37 +87,33 @@ class CcxtBroker:
         self._ids: dict[str, str] = {}  # client order id -> exchange order id, for exchanges that need it
         self._call(lambda: exchange.load_markets(), "load markets")
 
-    @staticmethod
-    def check_config(cfg: Mapping[str, Any]) -> tuple[str, str]:
-        """Refuse real orders without ``live.allow_real_orders=true`` and keys; the keys otherwise."""
-        live = cfg["live"]
-        opts = dict(live.get("ccxt") or {})
-        if not live.get("allow_real_orders"):
+    @classmethod
+    def check_config(cls, live: LiveConfig) -> None:
+        """Refuse real orders without ``live.allow_real_orders=true`` and keys in the environment."""
+        if not live.allow_real_orders:
             raise UserError("the ccxt broker sends REAL orders and is off: add live.allow_real_orders=true (and API "
                             "keys in the environment), or use live.broker=paper")
-        return exchange_keys(str(opts.get("api_key_env", "KPREMIA_API_KEY")),
-                             str(opts.get("secret_env", "KPREMIA_API_SECRET")))
+        exchange_keys(live.ccxt.api_key_env, live.ccxt.secret_env)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], rules: Mapping[str, Any],
-                    exchange_factory: Callable[..., ccxt.Exchange] | None = None) -> "CcxtBroker":
-        """Refuse without ``live.allow_real_orders=true`` and keys; otherwise a keyed exchange."""
-        live = cfg["live"]
-        opts = dict(live.get("ccxt") or {})
-        key, secret = cls.check_config(cfg)
-        exchange_id = str(opts.get("exchange", "upbit"))
-        settings = {"apiKey": key, "secret": secret, "timeout": int(opts.get("timeout_ms", 10000))}
-        exchange = (exchange_factory or create_exchange)(exchange_id, config=settings)
-        if live.get("sandbox"):
+    def from_config(cls, live: LiveConfig, rules: ExecutionRules, state_dir: Path | None = None,
+                    initial_krw: float | None = None,
+                    exchange_factory: Callable[..., ccxt.Exchange] | None = None) -> CcxtBroker:
+        """A keyed exchange for ``live.ccxt`` (after :meth:`check_config`); the account is the exchange's."""
+        cls.check_config(live)
+        opts = live.ccxt
+        key, secret = exchange_keys(opts.api_key_env, opts.secret_env)
+        settings = {"apiKey": key, "secret": secret, "timeout": int(opts.timeout_ms)}
+        exchange = (exchange_factory or create_exchange)(opts.exchange, config=settings)
+        if live.sandbox:
             try:
                 if not (exchange.urls or {}).get("test"):
-                    raise ccxt.NotSupported(exchange_id)
+                    raise ccxt.NotSupported(opts.exchange)
                 exchange.set_sandbox_mode(True)
             except ccxt.NotSupported:
-                raise UserError(f"{exchange_id} has no sandbox/testnet in ccxt; drop live.sandbox=true or use an "
+                raise UserError(f"{opts.exchange} has no sandbox/testnet in ccxt; drop live.sandbox=true or use an "
                                 "exchange that has one (e.g. binance)") from None
-        return cls(exchange, str(opts.get("market", "USDT/KRW")), fee_rate=float(rules.get("fee_rate", 0.0005)),
-                   min_order_krw=float(rules.get("min_order_krw", 0.0)) or 5000.0)
+        return cls(exchange, opts.market, fee_rate=rules.fee_rate, min_order_krw=rules.min_order_krw or 5000.0)
 
     # ------------------------------------------------------------------ helpers
     def scrub(self, text: str) -> str:

@@ -29,6 +29,7 @@ from kpremia.data.frame import BAR
 from kpremia.data.fx import load_fx
 from kpremia.live.feeds import frame_bars, warmup_bars
 from kpremia.live.types import Bar
+from kpremia.live.config import LiveConfig
 from kpremia.registry import LIVE_FEEDS
 
 log = logging.getLogger(__name__)
@@ -68,22 +69,22 @@ class CcxtFeed:
         self.page_size = resolve_page_size(exchange, None)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], windows: Mapping[str, int],
-                    bar: pd.Timedelta | None = None) -> "CcxtFeed":
-        live = cfg["live"]
-        opts = dict(live.get("ccxt") or {})
-        if opts.get("fx_rate") is not None:
-            fx = pd.Series([float(opts["fx_rate"])], index=pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]))
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
+                    bar: pd.Timedelta | None = None) -> CcxtFeed:
+        """Polls ``live.ccxt``'s exchange for ``bar`` candles (the checkpoint's size, 15m by default);
+        USD/KRW from ``live.ccxt.fx_rate``, ``fx_path`` or the ECB."""
+        opts = live.ccxt
+        if opts.fx_rate is not None:
+            fx = pd.Series([float(opts.fx_rate)], index=pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]))
             staleness = pd.Timedelta(days=365 * 100)
         else:
-            fx = load_fx("csv", path=opts["fx_path"]) if opts.get("fx_path") else load_fx("ecb")
+            fx = load_fx("csv", path=opts.fx_path) if opts.fx_path else load_fx("ecb")
             staleness = pd.Timedelta(days=5)
-        exchange = create_exchange(str(opts.get("exchange", "upbit")))
+        exchange = create_exchange(opts.exchange)
         bar = bar or BAR
         timeframe_ms(timeframe_label(bar))  # a size ccxt cannot name is refused before any request
-        return cls(exchange, str(opts.get("market", "USDT/KRW")), fx,
-                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar),
-                   refresh_interval=float(live.get("refresh_interval", 60)), max_staleness=staleness, bar=bar)
+        return cls(exchange, opts.market, fx, warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar),
+                   refresh_interval=live.refresh_interval, max_staleness=staleness, bar=bar)
 
     # ------------------------------------------------------------------ feed interface
     def _closed_end_ms(self) -> int:

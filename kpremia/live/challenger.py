@@ -18,37 +18,11 @@ policy change while a person is resolving a halt would muddy the picture).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from kpremia.errors import UserError
+from kpremia.live.config import ChallengerConfig
 
 ACTIVE = "ACTIVE"
-
-
-@dataclass(frozen=True)
-class ChallengerConfig:
-    """``live.learn.challenger.*``."""
-
-    enabled: bool = True
-    window_bars: int = 96  # one day of 15m bars
-    margin: float = 0.001  # in return units: 0.001 = the challenger must earn 0.1 pp more
-
-    @classmethod
-    def from_cfg(cls, cfg: dict[str, Any] | None) -> ChallengerConfig:
-        cfg = dict(cfg or {})
-        unknown = set(cfg) - {"enabled", "window_bars", "margin"}
-        if unknown:
-            raise UserError(f"live.learn.challenger.{sorted(unknown)[0]} is not a setting; "
-                            "use enabled, window_bars or margin")
-        out = cls(enabled=bool(cfg.get("enabled", cls.enabled)),
-                  window_bars=int(cfg.get("window_bars", cls.window_bars)),
-                  margin=float(cfg.get("margin", cls.margin)))
-        if out.window_bars < 1:
-            raise UserError("live.learn.challenger.window_bars must be >= 1 bar, e.g. 96 (one day of 15m bars)")
-        if not math.isfinite(out.margin) or out.margin < 0:
-            raise UserError("live.learn.challenger.margin must be >= 0 (a return difference, e.g. 0.001)")
-        return out
 
 
 class ChallengerDecision(NamedTuple):

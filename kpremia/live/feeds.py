@@ -9,22 +9,34 @@ restart continues from the first bar without a decision row.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from kpremia.bars import bar_of_minutes, frame_bar, timeframe_label
 from kpremia.data.features import feature_lookback
 from kpremia.data.frame import BAR
 from kpremia.errors import UserError
 from kpremia.live.types import Bar
-from kpremia.registry import LIVE_FEEDS
+from kpremia.registry import DATA_SOURCES, LIVE_FEEDS
+
+if TYPE_CHECKING:
+    from kpremia.live.config import LiveConfig
 
 
 @runtime_checkable
 class Feed(Protocol):
     """The feed interface of the live runner (``LIVE_FEEDS`` registry)."""
+
+    bar: pd.Timedelta  # the size of the bars it gives
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
+                    bar: pd.Timedelta | None = None) -> Feed:
+        """The feed the run config asks for (``cfg``: its ``data`` node and the rest; ``live``: typed), giving
+        bars of size ``bar`` (the checkpoint's; None: the data's own)."""
 
     def history(self) -> pd.DataFrame:
         """MarketFrame rows before the first live bar (for the observation builder's warm-up)."""
@@ -76,6 +88,32 @@ class ReplayFeed:
         if self.speed < 0:
             raise UserError(f"live.replay.speed={speed} must be >= 0 (0 = as fast as possible)")
         self.warmup = int(warmup)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
+                    bar: pd.Timedelta | None = None) -> ReplayFeed:
+        """The run's data source, played over ``live.replay``'s dates or split (default: the test split).
+
+        Its bars must be ``bar`` (the checkpoint's bar size) when one is given: one line otherwise.
+        """
+        replay = live.replay
+        data_cfg = {k: v for k, v in cfg["data"].items() if k != "split"}
+        frame, manifest = DATA_SOURCES.build(data_cfg).load()
+        data_bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
+        if bar is not None and data_bar != bar:
+            raise UserError(f"the checkpoint was trained on {timeframe_label(bar)} bars but the replayed data gives "
+                            f"{timeframe_label(data_bar)} bars; replay {timeframe_label(bar)} bars "
+                            f"(data.timeframe={timeframe_label(bar)})")
+        bar = data_bar
+        start, end = replay.start, replay.end
+        if start is None and end is None and replay.split != "all":
+            from kpremia.data.splits import split_from_config
+
+            bounds = split_from_config(frame, cfg["data"].get("split") or {}, require=(replay.split,))
+            lo, hi = bounds[replay.split]
+            start, end = frame.index[lo], frame.index[hi - 1]
+        return cls(frame, start=start, end=end, speed=replay.speed,
+                   warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
 
     @property
     def first_time(self) -> pd.Timestamp:

@@ -29,6 +29,8 @@ import pandas as pd
 import torch
 
 from kpremia.envs import execution
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.execution import ExecutionRules
 from kpremia.errors import UserError
 from kpremia.io import atomic_write_json, atomic_write_text
 from kpremia.live.control_log import read_events
@@ -53,7 +55,7 @@ def versions_by_step(state_dir: Path, first_version: str | None = None) -> list[
     return sorted(out, key=lambda x: x[0])
 
 
-def gap_report(state_dir: str | Path, rules: dict[str, Any]) -> dict[str, Any]:
+def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
     """Replay the journal with the simulator's ``rules``; the gaps as a dict (and ``fills`` rows)."""
     state_dir = Path(state_dir)
     journal = state_dir / "journal.sqlite"
@@ -72,14 +74,13 @@ def gap_report(state_dir: str | Path, rules: dict[str, Any]) -> dict[str, Any]:
     live_fill = {r.client_order_id: r for r in fills.itertuples()}
     versions = versions_by_step(state_dir)
 
-    one = lambda x: torch.tensor([float(x)], dtype=execution.MONEY_DTYPE)  # noqa: E731
     krw, usdt = initial, 0.0
     rows = []
     pending: tuple[Any, float] | None = None  # (decision row, target) filling at the next open
     for d in decisions.itertuples():
         if pending is not None:
             prev, target = pending
-            fill = execution.rebalance(one(krw), one(usdt), one(target), one(d.open), **rules)
+            fill = execution.rebalance_one(krw, usdt, target, d.open, rules)
             traded = bool(fill.traded[0])
             sim_fee = float(fill.fee_krw[0]) if traded else 0.0
             sim_price = float(fill.fill_price[0]) if traded else math.nan
@@ -106,7 +107,7 @@ def gap_report(state_dir: str | Path, rules: dict[str, Any]) -> dict[str, Any]:
     both = table[table["sim_traded"] & table["live_traded"]] if not table.empty else table
     report = {
         "state_dir": str(state_dir), "bars": int(len(decisions)), "first_bar": str(decisions["bar_time"].iloc[0]),
-        "last_bar": str(last["bar_time"]), "initial_krw": initial, "rules": rules,
+        "last_bar": str(last["bar_time"]), "initial_krw": initial, "rules": rules.to_dict(),
         "model_versions": [{"from_step": s, "version": v} for s, v in versions],
         "orders": int(decisions["client_order_id"].notna().sum()),
         "fills_sim": int(table["sim_traded"].sum()) if not table.empty else 0,
@@ -149,9 +150,6 @@ def format_report(r: dict[str, Any]) -> str:
 
 def live_report_main(cfg: dict[str, Any]) -> dict[str, Any]:
     """The ``live-report`` command: rules from the checkpoint that traded (or the composed env)."""
-    from kpremia.envs.factory import env_kwargs
-    from kpremia.live.paper import execution_rules
-
     state_dir = cfg.get("state_dir") or (cfg.get("live") or {}).get("state_dir")
     if not state_dir:
         raise UserError("`live-report` needs state_dir=<the live.state_dir of a session>")
@@ -162,7 +160,7 @@ def live_report_main(cfg: dict[str, Any]) -> dict[str, Any]:
             env = dict(torch.load(source, map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"]["env"])
         except (OSError, KeyError, RuntimeError):
             pass
-    report = gap_report(state_dir, execution_rules(env_kwargs(env)))
+    report = gap_report(state_dir, EnvConfig.of(env).execution)
     out_dir = Path(state_dir) / "live_report"
     fills = report.pop("fills")
     atomic_write_json(out_dir / "gap_report.json", report)

@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from kpremia.errors import UserError
-from kpremia.live.challenger import Challenger, ChallengerConfig, ChallengerDecision
+from kpremia.live.challenger import Challenger, ChallengerDecision
+from kpremia.live.config import ChallengerConfig
 from kpremia.live.control_log import ControlLog
 from kpremia.live.hparams import check_hparam
 from kpremia.live.online_ppo import RUNTIME_HPARAMS, OnlineLearnConfig, OnlinePPO, Transition, UpdateResult
@@ -53,12 +54,14 @@ class ModelHost:
         challenger: the challenger's settings (``enabled=False``: direct mode).
         source: the checkpoint file (recorded in the first version's manifest).
         deterministic / temperature: how ``act`` picks (argmax, or sampled at ``temperature``).
+        lock: the lock of the acting weights; the live runner passes its checkpoint policy's, so the
+            policy acts and the host swaps weights under one lock.
     """
 
     def __init__(self, module: Any, state_dir: str | Path, *, learn: OnlineLearnConfig | None = None,
                  challenger: ChallengerConfig | None = None, source: str | None = None, deterministic: bool = True,
-                 temperature: float = 1.0, seed: int = 0):
-        self.lock = threading.RLock()  # the acting weights
+                 temperature: float = 1.0, seed: int = 0, lock: threading.RLock | None = None):
+        self.lock = lock if lock is not None else threading.RLock()  # the acting weights
         self.learn_lock = threading.Lock()  # the learner (its window, optimiser, copy of the weights)
         self.module = module
         self.net: nn.Module = module.net

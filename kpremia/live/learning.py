@@ -1,31 +1,41 @@
 """The ``model`` live callback: online learning, the challenger and the control API beside the runner.
 
 Switched on by ``live.learn.enabled=true`` and/or ``live.api.enabled=true``
-(``configs/live/default.yaml`` wires ``live.callbacks.model`` to both blocks).
+(its settings are ``live.learn.*``, ``live.api.*`` and ``live.rollback``).
+
+One transition per *decision*, with the *training* reward: a checkpoint trained
+with ``env.decision_every=k`` decides every ``k`` bars (its
+:class:`~kpremia.envs.clock.DecisionClock`), so a transition runs from one
+decision's observation to the next decision's, and its reward is the sum over
+the bars in between of :meth:`kpremia.envs.reward.RewardRule.bar` -- the
+checkpoint's own ``env.reward`` (``log_return`` or ``fx_hedged``),
+``turnover_penalty`` and ``flat_penalty``, from the account the broker reports
+-- exactly what the simulator paid in training (a test compares the two on the
+same bars).
 
 Per bar, after the decision is made (its latency is measured before this runs)
 and before it is journaled:
 
 1. the update started after the previous bar is joined and published (a new
    version; in direct mode it trades from the next bar on);
-2. the previous decision's transition is completed: reward = log change of the
-   account value from that close to this one (the simulator's reward), next
-   observation = this one; it is added to the learner;
-3. the challenger's paper account fills its previous target at this bar's open
+2. the bar's reward is added to the pending transition;
+3. the challenger's paper account fills its pending target at this bar's open
    (the simulator's rules) and both accounts are judged;
-4. this decision becomes the pending transition.
+4. on a decision bar, the pending transition is completed (next observation =
+   this one) and given to the learner, and this decision becomes the pending one.
 
 After the order is sent (``on_bar_end``) a due update starts on a background
 thread, on the learner's own copy of the network: nothing in the decision path
 waits for learning.  Because updates are published at the next bar's
 ``on_decision`` whatever their duration, which weights act at which bar does not
 depend on timing, and the callback's state (learner, challenger, pending
-transition, paper account) is in every journal snapshot, so a restart after a
-kill resumes the same weights as an uninterrupted run.
+transition, reward so far, paper account) is in every journal snapshot, so a
+restart after a kill resumes the same weights as an uninterrupted run.
 
 Learning never changes the risk state; decisions blocked by the risk manager
 are not learned from (the transition before them is cut, ``truncated``).
-Real orders with learning on need ``live.learn.allow_real_orders=true``.
+Learning while a real broker trades (``broker.is_paper`` false) needs
+``live.learn.allow_real_orders=true``.
 """
 
 from __future__ import annotations
@@ -34,23 +44,25 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kpremia.envs import execution
-from kpremia.spec import ACCOUNT
+from kpremia.envs.reward import RewardRule
 from kpremia.errors import UserError
-from kpremia.live.alerts import AlertConfig, WebhookSender
-from kpremia.live.api import ApiConfig, ApiServer, check_bind, create_app
+from kpremia.live.api import ApiServer, check_bind, create_app
 from kpremia.live.callback import LiveCallback
+from kpremia.live.config import ApiConfig, LearnConfig, LiveConfig
 from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition, UpdateResult
-from kpremia.live.serve import learn_configs
+from kpremia.live.policy import CheckpointPolicy
 from kpremia.live.status import StatusSource
 from kpremia.live.versions import parse_version
 from kpremia.registry import LIVE_CALLBACKS
+from kpremia.spec import ACCOUNT, account_of
 
 log = logging.getLogger(__name__)
 
@@ -63,68 +75,73 @@ def _lower_this_threads_priority(niceness: int = 10) -> None:
         pass
 
 
-class _LockedPolicy:
-    """The runner's policy, acting under the host's lock and remembering the observation it acted on."""
+def bar_reward(rule: RewardRule, before: Mapping[str, float], equity: float, position_usdt: float, close: float,
+               fx: float, notional_krw: float) -> float:
+    """The simulator's reward of one live bar (:meth:`RewardRule.bar` on the account after the bar's fills).
 
-    def __init__(self, policy: Any, lock: threading.RLock):
-        self._policy = policy
-        self._lock = lock
-        self.last_obs: dict[str, torch.Tensor] | None = None
-        self.last_bar_time: Any = None
-
-    def act(self, obs: dict[str, torch.Tensor], bar: Any) -> int:
-        with self._lock:
-            action = self._policy.act(obs, bar)
-        self.last_obs, self.last_bar_time = obs, bar.time
-        return action
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._policy, name)
+    ``before`` holds the previous close's ``equity`` and ``fx``; ``notional_krw`` is
+    what the bar's fills traded.  The arithmetic is the simulator's (float64 tensors).
+    """
+    value_before, value = execution.money(before["equity"]), execution.money(equity)
+    usdt_value = execution.money(position_usdt) * execution.money(close)
+    reward = rule.bar(torch.log(value_before.clamp_min(1e-9)), torch.log(value.clamp_min(1e-9)),
+                      usdt_value / value, torch.log(execution.money(fx) / execution.money(before["fx"])),
+                      execution.money(position_usdt) == 0, execution.money(notional_krw), value_before)
+    return float(reward[0])
 
 
 @LIVE_CALLBACKS.register("model")
 class ModelCallback(LiveCallback):
     """Online PPO, versions, challenger and the control API for a checkpoint policy."""
 
-    def __init__(self, learn: dict[str, Any] | None = None, api: dict[str, Any] | None = None,
+    def __init__(self, learn: LearnConfig = LearnConfig(), api: ApiConfig = ApiConfig(),
                  rollback: str | None = None) -> None:
-        self.learn_cfg = dict(learn or {})
-        self.api_cfg = dict(api or {})
-        self.learn_on = bool(self.learn_cfg.get("enabled", False))
-        self.api_on = bool(self.api_cfg.get("enabled", False))
+        self.learn_cfg = learn
+        self.api_cfg = api
+        self.learn_on = learn.enabled
+        self.api_on = api.enabled
         self.rollback = str(rollback) if rollback else None
         if self.rollback:
             parse_version(self.rollback)  # a typo fails before anything starts
         self.host: ModelHost | None = None
         self.server: ApiServer | None = None
-        self._pending: dict[str, Any] | None = None  # the last decision, waiting for its reward
+        self.reward_rule = RewardRule()
+        self._pending: dict[str, Any] | None = None  # the last decision, collecting its reward bar by bar
+        self._last: dict[str, float] | None = None  # the previous close's equity and fx (a bar's reward needs them)
+        self._notional = 0.0  # KRW traded by the fills booked since the previous bar
         self._shadow: dict[str, float] | None = None  # the challenger's paper account
         self._thread: threading.Thread | None = None
         self._result: UpdateResult | None = None
         self._error: BaseException | None = None
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], live: LiveConfig) -> ModelCallback:
+        """``live.learn``, ``live.api`` and ``live.rollback`` (their one address)."""
+        if options:
+            raise UserError(f"live.callbacks.model takes no options ({sorted(options)}); its settings are "
+                            "live.learn.*, live.api.* and live.rollback")
+        return cls(live.learn, live.api, live.rollback)
 
     # ----------------------------------------------------------------- lifecycle
     def setup(self, runner: Any) -> None:
         if not (self.learn_on or self.api_on or self.rollback):
             return
         policy = runner.policy
-        module = getattr(policy, "module", None)
-        if module is None:
+        if not isinstance(policy, CheckpointPolicy):
             raise UserError(f"live.learn / live.api / live.rollback need a checkpoint policy, not {policy.name}; "
                             "set live.learn.enabled=false and live.api.enabled=false")
-        if self.learn_on and getattr(runner.broker, "name", "paper") != "paper" and not self.learn_cfg.get(
-                "allow_real_orders", False):
+        if self.learn_on and not runner.broker.is_paper and not self.learn_cfg.allow_real_orders:
             raise UserError("online learning with real orders is off by default: trade on paper "
                             "(live.broker=paper), or set live.learn.allow_real_orders=true knowingly")
-        token = check_bind(ApiConfig.from_cfg(self.api_cfg)) if self.api_on else None
-        learn, challenger = learn_configs({"learn": self.learn_cfg}, module.algo_cfg)
+        module = policy.module  # OnlinePPO refuses a network that is not an actor-critic (DQN), in one line
+        token = check_bind(self.api_cfg) if self.api_on else None
+        self.reward_rule = policy.env.reward_rule  # the reward the checkpoint was trained on
         state_dir = Path(runner.config.get("state_dir", "."))
-        self.host = ModelHost(module, state_dir, learn=learn, challenger=challenger,
-                              source=getattr(policy, "ckpt", None), deterministic=getattr(policy, "deterministic", True),
-                              temperature=getattr(policy, "temperature", 1.0))
-        runner.policy = _LockedPolicy(policy, self.host.lock)
+        self.host = ModelHost(module, state_dir, learn=self.learn_cfg.learner(module.algo_cfg) if self.learn_on else None,
+                              challenger=self.learn_cfg.challenger, source=policy.ckpt,
+                              deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock)
         if self.api_on:
-            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token), ApiConfig.from_cfg(self.api_cfg))
+            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
         if self.rollback and self.host is not None:
@@ -147,32 +164,42 @@ class ModelCallback(LiveCallback):
             self.host.close()
 
     # ----------------------------------------------------------------- per bar
+    def on_fill(self, runner: Any, order_id: str, fill: Any) -> None:
+        # The notional the simulator charges the turnover penalty on: KRW spent on a buy,
+        # gross KRW proceeds (before the fee) on a sell.
+        self._notional += -fill.krw_delta if fill.usdt_delta > 0 else abs(fill.usdt_delta) * fill.price
+
     def on_decision(self, runner: Any, decision: Any) -> None:
         host = self.host
         if host is None or host.learner is None:
             return
         state, bar = runner.state, decision.bar
-        policy = runner.policy
-        obs = getattr(decision, "obs", None)
-        if obs is None and decision.action is not None and policy.last_bar_time == bar.time:
-            obs = policy.last_obs
-        acted = decision.action is not None and obs is not None
-        recordable = acted and state.risk_state.value != "HALTED" and decision.reason == "policy"
+        obs = decision.obs
         equity = state.equity(bar.close)
         host.bars_seen = state.step
         # Join the update started after the previous bar first: the learner is never touched
         # while it runs, and its result trades from the next bar whatever its duration.
         self._publish()
-        if self._pending is not None and obs is not None:
-            p = self._pending
-            reward = math.log(max(equity, 1e-9) / max(p["equity"], 1e-9))
-            host.add_transition(Transition(p["obs"], p["action"], p["logprob"], reward, obs, False, not recordable))
-        self._pending = None
-        if host.challenger is not None and acted:
+        if obs is None:  # warm-up: nothing decided yet, no account history to reward
+            self._notional = 0.0
+            return
+        if self._pending is not None and self._last is not None:
+            self._pending["reward"] += bar_reward(self.reward_rule, self._last, equity, state.position_usdt,
+                                                  bar.close, bar.fx, self._notional)
+        self._last, self._notional = {"equity": equity, "fx": bar.fx}, 0.0
+        if host.challenger is not None:
             self._judge(runner, bar, equity)
+        if decision.action is None:  # between two decisions: the pending one keeps collecting its reward
+            return
+        recordable = state.risk_state.value != "HALTED" and decision.reason == "policy"
+        if self._pending is not None:
+            p = self._pending
+            host.add_transition(Transition(p["obs"], p["action"], p["logprob"], p["reward"], obs, False,
+                                           not recordable))
+        self._pending = None
         if recordable:
             self._pending = {"obs": {k: v.detach().clone() for k, v in obs.items()}, "action": int(decision.action),
-                             "logprob": host.logprob(obs, decision.action), "equity": equity}
+                             "logprob": host.logprob(obs, decision.action), "reward": 0.0}
             if host.challenger is not None:
                 self._challenger_target(runner, bar, obs)
 
@@ -182,14 +209,13 @@ class ModelCallback(LiveCallback):
 
     # ----------------------------------------------------------------- challenger paper account
     def _judge(self, runner: Any, bar: Any, incumbent_equity: float) -> None:
+        """Fill the challenger's pending target at this bar's open, then compare both accounts at its close."""
         state = runner.state
         if self._shadow is None:  # starts as a copy of the incumbent's account
             self._shadow = {"cash": state.cash_krw, "usdt": state.position_usdt, "target": math.nan}
         s = self._shadow
         if not math.isnan(s["target"]):
-            one = lambda x: torch.tensor([float(x)], dtype=execution.MONEY_DTYPE)  # noqa: E731
-            fill = execution.rebalance(one(s["cash"]), one(s["usdt"]), one(s["target"]), one(bar.open),
-                                       **dict(runner.rules))
+            fill = execution.rebalance_one(s["cash"], s["usdt"], s["target"], bar.open, runner.rules)
             s["cash"], s["usdt"] = float(fill.krw[0]), float(fill.usdt[0])
             s["target"] = math.nan
         challenger_equity = s["cash"] + s["usdt"] * bar.close
@@ -203,13 +229,10 @@ class ModelCallback(LiveCallback):
             return
         value = s["cash"] + s["usdt"] * bar.close
         weight = s["usdt"] * bar.close / value if value else 0.0
-        own = dict(obs)
-        own[ACCOUNT] = torch.tensor([[s["cash"] / value, weight, math.log(max(value, 1e-9) / state.initial_krw)]],
-                                    dtype=torch.float64).float()
+        own = {**obs, ACCOUNT: account_of(s["cash"], s["usdt"], bar.close, state.initial_krw)}
         action = self.host.challenger_act(own)
         scheme = runner.policy.scheme
-        target = float(scheme.target_weight(torch.tensor([action]), torch.tensor([weight],
-                                                                                 dtype=execution.MONEY_DTYPE))[0])
+        target = float(scheme.target_weight(torch.tensor([action]), execution.money(weight))[0])
         s["target"] = target  # NaN = hold
 
     # ----------------------------------------------------------------- background update
@@ -255,7 +278,8 @@ class ModelCallback(LiveCallback):
             return {}
         # Taken when the decision is journaled: any update is published by then (on_decision)
         # and the next one starts after it (on_bar_end), so the snapshot is never mid-update.
-        return {"host": self.host.state_dict(), "pending": self._pending, "shadow": self._shadow}
+        return {"host": self.host.state_dict(), "pending": self._pending, "last": self._last,
+                "notional": self._notional, "shadow": self._shadow}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.host is None and state and state.get("host", {}).get("version", "v1_0_0") != "v1_0_0":
@@ -266,5 +290,6 @@ class ModelCallback(LiveCallback):
             return
         self.host.load_state_dict(state["host"])
         self._pending, self._shadow = state.get("pending"), state.get("shadow")
+        self._last, self._notional = state.get("last"), float(state.get("notional", 0.0))
         if self.host.learner is not None and self.host.learner.update_due():
             self._start_update()  # the killed run had started it after this snapshot: do it again

@@ -1,7 +1,11 @@
 """Online PPO: small clipped-surrogate updates on live transitions, anchored to the loaded weights.
 
 The math is the offline PPO's own (:func:`kpremia.algos.gae.compute_gae`,
-:func:`kpremia.algos.ppo_loss.ppo_loss`); only the schedule differs.  The live
+:func:`kpremia.algos.ppo_loss.ppo_loss` summed by :meth:`PPOLossTerms.total`,
+:meth:`ActorCritic.evaluate_actions`); only the schedule differs.  A transition
+is one *decision* of the policy, with the reward the simulator pays for it
+(:class:`~kpremia.envs.reward.RewardRule` over the bars the decision spans), so
+``gamma`` is per decision as in ``fit``.  The live
 settings of the reference design are the defaults: lr 1e-4, clip 0.1, entropy
 0.02, value 0.4, one epoch on the last 16 transitions every 3 new ones.
 
@@ -24,7 +28,9 @@ Everything an update depends on (weights, anchor, Adam moments, the transition
 window, counters, hyperparameters) is in :meth:`OnlinePPO.state_dict`, so a
 restart from a saved state gives bit-for-bit the weights of an uninterrupted run
 (CPU).  This class is synchronous and deterministic; running it off the
-decision path is the job of :class:`kpremia.live.learner_thread.BackgroundLearner`.
+decision path is the job of the ``model`` callback
+(:class:`kpremia.live.learning.ModelCallback`), which starts each update on a
+background thread and publishes it at the next bar.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, NamedTuple
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -41,76 +47,40 @@ from torch import nn
 from kpremia.algos.gae import compute_gae
 from kpremia.algos.networks import ActorCritic
 from kpremia.algos.ppo_loss import ppo_loss
+from kpremia.config import ConfigPart, at_least, between, knob, positive
 from kpremia.errors import UserError
 
 
 @dataclass(frozen=True)
-class OnlineLearnConfig:
-    """``live.learn.*``: the online update's settings (reference live defaults)."""
+class OnlineLearnConfig(ConfigPart):
+    """The online update's settings (reference live defaults; ``live.learn.*`` sets the first nine).
 
-    lr: float = 1e-4
-    clip_epsilon: float = 0.1
-    entropy_coef: float = 0.02
-    value_coef: float = 0.4
-    update_epochs: int = 1
-    batch_size: int = 16  # transitions per update (the most recent ones)
-    every: int = 3  # new transitions between updates
-    anchor: float = 0.1  # L2 pull towards the loaded weights
-    max_distance: float = 1.0  # hard radius ||theta - theta_0|| (L2 over all parameters)
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    max_grad_norm: float = 0.5
-    reward_scale: float = 1.0
-    normalize_advantages: bool = True
+    ``gamma``, ``gae_lambda``, ``max_grad_norm`` and ``reward_scale`` are the
+    checkpoint's own (:meth:`kpremia.live.config.LearnConfig.learner`): a
+    transition is one decision with the training reward, so it is discounted and
+    scaled as in training.
+    """
 
-    @classmethod
-    def from_cfg(cls, cfg: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> OnlineLearnConfig:
-        """Build from ``live.learn`` (unknown keys other than the runner's own are an error)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in (defaults or {}).items() if k in known}
-        for key, value in (cfg or {}).items():
-            if key in known:
-                values[key] = value
-            elif key not in RUNNER_KEYS:
-                raise UserError(f"live.learn.{key} is not a setting; use one of {sorted(known | RUNNER_KEYS)}")
-        try:
-            out = cls(**{k: _coerce(getattr(cls, k), v, k) for k, v in values.items()})
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"live.learn has a value of the wrong type ({exc}); use numbers, e.g. live.learn.lr=1e-4")
-        out.check()
-        return out
+    section: ClassVar[str] = "live.learn"
 
-    def check(self) -> None:
-        """One line naming the bad setting and the fix."""
-        rules = [
-            (self.lr > 0 and math.isfinite(self.lr), "lr must be > 0, e.g. 1e-4"),
-            (0 < self.clip_epsilon < 1, "clip_epsilon must be in (0, 1), e.g. 0.1"),
-            (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
-            (self.value_coef >= 0, "value_coef must be >= 0"),
-            (self.update_epochs >= 1, "update_epochs must be >= 1"),
-            (self.batch_size >= 2, "batch_size must be >= 2 transitions"),
-            (self.every >= 1, "every must be >= 1 transition"),
-            (self.anchor >= 0, "anchor must be >= 0 (0 disables the L2 pull)"),
-            (self.max_distance > 0, "max_distance must be > 0"),
-            (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
-            (0 <= self.gae_lambda <= 1, "gae_lambda must be in [0, 1]"),
-            (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
-        ]
-        for ok, message in rules:
-            if not ok:
-                raise UserError(f"live.learn: {message}")
+    lr: float = knob(1e-4, ("> 0, e.g. 1e-4", lambda v: v > 0 and math.isfinite(v)))
+    clip_epsilon: float = knob(0.1, between(0, 1, low_open=True, high_open=True, note=", e.g. 0.1"))
+    entropy_coef: float = knob(0.02, at_least(0))
+    value_coef: float = knob(0.4, at_least(0))
+    update_epochs: int = knob(1, at_least(1))
+    batch_size: int = knob(16, at_least(2))  # transitions per update (the most recent ones)
+    every: int = knob(3, at_least(1))  # new transitions between updates
+    anchor: float = knob(0.1, at_least(0))  # L2 pull towards the loaded weights (0 disables it)
+    max_distance: float = knob(1.0, positive())  # hard radius ||theta - theta_0|| (L2 over all parameters)
+    gamma: float = knob(0.99, between(0, 1, low_open=True))
+    gae_lambda: float = knob(0.95, between(0, 1))
+    max_grad_norm: float = knob(0.5, positive())
+    reward_scale: float = knob(1.0, positive())
+    normalize_advantages: bool = knob(True)
 
+    def __post_init__(self) -> None:
+        self.check()
 
-def _coerce(default: Any, value: Any, key: str) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"live.learn.{key}={value!r} must be true or false")
-        return value
-    return type(default)(value)
-
-
-# Keys under live.learn that configure the runner, not the update itself.
-RUNNER_KEYS = frozenset({"enabled", "allow_real_orders", "challenger", "versions_keep", "_target_"})
 
 # What /set_hparams may change while running.
 RUNTIME_HPARAMS = ("lr", "clip_epsilon", "entropy_coef", "value_coef", "anchor")
@@ -146,7 +116,7 @@ class OnlinePPO:
 
     def __init__(self, net: nn.Module, config: OnlineLearnConfig | None = None):
         if not isinstance(net, ActorCritic):
-            raise UserError(f"online learning supports PPO (actor-critic) checkpoints only, not "
+            raise UserError(f"online learning supports PPO checkpoints only (an actor-critic network), not "
                             f"{type(net).__name__}; set live.learn.enabled=false for this checkpoint")
         self.config = config or OnlineLearnConfig()
         self.net = copy.deepcopy(net).float()
@@ -196,13 +166,11 @@ class OnlinePPO:
             group["lr"] = cfg.lr
         projected = False
         for _ in range(cfg.update_epochs):
-            logp_all, new_value = self.net(obs)
-            new_logprob = logp_all.gather(1, actions[:, None]).squeeze(1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            new_logprob, entropy, new_value = self.net.evaluate_actions(obs, actions)
             terms = ppo_loss(new_logprob, old_logprob, adv, new_value, values, returns, entropy,
                              clip_epsilon=cfg.clip_epsilon)
             pull = sum(((p - a) ** 2).sum() for p, a in zip(self.net.parameters(), self.anchor, strict=True))
-            loss = (terms.loss_objective + cfg.value_coef * terms.loss_critic - cfg.entropy_coef * terms.entropy
+            loss = (terms.total(value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef)
                     + 0.5 * cfg.anchor * pull)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -240,8 +208,7 @@ class OnlinePPO:
         unknown = set(changes) - set(RUNTIME_HPARAMS)
         if unknown:
             raise UserError(f"cannot change {sorted(unknown)} at run time; allowed: {list(RUNTIME_HPARAMS)}")
-        new = replace(self.config, **{k: float(v) for k, v in changes.items()})
-        new.check()
+        new = replace(self.config, **{k: float(v) for k, v in changes.items()})  # checked when made
         self.config = new
         return new
 
@@ -265,7 +232,7 @@ class OnlinePPO:
         the optimiser state by reference (serialise it before the next update runs).
         """
         return {
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "net": self.weights(),
             "anchor": [a.clone() for a in self.anchor],
             "optimizer": self.optimizer.state_dict(),

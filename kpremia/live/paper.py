@@ -15,21 +15,17 @@ runner ask it about an order it may or may not have sent.
 
 from __future__ import annotations
 
-import inspect
 import math
 import sqlite3
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import torch
 
 from kpremia.envs import execution
+from kpremia.envs.execution import ExecutionRules
+from kpremia.live.config import LiveConfig
 from kpremia.live.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus
 from kpremia.registry import LIVE_BROKERS
-
-_REBALANCE_ARGS = set(inspect.signature(execution.rebalance).parameters) - {"krw", "usdt", "target_weight", "price"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), krw REAL NOT NULL, usdt REAL NOT NULL,
@@ -42,11 +38,6 @@ CREATE TABLE IF NOT EXISTS fills (client_order_id TEXT NOT NULL, trade_id TEXT N
 """
 
 
-def execution_rules(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of the env's keyword arguments that :func:`~kpremia.envs.execution.rebalance` takes."""
-    return {k: v for k, v in env_kwargs.items() if k in _REBALANCE_ARGS}
-
-
 @LIVE_BROKERS.register("paper")
 class PaperBroker:
     """Simulated exchange with the backtest's fill rules and its own persistent book.
@@ -54,22 +45,31 @@ class PaperBroker:
     Args:
         path: its SQLite file (created on first use with ``initial_krw`` cash).
         initial_krw: cash of a new paper account.
-        rules: execution keyword arguments of :func:`kpremia.envs.execution.rebalance`
-            (fee, slippage, tick, minimum order, shorting), usually the run's env rules.
+        rules: the run's :class:`~kpremia.envs.execution.ExecutionRules` (what the simulator fills with).
     """
 
     name = "paper"
+    is_paper = True
 
-    def __init__(self, path: str | Path, initial_krw: float, rules: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, path: str | Path, initial_krw: float, rules: ExecutionRules = ExecutionRules()) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.rules = execution_rules(rules or {})
+        self.rules = rules
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(_SCHEMA)
         self.conn.execute("INSERT OR IGNORE INTO account(id, krw, usdt, last_bar_time) VALUES (1, ?, 0.0, NULL)",
                           (float(initial_krw),))
+
+    @classmethod
+    def check_config(cls, live: LiveConfig) -> None:
+        """Nothing to refuse: paper trading moves no money."""
+
+    @classmethod
+    def from_config(cls, live: LiveConfig, rules: ExecutionRules, state_dir: Path, initial_krw: float) -> PaperBroker:
+        """The paper exchange at ``live.paper.path`` (default ``<state_dir>/paper_exchange.sqlite``)."""
+        return cls(live.paper.path or Path(state_dir) / "paper_exchange.sqlite", initial_krw=initial_krw, rules=rules)
 
     # ------------------------------------------------------------------ the exchange side
     def observe(self, bar: Bar) -> None:
@@ -90,8 +90,7 @@ class PaperBroker:
         self.conn.execute("COMMIT")
 
     def _fill(self, cid: str, target: float, krw: float, usdt: float, bar: Bar) -> tuple[float, float]:
-        one = lambda x: torch.tensor([x], dtype=execution.MONEY_DTYPE)  # noqa: E731
-        fill = execution.rebalance(one(krw), one(usdt), one(target), one(bar.open), **self.rules)
+        fill = execution.rebalance_one(krw, usdt, target, bar.open, self.rules)
         if not bool(fill.traded[0]):
             self.conn.execute("UPDATE orders SET status = 'cancelled', error = ? WHERE client_order_id = ?",
                               ("nothing to trade at the open (below the minimum order or at the target)", cid))

@@ -44,24 +44,28 @@ from pathlib import Path
 from typing import Any
 
 from kpremia.errors import UserError
+from kpremia.config import default_of
+from kpremia.live.config import JournalConfig, LiveConfig
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 JOURNAL_TABLES = frozenset({"meta", "decisions", "orders", "fills", "risk_events", "state", "adjustments"})
 BOOK_TABLES = frozenset({"account", "orders", "fills"})
 MODEL_JOURNAL_TABLES = frozenset({"events"})
-DEFAULT_MIN_FREE_MB = 64.0
+DEFAULT_MIN_FREE_MB = default_of(JournalConfig, "min_free_mb")  # live.journal.min_free_mb's default
 _NOTHING = "nothing was changed"
 _RESTORE = "restore it from a backup, or start over in a new live.state_dir"
 
 
-def check_live_start(live: dict[str, Any]) -> None:
-    """Every check of the module docstring for the ``live`` config of a session about to start."""
-    state_dir = Path(live["state_dir"])
-    journal_cfg = dict(live.get("journal") or {})
-    min_free_mb = float(journal_cfg.get("min_free_mb", DEFAULT_MIN_FREE_MB) or 0.0)
+def check_live_start(live: LiveConfig, *, paper: bool) -> None:
+    """Every check of the module docstring for the ``live`` settings of a session about to start.
+
+    ``paper``: the broker is a paper exchange (``is_paper``), whose book lives beside the journal.
+    """
+    state_dir = Path(live.state_dir)
+    min_free_mb = float(live.journal.min_free_mb or 0.0)
     paper_book = None
-    if live.get("broker", "paper") == "paper":
-        paper_book = Path((live.get("paper") or {}).get("path") or state_dir / "paper_exchange.sqlite")
+    if paper:
+        paper_book = Path(live.paper.path or state_dir / "paper_exchange.sqlite")
     check_directory(state_dir, min_free_mb)
     check_no_other_writer(state_dir / "journal.lock")
     has_run = check_journal(state_dir / "journal.sqlite")

@@ -33,10 +33,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
+from kpremia.live.config import LiveConfig
 from kpremia.live.journal import Journal
 from kpremia.live.preflight import check_directory, check_journal, check_no_other_writer, check_paper_book
 from kpremia.live.types import FillReport, OrderStatus
+from kpremia.registry import LIVE_BROKERS
 
 ADOPT = ("broker", "journal")
 
@@ -57,10 +60,11 @@ def resolve(cfg: dict[str, Any], state_dir: str | Path, adopt: str, reason: str)
     check_no_other_writer(state_dir / "journal.lock")
     if not journal_path.is_file() or not check_journal(journal_path):
         raise UserError(f"{journal_path} holds no run to resolve: pass the live.state_dir of a `live` session")
-    live = dict(cfg.get("live") or {})
-    broker_name = live.get("broker", "paper")
-    book = Path((live.get("paper") or {}).get("path") or state_dir / "paper_exchange.sqlite")
-    if broker_name == "paper":
+    live = LiveConfig.from_dict(cfg.get("live") or {})
+    broker_cls = LIVE_BROKERS.get(live.broker)
+    paper = broker_cls.is_paper
+    book = Path(live.paper.path or state_dir / "paper_exchange.sqlite")
+    if paper:
         if not book.is_file() or book.stat().st_size == 0:
             if adopt == "broker":
                 raise UserError(f"the paper book {book} is missing, so there is no broker balance to adopt; "
@@ -68,7 +72,7 @@ def resolve(cfg: dict[str, Any], state_dir: str | Path, adopt: str, reason: str)
         else:
             check_paper_book(book)
     elif adopt == "journal":
-        raise UserError(f"adopt=journal needs the paper broker: {broker_name}'s balance cannot be written from here; "
+        raise UserError(f"adopt=journal needs a paper broker: {live.broker}'s balance cannot be written from here; "
                         "trade or transfer at the exchange until it matches the journal, or adopt=broker")
 
     journal = Journal(journal_path)
@@ -77,9 +81,9 @@ def resolve(cfg: dict[str, Any], state_dir: str | Path, adopt: str, reason: str)
         loaded = journal.load_state()
         assert loaded is not None  # check_journal found a state row
         state = loaded[0]
-        broker = _broker(cfg, broker_name, book, state.initial_krw)
-        return _resolve(journal, broker, state, adopt, reason, paper=broker_name == "paper", book=book,
-                        tolerance=_tolerance(live))
+        broker = _broker(cfg, live, broker_cls, state_dir, state.initial_krw)
+        return _resolve(journal, broker, state, adopt, reason, paper=paper, book=book,
+                        tolerance=(live.reconcile.tolerance_krw, live.reconcile.tolerance_usdt))
     finally:
         if broker is not None:
             broker.close()
@@ -148,18 +152,10 @@ def _resolve(journal: Journal, broker: Any, state: Any, adopt: str, reason: str,
             "cancelled_at_broker": cancelled_at_broker, "risk_state": state.risk_state.value}
 
 
-def _broker(cfg: dict[str, Any], name: str, book: Path, initial_krw: float) -> Any:
-    from kpremia.registry import LIVE_BROKERS
-
-    if name == "paper":
-        return LIVE_BROKERS.get("paper")(book, initial_krw=initial_krw)
-    from kpremia.envs.factory import env_kwargs
-
-    cls = LIVE_BROKERS.get(name)
-    check = getattr(cls, "check_config", None)
-    if check is not None:
-        check(cfg)
-    return cls.from_config(cfg, env_kwargs(cfg["env"]))
+def _broker(cfg: dict[str, Any], live: LiveConfig, broker_cls: Any, state_dir: Path, initial_krw: float) -> Any:
+    """The session's broker (its own checks first: a real one needs its keys)."""
+    broker_cls.check_config(live)
+    return broker_cls.from_config(live, EnvConfig.of(cfg["env"]).execution, state_dir, initial_krw)
 
 
 def _paper_cancel(book: Path, ids: list[str]) -> None:
@@ -174,7 +170,6 @@ def _paper_cancel(book: Path, ids: list[str]) -> None:
 
 def _paper_set_balance(book: Path, balance: tuple[float, float], initial_krw: float) -> None:
     """Set the paper book's cash and position (creating the book when it was missing)."""
-    from kpremia.registry import LIVE_BROKERS
 
     LIVE_BROKERS.get("paper")(book, initial_krw=initial_krw).close()  # its schema and account row, if missing
     with sqlite3.connect(book, isolation_level=None, timeout=5.0) as conn:
@@ -182,11 +177,6 @@ def _paper_set_balance(book: Path, balance: tuple[float, float], initial_krw: fl
         conn.execute("UPDATE account SET krw = ?, usdt = ? WHERE id = 1", (float(balance[0]), float(balance[1])))
         conn.execute("COMMIT")
     conn.close()
-
-
-def _tolerance(live: dict[str, Any]) -> tuple[float, float]:
-    recon = dict(live.get("reconcile") or {})
-    return float(recon.get("tolerance_krw", 0.0) or 0.0), float(recon.get("tolerance_usdt", 0.0) or 0.0)
 
 
 def _booked_equal(state: tuple[float, float], booked: tuple[float, float]) -> bool:

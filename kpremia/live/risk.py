@@ -16,24 +16,27 @@ survive a restart):
   saying which.  ``stop_on_halt`` ends the session at the bar that halted it
   (exit code 3) instead of deciding further bars without orders.
 
-Limits (0 or null switches one off): ``max_daily_loss`` (fraction of the
-day's starting equity, UTC days), ``max_position_krw`` (USDT held after the
-order, valued at the close), ``max_order_krw`` (one order's notional),
-``cooldown_bars`` (bars of REDUCING after a round trip that lost money),
-``kill_switch`` (a file path: when it exists the runner halts).  Every refused
-order is journaled in ``risk_events`` with its reason.
+Limits (``live.risk.*``, :class:`~kpremia.live.config.RiskConfig`; 0 or null
+switches one off): ``max_daily_loss`` (fraction of the day's starting equity,
+UTC days), ``max_position_krw`` (USDT held after the order, valued at the
+close), ``max_order_krw`` (one order's notional), ``cooldown_bars`` (bars of
+REDUCING after a round trip that lost money), ``kill_switch`` (a file, relative
+to ``live.state_dir``: when it exists the runner halts).  Every refused order is
+journaled in ``risk_events`` with its reason.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from kpremia.errors import UserError
 from kpremia.live.callback import LiveCallback
+from kpremia.live.config import LiveConfig, RiskConfig
 from kpremia.live.halt import RESOLVE_HINT
 from kpremia.live.types import Bar, Decision, FillReport, RiskState
 from kpremia.registry import LIVE_CALLBACKS
@@ -45,26 +48,25 @@ log = logging.getLogger(__name__)
 class RiskManager(LiveCallback):
     """Daily loss, position and order size limits, cooldown after a loss, kill switch."""
 
-    def __init__(self, max_daily_loss: float | None = None, max_position_krw: float | None = None,
-                 max_order_krw: float | None = None, cooldown_bars: int = 0, kill_switch: str | None = None,
-                 clear_halt: bool = False, stop_on_halt: bool = False) -> None:
-        for key, value in (("max_daily_loss", max_daily_loss), ("max_position_krw", max_position_krw),
-                           ("max_order_krw", max_order_krw)):
-            if value is not None and not float(value) >= 0:
-                raise UserError(f"live.risk.{key}={value} must be >= 0 (or null to switch it off)")
-        if max_daily_loss is not None and float(max_daily_loss) >= 1:
-            raise UserError(f"live.risk.max_daily_loss={max_daily_loss} is a fraction of equity; use e.g. 0.05")
-        if int(cooldown_bars) < 0:
-            raise UserError(f"live.risk.cooldown_bars={cooldown_bars} must be >= 0")
-        self.max_daily_loss = float(max_daily_loss) if max_daily_loss else None
-        self.max_position_krw = float(max_position_krw) if max_position_krw else None
-        self.max_order_krw = float(max_order_krw) if max_order_krw else None
-        self.cooldown_bars = int(cooldown_bars)
-        self.kill_switch = Path(kill_switch) if kill_switch else None
-        self.clear_halt = bool(clear_halt)
-        self.stop_on_halt = bool(stop_on_halt)
+    def __init__(self, limits: RiskConfig = RiskConfig(), *, state_dir: str | Path | None = None) -> None:
+        self.limits = limits
+        self.max_daily_loss = float(limits.max_daily_loss) if limits.max_daily_loss else None
+        self.max_position_krw = float(limits.max_position_krw) if limits.max_position_krw else None
+        self.max_order_krw = float(limits.max_order_krw) if limits.max_order_krw else None
+        self.cooldown_bars = int(limits.cooldown_bars)
+        self.kill_switch = limits.kill_switch_path(state_dir)
+        self.clear_halt = bool(limits.clear_halt)
+        self.stop_on_halt = bool(limits.stop_on_halt)
         self.entry_equity_krw: float | None = None  # equity before the buy that opened the position
         self._reconcile_problems: list[str] = []
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], live: LiveConfig) -> RiskManager:
+        """The limits of ``live.risk`` (their one address; ``live.callbacks.risk`` only switches it on)."""
+        if options:
+            raise UserError(f"live.callbacks.risk takes no options ({sorted(options)}); set the limits under "
+                            "live.risk (e.g. live.risk.max_daily_loss=0.05)")
+        return cls(live.risk, state_dir=live.state_dir)
 
     def on_reconcile(self, runner: Any, report: Any) -> None:
         self._reconcile_problems = list(report.problems)

@@ -38,14 +38,16 @@ import torch
 
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs import execution
-from kpremia.spec import ACCOUNT
+from kpremia.envs.execution import ExecutionRules
 from kpremia.errors import UserError
 from kpremia.live.broker import Broker, BrokerError
 from kpremia.live.callback import LiveCallback
 from kpremia.live.feeds import Feed
 from kpremia.live.journal import Journal
+from kpremia.live.policy import LivePolicy
 from kpremia.live.state import LiveState
 from kpremia.live.types import Bar, Decision, FillReport, OrderIntent, OrderReport, OrderStatus, RiskState
+from kpremia.spec import ACCOUNT, account_of
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +82,28 @@ class LiveRunner:
     Args:
         feed: where bars come from (``LIVE_FEEDS``).
         broker: where orders go (``LIVE_BROKERS``).
-        policy: what decides (``LIVE_POLICIES``): ``act``, ``scheme``, ``normalizer``.
+        policy: what decides (``LIVE_POLICIES``, :class:`~kpremia.live.policy.LivePolicy`): ``act`` on the
+            bars its ``clock`` says, ``scheme``, ``normalizer``.
         journal: the SQLite journal of this ``state_dir``.
         builder: observation builder with the policy's windows and normaliser.
         callbacks: :class:`LiveCallback` instances, called in this order.
         initial_state: the state of a new run (ignored when the journal has one).
-        rules: execution rules (fee, slippage, tick, minimum order) for sizing orders.
+        rules: the run's :class:`ExecutionRules` (sizing orders, the challenger's paper fills).
         max_bars: stop after this many bars in this session (None: until the feed ends).
         resend_intents: on start, send an intent the broker never saw if its fill is still ahead.
         reconcile_tolerance: ``(krw, usdt)`` difference between journal and broker still called equal.
     """
 
-    def __init__(self, *, feed: Feed, broker: Broker, policy: Any, journal: Journal, builder: ObservationBuilder,
-                 callbacks: Sequence[LiveCallback] = (), initial_state: LiveState, rules: dict[str, Any] | None = None,
+    def __init__(self, *, feed: Feed, broker: Broker, policy: LivePolicy, journal: Journal,
+                 builder: ObservationBuilder, callbacks: Sequence[LiveCallback] = (), initial_state: LiveState,
+                 rules: ExecutionRules = ExecutionRules(),
                  max_bars: int | None = None, resend_intents: bool = True,
                  reconcile_tolerance: tuple[float, float] = (0.0, 0.0), fingerprint: str = "",
                  config: dict[str, Any] | None = None) -> None:
         self.feed, self.broker, self.policy, self.journal, self.builder = feed, broker, policy, journal, builder
         self.callbacks = list(callbacks)
         self.state = initial_state
-        self.rules = dict(rules or {})
+        self.rules = rules
         self.max_bars = None if max_bars is None else int(max_bars)
         self.resend_intents = bool(resend_intents)
         self.reconcile_tolerance = reconcile_tolerance
@@ -291,32 +295,28 @@ class LiveRunner:
         raw = self.builder.update(bar.as_mapping())
         if not self.builder.ready:
             return None
-        normalizer = getattr(self.policy, "normalizer", None)
+        normalizer = self.policy.normalizer
         if normalizer is None:
             return None
         obs = normalizer.normalize_obs(raw)
         state = self.state
-        value = state.equity(bar.close)
-        weight = state.weight(bar.close)
-        account = torch.tensor([[state.cash_krw / value, weight, math.log(max(value, 1e-9) / state.initial_krw)]],
-                               dtype=torch.float64).float()
-        obs[ACCOUNT] = account
+        obs[ACCOUNT] = account_of(state.cash_krw, state.position_usdt, bar.close, state.initial_krw)
         return obs
 
     def decide(self, bar: Bar, obs: dict[str, torch.Tensor] | None) -> Decision:
         """The policy's action at this close, as a target weight (None = hold)."""
         decision = Decision(bar=bar, step=self.state.step, obs=obs)
-        if obs is None and getattr(self.policy, "normalizer", None) is not None:  # a rule needs no features
+        if obs is None and self.policy.normalizer is not None:  # a rule needs no features
             decision.reason = "warm-up"
             return decision
-        every = int(getattr(self.policy, "decision_every", 1))
+        clock = self.policy.clock
         k, self.state.ready_bars = self.state.ready_bars, self.state.ready_bars + 1
-        if k % every:  # as in training and the backtest: no order between two decisions
-            decision.reason = f"between decisions (acts every {every} bars, as trained)"
+        if not clock.decides(k):  # as in training and the backtest: no order between two decisions
+            decision.reason = f"between decisions (acts every {clock.decision_every} bars, as trained)"
             return decision
         action = int(self.policy.act(obs, bar))
         scheme = self.policy.scheme
-        weight = torch.tensor([self.state.weight(bar.close)], dtype=execution.MONEY_DTYPE)
+        weight = execution.money(self.state.weight(bar.close))
         target = float(scheme.target_weight(torch.tensor([action]), weight)[0])
         decision.action, decision.action_name = action, scheme.action_names[action]
         decision.target_weight = None if math.isnan(target) else target
@@ -326,10 +326,9 @@ class LiveRunner:
     def make_order(self, decision: Decision) -> OrderIntent | None:
         """The order for a target weight, sized at the close; None when there is nothing to trade."""
         state, bar = self.state, decision.bar
-        one = lambda x: torch.tensor([float(x)], dtype=execution.MONEY_DTYPE)  # noqa: E731
-        rules = {k: v for k, v in self.rules.items() if k != "min_order_krw"}  # the fill, not the close, decides
-        fill = execution.rebalance(one(state.cash_krw), one(state.position_usdt), one(decision.target_weight),
-                                   one(bar.close), **rules)
+        # the fill at the next open, not the close, decides on the minimum order
+        fill = execution.rebalance_one(state.cash_krw, state.position_usdt, decision.target_weight, bar.close,
+                                       self.rules.without_min_order())
         if not bool(fill.traded[0]):
             return None
         usdt_delta = float(fill.usdt[0]) - state.position_usdt
@@ -410,7 +409,7 @@ class LiveRunner:
 
     def rules_cap_fills(self, row: Any) -> bool:
         """Whether the order's ``amount_usdt`` bounds its fills (exchange orders; paper fills track the target)."""
-        return getattr(self.broker, "name", "") != "paper" and row["side"] == "sell"
+        return not self.broker.is_paper and row["side"] == "sell"
 
     # ------------------------------------------------------------------ risk state
     def set_risk_state(self, new: RiskState, kind: str, reason: str) -> None:

@@ -14,54 +14,41 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kpremia.config import checkpoint_of
 from kpremia.errors import UserError
-from kpremia.live.api import ApiConfig, ApiServer, check_bind, create_app
-from kpremia.live.challenger import ChallengerConfig
+from kpremia.live.api import ApiServer, check_bind, create_app
+from kpremia.live.config import LearnConfig, LiveConfig
 from kpremia.live.host import ModelHost
-from kpremia.live.online_ppo import OnlineLearnConfig
 from kpremia.live.status import StatusSource
 
 log = logging.getLogger(__name__)
 
 
-def learn_configs(live: dict[str, Any], algo_cfg: dict[str, Any]) -> tuple[OnlineLearnConfig | None, ChallengerConfig]:
-    """``live.learn`` -> the learner's settings (None when off) and the challenger's."""
-    learn = dict(live.get("learn") or {})
-    challenger = ChallengerConfig.from_cfg(learn.get("challenger"))
-    if not learn.get("enabled", False):
-        return None, challenger
-    defaults = {k: algo_cfg[k] for k in ("gamma", "gae_lambda", "max_grad_norm", "reward_scale") if k in algo_cfg}
-    return OnlineLearnConfig.from_cfg({k: v for k, v in learn.items() if k != "challenger"}, defaults), challenger
-
-
-def build_host(ckpt: str, state_dir: Path, live: dict[str, Any], eval_cfg: dict[str, Any] | None = None) -> ModelHost:
+def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[str, Any] | None = None) -> ModelHost:
     from kpremia import training
 
-    module = training.load_module(ckpt)
-    learn, challenger = learn_configs(live, module.algo_cfg)
-    if learn is not None and module.algo_cfg.get("name") != "ppo":
-        raise UserError(f"live.learn.enabled=true supports PPO checkpoints only; {ckpt} is "
-                        f"{module.algo_cfg.get('name')}: set live.learn.enabled=false")
+    module = training.load_module(ckpt)  # OnlinePPO refuses a network that is not an actor-critic (DQN)
     eval_cfg = dict(eval_cfg or {})
-    return ModelHost(module, state_dir, learn=learn, challenger=challenger, source=str(Path(ckpt).resolve()),
+    return ModelHost(module, state_dir, learn=learn.learner(module.algo_cfg) if learn.enabled else None,
+                     challenger=learn.challenger, source=str(Path(ckpt).resolve()),
                      deterministic=bool(eval_cfg.get("deterministic", True)),
                      temperature=float(eval_cfg.get("temperature", 1.0) or 1.0))
 
 
 def serve(cfg: dict[str, Any]) -> None:
     """Run the API in the foreground until interrupted."""
-    ckpt = cfg.get("ckpt") or cfg.get("ckpt_path")
+    ckpt = checkpoint_of(cfg)
     if not ckpt:
         raise UserError("`serve` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
-    live = dict(cfg.get("live") or {})
-    api = ApiConfig.from_cfg(live.get("api"))
+    live = LiveConfig.from_dict(cfg.get("live") or {})
+    api = live.api
     token = check_bind(api)  # before anything is loaded: a refused bind changes nothing
-    state_dir = Path(live.get("state_dir") or Path(ckpt).resolve().parent.parent / "serve")
+    state_dir = Path(live.state_dir or Path(ckpt).resolve().parent.parent / "serve")
     read_only = None
     if (state_dir / "journal.sqlite").is_file():
         read_only = (f"{state_dir} belongs to a live session: serve shows it read-only; control that session with "
                      "live.api.enabled=true")
-    host = build_host(str(ckpt), state_dir, live, cfg.get("eval"))
+    host = build_host(str(ckpt), state_dir, live.learn, cfg.get("eval"))
     server = ApiServer(create_app(host, StatusSource(state_dir), token, read_only=read_only), api)
     print(f"kpremia control API on http://{api.host}:{api.port}/ (model {host.version}, state {state_dir}"
           f"{', token required' if token else ''})", flush=True)

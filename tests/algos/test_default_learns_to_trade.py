@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from kpremia import training
+from kpremia.envs.experiment import load_market
 
 
 @pytest.mark.slow
 def test_default_experiment_learns_to_trade_on_the_mean_reverting_preset(compose_cfg, tmp_path):
-    from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
     cfg = compose_cfg(
@@ -28,8 +28,8 @@ def test_default_experiment_learns_to_trade_on_the_mean_reverting_preset(compose
     assert cfg["env"]["decision_every"] == "4h" and cfg["env"]["reward"] == "fx_hedged"  # the default's levers
     result = training.fit(cfg, tmp_path / "run")
     module = training.load_module(result["best_model_path"])
-    val = training.load_market(cfg).tensors["val"]
-    kwargs = env_kwargs(cfg["env"])
+    val = load_market(cfg).tensors["val"]
+    kwargs = cfg["env"]  # the run's env config, as fit validates with
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])
     gen = torch.Generator().manual_seed(0)
     n = module.n_actions

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from kpremia import training
+from kpremia.envs.experiment import load_market
 
 # As test_dqn_training.TINY (tests/algos is not a package, so it is spelled out here).
 TINY = [
@@ -46,11 +47,10 @@ def test_ddp_two_cpu_processes(compose_cfg, tmp_path):
 
 def random_and_agent_val_returns(cfg: dict, module) -> tuple[float, float]:
     """(agent's greedy return, mean return of 16 uniform-random policies) over the validation split."""
-    from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
-    val = training.load_market(cfg).tensors["val"]
-    kwargs = env_kwargs(cfg["env"])
+    val = load_market(cfg).tensors["val"]
+    kwargs = cfg["env"]  # the run's env config, as fit validates with
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])["return"]
     gen = torch.Generator().manual_seed(0)
     traces = run_policy_backtest(lambda o: torch.randint(0, module.n_actions, (16,), generator=gen), val, kwargs,

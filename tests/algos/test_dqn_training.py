@@ -10,6 +10,7 @@ import torch
 from kpremia import training
 from kpremia.algos.dqn_math import linear_epsilon
 from kpremia.registry import ENCODERS
+from kpremia.envs.experiment import load_market
 
 # 4 collect rounds of 4 steps x 8 envs per epoch, 2 epochs; updates start after 2 rounds,
 # 2 updates per round -> 14 updates; the 20-step buffer wraps (32 steps are collected).
@@ -101,7 +102,7 @@ def test_every_encoder_trains_with_three_q_values(compose_cfg, tmp_path, encoder
                       "algo.batch_size=8", "algo.buffer_size=64", "trainer.enable_progress_bar=false")
     assert cfg["env"]["action_scheme"] == {"name": "hold_buy_sell"}
     L.seed_everything(int(cfg["seed"]), verbose=False)  # as fit does before it builds the module
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     before = state(training.build_module(cfg, market.spec, market).net)
     result = training.fit(cfg, tmp_path / "run")
     module = result["module"]

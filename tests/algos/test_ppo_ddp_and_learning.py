@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from kpremia import training
+from kpremia.envs.experiment import load_market
 
 from .test_ppo_training import TINY
 
@@ -34,7 +35,6 @@ def test_ddp_two_cpu_processes(compose_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_ppo_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
-    from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
 
     cfg = compose_cfg(
@@ -46,8 +46,8 @@ def test_ppo_beats_random_on_a_mean_reverting_market(compose_cfg, tmp_path):
     )
     result = training.fit(cfg, tmp_path / "run")
     module = result["module"]
-    val = training.load_market(cfg).tensors["val"]
-    kwargs = env_kwargs(cfg["env"])
+    val = load_market(cfg).tensors["val"]
+    kwargs = cfg["env"]  # the run's env config, as fit validates with
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])
     gen = torch.Generator().manual_seed(0)
     random_traces = run_policy_backtest(lambda o: torch.randint(0, 2, (16,), generator=gen), val, kwargs, n_envs=16)

@@ -7,6 +7,7 @@ import pytest
 
 from kpremia import training
 from kpremia.errors import UserError
+from kpremia.envs.experiment import load_market
 
 TINY = [
     "experiment=gru_attn_ppo", "encoder=mlp", "data.days=60", "env.n_envs=8", "env.max_steps=100",
@@ -16,7 +17,6 @@ TINY = [
 
 
 def test_validation_averages_the_runs_val_split_and_other_draws(compose_cfg, tmp_path):
-    from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
     from kpremia.eval.baselines import make_baselines
 
@@ -27,11 +27,11 @@ def test_validation_averages_the_runs_val_split_and_other_draws(compose_cfg, tmp
 
     # Independently: the final policy on the run's val split and on the two draws, each on its own.
     module = result["module"]
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     draws = [market.tensors["val"]] + [
-        training.load_market({**cfg, "data": {**cfg["data"], "seed": s}}, ("val",), market.normalizer).tensors["val"]
+        load_market({**cfg, "data": {**cfg["data"], "seed": s}}, ("val",), market.normalizer).tensors["val"]
         for s in (501, 502)]
-    kwargs = env_kwargs(cfg["env"])
+    kwargs = cfg["env"]
     returns = [trace_metrics(run_policy_backtest(lambda o: module.act(o), m, kwargs)[0])["return"] for m in draws]
     rule = make_baselines(["premium_threshold"], kwargs)["premium_threshold"]
     rule.fit(market.tensors["train"])

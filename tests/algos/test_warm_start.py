@@ -12,6 +12,7 @@ from kpremia import training
 from kpremia.algos.warm_start import Teacher, WarmStartConfig, scheme_actions_for
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.errors import UserError
+from kpremia.envs.experiment import load_market
 
 TINY = [
     "experiment=gru_attn_ppo", "encoder=mlp", "data.days=60", "env.n_envs=8", "env.max_steps=400",
@@ -65,7 +66,7 @@ def test_warm_start_config_refuses_bad_settings_in_one_line(compose_cfg):
 
 
 def test_teacher_must_be_a_causal_registered_rule(compose_cfg):
-    market = training.load_market(compose_cfg(*TINY))
+    market = load_market(compose_cfg(*TINY))
     scheme = build_action_scheme("hold_buy_sell")
     with pytest.raises(UserError, match="not a registered baseline"):
         Teacher.fit("band_rul", market.tensors["train"], {}, scheme)
@@ -88,7 +89,6 @@ def test_warm_start_clones_the_rules_position_aware_actions(compose_cfg, tmp_pat
     baseline itself, applied to the premium and position of every decision the policy
     took in a backtest of the train split.
     """
-    from kpremia.envs.factory import env_kwargs
     from kpremia.eval.backtest import run_policy_backtest
     from kpremia.eval.baselines import make_baselines
 
@@ -97,13 +97,13 @@ def test_warm_start_clones_the_rules_position_aware_actions(compose_cfg, tmp_pat
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert metrics["warmstart/accuracy"].dropna().iloc[0] >= 0.95
 
-    train = training.load_market(cfg).tensors["train"]
-    rule = make_baselines(["premium_threshold"], env_kwargs(cfg["env"]))["premium_threshold"]
+    train = load_market(cfg).tensors["train"]
+    rule = make_baselines(["premium_threshold"], cfg["env"])["premium_threshold"]
     rule.fit(train)
     buy_level, sell_level = rule.buy_threshold, rule.sell_threshold
     assert math.isfinite(buy_level) and math.isfinite(sell_level)
     module = result["module"]
-    trace = run_policy_backtest(lambda o: module.act(o), train, env_kwargs(cfg["env"]))[0]
+    trace = run_policy_backtest(lambda o: module.act(o), train, cfg["env"])[0]
     decided = trace[trace["action"].notna() & (trace["action"] >= 0)]
     holding = decided["position"] > 0.5
     expected = pd.Series(0, index=decided.index)
@@ -133,7 +133,7 @@ def test_detached_and_separate_critics_keep_the_value_loss_out_of_the_policys_en
     from kpremia.spec import ObsSpec
 
     cfg = compose_cfg(*TINY)
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     obs = {k: v[:32] for k, v in market.tensors["train"].obs.items()}
     obs["account"] = torch.zeros(32, 3)
     spec = ObsSpec.default(window_15m=cfg["env"]["window_15m"], window_1d=cfg["env"]["window_1d"],

@@ -52,3 +52,19 @@ def test_list_shows_every_registry(run_cli):
                    "action_schemes:", "signal", "hold_buy_sell", "target_weight", "data_sources:", "synthetic",
                    "csv", "parquet"):
         assert needle in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["fit", "encoder=grux"], ["fit", "env.fee_rate=0.5"],
+                                  ["fit", "algo.gamma=0"], ["live", "live.risk.max_daily_loss=2"]])
+def test_help_list_and_a_mistake_load_no_training_stack(args):
+    """What a command needs is imported when it runs: answering these loads neither Lightning, FastAPI nor ccxt."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom kpremia.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+            "except SystemExit as exc:\n    rc = exc.code\n"
+            "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'fastapi', 'uvicorn', 'ccxt'}))")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    rc, heavy = proc.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert heavy == "[]", (args, heavy)
+    assert int(rc) == (0 if args[0] in ("--help", "list") else 2), proc.stderr

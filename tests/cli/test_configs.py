@@ -66,3 +66,13 @@ def test_reference_defaults(compose_cfg):
 def test_upbit_preset(compose_cfg):
     env = compose_cfg("env=upbit")["env"]
     assert (env["fee_rate"], env["tick_size_krw"], env["min_order_krw"]) == (0.0005, 0.5, 5000.0)
+
+
+def test_the_repository_configs_link_is_the_package_tree() -> None:
+    """README: the config tree ships in the package and is "also reachable as ./configs" (a symlink)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    link = repo / "configs"
+    assert link.is_symlink() and link.resolve() == (repo / "kpremia" / "configs").resolve()
+    assert (link / "config.yaml").is_file() and (link / "experiment" / "gru_attn_ppo.yaml").is_file()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from kpremia import training
+from kpremia.envs.experiment import load_market
 from kpremia.errors import UserError
 from kpremia.evaluate import evaluate_checkpoint
 
@@ -117,16 +118,17 @@ def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
                                          r"on 15m bars \(data.timeframe=15m") as err:
         evaluate_checkpoint(ckpt, split="test", cli_cfg=cli, overrides=["data.timeframe=1h"])
     assert "\n" not in str(err.value)
-    from kpremia.live.build import build_feed
+    from kpremia.live.config import LiveConfig
+    from kpremia.live.feeds import ReplayFeed
 
-    live = {**cfg, "data": cli["data"], "live": {**cfg["live"], "feed": "replay"}}
     with pytest.raises(UserError, match="trained on 15m bars but the replayed data gives 1h bars"):
-        build_feed(live, {"window_1d": 10, "window_premium": 10}, bar=pd.Timedelta("15min"))
+        ReplayFeed.from_config({**cfg, "data": cli["data"]}, LiveConfig.from_dict(cfg["live"]),
+                               {"window_1d": 10, "window_premium": 10}, bar=pd.Timedelta("15min"))
 
 
 def test_a_1h_synthetic_run_decides_every_4_hours(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "data.timeframe=1h", "data.days=60")
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     resolved = training.resolve_bar_settings(cfg, market)
     assert market.bar_minutes == 60.0 and market.tensors["train"].bar_minutes == 60.0
     assert resolved["env"]["decision_every"] == 4  # "4h" of the experiment

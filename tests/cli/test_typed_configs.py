@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,30 +46,33 @@ def test_typed_parts_of_the_composed_config(compose_cfg) -> None:
     assert env["n_envs"] == 8 and env.get("nope", "x") == "x" and dict(env)["fee_rate"] == 0.001  # reads like the dict
 
 
-def test_old_env_fee_is_read_as_fee_rate_with_a_warning(compose_cfg) -> None:
-    cfg = compose_cfg("++env.fee=0.002")  # what the CLI turns `env.fee=0.002` into
-    with pytest.warns(FutureWarning, match="env.fee is deprecated.*env.fee_rate"):
-        env = EnvConfig.from_dict(cfg["env"])
-    assert env.fee_rate == 0.002 and "fee" not in env
+@pytest.mark.parametrize("old", ["fee", "signal_sell_threshold", "target_weights"])
+def test_keys_renamed_before_the_first_release_are_refused(old) -> None:
+    """No release ever read them: an old name is an unknown key, one line naming the known ones."""
+    with pytest.raises(UserError, match=rf"env\.{old} is not a setting of `env`.*fee_rate"):
+        EnvConfig.from_dict({**EnvConfig.defaults(), old: 0.1})
 
 
-def test_old_ckpt_path_is_read_as_ckpt_with_a_warning() -> None:
+def test_the_checkpoint_key_is_ckpt() -> None:
     assert checkpoint_of({"ckpt": "a.ckpt"}) == "a.ckpt"
     assert checkpoint_of({"ckpt": None}) is None
-    with pytest.warns(FutureWarning, match="ckpt_path is deprecated.*ckpt"):
-        assert checkpoint_of({"ckpt": None, "ckpt_path": "b.ckpt"}) == "b.ckpt"
+    assert checkpoint_of({"ckpt_path": "b.ckpt"}) is None  # not a key of this config
 
 
-def test_a_checkpoint_config_of_the_old_layout_still_builds() -> None:
-    """Configs saved before the renames (fee, flat scheme options) load, with warnings."""
-    old = {**EnvConfig.defaults(), "action_scheme": "target_weight", "target_weights": [0.0, 1.0],
-           "signal_sell_threshold": 0.1}
-    old["fee"] = old.pop("fee_rate")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        env = EnvConfig.from_dict(old)
-    assert env.action_scheme == {"name": "target_weight", "weights": [0.0, 1.0]} and env.fee_rate == 0.001
-    assert {str(w.message).split()[2] for w in caught} == {"env.fee", "env.target_weights", "env.signal_sell_threshold"}
+def test_env_keys_of_a_value_object_share_its_default_and_rule() -> None:
+    """fee_rate's default and rule live on ExecutionRules; EnvConfig declares the key from it."""
+    from kpremia.envs.clock import DecisionClock
+    from kpremia.envs.execution import ExecutionRules
+    from kpremia.envs.reward import RewardRule
+
+    env = EnvConfig.from_dict({"fee_rate": 0.0005, "decision_every": 4, "reward": "fx_hedged", "spread_bps": 2.0})
+    assert env.execution == ExecutionRules(fee_rate=0.0005, spread_bps=2.0)
+    assert env.clock == DecisionClock(decision_every=4) and env.reward_rule == RewardRule(reward="fx_hedged")
+    with pytest.raises(UserError) as from_env:
+        EnvConfig.from_dict({"fee_rate": 0.2})
+    with pytest.raises(UserError) as from_rules:
+        ExecutionRules(fee_rate=0.2)
+    assert str(from_env.value) == str(from_rules.value)  # one rule, one message
 
 
 @pytest.mark.parametrize("override, key", [
@@ -103,6 +105,9 @@ def test_a_plugin_algorithm_brings_its_own_checks(compose_cfg) -> None:
 
     ALGOS.register("test_slow")(Slow)
     try:
+        from kpremia.algos.config import algo_config_class
+
+        assert algo_config_class("test_slow") is SlowConfig
         base = compose_cfg()
         cfg = {**base, "algo": {**AlgoConfig.defaults(), "name": "test_slow", "patience": 2.0}}
         validate_config(cfg)
@@ -110,3 +115,43 @@ def test_a_plugin_algorithm_brings_its_own_checks(compose_cfg) -> None:
             validate_config({**cfg, "algo": {**cfg["algo"], "patience": -1}})
     finally:
         ALGOS._entries.pop("test_slow")
+
+
+@pytest.mark.parametrize("name", ["ppo", "dqn"])
+def test_a_builtin_algorithms_config_part_is_found_without_importing_it(name) -> None:
+    from kpremia.algos.config import BUILTIN_CONFIGS, algo_config_class
+    from kpremia.registry import ALGOS
+
+    assert algo_config_class(name) is BUILTIN_CONFIGS[name] is ALGOS.get(name).config_class
+
+
+def test_live_yaml_and_dataclass_hold_the_same_settings_and_defaults(compose_cfg) -> None:
+    """configs/live/default.yaml is LiveConfig's defaults, nested parts included (one address per setting)."""
+    from kpremia.live.config import LiveConfig
+
+    composed = compose_cfg()["live"]
+    assert composed == LiveConfig.defaults()
+    live = LiveConfig.from_dict(composed)
+    assert live.risk.kill_switch_path("state") == Path("state") / "KILL"
+    assert live.learn.challenger.window_bars == 96 and live.api.port == 8765
+    # no setting has two addresses: the callbacks only switch risk and model on
+    assert live.callbacks["risk"] == {} and live.callbacks["model"] == {}
+
+
+@pytest.mark.parametrize("override, key", [
+    ("live.risk.max_daily_loss=1.5", "live.risk.max_daily_loss"), ("live.api.port=70000", "live.api.port"),
+    ("live.learn.lr=-1", "live.learn.lr"), ("live.learn.challenger.window_bars=0", "live.learn.challenger.window_bars"),
+    ("live.journal.synchronous=SOMETIMES", "live.journal.synchronous"), ("live.max_bars=0", "live.max_bars"),
+])
+def test_a_bad_live_value_names_its_key(compose_cfg, override, key) -> None:
+    from kpremia.live.config import LiveConfig
+
+    with pytest.raises(UserError, match=key.replace(".", r"\.") + "=.* is invalid"):
+        LiveConfig.from_dict(compose_cfg(override)["live"])
+
+
+def test_an_unknown_live_key_is_refused(compose_cfg) -> None:
+    from kpremia.live.config import LiveConfig
+
+    with pytest.raises(UserError, match=r"live\.risk\.max_loss is not a setting of `live\.risk`"):
+        LiveConfig.from_dict(compose_cfg("+live.risk.max_loss=0.1")["live"])

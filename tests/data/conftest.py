@@ -36,14 +36,8 @@ def bars():
 
 
 @pytest.fixture
-def data_sources(monkeypatch):
-    """DATA_SOURCES with only the data modules imported.
-
-    Loading every plug-in (encoders, algorithms, Lightning) takes seconds; the
-    data tests only need the sources, so the full load is skipped here.
-    """
-    import kpremia.data.sources  # noqa: F401
+def data_sources():
+    """DATA_SOURCES (each source module is imported when its name is asked for; nothing else is)."""
     from kpremia import registry
 
-    monkeypatch.setattr(registry, "_loaded", True)
     return registry.DATA_SOURCES

@@ -232,12 +232,12 @@ def test_every_data_error_names_its_file_and_column(tmp_path, bars):
 
 
 def test_a_split_error_names_the_data_file(tmp_path, bars, compose_cfg):
-    from kpremia import training
+    from kpremia.envs.experiment import load_market
 
     path = write_csv(tmp_path, user_bars(bars, 200))
     cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=Date", "data.columns={usdkrw: fx}")
     with pytest.raises(UserError, match=rf"^data file {path}: .*warm-up"):
-        training.load_market(cfg)
+        load_market(cfg)
 
 
 def test_premium_basis_btc_keeps_the_files_premium_and_usdt_refuses_it(tmp_path, bars):
@@ -264,26 +264,26 @@ def test_premium_basis_btc_keeps_the_files_premium_and_usdt_refuses_it(tmp_path,
 
 
 def test_premium_basis_reaches_the_run_manifest_and_the_tensors(tmp_path, compose_cfg):
-    from kpremia import training
+    from kpremia.envs.experiment import load_market
     from kpremia.data.synthetic import SyntheticParams, generate
 
     frame = generate(SyntheticParams(days=30), seed=3)
     frame["premium"] = frame["premium"] + 0.01
     frame.to_parquet(tmp_path / "btc.parquet")
     cfg = compose_cfg("data=parquet", f"data.path={tmp_path / 'btc.parquet'}", "data.premium_basis=btc")
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     assert market.manifest["premium_basis"] == "btc"
     train = market.tensors["train"]
     np.testing.assert_allclose(train.premium.cpu().numpy(), frame["premium"].to_numpy()[:train.premium.shape[0]],
                                atol=1e-6)
-    assert training.load_market(compose_cfg("data.days=30")).manifest["premium_basis"] == "usdt"
+    assert load_market(compose_cfg("data.days=30")).manifest["premium_basis"] == "usdt"
 
 
 def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
     """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export, fx from an ECB file."""
     import sys
 
-    from kpremia import training
+    from kpremia.envs.experiment import load_market
     from kpremia.data.synthetic import SyntheticParams, generate
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
@@ -302,7 +302,7 @@ def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
     assert mapping in (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
     cfg = compose_cfg("data=csv", f"data.path={path}", "data.time_column=candle_date_time_utc", mapping,
                       f"data.fx_path={ecb}")
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     assert market.manifest["columns"]["trade_price"] == "close" and market.manifest["fx_source"] == "ecb"
     train = market.tensors["train"]
     first = pd.Timestamp(train.times[0], tz="UTC")

@@ -111,7 +111,8 @@ def test_builder_takes_a_name_a_node_or_a_built_scheme() -> None:
 def test_a_plugin_scheme_gets_its_options_from_the_env_config(levels_scheme, tmp_path, compose_cfg) -> None:
     """A plug-in ships env/action_scheme/<name>.yaml; training, evaluation and the env all see its options."""
     from kpremia import training
-    from kpremia.envs.factory import action_scheme_of, make_env
+    from kpremia.envs.batched import BatchedEnv
+    from kpremia.envs.config import EnvConfig
     from kpremia.spec import ObsSpec
     from tests.envs.conftest import build_market, random_walk_close
 
@@ -120,31 +121,28 @@ def test_a_plugin_scheme_gets_its_options_from_the_env_config(levels_scheme, tmp
     cfg = compose_cfg(f"hydra.searchpath=[file://{tmp_path}]", "env/action_scheme=test_levels",
                       "env.action_scheme.levels=5", "env.n_envs=2", "encoder=mlp")
     assert cfg["env"]["action_scheme"] == {"name": "test_levels", "levels": 5}
-    assert action_scheme_of(cfg["env"]).n_actions == 5
+    assert EnvConfig.of(cfg["env"]).scheme().n_actions == 5
     module = training.build_module(cfg, ObsSpec.default(n_features=4), market=None)
     assert module.n_actions == 5 and module.action_names[-1] == "level4"
-    env = make_env(build_market(random_walk_close(300), valid_from=20), cfg["env"], seed=0)
+    env = BatchedEnv.from_config(build_market(random_walk_close(300), valid_from=20), cfg["env"], seed=0)
     env.reset()
     _, _, _, _, info = env.step(torch.tensor([4, 2]))
     assert info["usdt_weight"].tolist() == pytest.approx([1.0, 0.5], abs=2e-3)  # the fee nibbles a little
 
 
-def test_a_plain_name_still_picks_a_scheme_with_its_defaults(compose_cfg) -> None:
-    from kpremia.envs.factory import action_scheme_of
+def test_a_plain_name_picks_a_scheme_with_its_defaults(compose_cfg) -> None:
+    from kpremia.envs.config import EnvConfig
 
     cfg = compose_cfg("env.action_scheme=target_weight")
     assert cfg["env"]["action_scheme"] == "target_weight"
-    assert action_scheme_of(cfg["env"]).weights == (0.0, 0.5, 1.0)
+    assert EnvConfig.of(cfg["env"]).scheme().weights == (0.0, 0.5, 1.0)
     grouped = compose_cfg("env/action_scheme=target_weight", "env.action_scheme.weights=[0.0,1.0]")
-    assert action_scheme_of(grouped["env"]).weights == (0.0, 1.0)
+    assert EnvConfig.of(grouped["env"]).scheme().weights == (0.0, 1.0)
 
 
-def test_old_top_level_scheme_keys_still_work_with_a_warning() -> None:
-    from kpremia.envs.factory import action_scheme_config
+def test_the_old_top_level_scheme_keys_are_refused() -> None:
+    """No release has read them: ``env.signal_sell_threshold`` is not a setting (its home is the scheme node)."""
+    from kpremia.envs.config import EnvConfig
 
-    with pytest.warns(FutureWarning, match="env.action_scheme.sell_threshold"):
-        node = action_scheme_config({"action_scheme": "signal", "signal_sell_threshold": 0.3, })
-    assert node == {"name": "signal", "sell_threshold": 0.3}
-    with pytest.warns(FutureWarning, match="env.action_scheme.weights"):
-        node = action_scheme_config({"action_scheme": "target_weight", "target_weights": [0.0, 1.0]})
-    assert node == {"name": "target_weight", "weights": [0.0, 1.0]}
+    with pytest.raises(UserError, match="env.signal_sell_threshold is not a setting"):
+        EnvConfig.from_dict({"action_scheme": "signal", "signal_sell_threshold": 0.3})

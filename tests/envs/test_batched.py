@@ -12,6 +12,8 @@ from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.spec import OBS_KEYS
 from kpremia.errors import UserError
+from kpremia.envs.execution import ExecutionRules
+from kpremia.envs.reward import RewardRule
 
 from .conftest import build_market, random_walk_close
 
@@ -55,7 +57,7 @@ def test_decision_at_close_fills_at_next_open() -> None:
     close = np.full(n, 1000.0)
     open_ = np.full(n, 1100.0)  # every bar opens 10 % above the previous close
     market = build_market(close, open_, valid_from=5)
-    env = BatchedEnv(market, 1, fee_rate=0.0, random_start=False, max_steps=None)
+    env = BatchedEnv(market, 1, rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0), random_start=False, max_steps=None)
     env.reset()
     _, reward, _, _, info = env.step(const(SIGNAL))
     assert info["fill_price"].item() == 1100.0  # the open of t+1, not the close of t
@@ -66,7 +68,7 @@ def test_decision_at_close_fills_at_next_open() -> None:
 
 
 def test_reward_is_log_value_ratio_and_sums_to_episode_return(walk_market) -> None:
-    env = BatchedEnv(walk_market, 3, max_steps=50, fee_rate=0.0005, seed=3)
+    env = BatchedEnv(walk_market, 3, rules=ExecutionRules(fee_rate=0.0005), max_steps=50, seed=3)
     env.reset()
     gen = torch.Generator().manual_seed(0)
     total = torch.zeros(3, dtype=torch.float64)
@@ -125,7 +127,7 @@ def crash_market(n: int = 40, start: int = 5) -> MarketTensors:
 
 
 def test_ruin_terminates_and_is_not_truncated() -> None:
-    env = BatchedEnv(crash_market(), 1, fee_rate=0.0, random_start=False, max_steps=4)
+    env = BatchedEnv(crash_market(), 1, rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0), random_start=False, max_steps=4)
     env.reset()
     env.step(const(SIGNAL))  # all in USDT at 1000
     _, _, terminated, truncated, _ = env.step(const(HOLD))  # close 800: V = 800k
@@ -134,7 +136,7 @@ def test_ruin_terminates_and_is_not_truncated() -> None:
     assert not terminated.item()
     _, reward, terminated, truncated, info = env.step(const(HOLD))  # 512k, and max_steps = 4
     assert not terminated.item() and truncated.item()  # 512k is not ruin: max_steps ends it
-    env = BatchedEnv(crash_market(), 1, fee_rate=0.0, random_start=False, max_steps=5)
+    env = BatchedEnv(crash_market(), 1, rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0), random_start=False, max_steps=5)
     env.reset()
     env.step(const(SIGNAL))
     values = []
@@ -151,7 +153,8 @@ def test_ruin_fraction_near_one_with_a_small_drop() -> None:
     close = np.full(30, 1000.0)
     close[8:] = 985.0  # -1.5 %
     market = build_market(close, valid_from=5)
-    env = BatchedEnv(market, 1, fee_rate=0.0, ruin_fraction=0.99, random_start=False, max_steps=None)
+    env = BatchedEnv(market, 1, rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0), ruin_fraction=0.99, random_start=False,
+                     max_steps=None)
     env.reset()
     _, _, terminated, _, _ = env.step(const(SIGNAL))  # bar 6
     _, _, terminated, _, _ = env.step(const(HOLD))  # bar 7
@@ -165,7 +168,8 @@ def test_a_short_is_ruined_by_a_rally() -> None:
     close = np.full(30, 1000.0)
     close[8:] = 1600.0  # +60 %
     market = build_market(close, valid_from=5)
-    env = BatchedEnv(market, 1, fee_rate=0.0, random_start=False, max_steps=None, allow_short=True,
+    env = BatchedEnv(market, 1, rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0, allow_short=True),
+                     random_start=False, max_steps=None,
                      action_scheme={"name": "target_weight", "weights": [-1.0, 0.0, 1.0]})
     env.reset()
     _, _, _, _, info = env.step(const(0))  # short 1000 USDT worth of the account
@@ -178,12 +182,12 @@ def test_a_short_is_ruined_by_a_rally() -> None:
 
 def test_upbit_rules_in_the_env(walk_market) -> None:
     """Fills land on the 0.5 KRW tick, against the trader; orders under 5,000 KRW are skipped."""
-    env = BatchedEnv(walk_market, 64, fee_rate=0.0005, tick_size_krw=0.5, min_order_krw=5000.0,
+    env = BatchedEnv(walk_market, 64, rules=ExecutionRules(fee_rate=0.0005, tick_size_krw=0.5, min_order_krw=5000.0),
                      initial_krw=4_000.0, max_steps=20, seed=0)
     env.reset()
     _, _, _, _, info = env.step(torch.ones(64, dtype=torch.long))
     assert not info["traded"].any()  # 4,000 KRW accounts cannot place an order
-    env = BatchedEnv(walk_market, 64, fee_rate=0.0005, tick_size_krw=0.5, min_order_krw=5000.0,
+    env = BatchedEnv(walk_market, 64, rules=ExecutionRules(fee_rate=0.0005, tick_size_krw=0.5, min_order_krw=5000.0),
                      max_steps=20, seed=0)
     env.reset()
     gen = torch.Generator().manual_seed(0)
@@ -201,9 +205,9 @@ def test_short_weights_need_allow_short(walk_market) -> None:
 
 
 def test_penalties(walk_market) -> None:
-    kw = dict(fee_rate=0.001, random_start=False, max_steps=None)
+    kw = dict(rules=ExecutionRules(fee_rate=0.001, spread_krw=0.0), random_start=False, max_steps=None)
     plain = BatchedEnv(walk_market, 1, **kw)
-    penal = BatchedEnv(walk_market, 1, turnover_penalty=0.01, flat_penalty=0.002, **kw)
+    penal = BatchedEnv(walk_market, 1, **kw, reward=RewardRule(turnover_penalty=0.01, flat_penalty=0.002))
     plain.reset(), penal.reset()
     for action, turnover, flat in [(HOLD, 0.0, 0.002), (SIGNAL, 0.01, 0.0), (HOLD, 0.0, 0.0), (SIGNAL, 0.01, 0.002)]:
         _, r0, _, _, info = plain.step(const(action))
@@ -234,7 +238,7 @@ def test_reset_with_seed_reseeds(walk_market) -> None:
 
 
 def test_state_dict_round_trip_continues_identically(walk_market) -> None:
-    env = BatchedEnv(walk_market, 32, max_steps=15, fee_rate=0.0005, seed=2)
+    env = BatchedEnv(walk_market, 32, rules=ExecutionRules(fee_rate=0.0005), max_steps=15, seed=2)
     env.reset()
     actions = torch.randint(0, 2, (80, 32), generator=torch.Generator().manual_seed(1))
     for a in actions[:30]:
@@ -249,7 +253,7 @@ def test_state_dict_round_trip_continues_identically(walk_market) -> None:
         return out
 
     straight = rest(env)
-    resumed = BatchedEnv(walk_market, 32, max_steps=15, fee_rate=0.0005, seed=99)
+    resumed = BatchedEnv(walk_market, 32, rules=ExecutionRules(fee_rate=0.0005), max_steps=15, seed=99)
     resumed.load_state_dict(state)
     assert all(torch.equal(x, y) for x, y in zip(straight, rest(resumed)))
     with pytest.raises(UserError, match="n_envs"):
@@ -259,7 +263,7 @@ def test_state_dict_round_trip_continues_identically(walk_market) -> None:
 def test_envs_are_independent_of_the_batch_size(walk_market) -> None:
     """Env 0 of a batch of 64 behaves exactly like a batch of one (sequential starts)."""
     actions = torch.randint(0, 2, (120, 64), generator=torch.Generator().manual_seed(3))
-    kw = dict(max_steps=40, fee_rate=0.0005, random_start=False)
+    kw = dict(max_steps=40, rules=ExecutionRules(fee_rate=0.0005), random_start=False)
     one, many = BatchedEnv(walk_market, 1, **kw), BatchedEnv(walk_market, 64, **kw)
     one.reset(), many.reset()
     for a in actions:
@@ -270,7 +274,7 @@ def test_envs_are_independent_of_the_batch_size(walk_market) -> None:
 
 def test_step_never_syncs_with_the_host(walk_market, monkeypatch) -> None:
     """Every per-env decision is a tensor op: no .item(), bool(tensor), .cpu(), .tolist() in step."""
-    env = BatchedEnv(walk_market, 8, max_steps=3, turnover_penalty=0.1, flat_penalty=0.1)
+    env = BatchedEnv(walk_market, 8, reward=RewardRule(turnover_penalty=0.1, flat_penalty=0.1), max_steps=3)
     env.reset()
     actions = torch.ones(8, dtype=torch.long)
 
@@ -287,7 +291,7 @@ def test_bad_arguments_are_user_errors(walk_market) -> None:
     with pytest.raises(UserError, match="max_steps"):
         BatchedEnv(walk_market, 1, max_steps=0)
     with pytest.raises(UserError, match="fee_rate"):
-        BatchedEnv(walk_market, 1, fee_rate=1.0)
+        BatchedEnv(walk_market, 1, rules=ExecutionRules(fee_rate=1.0))
     with pytest.raises(UserError, match="action_scheme"):
         BatchedEnv(walk_market, 1, action_scheme="nope")
     with pytest.raises(UserError, match="env.action_scheme"):

@@ -16,12 +16,15 @@ import torch
 
 from kpremia.algos.gae import compute_gae
 from kpremia.envs.batched import BatchedEnv
+from kpremia.envs.clock import DecisionClock
+from kpremia.envs.execution import ExecutionRules
+from kpremia.envs.reward import RewardRule
 from kpremia.errors import UserError
 
 from .conftest import build_market, random_walk_close
 
 BUY, SELL = 1, 2  # hold_buy_sell
-RULES = dict(fee_rate=0.001, spread_krw=0.5, action_scheme="hold_buy_sell")
+RULES = dict(rules=ExecutionRules(fee_rate=0.001, spread_krw=0.5), action_scheme="hold_buy_sell")
 
 
 def acts(*values: int) -> torch.Tensor:
@@ -31,7 +34,7 @@ def acts(*values: int) -> torch.Tensor:
 def test_decision_every_is_the_bar_env_holding_the_action() -> None:
     market = build_market(random_walk_close(200, seed=3), valid_from=0)
     k = 4
-    coarse = BatchedEnv(market, 3, max_steps=None, random_start=False, decision_every=k, **RULES)
+    coarse = BatchedEnv(market, 3, **RULES, clock=DecisionClock(decision_every=k), max_steps=None, random_start=False)
     fine = BatchedEnv(market, 3, max_steps=None, random_start=False, **RULES)
     coarse.reset(), fine.reset()
     gen = torch.Generator().manual_seed(0)
@@ -56,7 +59,7 @@ def test_decision_every_is_the_bar_env_holding_the_action() -> None:
 def test_log_return_reward_over_a_decision_is_the_log_value_change() -> None:
     close = random_walk_close(60, seed=1)
     market = build_market(close, valid_from=0)
-    env = BatchedEnv(market, 1, max_steps=None, random_start=False, decision_every=8, **RULES)
+    env = BatchedEnv(market, 1, **RULES, clock=DecisionClock(decision_every=8), max_steps=None, random_start=False)
     env.reset()
     _, r, _, _, info = env.step(acts(BUY))
     assert float(r) == pytest.approx(math.log(float(info["portfolio_value_krw"]) / 1_000_000.0), rel=1e-5)
@@ -65,7 +68,7 @@ def test_log_return_reward_over_a_decision_is_the_log_value_change() -> None:
 
 def test_an_episode_ending_inside_a_decision_ends_there() -> None:
     market = build_market(random_walk_close(100, seed=2), valid_from=0)
-    env = BatchedEnv(market, 2, max_steps=6, random_start=False, decision_every=4, **RULES)
+    env = BatchedEnv(market, 2, **RULES, clock=DecisionClock(decision_every=4), max_steps=6, random_start=False)
     ref = BatchedEnv(market, 2, max_steps=6, random_start=False, **RULES)
     env.reset(), ref.reset()
     env.step(acts(BUY, 0))
@@ -88,7 +91,7 @@ def test_gamma_discounts_once_per_decision() -> None:
     """GAE over a decision env's transitions: the return is sum_d gamma^d R_d, R_d the k-bar sums."""
     market = build_market(random_walk_close(300, seed=4), valid_from=0)
     k, n_dec, gamma = 5, 12, 0.9
-    env = BatchedEnv(market, 1, max_steps=None, random_start=False, decision_every=k, **RULES)
+    env = BatchedEnv(market, 1, **RULES, clock=DecisionClock(decision_every=k), max_steps=None, random_start=False)
     env.reset()
     rewards = []
     for d in range(n_dec):
@@ -111,8 +114,9 @@ def test_fx_hedged_reward_strips_the_fx_move() -> None:
     market = build_market(close, valid_from=0)
     market.fx = torch.as_tensor(fx)
     market.premium = market.close / market.fx - 1
-    rules = dict(fee_rate=0.0, spread_krw=0.0, action_scheme="hold_buy_sell")
-    hedged = BatchedEnv(market, 1, max_steps=None, random_start=False, reward="fx_hedged", **rules)
+    rules = dict(rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0), action_scheme="hold_buy_sell")
+    hedged = BatchedEnv(market, 1, **rules, reward=RewardRule(reward="fx_hedged"), max_steps=None,
+                        random_start=False)
     plain = BatchedEnv(market, 1, max_steps=None, random_start=False, **rules)
     hedged.reset(), plain.reset()
     hedged.step(acts(BUY)), plain.step(acts(BUY))  # all in from the open of bar 1
@@ -128,7 +132,8 @@ def test_rebalance_band_stops_tiny_rebalancing_trades() -> None:
     market = build_market(close, valid_from=0)
     for band in (0.0, 0.1):
         scheme = {"name": "target_weight", "weights": (0.0, 0.5, 1.0), "rebalance_band": band}
-        env = BatchedEnv(market, 1, max_steps=None, random_start=False, fee_rate=0.001, action_scheme=scheme)
+        env = BatchedEnv(market, 1, rules=ExecutionRules(fee_rate=0.001), max_steps=None, random_start=False,
+                         action_scheme=scheme)
         env.reset()
         n = 0
         for _ in range(78):
@@ -138,17 +143,19 @@ def test_rebalance_band_stops_tiny_rebalancing_trades() -> None:
 
 def test_bad_lever_values_are_one_line_errors() -> None:
     market = build_market(random_walk_close(50), valid_from=0)
-    with pytest.raises(UserError, match="decision_every"):
-        BatchedEnv(market, 1, decision_every=0)
+    with pytest.raises(UserError, match="env.decision_every"):
+        DecisionClock(decision_every=0)
     with pytest.raises(UserError, match="env.reward"):
-        BatchedEnv(market, 1, reward="sharpe")
+        RewardRule(reward="sharpe")
+    with pytest.raises(UserError, match="takes a DecisionClock"):
+        BatchedEnv(market, 1, clock=4)
 
 
 def test_ruin_inside_a_decision_terminates_there() -> None:
     close = np.array([1400.0, 1400.0, 1200.0, 600.0, 500.0, 400.0, 300.0, 300.0, 300.0, 300.0])
     market = build_market(close, valid_from=0)
-    rules = dict(fee_rate=0.0, action_scheme="hold_buy_sell", ruin_fraction=0.5)
-    env = BatchedEnv(market, 1, max_steps=None, random_start=False, decision_every=4, **rules)
+    rules = dict(rules=ExecutionRules(fee_rate=0.0, spread_krw=0.0), action_scheme="hold_buy_sell", ruin_fraction=0.5)
+    env = BatchedEnv(market, 1, **rules, clock=DecisionClock(decision_every=4), max_steps=None, random_start=False)
     env.reset()
     _, r, term, trunc, info = env.step(acts(BUY))  # fill at bar 1, then bars 2, 3 (600: ruin) -> ends at bar 3
     assert term.item() and not trunc.item() and info["ruined"].item()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kpremia.envs.execution import (
-    buy_fill_price, fill_price, portfolio_value, rebalance, sell_fill_price, usdt_weight,
+    ExecutionRules, buy_fill_price, fill_price, portfolio_value, rebalance, sell_fill_price, usdt_weight,
 )
 
 f64 = torch.float64
@@ -20,12 +20,12 @@ def t(*values: float) -> torch.Tensor:
 
 def test_round_trip_at_constant_price_costs_exactly_two_fees() -> None:
     krw, usdt, price = t(1_000_000.0), t(0.0), t(1000.0)
-    buy = rebalance(krw, usdt, t(1.0), price, fee_rate=0.001)
+    buy = rebalance(krw, usdt, t(1.0), price, ExecutionRules(fee_rate=0.001, spread_krw=0.0))
     assert buy.krw.tolist() == [0.0]
     assert buy.usdt.tolist() == [999.0]  # 1e6 * 0.999 / 1000
     assert buy.fee_krw.tolist() == [1000.0] and buy.notional_krw.tolist() == [1_000_000.0]
     assert buy.fill_price.tolist() == [1000.0] and buy.traded.tolist() == [True]
-    sell = rebalance(buy.krw, buy.usdt, t(0.0), price, fee_rate=0.001)
+    sell = rebalance(buy.krw, buy.usdt, t(0.0), price, ExecutionRules(fee_rate=0.001, spread_krw=0.0))
     assert sell.usdt.tolist() == [0.0]
     assert sell.krw.item() == pytest.approx(998_001.0, rel=1e-15, abs=1e-9)  # 1e6 * 0.999^2
     assert sell.fee_krw.item() == pytest.approx(999.0, rel=1e-15)
@@ -34,34 +34,34 @@ def test_round_trip_at_constant_price_costs_exactly_two_fees() -> None:
 @pytest.mark.parametrize("price", [1393.7, 1412.35, 1.0])
 def test_round_trip_any_price_is_value_times_one_minus_fee_squared(price: float) -> None:
     value = 2_345_678.0
-    buy = rebalance(t(value), t(0.0), t(1.0), t(price), fee_rate=0.0005)
-    sell = rebalance(buy.krw, buy.usdt, t(0.0), t(price), fee_rate=0.0005)
+    buy = rebalance(t(value), t(0.0), t(1.0), t(price), ExecutionRules(fee_rate=0.0005, spread_krw=0.0))
+    sell = rebalance(buy.krw, buy.usdt, t(0.0), t(price), ExecutionRules(fee_rate=0.0005, spread_krw=0.0))
     assert sell.krw.item() == pytest.approx(value * (1 - 0.0005) ** 2, rel=1e-14)
 
 
 def test_slippage_and_tick_round_against_the_trader() -> None:
     price = t(1400.3)
     # buy: 1400.3 * 1.001 = 1401.7003 -> up to 1402.0 ; sell: 1400.3 * 0.999 = 1398.8997 -> down to 1398.5
-    assert buy_fill_price(price, slippage_bps=10, tick_size_krw=0.5).tolist() == [1402.0]
-    assert sell_fill_price(price, slippage_bps=10, tick_size_krw=0.5).tolist() == [1398.5]
+    assert buy_fill_price(price, ExecutionRules(slippage_bps=10, tick_size_krw=0.5, spread_krw=0.0)).tolist() == [1402.0]
+    assert sell_fill_price(price, ExecutionRules(slippage_bps=10, tick_size_krw=0.5, spread_krw=0.0)).tolist() == [1398.5]
     # no slippage: a price already on the tick stays; one between ticks goes against the trader
-    assert buy_fill_price(t(1400.0, 1400.2), tick_size_krw=0.5).tolist() == [1400.0, 1400.5]
-    assert sell_fill_price(t(1400.0, 1400.2), tick_size_krw=0.5).tolist() == [1400.0, 1400.0]
+    assert buy_fill_price(t(1400.0, 1400.2), ExecutionRules(tick_size_krw=0.5, spread_krw=0.0)).tolist() == [1400.0, 1400.5]
+    assert sell_fill_price(t(1400.0, 1400.2), ExecutionRules(tick_size_krw=0.5, spread_krw=0.0)).tolist() == [1400.0, 1400.0]
     # slippage only, no tick
-    assert buy_fill_price(t(1000.0), slippage_bps=5).item() == pytest.approx(1000.5)
-    assert sell_fill_price(t(1000.0), slippage_bps=5).item() == pytest.approx(999.5)
-    both = fill_price(t(1400.3, 1400.3), torch.tensor([True, False]), slippage_bps=10, tick_size_krw=0.5)
+    assert buy_fill_price(t(1000.0), ExecutionRules(slippage_bps=5, spread_krw=0.0)).item() == pytest.approx(1000.5)
+    assert sell_fill_price(t(1000.0), ExecutionRules(slippage_bps=5, spread_krw=0.0)).item() == pytest.approx(999.5)
+    both = fill_price(t(1400.3, 1400.3), torch.tensor([True, False]), ExecutionRules(slippage_bps=10, tick_size_krw=0.5, spread_krw=0.0))
     assert both.tolist() == [1402.0, 1398.5]
-    assert fill_price(price, False, tick_size_krw=0.5).tolist() == [1400.0]
+    assert fill_price(price, False, ExecutionRules(tick_size_krw=0.5, spread_krw=0.0)).tolist() == [1400.0]
 
 
 def test_buy_and_sell_with_slippage_and_tick_by_hand() -> None:
-    buy = rebalance(t(1_000_000.0), t(0.0), t(1.0), t(1400.3), fee_rate=0.0005, slippage_bps=10, tick_size_krw=0.5)
+    buy = rebalance(t(1_000_000.0), t(0.0), t(1.0), t(1400.3), ExecutionRules(fee_rate=0.0005, slippage_bps=10, tick_size_krw=0.5, spread_krw=0.0))
     assert buy.fill_price.item() == 1402.0
     assert buy.usdt.item() == pytest.approx(1_000_000.0 * 0.9995 / 1402.0, rel=1e-15)
     assert buy.krw.item() == 0.0
     assert buy.fee_krw.item() == pytest.approx(500.0)
-    sell = rebalance(t(0.0), t(700.0), t(0.0), t(1400.3), fee_rate=0.0005, slippage_bps=10, tick_size_krw=0.5)
+    sell = rebalance(t(0.0), t(700.0), t(0.0), t(1400.3), ExecutionRules(fee_rate=0.0005, slippage_bps=10, tick_size_krw=0.5, spread_krw=0.0))
     assert sell.fill_price.item() == 1398.5
     assert sell.krw.item() == pytest.approx(700.0 * 1398.5 * 0.9995, rel=1e-15)
     assert sell.notional_krw.item() == pytest.approx(700.0 * 1398.5)
@@ -71,8 +71,7 @@ def test_buy_and_sell_with_slippage_and_tick_by_hand() -> None:
 def test_orders_below_min_order_are_skipped() -> None:
     # buy 4,000 KRW, sell 3 USDT (4,200 KRW), sell 5,000 KRW exactly (fills), buy 6,000 KRW (fills)
     krw, usdt = t(4000.0, 0.0, 0.0, 6000.0), t(0.0, 3.0, 5.0, 0.0)
-    fill = rebalance(krw, usdt, t(1.0, 0.0, 0.0, 1.0), t(1400.0, 1400.0, 1000.0, 1000.0),
-                     fee_rate=0.0005, min_order_krw=5000.0)
+    fill = rebalance(krw, usdt, t(1.0, 0.0, 0.0, 1.0), t(1400.0, 1400.0, 1000.0, 1000.0), ExecutionRules(fee_rate=0.0005, min_order_krw=5000.0, spread_krw=0.0))
     assert fill.traded.tolist() == [False, False, True, True]
     assert fill.krw.tolist()[:2] == [4000.0, 0.0] and fill.usdt.tolist()[:2] == [0.0, 3.0]
     assert fill.fee_krw.tolist()[:2] == [0.0, 0.0] and fill.notional_krw.tolist()[:2] == [0.0, 0.0]
@@ -82,38 +81,38 @@ def test_orders_below_min_order_are_skipped() -> None:
 
 def test_nan_target_and_same_weight_do_not_trade() -> None:
     krw, usdt, price = t(1000.0, 0.0, 500_000.0), t(2.0, 700.0, 0.0), t(1400.0, 1400.0, 1400.0)
-    fill = rebalance(krw, usdt, t(float("nan"), 1.0, 0.0), price, fee_rate=0.001)
+    fill = rebalance(krw, usdt, t(float("nan"), 1.0, 0.0), price, ExecutionRules(fee_rate=0.001, spread_krw=0.0))
     assert fill.traded.tolist() == [False, False, False]
     assert torch.equal(fill.krw, krw) and torch.equal(fill.usdt, usdt)
     assert fill.fee_krw.tolist() == [0.0, 0.0, 0.0]
 
 
 def test_partial_target_weight_reaches_target_units() -> None:
-    fill = rebalance(t(1_000_000.0), t(0.0), t(0.5), t(1000.0), fee_rate=0.001)
+    fill = rebalance(t(1_000_000.0), t(0.0), t(0.5), t(1000.0), ExecutionRules(fee_rate=0.001, spread_krw=0.0))
     assert fill.usdt.item() == pytest.approx(500.0)  # 0.5 * 1e6 / 1000 units
     assert fill.krw.item() == pytest.approx(1_000_000.0 - 500.0 * 1000.0 / 0.999)  # fee grossed up
-    back = rebalance(fill.krw, fill.usdt, t(0.25), t(1000.0), fee_rate=0.001)
+    back = rebalance(fill.krw, fill.usdt, t(0.25), t(1000.0), ExecutionRules(fee_rate=0.001, spread_krw=0.0))
     value = portfolio_value(fill.krw, fill.usdt, t(1000.0)).item()
     assert back.usdt.item() == pytest.approx(0.25 * value / 1000.0)
 
 
 def test_long_only_clips_targets_and_never_goes_negative() -> None:
     krw, usdt, price = t(1000.0, 1000.0), t(1.0, 1.0), t(1000.0, 1000.0)
-    fill = rebalance(krw, usdt, t(1.7, -0.5), price, fee_rate=0.001)
+    fill = rebalance(krw, usdt, t(1.7, -0.5), price, ExecutionRules(fee_rate=0.001, spread_krw=0.0))
     assert fill.krw[0].item() == 0.0  # 1.7 -> 1.0: buy with all KRW, no borrowing
     assert fill.usdt[1].item() == 0.0  # -0.5 -> 0.0: sell all, no short
     assert bool((fill.krw >= 0).all()) and bool((fill.usdt >= 0).all())
 
 
 def test_short_sell_and_buy_back_by_hand() -> None:
-    short = rebalance(t(1_000_000.0), t(0.0), t(-1.0), t(1000.0), fee_rate=0.001, allow_short=True)
+    short = rebalance(t(1_000_000.0), t(0.0), t(-1.0), t(1000.0), ExecutionRules(fee_rate=0.001, allow_short=True, spread_krw=0.0))
     assert short.usdt.item() == -1000.0
     assert short.krw.item() == pytest.approx(1_000_000.0 + 1_000_000.0 * 0.999)
-    cover = rebalance(short.krw, short.usdt, t(0.0), t(1000.0), fee_rate=0.001, allow_short=True)
+    cover = rebalance(short.krw, short.usdt, t(0.0), t(1000.0), ExecutionRules(fee_rate=0.001, allow_short=True, spread_krw=0.0))
     assert cover.usdt.item() == 0.0  # the whole short bought back, exactly
     assert cover.krw.item() == pytest.approx(1_999_000.0 - 1000.0 * 1000.0 / 0.999)
     # the same short target without allow_short sells nothing (already flat)
-    assert not rebalance(t(1e6), t(0.0), t(-1.0), t(1000.0)).traded.item()
+    assert not rebalance(t(1e6), t(0.0), t(-1.0), t(1000.0), ExecutionRules(spread_krw=0.0)).traded.item()
 
 
 def test_weight_helpers() -> None:
@@ -123,20 +122,20 @@ def test_weight_helpers() -> None:
 
 def test_spread_half_paid_on_each_side() -> None:
     price = t(1400.0)
-    assert buy_fill_price(price, spread_krw=0.5).tolist() == [1400.25]
-    assert sell_fill_price(price, spread_krw=0.5).tolist() == [1399.75]
-    assert buy_fill_price(price, spread_bps=2.0).item() == pytest.approx(1400.0 * (1 + 1e-4))
+    assert buy_fill_price(price, ExecutionRules(spread_krw=0.5)).tolist() == [1400.25]
+    assert sell_fill_price(price, ExecutionRules(spread_krw=0.5)).tolist() == [1399.75]
+    assert buy_fill_price(price, ExecutionRules(spread_bps=2.0, spread_krw=0.0)).item() == pytest.approx(1400.0 * (1 + 1e-4))
     # the half-spread comes before slippage and tick rounding (both against the trader)
-    assert buy_fill_price(price, spread_krw=0.5, tick_size_krw=0.5).tolist() == [1400.5]
-    assert sell_fill_price(price, spread_krw=0.5, tick_size_krw=0.5).tolist() == [1399.5]
-    assert buy_fill_price(price, spread_krw=0.5, slippage_bps=10.0).item() == pytest.approx(1400.25 * 1.001)
+    assert buy_fill_price(price, ExecutionRules(tick_size_krw=0.5, spread_krw=0.5)).tolist() == [1400.5]
+    assert sell_fill_price(price, ExecutionRules(tick_size_krw=0.5, spread_krw=0.5)).tolist() == [1399.5]
+    assert buy_fill_price(price, ExecutionRules(slippage_bps=10.0, spread_krw=0.5)).item() == pytest.approx(1400.25 * 1.001)
 
 
 def test_rebalance_pays_the_half_spread_once_per_fill() -> None:
-    buy = rebalance(t(1_000_000.0), t(0.0), t(1.0), t(1400.0), fee_rate=0.0, spread_krw=0.5)
+    buy = rebalance(t(1_000_000.0), t(0.0), t(1.0), t(1400.0), ExecutionRules(fee_rate=0.0, spread_krw=0.5))
     assert buy.usdt.item() == pytest.approx(1_000_000.0 / 1400.25, rel=1e-15)
     assert buy.fill_price.tolist() == [1400.25]
-    sell = rebalance(buy.krw, buy.usdt, t(0.0), t(1400.0), fee_rate=0.0, spread_krw=0.5)
+    sell = rebalance(buy.krw, buy.usdt, t(0.0), t(1400.0), ExecutionRules(fee_rate=0.0, spread_krw=0.5))
     assert sell.krw.item() == pytest.approx(1_000_000.0 * 1399.75 / 1400.25, rel=1e-14)
-    hold = rebalance(buy.krw, buy.usdt, t(float("nan")), t(1400.0), fee_rate=0.0, spread_krw=0.5)
+    hold = rebalance(buy.krw, buy.usdt, t(float("nan")), t(1400.0), ExecutionRules(fee_rate=0.0, spread_krw=0.5))
     assert not hold.traded.item() and hold.usdt.item() == buy.usdt.item()  # no order, no spread

@@ -27,14 +27,14 @@ def market():
 def test_env_checker_passes_without_warnings(market) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gymnasium.make(ENV_ID, market=market, max_steps=50, fee_rate=0.0005).unwrapped)
-        check_env(gymnasium.make(ENV_ID, market=market, action_scheme="target_weight", max_steps=5).unwrapped)
+        check_env(gymnasium.make(ENV_ID, market=market, env={"max_steps": 50, "fee_rate": 0.0005}).unwrapped)
+        check_env(gymnasium.make(ENV_ID, market=market, env={"action_scheme": "target_weight", "max_steps": 5}).unwrapped)
         # built directly there is no spec to re-make it from, so only the render-mode check is skipped
-        check_env(KPremiaGymEnv(market, tick_size_krw=0.5, min_order_krw=5000.0), skip_render_check=True)
+        check_env(KPremiaGymEnv(market, env={"tick_size_krw": 0.5, "min_order_krw": 5000.0}), skip_render_check=True)
 
 
 def test_episode_through_the_gym_api(market) -> None:
-    env = KPremiaGymEnv(market, max_steps=10)
+    env = KPremiaGymEnv(market, env={"max_steps": 10})
     obs, info = env.reset(seed=3)
     assert set(obs) == set(env.observation_space.spaces) and obs in env.observation_space
     assert info["portfolio_value_krw"] == 1_000_000.0
@@ -62,7 +62,7 @@ def test_reset_seed_is_deterministic(market) -> None:
 
 
 def test_make_with_a_market(market) -> None:
-    env = gymnasium.make(ENV_ID, market=market, max_steps=5)
+    env = gymnasium.make(ENV_ID, market=market, env={"max_steps": 5})
     obs, _ = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(1)
     assert obs in env.observation_space

@@ -7,22 +7,24 @@ import importlib.util
 import pytest
 import torch
 
+from kpremia.envs.execution import ExecutionRules
+
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("kpremia.data.market") is None,
                                 reason="kpremia.data.market not built yet")
 
 
 @pytest.fixture(scope="module")
 def market_data():
-    from kpremia.envs.gym_env import default_market_data
+    from kpremia.envs.experiment import experiment_market
 
-    return default_market_data()  # cached: shared with the gym tests
+    return experiment_market()  # the default experiment's market, cached: shared with the gym tests
 
 
 def test_spec_matches_the_data_layer_and_obs_rows_come_from_the_tables(market_data) -> None:
     from kpremia.envs.batched import BatchedEnv
 
     market = market_data.tensors["train"]
-    env = BatchedEnv(market, 64, max_steps=30, fee_rate=0.0005, seed=0)
+    env = BatchedEnv(market, 64, rules=ExecutionRules(fee_rate=0.0005), max_steps=30, seed=0)
     assert env.spec == market_data.spec
     env.reset()
     gen = torch.Generator().manual_seed(0)

@@ -37,7 +37,7 @@ def _pixels(panel: np.ndarray, color: np.ndarray) -> np.ndarray:
 
 
 def test_rgb_array_is_an_image_of_the_episode(market) -> None:
-    env = gymnasium.make(ENV_ID, market=market, render_mode="rgb_array", max_steps=100)
+    env = gymnasium.make(ENV_ID, market=market, render_mode="rgb_array", env={"max_steps": 100})
     env.reset(seed=0)
     first = env.render()
     for _ in range(30):
@@ -79,7 +79,7 @@ def test_short_position_is_drawn_in_red() -> None:
 
 
 def test_ansi_is_a_text_line_with_the_bar(market) -> None:
-    env = gymnasium.make(ENV_ID, market=market, render_mode="ansi", max_steps=100)
+    env = gymnasium.make(ENV_ID, market=market, render_mode="ansi", env={"max_steps": 100})
     env.reset(seed=1)
     _, _, _, _, info = env.step(1)
     line = env.render()
@@ -95,7 +95,7 @@ def test_env_checker_passes_in_every_render_mode(market) -> None:
         warnings.simplefilter("error")
         for mode in (None, "rgb_array", "ansi"):
             # made through gymnasium, the checker also re-makes the env in each listed mode
-            check_env(gymnasium.make(ENV_ID, market=market, max_steps=20, render_mode=mode).unwrapped)
+            check_env(gymnasium.make(ENV_ID, market=market, render_mode=mode, env={"max_steps": 20}).unwrapped)
     assert KPremiaGymEnv.metadata["render_modes"] == ["rgb_array", "ansi"]
 
 
@@ -110,7 +110,7 @@ def test_unknown_render_mode_is_refused(market) -> None:
 
 def test_rgb_array_list_through_gymnasium(market) -> None:
     """gymnasium wraps an env that lists rgb_array in RenderCollection for 'rgb_array_list'."""
-    env = gymnasium.make(ENV_ID, market=market, render_mode="rgb_array_list", max_steps=10)
+    env = gymnasium.make(ENV_ID, market=market, render_mode="rgb_array_list", env={"max_steps": 10})
     env.reset(seed=0)
     for _ in range(3):
         env.step(0)

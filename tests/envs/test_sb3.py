@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonito
 
 import kpremia  # noqa: E402,F401  (registers kpremia/KPremia-v0)
 from kpremia.envs.batched import BatchedEnv  # noqa: E402
+from kpremia.envs.execution import ExecutionRules  # noqa: E402
 from kpremia.envs.gym_env import KPremiaGymEnv  # noqa: E402
 from kpremia.envs.render import HEIGHT, WIDTH  # noqa: E402
 from kpremia.envs.sb3 import KPremiaVecEnv  # noqa: E402
@@ -42,7 +43,7 @@ def crash_market():
 
 def test_make_vec_env_and_ppo(market) -> None:
     """The usual SB3 route: make_vec_env asks gymnasium for render_mode='rgb_array'."""
-    venv = make_vec_env(ENV_ID, n_envs=4, seed=0, env_kwargs={"market": market, "max_steps": 16})
+    venv = make_vec_env(ENV_ID, n_envs=4, seed=0, env_kwargs={"market": market, "env": {"max_steps": 16}})
     assert isinstance(venv, DummyVecEnv) and venv.render_mode == "rgb_array"
     model = PPO("MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
     model.learn(total_timesteps=128)
@@ -55,13 +56,13 @@ def test_make_vec_env_and_ppo(market) -> None:
 def test_sb3_env_checker_passes_on_the_gym_env(market) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sb3_check_env(KPremiaGymEnv(market, max_steps=20), warn=True)
-        sb3_check_env(KPremiaGymEnv(market, max_steps=20, render_mode="rgb_array"), skip_render_check=False)
+        sb3_check_env(KPremiaGymEnv(market, env={"max_steps": 20}), warn=True)
+        sb3_check_env(KPremiaGymEnv(market, render_mode="rgb_array", env={"max_steps": 20}), skip_render_check=False)
 
 
 def _twin_run(market, n_envs: int, steps: int, seed: int, **kw):
     """Step KPremiaVecEnv and a plain BatchedEnv with the same seed and actions."""
-    venv = KPremiaVecEnv(n_envs, market, seed=seed, **kw)
+    venv = KPremiaVecEnv(n_envs, market, seed=seed, env=kw)
     twin = BatchedEnv(market, n_envs, seed=seed, **kw)
     venv.seed(seed)
     obs = venv.reset()
@@ -108,7 +109,7 @@ def test_vecenv_matches_the_simulator_and_reports_autoreset_as_sb3_expects(crash
 
 
 def test_ppo_trains_on_the_batched_vecenv(market) -> None:
-    venv = VecCheckNan(VecMonitor(KPremiaVecEnv(32, market, max_steps=16, seed=0)), raise_exception=True)
+    venv = VecCheckNan(VecMonitor(KPremiaVecEnv(32, market, seed=0, env={"max_steps": 16})), raise_exception=True)
     model = PPO("MultiInputPolicy", venv, n_steps=16, batch_size=128, n_epochs=2, seed=0, device="cpu")
     assert model.get_env().unwrapped is venv.unwrapped  # used as is, not re-wrapped in a DummyVecEnv
     before = [p.detach().clone() for p in model.policy.parameters()]
@@ -117,13 +118,13 @@ def test_ppo_trains_on_the_batched_vecenv(market) -> None:
     # every env finishes at least 3 episodes (16 steps, or fewer where a start is near the split's end)
     assert len(model.ep_info_buffer) >= 3 * 32 and all(1 <= ep["l"] <= 16 for ep in model.ep_info_buffer)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
-    rewards, lengths = evaluate_policy(model, VecMonitor(KPremiaVecEnv(4, market, max_steps=16, seed=1)),
+    rewards, lengths = evaluate_policy(model, VecMonitor(KPremiaVecEnv(4, market, seed=1, env={"max_steps": 16})),
                                        n_eval_episodes=4, return_episode_rewards=True)
     assert len(lengths) == 4 and all(1 <= n <= 16 for n in lengths) and all(np.isfinite(rewards))
 
 
 def test_vecenv_seeding_and_attributes(market) -> None:
-    venv = KPremiaVecEnv(8, market, max_steps=16)
+    venv = KPremiaVecEnv(8, market, env={"max_steps": 16})
     venv.seed(7)
     a = venv.reset()
     venv.seed(7)
@@ -131,15 +132,15 @@ def test_vecenv_seeding_and_attributes(market) -> None:
     c = venv.reset()  # no new seed: the generator moves on
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not all(np.array_equal(a[k], c[k]) for k in a)
-    assert venv.get_attr("fee_rate") == [0.001] * 8 and venv.get_attr("n_actions", [0, 3]) == [2, 2]
-    venv.set_attr("fee_rate", 0.0005)
-    assert venv.env.fee_rate == 0.0005 and venv.env_is_wrapped(VecMonitor) == [False] * 8
+    assert venv.get_attr("rules") == [ExecutionRules()] * 8 and venv.get_attr("n_actions", [0, 3]) == [2, 2]
+    venv.set_attr("rules", ExecutionRules(fee_rate=0.0005))
+    assert venv.env.rules.fee_rate == 0.0005 and venv.env_is_wrapped(VecMonitor) == [False] * 8
     with pytest.raises(UserError, match="3 actions for 8 envs"):
         venv.step(np.zeros(3, dtype=np.int64))
 
 
 def test_vecenv_renders_env_zero(market) -> None:
-    venv = KPremiaVecEnv(8, market, max_steps=16, render_mode="rgb_array")
+    venv = KPremiaVecEnv(8, market, render_mode="rgb_array", env={"max_steps": 16})
     assert venv.metadata["render_fps"] > 0 and "rgb_array" in venv.metadata["render_modes"]
     venv.reset()
     for _ in range(5):
@@ -153,7 +154,7 @@ def test_video_recorder(market, tmp_path) -> None:
     pytest.importorskip("moviepy")
     from stable_baselines3.common.vec_env import VecVideoRecorder
 
-    venv = VecVideoRecorder(KPremiaVecEnv(4, market, max_steps=16, render_mode="rgb_array"), str(tmp_path),
+    venv = VecVideoRecorder(KPremiaVecEnv(4, market, render_mode="rgb_array", env={"max_steps": 16}), str(tmp_path),
                             record_video_trigger=lambda step: step == 0, video_length=10)
     venv.reset()
     for _ in range(12):

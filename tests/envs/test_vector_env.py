@@ -12,6 +12,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 import kpremia  # noqa: F401  (registers kpremia/KPremia-v0)
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.render import HEIGHT, WIDTH
+from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.vector_env import KPremiaVectorEnv
 
 from .conftest import build_market
@@ -26,7 +27,7 @@ def crash_market():
 
 
 def test_make_vec_builds_the_batched_env(crash_market) -> None:
-    envs = gymnasium.make_vec(ENV_ID, num_envs=8, market=crash_market, max_steps=10)
+    envs = gymnasium.make_vec(ENV_ID, num_envs=8, market=crash_market, env={"max_steps": 10})
     assert isinstance(envs, KPremiaVectorEnv) and envs.num_envs == 8
     assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     assert envs.action_space == gymnasium.spaces.MultiDiscrete([2] * 8)
@@ -41,8 +42,9 @@ def test_make_vec_builds_the_batched_env(crash_market) -> None:
 
 def test_steps_match_the_simulator_and_final_obs_is_reported(crash_market) -> None:
     n = 16
-    envs = KPremiaVectorEnv(n, crash_market, max_steps=30, action_scheme="hold_buy_sell")
-    twin = BatchedEnv(crash_market, n, max_steps=30, action_scheme="hold_buy_sell")
+    # no spread: at the crash's last prices (far below one KRW) a 0.5 KRW spread would ruin every episode
+    envs = KPremiaVectorEnv(n, crash_market, env={"max_steps": 30, "action_scheme": "hold_buy_sell", "spread_krw": 0.0})
+    twin = BatchedEnv(crash_market, n, rules=ExecutionRules(spread_krw=0.0), max_steps=30, action_scheme="hold_buy_sell")
     obs, _ = envs.reset(seed=[4, 5])  # a list: its first element seeds the one generator
     t_obs = twin.reset(seed=4)
     assert all(np.array_equal(obs[k], t_obs[k].numpy()) for k in obs)
@@ -74,7 +76,7 @@ def test_steps_match_the_simulator_and_final_obs_is_reported(crash_market) -> No
 
 def test_gymnasium_episode_statistics_wrapper(crash_market) -> None:
     """gymnasium's own wrapper reads the autoreset mode and reports each finished episode."""
-    envs = RecordEpisodeStatistics(KPremiaVectorEnv(4, crash_market, max_steps=5))
+    envs = RecordEpisodeStatistics(KPremiaVectorEnv(4, crash_market, env={"max_steps": 5}))
     envs.reset(seed=0)
     total = np.zeros(4)
     for step in range(5):
@@ -85,7 +87,7 @@ def test_gymnasium_episode_statistics_wrapper(crash_market) -> None:
 
 
 def test_render_draws_env_zero(crash_market) -> None:
-    envs = KPremiaVectorEnv(4, crash_market, render_mode="rgb_array", max_steps=10)
+    envs = KPremiaVectorEnv(4, crash_market, render_mode="rgb_array", env={"max_steps": 10})
     envs.reset(seed=0)
     envs.step(np.ones(4, dtype=np.int64))
     (frame,) = envs.render()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kpremia.envs.config import EnvConfig
 from kpremia.eval.backtest import (
     TRACE_COLUMNS, run_backtest, run_baseline_backtest, run_baseline_backtests, run_policy_backtest, trace_metrics,
 )
@@ -15,7 +16,7 @@ from kpremia.eval.oracle import BUY, hindsight_oracle
 
 from .conftest import build_market
 
-RULES = dict(fee_rate=0.001, slippage_bps=2.0, action_scheme="hold_buy_sell")
+RULES = dict(fee_rate=0.001, slippage_bps=2.0, spread_krw=0.0, action_scheme="hold_buy_sell")
 
 
 def test_trace_layout(market) -> None:
@@ -36,7 +37,7 @@ def test_buy_and_hold_by_hand() -> None:
     open_ = np.array([1400.0, 1402.0, 1408.0, 1401.0, 1425.0])
     market = build_market(close, open_, valid_from=1)
     actions = torch.tensor([0, BUY, 0, 0, 0])
-    trace = run_backtest(market, actions, dict(fee_rate=0.001, action_scheme="hold_buy_sell"))
+    trace = run_backtest(market, actions, dict(fee_rate=0.001, spread_krw=0.0, action_scheme="hold_buy_sell"))
     usdt = 1_000_000.0 * 0.999 / 1408.0  # decided at the close of bar 1, filled at the open of bar 2
     np.testing.assert_allclose(trace["portfolio_value_krw"], [1e6, usdt * 1405, usdt * 1420, usdt * 1430])
     assert trace["fill_price"].iloc[1] == 1408.0 and trace["traded"].tolist() == [False, True, False, False]
@@ -61,7 +62,7 @@ def test_callable_and_sequence_give_the_same_trace(market) -> None:
 
 
 def test_oracle_trace_metrics_match_the_oracle(market) -> None:
-    oracle = hindsight_oracle(market, **RULES)
+    oracle = hindsight_oracle(market, EnvConfig.of(RULES).execution)
     trace = run_backtest(market, oracle.actions, RULES)
     got = trace_metrics(trace)
     assert got["return"] == pytest.approx(oracle.total_return, rel=1e-10)
@@ -92,7 +93,7 @@ def test_ruin_is_flagged_and_the_trace_covers_the_whole_split() -> None:
     close = np.array([1400.0, 1400.0, 1000.0, 600.0, 500.0, 450.0, 700.0])
     market = build_market(close, valid_from=0)
     actions = torch.tensor([BUY, 0, 0, 0, 0, 0, 0])
-    trace = run_backtest(market, actions, dict(fee_rate=0.0, action_scheme="hold_buy_sell", ruin_fraction=0.5))
+    trace = run_backtest(market, actions, dict(fee_rate=0.0, spread_krw=0.0, action_scheme="hold_buy_sell", ruin_fraction=0.5))
     assert len(trace) == market.n_bars  # not cut at the ruin: every row of a table covers the same period
     units = 1_000_000.0 / 1400.0
     np.testing.assert_allclose(trace["portfolio_value_krw"].to_numpy()[1:], units * close[1:])
@@ -105,7 +106,7 @@ def test_ruin_is_flagged_and_the_trace_covers_the_whole_split() -> None:
 
 def test_a_ruined_policy_trace_runs_to_the_end(market) -> None:
     # A policy that churns with a 5 % fee is ruined early; its trace still has every bar.
-    rules = dict(fee_rate=0.05, action_scheme="hold_buy_sell", ruin_fraction=0.5)
+    rules = dict(fee_rate=0.05, spread_krw=0.0, action_scheme="hold_buy_sell", ruin_fraction=0.5)
     flip = {"k": 0}
 
     def act(obs):
@@ -125,7 +126,7 @@ def test_sequence_length_is_checked(market) -> None:
 
 
 def test_baselines_played_together_equal_one_by_one(market) -> None:
-    rules = dict(fee_rate=0.001, slippage_bps=2.0, min_order_krw=5000.0, action_scheme="signal")
+    rules = EnvConfig.from_dict(dict(fee_rate=0.001, slippage_bps=2.0, min_order_krw=5000.0, action_scheme="signal"))
     baselines = make_baselines(["cash", "buy_and_hold", "random", "oracle"], rules, seed=1)
     together = run_baseline_backtests(baselines, market, rules)
     assert list(together) == list(baselines)

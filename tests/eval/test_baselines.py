@@ -12,11 +12,15 @@ import torch
 from kpremia.eval.backtest import run_baseline_backtest, trace_metrics
 from kpremia.eval.baselines import PremiumThreshold, PremiumZScore, make_baselines, rolling_zscore
 from kpremia.eval.oracle import BUY, HOLD, SELL, hindsight_oracle
+from kpremia.envs.clock import DecisionClock
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.execution import ExecutionRules
 from kpremia.registry import BASELINES
 
 from .conftest import premium_market
 
-RULES = dict(fee_rate=0.0005, slippage_bps=1.0, tick_size_krw=0.5)
+ENV = EnvConfig.from_dict(dict(fee_rate=0.0005, slippage_bps=1.0, tick_size_krw=0.5, spread_krw=0.0))
+RULES = ENV.execution
 
 
 def test_registry_has_every_baseline() -> None:
@@ -25,7 +29,7 @@ def test_registry_has_every_baseline() -> None:
 
 def test_actions_are_hold_buy_sell_per_bar(market) -> None:
     train = premium_market(800, 5, name="train")
-    for name, baseline in make_baselines(BASELINES.names(), {**RULES, "action_scheme": "signal"}, seed=3).items():
+    for name, baseline in make_baselines(BASELINES.names(), ENV, seed=3).items():
         baseline.fit(train)
         actions = baseline.actions(market)
         assert actions.dtype == torch.long and actions.shape == (market.n_bars,), name
@@ -40,8 +44,8 @@ def test_cash_and_buy_and_hold(market) -> None:
     assert (cash.actions(market) == HOLD).all()
     acts = bah.actions(market)
     assert acts[market.valid_from] == BUY and int((acts != HOLD).sum()) == 1
-    assert trace_metrics(run_baseline_backtest(cash, market, RULES))["return"] == 0.0
-    bah_trace = run_baseline_backtest(bah, market, RULES)
+    assert trace_metrics(run_baseline_backtest(cash, market, ENV))["return"] == 0.0
+    bah_trace = run_baseline_backtest(bah, market, ENV)
     assert bah_trace["traded"].sum() == 1 and bah_trace["position"].iloc[-1] == 1.0
 
 
@@ -53,9 +57,9 @@ def test_random_is_seeded(market) -> None:
 
 
 def test_oracle_baseline_reaches_the_oracle_value(market) -> None:
-    oracle = BASELINES.get("oracle")(**RULES)
-    trace = run_baseline_backtest(oracle, market, RULES)
-    want = hindsight_oracle(market, **RULES)
+    oracle = BASELINES.get("oracle")(RULES)
+    trace = run_baseline_backtest(oracle, market, ENV)
+    want = hindsight_oracle(market, RULES)
     assert trace["portfolio_value_krw"].iloc[-1] == pytest.approx(want.final_value_krw, rel=1e-10)
 
 
@@ -73,7 +77,7 @@ def test_threshold_fit_depends_on_train_only(method: str) -> None:
     train = premium_market(1500, 7, name="train")
     fitted = []
     for seed in (1, 2):  # two different futures
-        baseline = PremiumThreshold(method=method, **RULES)
+        baseline = PremiumThreshold(RULES, method=method)
         baseline.fit(train)
         test = premium_market(400, seed, name="test")
         acts = baseline.actions(test)
@@ -94,17 +98,17 @@ def test_threshold_fit_depends_on_train_only(method: str) -> None:
 def test_threshold_train_return_matches_the_env_backtest() -> None:
     """The grid's fast evaluation agrees with BatchedEnv on the train split (no minimum order)."""
     train = premium_market(1500, 7, name="train")
-    baseline = PremiumThreshold(**RULES)
+    baseline = PremiumThreshold(RULES)
     baseline.fit(train)
     assert baseline.train_return > 0
-    trace = run_baseline_backtest(baseline, train, RULES)
+    trace = run_baseline_backtest(baseline, train, ENV)
     assert trace_metrics(trace)["return"] == pytest.approx(baseline.train_return, rel=1e-9)
     assert trace["traded"].sum() >= 2
 
 
 def test_threshold_holds_cash_when_nothing_beats_it() -> None:
     train = premium_market(400, 3, name="train")
-    baseline = PremiumThreshold(fee_rate=0.2)  # fees eat every reversion
+    baseline = PremiumThreshold(ExecutionRules(fee_rate=0.09))  # fees eat every reversion
     baseline.fit(train)
     assert baseline.buy_threshold == -math.inf and baseline.sell_threshold == math.inf
     assert (baseline.actions(train) == HOLD).all()
@@ -131,7 +135,7 @@ def test_threshold_fit_through_the_data_pipeline_ignores_val_and_test() -> None:
     for f in (frame, other):
         data = build_market(f, split, splits=("train", "val", "test"))
         assert data.tensors["train"].n_bars <= cut
-        baseline = PremiumThreshold(**RULES)
+        baseline = PremiumThreshold(RULES)
         baseline.fit(data.tensors["train"])
         fitted.append((baseline.buy_threshold, baseline.sell_threshold))
         with pytest.raises(ValueError, match="train split only"):
@@ -139,7 +143,8 @@ def test_threshold_fit_through_the_data_pipeline_ignores_val_and_test() -> None:
     assert fitted[0] == fitted[1]
 
 
-ZRULES = dict(fee_rate=0.001, slippage_bps=2.0, spread_krw=0.5)
+ZENV = EnvConfig.from_dict(dict(fee_rate=0.001, slippage_bps=2.0, spread_krw=0.5))
+ZRULES = ZENV.execution
 
 
 def test_zscore_fit_depends_on_train_only_and_acts_causally() -> None:
@@ -147,7 +152,7 @@ def test_zscore_fit_depends_on_train_only_and_acts_causally() -> None:
     train = premium_market(3000, 7, name="train")
     fitted = []
     for seed in (1, 2):
-        baseline = PremiumZScore(windows=(48, 96, 192), **ZRULES)
+        baseline = PremiumZScore(ZRULES, windows=(48, 96, 192))
         baseline.fit(train)
         test = premium_market(600, seed, name="test")
         acts = baseline.actions(test)
@@ -172,9 +177,9 @@ def test_zscore_is_the_rolling_zscore_by_hand() -> None:
 
 def test_zscore_train_return_matches_the_env_backtest() -> None:
     train = premium_market(3000, 7, name="train")
-    baseline = PremiumZScore(windows=(48, 96), **ZRULES)
+    baseline = PremiumZScore(ZRULES, windows=(48, 96))
     baseline.fit(train)
-    trace = run_baseline_backtest(baseline, train, ZRULES)
+    trace = run_baseline_backtest(baseline, train, ZENV)
     assert trace_metrics(trace)["return"] == pytest.approx(baseline.train_return, rel=1e-9)
     assert trace["traded"].sum() >= 2
 
@@ -195,7 +200,7 @@ def test_band_rules_fit_through_the_data_pipeline_ignore_val_and_test(cls) -> No
     chosen = []
     for f in (frame, other):
         data = build_market(f, split, splits=("train", "val", "test"))
-        baseline = cls(**ZRULES)
+        baseline = cls(ZRULES)
         baseline.fit(data.tensors["train"])
         chosen.append(baseline.params())
         with pytest.raises(ValueError, match="train split only"):
@@ -208,15 +213,16 @@ def test_band_rules_at_a_cadence_match_the_env_backtest(cadence) -> None:
     """A rule deciding every c bars: its fast train evaluation equals the env's backtest of its actions,
     which trade only on the decision bars a policy with env.decision_every=c acts on."""
     train = premium_market(3000, 7, name="train")
-    for baseline in (PremiumThreshold(**RULES, decision_every=cadence, cadences=[cadence]),
-                     PremiumZScore(windows=(48, 96), **ZRULES, decision_every=cadence, cadences=[cadence])):
+    clock = DecisionClock(decision_every=cadence)
+    for baseline in (PremiumThreshold(RULES, clock=clock, cadences=[cadence]),
+                     PremiumZScore(ZRULES, clock=clock, windows=(48, 96), cadences=[cadence])):
         baseline.fit(train)
         assert baseline.params()["decision_every_bars"] == cadence
         actions = baseline.actions(train)
         off = (torch.arange(train.n_bars) - train.valid_from) % cadence != 0
         assert (actions[off] == HOLD).all() and (actions[~off] != HOLD).any()
-        rules = RULES if isinstance(baseline, PremiumThreshold) else ZRULES
-        trace = run_baseline_backtest(baseline, train, rules)
+        env = ENV if isinstance(baseline, PremiumThreshold) else ZENV
+        trace = run_baseline_backtest(baseline, train, env)
         assert trace_metrics(trace)["return"] == pytest.approx(baseline.train_return, rel=1e-9)
         assert trace["traded"].sum() >= 2
 
@@ -224,16 +230,17 @@ def test_band_rules_at_a_cadence_match_the_env_backtest(cadence) -> None:
 def test_band_rules_tune_their_cadence_on_train() -> None:
     """By default a rule tries every bar and the run's decision interval, and keeps the better on train."""
     train = premium_market(3000, 7, name="train")
-    tuned = PremiumThreshold(**RULES, decision_every=16)
+    tuned = PremiumThreshold(RULES, clock=DecisionClock(decision_every=16))
     assert tuned.cadences == (1, 16)
     tuned.fit(train)
     alone = {}
     for c in (1, 16):
-        b = PremiumThreshold(**RULES, decision_every=c, cadences=[c])
+        b = PremiumThreshold(RULES, clock=DecisionClock(decision_every=c), cadences=[c])
         b.fit(train)
         alone[c] = b.train_return
     assert tuned.train_return == pytest.approx(max(alone.values()), rel=1e-12)
     assert tuned.cadence == max(alone, key=alone.get)
-    # The run's env kwargs carry its interval into every baseline that takes one.
-    built = make_baselines(["premium_threshold", "premium_zscore"], {**RULES, "decision_every": 16})
+    # The run's env config carries its decision clock into every baseline.
+    built = make_baselines(["premium_threshold", "premium_zscore"], EnvConfig.from_dict({**ENV.to_dict(),
+                                                                                          "decision_every": 16}))
     assert all(b.cadences == (1, 16) for b in built.values())

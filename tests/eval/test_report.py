@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
+from kpremia.envs.config import EnvConfig
 from kpremia.eval.backtest import run_backtest, run_baseline_backtest
 from kpremia.eval.baselines import make_baselines
 from kpremia.eval.report import PLOT_FILES, format_table, write_report
 
 from .conftest import premium_market
 
-RULES = dict(fee_rate=0.0005, slippage_bps=1.0, tick_size_krw=0.5, action_scheme="signal")
+RULES = EnvConfig.from_dict(dict(fee_rate=0.0005, slippage_bps=1.0, tick_size_krw=0.5, action_scheme="signal"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

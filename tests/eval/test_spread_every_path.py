@@ -15,6 +15,7 @@ import torch
 from kpremia.eval.backtest import run_backtest, run_baseline_backtest, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import PremiumThreshold, _signal_log_returns
 from kpremia.eval.oracle import BUY, SELL, fill_factors, hindsight_oracle
+from kpremia.envs.execution import ExecutionRules
 
 from .conftest import build_market
 
@@ -46,7 +47,7 @@ def test_env_round_trip_pays_one_half_spread_per_fill() -> None:
 def test_spread_in_bps_is_a_fraction_of_the_price() -> None:
     market = flat()
     trace = run_backtest(market, torch.tensor([BUY, 0, SELL, 0, 0, 0, 0, 0]),
-                         dict(fee_rate=0.0, spread_bps=10.0, action_scheme="hold_buy_sell"))
+                         dict(fee_rate=0.0, spread_krw=0.0, spread_bps=10.0, action_scheme="hold_buy_sell"))
     half = P * 5e-4
     assert trace["fill_price"].dropna().tolist() == pytest.approx([P + half, P - half])
 
@@ -71,7 +72,7 @@ def test_baseline_and_its_fast_train_evaluation_pay_the_spread() -> None:
     close = np.full(8, P)
     close[3:] = P * 1.01  # premium +1 % from bar 3: the band rule sells at the open of bar 4
     market = build_market(close, fx=fx, valid_from=0, name="train")
-    rule = PremiumThreshold(fee_rate=FEE, spread_krw=SPREAD)
+    rule = PremiumThreshold(ExecutionRules(fee_rate=FEE, spread_krw=SPREAD))
     rule.buy_threshold, rule.sell_threshold, rule.train_return = 0.0, 0.005, None
     trace = run_baseline_backtest(rule, market, RULES)
     sell_px = P * 1.01 - HALF
@@ -85,18 +86,18 @@ def test_baseline_and_its_fast_train_evaluation_pay_the_spread() -> None:
 
 
 def test_oracle_pays_the_spread_on_each_fill() -> None:
-    buy, sell, sell_px = fill_factors(torch.full((3,), P, dtype=torch.float64), fee_rate=FEE, spread_krw=SPREAD)
+    buy, sell, sell_px = fill_factors(torch.full((3,), P, dtype=torch.float64), ExecutionRules(fee_rate=FEE, spread_krw=SPREAD))
     assert buy.tolist() == pytest.approx([(1 - FEE) / (P + HALF)] * 3, rel=1e-15)
     assert sell.tolist() == pytest.approx([(P - HALF) * (1 - FEE)] * 3, rel=1e-15)
     assert sell_px.tolist() == [P - HALF] * 3
     # one profitable move: the oracle buys once, sells once, and pays two half-spreads
     close = np.array([P, P, P, P * 1.02, P * 1.02, P * 1.02])
     market = build_market(close, valid_from=0)
-    result = hindsight_oracle(market, fee_rate=FEE, spread_krw=SPREAD)
+    result = hindsight_oracle(market, ExecutionRules(fee_rate=FEE, spread_krw=SPREAD))
     trace = run_backtest(market, result.actions, RULES)
     assert trace["traded"].sum() == 1  # buys before the jump, holds to the end (selling would only cost)
     assert result.final_value_krw == pytest.approx(trace["portfolio_value_krw"].iloc[-1], rel=1e-12)
     assert result.final_value_krw == pytest.approx(1_000_000.0 * (1 - FEE) / (P + HALF) * P * 1.02, rel=1e-12)
     # without the spread the oracle would be worth more: the spread is not free anywhere
-    assert hindsight_oracle(market, fee_rate=FEE).final_value_krw > result.final_value_krw
+    assert hindsight_oracle(market, ExecutionRules(fee_rate=FEE, spread_krw=0.0)).final_value_krw > result.final_value_krw
     assert trace_metrics(trace)["n_trades"] == 1

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from kpremia import training
+from kpremia.envs.experiment import load_market
 
 DAYS = 40
 
@@ -24,7 +25,7 @@ DAYS = 40
 def make_checkpoint(path: Path, cfg: dict, scale: float = 300.0, seed: int = 0) -> Path:
     """Write a checkpoint for ``cfg`` (data, env, encoder, algo) with seeded random weights."""
     torch.manual_seed(seed)
-    market = training.load_market(cfg, ("train",))
+    market = load_market(cfg, ("train",))
     module = training.build_module(cfg, market.spec, market=None)
     with torch.no_grad():
         module.net.policy_head[-1].weight.mul_(scale)
@@ -106,9 +107,11 @@ def price_frame(closes, premiums, start: str = "2025-03-03T00:00") -> "pd.DataFr
 
 
 def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float = 0.01, sell: float = 0.02,
-                callbacks: list | None = None, rules: dict | None = None):
+                callbacks: list | None = None, rules=None):
     """A runner hosting the premium_threshold rule on ``frame`` with the paper broker, in-process."""
     from kpremia.data.market import ObservationBuilder
+    from kpremia.envs.execution import ExecutionRules
+    from kpremia.live.config import RiskConfig
     from kpremia.live.feeds import ReplayFeed
     from kpremia.live.journal import Journal
     from kpremia.live.paper import PaperBroker
@@ -117,9 +120,9 @@ def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float 
     from kpremia.live.runner import LiveRunner
     from kpremia.live.state import LiveState
 
-    rules = rules or {"fee_rate": 0.0005}
+    rules = rules or ExecutionRules(fee_rate=0.0005, spread_krw=0.0)
     rule = PremiumThresholdRule(buy_threshold=buy, sell_threshold=sell)
-    cbs = [RiskManager(**(risk or {}))] + list(callbacks or [])
+    cbs = [RiskManager(RiskConfig(**{"kill_switch": None, **(risk or {})}), state_dir=state_dir)] + list(callbacks or [])
     return LiveRunner(feed=ReplayFeed(frame, start=frame.index[0]),
                       broker=PaperBroker(state_dir / "paper_exchange.sqlite", 1_000_000.0, rules),
                       policy=rule, journal=Journal(state_dir / "journal.sqlite", synchronous="NORMAL"),

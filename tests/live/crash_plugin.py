@@ -32,11 +32,6 @@ def _die() -> None:
 class CrashyPaperBroker(PaperBroker):
     sends = 0
 
-    @classmethod
-    def from_config(cls, cfg, rules):
-        state_dir = cfg["live"]["state_dir"]
-        return cls(f"{state_dir}/paper_exchange.sqlite", initial_krw=float(cfg["env"]["initial_krw"]), rules=rules)
-
     def submit(self, order):
         point, k = _target()
         type(self).sends += 1

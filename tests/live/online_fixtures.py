@@ -7,9 +7,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from kpremia import training
-from kpremia.envs.factory import env_kwargs
 from kpremia.eval.backtest import make_sequential_env
 from kpremia.live.online_ppo import Transition, behaviour_logprob
+from kpremia.envs.experiment import load_market
 
 TINY = ["experiment=gru_attn_ppo", "encoder=mlp", "data.days=40", "env.n_envs=1", "trainer.enable_progress_bar=false"]
 
@@ -24,7 +24,7 @@ def tiny_module(*overrides: str):
     """An untrained but real PPO module (seeded) and the market it was built on."""
     cfg = tiny_cfg(*overrides)
     torch.manual_seed(int(cfg["seed"]))
-    market = training.load_market(cfg)
+    market = load_market(cfg)
     module = training.build_module(cfg, market.spec, market)
     module.eval()
     return module, market, cfg
@@ -32,7 +32,7 @@ def tiny_module(*overrides: str):
 
 def transitions(module, market, cfg, n: int, sample_seed: int = 0):
     """``n`` live-like transitions: the module acts (sampled) on the validation bars in order."""
-    env = make_sequential_env(market.tensors["val"], env_kwargs(cfg["env"]), n_envs=1)
+    env = make_sequential_env(market.tensors["val"], cfg["env"], n_envs=1)
     obs = env.reset()
     gen = torch.Generator().manual_seed(sample_seed)
     out = []

@@ -117,7 +117,7 @@ def test_alerts_callback_in_a_paper_session(live_cfg, checkpoint, tmp_path):
     cli["ckpt"] = str(checkpoint)
     cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=30)
     cli["live"]["callbacks"]["alerts"] = {"url": rx.url, "backoff_s": 0.01}
-    cli["live"]["callbacks"]["risk"]["kill_switch"] = str(state_dir / "KILL")
+    cli["live"]["risk"]["kill_switch"] = "KILL"  # under live.state_dir
     state_dir.mkdir()
     (state_dir / "KILL").touch()  # the kill switch: HALTED from the start
     run_live(cli, overrides=[])
@@ -131,7 +131,7 @@ def test_alerts_callback_in_a_paper_session(live_cfg, checkpoint, tmp_path):
     dead.close()
     cli2 = copy.deepcopy(cli)
     cli2["live"].update(state_dir=str(tmp_path / "state2"), max_bars=40)
-    cli2["live"]["callbacks"]["risk"]["kill_switch"] = str(tmp_path / "state2" / "KILL")
+
     cli2["live"]["callbacks"]["alerts"] = {"url": url, "retries": 1, "backoff_s": 0.01, "timeout_s": 0.2}
     summary = run_live(cli2, overrides=[])
     assert summary["bars_this_session"] == 40

@@ -19,6 +19,7 @@ from upbit_private import UpbitAccount  # noqa: E402
 from kpremia.data.exchange import create_exchange  # noqa: E402
 from kpremia.data.frame import BAR  # noqa: E402
 from kpremia.data.market import ObservationBuilder  # noqa: E402
+from kpremia.envs.execution import ExecutionRules  # noqa: E402
 from kpremia.errors import UserError  # noqa: E402
 from kpremia.live.ccxt_broker import CcxtBroker  # noqa: E402
 from kpremia.live.feeds import ReplayFeed  # noqa: E402
@@ -96,7 +97,8 @@ def _runner(tmp_path, account, frame, *, buy=0.0135, sell=0.0145):
                       journal=journal, builder=ObservationBuilder(), callbacks=[],
                       initial_state=LiveState(run_id="abcdef123456", symbol="USDT/KRW", initial_krw=krw,
                                               cash_krw=krw, position_usdt=usdt),
-                      rules={"fee_rate": 0.0005, "min_order_krw": 5000.0}, fingerprint=rule.fingerprint())
+                      rules=ExecutionRules(fee_rate=0.0005, spread_krw=0.0, min_order_krw=5000.0),
+                      fingerprint=rule.fingerprint())
 
 
 def _frame(premiums) -> pd.DataFrame:
@@ -144,20 +146,24 @@ def test_no_key_material_in_journal_or_logs(tmp_path, caplog):
 
 
 def test_real_orders_refused_without_flag_and_keys(monkeypatch):
-    cfg = {"live": {"allow_real_orders": False, "ccxt": {"exchange": "upbit"}}}
+    from kpremia.live.config import LiveConfig
+
+    live = LiveConfig.from_dict({"allow_real_orders": False, "ccxt": {"exchange": "upbit"}})
+    rules = ExecutionRules(fee_rate=0.0005)
+    assert CcxtBroker.is_paper is False
     with pytest.raises(UserError, match="allow_real_orders=true"):
-        CcxtBroker.from_config(cfg, {})
-    cfg["live"]["allow_real_orders"] = True
+        CcxtBroker.from_config(live, rules)
+    live = LiveConfig.from_dict({"allow_real_orders": True, "ccxt": {"exchange": "upbit"}})
     monkeypatch.delenv("KPREMIA_API_KEY", raising=False)
     monkeypatch.delenv("KPREMIA_API_SECRET", raising=False)
     with pytest.raises(UserError, match="KPREMIA_API_KEY") as err:
-        CcxtBroker.from_config(cfg, {})
+        CcxtBroker.from_config(live, rules)
     assert "KPREMIA_API_SECRET" in str(err.value)
     monkeypatch.setenv("KPREMIA_API_KEY", API_KEY)
     monkeypatch.setenv("KPREMIA_API_SECRET", SECRET)
-    cfg["live"]["sandbox"] = True
+    live = LiveConfig.from_dict({"allow_real_orders": True, "sandbox": True, "ccxt": {"exchange": "upbit"}})
     with pytest.raises(UserError, match="sandbox") as err:  # Upbit has no testnet in ccxt
-        CcxtBroker.from_config(cfg, {}, exchange_factory=lambda i, config: UpbitAccount().attach(
+        CcxtBroker.from_config(live, rules, exchange_factory=lambda i, config: UpbitAccount().attach(
             create_exchange(i, config=config)))
     assert API_KEY not in str(err.value) and SECRET not in str(err.value)
 

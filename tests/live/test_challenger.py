@@ -53,6 +53,6 @@ def test_state_round_trip_and_config_errors():
     assert a.record("t2", 102, 101) is None and b.record("t2", 102, 101) is None
     assert a.record("t3", 103, 104) == b.record("t3", 103, 104)
     with pytest.raises(UserError, match="window_bars"):
-        ChallengerConfig.from_cfg({"window_bars": 0})
+        ChallengerConfig.from_dict({"window_bars": 0})
     with pytest.raises(UserError, match="not a setting"):
-        ChallengerConfig.from_cfg({"windows": 3})
+        ChallengerConfig.from_dict({"windows": 3})

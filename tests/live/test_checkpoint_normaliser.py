@@ -16,7 +16,6 @@ import torch
 
 from kpremia import training
 from kpremia.data.market import build_market
-from kpremia.envs.factory import env_kwargs
 from kpremia.eval.backtest import run_policy_backtest
 from kpremia.evaluate import evaluate_checkpoint
 from kpremia.registry import DATA_SOURCES
@@ -50,7 +49,7 @@ def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoin
         "the new file's statistics must differ, or this test proves nothing"
 
     act = lambda obs: loaded.module.act(obs, deterministic=True)  # noqa: E731
-    expected = run_policy_backtest(act, market, env_kwargs(loaded.cfg["env"]))[0]
+    expected = run_policy_backtest(act, market, loaded.cfg["env"])[0]
     assert summary["normalizer"] == "checkpoint" and summary["split"] == "all"
     assert summary["bars"] == market.n_bars - market.valid_from
     first, last = str(market.times[market.valid_from]), str(market.times[-1])

@@ -28,7 +28,6 @@ def _session(live_cfg, checkpoint, state_dir, max_bars, **learn):
     cli["ckpt"] = str(checkpoint)
     cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=max_bars)
     cli["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003, max_distance=0.5, **learn)
-    cli["live"]["callbacks"]["model"]["learn"] = cli["live"]["learn"]
     return run_live(cli, overrides=[])
 
 
@@ -155,12 +154,19 @@ def test_learning_with_real_orders_needs_its_own_flag(checkpoint, tmp_path):
     from types import SimpleNamespace
 
     from kpremia.errors import UserError
+    from kpremia.live.config import LearnConfig
     from kpremia.live.learning import ModelCallback
     from kpremia.live.policy import CheckpointPolicy
 
-    runner = SimpleNamespace(policy=CheckpointPolicy(checkpoint), broker=SimpleNamespace(name="ccxt"),
-                             config={"state_dir": str(tmp_path)})
+    # what a broker is, it says (is_paper), whatever its name: a paper broker called "ccxt" is still paper
+    policy = CheckpointPolicy(checkpoint)
+    real = SimpleNamespace(policy=policy, broker=SimpleNamespace(name="paper", is_paper=False),
+                           config={"state_dir": str(tmp_path / "real")})
     with pytest.raises(UserError, match="allow_real_orders=true"):
-        ModelCallback(learn={"enabled": True}).setup(runner)
-    ModelCallback(learn={"enabled": True, "allow_real_orders": True}).setup(runner)  # knowingly: accepted
-    assert runner.policy.act.__self__.__class__.__name__ == "_LockedPolicy"
+        ModelCallback(LearnConfig(enabled=True)).setup(real)
+    callback = ModelCallback(LearnConfig(enabled=True, allow_real_orders=True))  # knowingly: accepted
+    callback.setup(real)
+    assert callback.host.lock is policy.lock  # the policy acts and the host swaps weights under one lock
+    paper = SimpleNamespace(policy=CheckpointPolicy(checkpoint), broker=SimpleNamespace(name="ccxt", is_paper=True),
+                            config={"state_dir": str(tmp_path / "paper")})
+    ModelCallback(LearnConfig(enabled=True)).setup(paper)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from kpremia.errors import UserError
+from kpremia.algos.config import PPOConfig
 from kpremia.live.online_ppo import OnlineLearnConfig, OnlinePPO
 from tests.live.online_fixtures import tiny_module, transitions
 
@@ -100,11 +101,14 @@ def test_set_hparams_validates_all_or_nothing(setup):
 
 
 def test_config_errors_are_one_line():
+    from kpremia.live.config import LearnConfig
+
     with pytest.raises(UserError, match="live.learn.lrr is not a setting"):
-        OnlineLearnConfig.from_cfg({"lrr": 1})
-    with pytest.raises(UserError, match="clip_epsilon"):
-        OnlineLearnConfig.from_cfg({"clip_epsilon": 2})
-    assert OnlineLearnConfig.from_cfg({"enabled": True, "every": 5}).every == 5
+        LearnConfig.from_dict({"lrr": 1})
+    with pytest.raises(UserError, match=r"live\.learn\.clip_epsilon=2\.0 is invalid"):
+        LearnConfig.from_dict({"clip_epsilon": 2})
+    learn = LearnConfig.from_dict({"enabled": True, "every": 5})
+    assert learn.every == 5 and learn.learner(PPOConfig(gamma=0.9)) == OnlineLearnConfig(every=5, gamma=0.9, reward_scale=100.0)
 
 
 def test_dqn_is_refused_with_a_clear_line():

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from kpremia import training
-from kpremia.envs.factory import env_kwargs
 from kpremia.eval.backtest import run_policy_backtest
 from kpremia.live.build import run_live
 from kpremia.live.journal import read_table
+from kpremia.envs.experiment import ALL_SPLITS, load_market
 from .conftest import make_checkpoint
 
 
@@ -29,9 +29,9 @@ def test_backtest_and_paper_session_agree(live_cfg, checkpoint, tmp_path, decisi
         live_cfg["env"]["decision_every"] = decision_every
         checkpoint = make_checkpoint(tmp_path / "ckpt" / "last.ckpt", live_cfg)
     module = training.load_module(checkpoint)
-    market = training.load_market(module.cfg, training.ALL_SPLITS)
+    market = load_market(module.cfg, ALL_SPLITS)
     test = market.tensors["test"]
-    trace = run_policy_backtest(lambda obs: module.act(obs, deterministic=True), test, env_kwargs(module.cfg["env"]))[0]
+    trace = run_policy_backtest(lambda obs: module.act(obs, deterministic=True), test, module.cfg["env"])[0]
 
     cli = copy.deepcopy(live_cfg)
     cli["ckpt"] = str(checkpoint)

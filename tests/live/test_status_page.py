@@ -19,6 +19,7 @@ from kpremia.live.build import run_live
 from kpremia.live.control_log import read_events
 from kpremia.live.halt import read_risk_events
 from kpremia.live.journal import read_table
+from kpremia.live.config import LiveConfig
 from kpremia.live.serve import build_host
 from kpremia.live.status import StatusSource
 
@@ -51,10 +52,9 @@ def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_pat
     cli["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"}, max_bars=80)
     cli["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003)
     cli["live"]["learn"]["challenger"].update(enabled=False)
-    cli["live"]["callbacks"]["model"]["learn"] = cli["live"]["learn"]
     run_live(cli, overrides=[])
 
-    host = build_host(str(checkpoint), state_dir, cli["live"])
+    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
     server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
     server.start()
     try:
@@ -114,7 +114,7 @@ def test_halted_session_page_shows_why_and_since_when(live_cfg, tmp_path):
     cli["live"]["max_bars"] = 60  # enough decisions after the halt for runs of refusals
     assert run_live(cli, overrides=[])["risk_state"] == "HALTED"
 
-    host = build_host(str(checkpoint), state_dir, cli["live"])
+    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
     server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
     server.start()
     try:
