@@ -24,7 +24,7 @@ from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
-from kpremia.eval.baselines import baseline_params, make_baselines
+from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,10 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     env = EnvConfig.of(cfg["env"])
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
-    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]))
+    log.info("%s %s on the %s split: %s %s bars (the policy, then %d baseline(s))", "testing" if split != "val"
+             else "validating", ckpt, split, f"{int(target.n_bars - target.valid_from):,}",
+             timeframe_label(market.bar), len(eval_cfg.baselines))
+    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
     per_seed = [trace_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
@@ -120,9 +123,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
 
     baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
                                options=rule_options(eval_cfg.rule_levels))
-    for baseline in baselines.values():
-        baseline.fit(market.tensors["train"])
-    baseline_traces = run_baseline_backtests(baselines, target, env) if baselines else {}
+    fit_baselines(baselines, market.tensors["train"])
+    baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     report_dir = run_dir / _report_name(module.cfg["data"], cfg["data"])
