@@ -84,7 +84,7 @@ def _first_combination(overrides: list[str]) -> list[str]:
     return out
 
 
-def _precheck(args: list[str]) -> None:
+def _precheck(args: list[str]) -> dict[str, Any] | None:
     """Compose the config the way the app will and validate it; UserError on any mistake.
 
     Imports only what composing and checking need (Hydra, the typed config parts,
@@ -109,6 +109,42 @@ def _precheck(args: list[str]) -> None:
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
+    return None if multirun else resolved
+
+
+def _positional_run_dir(command: str, args: list[str]) -> list[str]:
+    """``test <dir>`` / ``validate <dir>``: a directory before the overrides means ``ckpt=<dir>``."""
+    if command not in ("test", "validate"):
+        return args
+    bare = [a for a in args if "=" not in a and not a.startswith("-")]
+    if not bare:
+        return args
+    if len(bare) > 1 or any(a.startswith("ckpt=") for a in args):
+        raise UserError(f"`{command}` takes one run or sweep directory (or ckpt=...); got {' '.join(bare)}")
+    return [f"ckpt={a}" if a == bare[0] else a for a in args]
+
+
+def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
+    """``fit ckpt=...``: the checkpoint file, and Hydra's run dir set to that run's own directory.
+
+    So a resumed run continues where it was written (no new, empty run folder); Hydra's own
+    ``.hydra/`` files of the first start are left as they were.
+    """
+    from kpremia.checkpoints import resolve_checkpoints
+    from kpremia.resume import resume_config, run_dir_of
+
+    given = next((a for a in args if a.startswith("ckpt=")), None)
+    if given is None or resolved is None or not given.split("=", 1)[1]:
+        return args
+    runs_dir = str((resolved.get("paths") or {}).get("runs_dir") or "runs")
+    ckpt = resolve_checkpoints(given.split("=", 1)[1], runs_dir=runs_dir, which="last")[0].resolve()
+    out = [f"ckpt={ckpt}" if a == given else a for a in args]
+    # An override that would change the run is refused here, before Hydra touches the run's directory.
+    resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "ckpt="))])
+    run_dir = run_dir_of(ckpt)
+    if run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in args):
+        out += [f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+    return out
 
 
 @functools.cache
@@ -159,8 +195,11 @@ def _run_hydra(command: str, args: list[str]) -> int:
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
+    args = _positional_run_dir(command, args)
     if not passthrough:
-        _precheck(args)
+        resolved = _precheck(args)
+        if command == "fit":
+            args = _resume_args(args, resolved)
     extra: list[str] = []
     if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
         extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]

@@ -88,8 +88,12 @@ def _data_label(data_cfg: dict[str, Any]) -> str:
     return str(data_cfg.get("path") or data_cfg.get("name"))
 
 
-def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Run the policy and the baselines over ``split``; print the table; ``test`` writes the report."""
+def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str],
+                        echo: bool = True) -> dict[str, Any]:
+    """Run the policy and the baselines over ``split``; print the table (``echo``); ``test`` writes the report.
+
+    The summary it returns has ``report_dir`` (None for ``validate``) beside what ``summary.json`` holds.
+    """
     loaded = training.load_checkpoint(ckpt)
     module = loaded.module
     cfg = apply_overrides(module.cfg, cli_cfg, overrides)
@@ -145,6 +149,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log_test_report(cfg, run_dir, summary, report_dir)
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
+    summary = {**summary, "report_dir": str(report_dir) if split in ("test", "all") else None}
+    if not echo:
+        return summary
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
     print(f"tested {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC "
           "(bar open times)")

@@ -26,7 +26,8 @@ from kpremia.envs.experiment import TRAIN_SPLITS, load_market
 from kpremia.epoch_lines import EpochLines
 from kpremia.errors import UserError
 from kpremia.registry import ALGOS
-from kpremia.runs import write_run_files
+from kpremia.resume import csv_history
+from kpremia.runs import FAILED, write_run_files
 from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,18 @@ warnings.filterwarnings("ignore", message="Experiment logs directory .* exists a
 _MODULE_KEYS = ("max_epochs", "onednn_update")
 
 
+def prime_csv_loggers(loggers: list[Any], rows: list[dict[str, float]]) -> None:
+    """Hand a CSV logger the rows logged before a resume, so its fresh ``metrics.csv`` starts with them."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and rows:
+            writer = logger.experiment  # creating it removes the old file; the rows are written back first
+            for row in rows:
+                step = int(row.get("step", 0))
+                writer.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
+
+
 def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra_callbacks: list | None = None,
                   max_epochs: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
     algo, tcfg = cfg["algo"], dict(cfg["trainer"])
@@ -236,10 +249,16 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     apply_threads(cfg)
     market = load_market(cfg, TRAIN_SPLITS)
     cfg = resolve_bar_settings(cfg, market)
-    resume = checkpoint_of(cfg)
-    if resume and Path(resume).is_file():
-        saved = torch.load(resume, map_location="cpu", weights_only=False)
+    ckpt = checkpoint_of(cfg)
+    if ckpt and not Path(ckpt).is_file():
+        raise UserError(f"ckpt {ckpt!r} not found; pass the path of a .ckpt file to resume from")
+    resumed_at, history = None, []
+    if ckpt:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         check_bar_size(checkpoint_bar_minutes(saved), market, "resume")
+        resumed_at = int((saved.get("kpremia") or {}).get("env_steps", 0))
+        history = csv_history(run_dir, resumed_at)  # the CSV logger starts a fresh file: keep what came before
+        (run_dir / FAILED).unlink(missing_ok=True)  # an earlier failure of this run is what the resume mends
     market.val_draws = load_val_draws(cfg, market)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)
@@ -248,10 +267,11 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
     _log_budget(cfg, module, trainer.world_size)
     if trainer.is_global_zero:
-        write_run_files(run_dir, module.cfg, market.manifest)  # env and algo under today's key names
-    ckpt = checkpoint_of(cfg)
-    if ckpt and not Path(ckpt).is_file():
-        raise UserError(f"ckpt {ckpt!r} not found; pass the path of a .ckpt file to resume from")
+        write_run_files(run_dir, module.cfg, market.manifest,  # env and algo under today's key names
+                        resumed_from=str(Path(ckpt).resolve()) if ckpt else None, resumed_at_env_steps=resumed_at)
+        if ckpt:
+            log.info("resuming %s at %s env steps", ckpt, f"{resumed_at:,}")
+            prime_csv_loggers(trainer.loggers, history)
     trainer.fit(module, ckpt_path=ckpt)
     if module._trainer is None:  # ddp_spawn: the launching process gets the weights back, detached
         module.trainer = trainer
