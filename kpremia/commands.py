@@ -99,16 +99,22 @@ def evaluate_runs(root: Path, paths: list[Path], *, split: str, cfg: dict[str, A
           + (f" ({len(skipped)} without a checkpoint skipped: {', '.join(r.name for r in skipped)})" if skipped
              else ""), flush=True)
     summaries, failed = [], []
+    package_log = logging.getLogger("kpremia")
+    level = package_log.level
     for i, path in enumerate(paths, start=1):
         run = path.parent.parent
+        print(f"[{i}/{len(paths)}] {run.name}: {path.name} ...", flush=True)
+        package_log.setLevel(logging.WARNING)  # one run's details (market, fits) would bury the per-run lines
         try:
             summary = evaluate_checkpoint(str(path), split=split, cli_cfg=cfg, overrides=overrides, echo=False)
         except UserError as exc:
             failed.append(f"{run.name}: {exc}")
             print(f"[{i}/{len(paths)}] {run.name}: error: {exc}", flush=True)
             continue
+        finally:
+            package_log.setLevel(level)
         summaries.append(summary)
-        print(f"[{i}/{len(paths)}] {run.name} ({path.name}): {brief(summary)}", flush=True)
+        print(f"[{i}/{len(paths)}] {run.name}: {brief(summary)}", flush=True)
     if split == "test" and summaries:
         print(f"compare them: python -m kpremia compare {root}", flush=True)
     if failed:

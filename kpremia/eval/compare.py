@@ -49,7 +49,7 @@ import yaml
 
 from kpremia.errors import UserError
 from kpremia.eval.metrics import METRIC_KEYS
-from kpremia.io import atomic_write_text
+from kpremia.io import atomic_write_bytes, atomic_write_text
 from kpremia.runs import failure_of
 
 log = logging.getLogger(__name__)
@@ -312,6 +312,21 @@ def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
     return table.sort_values(keys, kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
+def chart_records(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per (run, trader) for :func:`kpremia.eval.plots.compare_figure`: group, trader, return, max drawdown."""
+    records = []
+    for run in runs:
+        group = f"{run.setting}: {run.experiment}" if run.setting else run.experiment
+        for trader, metrics in [("policy", run.summary.get("policy") or {}),
+                                *(run.summary.get("baselines") or {}).items()]:
+            records.append({"group": group, "trader": trader, "return": metrics.get("return"),
+                            "max_drawdown": metrics.get("max_drawdown")})
+    frame = pd.DataFrame.from_records(records, columns=["group", "trader", "return", "max_drawdown"])
+    for column in ("return", "max_drawdown"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
 def _cell(mean: float, std: float, column: str) -> str:
     if math.isnan(mean):
         return "-"
@@ -346,7 +361,9 @@ def compare_main(argv: list[str]) -> int:
                                      description="Mean ± std of test metrics over seeds, per experiment.")
     parser.add_argument("paths", nargs="+", type=Path, help="run directories and/or multirun directories")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where to write compare.csv and compare.md (default: the common parent)")
+                        help="where to write compare.csv, compare.md and compare.png (default: the common parent)")
+    parser.add_argument("--no-plot", dest="plot", action="store_false",
+                        help="do not draw compare.png (test return and max drawdown, mean ± std per group)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage line
@@ -362,6 +379,12 @@ def compare_main(argv: list[str]) -> int:
                      + "\n")
     atomic_write_text(out / "compare.csv", table.to_csv(index=False))
     atomic_write_text(out / "compare.md", markdown)
+    written = [out / "compare.md", out / "compare.csv"]
+    if args.plot:
+        from kpremia.eval.plots import compare_figure, png_bytes
+
+        atomic_write_bytes(out / "compare.png", png_bytes(compare_figure(chart_records(runs))))
+        written.append(out / "compare.png")
     sys.stdout.write(markdown)
-    sys.stdout.write(f"\n{len(runs)} run(s); written {out / 'compare.md'} and {out / 'compare.csv'}\n")
+    sys.stdout.write(f"\n{len(runs)} run(s); written {', '.join(str(w) for w in written)}\n")
     return 0
