@@ -167,6 +167,8 @@ def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:
 # The run directory holds config.yaml / meta.json before the CSV logger starts; its
 # "directory exists and is not empty" warning would only alarm users.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# A resumed run writes into its own checkpoints/ folder on purpose (kpremia.resume).
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
 # trainer-group keys read by the module, not by lightning.Trainer
