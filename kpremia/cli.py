@@ -84,7 +84,7 @@ def _first_combination(overrides: list[str]) -> list[str]:
     return out
 
 
-def _precheck(args: list[str]) -> dict[str, Any] | None:
+def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | None:
     """Compose the config the way the app will and validate it; UserError on any mistake.
 
     Imports only what composing and checking need (Hydra, the typed config parts,
@@ -105,7 +105,7 @@ def _precheck(args: list[str]) -> dict[str, Any] | None:
         if multirun:
             overrides = _first_combination(overrides)
         resolved = compose_config(overrides)
-        if not multirun and not any(o.startswith("hparams_search=") for o in overrides):
+        if validate and not multirun and not any(o.startswith("hparams_search=") for o in overrides):
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
@@ -140,7 +140,10 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     ckpt = resolve_checkpoints(given.split("=", 1)[1], runs_dir=runs_dir, which="last")[0].resolve()
     out = [f"ckpt={ckpt}" if a == given else a for a in args]
     # An override that would change the run is refused here, before Hydra touches the run's directory.
-    resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "ckpt="))])
+    from kpremia.config_checks import validate_config
+
+    validate_config(resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(
+        ("-", "hydra.", "ckpt="))]))
     run_dir = run_dir_of(ckpt)
     if run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in args):
         out += [f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
@@ -197,8 +200,9 @@ def _run_hydra(command: str, args: list[str]) -> int:
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     args = _positional_run_dir(command, args)
     if not passthrough:
-        resolved = _precheck(args)
-        if command == "fit":
+        resuming = command == "fit" and any(a.startswith("ckpt=") and a != "ckpt=" for a in args)
+        resolved = _precheck(args, validate=not resuming)  # a resume checks the checkpoint's config instead
+        if resuming:
             args = _resume_args(args, resolved)
     extra: list[str] = []
     if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/

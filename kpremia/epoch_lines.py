@@ -47,6 +47,6 @@ class EpochLines(Callback):
         elapsed = time.perf_counter() - self._started
         steps = int(getattr(pl_module, "env_steps", 0))
         rate = (steps - self._steps_at_start) / elapsed if elapsed > 0 else 0.0
-        log.info("epoch %d/%d: %s / %s env steps; %s; %s env steps/s, %.0f s", trainer.current_epoch + 1,
-                 trainer.max_epochs, f"{steps:,}", f"{self.total_env_steps:,}", ", ".join(parts) or "no validation",
+        epochs = pl_module.max_epochs() if hasattr(pl_module, "max_epochs") else trainer.max_epochs  # the budget's
+        log.info("epoch %d/%d: %s / %s env steps; %s; %s env steps/s, %.0f s", trainer.current_epoch + 1, epochs, f"{steps:,}", f"{self.total_env_steps:,}", ", ".join(parts) or "no validation",
                  f"{rate:,.0f}", elapsed)
