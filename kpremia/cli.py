@@ -334,11 +334,27 @@ def _live_report(rest: list[str]) -> int:
     return 0
 
 
+DATA_USAGE = """usage: python -m kpremia data <subcommand> [options]
+
+subcommands:
+  fetch     download exchange candles through ccxt into the cache (resumable) and build the MarketFrame
+            (`data fetch --start 2024-06-01 --end 2025-10-31 [--exchange upbit --symbol USDT/KRW --timeframe 15m]`)
+  inspect   coverage and premium statistics of a cached dataset or of a file read with fit's data.* options
+            (`data inspect upbit:USDT/KRW:15m`, `data inspect <file> [data.KEY=VALUE ...]`)
+
+`python -m kpremia data fetch --help` and `python -m kpremia data inspect --help` list their options.
+"""
+
+
 def _data(rest: list[str]) -> int:
     from kpremia.data import cli as data_cli
 
+    if rest and rest[0] in ("-h", "--help", "help"):
+        print(DATA_USAGE, end="")
+        return 0
     if not rest or rest[0] not in ("fetch", "inspect"):
-        raise UserError("`data` needs a subcommand: `data fetch ...` or `data inspect <path>`")
+        raise UserError("`data` needs a subcommand: `data fetch ...` or `data inspect <path>` "
+                        "(`python -m kpremia data --help`)")
     if rest[0] == "fetch":
         return data_cli.fetch_main(rest[1:])
     return data_cli.inspect_main(rest[1:])
