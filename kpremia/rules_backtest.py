@@ -88,7 +88,8 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
           f"{extra['inserted_bars']} no-trade bars inserted in the data")
     print(format_table(summary))
     for name, params in extra["baseline_params"].items():
-        print(f"{name}: {_levels_text(params)} ({extra['levels'].get(name, '')})")
+        if name in extra["levels"]:  # the rules with levels; cash, buy-and-hold, random and the oracle have none
+            print(f"{name}: {_levels_text(params)} ({extra['levels'][name]})")
     print(report_dir)
     return summary
 
