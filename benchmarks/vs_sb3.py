@@ -23,11 +23,14 @@ for the default experiments).  Each pair prints its ratio.
 (the batched simulator) against the same PPO on ``DummyVecEnv``, and the bare
 env step rate of each with random actions.
 
-**Learning** (``--learning``): SB3 PPO (8 envs, defaults) and kpremia ``mlp_ppo``
-each get the same wall-clock budget per seed (seed = the synthetic market's
-seed, as in ``fit``), then their final weights play the validation split
-deterministically through the same backtest; return and trades per seed and
-mean ± std.
+**Learning** (``--learning``): SB3 PPO (8 envs, defaults) on
+``gymnasium.make("kpremia/KPremia-v0", experiment=E)`` and kpremia ``fit
+experiment=E`` (``--experiment``, default the main job ``gru_attn_ppo``, with all
+its settings: encoder, critic, warm start) each get the same wall-clock budget per
+seed (seed = the synthetic market's seed, as in ``fit``; the warm start, if any,
+counts in kpremia's budget), then their final weights play the validation split
+deterministically through the same backtest, beside the band rule fit on the train
+split with the same rules; return and trades per seed and mean ± std.
 
 Ratios from one run are what count: both sides share the machine's load at
 the same moment (the load average is printed before and after).
@@ -192,7 +195,7 @@ def vecenv(args: argparse.Namespace, kw: dict[str, Any]) -> tuple[list[tuple], l
 
 
 def learning(args: argparse.Namespace) -> list[tuple]:
-    """Equal wall-clock budget: SB3 PPO vs kpremia mlp_ppo, validation return and trades per seed."""
+    """Equal wall-clock budget: SB3 PPO vs kpremia on one experiment, validation return and trades per seed."""
     import lightning as L
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -212,16 +215,21 @@ def learning(args: argparse.Namespace) -> list[tuple]:
             return time.perf_counter() - self.t0 < budget
 
     class StopAfterL(L.Callback):
-        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+            # Before the module's own on_fit_start, so a warm start counts in the budget.
             self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, trainer: Any, *a: Any) -> None:
             if time.perf_counter() - self.t0 >= budget:
                 trainer.should_stop = True
 
+    from kpremia.eval.backtest import run_baseline_backtests
+    from kpremia.eval.baselines import make_baselines
+
+    experiment = args.experiment
     rows = []
     for seed in args.seeds:
-        cfg = train_throughput.compose(["experiment=mlp_ppo", *base_overrides(args.threads), f"seed={seed}",
+        cfg = train_throughput.compose([f"experiment={experiment}", *base_overrides(args.threads), f"seed={seed}",
                                         "algo.total_env_steps=100000000"])
         market = load_market(cfg)
         val, ekw = market.tensors["val"], cfg["env"]
@@ -229,8 +237,13 @@ def learning(args: argparse.Namespace) -> list[tuple]:
         def score(act: Any) -> dict[str, float]:
             return trace_metrics(run_policy_backtest(act, val, ekw)[0])
 
-        # SB3 PPO, defaults, 8 envs, on mlp_ppo's market model
-        kw = gym_kwargs("mlp_ppo", seed)
+        band = make_baselines(["premium_threshold"], ekw)["premium_threshold"]
+        band.fit(market.tensors["train"])
+        m = trace_metrics(run_baseline_backtests({"band": band}, val, ekw)["band"])
+        rows.append(("band rule (fit on train)", seed, 0, 0.0, m["return"], m["n_trades"]))
+
+        # SB3 PPO, defaults, 8 envs, on the experiment's market model
+        kw = gym_kwargs(experiment, seed)
         torch.manual_seed(seed)
         venv = make_vec_env(ENV_ID, n_envs=SB3_PPO_ENVS, seed=seed, env_kwargs=kw)
         model = PPO("MultiInputPolicy", venv, seed=seed, device="cpu", verbose=0)
@@ -247,7 +260,7 @@ def learning(args: argparse.Namespace) -> list[tuple]:
         log_row(f"seed {seed} SB3 PPO: {model.num_timesteps:,} steps in {sec:.0f} s, val return "
                 f"{100 * m['return']:+.2f} %, {m['n_trades']:.0f} trades")
 
-        # kpremia mlp_ppo, defaults (64 envs), same budget
+        # kpremia, the experiment as `fit` runs it (64 envs), same budget
         L.seed_everything(seed, verbose=False)
         training.apply_threads(cfg)
         module = training.build_module(cfg, market.spec, market)
@@ -259,8 +272,8 @@ def learning(args: argparse.Namespace) -> list[tuple]:
             trainer.fit(module)
             sec = time.perf_counter() - t0
         m = score(lambda obs: module.act(obs, deterministic=True))
-        rows.append(("kpremia mlp_ppo, 64 envs", seed, module.env_steps, sec, m["return"], m["n_trades"]))
-        log_row(f"seed {seed} kpremia mlp_ppo: {module.env_steps:,} steps in {sec:.0f} s, val return "
+        rows.append((f"kpremia {experiment}, 64 envs", seed, module.env_steps, sec, m["return"], m["n_trades"]))
+        log_row(f"seed {seed} kpremia {experiment}: {module.env_steps:,} steps in {sec:.0f} s, val return "
                 f"{100 * m['return']:+.2f} %, {m['n_trades']:.0f} trades")
     return rows
 
@@ -281,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every throughput step budget")
     parser.add_argument("--budget-s", type=float, default=60.0, help="wall-clock seconds per learning run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="learning seeds")
+    parser.add_argument("--experiment", default="gru_attn_ppo",
+                        help="learning: the experiment both libraries train on (market, rules, decision interval)")
     parser.add_argument("--seed", type=int, default=0, help="throughput seed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both libraries")
     parser.add_argument("--pairs", type=int, default=4, help="throughput: only the first N pairs (1 = PPO (MLP))")
@@ -335,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label:<62} | {rate:>11,.0f} | {rate / env_base:>13.2f}x |")
     if "learning" in out:
         rows = out["learning"]
-        print(f"\nlearning at equal wall-clock ({args.budget_s:.0f} s per run), validation split, "
-              "deterministic policy, final weights")
+        print(f"\nlearning at equal wall-clock ({args.budget_s:.0f} s per run) on experiment={args.experiment}'s "
+              "market and rules, validation split, deterministic policy, final weights")
         print(f"| {'trainer':<38} | {'seed':>4} | {'env steps':>10} | {'seconds':>7} | {'val return':>10} | {'trades':>6} |")
         print(f"|{'-' * 40}|{'-' * 5}:|{'-' * 11}:|{'-' * 8}:|{'-' * 11}:|{'-' * 7}:|")
         for name, seed, steps, sec, ret, trades in rows:

@@ -50,8 +50,8 @@ class GRUAttentionEncoder(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.1,
         attention: bool = True,
-        context_activation: str = "relu",
-        norm: bool = False,
+        context_activation: str = "tanh",
+        norm: bool = True,
         skip: bool = False,
     ) -> None:
         super().__init__()

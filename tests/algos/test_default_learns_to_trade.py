@@ -38,3 +38,20 @@ def test_default_experiment_learns_to_trade_on_the_mean_reverting_preset(compose
     assert agent["n_trades"] >= 10, agent  # it trades ...
     assert agent["return"] > 0.01, agent  # ... profitably after fees and spread ...
     assert agent["return"] > random_return + 0.05, (agent, random_return)  # ... and far better than chance
+
+
+@pytest.mark.slow
+def test_default_experiment_trades_on_the_default_market(compose_cfg, tmp_path):
+    """The main job on its own (calibrated, default) synthetic market, at a reduced budget: its best
+    checkpoint trades on the validation split and keeps money, where the shared-trunk GRU used to hold
+    cash at every validation (docs/results.md)."""
+    from kpremia.eval.backtest import run_policy_backtest, trace_metrics
+
+    cfg = compose_cfg("experiment=gru_attn_ppo", "algo.total_env_steps=65536", "algo.rollouts_per_epoch=4",
+                      "eval.val_draws=1", "trainer.enable_progress_bar=false")
+    result = training.fit(cfg, tmp_path / "run")
+    module = training.load_module(result["best_model_path"])
+    val = load_market(cfg).tensors["val"]
+    agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, cfg["env"])[0])
+    assert agent["n_trades"] >= 4, agent  # it trades ...
+    assert agent["return"] > 0.0, agent  # ... and does not lose money doing it
