@@ -58,12 +58,16 @@ def _trades(trace: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def _label(name: str, trace: pd.DataFrame) -> str:
     final = float(_return_pct(trace).iloc[-1])
     trades = int(trace["traded"].astype(bool).sum())
-    ruined = " ruined" if "ruined" in trace and bool(trace["ruined"].any()) else ""
-    return f"{LABELS.get(name, name)} {final:+.2f} % ({trades:,} trades{ruined})"
+    ruined = ", ruined" if "ruined" in trace and bool(trace["ruined"].any()) else ""
+    return f"{LABELS.get(name, name)} {final:+.2f} % ({trades:,} trade{'' if trades == 1 else 's'}{ruined})"
 
 
-def equity_figure(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame]) -> Figure:
-    """Return (%) of the policy and the baselines; random and the oracle in their own panel."""
+def equity_figure(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame], *,
+                  focus: str = "premium_threshold") -> Figure:
+    """Return (%) of the policy and the baselines; random and the oracle in their own panel.
+
+    The trades marked (and the thick line) are the policy's, or without one the ``focus`` rule's.
+    """
     traders = {**({POLICY: policy_trace} if policy_trace is not None else {}), **baseline_traces}
     main = {n: t for n, t in traders.items() if n not in OUT_OF_SCALE}
     apart = {n: t for n, t in traders.items() if n in OUT_OF_SCALE}
@@ -72,22 +76,23 @@ def equity_figure(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[st
         ax, ax_apart = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     else:
         ax, ax_apart = fig.subplots(), None
+    who = POLICY if policy_trace is not None else (focus if focus in main else next(iter(main), None))
+    shown = main.get(who) if who is not None else None
     for name, trace in main.items():
-        is_policy = name == POLICY
+        is_policy = name == who
         ax.plot(trace["time"], _return_pct(trace), color=COLOURS.get(name), label=_label(name, trace),
                 linewidth=2.0 if is_policy else 1.1, linestyle="--" if name == "cash" else "-",
                 zorder=4 if is_policy else 2)
-    shown = policy_trace if policy_trace is not None else next(iter(main.values()), None)
-    who = POLICY if policy_trace is not None else next(iter(main), None)
     if shown is not None:  # the trades of the policy (or of the focus rule) on its own line
         pct = _return_pct(shown)
         for mask, marker, colour in ((_trades(shown)[0], "^", "tab:green"), (_trades(shown)[1], "v", "tab:red")):
             ax.scatter(shown.loc[mask, "time"], pct[mask], marker=marker, color=colour, s=22, zorder=5,
                        edgecolors="black", linewidths=0.4)
         handles, labels = ax.get_legend_handles_labels()
-        handles += [Line2D([], [], marker="^", color="tab:green", linestyle="", markeredgecolor="black"),
-                    Line2D([], [], marker="v", color="tab:red", linestyle="", markeredgecolor="black")]
-        labels += [f"{LABELS.get(who, who)} buys", f"{LABELS.get(who, who)} sells"]
+        if bool(shown["traded"].astype(bool).any()):
+            handles += [Line2D([], [], marker="^", color="tab:green", linestyle="", markeredgecolor="black"),
+                        Line2D([], [], marker="v", color="tab:red", linestyle="", markeredgecolor="black")]
+            labels += [f"{LABELS.get(who, who)} buys", f"{LABELS.get(who, who)} sells"]
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     ax.axhline(0.0, color="0.75", linewidth=0.8, zorder=1)
     ax.set_ylabel("return (%)")
@@ -206,7 +211,8 @@ def compare_figure(records: pd.DataFrame) -> Figure:
     axes[0].set_yticks(range(len(groups)))
     axes[0].set_yticklabels([f"{g}\n(n={counts[g]})" if counts[g] else g for g in groups], fontsize="small")
     axes[0].invert_yaxis()
-    axes[0].legend(loc="best", fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
     fig.suptitle("Test split, mean ± std over seeds (dots: one seed each)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

@@ -98,7 +98,7 @@ def write_report(out_dir: str | Path, policy_trace: pd.DataFrame | None,
     atomic_write_text(out / "equity.csv", _equity_table(policy_trace, baseline_traces).to_csv(index=False))
     if plots:
         levels = band_levels(summary.get("baseline_params"))
-        for name, fig in (("equity.png", equity_figure(policy_trace, baseline_traces)),
+        for name, fig in (("equity.png", equity_figure(policy_trace, baseline_traces, focus=who)),
                           ("premium.png", premium_figure(shown, who, levels=levels,
                                                          band_trace=baseline_traces.get("premium_threshold"))),
                           ("position.png", position_figure(shown, who))):
