@@ -1,13 +1,33 @@
 """kpremia: reinforcement-learning trading agents on the Korean kimchi premium.
 
-Importing the package registers the gymnasium environment ``kpremia/KPremia-v0``
-(the env module itself is imported lazily by gymnasium on ``gymnasium.make``);
-``gymnasium.make_vec`` of that id builds the batched ``KPremiaVectorEnv``.
+The Python API (``kpremia.fit``, ``kpremia.test``, ``kpremia.validate``, ``kpremia.load_policy``;
+see :mod:`kpremia.api` and docs/api.md) is imported on first use, so ``import kpremia`` does not
+load Lightning.  Importing the package registers the gymnasium environment
+``kpremia/KPremia-v0`` (the env module itself is imported lazily by gymnasium on
+``gymnasium.make``); ``gymnasium.make_vec`` of that id builds the batched ``KPremiaVectorEnv``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = ("fit", "test", "validate", "load_policy", "FitResult", "Policy")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    """``kpremia.fit`` and the rest of the API, from :mod:`kpremia.api` on first use."""
+    if name in _API:
+        from kpremia import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'kpremia' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})
 
 
 def _register_gym_env() -> None:

@@ -84,7 +84,7 @@ def _first_combination(overrides: list[str]) -> list[str]:
     return out
 
 
-def _precheck(args: list[str]) -> None:
+def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | None:
     """Compose the config the way the app will and validate it; UserError on any mistake.
 
     Imports only what composing and checking need (Hydra, the typed config parts,
@@ -105,10 +105,49 @@ def _precheck(args: list[str]) -> None:
         if multirun:
             overrides = _first_combination(overrides)
         resolved = compose_config(overrides)
-        if not multirun and not any(o.startswith("hparams_search=") for o in overrides):
+        if validate and not multirun and not any(o.startswith("hparams_search=") for o in overrides):
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
+    return None if multirun else resolved
+
+
+def _positional_run_dir(command: str, args: list[str]) -> list[str]:
+    """``test <dir>`` / ``validate <dir>``: a directory before the overrides means ``ckpt=<dir>``."""
+    if command not in ("test", "validate"):
+        return args
+    bare = [a for a in args if "=" not in a and not a.startswith("-")]
+    if not bare:
+        return args
+    if len(bare) > 1 or any(a.startswith("ckpt=") for a in args):
+        raise UserError(f"`{command}` takes one run or sweep directory (or ckpt=...); got {' '.join(bare)}")
+    return [f"ckpt={a}" if a == bare[0] else a for a in args]
+
+
+def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
+    """``fit ckpt=...``: the checkpoint file, and Hydra's run dir set to that run's own directory.
+
+    So a resumed run continues where it was written (no new, empty run folder); Hydra's own
+    ``.hydra/`` files of the first start are left as they were.
+    """
+    from kpremia.checkpoints import resolve_checkpoints
+    from kpremia.resume import resume_config, run_dir_of
+
+    given = next((a for a in args if a.startswith("ckpt=")), None)
+    if given is None or resolved is None or not given.split("=", 1)[1]:
+        return args
+    runs_dir = str((resolved.get("paths") or {}).get("runs_dir") or "runs")
+    ckpt = resolve_checkpoints(given.split("=", 1)[1], runs_dir=runs_dir, which="last")[0].resolve()
+    out = [f"ckpt={ckpt}" if a == given else a for a in args]
+    # An override that would change the run is refused here, before Hydra touches the run's directory.
+    from kpremia.config_checks import validate_config
+
+    validate_config(resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(
+        ("-", "hydra.", "ckpt="))]))
+    run_dir = run_dir_of(ckpt)
+    if run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in args):
+        out += [f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+    return out
 
 
 @functools.cache
@@ -159,8 +198,12 @@ def _run_hydra(command: str, args: list[str]) -> int:
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
+    args = _positional_run_dir(command, args)
     if not passthrough:
-        _precheck(args)
+        resuming = command == "fit" and any(a.startswith("ckpt=") and a != "ckpt=" for a in args)
+        resolved = _precheck(args, validate=not resuming)  # a resume checks the checkpoint's config instead
+        if resuming:
+            args = _resume_args(args, resolved)
     extra: list[str] = []
     if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
         extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]
@@ -291,11 +334,27 @@ def _live_report(rest: list[str]) -> int:
     return 0
 
 
+DATA_USAGE = """usage: python -m kpremia data <subcommand> [options]
+
+subcommands:
+  fetch     download exchange candles through ccxt into the cache (resumable) and build the MarketFrame
+            (`data fetch --start 2024-06-01 --end 2025-10-31 [--exchange upbit --symbol USDT/KRW --timeframe 15m]`)
+  inspect   coverage and premium statistics of a cached dataset or of a file read with fit's data.* options
+            (`data inspect upbit:USDT/KRW:15m`, `data inspect <file> [data.KEY=VALUE ...]`)
+
+`python -m kpremia data fetch --help` and `python -m kpremia data inspect --help` list their options.
+"""
+
+
 def _data(rest: list[str]) -> int:
     from kpremia.data import cli as data_cli
 
+    if rest and rest[0] in ("-h", "--help", "help"):
+        print(DATA_USAGE, end="")
+        return 0
     if not rest or rest[0] not in ("fetch", "inspect"):
-        raise UserError("`data` needs a subcommand: `data fetch ...` or `data inspect <path>`")
+        raise UserError("`data` needs a subcommand: `data fetch ...` or `data inspect <path>` "
+                        "(`python -m kpremia data --help`)")
     if rest[0] == "fetch":
         return data_cli.fetch_main(rest[1:])
     return data_cli.inspect_main(rest[1:])

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kpremia.checkpoints import resolve_checkpoints
+from kpremia.config import checkpoint_of
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -15,7 +17,12 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
     """Run ``command``; return the value a sweeper optimises (fit: the best validation score)."""
     from kpremia.config_checks import validate_config
 
+    overrides = overrides or []
     if command == "fit":
+        if checkpoint_of(cfg):  # resume: the checkpoint's config, the command line's how-keys (kpremia.resume)
+            from kpremia.resume import resume_config
+
+            cfg = resume_config(cfg, one_checkpoint(cfg, which="last"), overrides)
         validate_config(cfg)
         from kpremia import training
 
@@ -26,14 +33,7 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
             print(run_dir, flush=True)
         return result["best_score"]
     if command in ("validate", "test"):
-        from kpremia.config import checkpoint_of
-        from kpremia.evaluate import evaluate_checkpoint
-
-        ckpt = checkpoint_of(cfg)
-        if not ckpt:
-            raise UserError(f"`{command}` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
-        return evaluate_checkpoint(ckpt, split="val" if command == "validate" else "test",
-                                   cli_cfg=cfg, overrides=overrides or [])
+        return evaluate(command, cfg, overrides)
     if command == "backtest":
         validate_config(cfg)
         from kpremia.rules_backtest import run_rules_backtest
@@ -43,8 +43,10 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
         from kpremia.live.build import run_live
         from kpremia.live.preflight import storage_errors
 
+        if checkpoint_of(cfg):
+            cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
         with storage_errors((cfg.get("live") or {}).get("state_dir")):
-            summary = run_live(cfg, overrides or [])
+            summary = run_live(cfg, overrides)
         if summary["risk_state"] == "HALTED":  # exit code 3: a supervisor must not restart it blindly
             from kpremia.errors import SessionHalted
             from kpremia.live.halt import halt_line
@@ -54,8 +56,84 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
     if command == "serve":
         from kpremia.live.serve import serve
 
+        if checkpoint_of(cfg):
+            cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
         return serve(cfg)
     raise UserError(f"unknown command {command!r}")
+
+
+def _runs_dir(cfg: dict[str, Any]) -> str:
+    return str((cfg.get("paths") or {}).get("runs_dir") or "runs")
+
+
+def one_checkpoint(cfg: dict[str, Any], which: str = "best") -> Path:
+    """The one checkpoint file ``cfg["ckpt"]`` names (a file, a glob, a run directory, best / last)."""
+    return resolve_checkpoints(str(checkpoint_of(cfg)), runs_dir=_runs_dir(cfg), which=which)[0]
+
+
+def evaluate(command: str, cfg: dict[str, Any], overrides: list[str]) -> Any:
+    """``validate`` / ``test`` of one checkpoint, or of every run below a directory (a sweep)."""
+    from kpremia.evaluate import evaluate_checkpoint
+
+    ckpt = checkpoint_of(cfg)
+    if not ckpt:
+        raise UserError(f"`{command}` needs a checkpoint: ckpt=<run dir> (its best checkpoint), ckpt=best "
+                        f"(the newest run), ckpt=<.ckpt file>, or a sweep directory: `{command} runs/multirun/<stamp>`")
+    split = "val" if command == "validate" else "test"
+    paths = resolve_checkpoints(ckpt, runs_dir=_runs_dir(cfg), which="best", many=True)
+    if len(paths) == 1:
+        return evaluate_checkpoint(str(paths[0]), split=split, cli_cfg=cfg, overrides=overrides)
+    return evaluate_runs(Path(ckpt), paths, split=split, cfg=cfg, overrides=overrides)
+
+
+def evaluate_runs(root: Path, paths: list[Path], *, split: str, cfg: dict[str, Any],
+                  overrides: list[str]) -> list[dict[str, Any]]:
+    """Every run of a sweep in turn, one line each; the failures are listed at the end (exit code 2)."""
+    from kpremia.checkpoints import runs_below
+    from kpremia.evaluate import evaluate_checkpoint
+
+    runs = runs_below(root)
+    with_ckpt = {p.parent.parent for p in paths}
+    skipped = [r for r in runs if r not in with_ckpt]
+    print(f"{'testing' if split == 'test' else 'validating'} {len(paths)} run(s) under {root}"
+          + (f" ({len(skipped)} without a checkpoint skipped: {', '.join(r.name for r in skipped)})" if skipped
+             else ""), flush=True)
+    summaries, failed = [], []
+    package_log = logging.getLogger("kpremia")
+    level = package_log.level
+    for i, path in enumerate(paths, start=1):
+        run = path.parent.parent
+        print(f"[{i}/{len(paths)}] {run.name}: {path.name} ...", flush=True)
+        package_log.setLevel(logging.WARNING)  # one run's details (market, fits) would bury the per-run lines
+        try:
+            summary = evaluate_checkpoint(str(path), split=split, cli_cfg=cfg, overrides=overrides, echo=False)
+        except UserError as exc:
+            failed.append(f"{run.name}: {exc}")
+            print(f"[{i}/{len(paths)}] {run.name}: error: {exc}", flush=True)
+            continue
+        finally:
+            package_log.setLevel(level)
+        summaries.append(summary)
+        print(f"[{i}/{len(paths)}] {run.name}: {brief(summary)}", flush=True)
+    if split == "test" and summaries:
+        print(f"compare them: python -m kpremia compare {root}", flush=True)
+    if failed:
+        raise UserError(f"{len(failed)} of {len(paths)} run(s) could not be evaluated (first: {failed[0]})")
+    return summaries
+
+
+def brief(summary: dict[str, Any]) -> str:
+    """The policy's return and trades beside the band rule's and buy-and-hold's, for one line."""
+    def ret(metrics: dict[str, Any] | None) -> str:
+        return "-" if not metrics else f"{100 * float(metrics['return']):+.2f} %"
+
+    policy = summary.get("policy") or {}
+    baselines = summary.get("baselines") or {}
+    parts = [f"policy {ret(policy)} ({int(round(float(policy.get('n_trades', 0)))):,} trades)"]
+    parts += [f"{label} {ret(baselines.get(name))}" for name, label in
+              (("premium_threshold", "band rule"), ("buy_and_hold", "buy-and-hold")) if name in baselines]
+    where = summary.get("report_dir")
+    return ", ".join(parts) + (f" -> {where}" if where else "")
 
 
 def list_plugins() -> str:

@@ -24,7 +24,7 @@ from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
-from kpremia.eval.baselines import baseline_params, make_baselines
+from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,12 @@ def _data_label(data_cfg: dict[str, Any]) -> str:
     return str(data_cfg.get("path") or data_cfg.get("name"))
 
 
-def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Run the policy and the baselines over ``split``; print the table; ``test`` writes the report."""
+def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str],
+                        echo: bool = True) -> dict[str, Any]:
+    """Run the policy and the baselines over ``split``; print the table (``echo``); ``test`` writes the report.
+
+    The summary it returns has ``report_dir`` (None for ``validate``) beside what ``summary.json`` holds.
+    """
     loaded = training.load_checkpoint(ckpt)
     module = loaded.module
     cfg = apply_overrides(module.cfg, cli_cfg, overrides)
@@ -110,7 +114,10 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     env = EnvConfig.of(cfg["env"])
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
-    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]))
+    log.info("%s %s on the %s split: %s %s bars (the policy, then %d baseline(s))", "testing" if split != "val"
+             else "validating", ckpt, split, f"{int(target.n_bars - target.valid_from):,}",
+             timeframe_label(market.bar), len(eval_cfg.baselines))
+    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
     per_seed = [trace_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
@@ -120,9 +127,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
 
     baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
                                options=rule_options(eval_cfg.rule_levels))
-    for baseline in baselines.values():
-        baseline.fit(market.tensors["train"])
-    baseline_traces = run_baseline_backtests(baselines, target, env) if baselines else {}
+    fit_baselines(baselines, market.tensors["train"])
+    baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     report_dir = run_dir / _report_name(module.cfg["data"], cfg["data"])
@@ -143,6 +149,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log_test_report(cfg, run_dir, summary, report_dir)
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
+    summary = {**summary, "report_dir": str(report_dir) if split in ("test", "all") else None}
+    if not echo:
+        return summary
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
     print(f"tested {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC "
           "(bar open times)")

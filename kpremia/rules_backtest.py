@@ -31,7 +31,7 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests
-from kpremia.eval.baselines import baseline_params, make_baselines
+from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.report import format_table, write_report
@@ -65,12 +65,11 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     target = market.tensors[split]
     env = EnvConfig.of(cfg["env"])
     baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]), options=options)
-    for name, baseline in baselines.items():
-        if split == "test":
-            baseline.fit(market.tensors["train"])
-        elif name in FITTED_RULES:
-            baseline.fit(target)  # given levels: nothing is learned (the window in bars needs the bar size)
-    traces = run_baseline_backtests(baselines, target, env)
+    if split == "test":
+        fit_baselines(baselines, market.tensors["train"])
+    else:  # given levels: nothing is learned (the window in bars needs the bar size)
+        fit_baselines({n: b for n, b in baselines.items() if n in FITTED_RULES}, target, what="given levels")
+    traces = run_baseline_backtests(baselines, target, env, progress="backtest of the rules")
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     extra = {"command": "backtest", "split": split, "seed": cfg.get("seed"), "eval": eval_cfg.to_dict(),
              "baseline_params": baseline_params(baselines),
@@ -89,7 +88,8 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
           f"{extra['inserted_bars']} no-trade bars inserted in the data")
     print(format_table(summary))
     for name, params in extra["baseline_params"].items():
-        print(f"{name}: {_levels_text(params)} ({extra['levels'].get(name, '')})")
+        if name in extra["levels"]:  # the rules with levels; cash, buy-and-hold, random and the oracle have none
+            print(f"{name}: {_levels_text(params)} ({extra['levels'][name]})")
     print(report_dir)
     return summary
 

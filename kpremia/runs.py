@@ -59,10 +59,26 @@ def describe_device(accelerator: str) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def write_run_files(run_dir: Path, cfg: dict[str, Any], data_manifest: dict[str, Any]) -> None:
-    """Write config.yaml, meta.json and data_manifest.json into ``run_dir`` (atomically)."""
+def write_run_files(run_dir: Path, cfg: dict[str, Any], data_manifest: dict[str, Any], *,
+                    resumed_from: str | None = None, resumed_at_env_steps: int | None = None) -> None:
+    """Write config.yaml, meta.json and data_manifest.json into ``run_dir`` (atomically).
+
+    A resumed run (``resumed_from``: the checkpoint) keeps its ``meta.json`` and appends the
+    resume (when, from which checkpoint and env step, the command line) to its ``resumes``.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    meta_path = run_dir / "meta.json"
+    if resumed_from is not None and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        meta.setdefault("resumes", []).append({
+            "checkpoint": resumed_from, "env_steps": resumed_at_env_steps, "git_sha": git_sha(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "resumed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        atomic_write_json(meta_path, meta)
+        atomic_write_json(run_dir / "data_manifest.json", data_manifest)
+        return
     meta = {
         "experiment": cfg.get("experiment_name"),
         "seed": cfg.get("seed"),

@@ -20,11 +20,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from kpremia.algos.base import RLModule
 from kpremia.bars import DEFAULT_BAR, bar_minutes, bar_of_minutes, bars_setting, timeframe_label
 from kpremia.config import checkpoint_of
+from kpremia.console import progress_bars_wanted, tame_lightning_logging
 from kpremia.data.market import MarketData, Normalizer
 from kpremia.envs.experiment import TRAIN_SPLITS, load_market
+from kpremia.epoch_lines import EpochLines
 from kpremia.errors import UserError
 from kpremia.registry import ALGOS
-from kpremia.runs import write_run_files
+from kpremia.resume import csv_history
+from kpremia.runs import FAILED, write_run_files
 from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
@@ -164,15 +167,35 @@ def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:
 # The run directory holds config.yaml / meta.json before the CSV logger starts; its
 # "directory exists and is not empty" warning would only alarm users.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# A resumed run writes into its own checkpoints/ folder on purpose (kpremia.resume).
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
 # trainer-group keys read by the module, not by lightning.Trainer
 _MODULE_KEYS = ("max_epochs", "onednn_update")
 
 
+def prime_csv_loggers(loggers: list[Any], rows: list[dict[str, float]]) -> None:
+    """Hand a CSV logger the rows logged before a resume, so its fresh ``metrics.csv`` starts with them."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and rows:
+            writer = logger.experiment  # creating it removes the old file; the rows are written back first
+            for row in rows:
+                step = int(row.get("step", 0))
+                writer.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
+
+
 def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra_callbacks: list | None = None,
                   max_epochs: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
     algo, tcfg = cfg["algo"], dict(cfg["trainer"])
+    tame_lightning_logging()
+    extra_callbacks = list(extra_callbacks or [])
+    # A redrawn bar floods a log file: off a terminal, one line per epoch instead (kpremia.console).
+    if tcfg.get("enable_progress_bar", True) and not progress_bars_wanted():
+        tcfg["enable_progress_bar"] = False
+        extra_callbacks.append(EpochLines())
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
         monitor=algo.get("monitor", "val/excess_return"), mode=algo.get("monitor_mode", "max"), save_top_k=1,
@@ -185,9 +208,10 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
         accelerator=tcfg.pop("accelerator", "cpu"), devices=tcfg.pop("devices", 1),
         strategy=tcfg.pop("strategy", "auto"), num_nodes=tcfg.pop("num_nodes", 1),
         precision=tcfg.pop("precision", "32-true"), max_epochs=max_epochs or tcfg.pop("max_epochs", None) or 1,
-        callbacks=[checkpoint, latest, *(extra_callbacks or [])], logger=_loggers(cfg, run_dir),
+        callbacks=[checkpoint, latest, *extra_callbacks], logger=_loggers(cfg, run_dir),
         default_root_dir=str(run_dir), use_distributed_sampler=False, num_sanity_val_steps=0,
-        enable_model_summary=False, **{k: v for k, v in tcfg.items() if k not in _MODULE_KEYS},
+        enable_model_summary=False, reload_dataloaders_every_n_epochs=1,  # the last epoch may be shorter
+        **{k: v for k, v in tcfg.items() if k not in _MODULE_KEYS},
     )
     return trainer, checkpoint
 
@@ -205,13 +229,20 @@ def saved_best_score(checkpoint: ModelCheckpoint) -> float | None:
 
 
 def _log_budget(cfg: dict[str, Any], module: RLModule, world_size: int) -> None:
-    """Say when the budget is rounded up to whole epochs (validation and checkpoints come per epoch)."""
+    """Say what the budget runs: rounds (rollouts), env steps and epochs, and any rounding up."""
     asked = int(cfg["algo"]["total_env_steps"])
-    per_epoch = module.env_steps_per_epoch(world_size)
+    per_round = module.env_steps_per_round(world_size)
+    rounds = module.total_rounds(world_size)
     epochs = module.max_epochs(world_size)
-    if epochs * per_epoch != asked and not cfg["trainer"].get("max_epochs"):
-        log.info("algo.total_env_steps=%d is rounded up to %d epoch(s) of %d env steps = %d env steps "
-                 "(an epoch is algo.rollouts_per_epoch rounds)", asked, epochs, per_epoch, epochs * per_epoch)
+    last = module.rounds_in_epoch(epochs - 1, world_size)
+    rounded = "" if rounds * per_round == asked else f" (algo.total_env_steps={asked:,} rounded up to whole rounds)"
+    shape = (f"{epochs} epoch(s) of {cfg['algo']['rollouts_per_epoch']} round(s)" if epochs == 1 or
+             last == cfg["algo"]["rollouts_per_epoch"] else
+             f"{epochs} epochs of {cfg['algo']['rollouts_per_epoch']} round(s), the last of {last}")
+    stop = cfg["trainer"].get("max_epochs")
+    log.info("budget: %s env steps = %d round(s) of %s env steps%s, in %s, a validation after each epoch%s",
+             f"{rounds * per_round:,}", rounds, f"{per_round:,}", rounded, shape,
+             f"; stopping after epoch {stop} (trainer.max_epochs)" if stop else "")
 
 
 def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -220,10 +251,16 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     apply_threads(cfg)
     market = load_market(cfg, TRAIN_SPLITS)
     cfg = resolve_bar_settings(cfg, market)
-    resume = checkpoint_of(cfg)
-    if resume and Path(resume).is_file():
-        saved = torch.load(resume, map_location="cpu", weights_only=False)
+    ckpt = checkpoint_of(cfg)
+    if ckpt and not Path(ckpt).is_file():
+        raise UserError(f"ckpt {ckpt!r} not found; pass the path of a .ckpt file to resume from")
+    resumed_at, history = None, []
+    if ckpt:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         check_bar_size(checkpoint_bar_minutes(saved), market, "resume")
+        resumed_at = int((saved.get("kpremia") or {}).get("env_steps", 0))
+        history = csv_history(run_dir, resumed_at)  # the CSV logger starts a fresh file: keep what came before
+        (run_dir / FAILED).unlink(missing_ok=True)  # an earlier failure of this run is what the resume mends
     market.val_draws = load_val_draws(cfg, market)
     module = build_module(cfg, market.spec, market)
     trainer, checkpoint = build_trainer(cfg, run_dir, module)
@@ -232,10 +269,11 @@ def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
     _log_budget(cfg, module, trainer.world_size)
     if trainer.is_global_zero:
-        write_run_files(run_dir, module.cfg, market.manifest)  # env and algo under today's key names
-    ckpt = checkpoint_of(cfg)
-    if ckpt and not Path(ckpt).is_file():
-        raise UserError(f"ckpt {ckpt!r} not found; pass the path of a .ckpt file to resume from")
+        write_run_files(run_dir, module.cfg, market.manifest,  # env and algo under today's key names
+                        resumed_from=str(Path(ckpt).resolve()) if ckpt else None, resumed_at_env_steps=resumed_at)
+        if ckpt:
+            log.info("resuming %s at %s env steps", ckpt, f"{resumed_at:,}")
+            prime_csv_loggers(trainer.loggers, history)
     trainer.fit(module, ckpt_path=ckpt)
     if module._trainer is None:  # ddp_spawn: the launching process gets the weights back, detached
         module.trainer = trainer

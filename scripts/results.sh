@@ -1,55 +1,113 @@
 #!/usr/bin/env bash
-# Regenerate docs/results.md: the default experiment over 5 seeds (test split + unseen markets),
-# the levers one at a time (validation curves), then the page.  Usage:
+# The results page: experiments fit and tested over seeds (each seed's own test split and unseen
+# markets), the levers' validation curves, then the page (scripts/results.py).  One run at a time.
 #
-#   bash scripts/results.sh [DECISIONS_DEFAULT] [DECISIONS_LEVERS]
+#   bash scripts/results.sh [options] [-- fit overrides for every run]
 #
-# DECISIONS_DEFAULT: algo.total_env_steps of the default runs (default: the experiment's own,
-# 524,288); DECISIONS_LEVERS: of each lever run (default 32,768).  Runs go to runs/results/.
-# Seeds run one after the other; on a machine with more cores start them side by side.
+#   --table EXPERIMENT[:STEPS]  fit + test EXPERIMENT over the seeds, STEPS decisions per run (default: the
+#                               experiment's own budget); repeatable.  Default: gru_attn_ppo mlp_ppo:32768
+#   --seeds "0 1 2 3 4"         training seeds (each seed is also its synthetic market's seed)
+#   --unseen "100 101"          data seeds of the unseen markets every run is also tested on ("" for none)
+#   --levers STEPS              the levers' runs (mlp_ppo, seed 0, one lever changed each) at STEPS decisions,
+#                               plus a long pair at 12 x STEPS; 0 skips them (default 32768)
+#   --out DIR                   where the runs go (default: $KPREMIA_RUNS_DIR/results, else runs/results)
+#   --write-docs                write the page to docs/results.md (figures in docs/img/); without it the page
+#                               is <out>/results.md (figures in <out>/img/) and docs/ is left alone
+#   --dry-run                   print the commands, run nothing
+#
+# A run already tested is kept; a run whose fit stopped part-way resumes from its last.ckpt
+# (`fit ckpt=<run dir>`), so the script can be rerun after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEFAULT_STEPS=${1:-}
-LEVER_STEPS=${2:-32768}
-OUT=runs/results
+
+TABLES=()
 SEEDS="0 1 2 3 4"
 UNSEEN="100 101"
-budget=()
-[ -n "$DEFAULT_STEPS" ] && budget=("algo.total_env_steps=$DEFAULT_STEPS" "algo.rollouts_per_epoch=2")
+LEVER_STEPS=32768
+OUT=""
+WRITE_DOCS=0
+DRY=0
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --table) TABLES+=("$2"); shift 2 ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
+    --unseen) UNSEEN="$2"; shift 2 ;;
+    --levers) LEVER_STEPS="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --write-docs) WRITE_DOCS=1; shift ;;
+    --dry-run) DRY=1; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown option $1; see bash scripts/results.sh --help" >&2; exit 2 ;;
+  esac
+done
+[ ${#TABLES[@]} -gt 0 ] || TABLES=(gru_attn_ppo mlp_ppo:32768)
+OUT="${OUT:-${KPREMIA_RUNS_DIR:-runs}/results}"
+case "$LEVER_STEPS" in ''|*[!0-9]*) echo "error: --levers takes a number of decisions (0 skips)" >&2; exit 2 ;; esac
 
-table() {  # table NAME overrides...: fit + test (own test split, unseen markets) per seed
-  local name=$1; shift
-  for s in $SEEDS; do
-    python -m kpremia fit "$@" seed=$s hydra.run.dir=$OUT/$name/seed$s
-    ckpt=$(ls $OUT/$name/seed$s/checkpoints/best-*.ckpt | head -1)
-    python -m kpremia test ckpt="$ckpt"
-    for u in $UNSEEN; do python -m kpremia test ckpt="$ckpt" data.seed=$u; done
-  done
+run() {  # echo the command; run it unless --dry-run
+  echo "+ $*"
+  [ "$DRY" = 1 ] || "$@"
 }
-table default experiment=gru_attn_ppo "${budget[@]}"
-table mlp experiment=mlp_ppo algo.total_env_steps=$LEVER_STEPS algo.rollouts_per_epoch=1
 
-L="experiment=mlp_ppo algo.total_env_steps=$LEVER_STEPS algo.rollouts_per_epoch=1 seed=0"
-lever() { python -m kpremia fit $L "${@:2}" hydra.run.dir=$OUT/levers/$1; }
-lever default
-lever k1 env.decision_every=1
-lever log_return env.reward=log_return
-lever signal env.action_scheme=signal
-lever target_weight env/action_scheme=target_weight env.action_scheme.rebalance_band=0.1
-L="experiment=mlp_ppo algo.total_env_steps=393216 algo.rollouts_per_epoch=4 seed=0"
-lever default_393k
-lever log_return_393k env.reward=log_return
+fit_into() {  # fit_into DIR overrides...: a new run in DIR, or resume the one there, or keep a finished one
+  local dir=$1; shift
+  if [ -f "$dir/checkpoints/last.ckpt" ] && [ ! -f "$dir/report/summary.json" ] && [ ! -f "$dir/done" ]; then
+    run python -m kpremia fit "ckpt=$dir" ${EXTRA[@]+"${EXTRA[@]}"}
+  elif [ ! -f "$dir/checkpoints/last.ckpt" ]; then
+    run python -m kpremia fit "$@" ${EXTRA[@]+"${EXTRA[@]}"} "hydra.run.dir=$dir"
+  fi
+  [ "$DRY" = 1 ] || touch "$dir/done"
+}
 
-python scripts/results.py \
-  --table "gru_attn_ppo, the default experiment=$OUT/default" \
-  --table "mlp_ppo (the same levers, fast encoder)=$OUT/mlp" \
-  --lever "default levers (k=16, fx_hedged, hold_buy_sell)=$OUT/levers/default" \
-  --lever "decision_every=1=$OUT/levers/k1" \
-  --lever "reward=log_return=$OUT/levers/log_return" \
-  --lever "action_scheme=signal=$OUT/levers/signal" \
-  --lever "target_weight + rebalance_band 0.1=$OUT/levers/target_weight" \
-  --lever "default levers, 393,216 decisions=$OUT/levers/default_393k" \
-  --lever "reward=log_return, 393,216 decisions=$OUT/levers/log_return_393k" \
-  --lever "gru_attn_ppo default=$OUT/default" \
-  --notes docs/results_notes.md --out docs/results.md \
-  --command "bash scripts/results.sh $DEFAULT_STEPS $LEVER_STEPS"
+page_args=()
+for spec in "${TABLES[@]}"; do
+  experiment=${spec%%:*}
+  steps=""
+  [ "$spec" != "$experiment" ] && steps=${spec#*:}
+  budget=()
+  [ -n "$steps" ] && budget=("algo.total_env_steps=$steps")
+  name="$experiment${steps:+_$steps}"
+  for s in $SEEDS; do
+    dir="$OUT/$name/seed$s"
+    fit_into "$dir" "experiment=$experiment" ${budget[@]+"${budget[@]}"} "seed=$s"
+    [ -f "$dir/report/summary.json" ] || run python -m kpremia test "ckpt=$dir"
+    for u in $UNSEEN; do
+      [ -f "$dir/report_data_seed$u/summary.json" ] || run python -m kpremia test "ckpt=$dir" "data.seed=$u"
+    done
+  done
+  label="$experiment, ${steps:+$steps decisions}"
+  [ -n "$steps" ] || label="$experiment, its own budget"
+  page_args+=(--table "$label=$OUT/$name" --lever "$experiment${steps:+ ($steps decisions)}, every seed=$OUT/$name")
+done
+
+if [ "$LEVER_STEPS" != 0 ]; then
+  long=$((LEVER_STEPS * 12))
+  L=(experiment=mlp_ppo "algo.total_env_steps=$LEVER_STEPS" algo.rollouts_per_epoch=1 seed=0)
+  LONG=(experiment=mlp_ppo "algo.total_env_steps=$long" algo.rollouts_per_epoch=4 seed=0)
+  fit_into "$OUT/levers/default" "${L[@]}"
+  fit_into "$OUT/levers/k1" "${L[@]}" env.decision_every=1
+  fit_into "$OUT/levers/log_return" "${L[@]}" env.reward=log_return
+  fit_into "$OUT/levers/signal" "${L[@]}" env.action_scheme=signal
+  fit_into "$OUT/levers/target_weight" "${L[@]}" env/action_scheme=target_weight env.action_scheme.rebalance_band=0.1
+  fit_into "$OUT/levers/default_long" "${LONG[@]}"
+  fit_into "$OUT/levers/log_return_long" "${LONG[@]}" env.reward=log_return
+  page_args+=(
+    --lever "default levers (k=16, fx_hedged, hold_buy_sell)=$OUT/levers/default"
+    --lever "decision_every=1=$OUT/levers/k1"
+    --lever "reward=log_return=$OUT/levers/log_return"
+    --lever "action_scheme=signal=$OUT/levers/signal"
+    --lever "target_weight + rebalance_band 0.1=$OUT/levers/target_weight"
+    --lever "default levers, $long decisions=$OUT/levers/default_long"
+    --lever "reward=log_return, $long decisions=$OUT/levers/log_return_long"
+  )
+fi
+
+if [ "$WRITE_DOCS" = 1 ]; then page=docs/results.md; else page="$OUT/results.md"; fi
+command="bash scripts/results.sh"
+for spec in "${TABLES[@]}"; do command+=" --table $spec"; done
+command+=" --seeds \"$SEEDS\" --unseen \"$UNSEEN\" --levers $LEVER_STEPS"
+[ "$WRITE_DOCS" = 1 ] && command+=" --write-docs"
+[ ${#EXTRA[@]} -gt 0 ] && command+=" -- ${EXTRA[*]}"
+run python scripts/results.py "${page_args[@]}" --notes docs/results_notes.md --out "$page" --command "$command"

@@ -128,9 +128,28 @@ class RLModule(L.LightningModule):
     def env_steps_per_epoch(self, world_size: int | None = None) -> int:
         raise NotImplementedError  # pragma: no cover - abstract
 
+    # ----------------------------------------------------------------- the budget in rounds and epochs
+    # A round is one collection (PPO: a rollout, DQN: a collect round) and its updates: the unit a
+    # budget is counted in.  An epoch is ``algo.rollouts_per_epoch`` rounds, then a validation; the
+    # last epoch holds only the rounds the budget has left, so ``algo.total_env_steps`` is run as
+    # asked (rounded up to a whole round), not rounded up to whole epochs.
+    def env_steps_per_round(self, world_size: int | None = None) -> int:
+        """Env steps of one round over all ranks."""
+        return self.env_steps_per_epoch(world_size) // self.algo_cfg.rollouts_per_epoch
+
+    def total_rounds(self, world_size: int | None = None) -> int:
+        """Rounds that ``algo.total_env_steps`` asks for (rounded up to a whole round; at least one)."""
+        return max(1, math.ceil(self.algo_cfg.total_env_steps / self.env_steps_per_round(world_size)))
+
     def max_epochs(self, world_size: int | None = None) -> int:
-        """Epochs needed to reach ``algo.total_env_steps`` over all ranks (at least one)."""
-        return max(1, math.ceil(self.algo_cfg.total_env_steps / self.env_steps_per_epoch(world_size)))
+        """Epochs needed to run :meth:`total_rounds` (the last one may be shorter)."""
+        return math.ceil(self.total_rounds(world_size) / self.algo_cfg.rollouts_per_epoch)
+
+    def rounds_in_epoch(self, epoch: int, world_size: int | None = None) -> int:
+        """Rounds of epoch ``epoch`` (0-based): ``algo.rollouts_per_epoch``, or what is left of the budget."""
+        per_epoch = self.algo_cfg.rollouts_per_epoch
+        left = self.total_rounds(world_size) - epoch * per_epoch
+        return per_epoch if left <= 0 else min(per_epoch, left)  # past the budget (trainer.max_epochs): whole epochs
 
     # ----------------------------------------------------------------- setup
     @property
@@ -170,6 +189,8 @@ class RLModule(L.LightningModule):
             from kpremia.eval.backtest import run_baseline_backtests
             from kpremia.eval.baselines import make_baselines
 
+            log.info("the band rule on the validation split: fitting premium_threshold on train, then "
+                     "backtesting %d validation market(s) (once, at the first validation) ...", len(self.val_markets))
             rule = make_baselines(["premium_threshold"], self.env_cfg)["premium_threshold"]
             rule.fit(self.market.tensors["train"])
             self._val_band_returns = [
@@ -178,7 +199,14 @@ class RLModule(L.LightningModule):
         return self._val_band_returns
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(TickDataset(self.ticks_per_epoch()), batch_size=None, shuffle=False)
+        """This epoch's ticks: the same count on every rank (it depends on the config and the epoch only).
+
+        Lightning asks again at every epoch (``reload_dataloaders_every_n_epochs=1``), so the
+        last epoch can be shorter than the others.
+        """
+        epoch = self.trainer.current_epoch if self._trainer is not None else 0
+        ticks_per_round = self.ticks_per_epoch() // self.algo_cfg.rollouts_per_epoch
+        return DataLoader(TickDataset(self.rounds_in_epoch(epoch) * ticks_per_round), batch_size=None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TickDataset(1), batch_size=None, shuffle=False)

@@ -1,0 +1,27 @@
+"""kpremia's Hydra config tree (package data), and the one OmegaConf resolver it uses.
+
+``${kpremia.run_name:<experiment>,<its encoder>,<its algo>,${encoder.name},${algo.name}}`` names a
+run after its experiment plus whatever replaced the experiment's encoder or algorithm
+(``experiment=gru_attn_ppo encoder=my_tcn`` runs as ``gru_attn_ppo+my_tcn``), so a run's name
+says what ran.  It is registered when this package is imported, which Hydra does before it
+reads any file of the tree, so every way of composing the config (the CLI, ``compose_config``,
+Hydra's compose API in tests and notebooks) knows it.
+"""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+
+def run_name(experiment: str, own_encoder: str, own_algo: str, encoder: str, algo: str) -> str:
+    """``experiment``, then ``+<encoder>`` / ``+<algo>`` where they are not the experiment's own."""
+    parts = [str(experiment)]
+    if str(encoder) != str(own_encoder):
+        parts.append(str(encoder))
+    if str(algo) != str(own_algo):
+        parts.append(str(algo))
+    return "+".join(parts)
+
+
+if not OmegaConf.has_resolver("kpremia.run_name"):
+    OmegaConf.register_new_resolver("kpremia.run_name", run_name)

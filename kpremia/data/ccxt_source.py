@@ -103,6 +103,7 @@ class CcxtSource:
         max_gap_bars: int | None = None,
         checks: Mapping[str, Any] | None = None,
         progress: bool = True,
+        failure_fix: str = "add data.fallback_exchanges, or set data.allow_synthetic_fallback=true",
         exchange_factory: ExchangeFactory | None = None,
     ) -> None:
         self.timeframe = str(timeframe)
@@ -133,6 +134,7 @@ class CcxtSource:
         self.retry = RetryPolicy(int(max_retries), float(retry_base_delay_s), float(retry_max_delay_s))
         self.rate_limit_ms = rate_limit_ms
         self.allow_synthetic_fallback = bool(allow_synthetic_fallback)
+        self.failure_fix = failure_fix  # how to fix a failed fetch, in the caller's words (`data fetch`: its flags)
         self.synthetic_cfg = dict(synthetic or {})
         self.cache = OhlcvCache(cache_dir) if use_cache else None
         self.flush_every_pages = int(flush_every_pages)
@@ -228,8 +230,7 @@ class CcxtSource:
             if self.allow_synthetic_fallback:
                 return self._synthetic(str(exc))
             raise UserError(f"could not fetch market data: {exc}. Check the network and rerun (what was fetched is "
-                            "cached and the rerun resumes), add data.fallback_exchanges, or set "
-                            "data.allow_synthetic_fallback=true") from None
+                            f"cached and the rerun resumes), {self.failure_fix}") from None
         try:
             frame, report = assemble_frame(
                 result.candles, fx, max_staleness=self.fx_cfg.max_staleness, premium_basis=self.premium_basis,

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -86,9 +87,13 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
         page_size=args.page_size, max_retries=args.max_retries, retry_base_delay_s=args.retry_base_delay,
         fallback_exchanges=args.fallback, cache_dir=args.cache_dir, fx=args.fx, premium_basis=args.premium_basis,
         progress=not args.no_progress, exchange_factory=exchange_factory,
+        failure_fix="or try other exchanges in order with --fallback EXCHANGE [EXCHANGE ...] (e.g. --fallback bithumb)",
     )
     cache = source.cache or OhlcvCache(args.cache_dir)
-    frame, manifest = source.load()
+    try:
+        frame, manifest = source.load()
+    except UserError as exc:
+        raise UserError(in_flags(str(exc))) from None
     if manifest.get("synthetic"):  # only with allow_synthetic_fallback, never set here
         raise UserError(f"no exchange data: {manifest.get('fallback_reason')}")
     key = DatasetKey(manifest["exchange"], manifest["symbol"], args.timeframe)
@@ -102,6 +107,20 @@ def fetch_main(argv: Sequence[str], *, exchange_factory: Any = None) -> int:
         print(f"MarketFrame written to {out} (manifest {out.with_suffix('.manifest.json').name}); train on it "
               f"with: python -m kpremia fit data=parquet data.path={out}{basis}")
     return 0
+
+
+# What `fit` calls data.<key>, `data fetch` takes as a flag: its errors name the flag.
+_FETCH_FLAGS = {"data.fallback_exchanges": "--fallback", "data.exchange": "--exchange", "data.symbol": "--symbol",
+                "data.timeframe": "--timeframe", "data.start": "--start", "data.end": "--end",
+                "data.page_size": "--page-size", "data.max_retries": "--max-retries",
+                "data.retry_base_delay_s": "--retry-base-delay", "data.premium_basis": "--premium-basis"}
+
+
+def in_flags(message: str) -> str:
+    """A data-source error reworded for ``data fetch``: its config keys become the command's flags."""
+    for key, flag in sorted(_FETCH_FLAGS.items(), key=lambda kv: -len(kv[0])):
+        message = re.sub(rf"{re.escape(key)}\b", flag, message)
+    return message
 
 
 def _bar(timeframe: str) -> pd.Timedelta:

@@ -32,8 +32,9 @@ terminates at ruin.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kpremia.console import Progress, progress as console_progress
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.clock import DecisionClock
@@ -95,7 +97,8 @@ def run_backtest(market: MarketTensors, act: ActFn | Tensor, env: EnvLike = None
 
 
 def run_action_sequences(market: MarketTensors, actions: Tensor, env: EnvLike = None, *, seed: int = 0,
-                         action_scheme: Any = None) -> list[pd.DataFrame]:
+                         action_scheme: Any = None, progress: str | None = None,
+                         names: list[str] | None = None) -> list[pd.DataFrame]:
     """One trace per row of ``actions`` ``[N, T]`` (indexed by bar), all N in one BatchedEnv.
 
     The envs are independent accounts stepped together, so N precomputed traders
@@ -106,11 +109,11 @@ def run_action_sequences(market: MarketTensors, actions: Tensor, env: EnvLike = 
                          "(one action per bar of the split)")
     sim = make_sequential_env(market, env, n_envs=actions.shape[0], seed=seed, action_scheme=action_scheme)
     by_step = actions.to(device=sim.device, dtype=torch.long).t()[market.valid_from:]  # [steps, N]
-    return _run(sim, lambda k, obs, info: by_step[k])
+    return _run(sim, lambda k, obs, info: by_step[k], progress=progress, names=names)
 
 
 def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: EnvLike = None, *,
-                        n_envs: int = 1, seed: int = 0) -> list[pd.DataFrame]:
+                        n_envs: int = 1, seed: int = 0, progress: str | None = None) -> list[pd.DataFrame]:
     """One trace per env for a torch policy ``act(obs) -> LongTensor[n_envs]``.
 
     All ``n_envs`` envs start at ``valid_from`` together; with a stochastic policy
@@ -119,7 +122,8 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: 
     in eval mode is the caller's job (the PPO module's ``act`` does it).
 
     The policy acts on the env's decision clock (every ``decision_every`` bars,
-    as it was trained) and sends no order on the bars in between.
+    as it was trained) and sends no order on the bars in between.  ``progress``: a label for
+    :func:`kpremia.console.progress` (a bar on a terminal, a line in a log), None for silence.
     """
     config = env_config(env)
     clock = config.clock.at(market.bar_minutes)  # a duration ("4h") becomes bars of this split's bar size
@@ -132,7 +136,7 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: 
         with torch.inference_mode():
             return policy_act_fn(obs)
 
-    return _run(sim, choose)
+    return _run(sim, choose, progress=progress)
 
 
 def run_baseline_backtest(baseline: Any, market: MarketTensors, env: EnvLike = None) -> pd.DataFrame:
@@ -141,7 +145,7 @@ def run_baseline_backtest(baseline: Any, market: MarketTensors, env: EnvLike = N
 
 
 def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
-                           env: EnvLike = None) -> dict[str, pd.DataFrame]:
+                           env: EnvLike = None, *, progress: str | None = None) -> dict[str, pd.DataFrame]:
     """Traces of several (fitted) baselines, played together in one BatchedEnv (one env each).
 
     Baselines act in ``hold_buy_sell`` whatever the run's scheme; the fills, fees
@@ -150,7 +154,8 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
     if not baselines:
         return {}
     actions = torch.stack([b.actions(market).to(market.device) for b in baselines.values()])
-    return dict(zip(baselines, run_action_sequences(market, actions, env, action_scheme="hold_buy_sell")))
+    return dict(zip(baselines, run_action_sequences(market, actions, env, action_scheme="hold_buy_sell",
+                                                    progress=progress, names=list(baselines))))
 
 
 def trace_bar_minutes(trace: pd.DataFrame) -> float:
@@ -184,8 +189,24 @@ def trace_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dict
     return metrics
 
 
-def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Tensor]) -> list[pd.DataFrame]:
-    """Step every env to the split's end, collecting on the device; one DataFrame per env."""
+@contextlib.contextmanager
+def progress_of(total: int, label: str | None) -> Iterator[Progress | _Silent]:
+    """:func:`kpremia.console.progress` for ``label``; a silent counter for None (validation inside ``fit``)."""
+    if label is None:
+        yield _Silent()
+        return
+    with console_progress(total, label, logger=log) as shown:
+        yield shown
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+
+def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Tensor], *,
+         progress: str | None = None, names: list[str] | None = None) -> list[pd.DataFrame]:
+    """Step every env to the split's end, collecting on the device; one DataFrame per env (``names``: who each is)."""
     market = env.market
     start, n_steps, n = market.valid_from, market.n_bars - 1 - market.valid_from, env.n_envs
     dev = env.device
@@ -197,15 +218,17 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
     ruined = torch.zeros((n_steps, n), dtype=torch.bool, device=dev)
     obs = env.reset()
     info: dict[str, Tensor] = {}
-    for k in range(n_steps):
-        a = choose(k, obs, info).to(device=dev, dtype=torch.long).reshape(n)
-        obs, reward, _term, _trunc, info = env.step(a)
-        actions[k] = a
-        buf["reward"][k] = reward
-        for name in ("portfolio_value_krw", "usdt_weight", "fee_krw", "fill_price"):
-            buf[name][k] = info[name]
-        traded[k] = info["traded"]
-        ruined[k] = info["ruined"]
+    with progress_of(n_steps, progress) as shown:
+        for k in range(n_steps):
+            a = choose(k, obs, info).to(device=dev, dtype=torch.long).reshape(n)
+            obs, reward, _term, _trunc, info = env.step(a)
+            actions[k] = a
+            buf["reward"][k] = reward
+            for name in ("portfolio_value_krw", "usdt_weight", "fee_krw", "fill_price"):
+                buf[name][k] = info[name]
+            traded[k] = info["traded"]
+            ruined[k] = info["ruined"]
+            shown.update()
     host = {name: t.cpu().numpy() for name, t in buf.items()}
     acts, fills = actions.cpu().numpy(), traded.cpu().numpy()
     ever_ruined = torch.cummax(ruined.to(torch.uint8), dim=0).values.bool().cpu().numpy()
@@ -230,8 +253,8 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
         trace["ruined"] = np.append(False, ever_ruined[:, i])
         if ever_ruined[-1, i]:
             first = int(np.argmax(ever_ruined[:, i])) + 1
-            log.warning("backtest env %d fell under the ruin level at bar %d (value %.0f KRW); flagged, "
-                        "its trace runs to the end of the split", i, int(bars[first]),
+            log.warning("backtest of %s fell under the ruin level at bar %d (value %.0f KRW); flagged, "
+                        "its trace runs to the end of the split", names[i] if names else f"env {i}", int(bars[first]),
                         trace["portfolio_value_krw"].iloc[first])
         trace = trace[list(TRACE_COLUMNS)]
         trace.attrs["bar_minutes"] = float(market.bar_minutes)

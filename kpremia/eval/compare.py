@@ -8,9 +8,16 @@ groups runs by experiment, and writes ``compare.csv`` (numbers) and
 ``compare.md`` (the Markdown table it also prints) into ``--out`` (default: the
 common parent of the given paths).
 
-A run's experiment name and seed come from its resolved config (``config.yaml``,
-else ``.hydra/config.yaml``; keys ``experiment_name`` or ``experiment``, and
-``seed``), then from ``summary.json``, then from the directory name.
+A run's name and seed come from its resolved config (``config.yaml``, else
+``.hydra/config.yaml``; keys ``experiment_name`` or ``experiment``, and ``seed``),
+then from ``summary.json``, then from the directory name.
+
+Runs are averaged only when they ran the same thing: the resolved config with the seed and
+the keys that say how a run ran rather than what it learned (trainer, logger, paths, test-time
+``eval`` options; see :data:`NOT_WHAT_RAN`) left out.  Two groups that share a name (an
+``experiment=gru_attn_ppo encoder=my_tcn`` run from before run names said so, two learning
+rates of one experiment) are labelled with the keys that tell them apart
+(``gru_attn_ppo [encoder.name=my_tcn]``), never averaged together.
 
 Numbers are only comparable on the same test bars, fee and data.  Each run's
 *setting* (test period from ``summary.json``; fee from the summary or the run's
@@ -42,7 +49,7 @@ import yaml
 
 from kpremia.errors import UserError
 from kpremia.eval.metrics import METRIC_KEYS
-from kpremia.io import atomic_write_text
+from kpremia.io import atomic_write_bytes, atomic_write_text
 from kpremia.runs import failure_of
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,8 @@ class Run:
     """What the numbers depend on besides the agent: (name, value or None if unknown)."""
     setting: str = ""
     """The setting's label in the table ("" when every run shares one)."""
+    what_ran: tuple[tuple[str, str], ...] | None = None
+    """The resolved config's leaves that define what was trained (:func:`what_ran`), None without a config."""
 
 
 def find_summaries(path: Path) -> list[Path]:
@@ -107,6 +116,64 @@ def identify(run_dir: Path, summary: dict[str, Any]) -> tuple[str, int | str | N
         experiment = re.sub(r"^(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_|\d+_)", "", name)
         experiment = re.sub(r"_seed\d+$", "", experiment) or name
     return experiment, seed
+
+
+# Top-level config keys that say how a run ran (or how it is named or tested), not what it learned.
+NOT_WHAT_RAN = ("seed", "experiment_name", "experiment", "ckpt", "paths", "trainer", "logger", "tags", "torch_threads",
+                "hydra", "live", "eval")
+# ... except these, which change what is trained or which checkpoint is kept.
+WHAT_RAN_EXCEPTIONS = ("eval.val_draws",)
+
+
+def what_ran(cfg: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """The leaves of a run's resolved config that define what was trained (the seed excluded), sorted.
+
+    ``data.seed`` is left out with ``seed``: runs over seeds are meant to average over markets
+    (the data's identity is also a fact of the run's setting, see :func:`run_facts`).
+    """
+    if not cfg:
+        return None
+    leaves: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            leaves[prefix.rstrip(".")] = json.dumps(node, sort_keys=True, default=str)
+
+    walk(cfg, "")
+    return tuple(sorted((k, v) for k, v in leaves.items()
+                        if k in WHAT_RAN_EXCEPTIONS or (k.split(".")[0] not in NOT_WHAT_RAN and k != "data.seed")))
+
+
+_LABEL_FIRST = ("encoder.name", "algo.name", "data.name", "data.path")
+
+
+def label_groups(runs: Sequence[Run]) -> list[Run]:
+    """Runs whose name is shared by configs that differ get the differing keys in their label.
+
+    A run without a config (unknown) does not split the others, as for :func:`assign_settings`.
+    """
+    by_name: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+    for run in runs:
+        if run.what_ran is not None:
+            by_name.setdefault(run.experiment, set()).add(run.what_ran)
+    out = []
+    for run in runs:
+        variants = by_name.get(run.experiment, set())
+        if len(variants) < 2 or run.what_ran is None:
+            out.append(run)
+            continue
+        mine = dict(run.what_ran or ())
+        others = [dict(v or ()) for v in variants if v != run.what_ran]
+        differing = sorted({k for other in others for k in set(mine) | set(other) if mine.get(k) != other.get(k)},
+                           key=lambda k: (_LABEL_FIRST.index(k) if k in _LABEL_FIRST else len(_LABEL_FIRST), k))
+        shown = [f"{k}={json.loads(mine[k]) if k in mine else '(unset)'}" for k in differing[:2]]
+        more = f", +{len(differing) - 2} more" if len(differing) > 2 else ""
+        label = f"{run.experiment} [{', '.join(shown)}{more}]"
+        out.append(dataclasses.replace(run, experiment=label))
+    return out
 
 
 def inserted_bars(manifest: dict[str, Any]) -> int:
@@ -209,8 +276,9 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
                                 "or leave it out") from None
             run_dir = summary_path.parent.parent
             experiment, seed = identify(run_dir, summary)
-            runs.append(Run(run_dir, experiment, seed, summary, run_facts(run_dir, summary)))
-    return runs
+            runs.append(Run(run_dir, experiment, seed, summary, run_facts(run_dir, summary),
+                            what_ran=what_ran(_read_config(run_dir))))
+    return label_groups(runs)
 
 
 def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -242,6 +310,21 @@ def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
     table["_order"] = table["trader"].map(lambda t: order.get(t, 1))
     keys = ["setting", "experiment", "_order"] if mixed else ["experiment", "_order"]
     return table.sort_values(keys, kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def chart_records(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per (run, trader) for :func:`kpremia.eval.plots.compare_figure`: group, trader, return, max drawdown."""
+    records = []
+    for run in runs:
+        group = f"{run.setting}: {run.experiment}" if run.setting else run.experiment
+        for trader, metrics in [("policy", run.summary.get("policy") or {}),
+                                *(run.summary.get("baselines") or {}).items()]:
+            records.append({"group": group, "trader": trader, "return": metrics.get("return"),
+                            "max_drawdown": metrics.get("max_drawdown")})
+    frame = pd.DataFrame.from_records(records, columns=["group", "trader", "return", "max_drawdown"])
+    for column in ("return", "max_drawdown"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
 
 
 def _cell(mean: float, std: float, column: str) -> str:
@@ -278,7 +361,9 @@ def compare_main(argv: list[str]) -> int:
                                      description="Mean ± std of test metrics over seeds, per experiment.")
     parser.add_argument("paths", nargs="+", type=Path, help="run directories and/or multirun directories")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where to write compare.csv and compare.md (default: the common parent)")
+                        help="where to write compare.csv, compare.md and compare.png (default: the common parent)")
+    parser.add_argument("--no-plot", dest="plot", action="store_false",
+                        help="do not draw compare.png (test return and max drawdown, mean ± std per group)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage line
@@ -294,6 +379,12 @@ def compare_main(argv: list[str]) -> int:
                      + "\n")
     atomic_write_text(out / "compare.csv", table.to_csv(index=False))
     atomic_write_text(out / "compare.md", markdown)
+    written = [out / "compare.md", out / "compare.csv"]
+    if args.plot:
+        from kpremia.eval.plots import compare_figure, png_bytes
+
+        atomic_write_bytes(out / "compare.png", png_bytes(compare_figure(chart_records(runs))))
+        written.append(out / "compare.png")
     sys.stdout.write(markdown)
-    sys.stdout.write(f"\n{len(runs)} run(s); written {out / 'compare.md'} and {out / 'compare.csv'}\n")
+    sys.stdout.write(f"\n{len(runs)} run(s); written {', '.join(str(w) for w in written)}\n")
     return 0

@@ -22,15 +22,14 @@ A rules-only backtest (``python -m kpremia backtest``) has no policy: the summar
 has no ``"policy"`` entry, and ``trace.csv`` and the premium / position plots show
 one of the baselines (``focus``, the band rule by default), named in ``"focus"``.
 
-Plots (PNG, matplotlib's Agg backend through ``Figure`` objects, no pyplot state):
-``equity.png`` (value / start value, log scale, policy vs baselines),
-``premium.png`` (premium with the policy's buy/sell fills), ``position.png``
+Plots (PNG, :mod:`kpremia.eval.plots`): ``equity.png`` (return in %, the policy beside the
+rules it must beat, random and the oracle in a panel of their own), ``premium.png`` (the
+premium with the band rule's levels, the policy's fills and the band rule's), ``position.png``
 (the policy's USDT weight).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Mapping
@@ -38,10 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
-
 from kpremia.eval.backtest import trace_metrics
+from kpremia.eval.plots import band_levels, equity_figure, png_bytes, position_figure, premium_figure
 from kpremia.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -100,12 +97,12 @@ def write_report(out_dir: str | Path, policy_trace: pd.DataFrame | None,
     atomic_write_text(out / "trace.csv", shown.to_csv(index=False))
     atomic_write_text(out / "equity.csv", _equity_table(policy_trace, baseline_traces).to_csv(index=False))
     if plots:
-        for name, fig in (("equity.png", _plot_equity(policy_trace, baseline_traces)),
-                          ("premium.png", _plot_premium(shown, who)),
-                          ("position.png", _plot_position(shown, who))):
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-            atomic_write_bytes(out / name, buf.getvalue())
+        levels = band_levels(summary.get("baseline_params"))
+        for name, fig in (("equity.png", equity_figure(policy_trace, baseline_traces, focus=who)),
+                          ("premium.png", premium_figure(shown, who, levels=levels,
+                                                         band_trace=baseline_traces.get("premium_threshold"))),
+                          ("position.png", position_figure(shown, who))):
+            atomic_write_bytes(out / name, png_bytes(fig))
     atomic_write_json(out / "summary.json", summary)  # last: its presence means the report is complete
     log.info("report written to %s", out)
     return summary
@@ -164,56 +161,6 @@ def _equity_table(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[st
         values = trace.set_index("time")["portfolio_value_krw"]
         table[name] = values.reindex(table["time"]).to_numpy()
     return table
-
-
-def _plot_equity(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame]) -> Figure:
-    fig = Figure(figsize=(10, 4.5))
-    ax = fig.subplots()
-    traders = {**baseline_traces, **({POLICY: policy_trace} if policy_trace is not None else {})}
-    for name, trace in traders.items():
-        values = trace["portfolio_value_krw"]
-        ax.plot(trace["time"], values / values.iloc[0], label=name,
-                linewidth=2.0 if name == POLICY else 1.0, zorder=3 if name == POLICY else 2)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}x"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _pos: ""))
-    ax.set_ylabel("value / start value (log scale)")
-    ax.set_title("Equity: policy vs baselines" if policy_trace is not None else "Equity: baselines (rules only)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
-    fig.autofmt_xdate()
-    return fig
-
-
-def _plot_premium(trace: pd.DataFrame, who: str = POLICY) -> Figure:
-    fig = Figure(figsize=(10, 4))
-    ax = fig.subplots()
-    ax.plot(trace["time"], 100 * trace["premium"], color="0.3", linewidth=0.8, label="premium")
-    step = trace["position"].diff()
-    filled = trace["traded"].astype(bool)
-    for mask, marker, color, label in ((filled & (step > 0), "^", "tab:green", "buy"),
-                                       (filled & (step < 0), "v", "tab:red", "sell")):
-        ax.scatter(trace.loc[mask, "time"], 100 * trace.loc[mask, "premium"], marker=marker, color=color,
-                   s=18, label=f"{label} ({int(mask.sum())})", zorder=3)
-    ax.set_ylabel("premium (%)")
-    ax.set_title(f"Premium with the {who}'s fills")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
-    fig.autofmt_xdate()
-    return fig
-
-
-def _plot_position(trace: pd.DataFrame, who: str = POLICY) -> Figure:
-    fig = Figure(figsize=(10, 3))
-    ax = fig.subplots()
-    ax.step(trace["time"], trace["position"], where="post", color="tab:blue", linewidth=0.9)
-    ax.fill_between(trace["time"], trace["position"], step="post", alpha=0.2, color="tab:blue")
-    ax.set_ylim(min(-0.05, float(trace["position"].min()) - 0.05), 1.05)
-    ax.set_ylabel("USDT weight")
-    ax.set_title(f"{who} position")
-    ax.grid(True, alpha=0.3)
-    fig.autofmt_xdate()
-    return fig
 
 
 __all__ = ["PLOT_FILES", "format_table", "oracle_capture", "summarise_traces", "write_report"]

@@ -23,6 +23,20 @@ def test_every_experiment_composes_and_validates(compose_cfg, experiment):
     validate_config(cfg)
 
 
+@pytest.mark.parametrize("overrides, name", [
+    (["experiment=gru_attn_ppo"], "gru_attn_ppo"),
+    (["experiment=gru_attn_ppo", "encoder=lstm"], "gru_attn_ppo+lstm"),  # the encoder guide's case
+    (["experiment=gru_attn_ppo", "encoder.name=mlp", "encoder=mlp"], "gru_attn_ppo+mlp"),
+    (["experiment=mlp_ppo", "algo=dqn"], "mlp_ppo+dqn"),
+    (["experiment=mlp_dqn", "encoder=lstm", "algo=ppo"], "mlp_dqn+lstm+ppo"),
+    (["experiment=mlp_ppo", "encoder=mlp"], "mlp_ppo"),  # naming its own encoder changes nothing
+    (["encoder=lstm"], "lstm_ppo"),  # no experiment: <encoder>_<algo>
+    (["experiment=gru_attn_ppo", "encoder=lstm", "experiment_name=mine"], "mine"),  # an explicit name wins
+])
+def test_a_run_name_says_what_replaced_the_experiments_encoder_or_algo(compose_cfg, overrides, name):
+    assert compose_cfg(*overrides)["experiment_name"] == name
+
+
 @pytest.mark.parametrize("group", ["encoder", "algo", "algo/warm_start", "env", "trainer", "logger", "debug", "live"])
 def test_every_group_option_composes(compose_cfg, group):
     for option in options(group):

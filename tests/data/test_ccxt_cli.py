@@ -118,3 +118,45 @@ def test_inspect_user_errors(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(UserError, match="cannot read"):
         inspect_main([str(bad)])
+
+
+def _offline_factory(exchange_id: str):
+    """A real ccxt exchange on a machine where names do not resolve (``.invalid`` never does)."""
+    import socket
+    import types
+
+    import ccxt
+
+    exchange = getattr(ccxt, exchange_id)({"enableRateLimit": True})
+
+    def fetch(self, url, method="GET", headers=None, body=None):
+        try:
+            socket.getaddrinfo("api.kpremia-offline.invalid", 443)
+        except socket.gaierror as exc:  # what ccxt's own fetch does with a requests ConnectionError
+            raise ccxt.NetworkError(f"{self.id} {method} {url}") from exc
+        raise AssertionError("a .invalid name resolved")
+
+    exchange.fetch = types.MethodType(fetch, exchange)
+    return exchange
+
+
+def test_offline_fetch_fails_at_once_naming_the_commands_flags(tmp_path):
+    """Before: five backoff retries (31 s) and a hint naming fit's keys (data.fallback_exchanges)."""
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        fetch_main(["--start", "2024-06-01", "--end", "2024-06-02", "--cache-dir", str(tmp_path), "--no-progress"],
+                   exchange_factory=_offline_factory)
+    assert time.perf_counter() - started < 5
+    message = str(info.value)
+    assert "no network: cannot resolve" in message and "--fallback EXCHANGE" in message
+    assert "data." not in message and "\n" not in message
+
+
+def test_data_help_is_help(capsys):
+    from kpremia.cli import main
+
+    assert main(["data", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "fetch" in out and "inspect" in out and "error" not in out

@@ -142,3 +142,35 @@ def test_data_identity_names_what_a_run_saw() -> None:
     # one seed, two bar sizes: two data sets (compare never averages a 1h run with a 15m one)
     assert data_identity({**synthetic, "timeframe": "15m"}) == data_identity(synthetic)
     assert data_identity({**synthetic, "timeframe": "1h"}) == data_identity(synthetic) + ", 1h bars"
+
+
+def test_runs_that_share_a_name_but_not_what_ran_are_labelled_apart_never_averaged(tmp_path: Path) -> None:
+    """The encoder guide's old `experiment=gru_attn_ppo encoder=my_tcn` run was named gru_attn_ppo."""
+    import yaml
+
+    root = tmp_path / "runs"
+    for name, encoder, seed, ret in (("a", "gru_attn", 0, 0.1), ("b", "gru_attn", 1, 0.3), ("c", "my_tcn", 0, -0.2)):
+        run = fake_run(root / name, policy_return=ret, sharpe=1.0, seed=seed, experiment=None)
+        cfg = {"experiment_name": "gru_attn_ppo", "seed": seed, "encoder": {"name": encoder, "hidden_dim": 64},
+               "algo": {"name": "ppo"}, "data": {"name": "synthetic", "seed": seed},
+               "trainer": {"devices": seed + 1}, "paths": {"runs_dir": f"/somewhere/{seed}"}}  # how, not what
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert compare_main([str(root)]) == 0
+    policy = pd.read_csv(root / "compare.csv").query("trader == 'policy'").set_index("experiment")
+    assert policy.loc["gru_attn_ppo [encoder.name=gru_attn]", "n"] == 2  # seeds, devices and paths differ
+    assert policy.loc["gru_attn_ppo [encoder.name=gru_attn]", "return_mean"] == pytest.approx(0.2)
+    assert policy.loc["gru_attn_ppo [encoder.name=my_tcn]", "n"] == 1
+
+
+def test_compare_draws_its_chart_unless_asked_not_to(tmp_path: Path) -> None:
+    from kpremia.eval.compare import chart_records
+
+    for seed, ret in ((0, 0.1), (1, 0.3)):
+        fake_run(tmp_path / "runs" / f"r{seed}", policy_return=ret, sharpe=1.0, seed=seed, experiment="gru")
+    records = chart_records(load_runs([tmp_path / "runs"]))
+    assert sorted(records.query("trader == 'policy'")["return"]) == [0.1, 0.3]
+    assert compare_main([str(tmp_path / "runs")]) == 0
+    png = (tmp_path / "runs" / "compare.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert compare_main([str(tmp_path / "runs"), "--out", str(tmp_path / "plain"), "--no-plot"]) == 0
+    assert not (tmp_path / "plain" / "compare.png").exists() and (tmp_path / "plain" / "compare.md").is_file()

@@ -84,3 +84,42 @@ def test_format_table(traces) -> None:
     assert lines[1].split()[:3] == ["return", "sharpe", "sortino"]
     assert [ln.split()[0] for ln in lines[3:-1]] == ["policy", "cash", "buy_and_hold", "premium_threshold", "oracle"]
     assert lines[-1].startswith("oracle capture") and lines[-1].endswith("%")
+
+
+def test_equity_is_a_linear_return_chart_with_the_oracle_and_random_apart(traces) -> None:
+    """The old chart: log scale, only 1x and 0.1x labelled, the oracle and random squeezing the rest flat."""
+    from kpremia.eval.plots import equity_figure
+
+    policy, baselines = traces
+    fig = equity_figure(policy, baselines)
+    main, apart = fig.axes
+    assert main.get_yscale() == apart.get_yscale() == "linear" and main.get_ylabel() == "return (%)"
+    plotted = {line.get_label().split(" ")[0] for line in main.get_lines() if not line.get_label().startswith("_")}
+    assert {"policy", "band", "buy", "cash"} <= plotted and "oracle" not in plotted
+    assert [line.get_label().split(" ")[0] for line in apart.get_lines()
+            if not line.get_label().startswith("_")] == ["oracle"]
+    # the policy line ends at its return in percent, and its trades are marked on it
+    (policy_line,) = [ln for ln in main.get_lines() if ln.get_label().startswith("policy")]
+    final = 100 * (policy["portfolio_value_krw"].iloc[-1] / policy["portfolio_value_krw"].iloc[0] - 1)
+    assert policy_line.get_ydata()[-1] == pytest.approx(final)
+    marked = sum(len(c.get_offsets()) for c in main.collections)
+    assert marked == int(policy["traded"].sum())
+    assert f"{final:+.2f} %" in policy_line.get_label()
+
+
+def test_the_premium_chart_draws_the_band_rules_levels_from_the_summary(tmp_path: Path, traces) -> None:
+    from kpremia.eval.plots import band_levels, premium_figure
+
+    policy, baselines = traces
+    summary = write_report(tmp_path, policy, baselines, {"baseline_params": {"premium_threshold": {
+        "buy_premium_at_or_below": 0.004, "sell_premium_at_or_above": 0.021, "decision_every_bars": 16}}}, plots=False)
+    levels = band_levels(summary["baseline_params"])
+    assert levels == {"buy": 0.004, "sell": 0.021, "every": 16.0}
+    ax = premium_figure(policy, levels=levels, band_trace=baselines["premium_threshold"]).axes[0]
+    horizontal = {round(float(ln.get_ydata()[0]), 6): ln.get_label() for ln in ax.get_lines()[1:]}
+    assert horizontal[0.4].startswith("band rule buys at <= 0.40 %, deciding every 16 bars")
+    assert horizontal[2.1].startswith("band rule sells at >= 2.10 %")
+    labels = [c.get_label() for c in ax.collections]
+    assert any(lbl.startswith("policy buys") for lbl in labels) and any(lbl.startswith("band rule buys")
+                                                                        for lbl in labels)
+    assert band_levels({"premium_threshold": {}}) is None  # no levels (a given-levels backtest names them)

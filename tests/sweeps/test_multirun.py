@@ -42,28 +42,34 @@ def test_compare_discovers_multirun_jobs(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_two_seeds_then_test_and_compare(run_cli, compose_cfg, tmp_path):
-    proc = run_cli("fit", "-m", *TINY, "seed=0,1", "algo.total_env_steps=128")
+def test_multirun_then_one_test_command_and_compare_with_its_chart(run_cli, tmp_path):
+    """A 4-job multirun (2 encoders x 2 seeds), `test <sweep dir>` once, then `compare` writes its chart."""
+    proc = run_cli("fit", "-m", *TINY_NO_ENCODER, "encoder=mlp,lstm", "seed=0,1", "algo.total_env_steps=128")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "runs" / "multirun").iterdir()
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
-    assert [j.name for j in jobs] == ["0_gru_attn_ppo_seed0", "1_gru_attn_ppo_seed1"]
+    # the run names say which encoder replaced the experiment's (gru_attn_ppo's own is gru_attn)
+    assert [j.name for j in jobs] == ["0_gru_attn_ppo+mlp_seed0", "1_gru_attn_ppo+mlp_seed1",
+                                      "2_gru_attn_ppo+lstm_seed0", "3_gru_attn_ppo+lstm_seed1"]
     assert [p.resolve() for p in _printed_run_dirs(proc.stdout, tmp_path / "runs")] == [j.resolve() for j in jobs]
     for job in jobs:
         assert (job / "checkpoints" / "last.ckpt").is_file() and (job / "metrics.csv").is_file()
         assert (job / "config.yaml").is_file() and (job / "meta.json").is_file()
 
-    # `test` on each job (in-process: the function the CLI's test command calls), then compare the sweep dir
-    from kpremia.evaluate import evaluate_checkpoint
+    tested = run_cli("test", str(sweep_dir), "eval.plots=false")
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    lines = [ln for ln in tested.stdout.splitlines() if ln.startswith("[")]
+    assert len([ln for ln in lines if "policy" in ln and "band rule" in ln]) == 4, tested.stdout
+    assert all((job / "report" / "summary.json").is_file() for job in jobs)
+    assert f"python -m kpremia compare {sweep_dir}" in tested.stdout
 
-    for job in jobs:
-        ckpt = str(job / "checkpoints" / "last.ckpt")
-        evaluate_checkpoint(ckpt, split="test", cli_cfg=compose_cfg(f"ckpt={ckpt}", "eval.plots=false"),
-                            overrides=["eval.plots=false"])
+    compared = run_cli("compare", str(sweep_dir))
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    assert (sweep_dir / "compare.png").stat().st_size > 10_000
     runs = load_runs([sweep_dir])
-    assert sorted((r.experiment, r.seed) for r in runs) == [("gru_attn_ppo", 0), ("gru_attn_ppo", 1)]
-    policy = compare_table(runs).query("trader == 'policy'").iloc[0]
-    assert policy["n"] == 2 and policy["seeds"] == "0 1"
+    table = compare_table(runs).query("trader == 'policy'").set_index("experiment")
+    assert table.loc["gru_attn_ppo+mlp", "n"] == 2 and table.loc["gru_attn_ppo+mlp", "seeds"] == "0 1"
+    assert table.loc["gru_attn_ppo+lstm", "n"] == 2
 
 
 @pytest.mark.slow
