@@ -137,10 +137,10 @@ def test_a_tested_run_records_its_fee_and_data_for_compare(compose_cfg, tiny_che
     assert dict(runs[0].facts)["data"] == summary["data"] and legend == []
 
 
-def test_a_budget_between_epochs_is_rounded_up_with_a_line(compose_cfg, tmp_path, caplog):
-    cfg = compose_cfg(*TINY, "algo.total_env_steps=200")  # epochs of 16 steps x 8 envs = 128 env steps
+def test_a_budget_between_rounds_is_rounded_up_with_a_line(compose_cfg, tmp_path, caplog):
+    cfg = compose_cfg(*TINY, "algo.total_env_steps=200")  # rounds of 16 steps x 8 envs = 128 env steps
     with caplog.at_level("INFO", logger="kpremia.training"):
         result = training.fit(cfg, tmp_path / "run")
     assert result["env_steps"] == 256
-    assert any("algo.total_env_steps=200 is rounded up to 2 epoch(s) of 128 env steps = 256 env steps"
-               in r.getMessage() for r in caplog.records)
+    assert any("budget: 256 env steps = 2 round(s) of 128 env steps (algo.total_env_steps=200 rounded up to "
+               "whole rounds)" in r.getMessage() for r in caplog.records)

@@ -33,6 +33,8 @@ LINKED = ("README.md", "examples", "tests", "scripts", "sweeps", "configs", "ben
 # (pattern of the command as printed, why it is not run here).  First match wins.
 SKIPPED: list[tuple[str, str]] = [
     (r"^bash \.ci/run$", "CI itself"),
+    (r"^pip install .*\[optuna\]", "an install into the reader's environment; .ci/run installs the dev extra, "
+                                     "which holds the Optuna sweeper"),
     (r"^python -m kpremia fit trainer\.accelerator=gpu(\s|$)", "the refusal it shows is for a machine without a "
                                                                  "GPU; run only there"),
     (r"data inspect upbit:USDT/KRW", "a cached 17-month fetch; tests/data/test_ccxt_cli.py inspects a replayed one"),
