@@ -185,20 +185,23 @@ def main(argv: list[str] | None = None) -> None:
         levers = [(label, _runs(root)) for label, root in map(_label_dir, args.lever)]
         _save(curves_figure(levers), img_dir / "results_levers.png")
         parts += ["## Learning curves of the levers", "",
-                  "Validation split, deterministic policy, every lever changed alone from the default "
-                  "(`mlp_ppo`, seed 0 unless the label says otherwise).", "",
+                  "Validation, deterministic policy, every lever changed alone from the default "
+                  "(`mlp_ppo`, seed 0 unless the label says otherwise). Runs with `eval.val_draws` (the main "
+                  "job) report the mean over their validation split and the further market draws.", "",
                   "![validation return and trades vs env steps](img/results_levers.png)", ""]
-        rows = ["| lever | best val return % | at env steps | trades there | last val return % | last trades |",
-                "|---|---:|---:|---:|---:|---:|"]
+        rows = ["| lever | best val return % | at env steps | trades there | last val return % | last trades "
+                "| band rule on val % |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
         for label, runs in levers:
             for run in runs:
                 c = _val_curves(run)
                 best = c.loc[c["val/return"].idxmax()]
                 last = c.iloc[-1]
                 name = f"{label} ({run.name})" if len(runs) > 1 else label
+                band = f"{100 * last['val/band_return']:+.2f}" if "val/band_return" in c else "n/a"
                 rows.append(f"| {name} | {100 * best['val/return']:+.2f} | {int(best['env_steps']):,} | "
                             f"{int(best['val/n_trades'])} | {100 * last['val/return']:+.2f} | "
-                            f"{int(last['val/n_trades'])} |")
+                            f"{int(last['val/n_trades'])} | {band} |")
         parts += rows + [""]
     if args.notes:
         parts += [Path(args.notes).read_text().rstrip(), ""]
