@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         params = [s.get("baseline_params", {}) for s in own]
         if params and params[0]:
             parts += ["Band levels chosen on train (seed 0): "
-                      + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in params[0].items()), ""]
+                      + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in params[0].items() if v), ""]
     if args.lever:
         levers = [(label, _runs(root)) for label, root in map(_label_dir, args.lever)]
         _save(curves_figure(levers), img_dir / "results_levers.png")
