@@ -32,7 +32,7 @@ import torch
 from kpremia import commands
 from kpremia.checkpoints import resolve_checkpoints
 from kpremia.compose import compose_config
-from kpremia.config import checkpoint_of
+from kpremia.config import checkpoint_of, runs_root
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _compose(overrides: Sequence[str]) -> dict[str, Any]:
 
 def _new_run_dir(cfg: Mapping[str, Any]) -> Path:
     """``<paths.runs_dir>/<date>_<time>_<experiment_name>``, as the CLI names it (unique in this process)."""
-    root = Path(str((cfg.get("paths") or {}).get("runs_dir") or "runs"))
+    root = Path(runs_root(cfg))
     stem = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{cfg.get('experiment_name') or 'run'}"
     candidate, n = root / stem, 1
     while candidate.exists():
@@ -184,5 +184,4 @@ class Policy:
 
 def load_policy(ckpt: str | Path = "best") -> Policy:
     """The :class:`Policy` of a checkpoint (``ckpt`` as for :func:`test`: a file, a run directory, best/last)."""
-    runs_dir = str(compose_config([]).get("paths", {}).get("runs_dir") or "runs")
-    return Policy(resolve_checkpoints(str(ckpt), runs_dir=runs_dir, which="best")[0])
+    return Policy(resolve_checkpoints(str(ckpt), runs_dir=runs_root(compose_config([])), which="best")[0])

@@ -131,13 +131,13 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     ``.hydra/`` files of the first start are left as they were.
     """
     from kpremia.checkpoints import resolve_checkpoints
+    from kpremia.config import runs_root
     from kpremia.resume import resume_config, run_dir_of
 
     given = next((a for a in args if a.startswith("ckpt=")), None)
     if given is None or resolved is None or not given.split("=", 1)[1]:
         return args
-    runs_dir = str((resolved.get("paths") or {}).get("runs_dir") or "runs")
-    ckpt = resolve_checkpoints(given.split("=", 1)[1], runs_dir=runs_dir, which="last")[0].resolve()
+    ckpt = resolve_checkpoints(given.split("=", 1)[1], runs_dir=runs_root(resolved), which="last")[0].resolve()
     out = [f"ckpt={ckpt}" if a == given else a for a in args]
     # An override that would change the run is refused here, before Hydra touches the run's directory.
     from kpremia.config_checks import validate_config

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kpremia.checkpoints import resolve_checkpoints
-from kpremia.config import checkpoint_of
+from kpremia.config import checkpoint_of, runs_root
 from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,9 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
     raise UserError(f"unknown command {command!r}")
 
 
-def _runs_dir(cfg: dict[str, Any]) -> str:
-    return str((cfg.get("paths") or {}).get("runs_dir") or "runs")
-
-
 def one_checkpoint(cfg: dict[str, Any], which: str = "best") -> Path:
     """The one checkpoint file ``cfg["ckpt"]`` names (a file, a glob, a run directory, best / last)."""
-    return resolve_checkpoints(str(checkpoint_of(cfg)), runs_dir=_runs_dir(cfg), which=which)[0]
+    return resolve_checkpoints(str(checkpoint_of(cfg)), runs_dir=runs_root(cfg), which=which)[0]
 
 
 def evaluate(command: str, cfg: dict[str, Any], overrides: list[str]) -> Any:
@@ -80,7 +76,7 @@ def evaluate(command: str, cfg: dict[str, Any], overrides: list[str]) -> Any:
         raise UserError(f"`{command}` needs a checkpoint: ckpt=<run dir> (its best checkpoint), ckpt=best "
                         f"(the newest run), ckpt=<.ckpt file>, or a sweep directory: `{command} runs/multirun/<stamp>`")
     split = "val" if command == "validate" else "test"
-    paths = resolve_checkpoints(ckpt, runs_dir=_runs_dir(cfg), which="best", many=True)
+    paths = resolve_checkpoints(ckpt, runs_dir=runs_root(cfg), which="best", many=True)
     if len(paths) == 1:
         return evaluate_checkpoint(str(paths[0]), split=split, cli_cfg=cfg, overrides=overrides)
     return evaluate_runs(Path(ckpt), paths, split=split, cfg=cfg, overrides=overrides)

@@ -267,3 +267,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 def checkpoint_of(cfg: Mapping[str, Any]) -> str | None:
     """The run config's checkpoint (``ckpt``), or None."""
     return str(cfg["ckpt"]) if cfg.get("ckpt") else None
+
+
+def runs_root(cfg: Mapping[str, Any]) -> str:
+    """Where the config's runs go (``paths.runs_dir``: ``$KPREMIA_RUNS_DIR`` or ``runs``)."""
+    return str((cfg.get("paths") or {}).get("runs_dir") or "runs")

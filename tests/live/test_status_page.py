@@ -44,6 +44,23 @@ def _values(dom: str) -> dict[str, str]:
     return out
 
 
+def _serve_and_render(checkpoint, state_dir: Path, cli: dict, shot: Path, height: int):
+    """Serve the session's status page, screenshot it (to ``$KPREMIA_SCREENSHOT_DIR`` when set) and
+    return the (closed) host and the DOM headless Chromium rendered."""
+    shot = Path(os.environ.get("KPREMIA_SCREENSHOT_DIR", shot.parent)) / shot.name
+    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
+    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/#token={TOKEN}"
+        proc = _browser(f"--screenshot={shot}", f"--window-size=1280,{height}", url)
+        assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
+        return host, _browser("--dump-dom", url).stdout
+    finally:
+        server.stop()
+        host.close()
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/system-deps installs it)")
 def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_path, monkeypatch):
     state_dir = tmp_path / "state"
@@ -54,18 +71,7 @@ def test_status_page_in_chromium_shows_the_journal(live_cfg, checkpoint, tmp_pat
     cli["live"]["learn"]["challenger"].update(enabled=False)
     run_live(cli, overrides=[])
 
-    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
-    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{server.port}/#token={TOKEN}"
-        shot = Path(os.environ.get("KPREMIA_SCREENSHOT_DIR", tmp_path)) / "status_page.png"
-        proc = _browser(f"--screenshot={shot}", "--window-size=1280,1000", url)
-        assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
-        dom = _browser("--dump-dom", url).stdout
-    finally:
-        server.stop()
-        host.close()
+    host, dom = _serve_and_render(checkpoint, state_dir, cli, tmp_path / "status_page.png", height=1000)
 
     assert 'data-loaded="1"' in dom, "the page never rendered /status (token or fetch failed)"
     seen = _values(dom)
@@ -114,18 +120,7 @@ def test_halted_session_page_shows_why_and_since_when(live_cfg, tmp_path):
     cli["live"]["max_bars"] = 60  # enough decisions after the halt for runs of refusals
     assert run_live(cli, overrides=[])["risk_state"] == "HALTED"
 
-    host = build_host(str(checkpoint), state_dir, LiveConfig.from_dict(cli["live"]).learn)
-    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{server.port}/#token={TOKEN}"
-        shot = Path(os.environ.get("KPREMIA_SCREENSHOT_DIR", tmp_path)) / "status_halted.png"
-        proc = _browser(f"--screenshot={shot}", "--window-size=1280,1500", url)
-        assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
-        dom = _browser("--dump-dom", url).stdout
-    finally:
-        server.stop()
-        host.close()
+    _, dom = _serve_and_render(checkpoint, state_dir, cli, tmp_path / "status_halted.png", height=1500)
 
     assert 'data-loaded="1"' in dom
     seen = _values(dom)
