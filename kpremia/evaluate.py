@@ -148,10 +148,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log.info("market %d/%d: data seed %d", i, len(seeds), seed)
         markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
                                         market_label=f"unseen market {i} of {len(seeds)}"))
-    from kpremia.commands import brief
     from kpremia.eval.paired import paired_stats
 
-    lines = [f"data seed {m.get('data_seed')}: {brief(m)}" for m in markets]
+    lines = [f"data seed {m.get('data_seed')}: {market_line(m)}" for m in markets]
     paired = {}
     for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold")):
         diffs = [float(m["policy"]["return"]) - float(m["baselines"][reference]["return"])
@@ -164,6 +163,17 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         for stats in paired.values():
             print(paired_line(stats))
     return {**summary, "markets": lines, "paired": paired}
+
+
+def market_line(summary: dict[str, Any]) -> str:
+    """The policy's return and trades beside the band rule's and buy-and-hold's on one market."""
+    def ret(name: str) -> str:
+        metrics = summary["baselines"].get(name)
+        return "-" if not metrics else f"{100 * float(metrics['return']):+.2f} %"
+
+    policy = summary["policy"]
+    return (f"policy {100 * float(policy['return']):+.2f} % ({int(round(float(policy.get('n_trades', 0)))):,} trades), "
+            f"band rule {ret('premium_threshold')}, buy-and-hold {ret('buy_and_hold')}")
 
 
 def paired_line(stats: dict[str, Any]) -> str:
@@ -221,8 +231,10 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     from kpremia.eval.report import summarise_traces, write_report
 
     if split in ("test", "all"):
+        # Pictures of the run's own split only: an unseen draw is one number among many (its trace and trades
+        # are still written, and `test ... data.seed=<its seed>` draws its pictures).
         summary = write_report(report_dir, traces[0], baseline_traces, {**extra, "policy_metrics": policy},
-                               plots=eval_cfg.plots, stamp=report_stamp(extra),
+                               plots=eval_cfg.plots and with_curve, stamp=report_stamp(extra),
                                curve=_validation_curve(run_dir) if with_curve else None)
         from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
 

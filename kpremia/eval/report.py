@@ -135,7 +135,8 @@ def write_report(out_dir: str | Path, policy_trace: pd.DataFrame | None,
             figures.append((LEARNING_PLOT, learning_figure(curve, stamp=stamp)))
         for name, fig in figures:
             atomic_write_bytes(out / name, png_bytes(fig))
-    atomic_write_json(out / "summary.json", _json_safe(summary))  # last: its presence means the report is complete
+    summary = _json_safe(summary)
+    atomic_write_json(out / "summary.json", summary)  # last: its presence means the report is complete
     log.info("report written to %s", out)
     return summary
 
