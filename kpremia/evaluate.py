@@ -236,9 +236,10 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
         summary = write_report(report_dir, traces[0], baseline_traces, {**extra, "policy_metrics": policy},
                                plots=eval_cfg.plots and with_curve, stamp=report_stamp(extra),
                                curve=_validation_curve(run_dir) if with_curve else None)
-        from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
+        if with_curve:  # the run's own split only: an unseen draw must not replace its test/* numbers
+            from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
 
-        log_test_report(cfg, run_dir, summary, report_dir)
+            log_test_report(cfg, run_dir, summary, report_dir)
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
     return {**summary, "report_dir": str(report_dir) if split in ("test", "all") else None}

@@ -8,8 +8,9 @@ by what ran, and leads with one row per group: the policy's return, its paired e
 band rule on the same markets with a 95 % bootstrap interval and a verdict
 (:mod:`kpremia.eval.paired`), the win rate, trades, max drawdown and n (seeds × markets).  It
 writes ``compare.md`` (that table, then every metric as mean ± std), ``compare.csv`` (every metric
-per group and trader), ``compare_markets.csv`` (one row per run and market: the paired
-differences) and ``compare.png`` into ``--out`` (default: the common parent of the given paths).
+per group and trader), ``compare_lead.csv`` (the lead table with median, IQM and the same
+statistics against buy-and-hold, ``bh_*``), ``compare_markets.csv`` (one row per run and market:
+the paired differences) and ``compare.png`` into ``--out`` (default: the common parent of the given paths).
 
 Groups: runs are averaged only when they ran the same thing (:mod:`kpremia.identity`: the
 resolved config minus the seed and the how-keys) and share a name (``experiment_name`` of
@@ -475,8 +476,9 @@ def compare_main(argv: list[str]) -> int:
     markdown = lead_md + notes + "\n## All metrics (mean ± std over runs × markets)\n\n" + to_markdown(table)
     atomic_write_text(out / "compare.csv", table.to_csv(index=False))
     atomic_write_text(out / "compare_markets.csv", markets.to_csv(index=False))
+    atomic_write_text(out / "compare_lead.csv", lead.to_csv(index=False))
     atomic_write_text(out / "compare.md", markdown)
-    written = [out / "compare.md", out / "compare.csv", out / "compare_markets.csv"]
+    written = [out / "compare.md", out / "compare.csv", out / "compare_lead.csv", out / "compare_markets.csv"]
     if args.plot:
         from kpremia.eval.plots import compare_figure, png_bytes
 

@@ -243,7 +243,7 @@ def compare_figure(markets: pd.DataFrame, stats: pd.DataFrame) -> Figure:
     Readable from 2 to a dozen groups: one row each, the verdict in the label.
     """
     groups = list(stats["group"])
-    fig = Figure(figsize=(12, 1.6 + 0.55 * max(2, len(groups))))
+    fig = Figure(figsize=(12, 2.2 + 0.55 * max(2, len(groups))))
     ax, ax_dd = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 1.4]})
     rng = np.random.default_rng(0)  # vertical jitter of the market dots only
     for i, row in enumerate(stats.itertuples(index=False)):
