@@ -138,6 +138,7 @@ class LearnConfig(ConfigPart):
     every: int = knob_of(OnlineLearnConfig, "every")
     anchor: float = knob_of(OnlineLearnConfig, "anchor")
     max_distance: float = knob_of(OnlineLearnConfig, "max_distance")
+    keep_versions: int | None = knob(100, optional(at_least(2)))  # retention: the last N (null keeps all)
     challenger: ChallengerConfig = knob(ChallengerConfig())
 
     def learner(self, algo: AlgoConfig) -> OnlineLearnConfig:

@@ -38,7 +38,11 @@ def read_risk_events(journal: str | Path, limit: int | None = None) -> list[dict
     if not path.is_file():
         return []
     try:
-        with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
+        # A closed journal (no -wal beside it) is read immutable: a plain read-only connection to a WAL-mode
+        # file leaves empty -wal/-shm files behind, and the exit-3 line must change no file.
+        closed = not path.with_name(path.name + "-wal").exists()
+        flags = "mode=ro&immutable=1" if closed else "mode=ro"
+        with sqlite3.connect(f"file:{path.resolve()}?{flags}", uri=True, timeout=5.0) as conn:
             conn.row_factory = sqlite3.Row
             query = "SELECT * FROM risk_events ORDER BY id" + (" DESC LIMIT ?" if limit else "")
             rows = [dict(r) for r in conn.execute(query, (limit,) if limit else ())]

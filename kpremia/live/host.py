@@ -18,6 +18,14 @@ update depends on the mode:
 
 Every weight change is a version (:mod:`kpremia.live.versions`) and every
 request or model event a row of the model journal (:mod:`kpremia.live.control_log`).
+Version names come from :attr:`ModelHost.issued` (the last number this history
+issued, part of :meth:`ModelHost.state_dict`), never from the folders on disk,
+so a restart after a kill names the same weights the same way.
+
+A load or rollback holds :attr:`ModelHost.learn_lock` as well, so it never
+changes the learner's network under a running update, and an update that ran
+on the weights rolled away from is discarded, not published (its
+``lineage`` differs from the learner's).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from kpremia.live.config import ChallengerConfig
 from kpremia.live.control_log import ControlLog
 from kpremia.live.hparams import check_hparam
 from kpremia.live.online_ppo import RUNTIME_HPARAMS, OnlineLearnConfig, OnlinePPO, Transition, UpdateResult
-from kpremia.live.versions import Version, VersionStore
+from kpremia.live.versions import Version, VersionStore, next_version
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +64,20 @@ class ModelHost:
         deterministic / temperature: how ``act`` picks (argmax, or sampled at ``temperature``).
         lock: the lock of the acting weights; the live runner passes its checkpoint policy's, so the
             policy acts and the host swaps weights under one lock.
+        keep_versions: retention (:meth:`VersionStore.prune`): the last N versions besides the acting, the
+            challenger, checkpoints and promotions (None keeps all).
+        trading: the live runner's checkpoint policy, whose sampling ``temperature`` follows ``set_hparams``.
+
+        begin: continue from the newest version in ``state_dir`` now (``serve``), or start ``v1_0_0``;
+            False (a live session) writes nothing until :meth:`begin` or :meth:`load_state_dict` (a restart).
     """
 
     def __init__(self, module: Any, state_dir: str | Path, *, learn: OnlineLearnConfig | None = None,
                  challenger: ChallengerConfig | None = None, source: str | None = None, deterministic: bool = True,
-                 temperature: float = 1.0, seed: int = 0, lock: threading.RLock | None = None):
+                 temperature: float = 1.0, seed: int = 0, lock: threading.RLock | None = None,
+                 keep_versions: int | None = None, trading: Any | None = None, begin: bool = True):
         self.lock = lock if lock is not None else threading.RLock()  # the acting weights
-        self.learn_lock = threading.Lock()  # the learner (its window, optimiser, copy of the weights)
+        self.learn_lock = threading.RLock()  # the learner (its window, optimiser, copy of the weights)
         self.module = module
         self.net: nn.Module = module.net
         self.net.eval()
@@ -81,13 +96,42 @@ class ModelHost:
         self.last_update: UpdateResult | None = None
         self.last_challenge: ChallengerDecision | None = None
         self.started = time.time()
+        self.source = source
+        self.keep_versions = keep_versions
+        self.trading = trading
+        self.issued: tuple[int, int, int] | None = None  # the last version number this history issued
+        self.version: str | None = None  # set by begin() or load_state_dict()
+        if begin:
+            self.begin()
+
+    def begin(self, *, adopt_latest: bool = True) -> Version:
+        """Start the history: ``v1_0_0`` from the checkpoint's weights, or (``adopt_latest``) the newest version.
+
+        ``adopt_latest=False`` (a new live session) accepts only an empty ``versions/`` or a ``v1_0_0``
+        holding exactly these weights (a start killed before its first commit); another run's history is
+        refused in one line.
+        """
         latest = self.versions.latest()
-        if latest is None:
-            first = self.versions.save(self.net.state_dict(), kind="checkpoint", parent=None, source=source)
-            self.version = first.name
-            self.log.write("host", "start", {"source": source}, model_version=self.version)
-        else:  # a state_dir that has versions: the runner's snapshot says which one trades (restore)
-            self.version = latest.name
+        if latest is not None and adopt_latest:
+            self.version, self.issued = latest.name, latest.number
+            return latest
+        if latest is not None and [v.name for v in self.versions.list()] != ["v1_0_0"]:
+            raise UserError(f"{self.versions.root} holds another run's model history ({latest.name}) but this "
+                            "session has none: move versions/ and model_journal.sqlite away too to start over, or "
+                            "use a new live.state_dir; nothing was changed")
+        first = self._new_version(self.net.state_dict(), "checkpoint", None, source=self.source)
+        self.version = first.name
+        self.log.write("host", "start", {"source": self.source}, model_version=self.version)
+        return first
+
+    def _new_version(self, weights: dict[str, torch.Tensor], kind: str, parent: str | None, **details: Any) -> Version:
+        """Save the next version of this history (named from :attr:`issued`), then apply retention."""
+        version = self.versions.save(weights, name=next_version(self.issued, kind), kind=kind, parent=parent,
+                                     **details)
+        self.issued = version.number
+        protect = {self.version, self.challenger_version, version.name, version.parent}
+        self.versions.prune(self.keep_versions, protect)
+        return version
 
     # ----------------------------------------------------------------- acting
     def act(self, obs: dict[str, torch.Tensor], deterministic: bool | None = None) -> tuple[int, torch.Tensor]:
@@ -128,43 +172,46 @@ class ModelHost:
             return learner.add(transition)
 
     def update(self, bars_seen: int | None = None) -> UpdateResult:
-        """Run one online update now and publish it as a version (the slow part holds no lock)."""
+        """Run one online update now and publish it as a version (a load waits until it is published)."""
         learner = self.require_learner()
         with self.learn_lock:
+            lineage = learner.lineage
             result = learner.update()
-        if bars_seen is not None:
-            self.bars_seen = int(bars_seen)
-        self.publish(result)
+            if bars_seen is not None:
+                self.bars_seen = int(bars_seen)
+            self.publish(result, lineage)
         return result
 
-    def publish(self, result: UpdateResult) -> Version | None:
-        """Keep (version + swap) or refuse an update's weights."""
+    def publish(self, result: UpdateResult, lineage: int | None = None) -> Version | None:
+        """Keep (version + swap) or refuse an update's weights.
+
+        ``lineage``: the learner's lineage when the update started; an update that ran before a load or
+        rollback (another lineage) is discarded, its weights are of the line rolled away from.
+        """
         learner = self.require_learner()
         figures = {k: v for k, v in result._asdict().items()}
-        if not all(math.isfinite(float(v)) for v in figures.values()):
-            self.log.write("learner", "refuse", {**figures, "reason": "non-finite loss"}, model_version=self.version,
-                           ok=False)
-            return None
-        weights = learner.weights()
-        with self.lock:
-            parent = (self.challenger_version or self.version) if self.challenger else self.version
-            latest = self.versions.latest()
-            if latest is not None and latest.kind == "update" and (latest.updates, latest.transitions_seen) == (
-                    learner.updates, learner.transitions_seen):
-                # A restart redid the update the killed run had already saved (same transitions, same
-                # result): reuse that version rather than number the same weights twice.
-                version = latest
-            else:
-                version = self.versions.save(weights, kind="update", parent=parent, bars_seen=self.bars_seen,
-                                             transitions_seen=learner.transitions_seen, updates=learner.updates,
-                                             figures=figures)
-            if self.challenger is not None:
-                self.challenger_net.load_state_dict(weights)
-                self.challenger_version = version.name
-            else:
-                self.net.load_state_dict(weights)
-                self.version = version.name
-            self.last_update = result
+        with self.learn_lock:
+            if lineage is not None and lineage != learner.lineage:
+                self.log.write("learner", "discard", {**figures, "reason": "the model was loaded or rolled back "
+                                                      "while this update ran"}, model_version=self.version, ok=False)
+                return None
+            if not result.kept or not all(math.isfinite(float(v)) for v in figures.values()):
+                self.log.write("learner", "refuse", {**figures, "reason": "non-finite loss or weights"},
+                               model_version=self.version, ok=False)
+                return None
+            weights = learner.weights()
+            with self.lock:
+                parent = (self.challenger_version or self.version) if self.challenger else self.version
+                version = self._new_version(weights, "update", parent, bars_seen=self.bars_seen,
+                                            transitions_seen=learner.transitions_seen, updates=learner.updates,
+                                            figures=figures)
+                if self.challenger is not None:
+                    self.challenger_net.load_state_dict(weights)
+                    self.challenger_version = version.name
+                else:
+                    self.net.load_state_dict(weights)
+                    self.version = version.name
+                self.last_update = result
         trades = {} if self.challenger is not None else {"trades_from_step": self.bars_seen + 1}
         self.log.write("learner", "update", {**figures, **trades}, model_version=version.name)
         return version
@@ -182,8 +229,8 @@ class ModelHost:
         if decision.outcome == "promote" and self.challenger_version is not None:
             with self.lock:
                 weights = {k: v.detach().clone() for k, v in self.challenger_net.state_dict().items()}
-                version = self.versions.save(weights, kind="promotion", parent=self.challenger_version,
-                                             bars_seen=self.bars_seen, figures=detail)
+                version = self._new_version(weights, "promotion", self.challenger_version,
+                                            bars_seen=self.bars_seen, figures=detail)
                 self.net.load_state_dict(weights)
                 self.version = version.name
             self.log.write("challenger", "promote", {**detail, "trades_from_step": self.bars_seen + 1},
@@ -196,15 +243,18 @@ class ModelHost:
     def save(self, note: str | None = None) -> Version:
         """Save the acting weights as a new (patch) version."""
         with self.lock:
-            version = self.versions.save(self.net.state_dict(), kind="update", parent=self.version,
-                                         bars_seen=self.bars_seen, figures={"note": note or "saved by request"})
+            version = self._new_version(self.net.state_dict(), "update", self.version, bars_seen=self.bars_seen,
+                                        figures={"note": note or "saved by request"})
             self.version = version.name
         return version
 
     def load(self, name: str) -> Version:
-        """Roll the acting network (and the learner, re-anchored) back to version ``name``, bit for bit."""
+        """Roll the acting network (and the learner, re-anchored) back to version ``name``, bit for bit.
+
+        Holds the learner's lock too: a running update finishes first, and is then discarded at publication.
+        """
         version, weights = self.versions.load(name)
-        with self.lock:
+        with self.learn_lock, self.lock:
             self.net.load_state_dict(weights)
             self.version = version.name
             if self.challenger_net is not None:
@@ -225,12 +275,24 @@ class ModelHost:
         if not changes:
             raise UserError("set_hparams needs at least one of temperature, " + ", ".join(RUNTIME_HPARAMS))
         temperature = changes.pop("temperature", None)
-        with self.lock:
+        if temperature is not None and self.trading is not None and self.trading.deterministic:
+            raise UserError("temperature changes sampled actions only, and this session trades the argmax "
+                            "(eval.deterministic=true), so it would not change trading; start the session with "
+                            "eval.deterministic=false to trade sampled actions")
+        if changes:
+            self.require_learner()
+        with self.learn_lock, self.lock:
             if changes:
-                self.require_learner().set_hparams(**changes)
+                self.learner.set_hparams(**changes)
             if temperature is not None:
-                self.temperature = temperature
+                self._set_temperature(temperature)
             return self.hparams()
+
+    def _set_temperature(self, temperature: float) -> None:
+        """The temperature of ``/act``'s sampled actions and, in a live session that samples, of trading."""
+        self.temperature = float(temperature)
+        if self.trading is not None and not self.trading.deterministic:
+            self.trading.temperature = self.temperature
 
     def hparams(self) -> dict[str, Any]:
         out: dict[str, Any] = {"temperature": self.temperature, "deterministic": self.deterministic}
@@ -257,20 +319,31 @@ class ModelHost:
     def state_dict(self) -> dict[str, Any]:
         with self.lock:
             return {
-                "version": self.version, "challenger_version": self.challenger_version,
+                "version": self.version, "challenger_version": self.challenger_version, "issued": self.issued,
                 "temperature": self.temperature, "generator": self.generator.get_state(),
                 "bars_seen": self.bars_seen,
                 "learner": self.learner.state_dict() if self.learner else None,
                 "challenger": self.challenger.state_dict() if self.challenger else None,
             }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore after a restart: the acting weights come from the saved version, bit for bit."""
-        with self.lock:
-            _, weights = self.versions.load(state["version"])
-            self.net.load_state_dict(weights)
+    def load_state_dict(self, state: dict[str, Any], *, rollback: str | None = None) -> None:
+        """Restore after a restart: the acting weights come from the saved version, bit for bit.
+
+        ``rollback``: the version this start trades instead (``live.rollback``); the snapshot's acting and
+        challenger versions are then not read, so a damaged one can be rolled away from.  Writes nothing
+        (the caller journals the restore once the start is accepted).
+        """
+        with self.learn_lock, self.lock:
+            if rollback is None:
+                _, weights = self.versions.load(state["version"])
+                self.net.load_state_dict(weights)
             self.version = state["version"]
-            self.temperature = float(state["temperature"])
+            issued = state.get("issued")
+            if issued is None:  # a snapshot of an earlier release: its versions were numbered after the newest
+                latest = self.versions.latest()
+                issued = latest.number if latest else None
+            self.issued = tuple(issued) if issued is not None else None
+            self._set_temperature(float(state["temperature"]))
             self.generator.set_state(state["generator"])
             self.bars_seen = int(state["bars_seen"])
             if self.learner is not None and state.get("learner") is not None:
@@ -278,10 +351,9 @@ class ModelHost:
             if self.challenger is not None and state.get("challenger") is not None:
                 self.challenger.load_state_dict(state["challenger"])
             self.challenger_version = state.get("challenger_version")
-            if self.challenger_net is not None:
+            if self.challenger_net is not None and rollback is None:
                 source = self.challenger_version or self.version
                 self.challenger_net.load_state_dict(self.versions.load(source)[1])
-        self.log.write("host", "restore", {"version": self.version}, model_version=self.version)
 
     def close(self) -> None:
         self.log.close()

@@ -324,9 +324,11 @@ class Journal:
             self._insert_events(c, [event])
             self._write_state(c, state, None)
 
-    def next_session(self) -> int:
+    def next_session(self, write: bool = True) -> int:
+        """The number of the session starting now (``write=False``: not journaled yet)."""
         value = int(self.get_meta("sessions") or 0) + 1
-        self.set_meta({"sessions": str(value)})
+        if write:
+            self.set_meta({"sessions": str(value)})
         return value
 
 

@@ -111,6 +111,8 @@ class ModelCallback(LiveCallback):
         self._notional = 0.0  # KRW traded by the fills booked since the previous bar
         self._shadow: dict[str, float] | None = None  # the challenger's paper account
         self._thread: threading.Thread | None = None
+        self._lineage = 0  # the learner's lineage when the running update started
+        self._restored = False  # the host's state came from the journal's snapshot
         self._result: UpdateResult | None = None
         self._error: BaseException | None = None
 
@@ -139,11 +141,24 @@ class ModelCallback(LiveCallback):
         state_dir = Path(runner.config.get("state_dir", "."))
         self.host = ModelHost(module, state_dir, learn=self.learn_cfg.learner(module.algo_cfg) if self.learn_on else None,
                               challenger=self.learn_cfg.challenger, source=policy.ckpt,
-                              deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock)
+                              deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock,
+                              keep_versions=self.learn_cfg.keep_versions, trading=policy,
+                              begin=False)  # after every refusal of this start: on_start
         if self.api_on:
             self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
+        # Every refusal of this start has been made by now (the risk callback's come first): from here on
+        # it writes.  Orphans first (folders and temporary files a kill left under versions/).
+        if self.host is not None:
+            removed = self.host.versions.clean()
+            if removed:
+                log.info("removed %d unfinished version write(s) under %s", len(removed), self.host.versions.root)
+            if self._restored:
+                self.host.log.write("host", "restore", {"version": self.host.version},
+                                    model_version=self.host.version)
+            else:
+                self.host.begin(adopt_latest=False)
         if self.rollback and self.host is not None:
             before = self.host.version
             version = self.host.load(self.rollback)
@@ -240,6 +255,7 @@ class ModelCallback(LiveCallback):
         if self._thread is not None:
             return
         learner = self.host.learner
+        self._lineage = learner.lineage
 
         def work() -> None:
             _lower_this_threads_priority()
@@ -270,7 +286,7 @@ class ModelCallback(LiveCallback):
             return
         result, self._result = self._result, None
         if result is not None:
-            self.host.publish(result)
+            self.host.publish(result, self._lineage)
 
     # ----------------------------------------------------------------- restart
     def state_dict(self) -> dict[str, Any]:
@@ -282,13 +298,18 @@ class ModelCallback(LiveCallback):
                 "notional": self._notional, "shadow": self._shadow}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.host is None and state and state.get("host", {}).get("version", "v1_0_0") != "v1_0_0":
-            log.warning("this session traded model version %s; with live.learn and live.api off it now trades the "
-                        "checkpoint's own weights (add live.rollback=%s to keep the learned ones)",
-                        state["host"]["version"], state["host"]["version"])
+        host_state = (state or {}).get("host") or {}
+        if self.host is None and (host_state.get("learner") is not None
+                                  or host_state.get("version", "v1_0_0") != "v1_0_0"):
+            version = host_state.get("version", "v1_0_0")
+            raise UserError(f"this session learned online and trades model version {version}; without "
+                            "live.learn.enabled=true it would trade the checkpoint's own weights instead: add "
+                            f"live.learn.enabled=true to continue, or live.rollback={version} to trade that version "
+                            "without learning; nothing was changed")
         if self.host is None or not state:
             return
-        self.host.load_state_dict(state["host"])
+        self.host.load_state_dict(state["host"], rollback=self.rollback)
+        self._restored = True
         self._pending, self._shadow = state.get("pending"), state.get("shadow")
         self._last, self._notional = state.get("last"), float(state.get("notional", 0.0))
         if self.host.learner is not None and self.host.learner.update_due():

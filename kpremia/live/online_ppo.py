@@ -49,6 +49,7 @@ from kpremia.algos.networks import ActorCritic
 from kpremia.algos.ppo_loss import ppo_loss
 from kpremia.config import ConfigPart, at_least, between, knob, positive
 from kpremia.errors import UserError
+from kpremia.live.hparams import in_range
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,14 @@ class OnlineLearnConfig(ConfigPart):
 
     section: ClassVar[str] = "live.learn"
 
-    lr: float = knob(1e-4, ("> 0, e.g. 1e-4", lambda v: v > 0 and math.isfinite(v)))
-    clip_epsilon: float = knob(0.1, between(0, 1, low_open=True, high_open=True, note=", e.g. 0.1"))
-    entropy_coef: float = knob(0.02, at_least(0))
-    value_coef: float = knob(0.4, at_least(0))
+    lr: float = knob(1e-4, in_range("lr"))
+    clip_epsilon: float = knob(0.1, in_range("clip_epsilon"))
+    entropy_coef: float = knob(0.02, in_range("entropy_coef"))
+    value_coef: float = knob(0.4, in_range("value_coef"))
     update_epochs: int = knob(1, at_least(1))
     batch_size: int = knob(16, at_least(2))  # transitions per update (the most recent ones)
     every: int = knob(3, at_least(1))  # new transitions between updates
-    anchor: float = knob(0.1, at_least(0))  # L2 pull towards the loaded weights (0 disables it)
+    anchor: float = knob(0.1, in_range("anchor"))  # L2 pull towards the loaded weights (0 disables it)
     max_distance: float = knob(1.0, positive())  # hard radius ||theta - theta_0|| (L2 over all parameters)
     gamma: float = knob(0.99, between(0, 1, low_open=True))
     gae_lambda: float = knob(0.95, between(0, 1))
@@ -109,6 +110,7 @@ class UpdateResult(NamedTuple):
     clip_fraction: float
     anchor_distance: float
     projected: bool  # the hard radius acted
+    kept: bool = True  # False: the loss or the new weights were not finite, and the learner was set back
 
 
 class OnlinePPO:
@@ -127,10 +129,12 @@ class OnlinePPO:
         self.transitions_seen = 0
         self.since_update = 0
         self.updates = 0
+        self.lineage = 0  # +1 on every restart_from (a load or rollback): tells a stale update apart
 
     # ----------------------------------------------------------------- feeding
     def add(self, transition: Transition) -> bool:
-        """Record a transition; ``True`` when an update is due now."""
+        """Record a transition (checked: finite in the learner's float32); ``True`` when an update is due now."""
+        check_transition(transition)
         self.window.append(_to_cpu_transition(transition))
         self.transitions_seen += 1
         self.since_update += 1
@@ -164,6 +168,7 @@ class OnlinePPO:
 
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr
+        before = (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.optimizer.state_dict()))
         projected = False
         for _ in range(cfg.update_epochs):
             new_logprob, entropy, new_value = self.net.evaluate_actions(obs, actions)
@@ -178,11 +183,16 @@ class OnlinePPO:
             self.optimizer.step()
             projected |= self._project()
         self.since_update = 0
-        self.updates += 1
         loss = loss.detach()
+        kept = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(p).all()) for p in self.net.parameters())
+        if kept:
+            self.updates += 1
+        else:  # never keep a non-finite update: the learner's network and optimiser go back to before it
+            self.net.load_state_dict(before[0])
+            self.optimizer.load_state_dict(before[1])
         return UpdateResult(self.updates, self.transitions_seen, float(loss), float(terms.loss_objective.detach()),
                             float(terms.loss_critic.detach()), float(terms.entropy.detach()), float(terms.approx_kl),
-                            float(terms.clip_fraction), self.anchor_distance(), projected)
+                            float(terms.clip_fraction), self.anchor_distance(), projected, kept)
 
     @torch.no_grad()
     def _project(self) -> bool:
@@ -218,6 +228,7 @@ class OnlinePPO:
         self.anchor = [p.detach().clone() for p in self.net.parameters()]
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, eps=1e-5)
         self.since_update = 0
+        self.lineage += 1
 
     def weights(self) -> dict[str, torch.Tensor]:
         """A detached copy of the current network weights (to publish to an acting copy)."""
@@ -240,6 +251,7 @@ class OnlinePPO:
             "transitions_seen": self.transitions_seen,
             "since_update": self.since_update,
             "updates": self.updates,
+            "lineage": self.lineage,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -253,6 +265,28 @@ class OnlinePPO:
         self.transitions_seen = int(state["transitions_seen"])
         self.since_update = int(state["since_update"])
         self.updates = int(state["updates"])
+        self.lineage = int(state.get("lineage", 0))
+
+
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_transition(t: Transition) -> None:
+    """A UserError naming the field when a transition cannot be learned from: its reward and log-prob must be
+    finite numbers in float32 (the learner's dtype: ``1e308`` is finite in float64 and infinite there), its
+    observations finite."""
+    for name, value in (("reward", t.reward), ("logprob", t.logprob)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
+                or abs(float(value)) > _FLOAT32_MAX:
+            raise UserError(f"{name}={value!r:.40} is not a finite float32 number (|x| <= {_FLOAT32_MAX:.4g}); "
+                            "the transition was not learned from")
+    if float(t.logprob) > 0:
+        raise UserError(f"logprob={t.logprob!r:.40} is a log-probability and must be <= 0")
+    for part, obs in (("obs", t.obs), ("next_obs", t.next_obs)):
+        for key, value in obs.items():
+            if not bool(torch.isfinite(value.float()).all()):
+                raise UserError(f"{part}.{key} holds a value that is not finite in float32; the transition was not "
+                                "learned from")
 
 
 def _to_cpu_transition(t: Transition) -> Transition:

@@ -20,7 +20,12 @@ file and what to do:
   only the book's tables;
 * a journal without a run (missing, 0 bytes, or no state row) next to a paper book
   with orders: refused, never a new run;
-* ``model_journal.sqlite``, where present: an SQLite file that passes ``quick_check``.
+* the mirror: a journal with a run next to a missing or 0-byte paper book (a new book
+  would invent the run's money): refused;
+* a journal without a run next to a model history (``versions/`` with versions, or
+  a ``model_journal.sqlite``): refused, so "start over" moves that too;
+* ``model_journal.sqlite``, where present: not 0 bytes (its history was lost), an SQLite
+  file that passes ``quick_check``.
 
 :func:`storage_errors` turns what can still go wrong later (the disk filling up
 between the check and a write, a directory made read-only meanwhile) into the
@@ -32,7 +37,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import json
 import os
 import shutil
@@ -69,19 +73,45 @@ def check_live_start(live: LiveConfig, *, paper: bool) -> None:
     check_directory(state_dir, min_free_mb)
     check_no_other_writer(state_dir / "journal.lock")
     has_run = check_journal(state_dir / "journal.sqlite")
+    journal = state_dir / "journal.sqlite"
+    how = "is empty" if journal.is_file() and journal.stat().st_size == 0 else (
+        "has no run" if journal.is_file() else "is missing")
+    start_over = _start_over(state_dir, paper_book)
     if paper_book is not None:
         orders = check_paper_book(paper_book)
         if not has_run and orders:
-            journal = state_dir / "journal.sqlite"
-            how = "is empty" if journal.is_file() and journal.stat().st_size == 0 else (
-                "has no run" if journal.is_file() else "is missing")
             raise UserError(f"{journal} {how} but the paper book {paper_book} holds {orders} order(s) of an earlier "
                             "run: the journal was lost, and a new run would trade beside a book it cannot explain; "
-                            "restore the journal from a backup, or move both files away to start a new run; "
-                            f"{_NOTHING}")
+                            f"restore the journal from a backup, or {start_over}; {_NOTHING}")
+        if has_run and (not paper_book.is_file() or paper_book.stat().st_size == 0):
+            what = "is empty (0 bytes)" if paper_book.is_file() else "is missing"
+            raise UserError(f"the paper book {paper_book} {what} but the journal {journal} holds a run: a new book "
+                            "would start with money the run never had; restore the book from a backup, or "
+                            f"{start_over}; {_NOTHING}")
     model_journal = state_dir / "model_journal.sqlite"
-    if model_journal.is_file() and model_journal.stat().st_size:
-        check_sqlite(model_journal, "model journal", MODEL_JOURNAL_TABLES)
+    if model_journal.is_file() and model_journal.stat().st_size == 0:
+        raise UserError(f"the model journal {model_journal} is empty (0 bytes): its history of model events was "
+                        f"lost; restore it from a backup, or {start_over}; {_NOTHING}")
+    events = 0
+    if model_journal.is_file():
+        if "events" in check_sqlite(model_journal, "model journal", MODEL_JOURNAL_TABLES):
+            with _read_only(model_journal) as conn:
+                events = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    versions = [p.name for p in (state_dir / "versions").glob("v*/manifest.json")] if \
+        (state_dir / "versions").is_dir() else []
+    if not has_run and (versions or events):
+        held = (f"{len(versions)} model version(s) in {state_dir / 'versions'}" if versions
+                else f"the {events} event(s) of {model_journal}")
+        raise UserError(f"{journal} {how} but {held} remain from an earlier run: a new run would continue its "
+                        f"model history with other weights; {start_over}; {_NOTHING}")
+
+
+def _start_over(state_dir: Path, paper_book: Path | None) -> str:
+    """What "start over" means in this state_dir: every file of the run, moved away together."""
+    names = ["journal.sqlite", "model_journal.sqlite", "versions/", "checkpoints/"]
+    if paper_book is not None:
+        names.insert(1, str(paper_book) if paper_book.parent != state_dir else paper_book.name)
+    return f"move {', '.join(names)} away from {state_dir} together to start a new run (or use a new live.state_dir)"
 
 
 def check_directory(state_dir: Path, min_free_mb: float = DEFAULT_MIN_FREE_MB) -> None:
@@ -191,10 +221,12 @@ def check_journal(path: Path) -> bool:
         raise UserError(f"the journal {path} has an unreadable state row ({type(exc).__name__}: {str(exc)[:80]}): "
                         f"{_RESTORE}; {_NOTHING}") from None
     if row[1] is not None:
-        import torch
+        from kpremia.live.sealed import read_snapshot
 
         try:
-            torch.load(io.BytesIO(row[1]), weights_only=False)
+            read_snapshot(row[1], str(path))
+        except UserError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure to read it means the same to the operator
             raise UserError(f"the journal {path} has an unreadable snapshot ({type(exc).__name__}): {_RESTORE}; "
                             f"{_NOTHING}") from None

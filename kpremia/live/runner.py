@@ -45,6 +45,7 @@ from kpremia.live.callback import LiveCallback
 from kpremia.live.feeds import Feed
 from kpremia.live.journal import Journal
 from kpremia.live.policy import LivePolicy
+from kpremia.live.sealed import read_snapshot, seal
 from kpremia.live.state import LiveState
 from kpremia.live.types import Bar, Decision, FillReport, OrderIntent, OrderReport, OrderStatus, RiskState
 from kpremia.spec import ACCOUNT, account_of
@@ -113,6 +114,7 @@ class LiveRunner:
         self.session = 0
         self.bars_this_session = 0
         self.last_decision: Decision | None = None
+        self._session_journaled = False
         self._pending_events: list[dict[str, Any]] = []
         self._unfinished: set[str] = set()
 
@@ -128,6 +130,7 @@ class LiveRunner:
                 cb.on_reconcile(self, report)
             for cb in self.callbacks:
                 cb.on_start(self)
+            self._flush_events()  # the start is accepted: what reconcile found is journaled now
             for bar in self.feed.bars(after=self.state.last_bar_time):
                 self.process_bar(bar)
                 if self.should_stop or (self.max_bars is not None and self.bars_this_session >= self.max_bars):
@@ -164,7 +167,8 @@ class LiveRunner:
             self.builder.warm_up(self.feed.history())
         else:
             self.load_snapshot(snapshot)
-        self.session = self.journal.next_session()
+        self.session = self.journal.next_session(write=False)  # journaled with the first bar: a refused start
+        self._session_journaled = False  # (one line, exit 2) leaves the journal as it found it
         self._unfinished = {row["client_order_id"] for row in self.journal.unfinished_orders()}
         log.info("live run %s session %d: step %d, cash %.2f KRW, position %.6f USDT, risk %s", self.state.run_id,
                  self.session, self.state.step, self.state.cash_krw, self.state.position_usdt,
@@ -185,12 +189,13 @@ class LiveRunner:
                 cb.load_state_dict(states[cb.state_key])
 
     def snapshot(self) -> bytes:
+        """The state dict as a sealed blob (:mod:`kpremia.live.sealed`: damage is refused, not resumed from)."""
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
-        return buf.getvalue()
+        return seal(buf.getvalue())
 
     def load_snapshot(self, blob: bytes) -> None:
-        self.load_state_dict(torch.load(io.BytesIO(blob), weights_only=False))
+        self.load_state_dict(read_snapshot(blob, str(self.journal.path)))
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self) -> ReconcileReport:
@@ -238,8 +243,7 @@ class LiveRunner:
         if report.problems:
             for problem in report.problems:
                 log.error("reconcile: %s", problem)
-            self.set_risk_state(RiskState.HALTED, "reconcile", "; ".join(report.problems))
-            self._flush_events()
+            self.set_risk_state(RiskState.HALTED, "reconcile", "; ".join(report.problems))  # journaled by run()
         else:
             log.info("reconcile: %d order(s) checked, %d resent, %d expired, %d new fill(s); books agree",
                      len(report.checked), len(report.resent), len(report.expired), report.new_fills)
@@ -278,6 +282,9 @@ class LiveRunner:
         if decision.order is not None and not self.feed.can_still_send(bar.time):
             decision.block("catch-up: the bar closed too long ago to trade on")
         events = self._take_events()
+        if not self._session_journaled:
+            self.journal.set_meta({"sessions": str(self.session)})
+            self._session_journaled = True
         self.journal.commit_decision(decision, state, self.session, self.snapshot(), events)
         self._notify_events(events)
         self.last_decision = decision

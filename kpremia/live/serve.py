@@ -32,7 +32,7 @@ def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[st
     return ModelHost(module, state_dir, learn=learn.learner(module.algo_cfg) if learn.enabled else None,
                      challenger=learn.challenger, source=str(Path(ckpt).resolve()),
                      deterministic=bool(eval_cfg.get("deterministic", True)),
-                     temperature=float(eval_cfg.get("temperature", 1.0) or 1.0))
+                     temperature=float(eval_cfg.get("temperature", 1.0) or 1.0), keep_versions=learn.keep_versions)
 
 
 def serve(cfg: dict[str, Any]) -> None:

@@ -3,8 +3,10 @@
 The journal already holds what a restart needs; this writes it where people
 and other tools look: ``<state_dir>/checkpoints/live-last.pt`` (the runner's
 state dict and account, loadable with ``torch.load``) every ``every_bars``
-bars and when the run stops, written atomically.  An online learner keeps
-its versions beside it.
+bars and when a session that decided bars stops, written atomically (a start
+that is refused rewrites nothing).  Temporary files an interrupted write left
+there are removed when a session starts.  An online learner keeps its versions
+beside it.
 """
 
 from __future__ import annotations
@@ -39,10 +41,15 @@ class CheckpointCallback(LiveCallback):
                     "policy": runner.policy.name}, buf)
         return atomic_write_bytes(self.dirpath / "live-last.pt", buf.getvalue())
 
+    def on_start(self, runner: Any) -> None:
+        if self.dirpath is not None and self.dirpath.is_dir():
+            for orphan in self.dirpath.glob(".live-last.pt.*.tmp"):  # a kill in the middle of a write
+                orphan.unlink(missing_ok=True)
+
     def on_bar_end(self, runner: Any, decision: Decision) -> None:
         if decision.step % self.every_bars == 0:
             self.save(runner)
 
     def on_stop(self, runner: Any) -> None:
-        if runner.state.step > 0:
+        if runner.bars_this_session > 0:
             self.save(runner)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import os
 import signal
 import sqlite3
@@ -17,6 +16,7 @@ import torch
 from kpremia.live.build import run_live
 from kpremia.live.control_log import read_events
 from kpremia.live.journal import read_table
+from kpremia.live.sealed import read_snapshot
 from kpremia.live.versions import VersionStore
 
 LEARN = ["live.learn.enabled=true", "live.learn.every=2", "live.learn.batch_size=8", "live.learn.lr=0.003",
@@ -33,7 +33,7 @@ def _session(live_cfg, checkpoint, state_dir, max_bars, **learn):
 
 def _snapshot(state_dir):
     blob = read_table(state_dir / "journal.sqlite", "state")["snapshot"].iloc[0]
-    return torch.load(io.BytesIO(blob), weights_only=False)["callbacks"]["ModelCallback"]
+    return read_snapshot(blob)["callbacks"]["ModelCallback"]
 
 
 def _net_weights(state_dir):

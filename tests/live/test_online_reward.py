@@ -11,7 +11,6 @@ same bars, pays the same reward for every decision.
 from __future__ import annotations
 
 import copy
-import io
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.live.build import run_live
 from kpremia.live.journal import read_table
+from kpremia.live.sealed import read_snapshot
 
 from .conftest import make_checkpoint
 
@@ -39,7 +39,7 @@ def test_online_transitions_carry_the_training_reward_per_decision(live_cfg, tmp
 
     decisions = read_table(tmp_path / "state" / "journal.sqlite", "decisions")
     blob = read_table(tmp_path / "state" / "journal.sqlite", "state")["snapshot"].iloc[0]
-    window = torch.load(io.BytesIO(blob), weights_only=False)["callbacks"]["ModelCallback"]["host"]["learner"]["window"]
+    window = read_snapshot(blob)["callbacks"]["ModelCallback"]["host"]["learner"]["window"]
     acted = decisions[decisions["action"].notna()]
     assert (acted["step"].diff().dropna() == K).all()  # a decision every K bars, as trained
     assert window["n"] == len(acted) - 1  # one transition per decision (the last one still waits for its reward)
