@@ -340,7 +340,8 @@ def market_records(runs: Sequence[Run]) -> pd.DataFrame:
         baselines = run.summary.get("baselines") or {}
         band, hold = _return(baselines.get(BAND_RULE)), _return(baselines.get(BUY_AND_HOLD))
         ret = _return(policy)
-        records.append({"group": _group_name(run), "kind": run.kind, "run": str(run.run_dir), "seed": run.seed,
+        records.append({"group": _group_name(run), "setting": run.setting, "kind": run.kind, "run": str(run.run_dir),
+                        "seed": run.seed,
                         "market": run.market, "checkpoint": dict(run.facts).get("checkpoint"),
                         "policy_return": ret, "band_rule_return": band, "buy_and_hold_return": hold,
                         "excess": ret - band, "excess_bh": ret - hold,
@@ -348,7 +349,7 @@ def market_records(runs: Sequence[Run]) -> pd.DataFrame:
                         if policy else math.nan,
                         "n_trades": float((policy or {}).get("n_trades", math.nan)) if policy else math.nan,
                         "report": run.summary.get("report_dir") or ""})
-    return pd.DataFrame.from_records(records, columns=["group", "kind", "run", "seed", "market", "checkpoint",
+    return pd.DataFrame.from_records(records, columns=["group", "setting", "kind", "run", "seed", "market", "checkpoint",
                                                        "policy_return", "band_rule_return", "buy_and_hold_return",
                                                        "excess", "excess_bh", "max_drawdown", "n_trades", "report"])
 
@@ -396,6 +397,40 @@ def lead_markdown(lead: pd.DataFrame) -> str:
                      _pct(row.max_drawdown), row.n_text]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+MAX_PAIRS = 6
+
+
+def between_groups(markets: pd.DataFrame) -> list[str]:
+    """Paired differences between two groups on the markets both were tested on (same setting, seed, market).
+
+    Where two variants were trained with the same seeds and tested on the same draws, comparing them
+    market by market removes the market's luck, as against the band rule.  At most :data:`MAX_PAIRS`
+    pairs (the first groups shown); none where no market is shared.
+    """
+    policy = markets[(markets["kind"] == "policy") & markets["market"].notna() & markets["seed"].notna()]
+    groups = list(dict.fromkeys(policy["group"]))
+    lines = []
+    for i, first in enumerate(groups):
+        for second in groups[i + 1:]:
+            if len(lines) >= MAX_PAIRS:
+                return lines
+            a, b = (policy[policy["group"] == g] for g in (first, second))
+            if a["setting"].iloc[0] != b["setting"].iloc[0]:
+                continue
+            keyed = [frame.assign(key=frame["seed"].astype(str) + "|" + frame["market"].astype(str))
+                     .drop_duplicates("key").set_index("key")["policy_return"] for frame in (a, b)]
+            common = keyed[0].index.intersection(keyed[1].index)
+            if len(common) < 2:
+                continue
+            diffs = (keyed[0][common] - keyed[1][common]).to_numpy()
+            strata = [k.split("|")[0] for k in common]
+            stats = paired_stats(diffs, strata=strata, reference=second)
+            interval = f"[{_pct(stats.ci_low, True)} .. {_pct(stats.ci_high, True)}]"
+            lines.append(f"{first} − {second} on the same {stats.n} markets: mean {_pct(stats.mean, True)} "
+                         f"{interval}, win rate {100 * stats.win_rate:.0f}% -> {first} is {stats.verdict}")
+    return lines
 
 
 def group_differences(runs: Sequence[Run]) -> list[str]:
@@ -466,6 +501,10 @@ def compare_main(argv: list[str]) -> int:
     notes = ("\nThe policy's return minus the band rule's, paired on the same markets (each run's own test "
              "split and its unseen draws), over runs × markets: mean and a stratified bootstrap 95 % interval; "
              "\"ahead\" or \"behind\" only when the interval excludes 0.\n")
+    pairs = between_groups(markets)
+    if pairs:
+        notes += "\nBetween groups, paired on the markets both were tested on (same seed and market):\n\n" + \
+            "\n".join(f"* {line}" for line in pairs) + "\n"
     differences = group_differences(runs)
     if differences:
         notes += "\nWhat differs between the groups:\n\n" + "\n".join(f"* {line}" for line in differences) + "\n"
