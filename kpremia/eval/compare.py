@@ -80,6 +80,8 @@ class Run:
     """``policy`` (a checkpoint's test) or ``rules`` (a rules-only ``backtest``: no policy)."""
     market: str | None = None
     """Which market of the setting (the synthetic data seed), for pairing; None when unknown."""
+    report: str = ""
+    """The report's directory (where its ``summary.json`` is)."""
 
 
 def _is_report_dir(name: str) -> bool:
@@ -281,7 +283,7 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
                             run_facts(run_dir, summary),
                             what_ran=None if rules_only else what_ran(_read_config(run_dir)),
                             kind="rules" if rules_only else "policy",
-                            market=None if market is None else str(market)))
+                            market=None if market is None else str(market), report=str(summary_path.parent)))
     return label_groups(runs)
 
 
@@ -289,7 +291,7 @@ RULES_ONLY = "rules only (backtest)"
 
 
 def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per (group, trader): ``n`` reports (seeds × markets), ``<metric>_mean`` and ``<metric>_std`` (ddof 1)."""
+    """One row per (group, trader): ``n`` reports (seeds × markets), ``<metric>_mean``, ``<metric>_std`` (ddof 1)."""
     records = []
     for run in runs:
         policy = dict(run.summary.get("policy", {}))
@@ -348,8 +350,9 @@ def market_records(runs: Sequence[Run]) -> pd.DataFrame:
                         "max_drawdown": float((policy or {}).get("max_drawdown", math.nan) or 0.0)
                         if policy else math.nan,
                         "n_trades": float((policy or {}).get("n_trades", math.nan)) if policy else math.nan,
-                        "report": run.summary.get("report_dir") or ""})
-    return pd.DataFrame.from_records(records, columns=["group", "setting", "kind", "run", "seed", "market", "checkpoint",
+                        "report": run.report})
+    return pd.DataFrame.from_records(records, columns=["group", "setting", "kind", "run", "seed", "market",
+                                                       "checkpoint",
                                                        "policy_return", "band_rule_return", "buy_and_hold_return",
                                                        "excess", "excess_bh", "max_drawdown", "n_trades", "report"])
 
@@ -480,7 +483,8 @@ def _default_out(paths: Sequence[Path]) -> Path:
 def compare_main(argv: list[str]) -> int:
     """Entry point of ``python -m kpremia compare``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m kpremia compare",
-                                     description="Which variant is better: the policy against the band rule on the same markets, "
+                                     description="Which variant is better: the policy against the band rule on "
+                                                 "the same markets, "
                                                  "per group of runs that ran the same thing.")
     parser.add_argument("paths", nargs="+", type=Path, help="run directories and/or multirun directories")
     parser.add_argument("--out", type=Path, default=None,
