@@ -10,7 +10,8 @@ band rule on the same markets with a 95 % bootstrap interval and a verdict
 writes ``compare.md`` (that table, then every metric as mean ± std), ``compare.csv`` (every metric
 per group and trader), ``compare_lead.csv`` (the lead table with median, IQM and the same
 statistics against buy-and-hold, ``bh_*``), ``compare_markets.csv`` (one row per run and market:
-the paired differences) and ``compare.png`` into ``--out`` (default: the common parent of the given paths).
+the paired differences), ``compare.png`` and ``compare_learning.png`` (every run's validation
+curve beside the band rule's, one panel per group) into ``--out`` (default: the common parent of the given paths).
 
 Groups: runs are averaged only when they ran the same thing (:mod:`kpremia.identity`: the
 resolved config minus the seed and the how-keys) and share a name (``experiment_name`` of
@@ -215,8 +216,6 @@ def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | 
     fee_text = f"{float(fee) * 100:g} %" if isinstance(fee, (int, float)) else None
     data = summary.get("data") or data_identity(_read_json(run_dir / "data_manifest.json"))
     failed = failure_of(run_dir)
-    if summary.get("market", "own test split").startswith("unseen"):
-        period_text = None  # an unseen draw's dates are those of the run's own market; its own seed is the point
     split = summary.get("split")
     return (("data", data), ("checkpoint", checkpoint_kind(summary)), ("split", str(split) if split else None),
             ("fee", fee_text), ("test", period_text), ("fit", f"FAILED ({failed})" if failed else "ok"))
@@ -402,6 +401,24 @@ def lead_markdown(lead: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def learning_curves(runs: Sequence[Run]) -> dict[str, dict[str, pd.DataFrame]]:
+    """group -> {``seed <s>`` -> the run's validation curve} for the runs that logged one (each run once)."""
+    from kpremia.eval.curves import validation_curve
+
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    seen: set[tuple[str, Path]] = set()
+    for run in runs:
+        if run.kind != "policy" or (_group_name(run), run.run_dir) in seen:
+            continue
+        seen.add((_group_name(run), run.run_dir))
+        label = f"seed {run.seed}"
+        group = out.setdefault(_group_name(run), {})
+        curve = validation_curve(run.run_dir)
+        if curve is not None:
+            group[label if label not in group else f"{label} ({run.run_dir.name})"] = curve
+    return {g: c for g, c in out.items() if c}
+
+
 MAX_PAIRS = 6
 
 
@@ -530,6 +547,12 @@ def compare_main(argv: list[str]) -> int:
             atomic_write_bytes(out / "compare.png", png_bytes(compare_figure(markets[markets["kind"] == "policy"],
                                                                              policy_groups)))
             written.append(out / "compare.png")
+        curves = learning_curves(runs)
+        if curves:
+            from kpremia.eval.plots import learning_curves_figure
+
+            atomic_write_bytes(out / "compare_learning.png", png_bytes(learning_curves_figure(curves)))
+            written.append(out / "compare_learning.png")
     sys.stdout.write(lead_md + notes)
     sys.stdout.write(f"\n{len(runs)} report(s) of {len({r.run_dir for r in runs})} run(s); all metrics in "
                      f"{out / 'compare.md'}; written {', '.join(str(w) for w in written)}\n")
