@@ -208,7 +208,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
     """(data, checkpoint kind, split, fee, test period, failed) of a report; None where it does not say."""
-    period = summary.get("period")
+    period = summary.get("setting_period") or summary.get("period")  # walk-forward windows: their whole region
     period_text = f"{str(period[0])[:16]}..{str(period[1])[:16]}" if isinstance(period, list) and \
         len(period) == 2 else None
     env = _read_config(run_dir).get("env") or {}
@@ -277,7 +277,7 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
             run_dir = run_dir_of(summary_path)
             experiment, seed = identify(run_dir, summary)
             rules_only = "policy" not in summary
-            market = summary.get("data_seed")
+            market = summary.get("data_seed") if summary.get("window") is None else f"window {summary['window']}"
             runs.append(Run(run_dir, RULES_ONLY if rules_only else experiment, seed, summary,
                             run_facts(run_dir, summary),
                             what_ran=None if rules_only else what_ran(_read_config(run_dir)),
