@@ -139,8 +139,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         print(format_table(summary))
         if writes:
             print(summary["report_dir"])
-    seeds = test_market_seeds(cfg, split)
-    if not seeds:
+    windows = walk_forward_configs(cfg, loaded, split, eval_cfg.walk_forward)
+    seeds = [] if windows else test_market_seeds(cfg, split)
+    if not seeds and not windows:
         return summary
     markets = [summary]
     for i, seed in enumerate(seeds, start=1):
@@ -148,9 +149,16 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log.info("market %d/%d: data seed %d", i, len(seeds), seed)
         markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
                                         market_label=f"unseen market {i} of {len(seeds)}"))
+    if windows:
+        markets = []  # the windows cover the own test split: pair over them alone
+    for window, window_cfg in windows:
+        log.info("walk-forward window %d/%d", window[0], window[1])
+        markets.append(_evaluate_market(loaded, window_cfg, eval_cfg, split, ckpt, window=window,
+                                        market_label=f"walk-forward window {window[0]} of {window[1]}"))
     from kpremia.eval.paired import paired_stats
 
-    lines = [f"data seed {m.get('data_seed')}: {market_line(m)}" for m in markets]
+    lines = [(f"window {m['window']} ({m['period'][0][:10]} .. {m['period'][1][:10]})" if "window" in m
+              else f"data seed {m.get('data_seed')}") + f": {market_line(m)}" for m in markets]
     paired = {}
     for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold")):
         diffs = [float(m["policy"]["return"]) - float(m["baselines"][reference]["return"])
@@ -158,11 +166,43 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         if diffs:
             paired[reference] = paired_stats(diffs, reference=label).as_dict()
     if echo:
-        print(f"\n{len(markets)} markets (the own test split and {len(seeds)} unseen draws, eval.test_markets):")
+        print(f"\n{len(markets)} walk-forward windows of the validation and test bars (eval.walk_forward; rules "
+              "refit on each window's past):" if windows else
+              f"\n{len(markets)} markets (the own test split and {len(seeds)} unseen draws, eval.test_markets):")
         print("\n".join(f"  {line}" for line in lines))
         for stats in paired.values():
             print(paired_line(stats))
     return {**summary, "markets": lines, "paired": paired}
+
+
+def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
+                         count: int) -> list[tuple[tuple[int, int, list[str]], dict[str, Any]]]:
+    """``count`` walk-forward windows over the data's validation and test bars, as run configs.
+
+    Window k's config splits the data at the window's first bar (train: everything before it, where
+    the rules are refit) and after its last (val: the window).  Only for ``test`` on the test split;
+    the window bounds are equal shares of the bars after the train split.  When the checkpoint was
+    trained on this data, its validation bars chose the checkpoint: the windows over them flatter it.
+    """
+    if count <= 0 or split != "test":
+        return []
+    market = load_market(cfg, ALL_SPLITS, normalizer=loaded.normalizer)
+    times = pd.DatetimeIndex([*market.tensors["val"].times[market.tensors["val"].valid_from:],
+                              *market.tensors["test"].times[market.tensors["test"].valid_from:]])
+    if len(times) < 2 * count:
+        raise UserError(f"eval.walk_forward={count} windows need at least {2 * count} bars after the train split; "
+                        f"the data has {len(times)}: use fewer windows or a longer file")
+    step = times[-1] - times[-2]
+    edges = [round(i * len(times) / count) for i in range(count + 1)]
+    region = [str(times[0]), str(times[-1])]
+    out = []
+    for k in range(count):
+        start = times[edges[k]]
+        end = times[edges[k + 1]] if edges[k + 1] < len(times) else times[-1] + step
+        split_cfg = {**(cfg["data"].get("split") or {}), "train_end": start.isoformat(), "val_end": end.isoformat(),
+                     "embargo_bars": 0}
+        out.append(((k + 1, count, region), {**cfg, "data": {**cfg["data"], "split": split_cfg}}))
+    return out
 
 
 def market_line(summary: dict[str, Any]) -> str:
@@ -187,10 +227,18 @@ def paired_line(stats: dict[str, Any]) -> str:
 
 
 def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, split: str, ckpt: str, *,
-                     market_label: str, with_curve: bool = False) -> dict[str, Any]:
-    """The policy and the baselines (fit on this market's train split) over one market's ``split``."""
+                     market_label: str, with_curve: bool = False,
+                     window: tuple[int, int, list[str]] | None = None) -> dict[str, Any]:
+    """The policy and the baselines (fit on this market's train split) over one market's ``split``.
+
+    ``window`` (k, of n, the region's first and last bar): a walk-forward window, given as ``cfg``'s
+    split dates (its past is the train split the rules are fit on, the window is the val split).
+    """
     module = loaded.module
     splits = {"test": ALL_SPLITS, "val": TRAIN_SPLITS, "all": ("train", "all")}[split]
+    tensor_split, report_split = split, split
+    if window is not None:
+        splits, tensor_split, report_split = ("train", "val"), "val", f"walk{window[0]}of{window[1]}"
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
     training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
@@ -198,7 +246,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
-    target = market.tensors[split]
+    target = market.tensors[tensor_split]
     env = EnvConfig.of(cfg["env"])
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
@@ -219,8 +267,9 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
-    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, split)
-    extra = {"split": split, "market": market_label, "checkpoint": str(Path(ckpt).resolve()),
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, report_split)
+    extra = {"split": "walk-forward" if window else split, "market": market_label,
+             "checkpoint": str(Path(ckpt).resolve()),
              "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
              "identity": identity_digest(module.cfg), "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"),
              "eval": eval_cfg.to_dict(), "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
@@ -228,6 +277,8 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
              "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
              "inserted_bars": inserted_bars(market.manifest),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
+    if window is not None:  # the windows are one setting: compare reads the region, not each window's dates
+        extra.update({"window": window[0], "windows": window[1], "setting_period": window[2]})
     from kpremia.eval.report import summarise_traces, write_report
 
     if split in ("test", "all"):
