@@ -22,7 +22,7 @@ from typing import Any
 from kpremia.errors import SessionHalted, UserError
 
 HYDRA_COMMANDS = ("fit", "validate", "test", "backtest", "live", "serve")
-OTHER_COMMANDS = ("list", "data", "compare", "live-report", "live-resolve")
+OTHER_COMMANDS = ("list", "data", "compare", "study", "live-report", "live-resolve")
 USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
 
 commands:
@@ -42,6 +42,8 @@ commands:
   data       `data fetch ...` real history through ccxt, `data inspect <path> [data.* options]` coverage and
              premium stats
   compare    one table of test metrics across run directories or a multirun directory
+  study      fit an experiment over seeds (through a Hydra launcher), test each, compare; resumable
+             (`study --seeds 0-19 experiment=gru_attn_ppo hydra/launcher=cores`; see docs/scale.md)
 
 `python -m kpremia fit --help` shows the config groups and options; `--cfg job` prints the composed config.
 """
@@ -356,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             from kpremia.eval.compare import compare_main
 
             return compare_main(rest)
+        if command == "study":
+            from kpremia.study import study_main
+
+            return study_main(rest)
         if command == "live-report":
             return _live_report(rest)
         if command == "live-resolve":

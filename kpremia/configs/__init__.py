@@ -9,6 +9,8 @@ Hydra's compose API in tests and notebooks) knows it.
 
 ``${kpremia.gpus:}`` is the number of GPUs this process sees (0 without CUDA): the
 ``hydra/launcher=gpus`` config runs that many trials at once, one per GPU.
+``${kpremia.trials_at_once:<n_jobs>}`` is joblib's ``n_jobs`` as a count (``-1``: one per core):
+the Optuna search asks that many trials of its sampler at a time.
 """
 
 from __future__ import annotations
@@ -39,3 +41,14 @@ def gpus() -> int:
 
 if not OmegaConf.has_resolver("kpremia.gpus"):
     OmegaConf.register_new_resolver("kpremia.gpus", gpus)
+
+
+def trials_at_once(n_jobs: int) -> int:
+    """joblib's ``n_jobs`` as a number of trials on this machine (kpremia.job_resources has the rule)."""
+    from kpremia.job_resources import available_cores, trials_at_once as rule
+
+    return rule({"_target_": "joblib", "n_jobs": n_jobs}, available_cores())
+
+
+if not OmegaConf.has_resolver("kpremia.trials_at_once"):
+    OmegaConf.register_new_resolver("kpremia.trials_at_once", trials_at_once)
