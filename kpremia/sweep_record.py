@@ -4,9 +4,9 @@ Why: Hydra's sweepers stop at a failed job (the basic sweeper re-raises it after
 user mistake's ``sys.exit`` ends the whole multirun at once), and nothing on disk tells a job
 that finished from one that never ran.  So in a multirun kpremia's task function runs each job
 through :func:`recorded_job`: a failure is caught, logged in the job's own log, written to
-``<sweep dir>/jobs/<job dir>.json`` like a success is, and the sweeper gets NaN back (Optuna
-marks the trial failed and samples on; the basic sweeper ignores it), so the other trials go on
-under every launcher.  :class:`SweepRecord`, a Hydra callback in the root config, notes where and
+``<sweep dir>/jobs/<job dir>.json`` like a success is, and the sweeper gets no value back (None:
+Optuna marks the trial failed and samples on -- NaN would not do, its sweeper then fails on its
+own bookkeeping; the basic sweeper ignores it), so the other trials go on under every launcher.  :class:`SweepRecord`, a Hydra callback in the root config, notes where and
 when the sweep started and writes ``<sweep dir>/sweep.json`` (every job of this sweep: status,
 overrides, run directory, value or error) when it ends; the CLI then lists the failed jobs last
 and exits non-zero.
@@ -77,11 +77,11 @@ def _json_value(value: Any) -> Any:
 
 def recorded_job(fn: Callable[[], Any], *, sweep_dir: Path, output_dir: Path, job: int, overrides: list[str],
                  on_failure: Callable[[BaseException], None] | None = None) -> Any:
-    """Run one job of a sweep; record how it ended; a failure returns NaN instead of ending the sweep."""
+    """Run one job of a sweep; record how it ended; a failure returns None instead of ending the sweep."""
     base = {"job": job, "overrides": list(overrides)}
     try:
         value = fn()
-    except Exception as exc:  # a trial's failure must not take its siblings down: recorded, then NaN
+    except Exception as exc:  # a trial's failure must not take its siblings down: recorded, then no value
         if on_failure is not None:
             on_failure(exc)
         user = isinstance(exc, UserError)
@@ -93,7 +93,7 @@ def recorded_job(fn: Callable[[], Any], *, sweep_dir: Path, output_dir: Path, jo
         print(f"error: job #{job} ({' '.join(overrides)}): {message}", file=sys.stderr, flush=True)
         write_job_record(sweep_dir, output_dir, {**base, "status": "failed", "error": message,
                                                  "type": type(exc).__name__, "user_error": user})
-        return float("nan")
+        return None
     write_job_record(sweep_dir, output_dir, {**base, "status": "completed", "value": _json_value(value)})
     return value
 
