@@ -320,9 +320,9 @@ def _check_resume_dir(ckpt: str, run_dir: Path) -> None:
 
 def _sweep_outcome() -> int:
     """After a multirun: list its failed jobs last (from ``sweep.json``) and give the exit code."""
-    from kpremia.sweep_record import exit_code, failure_lines, started_sweep, summarise
+    from kpremia.sweep_record import exit_code, failure_lines, summarise, take_started_sweep
 
-    started = started_sweep()
+    started = take_started_sweep()
     if started is None:
         return 0
     summary = summarise(*started)

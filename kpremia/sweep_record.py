@@ -125,9 +125,11 @@ def exit_code(summary: dict[str, Any]) -> int:
     return 2 if all(j.get("user_error") for j in failed) else 1
 
 
-def started_sweep() -> tuple[Path, float] | None:
-    """The sweep directory and start time of the multirun this process launched (None if none)."""
-    return _started
+def take_started_sweep() -> tuple[Path, float] | None:
+    """The sweep directory and start time of the multirun this process launched, once (None if none)."""
+    global _started
+    started, _started = _started, None
+    return started
 
 
 class SweepRecord(Callback):

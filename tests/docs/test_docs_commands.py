@@ -52,7 +52,6 @@ SKIPPED: list[tuple[str, str]] = [
     (r"fit -m |hparams_search=|hydra/launcher=", "multiruns and searches: tests/sweeps/test_multirun.py runs a "
                                                   "4-job multirun, test and compare, and a 2-trial Optuna search"),
     (r"(compare|test) runs/multirun/", "a multirun's directory (tests/sweeps/test_multirun.py)"),
-    (r"for d in runs/multirun/", "a multirun's directory (tests/sweeps/test_multirun.py)"),
     (r"optimization_results\.yaml", "an Optuna search's output (tests/sweeps/test_multirun.py)"),
     (r"wandb |logger=wandb|WANDB_MODE=offline", "wandb: tests/sweeps/test_loggers.py runs it offline"),
     (r"trainer=ddp|torchrun|'ranks'", "DDP processes: tests/sweeps/test_ddp_cli.py and tests/algos/*ddp*"),
