@@ -9,8 +9,8 @@ job, before it trains, works out:
   trials at once), or the ``cpus_per_task`` a submitit launcher reserved for it (1 when unset);
   ``torch_threads=N`` given on the command line wins.  The basic launcher runs one trial at a
   time and leaves ``torch_threads`` as configured.
-* **its own GPU** when ``trainer.accelerator=gpu`` asks for one device and more than one is
-  visible: starting at ``job number % devices``, the first device no other job of the sweep
+* **its own GPU**, under a launcher that runs trials side by side, when ``trainer.accelerator=gpu``
+  asks for one device and more than one is visible: starting at ``job number % devices``, the first device no other job of the sweep
   holds, claimed for the job's life by a lock file under ``<sweep dir>/.devices/``.  A job that
   starts because another ended so takes the freed device, not a busy one.  A launcher that
   already gave the job its own GPU (SLURM's allocation, ``CUDA_VISIBLE_DEVICES``) leaves one
@@ -148,7 +148,8 @@ def plan_job(cfg: dict[str, Any], launcher: Mapping[str, Any], *, job_num: int, 
         out["torch_threads"] = threads
     trainer = out.get("trainer") or {}
     claim = None
-    if str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda") and _one_device(trainer.get("devices", 1)):
+    parallel = launcher_kind(launcher) != "basic"  # one trial at a time: GPU 0 as always
+    if parallel and str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda") and _one_device(trainer.get("devices", 1)):
         n_gpus = visible_gpus() if n_gpus is None else n_gpus
         if n_gpus > 1:
             claim = claim_device(sweep_dir / DEVICE_LOCKS, job_num, n_gpus)

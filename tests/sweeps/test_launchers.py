@@ -66,6 +66,8 @@ def test_plan_job_gives_a_gpu_job_its_device_and_keeps_threads_given_on_the_comm
     kept, none = plan_job({**gpu_cfg, "torch_threads": 6}, JOBLIB, job_num=1, sweep_dir=tmp_path, threads_given=True,
                           cores=8, n_gpus=1)
     assert none is None and kept["trainer"]["devices"] == 1 and kept["torch_threads"] == 6
+    one_at_a_time, _ = plan_job(gpu_cfg, BASIC, job_num=3, sweep_dir=tmp_path, threads_given=False, cores=8, n_gpus=4)
+    assert one_at_a_time == gpu_cfg  # the basic launcher: GPU 0 and torch_threads as configured
     ddp = {"trainer": {"accelerator": "gpu", "devices": 2}}  # a DDP trial keeps its devices
     assert plan_job(ddp, JOBLIB, job_num=0, sweep_dir=tmp_path, threads_given=False, cores=8,
                     n_gpus=4)[0]["trainer"]["devices"] == 2
