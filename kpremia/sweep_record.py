@@ -111,7 +111,10 @@ def failure_lines(summary: dict[str, Any]) -> list[str]:
     """The lines the CLI prints last: each failed job, then the count and where the record is."""
     failed = [j for j in summary["jobs"] if j.get("status") != "completed"]
     total = len(summary["jobs"])
-    lines = [f"failed: job #{j['job']} ({' '.join(j.get('overrides') or [])}): {j.get('error')}" for j in failed]
+    # only what tells the jobs apart (the swept values), unless the sweep had a single job
+    common = set.intersection(*(set(j.get("overrides") or []) for j in summary["jobs"])) if total > 1 else set()
+    lines = [f"failed: job #{j['job']} ({' '.join(o for o in j.get('overrides') or [] if o not in common)}): "
+             f"{j.get('error')}" for j in failed]
     where = Path(summary["sweep_dir"]) / SUMMARY
     lines.append(f"{len(failed)} of {total} job(s) failed, the other {total - len(failed)} completed; see {where}")
     return lines

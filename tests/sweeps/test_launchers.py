@@ -83,15 +83,16 @@ def test_a_failed_job_is_recorded_and_hands_back_no_value(tmp_path):
         raise UserError("seed=-1 is invalid")
 
     seen = []
-    assert recorded_job(lambda: 0.5, sweep_dir=sweep, output_dir=sweep / "0_a", job=0, overrides=["seed=0"]) == 0.5
-    value = recorded_job(bad, sweep_dir=sweep, output_dir=sweep / "1_a", job=1, overrides=["seed=-1"],
+    assert recorded_job(lambda: 0.5, sweep_dir=sweep, output_dir=sweep / "0_a", job=0,
+                        overrides=["debug=fast", "seed=0"]) == 0.5
+    value = recorded_job(bad, sweep_dir=sweep, output_dir=sweep / "1_a", job=1, overrides=["debug=fast", "seed=-1"],
                          on_failure=seen.append)
     assert value is None and isinstance(seen[0], UserError)
     summary = summarise(sweep)
     assert (summary["completed"], summary["failed"]) == (1, 1) and exit_code(summary) == 2
     assert json.loads((sweep / "sweep.json").read_text()) == summary
-    assert failure_lines(summary)[0] == "failed: job #1 (seed=-1): seed=-1 is invalid"
-    recorded_job(lambda: 1 / 0, sweep_dir=sweep, output_dir=sweep / "2_a", job=2, overrides=[])
+    assert failure_lines(summary)[0] == "failed: job #1 (seed=-1): seed=-1 is invalid"  # the swept values only
+    recorded_job(lambda: 1 / 0, sweep_dir=sweep, output_dir=sweep / "2_a", job=2, overrides=["debug=fast"])
     assert exit_code(summarise(sweep)) == 1  # a crash, not only a user mistake
     assert [r["job"] for r in read_job_records(sweep)] == [0, 1, 2]
 
@@ -144,7 +145,8 @@ def test_joblib_two_at_a_time_gives_the_basic_launchers_results_and_lists_the_fa
         assert proc.returncode == 2, proc.stderr[-3000:]
         last = proc.stderr.strip().splitlines()
         assert last[-1] == f"1 of 4 job(s) failed, the other 3 completed; see {sweep_dir / 'sweep.json'}"
-        assert last[-2].startswith("failed: job #3 (") and "seed=-1 is invalid" in last[-2]
+        assert last[-2] == "failed: job #3 (seed=-1): seed=-1 is invalid: it must be an integer >= 0; fix the " \
+                           "override or the config file"
         summary = json.loads((sweep_dir / "sweep.json").read_text())
         assert [(j["job"], j["status"]) for j in summary["jobs"]] == [(0, "completed"), (1, "completed"),
                                                                       (2, "completed"), (3, "failed")]
