@@ -200,7 +200,7 @@ def study_main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("overrides", nargs="*", help="fit overrides for every seed, e.g. experiment=mlp_ppo")
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)  # options and overrides in any order
     except SystemExit as exc:  # argparse already printed its usage line
         return 0 if exc.code in (0, None) else UserError.exit_code
     seeds = parse_seeds(args.seeds)
