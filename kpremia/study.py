@@ -132,6 +132,12 @@ class Study:
         kept = [s for s, st in status.items() if st == "done"]
         if kept:
             print(f"study {self.dir}: seed(s) {_seed_list(kept)} already fit, kept", flush=True)
+        stale = [seed_dir(self.dir, s) for s, st in status.items() if st == "new"]
+        if stale and not self.dry_run and any(run.is_dir() for run in stale):
+            from kpremia.runs import FAILED  # (imports torch: only when a seed's directory is there to clean)
+
+            for run in stale:
+                (run / FAILED).unlink(missing_ok=True)  # an earlier failure of the seed this fit starts over
         for args in fit_commands(self.dir, status, self.overrides):
             self.run_command(args)  # a failed seed is listed by fit_status below; the others go on
         if self.dry_run:
