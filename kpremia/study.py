@@ -13,7 +13,7 @@ whatever ``fit``, ``test`` and ``compare`` do:
 3. ``compare <study dir>``.
 
 It is resumable by construction: what is done is read from disk (a seed's fit is done when its
-sweep job record says completed, ``<study dir>/jobs/seed<k>.json``; a test pass when
+sweep job record says completed, ``<study dir>/.jobs/seed<k>.json``; a test pass when
 ``study.json`` lists it), so rerunning the same command after a kill redoes only what is missing.
 """
 
@@ -143,7 +143,7 @@ class Study:
         if self.dry_run:
             return self.seeds
         after = fit_status(self.dir, self.seeds)
-        self.failures += [f"seed {s}: its fit did not finish (see {seed_dir(self.dir, s)} and {self.dir}/jobs/)"
+        self.failures += [f"seed {s}: its fit did not finish (see {seed_dir(self.dir, s)} and {self.dir}/.jobs/)"
                           for s, st in after.items() if st != "done"]
         return [s for s, st in after.items() if st == "done"]
 

@@ -3,13 +3,15 @@
 Why: Hydra's sweepers stop at a failed job (the basic sweeper re-raises it after its batch and a
 user mistake's ``sys.exit`` ends the whole multirun at once), and nothing on disk tells a job
 that finished from one that never ran.  So in a multirun kpremia's task function runs each job
-through :func:`recorded_job`: a failure is caught, logged in the job's own log, written to
-``<sweep dir>/jobs/<job dir>.json`` like a success is, and the sweeper gets no value back (None:
-Optuna marks the trial failed and samples on -- NaN would not do, its sweeper then fails on its
-own bookkeeping; the basic sweeper ignores it), so the other trials go on under every launcher.  :class:`SweepRecord`, a Hydra callback in the root config, notes where and
-when the sweep started and writes ``<sweep dir>/sweep.json`` (every job of this sweep: status,
-overrides, run directory, value or error) when it ends; the CLI then lists the failed jobs last
-and exits non-zero.
+through :func:`recorded_job`: a failure is caught, logged in the job's own log, and written to
+``<sweep dir>/.jobs/<job dir>.json`` like a success is (a hidden folder, like submitit's
+``.submitit/``, so every folder a sweep directory shows is still a job).  The sweeper gets no value
+back (None: Optuna marks the trial failed and samples on -- NaN would not do, its sweeper then
+fails on its own bookkeeping; the basic sweeper ignores it), so the other trials go on under every
+launcher.  :class:`SweepRecord`, a Hydra callback in the root config, notes where and when the
+sweep started and writes ``<sweep dir>/sweep.json`` (every job of this sweep: status, overrides,
+run directory, value or error) when it ends; the CLI then lists the failed jobs last and exits
+non-zero.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from kpremia.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-JOBS = "jobs"
+JOBS = ".jobs"
 SUMMARY = "sweep.json"
 
 # (sweep dir, start time) of the multirun this process launched; set by the callback in the launching process

@@ -32,8 +32,8 @@ def _fake_run(study: Path, seed: int, *, ckpt: bool, completed: bool) -> None:
     if ckpt:
         (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
     if completed:
-        (study / "jobs").mkdir(exist_ok=True)
-        (study / "jobs" / f"seed{seed}.json").write_text(json.dumps(
+        (study / ".jobs").mkdir(exist_ok=True)
+        (study / ".jobs" / f"seed{seed}.json").write_text(json.dumps(
             {"job": seed, "status": "completed", "run_dir": str(run), "finished_at": 1.0}))
 
 
@@ -85,14 +85,14 @@ def test_a_killed_study_continues_where_it_stopped(tmp_path):
     seed0, seed1 = study_dir / "seed0", study_dir / "seed1"
     deadline = time.monotonic() + 400
     try:  # kill the whole study (its fit and the fit's jobs) once seed 0 is done and seed 1 has a checkpoint
-        while not ((study_dir / "jobs" / "seed0.json").is_file() and (seed1 / "checkpoints" / "last.ckpt").is_file()):
+        while not ((study_dir / ".jobs" / "seed0.json").is_file() and (seed1 / "checkpoints" / "last.ckpt").is_file()):
             assert first.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
             assert time.monotonic() < deadline, "the study did not get to seed 1"
             time.sleep(0.05)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-    assert not (study_dir / "jobs" / "seed1.json").is_file(), "seed 1 finished before the kill; the test needs it cut"
+    assert not (study_dir / ".jobs" / "seed1.json").is_file(), "seed 1 finished before the kill; the test needs it cut"
     seed0_ckpt = (seed0 / "checkpoints" / "last.ckpt").stat().st_mtime_ns
 
     again = subprocess.run(_study(study_dir, runs), capture_output=True, text=True, env=env, cwd=tmp_path,
@@ -106,7 +106,7 @@ def test_a_killed_study_continues_where_it_stopped(tmp_path):
     assert "resumes" not in json.loads((seed0 / "meta.json").read_text())
     resumes = json.loads((seed1 / "meta.json").read_text())["resumes"]
     assert len(resumes) == 1 and 0 < resumes[0]["env_steps"] < 640
-    assert json.loads((study_dir / "jobs" / "seed1.json").read_text())["status"] == "completed"
+    assert json.loads((study_dir / ".jobs" / "seed1.json").read_text())["status"] == "completed"
     state = json.loads((study_dir / "study.json").read_text())
     assert state["tested"] == {"0": ["eval.plots=false"], "1": ["eval.plots=false"]}
     assert commands[-1] == f"python -m kpremia compare {study_dir}"
