@@ -10,11 +10,11 @@ job, before it trains, works out:
   ``torch_threads=N`` given on the command line wins.  The basic launcher runs one trial at a
   time and leaves ``torch_threads`` as configured.
 * **its own GPU**, under a launcher that runs trials side by side, when ``trainer.accelerator=gpu``
-  asks for one device and more than one is visible: starting at ``job number % devices``, the first device no other job of the sweep
-  holds, claimed for the job's life by a lock file under ``<sweep dir>/.devices/``.  A job that
-  starts because another ended so takes the freed device, not a busy one.  A launcher that
-  already gave the job its own GPU (SLURM's allocation, ``CUDA_VISIBLE_DEVICES``) leaves one
-  visible device: nothing to pick.
+  asks for one device and more than one is visible: starting at ``job number % devices``, the
+  first device no other job of the sweep holds, claimed for the job's life by a lock file under
+  ``<sweep dir>/.devices/``.  A job that starts because another ended so takes the freed device,
+  not a busy one.  A launcher that already gave the job its own GPU (SLURM's allocation,
+  ``CUDA_VISIBLE_DEVICES``) leaves one visible device: nothing to pick.
 
 The choices are pure functions (:func:`trials_at_once`, :func:`threads_per_trial`,
 :func:`device_order`, :func:`pick_device`), so they are tested without a GPU.
@@ -149,7 +149,8 @@ def plan_job(cfg: dict[str, Any], launcher: Mapping[str, Any], *, job_num: int, 
     trainer = out.get("trainer") or {}
     claim = None
     parallel = launcher_kind(launcher) != "basic"  # one trial at a time: GPU 0 as always
-    if parallel and str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda") and _one_device(trainer.get("devices", 1)):
+    gpu = str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda")
+    if parallel and gpu and _one_device(trainer.get("devices", 1)):
         n_gpus = visible_gpus() if n_gpus is None else n_gpus
         if n_gpus > 1:
             claim = claim_device(sweep_dir / DEVICE_LOCKS, job_num, n_gpus)

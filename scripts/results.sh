@@ -74,7 +74,8 @@ for spec in "${TABLES[@]}"; do
   budget=()
   [ -n "$steps" ] && budget=("algo.total_env_steps=$steps")
   name="$experiment${steps:+_$steps}"
-  study "$OUT/$name" --seeds "$seed_list" "${tests[@]}" --no-compare -- "experiment=$experiment" ${budget[@]+"${budget[@]}"}
+  study "$OUT/$name" --seeds "$seed_list" "${tests[@]}" --no-compare -- \
+    "experiment=$experiment" ${budget[@]+"${budget[@]}"}
   label="$experiment, ${steps:+$steps decisions}"
   [ -n "$steps" ] || label="$experiment, its own budget"
   page_args+=(--table "$label=$OUT/$name" --lever "$experiment${steps:+ ($steps decisions)}, every seed=$OUT/$name")
