@@ -121,6 +121,21 @@ def test_gpus_launcher_without_a_gpu_trainer_is_refused_in_one_line(run_cli):
     assert "hydra/launcher=gpus runs one trial per GPU: add trainer=gpu" in proc.stderr
 
 
+def test_a_launcher_whose_plug_in_is_missing_names_the_extra(monkeypatch):
+    """Without the plug-in (it is installed here, so its absence is simulated) one line says what to install."""
+    import importlib.util
+
+    from kpremia import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
+    with pytest.raises(UserError, match=r'hydra/launcher=local needs the hydra-submitit-launcher plug-in: '
+                                        r'pip install -c constraints.txt -e "\.\[launchers\]"'):
+        cli._check_launcher(["seed=0,1", "hydra/launcher=local"], {})
+    cli._check_launcher(["seed=0,1"], {})  # no launcher asked: nothing to check
+
+
 # --------------------------------------------------------------------------- real sweeps
 
 
