@@ -22,7 +22,7 @@ from typing import Any
 from kpremia.errors import SessionHalted, UserError
 
 HYDRA_COMMANDS = ("fit", "validate", "test", "backtest", "live", "serve")
-OTHER_COMMANDS = ("list", "data", "compare", "live-report", "live-resolve")
+OTHER_COMMANDS = ("list", "data", "compare", "study", "live-report", "live-resolve")
 USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
 
 commands:
@@ -42,6 +42,8 @@ commands:
   data       `data fetch ...` real history through ccxt, `data inspect <path> [data.* options]` coverage and
              premium stats
   compare    one table of test metrics across run directories or a multirun directory
+  study      fit an experiment over seeds (through a Hydra launcher), test each, compare; resumable
+             (`study --seeds 0-19 experiment=gru_attn_ppo hydra/launcher=cores`; see docs/scale.md)
 
 `python -m kpremia fit --help` shows the config groups and options; `--cfg job` prints the composed config.
 """
@@ -105,11 +107,41 @@ def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | Non
         if multirun:
             overrides = _first_combination(overrides)
         resolved = compose_config(overrides)
+        _check_launcher(args, resolved)
         if validate and not multirun and not any(o.startswith("hparams_search=") for o in overrides):
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
     return None if multirun else resolved
+
+
+# hydra/launcher choices -> the plug-in package they need (all in the `launchers` extra)
+_LAUNCHER_PLUGINS = {
+    "cores": "hydra_joblib_launcher", "gpus": "hydra_joblib_launcher", "joblib": "hydra_joblib_launcher",
+    "local": "hydra_submitit_launcher", "slurm": "hydra_submitit_launcher",
+    "submitit_local": "hydra_submitit_launcher", "submitit_slurm": "hydra_submitit_launcher",
+}
+
+
+def _check_launcher(args: list[str], resolved: dict[str, Any]) -> None:
+    """``hydra/launcher=...``: its plug-in installed, and ``gpus`` only with a GPU trainer on a GPU machine."""
+    import importlib.util
+
+    choice = next((a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra/launcher=")), None)
+    if choice is None:
+        return
+    plugin = _LAUNCHER_PLUGINS.get(choice)
+    if plugin and importlib.util.find_spec(f"hydra_plugins.{plugin}") is None:
+        raise UserError(f"hydra/launcher={choice} needs the {plugin.replace('_', '-')} plug-in: "
+                        "pip install -c constraints.txt -e \".[launchers]\"")
+    if choice == "gpus":
+        from kpremia.configs import gpus
+
+        if str(resolved.get("trainer", {}).get("accelerator")) not in ("gpu", "cuda"):
+            raise UserError("hydra/launcher=gpus runs one trial per GPU: add trainer=gpu (or use hydra/launcher=cores "
+                            "for trials on the CPU)")
+        if gpus() == 0:
+            raise UserError("hydra/launcher=gpus found no CUDA GPU; use hydra/launcher=cores on this machine")
 
 
 def _positional_run_dir(command: str, args: list[str]) -> list[str]:
@@ -191,6 +223,7 @@ def _failed(run_dir: Path, exc: BaseException) -> None:
 def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import DictConfig, OmegaConf
 
     global _command
@@ -213,12 +246,19 @@ def _run_hydra(command: str, args: list[str]) -> int:
 
     @hydra.main(config_path="configs", config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> Any:
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        if hc.mode == RunMode.MULTIRUN:  # one trial of a sweep: recorded, and its failure ends only itself
+            from kpremia.sweep_record import recorded_job
+
+            return recorded_job(lambda: _run_job(cfg, run_dir), sweep_dir=Path(hc.sweep.dir), output_dir=run_dir,
+                                job=int(hc.job.num), overrides=list(hc.overrides.task),
+                                on_failure=lambda exc: _failed(run_dir, exc))
         from kpremia import commands
 
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             resolved = OmegaConf.to_container(cfg, resolve=True)
-            return commands.run(_command, resolved, run_dir, overrides=list(HydraConfig.get().overrides.task))
+            return commands.run(_command, resolved, run_dir, overrides=list(hc.overrides.task))
         except UserError as exc:
             _failed(run_dir, exc)
             print(f"error: {exc}", file=sys.stderr)
@@ -234,9 +274,63 @@ def _run_hydra(command: str, args: list[str]) -> int:
     sys.argv = [saved[0], *args, *extra]
     try:
         app()
+    except SystemExit:  # Hydra ended a multirun on an error of its own: still say what became of each job
+        _sweep_outcome()
+        raise
     finally:
         sys.argv = saved
-    return 0
+    return _sweep_outcome()
+
+
+def _run_job(cfg: Any, run_dir: Path) -> Any:
+    """One job of a multirun: its share of the machine (kpremia.job_resources), then the command."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from kpremia import commands
+    from kpremia.job_resources import plan_job
+
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    launcher = OmegaConf.to_container(hc.launcher, resolve=True)
+    threads_given = any(o.lstrip("+~").split("=", 1)[0] == "torch_threads" for o in overrides)
+    resolved, claim = plan_job(resolved, launcher, job_num=int(hc.job.num), sweep_dir=Path(hc.sweep.dir),
+                               threads_given=threads_given)
+    try:
+        if _command == "fit" and resolved.get("ckpt"):
+            _check_resume_dir(str(resolved["ckpt"]), run_dir)
+        return commands.run(_command, resolved, run_dir, overrides=overrides)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _check_resume_dir(ckpt: str, run_dir: Path) -> None:
+    """A multirun job resumes a run only in that run's own directory (its sweep subdir must be the run's)."""
+    from kpremia.checkpoints import resolve_checkpoints
+    from kpremia.resume import run_dir_of
+
+    own = run_dir_of(resolve_checkpoints(ckpt, which="last")[0])
+    if own is not None and own.resolve() != run_dir.resolve():
+        raise UserError(f"this job would resume {own} in another directory ({run_dir}); a multirun resumes a run "
+                        "only in its own directory: set hydra.sweep.dir and hydra.sweep.subdir to the run's "
+                        "(as `python -m kpremia study` does), or resume it alone with `fit ckpt=<run dir>`")
+
+
+def _sweep_outcome() -> int:
+    """After a multirun: list its failed jobs last (from ``sweep.json``) and give the exit code."""
+    from kpremia.sweep_record import exit_code, failure_lines, summarise, take_started_sweep
+
+    started = take_started_sweep()
+    if started is None:
+        return 0
+    summary = summarise(*started)
+    code = exit_code(summary)
+    if code:
+        for line in failure_lines(summary):
+            print(line, file=sys.stderr, flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             from kpremia.eval.compare import compare_main
 
             return compare_main(rest)
+        if command == "study":
+            from kpremia.study import study_main
+
+            return study_main(rest)
         if command == "live-report":
             return _live_report(rest)
         if command == "live-resolve":

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The results page: experiments fit and tested over seeds (each seed's own test split and unseen
-# markets), the levers' validation curves, then the page (scripts/results.py).  One run at a time.
+# markets), the levers' validation curves, then the page (scripts/results.py).  Every table and lever
+# is a `python -m kpremia study` (docs/scale.md): fits through the Hydra launcher given after `--`
+# (e.g. -- hydra/launcher=cores for seeds side by side; one run at a time by default).
 #
 #   bash scripts/results.sh [options] [-- fit overrides for every run]
 #
@@ -14,9 +16,10 @@
 #   --write-docs                write the page to docs/results.md (figures in docs/img/); without it the page
 #                               is <out>/results.md (figures in <out>/img/) and docs/ is left alone
 #   --dry-run                   print the commands, run nothing
+#   -- OVERRIDES                fit overrides for every run (hydra/launcher=cores runs the seeds side by side)
 #
-# A run already tested is kept; a run whose fit stopped part-way resumes from its last.ckpt
-# (`fit ckpt=<run dir>`), so the script can be rerun after an interruption.
+# A run already fit and tested is kept; a run whose fit stopped part-way resumes from its last.ckpt
+# (the study does it), so the script can be rerun after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +41,7 @@ while [ $# -gt 0 ]; do
     --write-docs) WRITE_DOCS=1; shift ;;
     --dry-run) DRY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1; see bash scripts/results.sh --help" >&2; exit 2 ;;
   esac
 done
@@ -51,19 +54,16 @@ run() {  # echo the command; run it unless --dry-run
   [ "$DRY" = 1 ] || "$@"
 }
 
-tested() {  # tested DIR: its best checkpoint has a report on its own test split
-  compgen -G "$1/report/best*/*/test/summary.json" > /dev/null
+study() {  # study DIR --seeds S [study options] -- overrides...: `python -m kpremia study`, resumable
+  local dir=$1; shift
+  local dry=()
+  [ "$DRY" = 1 ] && dry=(--dry-run)
+  echo "+ python -m kpremia study --dir $dir $*"
+  python -m kpremia study --dir "$dir" ${dry[@]+"${dry[@]}"} "$@" ${EXTRA[@]+"${EXTRA[@]}"}
 }
 
-fit_into() {  # fit_into DIR overrides...: a new run in DIR, or resume the one there, or keep a finished one
-  local dir=$1; shift
-  if [ -f "$dir/checkpoints/last.ckpt" ] && ! tested "$dir" && [ ! -f "$dir/done" ]; then
-    run python -m kpremia fit "ckpt=$dir" ${EXTRA[@]+"${EXTRA[@]}"}
-  elif [ ! -f "$dir/checkpoints/last.ckpt" ]; then
-    run python -m kpremia fit "$@" ${EXTRA[@]+"${EXTRA[@]}"} "hydra.run.dir=$dir"
-  fi
-  [ "$DRY" = 1 ] || touch "$dir/done"
-}
+tests=(--test "eval.test_markets=$MARKETS")
+seed_list=$(echo $SEEDS | tr ' ' ',')
 
 page_args=()
 for spec in "${TABLES[@]}"; do
@@ -73,11 +73,8 @@ for spec in "${TABLES[@]}"; do
   budget=()
   [ -n "$steps" ] && budget=("algo.total_env_steps=$steps")
   name="$experiment${steps:+_$steps}"
-  for s in $SEEDS; do
-    dir="$OUT/$name/seed$s"
-    fit_into "$dir" "experiment=$experiment" ${budget[@]+"${budget[@]}"} "seed=$s"
-    tested "$dir" || run python -m kpremia test "ckpt=$dir" "eval.test_markets=$MARKETS"
-  done
+  study "$OUT/$name" --seeds "$seed_list" "${tests[@]}" --no-compare -- \
+    "experiment=$experiment" ${budget[@]+"${budget[@]}"}
   label="$experiment, ${steps:+$steps decisions}"
   [ -n "$steps" ] || label="$experiment, its own budget"
   page_args+=(--table "$label=$OUT/$name" --lever "$experiment${steps:+ ($steps decisions)}, every seed=$OUT/$name")
@@ -85,15 +82,19 @@ done
 
 if [ "$LEVER_STEPS" != 0 ]; then
   long=$((LEVER_STEPS * 12))
-  L=(experiment=mlp_ppo "algo.total_env_steps=$LEVER_STEPS" algo.rollouts_per_epoch=1 seed=0)
-  LONG=(experiment=mlp_ppo "algo.total_env_steps=$long" algo.rollouts_per_epoch=4 seed=0)
-  fit_into "$OUT/levers/default" "${L[@]}"
-  fit_into "$OUT/levers/k1" "${L[@]}" env.decision_every=1
-  fit_into "$OUT/levers/log_return" "${L[@]}" env.reward=log_return
-  fit_into "$OUT/levers/signal" "${L[@]}" env.action_scheme=signal
-  fit_into "$OUT/levers/target_weight" "${L[@]}" env/action_scheme=target_weight env.action_scheme.rebalance_band=0.1
-  fit_into "$OUT/levers/default_long" "${LONG[@]}"
-  fit_into "$OUT/levers/log_return_long" "${LONG[@]}" env.reward=log_return
+  L=(experiment=mlp_ppo "algo.total_env_steps=$LEVER_STEPS" algo.rollouts_per_epoch=1)
+  LONG=(experiment=mlp_ppo "algo.total_env_steps=$long" algo.rollouts_per_epoch=4)
+  lever() {  # lever NAME overrides...: one fit, seed 0, into $OUT/levers/NAME/seed0 (validation curves only)
+    local name=$1; shift
+    study "$OUT/levers/$name" --seeds 0 --no-test -- "$@"
+  }
+  lever default "${L[@]}"
+  lever k1 "${L[@]}" env.decision_every=1
+  lever log_return "${L[@]}" env.reward=log_return
+  lever signal "${L[@]}" env.action_scheme=signal
+  lever target_weight "${L[@]}" env/action_scheme=target_weight env.action_scheme.rebalance_band=0.1
+  lever default_long "${LONG[@]}"
+  lever log_return_long "${LONG[@]}" env.reward=log_return
   page_args+=(
     --lever "default levers (k=16, fx_hedged, hold_buy_sell)=$OUT/levers/default"
     --lever "decision_every=1=$OUT/levers/k1"

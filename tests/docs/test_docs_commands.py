@@ -33,8 +33,8 @@ LINKED = ("README.md", "examples", "tests", "scripts", "sweeps", "configs", "ben
 # (pattern of the command as printed, why it is not run here).  First match wins.
 SKIPPED: list[tuple[str, str]] = [
     (r"^bash \.ci/run$", "CI itself"),
-    (r"^pip install .*\[optuna\]", "an install into the reader's environment; .ci/run installs the dev extra, "
-                                     "which holds the Optuna sweeper"),
+    (r"^pip install .*\[(optuna|launchers)\]", "an install into the reader's environment; .ci/run installs the "
+                                                "dev extra, which holds the Optuna sweeper and the launchers"),
     (r"^python -m kpremia fit trainer\.accelerator=gpu(\s|$)", "the refusal it shows is for a machine without a "
                                                                  "GPU; run only there"),
     (r"data inspect upbit:USDT/KRW", "a cached 17-month fetch; tests/data/test_ccxt_cli.py inspects a replayed one"),
@@ -51,8 +51,7 @@ SKIPPED: list[tuple[str, str]] = [
     (r"^uptime$|benchmarks/", "benchmarks: measured on a quiet machine, not in tests"),
     (r"fit -m |hparams_search=|hydra/launcher=", "multiruns and searches: tests/sweeps/test_multirun.py runs a "
                                                   "4-job multirun, test and compare, and a 2-trial Optuna search"),
-    (r"compare runs/multirun/", "a multirun's directory (tests/sweeps/test_multirun.py)"),
-    (r"for d in runs/multirun/", "a multirun's directory (tests/sweeps/test_multirun.py)"),
+    (r"(compare|test) runs/multirun/", "a multirun's directory (tests/sweeps/test_multirun.py)"),
     (r"optimization_results\.yaml", "an Optuna search's output (tests/sweeps/test_multirun.py)"),
     (r"wandb |logger=wandb|WANDB_MODE=offline", "wandb: tests/sweeps/test_loggers.py runs it offline"),
     (r"trainer=ddp|torchrun|'ranks'", "DDP processes: tests/sweeps/test_ddp_cli.py and tests/algos/*ddp*"),
@@ -62,6 +61,7 @@ SKIPPED: list[tuple[str, str]] = [
     (r"^python -m kpremia fit experiment=mlp_ppo debug=fast$|eval\.test_markets=2 eval\.plots=false$|"
      r"^python -m kpremia compare runs/$", "docs/compare.md's walk-through: tests/eval/test_report_layout.py "
      "fits, tests on further markets and compares in-process"),
+    (r"kpremia study ", "seed studies: tests/sweeps/test_study.py runs one (2 seeds, killed and resumed)"),
     (r"data\.timeframe=1[hd] algo\.total_env_steps=65536|best-epoch000\.ckpt", "65,536-step trainings at 1h / 1d; "
      "tests/cli/test_real_data_runs.py trains and tests on these files with a small budget"),
     (r"data\.path=short\.csv", "needs a 14-day file; tests/data/test_real_formats.py checks the too-short error"),

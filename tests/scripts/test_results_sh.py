@@ -1,5 +1,5 @@
 """scripts/results.sh: budgets and the output folder from its arguments, KPREMIA_RUNS_DIR honoured,
-docs/results.md written only with --write-docs, one run at a time, resumable."""
+docs/results.md written only with --write-docs, every table a `study` (resumable)."""
 
 from __future__ import annotations
 
@@ -31,17 +31,24 @@ def test_dry_run_takes_budgets_and_folders_from_its_arguments(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     run = commands(proc)
     out = tmp_path / "runs" / "results"  # $KPREMIA_RUNS_DIR/results
-    assert run[0] == f"python -m kpremia fit experiment=gru_attn_ppo seed=0 hydra.run.dir={out}/gru_attn_ppo/seed0"
-    assert f"python -m kpremia fit experiment=mlp_ppo algo.total_env_steps=4096 seed=1 " \
-           f"hydra.run.dir={out}/mlp_ppo_4096/seed1" in run
+    # every table is one study: its seeds' fits as one multirun (through the launcher), each seed tested once
+    # on its own test split and eval.test_markets further markets
+    assert run[0] == f"python -m kpremia study --dir {out}/gru_attn_ppo --seeds 0,1 --test eval.test_markets=1 " \
+                     "--no-compare -- experiment=gru_attn_ppo"
+    assert run[1] == f"python -m kpremia fit -m seed=0,1 experiment=gru_attn_ppo hydra.sweep.dir={out}/gru_attn_ppo " \
+                     "'hydra.sweep.subdir=seed${seed}'"
+    assert f"python -m kpremia fit -m seed=0,1 experiment=mlp_ppo algo.total_env_steps=4096 " \
+           f"hydra.sweep.dir={out}/mlp_ppo_4096 'hydra.sweep.subdir=seed${{seed}}'" in run
     assert f"python -m kpremia test ckpt={out}/mlp_ppo_4096/seed1 eval.test_markets=1" in run
-    assert sum(c.startswith("python -m kpremia fit") for c in run) == 4  # 2 tables x 2 seeds, no levers
+    assert sum(c.startswith("python -m kpremia fit") for c in run) == 2  # 2 tables, no levers
+    assert sum(c.startswith("python -m kpremia test") for c in run) == 4  # 2 tables x 2 seeds
     assert run[-1].startswith("python scripts/results.py") and f"--out {out}/results.md" in run[-1]
     assert "docs/results.md" not in run[-1]
     other = results_sh("--dry-run", "--out", str(tmp_path / "mine"), "--write-docs", "--seeds", "3",
-                       "--levers", "1024", runs_dir=tmp_path / "runs")
+                       "--levers", "1024", "--", "hydra/launcher=cores", runs_dir=tmp_path / "runs")
     run = commands(other)
-    assert any(f"hydra.run.dir={tmp_path}/mine/gru_attn_ppo/seed3" in c for c in run)
+    assert any(c.startswith("python -m kpremia fit -m seed=3 ") and f"hydra.sweep.dir={tmp_path}/mine/gru_attn_ppo "
+               in c and "hydra/launcher=cores" in c for c in run)
     assert any("algo.total_env_steps=12288" in c and "levers/default_long" in c for c in run)
     assert "--out docs/results.md" in run[-1]
     bad = results_sh("--levers", "lots", runs_dir=tmp_path / "runs")
@@ -64,4 +71,5 @@ def test_a_small_table_runs_end_to_end_and_leaves_docs_alone(tmp_path: Path) -> 
     assert (tmp_path / "runs" / "results" / "img" / "results_levers.png").is_file()
     assert hashlib.sha256(docs_page.read_bytes()).hexdigest() == before
     again = results_sh("--dry-run", *args, runs_dir=tmp_path / "runs")  # a rerun redoes only the page
-    assert [c.split()[1] for c in commands(again)] == ["scripts/results.py"]
+    assert [c.split()[:4] for c in commands(again)] == [["python", "-m", "kpremia", "study"],
+                                                        ["python", "scripts/results.py", "--table", "mlp_ppo,"]]

@@ -47,7 +47,7 @@ def test_multirun_then_one_test_command_and_compare_with_its_chart(run_cli, tmp_
     proc = run_cli("fit", "-m", *TINY_NO_ENCODER, "encoder=mlp,lstm", "seed=0,1", "algo.total_env_steps=128")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "runs" / "multirun").iterdir()
-    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))  # .jobs: records
     # the run names say which encoder replaced the experiment's (gru_attn_ppo's own is gru_attn)
     assert [j.name for j in jobs] == ["0_gru_attn_ppo+mlp_seed0", "1_gru_attn_ppo+mlp_seed1",
                                       "2_gru_attn_ppo+lstm_seed0", "3_gru_attn_ppo+lstm_seed1"]
@@ -84,7 +84,7 @@ def test_optuna_search_two_trials(run_cli, tmp_path):
     # searched: the config's params except algo.update_epochs, which TINY fixes on the command line
     assert set(results["best_params"]) == {"algo.lr", "algo.clip_epsilon", "algo.entropy_coef", "encoder.hidden_dim"}
     assert isinstance(results["best_value"], float)
-    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(jobs) == 2 and all((j / "checkpoints" / "last.ckpt").is_file() for j in jobs)
     # each trial's config holds the sampled values
     lrs = {yaml.safe_load((j / "config.yaml").read_text())["algo"]["lr"] for j in jobs}
