@@ -25,7 +25,7 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
-from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
+from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
@@ -252,7 +252,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
              "testing" if split != "val" else "validating", ckpt, split, market_label,
              f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
     traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
-    per_seed = [trace_metrics(t) for t in traces]
+    per_seed = [report_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
         policy.update({f"{k}_std": statistics.stdev(m[k] for m in per_seed)
