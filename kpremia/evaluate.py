@@ -4,17 +4,14 @@ The checkpoint carries its run's config; the command line may override the
 evaluation options (``eval.*``) and, explicitly, data or env keys (e.g. to test
 on another file).  ``test`` is the only command that reads the test split; it
 writes one report per (checkpoint, data, split) into the checkpoint's run directory,
-``report/<checkpoint>/<data>/<split>/`` (:func:`report_dir_for`), so a test of another
+``report/<checkpoint>/<data>/<split>/`` (:mod:`kpremia.eval.layout`), so a test of another
 checkpoint, market or fee never overwrites an earlier one.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -28,9 +25,10 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
-from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
+from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.compare import data_identity, inserted_bars
+from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
 from kpremia.identity import identity_digest
 
 log = logging.getLogger(__name__)
@@ -254,7 +252,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
              "testing" if split != "val" else "validating", ckpt, split, market_label,
              f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
     traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
-    per_seed = [trace_metrics(t) for t in traces]
+    per_seed = [report_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
         policy.update({f"{k}_std": statistics.stdev(m[k] for m in per_seed)
@@ -301,66 +299,3 @@ def _validation_curve(run_dir: Path) -> pd.DataFrame | None:
     from kpremia.eval.curves import validation_curve
 
     return validation_curve(run_dir)
-
-
-def checkpoint_label(ckpt: str | Path) -> str:
-    """The checkpoint's file name without ``.ckpt`` (``best-epoch003``, ``last``): a report directory's name."""
-    return _safe(Path(ckpt).stem) or "checkpoint"
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-")
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def data_dir_name(manifest: dict[str, Any], trained_data: dict[str, Any], tested_data: dict[str, Any]) -> str:
-    """A report directory's name for the data tested on: ``synthetic-seed7``, ``prices-1a2b3c4d``, ...
-
-    A generated market is named by its seed (plus a digest of its other settings when they are not the
-    training data's); a file by its name and the start of its sha256; anything else by source and digest.
-    """
-    source = str(manifest.get("source") or tested_data.get("name") or "data")
-    if manifest.get("synthetic") or tested_data.get("name") == "synthetic":
-        rest = {k: v for k, v in tested_data.items() if k not in ("seed", "split")}
-        trained_rest = {k: v for k, v in trained_data.items() if k not in ("seed", "split")}
-        suffix = "" if rest == trained_rest else f"-{_digest(rest)}"
-        return _safe(f"synthetic-seed{tested_data.get('seed')}{suffix}")
-    if manifest.get("sha256"):
-        stem = Path(str(manifest.get("path") or source)).stem
-        return _safe(f"{stem}-{str(manifest['sha256'])[:8]}")
-    return _safe(f"{source}-{_digest({k: v for k, v in tested_data.items() if k != 'split'})}")
-
-
-# Options of a test that change its numbers besides the checkpoint and the data.
-_RESULT_EVAL_KEYS = ("deterministic", "temperature", "n_seeds", "force_action", "rule_levels")
-
-
-def split_dir_name(split: str, trained_cfg: dict[str, Any], tested_cfg: dict[str, Any]) -> str:
-    """``test`` (or ``all``), plus a digest when the env (fee, ...) or the evaluation mode is not the run's own."""
-    eval_opts = {k: (tested_cfg.get("eval") or {}).get(k) for k in _RESULT_EVAL_KEYS}
-    default_opts = {k: EvalConfig().to_dict().get(k) for k in _RESULT_EVAL_KEYS}
-    changed = {"env": tested_cfg.get("env")} if tested_cfg.get("env") != trained_cfg.get("env") else {}
-    if eval_opts != default_opts:
-        changed["eval"] = eval_opts
-    return split if not changed else f"{split}-{_digest(changed)}"
-
-
-def report_dir_for(run_dir: Path, ckpt: str | Path, trained_cfg: dict[str, Any], tested_cfg: dict[str, Any],
-                   manifest: dict[str, Any], split: str) -> Path:
-    """``<run>/report/<checkpoint>/<data>/<split>``: one report per (checkpoint, data, split), never overwritten
-    by a test of another checkpoint, market, fee or evaluation mode."""
-    return (run_dir / "report" / checkpoint_label(ckpt)
-            / data_dir_name(manifest, trained_cfg["data"], tested_cfg["data"])
-            / split_dir_name(split, trained_cfg, tested_cfg))
-
-
-def report_stamp(extra: dict[str, Any]) -> str:
-    """What a report is, in one line (plot titles): checkpoint, data, split, bar size, fee."""
-    fee = extra.get("fee_rate")
-    fee_text = f"fee {100 * float(fee):g} %" if isinstance(fee, (int, float)) else "fee ?"
-    seed = f" (data seed {extra['data_seed']})" if extra.get("data_seed") is not None else ""
-    return (f"{extra.get('experiment') or 'run'} seed {extra.get('seed')}, {extra.get('checkpoint_name')} | "
-            f"{extra.get('data')}{seed} | {extra.get('split')} split, {extra.get('timeframe')} bars, {fee_text}")

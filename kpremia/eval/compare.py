@@ -342,7 +342,7 @@ def market_records(runs: Sequence[Run]) -> pd.DataFrame:
         band, hold = _return(baselines.get(BAND_RULE)), _return(baselines.get(BUY_AND_HOLD))
         ret = _return(policy)
         records.append({"group": _group_name(run), "setting": run.setting, "kind": run.kind, "run": str(run.run_dir),
-                        "seed": run.seed,
+                        "seed": run.seed, "data": dict(run.facts).get("data"),
                         "market": run.market, "checkpoint": dict(run.facts).get("checkpoint"),
                         "policy_return": ret, "band_rule_return": band, "buy_and_hold_return": hold,
                         "excess": ret - band, "excess_bh": ret - hold,
@@ -350,7 +350,7 @@ def market_records(runs: Sequence[Run]) -> pd.DataFrame:
                         if policy else math.nan,
                         "n_trades": float((policy or {}).get("n_trades", math.nan)) if policy else math.nan,
                         "report": run.report})
-    return pd.DataFrame.from_records(records, columns=["group", "setting", "kind", "run", "seed", "market",
+    return pd.DataFrame.from_records(records, columns=["group", "setting", "kind", "run", "seed", "data", "market",
                                                        "checkpoint",
                                                        "policy_return", "band_rule_return", "buy_and_hold_return",
                                                        "excess", "excess_bh", "max_drawdown", "n_trades", "report"])
@@ -363,7 +363,10 @@ def lead_table(markets: pd.DataFrame) -> pd.DataFrame:
         runs = frame["run"].nunique()
         per_run = frame.groupby("run").size()
         n_text = f"{runs} × {int(per_run.iloc[0])}" if per_run.nunique() == 1 else f"{len(frame)} ({runs} runs)"
-        row: dict[str, Any] = {"group": group, "kind": frame["kind"].iloc[0], "n": len(frame), "n_text": n_text,
+        row: dict[str, Any] = {"group": group, "kind": frame["kind"].iloc[0],
+                               "checkpoint": " ".join(dict.fromkeys(str(c) for c in frame["checkpoint"].dropna())),
+                               "data": " / ".join(dict.fromkeys(str(d) for d in frame["data"].dropna())),
+                               "n": len(frame), "n_text": n_text,
                                "policy_return": frame["policy_return"].mean(),
                                "band_rule_return": frame["band_rule_return"].mean(),
                                "n_trades": frame["n_trades"].mean(), "max_drawdown": frame["max_drawdown"].mean()}
