@@ -43,10 +43,14 @@ commands:
              premium stats
   compare    one table of test metrics across run directories or a multirun directory
 
-`python -m kpremia fit --help` shows the config groups and options; `--cfg job` prints the composed config.
+`python -m kpremia <command> --help` says what a command does, its main keys and examples;
+`python -m kpremia fit --hydra-help` is Hydra's full help (every config group); `--cfg job` prints the
+composed config; `python -m kpremia --version` the version.
 """
 _HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
-                "--resolve", "--package", "-p", "--version")
+                "--resolve", "--package", "-p")
+_HELP_FLAGS = ("-h", "--help", "help")
+_VERSION_FLAGS = ("-V", "--version", "version")
 _command: str = "fit"
 
 
@@ -60,11 +64,14 @@ def _hydra_message(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     text = text.split(" Config search path:")[0]  # Hydra appends its search path; not a fix
     low = text.lower()
+    command = _command if _command in HYDRA_COMMANDS else "fit"
     if "could not override" in low or "key '" in low and "not in struct" in low:
-        return f"{text} — check the key with `python -m kpremia fit --cfg job` or add a new one with +key=value"
+        return (f"{text} — check the key with `python -m kpremia {command} --cfg job` or add a new one with "
+                "+key=value")
     if "could not find" in low or "in list of" in low:
-        return f"{text} — pick one of the listed options (see `python -m kpremia fit --help`)"
-    return f"{text} — see `python -m kpremia fit --help` for the override syntax"
+        return f"{text} — pick one of the listed options (see `python -m kpremia {command} --help`)"
+    return (f"{text} — quote a value holding ( ) [ ] {{ }} , = or spaces, e.g. 'data.path=\"my file (1).csv\"' "
+            f"(see `python -m kpremia {command} --help`)")
 
 
 def _first_combination(overrides: list[str]) -> list[str]:
@@ -197,6 +204,8 @@ def _run_hydra(command: str, args: list[str]) -> int:
     _command = command
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
+    if "--hydra-help" in args:  # Hydra's own generated help (every config group), as `--help` used to be
+        args = ["--help" if a == "--hydra-help" else a for a in args]
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     args = _positional_run_dir(command, args)
     if not passthrough:
@@ -245,10 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("LOCAL_RANK") and os.environ.get("KPREMIA_COMMAND") and (not argv or argv[0] not in (
             *HYDRA_COMMANDS, *OTHER_COMMANDS)):
         argv = [os.environ["KPREMIA_COMMAND"], *argv]
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv or argv[0] in _HELP_FLAGS:
         print(USAGE, end="")
         return 0
     command, rest = argv[0], argv[1:]
+    if command in _VERSION_FLAGS or (command in HYDRA_COMMANDS and any(a in _VERSION_FLAGS[:2] for a in rest)):
+        from kpremia.cli_help import version_line
+
+        print(version_line())
+        return 0
+    if command in (*HYDRA_COMMANDS, "list", "live-report", "live-resolve") and any(a in _HELP_FLAGS[:2] for a in rest):
+        from kpremia.cli_help import command_help
+
+        print(command_help(command), end="")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if command in HYDRA_COMMANDS:
