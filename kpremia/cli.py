@@ -101,7 +101,6 @@ def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | Non
     from omegaconf.errors import OmegaConfBaseException
 
     from kpremia.compose import compose_config
-    from kpremia.config_checks import validate_config
 
     # hydra.searchpath changes which config files exist (e.g. a local encoder/<name>.yaml), so it
     # must reach the pre-check; the other hydra.* keys only matter to the running app.
@@ -111,8 +110,13 @@ def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | Non
     try:
         if multirun:
             overrides = _first_combination(overrides)
-        resolved = compose_config(overrides)
+        resolved = compose_config(overrides)  # a typo'd group option (encoder=grux) fails here, before any import
+        from kpremia.config_checks import validate_config
+
         if validate and not multirun and not any(o.startswith("hparams_search=") for o in overrides):
+            from kpremia.input_checks import check_inputs
+
+            check_inputs(_command, resolved, overrides)  # files and checkpoints: no import beyond the file system
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None

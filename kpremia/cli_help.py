@@ -18,6 +18,7 @@ _KEYS = """main keys (Hydra overrides, key=value):
   data=NAME           synthetic (default, no file), csv or parquet (with data.path=FILE), ccxt
   algo.total_env_steps=N   the budget in env steps (debug=fast: a seconds-long smoke run)
   seed=N              one seed for everything (market, envs, weights)
+  quote a value with ( ) [ ] { } , = or spaces: 'data.path="my file (1).csv"'
 """
 
 _FOOTER = """
@@ -83,6 +84,7 @@ main keys:
   data.columns=FILE   your column names -> kpremia's, from a small YAML file (see docs/data.md)
   env.*               fee, spread, decision interval (e.g. env.fee_rate=0.0005)
   seed=N              the synthetic market's seed and the random trader's
+  quote a value with ( ) [ ] { } , = or spaces: 'data.path="my file (1).csv"'
 
 examples:
   python -m kpremia backtest debug=fast

@@ -77,7 +77,10 @@ def check_accelerator(accelerator: str) -> None:
     """Refuse a GPU accelerator on a machine without one, naming the way to run on the CPU.
 
     Lightning would raise a ``MisconfigurationException`` traceback from inside the Trainer.
+    On the CPU (the default) nothing is asked of torch, so the checks load no torch.
     """
+    if accelerator not in ("gpu", "cuda", "mps"):
+        return
     import torch
 
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():

@@ -24,10 +24,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from kpremia.algos.config import algo_config_class
 from kpremia.bars import bar_of_minutes, bars_setting
+from kpremia.checkpoint_peek import peek_checkpoint
 from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 
@@ -38,16 +37,18 @@ _BAR_KEYS = ("decision_every", "max_steps")
 
 
 def saved_checkpoint(ckpt: str | Path) -> dict[str, Any]:
-    """The checkpoint dict (CPU), or one line saying why it is not a kpremia checkpoint."""
+    """The checkpoint's plain parts (config, kpremia header; tensors as None), read without torch.
+
+    Or one line saying why it is not a kpremia checkpoint, or which plug-in it needs: a resume is
+    refused before torch and Lightning load.
+    """
+    from kpremia.plugin_origins import require_plugins
+
     path = Path(ckpt)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        saved["hyper_parameters"]["cfg"]  # noqa: B018 - a kpremia checkpoint has it
-    except FileNotFoundError:
-        raise UserError(f"ckpt {str(path)!r} not found; pass the path of a .ckpt file to resume from") from None
-    except Exception as exc:  # a text file, another framework's checkpoint, a truncated download
-        raise UserError(f"{str(path)!r} is not a kpremia checkpoint ({type(exc).__name__}); "
-                        "pass a .ckpt file written by `python -m kpremia fit`") from None
+    if not path.is_file():
+        raise UserError(f"ckpt {str(path)!r} not found; pass the path of a .ckpt file to resume from")
+    saved = peek_checkpoint(path)
+    require_plugins(saved, path)
     return saved
 
 

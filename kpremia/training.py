@@ -125,9 +125,13 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
     The normaliser is the one fitted on the run's train split; ``validate``, ``test`` and
     ``live`` scale every observation with it, whatever data they run on.
     """
+    from kpremia.checkpoint_peek import peek_checkpoint
+    from kpremia.plugin_origins import require_plugins
+
     path = Path(ckpt_path)
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} not found; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    require_plugins(peek_checkpoint(path), path)  # not a checkpoint, or its plug-in missing: one line
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         hp = ckpt["hyper_parameters"]

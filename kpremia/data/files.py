@@ -42,6 +42,7 @@ from kpremia.data.frame import default_limits, validate_frame
 from kpremia.data.plausibility import PlausibilityChecks
 from kpremia.data.resample import aggregate_bars
 from kpremia.errors import UserError
+from kpremia.input_checks import existing_file
 from kpremia.io import sha256_file
 from kpremia.registry import DATA_SOURCES
 
@@ -59,11 +60,7 @@ CLOSE_ONLY_ASSUMPTIONS = {"open": "the previous bar's close (the first bar: its 
 
 
 def _existing(path: str | Path, option: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise UserError(f"data file not found: {p} (relative paths start at {Path.cwd()}); set data.{option} "
-                        "to an existing file")
-    return p
+    return existing_file(path, f"data.{option}")
 
 
 @contextmanager
