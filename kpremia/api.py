@@ -82,13 +82,16 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
     """
     from kpremia import training
     from kpremia.config_checks import validate_config
-    from kpremia.resume import resume_config, run_dir_of
+    from kpremia.resume import finished_line, resume_config, run_dir_of
 
     overrides = list(overrides)
     cfg = _compose(overrides)
     if checkpoint_of(cfg):
         ckpt = commands.one_checkpoint(cfg, which="last").resolve()
         cfg = resume_config(cfg, ckpt, overrides)
+        done = finished_line(cfg, ckpt)
+        if done is not None:
+            raise UserError(done)
         run_dir = run_dir or run_dir_of(ckpt)
     validate_config(cfg)
     target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg)

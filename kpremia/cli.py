@@ -143,7 +143,7 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     """
     from kpremia.checkpoints import resolve_checkpoints
     from kpremia.config import runs_root
-    from kpremia.resume import resume_config, run_dir_of
+    from kpremia.resume import finished_line, resume_config, run_dir_of
 
     given = next((a for a in args if a.startswith("ckpt=")), None)
     if given is None or resolved is None or not given.split("=", 1)[1]:
@@ -153,8 +153,11 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     # An override that would change the run is refused here, before Hydra touches the run's directory.
     from kpremia.config_checks import validate_config
 
-    validate_config(resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(
-        ("-", "hydra.", "ckpt="))]))
+    resumed = resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "ckpt="))])
+    validate_config(resumed)
+    done = finished_line(resumed, ckpt)
+    if done is not None:  # nothing to train: say so and how to extend it, before anything loads
+        raise _Finished(done)
     run_dir = run_dir_of(ckpt)
     if run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in args):
         out += [f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
@@ -199,6 +202,33 @@ def _failed(run_dir: Path, exc: BaseException) -> None:
             logging.getLogger(__name__).warning("run %s marked failed (%s)", kept, kept / "failed.json")
 
 
+class _Finished(Exception):
+    """``fit ckpt=<a finished run>``: the one line that says so (exit 0, nothing run)."""
+
+
+def _threads_per_job(resolved: dict[str, Any]) -> dict[str, Any]:
+    """Under a launcher that runs several jobs at once, ``torch_threads=auto`` is the cores shared among them.
+
+    The basic launcher runs one job after another (each may take every core); a parallel one
+    (joblib's ``n_jobs``) shares them out; one whose width is unknown gets one thread per job.
+    An explicit ``torch_threads`` (e.g. from the launcher's config) is kept.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from kpremia.threads import AUTO, available_cores
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN or resolved.get("torch_threads", AUTO) != AUTO:
+        return resolved
+    launcher = hydra_cfg.launcher
+    if "BasicLauncher" in str(launcher.get("_target_", "")):
+        return resolved
+    n_jobs = launcher.get("n_jobs")
+    jobs = n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else available_cores()
+    return {**resolved, "torch_threads": max(1, available_cores() // jobs)}
+
+
 def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -216,7 +246,11 @@ def _run_hydra(command: str, args: list[str]) -> int:
         resuming = command == "fit" and any(a.startswith("ckpt=") and a != "ckpt=" for a in args)
         resolved = _precheck(args, validate=not resuming)  # a resume checks the checkpoint's config instead
         if resuming:
-            args = _resume_args(args, resolved)
+            try:
+                args = _resume_args(args, resolved)
+            except _Finished as finished:
+                print(finished, flush=True)
+                return 0
     extra: list[str] = []
     if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
         extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]
@@ -230,7 +264,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
-            resolved = OmegaConf.to_container(cfg, resolve=True)
+            resolved = _threads_per_job(OmegaConf.to_container(cfg, resolve=True))
             return commands.run(_command, resolved, run_dir, overrides=list(HydraConfig.get().overrides.task))
         except UserError as exc:
             _failed(run_dir, exc)

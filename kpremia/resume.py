@@ -140,6 +140,23 @@ def resume_config(cli_cfg: dict[str, Any], ckpt: str | Path, overrides: list[str
     return cfg
 
 
+def finished_line(cfg: dict[str, Any], ckpt: str | Path) -> str | None:
+    """One line when the checkpoint already trained its whole budget (a resume would do nothing), else None.
+
+    Why: resuming a finished run used to rebuild the markets, say "resuming at 2,048" and stop, as if
+    it had done something.  The line says so and how to train on: a larger ``algo.total_env_steps``.
+    """
+    saved = saved_checkpoint(ckpt)
+    done = int((saved.get("kpremia") or {}).get("env_steps") or 0)
+    budget = int(cfg["algo"]["total_env_steps"])
+    if done < budget:
+        return None
+    run = run_dir_of(ckpt) or ckpt
+    return (f"run {run} already finished: {done:,} env steps trained of algo.total_env_steps={budget:,}; nothing "
+            f"to resume. To train it further, raise the budget: python -m kpremia fit ckpt={run} "
+            f"algo.total_env_steps={2 * budget}")
+
+
 def csv_history(run_dir: Path, up_to_env_steps: int) -> list[dict[str, float]]:
     """Rows of the run's ``metrics.csv`` logged at or before ``up_to_env_steps`` (the resume point).
 
