@@ -64,7 +64,7 @@ def _hydra_message(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     text = text.split(" Config search path:")[0]  # Hydra appends its search path; not a fix
     low = text.lower()
-    command = _command if _command in HYDRA_COMMANDS else "fit"
+    command = _command if _command in (*HYDRA_COMMANDS, "live-report", "live-resolve") else "fit"
     if "could not override" in low or "key '" in low and "not in struct" in low:
         return (f"{text} — check the key with `python -m kpremia {command} --cfg job` or add a new one with "
                 "+key=value")
@@ -321,10 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             from kpremia.eval.compare import compare_main
 
             return compare_main(rest)
-        if command == "live-report":
-            return _live_report(rest)
-        if command == "live-resolve":
-            return _live_resolve(rest)
+        if command in ("live-report", "live-resolve"):
+            global _command
+            _command = command  # a Hydra error in its overrides points to its own --help
+            return _live_report(rest) if command == "live-report" else _live_resolve(rest)
         raise UserError(f"unknown command {command!r}; use one of: {', '.join(HYDRA_COMMANDS + OTHER_COMMANDS)}")
     except UserError as exc:
         return _error(str(exc))
