@@ -111,12 +111,12 @@ def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | Non
         if multirun:
             overrides = _first_combination(overrides)
         resolved = compose_config(overrides)  # a typo'd group option (encoder=grux) fails here, before any import
-        from kpremia.config_checks import validate_config
-
         if validate and not multirun and not any(o.startswith("hparams_search=") for o in overrides):
             from kpremia.input_checks import check_inputs
 
             check_inputs(_command, resolved, overrides)  # files and checkpoints: no import beyond the file system
+            from kpremia.config_checks import validate_config
+
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
