@@ -153,7 +153,8 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     # An override that would change the run is refused here, before Hydra touches the run's directory.
     from kpremia.config_checks import validate_config
 
-    resumed = resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "ckpt="))])
+    asked = [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "ckpt="))]
+    resumed = resume_config(resolved, ckpt, asked)
     validate_config(resumed)
     done = finished_line(resumed, ckpt)
     if done is not None:  # nothing to train: say so and how to extend it, before anything loads

@@ -82,8 +82,8 @@ def parse_times(raw: pd.Series, *, timezone: str = "UTC", unit: str | None = Non
         column = f" of column {raw.name!r}" if raw.name is not None else ""
         fmt = f" with time_format {time_format!r}" if time_format else ""
         raise UserError(f"unparseable {what} {raw.iloc[i]!r} in row {i}{column}{fmt}; use ISO times or epoch s/ms "
-                        "(set data.time_unit), give data.time_format (e.g. '%d.%m.%Y %H:%M'), or point data.time_column at "
-                        "the right column")
+                        "(set data.time_unit), give data.time_format (e.g. '%d.%m.%Y %H:%M'), or point "
+                        "data.time_column at the right column")
     idx = pd.DatetimeIndex(parsed)
     if idx.tz is None:
         try:

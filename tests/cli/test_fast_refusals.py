@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -35,7 +36,7 @@ def test_refused_in_one_line_without_torch(args, needle, tmp_path: Path):
     (tmp_path / "not_a_checkpoint.ckpt").write_text("not a checkpoint\n")
     (tmp_path / "prices.csv").write_text("time,close,fx\n2024-01-01,1400,1380\n")
     proc = subprocess.run([sys.executable, "-c", _CODE, *args], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env={**__import__("os").environ, "KPREMIA_RUNS_DIR": str(tmp_path / "runs")})
+                          cwd=tmp_path, env={**os.environ, "KPREMIA_RUNS_DIR": str(tmp_path / "runs")})
     rc, heavy = proc.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(rc) == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -23,8 +23,9 @@ def daily_file(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     fx = 1380 + np.cumsum(rng.normal(0, 3, len(days)))
     close = fx * (1 + 0.014 + rng.normal(0, 0.005, len(days)))
+    premium_pct = (100 * (close.round(1) / fx.round(2) - 1)).round(6)
     df = pd.DataFrame({"date_utc": days.strftime("%Y-%m-%d %H:%M:%S"), REAL_NAMES["usdt_krw_close"]: close.round(1),
-                       "usd_krw": fx.round(2), REAL_NAMES["premium"]: (100 * (close.round(1) / fx.round(2) - 1)).round(6)})
+                       "usd_krw": fx.round(2), REAL_NAMES["premium"]: premium_pct})
     path = tmp_path / "kimchi daily.csv"
     df.to_csv(path, index=False)
     return path
