@@ -1,6 +1,7 @@
 """kpremia: reinforcement-learning trading agents on the Korean kimchi premium.
 
-The Python API (``kpremia.fit``, ``kpremia.test``, ``kpremia.validate``, ``kpremia.load_policy``;
+The Python API (``kpremia.fit``, ``kpremia.test``, ``kpremia.validate``, ``kpremia.backtest``,
+``kpremia.compare``, ``kpremia.inspect``, ``kpremia.load_policy``;
 see :mod:`kpremia.api` and docs/api.md) is imported on first use, so ``import kpremia`` does not
 load Lightning.  Importing the package registers the gymnasium environment
 ``kpremia/KPremia-v0`` (the env module itself is imported lazily by gymnasium on
@@ -13,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("fit", "test", "validate", "load_policy", "FitResult", "Policy")
+_API = ("fit", "test", "validate", "backtest", "compare", "inspect", "load_policy", "FitResult", "Policy")
 __all__ = ["__version__", *_API]
 
 

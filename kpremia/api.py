@@ -37,7 +37,7 @@ from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitResult", "Policy", "fit", "load_policy", "test", "validate"]
+__all__ = ["FitResult", "Policy", "backtest", "compare", "fit", "inspect", "load_policy", "test", "validate"]
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,10 @@ def _compose(overrides: Sequence[str]) -> dict[str, Any]:
         raise UserError(" ".join(str(exc).split()).split(" Config search path:")[0]) from None
 
 
-def _new_run_dir(cfg: Mapping[str, Any]) -> Path:
-    """``<paths.runs_dir>/<date>_<time>_<experiment_name>``, as the CLI names it (unique in this process)."""
+def _new_run_dir(cfg: Mapping[str, Any], name: str | None = None) -> Path:
+    """``<paths.runs_dir>/<date>_<time>_<experiment_name or name>``, as the CLI names it (unique in this process)."""
     root = Path(runs_root(cfg))
-    stem = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{cfg.get('experiment_name') or 'run'}"
+    stem = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{name or cfg.get('experiment_name') or 'run'}"
     candidate, n = root / stem, 1
     while candidate.exists():
         candidate, n = root / f"{stem}_{n}", n + 1
@@ -89,13 +89,16 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
     """
     from kpremia import training
     from kpremia.config_checks import validate_config
-    from kpremia.resume import resume_config, run_dir_of
+    from kpremia.resume import finished_line, resume_config, run_dir_of
 
     overrides = list(overrides)
     cfg = _compose(overrides)
     if checkpoint_of(cfg):
         ckpt = commands.one_checkpoint(cfg, which="last").resolve()
         cfg = resume_config(cfg, ckpt, overrides)
+        done = finished_line(cfg, ckpt)
+        if done is not None:
+            raise UserError(done)
         run_dir = run_dir or run_dir_of(ckpt)
     validate_config(cfg)
     target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg)
@@ -129,6 +132,80 @@ def test(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any] | li
 def validate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any] | list[dict[str, Any]]:
     """``python -m kpremia validate``: as :func:`test` on the validation split (no report written)."""
     return _evaluate("validate", ckpt, overrides)
+
+
+def backtest(policy: Any = None, overrides: Sequence[str] = (), *, run_dir: str | Path | None = None
+             ) -> dict[str, Any]:
+    """``python -m kpremia backtest <overrides>``: the rules, or ``policy`` beside them, on the test split.
+
+    Without ``policy``: the rules alone (band rule, z-score band, buy-and-hold, cash, random, oracle),
+    as the command does.  With one — a Stable-Baselines3 model, a :class:`Policy`, or a function
+    ``obs -> actions`` over a batch of observation dicts — the policy plays the test split of the
+    market ``overrides`` describe (``["experiment=mlp_ppo"]``: the market and rules its gym env
+    trains on) and the report holds the same files as ``test``'s (see :mod:`kpremia.policy_backtest`).
+    Writes ``runs/<date>_<time>_backtest/`` (or ``run_dir``); returns the summary with ``report_dir``.
+    """
+    from kpremia.config_checks import validate_config
+    from kpremia.input_checks import check_inputs
+
+    overrides = list(overrides)
+    cfg = _compose(overrides)
+    check_inputs("backtest", cfg, overrides)
+    validate_config(cfg)
+    target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, "backtest")
+    if policy is None:
+        from kpremia.rules_backtest import run_rules_backtest
+
+        return {**run_rules_backtest(cfg, target), "report_dir": str(target / "report")}
+    from kpremia.policy_backtest import run_policy_report
+
+    return run_policy_report(policy, cfg, target)
+
+
+def compare(paths: str | Path | Sequence[str | Path], *, out: str | Path | None = None, plot: bool = True) -> Any:
+    """``python -m kpremia compare <paths>``: test metrics across runs, mean ± std per experiment.
+
+    Writes ``compare.csv``, ``compare.md`` (and ``compare.png`` with ``plot``) into ``out`` (default: the
+    paths' common folder) and prints the table, as the command does; returns the table as a DataFrame.
+    """
+    import os
+
+    import pandas as pd
+
+    from kpremia.eval.compare import compare_main
+
+    given = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not given:
+        raise UserError("compare needs at least one run or multirun directory")
+    missing = [str(p) for p in given if not p.exists()]
+    if missing:
+        raise UserError(f"compare: {missing[0]} does not exist; pass run directories or a multirun directory")
+    if out is None:
+        common = Path(os.path.commonpath([str(p.resolve()) for p in given]))
+        out = common if common.is_dir() else common.parent
+    code = compare_main([*map(str, given), "--out", str(out), *([] if plot else ["--no-plot"])])
+    if code != 0:
+        raise UserError(f"compare {' '.join(map(str, given))} failed (exit code {code})")
+    return pd.read_csv(Path(out) / "compare.csv")
+
+
+def inspect(target: str | Path, overrides: Sequence[str] = (), *, fx: str | None = None,
+            cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """``python -m kpremia data inspect <target> <data.* overrides>``: coverage and premium statistics.
+
+    ``target`` is a .csv / .parquet file (read as ``fit data=csv|parquet data.path=<file>`` reads it, with
+    the same ``data.*`` overrides) or a cached dataset id ``exchange:symbol:timeframe``.  Returns what
+    ``data inspect --json`` prints: ``coverage``, ``stats`` (premium and FX), ``bar``, ``fx_source``.
+    """
+    from kpremia.data.cli import inspect_file, inspect_report, load_target
+
+    path = Path(target).expanduser()
+    if path.exists():
+        return {"target": str(path), **inspect_file(path, list(overrides), fx)}
+    if overrides:
+        raise UserError(f"data options ({list(overrides)[0]}) apply to files; {str(target)!r} is not a file")
+    frame, title = load_target(str(target), None if cache_dir is None else str(cache_dir))
+    return {"target": title, **inspect_report(frame, fx=fx or "ecb")}
 
 
 class Policy:

@@ -45,10 +45,14 @@ commands:
   study      fit an experiment over seeds (through a Hydra launcher), test each, compare; resumable
              (`study --seeds 0-19 experiment=gru_attn_ppo hydra/launcher=cores`; see docs/scale.md)
 
-`python -m kpremia fit --help` shows the config groups and options; `--cfg job` prints the composed config.
+`python -m kpremia <command> --help` says what a command does, its main keys and examples;
+`python -m kpremia fit --hydra-help` is Hydra's full help (every config group); `--cfg job` prints the
+composed config; `python -m kpremia --version` the version.
 """
 _HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
-                "--resolve", "--package", "-p", "--version")
+                "--resolve", "--package", "-p")
+_HELP_FLAGS = ("-h", "--help", "help")
+_VERSION_FLAGS = ("-V", "--version", "version")
 _command: str = "fit"
 
 
@@ -62,11 +66,14 @@ def _hydra_message(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     text = text.split(" Config search path:")[0]  # Hydra appends its search path; not a fix
     low = text.lower()
+    command = _command if _command in (*HYDRA_COMMANDS, "live-report", "live-resolve") else "fit"
     if "could not override" in low or "key '" in low and "not in struct" in low:
-        return f"{text} — check the key with `python -m kpremia fit --cfg job` or add a new one with +key=value"
+        return (f"{text} — check the key with `python -m kpremia {command} --cfg job` or add a new one with "
+                "+key=value")
     if "could not find" in low or "in list of" in low:
-        return f"{text} — pick one of the listed options (see `python -m kpremia fit --help`)"
-    return f"{text} — see `python -m kpremia fit --help` for the override syntax"
+        return f"{text} — pick one of the listed options (see `python -m kpremia {command} --help`)"
+    return (f"{text} — quote a value holding ( ) [ ] {{ }} , = or spaces, e.g. 'data.path=\"my file (1).csv\"' "
+            f"(see `python -m kpremia {command} --help`)")
 
 
 def _first_combination(overrides: list[str]) -> list[str]:
@@ -96,7 +103,6 @@ def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | Non
     from omegaconf.errors import OmegaConfBaseException
 
     from kpremia.compose import compose_config
-    from kpremia.config_checks import validate_config
 
     # hydra.searchpath changes which config files exist (e.g. a local encoder/<name>.yaml), so it
     # must reach the pre-check; the other hydra.* keys only matter to the running app.
@@ -106,9 +112,14 @@ def _precheck(args: list[str], *, validate: bool = True) -> dict[str, Any] | Non
     try:
         if multirun:
             overrides = _first_combination(overrides)
-        resolved = compose_config(overrides)
+        resolved = compose_config(overrides)  # a typo'd group option (encoder=grux) fails here, before any import
         _check_launcher(args, resolved)
         if validate and not multirun and not any(o.startswith("hparams_search=") for o in overrides):
+            from kpremia.input_checks import check_inputs
+
+            check_inputs(_command, resolved, overrides)  # files and checkpoints: no import beyond the file system
+            from kpremia.config_checks import validate_config
+
             validate_config(resolved)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(_hydra_message(exc)) from None
@@ -164,7 +175,7 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     """
     from kpremia.checkpoints import resolve_checkpoints
     from kpremia.config import runs_root
-    from kpremia.resume import resume_config, run_dir_of
+    from kpremia.resume import finished_line, resume_config, run_dir_of
 
     given = next((a for a in args if a.startswith("ckpt=")), None)
     if given is None or resolved is None or not given.split("=", 1)[1]:
@@ -174,8 +185,12 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     # An override that would change the run is refused here, before Hydra touches the run's directory.
     from kpremia.config_checks import validate_config
 
-    validate_config(resume_config(resolved, ckpt, [a for a in args if "=" in a and not a.startswith(
-        ("-", "hydra.", "ckpt="))]))
+    asked = [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "ckpt="))]
+    resumed = resume_config(resolved, ckpt, asked)
+    validate_config(resumed)
+    done = finished_line(resumed, ckpt)
+    if done is not None:  # nothing to train: say so and how to extend it, before anything loads
+        raise _Finished(done)
     run_dir = run_dir_of(ckpt)
     if run_dir is not None and not any(a.startswith("hydra.run.dir=") for a in args):
         out += [f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
@@ -220,6 +235,10 @@ def _failed(run_dir: Path, exc: BaseException) -> None:
             logging.getLogger(__name__).warning("run %s marked failed (%s)", kept, kept / "failed.json")
 
 
+class _Finished(Exception):
+    """``fit ckpt=<a finished run>``: the one line that says so (exit 0, nothing run)."""
+
+
 def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -230,13 +249,19 @@ def _run_hydra(command: str, args: list[str]) -> int:
     _command = command
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
+    if "--hydra-help" in args:  # Hydra's own generated help (every config group), as `--help` used to be
+        args = ["--help" if a == "--hydra-help" else a for a in args]
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     args = _positional_run_dir(command, args)
     if not passthrough:
         resuming = command == "fit" and any(a.startswith("ckpt=") and a != "ckpt=" for a in args)
         resolved = _precheck(args, validate=not resuming)  # a resume checks the checkpoint's config instead
         if resuming:
-            args = _resume_args(args, resolved)
+            try:
+                args = _resume_args(args, resolved)
+            except _Finished as finished:
+                print(finished, flush=True)
+                return 0
     extra: list[str] = []
     if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
         extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]
@@ -339,10 +364,20 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("LOCAL_RANK") and os.environ.get("KPREMIA_COMMAND") and (not argv or argv[0] not in (
             *HYDRA_COMMANDS, *OTHER_COMMANDS)):
         argv = [os.environ["KPREMIA_COMMAND"], *argv]
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv or argv[0] in _HELP_FLAGS:
         print(USAGE, end="")
         return 0
     command, rest = argv[0], argv[1:]
+    if command in _VERSION_FLAGS or (command in HYDRA_COMMANDS and any(a in _VERSION_FLAGS[:2] for a in rest)):
+        from kpremia.cli_help import version_line
+
+        print(version_line())
+        return 0
+    if command in (*HYDRA_COMMANDS, "list", "live-report", "live-resolve") and any(a in _HELP_FLAGS[:2] for a in rest):
+        from kpremia.cli_help import command_help
+
+        print(command_help(command), end="")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if command in HYDRA_COMMANDS:
@@ -362,10 +397,10 @@ def main(argv: list[str] | None = None) -> int:
             from kpremia.study import study_main
 
             return study_main(rest)
-        if command == "live-report":
-            return _live_report(rest)
-        if command == "live-resolve":
-            return _live_resolve(rest)
+        if command in ("live-report", "live-resolve"):
+            global _command
+            _command = command  # a Hydra error in its overrides points to its own --help
+            return _live_report(rest) if command == "live-report" else _live_resolve(rest)
         raise UserError(f"unknown command {command!r}; use one of: {', '.join(HYDRA_COMMANDS + OTHER_COMMANDS)}")
     except UserError as exc:
         return _error(str(exc))

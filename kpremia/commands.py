@@ -73,8 +73,9 @@ def evaluate(command: str, cfg: dict[str, Any], overrides: list[str]) -> Any:
 
     ckpt = checkpoint_of(cfg)
     if not ckpt:
-        raise UserError(f"`{command}` needs a checkpoint: ckpt=<run dir> (its best checkpoint), ckpt=best "
-                        f"(the newest run), ckpt=<.ckpt file>, or a sweep directory: `{command} runs/multirun/<stamp>`")
+        from kpremia.input_checks import needs_checkpoint
+
+        raise needs_checkpoint(command)
     split = "val" if command == "validate" else "test"
     paths = resolve_checkpoints(ckpt, runs_dir=runs_root(cfg), which="best", many=True)
     if len(paths) == 1:

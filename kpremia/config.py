@@ -32,7 +32,6 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from kpremia.bars import is_duration_text
 from kpremia.errors import UserError
 
 Rule = tuple[str, Callable[[Any], bool]]  # (what the value must be, in words; the test)
@@ -189,6 +188,8 @@ def bars_or_duration(*, allow_none: bool = False) -> Rule:
     def ok(v: Any) -> bool:
         if v is None:
             return allow_none
+        from kpremia.bars import is_duration_text  # pandas: loaded when a value is checked, not on import
+
         return (isinstance(v, int) and not isinstance(v, bool) and v >= 1) or is_duration_text(v)
 
     text = "a whole number of bars >= 1 or a duration such as '4h' or '7d'"

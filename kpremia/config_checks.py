@@ -15,6 +15,7 @@ from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig
 from kpremia.registry import ALGOS, DATA_SOURCES, ENCODERS, Registry
+from kpremia.threads import check_threads_setting
 
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
@@ -40,6 +41,8 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     _known(ALGOS, cfg["algo"]["name"])
     _known(DATA_SOURCES, cfg["data"]["name"])
     _check(isinstance(cfg["seed"], int) and cfg["seed"] >= 0, "seed", cfg["seed"], "an integer >= 0")
+    _check(check_threads_setting(cfg.get("torch_threads", "auto")), "torch_threads", cfg.get("torch_threads"),
+           "auto, null or a whole number >= 1")
     env = EnvConfig.from_dict(cfg["env"])
     env.scheme()  # builds the scheme: an unknown name or a bad option fails here
     part: type[AlgoConfig] | None = algo_config_class(cfg["algo"]["name"])
@@ -77,7 +80,10 @@ def check_accelerator(accelerator: str) -> None:
     """Refuse a GPU accelerator on a machine without one, naming the way to run on the CPU.
 
     Lightning would raise a ``MisconfigurationException`` traceback from inside the Trainer.
+    On the CPU (the default) nothing is asked of torch, so the checks load no torch.
     """
+    if accelerator not in ("gpu", "cuda", "mps"):
+        return
     import torch
 
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():

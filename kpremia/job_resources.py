@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from kpremia.threads import available_cores
+
 log = logging.getLogger(__name__)
 
 DEVICE_LOCKS = ".devices"
@@ -113,14 +115,6 @@ def claim_device(lock_dir: Path, job_num: int, n_devices: int) -> DeviceClaim:
     log.warning("all %d GPUs are held by other jobs of this sweep; job %d shares GPU %d (run fewer trials at once)",
                 n_devices, job_num, index)
     return DeviceClaim(index, None)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a container's or SLURM's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def visible_gpus() -> int:

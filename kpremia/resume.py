@@ -24,10 +24,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from kpremia.algos.config import algo_config_class
 from kpremia.bars import bar_of_minutes, bars_setting
+from kpremia.checkpoint_peek import peek_checkpoint
 from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 
@@ -38,16 +37,18 @@ _BAR_KEYS = ("decision_every", "max_steps")
 
 
 def saved_checkpoint(ckpt: str | Path) -> dict[str, Any]:
-    """The checkpoint dict (CPU), or one line saying why it is not a kpremia checkpoint."""
+    """The checkpoint's plain parts (config, kpremia header; tensors as None), read without torch.
+
+    Or one line saying why it is not a kpremia checkpoint, or which plug-in it needs: a resume is
+    refused before torch and Lightning load.
+    """
+    from kpremia.plugin_origins import require_plugins
+
     path = Path(ckpt)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        saved["hyper_parameters"]["cfg"]  # noqa: B018 - a kpremia checkpoint has it
-    except FileNotFoundError:
-        raise UserError(f"ckpt {str(path)!r} not found; pass the path of a .ckpt file to resume from") from None
-    except Exception as exc:  # a text file, another framework's checkpoint, a truncated download
-        raise UserError(f"{str(path)!r} is not a kpremia checkpoint ({type(exc).__name__}); "
-                        "pass a .ckpt file written by `python -m kpremia fit`") from None
+    if not path.is_file():
+        raise UserError(f"ckpt {str(path)!r} not found; pass the path of a .ckpt file to resume from")
+    saved = peek_checkpoint(path)
+    require_plugins(saved, path)
     return saved
 
 
@@ -137,6 +138,23 @@ def resume_config(cli_cfg: dict[str, Any], ckpt: str | Path, overrides: list[str
         cfg["algo"] = {**cfg["algo"], "total_env_steps": cli_cfg["algo"]["total_env_steps"]}
     cfg["ckpt"] = str(ckpt)
     return cfg
+
+
+def finished_line(cfg: dict[str, Any], ckpt: str | Path) -> str | None:
+    """One line when the checkpoint already trained its whole budget (a resume would do nothing), else None.
+
+    Why: resuming a finished run used to rebuild the markets, say "resuming at 2,048" and stop, as if
+    it had done something.  The line says so and how to train on: a larger ``algo.total_env_steps``.
+    """
+    saved = saved_checkpoint(ckpt)
+    done = int((saved.get("kpremia") or {}).get("env_steps") or 0)
+    budget = int(cfg["algo"]["total_env_steps"])
+    if done < budget:
+        return None
+    run = run_dir_of(ckpt) or ckpt
+    return (f"run {run} already finished: {done:,} env steps trained of algo.total_env_steps={budget:,}; nothing "
+            f"to resume. To train it further, raise the budget: python -m kpremia fit ckpt={run} "
+            f"algo.total_env_steps={2 * budget}")
 
 
 def csv_history(run_dir: Path, up_to_env_steps: int) -> list[dict[str, float]]:

@@ -25,6 +25,7 @@ import yaml
 
 from kpremia.identity import identity_digest
 from kpremia.io import atomic_write_json, atomic_write_text
+from kpremia.threads import available_cores
 
 PACKAGES = ("kpremia", "torch", "lightning", "torchmetrics", "hydra-core", "omegaconf", "pandas", "numpy",
             "ccxt", "wandb", "gymnasium")
@@ -88,6 +89,9 @@ def write_run_files(run_dir: Path, cfg: dict[str, Any], data_manifest: dict[str,
         "versions": package_versions(),
         "python": sys.version.split()[0],
         "device": describe_device(str(cfg.get("trainer", {}).get("accelerator", "cpu"))),
+        # results are reproducible at a given thread count (kpremia.threads): the count this run used
+        "torch_threads": torch.get_num_threads(), "torch_threads_setting": cfg.get("torch_threads"),
+        "cpu_cores_available": available_cores(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -29,6 +29,7 @@ from kpremia.registry import ALGOS
 from kpremia.resume import csv_history
 from kpremia.runs import FAILED, write_run_files
 from kpremia.spec import ObsSpec
+from kpremia.threads import AUTO, available_cores, resolve_threads
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,14 @@ log = logging.getLogger(__name__)
 BAR_SETTINGS = ("decision_every", "max_steps")
 
 
-def apply_threads(cfg: dict[str, Any]) -> None:
-    """Set torch's intra-op threads from ``torch_threads`` (None keeps torch's default)."""
-    threads = cfg.get("torch_threads")
+def apply_threads(cfg: dict[str, Any], *, auto: int | None = None) -> int:
+    """Set torch's intra-op threads from ``torch_threads`` (:mod:`kpremia.threads`); return the count in use."""
+    threads = resolve_threads(cfg, auto=auto)
     if threads:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)
+        log.info("torch threads: %d (torch_threads=%s; %d core(s) available)", threads,
+                 cfg.get("torch_threads", AUTO), available_cores())
+    return torch.get_num_threads()
 
 
 def resolve_bar_settings(cfg: dict[str, Any], market: MarketData) -> dict[str, Any]:
@@ -125,9 +129,13 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
     The normaliser is the one fitted on the run's train split; ``validate``, ``test`` and
     ``live`` scale every observation with it, whatever data they run on.
     """
+    from kpremia.checkpoint_peek import peek_checkpoint
+    from kpremia.plugin_origins import require_plugins
+
     path = Path(ckpt_path)
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} not found; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    require_plugins(peek_checkpoint(path), path)  # not a checkpoint, or its plug-in missing: one line
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         hp = ckpt["hyper_parameters"]
@@ -192,8 +200,9 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra
     algo, tcfg = cfg["algo"], dict(cfg["trainer"])
     tame_lightning_logging()
     extra_callbacks = list(extra_callbacks or [])
-    # A redrawn bar floods a log file: off a terminal, one line per epoch instead (kpremia.console).
-    if tcfg.get("enable_progress_bar", True) and not progress_bars_wanted():
+    # A redrawn bar floods a log file: off a terminal, one line per epoch instead (kpremia.console); and
+    # whenever there is no bar (debug=fast switches it off), so a run always shows how it is going.
+    if not (tcfg.get("enable_progress_bar", True) and progress_bars_wanted()):
         tcfg["enable_progress_bar"] = False
         extra_callbacks.append(EpochLines())
     checkpoint = ModelCheckpoint(

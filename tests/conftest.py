@@ -12,6 +12,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parent.parent
+# Tests share a busy machine and run many processes side by side: one torch thread each (the default,
+# torch_threads=auto, would take every core in every process); tests of the default clear it.
+os.environ.setdefault("KPREMIA_TORCH_THREADS", "1")
 
 
 @pytest.fixture

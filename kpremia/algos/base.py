@@ -285,7 +285,17 @@ class RLModule(L.LightningModule):
             "normalizer": self.market.normalizer.state_dict() if self.market is not None else None,
             # test / live refuse other bar sizes (kpremia.training.check_bar_size)
             "bar_minutes": self.market.bar_minutes if self.market is not None else None,
+            # where a plug-in encoder / algorithm came from, so loading elsewhere can say what to install
+            "plugins": self._plugin_origins(),
         }
+
+    def _plugin_origins(self) -> list[dict[str, Any]]:
+        """The run's plug-in origins (:mod:`kpremia.plugin_origins`), looked up once per module."""
+        if getattr(self, "_origins", None) is None:
+            from kpremia.plugin_origins import plugin_origins
+
+            self._origins = plugin_origins(self.cfg)
+        return self._origins
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("kpremia")

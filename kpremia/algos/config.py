@@ -94,9 +94,11 @@ class PPOConfig(AlgoConfig):
 
     def warm_start_config(self) -> "WarmStartConfig | None":
         """The typed ``warm_start`` node (its defaults filled in), or ``None`` when off."""
+        if self.warm_start is None:  # off: the check loads nothing (warm_start imports torch)
+            return None
         from kpremia.algos.warm_start import WarmStartConfig
 
-        return None if self.warm_start is None else WarmStartConfig.from_dict(self.warm_start)
+        return WarmStartConfig.from_dict(self.warm_start)
 
     def check_together(self) -> None:
         self.warm_start_config()  # its own one-line errors, named algo.warm_start.<key>

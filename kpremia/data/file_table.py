@@ -82,8 +82,8 @@ def parse_times(raw: pd.Series, *, timezone: str = "UTC", unit: str | None = Non
         column = f" of column {raw.name!r}" if raw.name is not None else ""
         fmt = f" with time_format {time_format!r}" if time_format else ""
         raise UserError(f"unparseable {what} {raw.iloc[i]!r} in row {i}{column}{fmt}; use ISO times or epoch s/ms "
-                        "(set time_unit), give data.time_format (e.g. '%d.%m.%Y %H:%M'), or point time_column at "
-                        "the right column")
+                        "(set data.time_unit), give data.time_format (e.g. '%d.%m.%Y %H:%M'), or point "
+                        "data.time_column at the right column")
     idx = pd.DatetimeIndex(parsed)
     if idx.tz is None:
         try:
@@ -99,18 +99,21 @@ def parse_times(raw: pd.Series, *, timezone: str = "UTC", unit: str | None = Non
     return idx.tz_convert("UTC").as_unit("ns")
 
 
-def find_time_column(df: pd.DataFrame, time_column: str | None) -> str:
-    """``time_column`` if given (it must exist), else the first of :data:`TIME_COLUMN_GUESSES` (any case)."""
+def find_time_column(df: pd.DataFrame, time_column: str | None, key: str = "data.time_column") -> str:
+    """``time_column`` if given (it must exist), else the first of :data:`TIME_COLUMN_GUESSES` (any case).
+
+    ``key`` is the config key a hint names (``data.fx_time_column`` for the fx file).
+    """
     if time_column is not None:
         if time_column not in df.columns:
             raise UserError(f"time column {time_column!r} not in the file (have: {', '.join(map(str, df.columns))});"
-                            " set time_column to one of them")
+                            f" set {key} to one of them")
         return time_column
     lower = {str(c).lower(): c for c in df.columns}
     for guess in TIME_COLUMN_GUESSES:
         if guess in lower:
             return lower[guess]
-    raise UserError(f"no time column found (have: {', '.join(map(str, df.columns))}); set time_column")
+    raise UserError(f"no time column found (have: {', '.join(map(str, df.columns))}); set {key}")
 
 
 def map_columns(df: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -26,7 +26,7 @@ assumption, and the plausibility limits with any the user overrode.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from kpremia.data.frame import default_limits, validate_frame
 from kpremia.data.plausibility import PlausibilityChecks
 from kpremia.data.resample import aggregate_bars
 from kpremia.errors import UserError
+from kpremia.input_checks import existing_file
 from kpremia.io import sha256_file
 from kpremia.registry import DATA_SOURCES
 
@@ -59,11 +60,56 @@ CLOSE_ONLY_ASSUMPTIONS = {"open": "the previous bar's close (the first bar: its 
 
 
 def _existing(path: str | Path, option: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise UserError(f"data file not found: {p} (relative paths start at {Path.cwd()}); set data.{option} "
-                        "to an existing file")
-    return p
+    return existing_file(path, f"data.{option}")
+
+
+def column_mapping(columns: Mapping[str, str] | str | None, key: str) -> dict[str, str]:
+    """``{yours: ours}`` from a mapping, or from a small YAML file when ``columns`` is its path.
+
+    Why a file: a real column name such as ``kimchi_premium(%)`` or ``close (KRW)`` needs escaping
+    in a Hydra override's dict keys; in a YAML file (``kimchi_premium(%): premium``) it needs none,
+    and the override is just ``data.columns=columns.yaml``.
+    """
+    if columns is None:
+        return {}
+    if isinstance(columns, str):
+        import yaml
+
+        path = existing_file(columns, key)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise UserError(f"{key}={columns}: not valid YAML ({' '.join(str(exc).split())[:120]}); write one "
+                            "`your column: our column` per line") from None
+        if not isinstance(loaded, Mapping) or not loaded:
+            raise UserError(f"{key}={columns}: the file must map your column names to ours, one "
+                            "`your column: our column` per line (e.g. `usdt_krw_close: close`)")
+        columns = loaded
+    return {str(k): str(v) for k, v in dict(columns).items()}
+
+
+def check_required_columns(columns: Sequence[Any], path: Path | str, *, fx_file: bool) -> None:
+    """The columns this file's kind needs, named for its kind, with the keys that fix them.
+
+    A close-only file needs ``close`` and ``fx`` (or ``data.fx_path``); an OHLC file ``open``, ``high``,
+    ``low`` and ``close`` (``volume`` and, with ``data.fx_path``, ``fx`` are optional).
+    """
+    have = {str(c) for c in columns}
+    shown = ", ".join(sorted(have - {ROW}))[:200]
+    mapping = "map yours with data.columns={yours: ours} or data.columns=<a YAML file of `yours: ours` lines>"
+    fx_missing = "fx" not in have and not fx_file
+    if "close" not in have:
+        need = "close" + (" and fx (USD/KRW; or give data.fx_path)" if fx_missing else "")
+        raise UserError(f"data file {path} has no close column (have: {shown}): a close-only file needs {need}, "
+                        f"an OHLC file open, high, low and close; {mapping}")
+    ohlc = [c for c in ("open", "high", "low") if c in have]
+    if ohlc and len(ohlc) < 3:
+        lacking = ", ".join(c for c in ("open", "high", "low") if c not in have)
+        raise UserError(f"data file {path} has {', '.join(ohlc)} but no {lacking} (have: {shown}): an OHLC file needs "
+                        f"open, high, low and close, a close-only file close alone; {mapping}")
+    if fx_missing:
+        raise UserError(f"data file {path} has no fx column (USD/KRW; have: {shown}): give a USD/KRW file with "
+                        "data.fx_path=<file> (or data.fx_path=ecb for the bundled ECB rates), or " + mapping)
 
 
 @contextmanager
@@ -160,7 +206,7 @@ class FileSource:
     def __init__(
         self,
         path: str,
-        columns: Mapping[str, str] | None = None,
+        columns: Mapping[str, str] | str | None = None,
         time_column: str | None = None,
         timezone: str = "UTC",
         time_unit: str | None = None,
@@ -168,7 +214,7 @@ class FileSource:
         time_is_close: bool = False,
         timeframe: str | None = None,
         fx_path: str | None = None,
-        fx_columns: Mapping[str, str] | None = None,
+        fx_columns: Mapping[str, str] | str | None = None,
         fx_time_column: str | None = None,
         fx_timezone: str | None = None,
         fx_time_unit: str | None = None,
@@ -188,13 +234,13 @@ class FileSource:
         if not path:
             raise UserError(f"the {self.format} data source needs a file: set data.path=/path/to/bars.{self.format}")
         self.path = str(path)
-        self.columns = dict(columns or {})
+        self.columns = column_mapping(columns, "data.columns")
         self.time_column, self.timezone, self.time_unit = time_column, timezone, time_unit
         self.time_format = time_format
         self.time_is_close = bool(time_is_close)
         self.timeframe = parse_timeframe(timeframe) if timeframe else None
         self.fx_path = fx_path
-        self.fx_columns = dict(fx_columns or {})
+        self.fx_columns = column_mapping(fx_columns, "data.fx_columns")
         self.fx_time_column, self.fx_time_unit = fx_time_column, fx_time_unit
         self.fx_timezone = fx_timezone or timezone
         self.fx_available_after = fx_available_after
@@ -243,7 +289,7 @@ class FileSource:
         names = {str(c).strip() for c in raw.columns}
         if {"Date", "USD", "KRW"} <= names and not self.fx_columns:  # the ECB eurofxref-hist layout
             return self._ecb_fx(bar_index, bar, path)
-        tcol = find_time_column(raw, self.fx_time_column)
+        tcol = find_time_column(raw, self.fx_time_column, "data.fx_time_column")
         times = parse_times(raw[tcol], timezone=self.fx_timezone, unit=self.fx_time_unit, what="fx time")
         df, _ = map_columns(raw.drop(columns=[tcol]), self.fx_columns)
         if "fx" not in df.columns:
@@ -252,7 +298,7 @@ class FileSource:
             numeric = named or [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
             if len(numeric) != 1:
                 raise UserError(f"fx file {path} has no 'fx' column (have: {', '.join(map(str, df.columns))}); "
-                                "map the rate column with fx_columns={yours: fx}")
+                                "map the rate column with data.fx_columns={yours: fx}")
             df = df.rename(columns={numeric[0]: "fx"})
         values = pd.to_numeric(df["fx"], errors="coerce").to_numpy(np.float64)  # FRED's "." -> NaN
         local = times.tz_convert(self.fx_timezone)
@@ -331,6 +377,7 @@ class FileSource:
             df.index = df.index - (spacing or DEFAULT_BAR)
         df = self._cut(df, path, spacing or DEFAULT_BAR)
         bar = self._bar(spacing)
+        check_required_columns(df.columns, path, fx_file=bool(self.fx_path))
         df, assumed = fill_close_only(df)
         if assumed:
             log.warning("%s: %s", path, "; ".join(f"{k} = {v}" for k, v in assumed.items()))

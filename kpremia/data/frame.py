@@ -222,10 +222,10 @@ def validate_frame(
     missing = [c for c in wanted if c not in df.columns]
     if missing:
         have = ", ".join(map(str, df.columns[:12]))
-        fx_hint = " (no fx column: give a separate USD/KRW file with fx_path)" if "fx" in missing else ""
+        fx_hint = " (no fx column: give a separate USD/KRW file with data.fx_path)" if "fx" in missing else ""
         raise UserError(
             f"market data is missing columns {', '.join(missing)} (have: {have}); map your column "
-            f"names with columns={{yours: ours}}{fx_hint}"
+            f"names with data.columns={{yours: ours}}{fx_hint}"
         )
     report = RepairReport(rows_in=len(df), bar=timeframe_label(bar))
     idx = _utc_index(df)

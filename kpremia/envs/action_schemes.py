@@ -21,13 +21,14 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from kpremia.errors import UserError
 from kpremia.registry import ACTION_SCHEMES
+
+if TYPE_CHECKING:  # torch is imported where a scheme acts: building one (a config check) needs no torch
+    import torch
+    from torch import Tensor
 
 _NAN = float("nan")
 
@@ -47,6 +48,8 @@ class _LookupScheme:
         key = (device, dtype)
         lut = self._cache.get(key)
         if lut is None:
+            import torch
+
             lut = torch.tensor(self._table, dtype=dtype, device=device)
             self._cache[key] = lut
         return lut
@@ -144,6 +147,8 @@ class TargetWeightScheme(_LookupScheme):
         target = super().target_weight(actions, usdt_weight)
         if self.rebalance_band <= 0.0:
             return target
+        import torch
+
         return torch.where((target - usdt_weight).abs() <= self.rebalance_band,
                            torch.full_like(target, _NAN), target)
 

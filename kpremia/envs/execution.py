@@ -37,15 +37,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from kpremia.config import ConfigPart, at_least, knob
 
-MONEY_DTYPE = torch.float64
-"""Money is float64: float32 loses whole KRW on a 1e9 KRW account and fees of 5e-4 drift."""
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# torch is imported by the functions that fill orders, not by this module: the config check reads
+# ExecutionRules (env.fee_rate ...) before torch is loaded, so a bad value is refused at once.
+
+
+def __getattr__(name: str) -> Any:
+    """``MONEY_DTYPE`` (``torch.float64``), resolved on first use so that importing the rules loads no torch.
+
+    Money is float64: float32 loses whole KRW on a 1e9 KRW account and fees of 5e-4 drift.
+    """
+    if name == "MONEY_DTYPE":
+        import torch
+
+        return torch.float64
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Tolerance (in ticks) for float noise before rounding to the tick: 1400.0000000000002
 # must round to 1400.0, not to the next tick.
@@ -131,6 +143,8 @@ def half_spread(price: Tensor, rules: ExecutionRules) -> Tensor | float:
 
 def buy_fill_price(price: Tensor, rules: ExecutionRules) -> Tensor:
     """Price a buy fills at: the ask (``price`` + half-spread) plus slippage, rounded UP to the tick."""
+    import torch
+
     if rules.spread_krw or rules.spread_bps:
         price = price + half_spread(price, rules)
     fill = price * (1.0 + rules.slippage_bps * 1e-4) if rules.slippage_bps else price
@@ -144,6 +158,8 @@ def sell_fill_price(price: Tensor, rules: ExecutionRules) -> Tensor:
 
     A sell never fills below one tick (or, without a tick, below zero).
     """
+    import torch
+
     if rules.spread_krw or rules.spread_bps:
         price = price - half_spread(price, rules)
     fill = price * (1.0 - rules.slippage_bps * 1e-4) if rules.slippage_bps else price
@@ -156,6 +172,8 @@ def sell_fill_price(price: Tensor, rules: ExecutionRules) -> Tensor:
 
 def fill_price(price: Tensor, buy: Tensor | bool, rules: ExecutionRules) -> Tensor:
     """Fill price of a buy (``buy`` true) or a sell (false), element-wise."""
+    import torch
+
     if isinstance(buy, bool):
         return buy_fill_price(price, rules) if buy else sell_fill_price(price, rules)
     return torch.where(buy, buy_fill_price(price, rules), sell_fill_price(price, rules))
@@ -180,6 +198,8 @@ def rebalance(
     Buys are capped by the KRW cash (KRW is never borrowed); long-only sells by the
     USDT held.  Accounts that do not trade keep their exact ``krw`` and ``usdt``.
     """
+    import torch
+
     fee_rate = rules.fee_rate
     dtype = krw.dtype
     price = price.to(dtype)
@@ -220,7 +240,9 @@ def rebalance(
 
 def money(x: float) -> Tensor:
     """One amount or price as a ``[1]`` float64 tensor (the live side's accounts are single floats)."""
-    return torch.tensor([float(x)], dtype=MONEY_DTYPE)
+    import torch
+
+    return torch.tensor([float(x)], dtype=torch.float64)
 
 
 def rebalance_one(krw: float, usdt: float, target_weight: float, price: float, rules: ExecutionRules) -> Fill:

@@ -19,9 +19,10 @@ for the plain log-return reward).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from torch import Tensor
+if TYPE_CHECKING:  # the rule's config is checked before torch is loaded
+    from torch import Tensor
 
 from kpremia.config import ConfigPart, at_least, knob
 

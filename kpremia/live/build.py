@@ -77,7 +77,7 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
     policy, cfg = LIVE_POLICIES.get(live.policy).from_config(cli_cfg, live, overrides)
     from kpremia.training import apply_threads
 
-    apply_threads(dict(cli_cfg))  # torch_threads (1 by default): per-bar ops stall with more threads on a few cores
+    apply_threads(dict(cli_cfg), auto=1)  # torch_threads=auto is 1 here: per-bar ops stall with more threads
     env = EnvConfig.of(cfg["env"])
     windows = policy.windows or env.windows
     initial_krw = float(live.initial_krw or env.initial_krw)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -27,7 +28,8 @@ def test_import_kpremia_stays_light_and_lists_the_api() -> None:
     code = ("import sys, kpremia; names = sorted(kpremia.__all__); "
             "print(names, sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'hydra', 'pandas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['FitResult', 'Policy', '__version__', 'fit', 'load_policy', 'test', 'validate'] []"
+    assert out.strip() == ("['FitResult', 'Policy', '__version__', 'backtest', 'compare', 'fit', 'inspect', "
+                           "'load_policy', 'test', 'validate'] []")
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         kpremia.nope  # noqa: B018
 
@@ -68,3 +70,61 @@ def test_mistakes_are_user_errors_not_tracebacks(run, tmp_path: Path) -> None:
         kpremia.test(tmp_path / "missing.ckpt")
     with pytest.raises(UserError, match="would change env.fee_rate"):
         kpremia.fit([f"ckpt={run.last_checkpoint}", "env.fee_rate=0.01"])
+
+
+# The market of TINY (seed 0) without the training keys: what the gym env and backtest build for it.
+MARKET = ["experiment=mlp_ppo", "data.days=40", "env.max_steps=100"]
+
+
+def _report_files(summary: dict) -> set[str]:
+    root = Path(summary["report_dir"])
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_an_sb3_model_goes_through_backtest_into_the_same_report_files_as_test(run, tmp_path: Path) -> None:
+    """A Stable-Baselines3 PPO trained on kpremia's gym env is reported like a kpremia checkpoint."""
+    sb3 = pytest.importorskip("stable_baselines3")
+    import gymnasium
+
+    env = gymnasium.make("kpremia/KPremia-v0", experiment="mlp_ppo", overrides=MARKET[1:])
+    model = sb3.PPO("MultiInputPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=32)
+
+    tested = kpremia.test(run.run_dir)
+    backtested = kpremia.backtest(model, [*MARKET, f"paths.runs_dir={tmp_path / 'runs'}"])
+    assert _report_files(backtested) == _report_files(tested)
+    assert {"summary.json", "trace.csv", "equity.csv", "equity.png"} <= _report_files(backtested)
+    assert backtested["policy"]["n_trades"] >= 0 and backtested["split"] == "test"
+    # the same market, rules and baselines as the checkpoint's own test: the baselines agree to the digit
+    for name in ("premium_threshold", "buy_and_hold", "oracle"):
+        assert backtested["baselines"][name]["return"] == pytest.approx(tested["baselines"][name]["return"])
+    run_dir = Path(backtested["report_dir"]).parent
+    assert run_dir.name.endswith("_backtest") and (run_dir / "meta.json").is_file()
+
+
+def test_backtest_of_a_kpremia_policy_equals_its_test(run, tmp_path: Path) -> None:
+    """The independent check of the policy path: the checkpoint as a Policy scores what `test` scores."""
+    tested = kpremia.test(run.run_dir, ["eval.plots=false"])
+    backtested = kpremia.backtest(kpremia.load_policy(run.run_dir),
+                                  [*MARKET, "eval.plots=false", f"paths.runs_dir={tmp_path / 'runs'}"])
+    for key in ("return", "sharpe", "max_drawdown", "n_trades"):
+        assert backtested["policy"][key] == pytest.approx(tested["policy"][key]), key
+    with pytest.raises(UserError, match="outside this scheme's 0..2"):
+        kpremia.backtest(lambda obs: np.full(len(obs["account"]), 7), [*MARKET, "eval.plots=false",
+                                                                        f"paths.runs_dir={tmp_path / 'runs'}"])
+
+
+def test_rules_backtest_compare_and_inspect_are_the_commands(run, tmp_path: Path) -> None:
+    rules = kpremia.backtest(overrides=[*MARKET, "eval.plots=false", f"paths.runs_dir={tmp_path / 'runs'}"])
+    assert "policy" not in rules or not rules["policy"]
+    assert set(rules["baselines"]) >= {"premium_threshold", "oracle"} and Path(rules["report_dir"]).is_dir()
+    kpremia.test(run.run_dir, ["eval.plots=false"])
+    table = kpremia.compare(run.run_dir, out=tmp_path / "cmp", plot=False)
+    assert (tmp_path / "cmp" / "compare.csv").is_file() and "trader" in table.columns and len(table) >= 1
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=96, freq="15min", tz="UTC").astype(str),
+                          "close": 1400.0, "fx": 1380.0})
+    frame.to_csv(tmp_path / "bars.csv", index=False)
+    report = kpremia.inspect(tmp_path / "bars.csv")
+    assert report["coverage"]["rows"] == 96 and report["stats"]
+    with pytest.raises(UserError, match="does not exist"):
+        kpremia.compare(tmp_path / "nope")

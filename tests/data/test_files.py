@@ -71,7 +71,7 @@ def test_missing_file_names_path_and_fix(tmp_path):
 
 def test_missing_columns_refused(tmp_path, bars):
     df = user_bars(bars).drop(columns=["Open"])  # high/low without open: not a close-only file either
-    with pytest.raises(UserError, match=r"missing columns open"):
+    with pytest.raises(UserError, match=r"has high, low but no open .*an OHLC file needs open, high, low and close"):
         CsvSource(write_csv(tmp_path, df), columns={"usdkrw": "fx"}).load()
     with pytest.raises(UserError, match="columns mapping names Px"):
         CsvSource(write_csv(tmp_path, df), columns={"Px": "close"}).load()

@@ -68,3 +68,23 @@ def test_broken_plugin_is_skipped_with_a_warning(kpremia, plugin_site: Path, bro
     warnings = [line for line in composed.stderr.splitlines() if line.startswith("WARNING")]
     assert any("kpremia_broken_plugin.configs" in w and "deliberately broken" in w for w in warnings), \
         composed.stderr
+
+
+@pytest.mark.slow  # a short PPO fit and two validations in subprocesses
+def test_a_plugin_checkpoint_names_what_to_install_and_loads_with_it(guide: Guide, kpremia, plugin_site: Path) -> None:
+    """The checkpoint records its encoder's distribution: without it, one line saying what to pip install
+    (exit 2, before torch loads the checkpoint); with it installed, no environment variable, it loads."""
+    (fit,) = [c for c in guide.commands("plugin") if c.argv[3:4] == ["fit"]]
+    with_plugin = {"PYTHONPATH": f"{plugin_site}:{REPO}"}
+    run_dir = check_fit(kpremia(*fit.kpremia_args(), *TINY_FIT, env=with_plugin), "my_tcn")
+
+    without = kpremia("validate", f"ckpt={run_dir}", env={"PYTHONPATH": str(REPO), "KPREMIA_PLUGINS": ""},
+                      timeout=300)
+    lines = [line for line in without.stderr.splitlines() if line.strip()]
+    assert without.returncode == 2 and len(lines) == 1, without.stderr[-2000:]
+    assert "needs the encoder 'my_tcn'" in lines[0]
+    assert "pip install 'kpremia-plugin-example==0.1.0'" in lines[0] and "Traceback" not in without.stderr
+
+    loaded = kpremia("validate", f"ckpt={run_dir}", "eval.plots=false", env=with_plugin, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "policy" in loaded.stdout
