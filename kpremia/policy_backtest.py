@@ -105,7 +105,9 @@ def run_policy_report(policy: Any, cfg: dict[str, Any], run_dir: Path) -> dict[s
              "inserted_bars": inserted_bars(market.manifest), "policy_metrics": trace_metrics(traces[0])}
     write_run_files(run_dir, cfg, market.manifest)
     report_dir = run_dir / "report"
-    summary = write_report(report_dir, traces[0], baseline_traces, extra, plots=eval_cfg.plots)
+    stamp = (f"{name} (backtest) | {extra['data']} | test split, {extra['timeframe']} bars, "
+             f"fee {100 * float(env.fee_rate):g} %")
+    summary = write_report(report_dir, traces[0], baseline_traces, extra, plots=eval_cfg.plots, stamp=stamp)
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
     print(f"backtest of {name} over {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} (test): "
           f"{first} .. {last} UTC (bar open times)")
