@@ -174,6 +174,10 @@ def test_temperature_reaches_a_sampling_trading_policy_or_is_refused(checkpoint,
     assert again.temperature == 0.05
     restored.close()
 
+    for bad in (0.0, 1e-320, 1e308):  # the start's eval.temperature uses the same range as /set_hparams
+        with pytest.raises(UserError, match=r"eval.temperature=.*\[0.01, 100\]"):
+            CheckpointPolicy(checkpoint, deterministic=False, temperature=bad)
+
     argmax = SimpleNamespace(deterministic=True, temperature=1.0)
     host = ModelHost(sampling.module, tmp_path / "d", trading=argmax)
     with pytest.raises(UserError, match="eval.deterministic=false"):
