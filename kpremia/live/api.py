@@ -47,7 +47,7 @@ from kpremia.live.api_guard import DEFAULT_MAX_BODY_BYTES, RequestCounters, Requ
 from kpremia.live.config import ApiConfig
 from kpremia.live.hparams import RUNTIME_RANGES
 from kpremia.live.host import ModelHost
-from kpremia.live.online_ppo import Transition
+from kpremia.live.online_ppo import Transition, check_transition
 from kpremia.live.status import StatusSource
 from kpremia.live.status_page import STATUS_PAGE
 from kpremia.live.versions import VERSION_FORMAT, is_version
@@ -194,9 +194,11 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
             raise HTTPException(status_code=409, detail=f"{read_only}; nothing was changed")
         learner = host.require_learner()
         items = [(_obs_tensors(host, t.obs), _obs_tensors(host, t.next_obs), t) for t in body.transitions]
-        for _, _, t in items:
+        for obs, next_obs, t in items:  # all checked before any is learned from: a request is all or nothing
             if t.action >= host.module.n_actions:
                 raise UserError(f"action {t.action} is out of range; this policy has {host.module.n_actions} actions")
+            check_transition(Transition(obs, t.action, t.logprob if t.logprob is not None else 0.0, t.reward,
+                                        next_obs))
         if not items and not body.update:
             raise UserError("learn needs transitions or \"update\": true")
         updates = []

@@ -107,9 +107,9 @@ class ModelHost:
     def begin(self, *, adopt_latest: bool = True) -> Version:
         """Start the history: ``v1_0_0`` from the checkpoint's weights, or (``adopt_latest``) the newest version.
 
-        ``adopt_latest=False`` (a new live session) accepts only an empty ``versions/`` or a ``v1_0_0``
-        holding exactly these weights (a start killed before its first commit); another run's history is
-        refused in one line.
+        ``adopt_latest=False`` (a new live session) accepts only an empty ``versions/`` or a lone ``v1_0_0``
+        (a start killed before its first commit: reused when it holds these weights); another run's
+        history is refused in one line (start-up checks refuse the usual case earlier, before any write).
         """
         latest = self.versions.latest()
         if latest is not None and adopt_latest:
@@ -118,7 +118,7 @@ class ModelHost:
         if latest is not None and [v.name for v in self.versions.list()] != ["v1_0_0"]:
             raise UserError(f"{self.versions.root} holds another run's model history ({latest.name}) but this "
                             "session has none: move versions/ and model_journal.sqlite away too to start over, or "
-                            "use a new live.state_dir; nothing was changed")
+                            "use a new live.state_dir")
         first = self._new_version(self.net.state_dict(), "checkpoint", None, source=self.source)
         self.version = first.name
         self.log.write("host", "start", {"source": self.source}, model_version=self.version)

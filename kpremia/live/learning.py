@@ -60,7 +60,7 @@ from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition, UpdateResult
 from kpremia.live.policy import CheckpointPolicy
 from kpremia.live.status import StatusSource
-from kpremia.live.versions import parse_version
+from kpremia.live.versions import VersionStore, parse_version
 from kpremia.registry import LIVE_CALLBACKS
 from kpremia.spec import ACCOUNT, account_of
 
@@ -139,6 +139,8 @@ class ModelCallback(LiveCallback):
         token = check_bind(self.api_cfg) if self.api_on else None
         self.reward_rule = policy.env.reward_rule  # the reward the checkpoint was trained on
         state_dir = Path(runner.config.get("state_dir", "."))
+        if self.rollback:  # not found or damaged: one line before anything is opened or written
+            VersionStore(state_dir / "versions").load(self.rollback)
         self.host = ModelHost(module, state_dir, learn=self.learn_cfg.learner(module.algo_cfg) if self.learn_on else None,
                               challenger=self.learn_cfg.challenger, source=policy.ckpt,
                               deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock,
@@ -148,8 +150,9 @@ class ModelCallback(LiveCallback):
             self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
-        # Every refusal of this start has been made by now (the risk callback's come first): from here on
-        # it writes.  Orphans first (folders and temporary files a kill left under versions/).
+        # Every refusal of this start has been made by now (the risk callback's come first; the rollback
+        # target was checked in setup): from here on it writes.  Orphans first (folders and temporary
+        # files a kill left under versions/).
         if self.host is not None:
             removed = self.host.versions.clean()
             if removed:

@@ -37,6 +37,7 @@ from kpremia.envs.config import EnvConfig
 from kpremia.errors import UserError
 from kpremia.eval.oracle import BUY, HOLD, SELL
 from kpremia.live.config import LiveConfig
+from kpremia.live.hparams import RUNTIME_RANGES
 from kpremia.live.types import Bar
 from kpremia.registry import ACTION_SCHEMES, LIVE_POLICIES
 
@@ -103,8 +104,10 @@ class CheckpointPolicy:
         self.clock = self.env.clock.at(loaded.bar_minutes)
         self.lock = threading.RLock()
         self.deterministic = bool(deterministic)
-        if not self.deterministic and not float(temperature) > 0:
-            raise UserError(f"eval.temperature={temperature} must be > 0 to sample actions")
+        allowed = RUNTIME_RANGES["temperature"]  # the range /set_hparams accepts: one table for both doors
+        if not self.deterministic and not allowed.contains(float(temperature)):
+            raise UserError(f"eval.temperature={temperature} must be in {allowed.describe()} to sample actions "
+                            f"({allowed.meaning})")
         self.temperature = float(temperature)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.name = f"checkpoint:{Path(ckpt).name}"

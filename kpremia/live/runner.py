@@ -121,8 +121,15 @@ class LiveRunner:
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> LiveState:
         """Resume, reconcile, then process bars until the feed ends, ``max_bars`` or ``should_stop``."""
-        for cb in self.callbacks:
-            cb.setup(self)
+        try:
+            for cb in self.callbacks:
+                cb.setup(self)
+        except BaseException:  # a refused setup: close what is open (no -wal/-shm left), write nothing
+            self.broker.close()
+            self.journal.close()
+            for cb in self.callbacks:
+                cb.teardown(self)
+            raise
         try:
             self.resume()
             report = self.reconcile()
@@ -403,6 +410,9 @@ class LiveRunner:
         status = report.status
         if status is OrderStatus.INTENT:  # a broker never reports an intent; treat as accepted
             status = OrderStatus.OPEN
+        if (not new and not self._pending_events and row is not None and status.value == row["status"]
+                and report.exchange_order_id == row["exchange_order_id"] and report.error == row["error"]):
+            return 0  # the journal already says all of it: no write (a start refused later changes no file)
         events = self._take_events()
         self.journal.update_order(cid, status, exchange_order_id=report.exchange_order_id, error=report.error,
                                   fills=new, state=self.state, events=events)

@@ -174,9 +174,40 @@ def test_temperature_reaches_a_sampling_trading_policy_or_is_refused(checkpoint,
     assert again.temperature == 0.05
     restored.close()
 
+    for bad in (0.0, 1e-320, 1e308):  # the start's eval.temperature uses the same range as /set_hparams
+        with pytest.raises(UserError, match=r"eval.temperature=.*\[0.01, 100\]"):
+            CheckpointPolicy(checkpoint, deterministic=False, temperature=bad)
+
     argmax = SimpleNamespace(deterministic=True, temperature=1.0)
     host = ModelHost(sampling.module, tmp_path / "d", trading=argmax)
     with pytest.raises(UserError, match="eval.deterministic=false"):
         host.set_hparams(temperature=0.05)
     assert argmax.temperature == 1.0 and host.temperature == 1.0
     host.close()
+
+
+def test_post_learn_refuses_a_float32_infinite_reward_and_learns_nothing_of_the_request(setup, tmp_path):
+    import httpx
+
+    from kpremia.live.api import ApiConfig, ApiServer, create_app
+    from kpremia.live.status import StatusSource
+
+    module, stream = setup
+    host = _host(module, tmp_path)
+    server = ApiServer(create_app(host, StatusSource(tmp_path / "state"), None), ApiConfig(port=0))
+    server.start()
+
+    def body(t, reward):
+        return {"obs": {k: v[0].tolist() for k, v in t.obs.items()}, "action": t.action, "reward": reward,
+                "next_obs": {k: v[0].tolist() for k, v in t.next_obs.items()}, "logprob": t.logprob}
+
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as client:
+            answer = client.post("/learn", json={"transitions": [body(stream[0], 0.1), body(stream[1], 1e308)]})
+            assert answer.status_code == 400 and "reward=1e+308" in answer.text, answer.text
+            assert len(host.learner.window) == 0  # the good transition before it was not learned either
+            assert client.post("/learn", json={"transitions": [body(stream[0], 0.1)]}).status_code == 200
+            assert len(host.learner.window) == 1
+    finally:
+        server.stop()
+        host.close()

@@ -144,3 +144,10 @@ def test_start_over_must_move_the_model_history_too(copy_of, checkpoint, capsys)
 def test_learning_rates_outside_the_api_range_are_refused_on_the_command_line(value, copy_of, checkpoint, capsys):
     line = refused(capsys, checkpoint, copy_of, *LEARN, f"live.learn.lr={value}")
     assert "live.learn.lr" in line and "(0, 0.01]" in line
+
+
+def test_a_rollback_to_a_missing_or_damaged_version_changes_no_file(copy_of, checkpoint, capsys):
+    assert "v9_9_9 not found" in refused(capsys, checkpoint, copy_of, *LEARN, "live.rollback=v9_9_9")
+    weights = copy_of / "versions" / "v1_0_1" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    assert "v1_0_1" in refused(capsys, checkpoint, copy_of, *LEARN, "live.rollback=v1_0_1")
