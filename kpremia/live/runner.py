@@ -325,19 +325,7 @@ class LiveRunner:
 
     def make_order(self, decision: Decision) -> OrderIntent | None:
         """The order for a target weight, sized at the close; None when there is nothing to trade."""
-        state, bar = self.state, decision.bar
-        # the fill at the next open, not the close, decides on the minimum order
-        fill = execution.rebalance_one(state.cash_krw, state.position_usdt, decision.target_weight, bar.close,
-                                       self.rules.without_min_order())
-        if not bool(fill.traded[0]):
-            return None
-        usdt_delta = float(fill.usdt[0]) - state.position_usdt
-        side = "buy" if usdt_delta > 0 else "sell"
-        return OrderIntent(
-            client_order_id=client_order_id(state.run_id, bar.time, state.symbol, side), bar_time=bar.time,
-            symbol=state.symbol, side=side, target_weight=float(decision.target_weight),
-            amount_usdt=abs(usdt_delta), cost_krw=float(fill.notional_krw[0]) if side == "buy" else 0.0,
-            ref_price=bar.close)
+        return size_order(self.state, float(decision.target_weight), decision.bar, self.rules)
 
     # ------------------------------------------------------------------ orders
     def _send(self, order: OrderIntent) -> None:
@@ -443,6 +431,26 @@ class LiveRunner:
             self._notify_events(events)
 
 
+def size_order(state: LiveState, target_weight: float, bar: Bar, rules: ExecutionRules) -> OrderIntent | None:
+    """The order that trades ``state`` to ``target_weight``, sized at ``bar``'s close by the run's rules.
+
+    A buy's ``cost_krw`` is the fill's notional: the KRW amount an exchange is asked to spend (with
+    ``fee_convention=krw_on_top`` the fee comes on top of it and still fits the cash).  The fill at the
+    next open, not the close, decides on the minimum order.  None when there is nothing to trade.
+    """
+    fill = execution.rebalance_one(state.cash_krw, state.position_usdt, target_weight, bar.close,
+                                   rules.without_min_order())
+    if not bool(fill.traded[0]):
+        return None
+    usdt_delta = float(fill.usdt[0]) - state.position_usdt
+    side = "buy" if usdt_delta > 0 else "sell"
+    return OrderIntent(
+        client_order_id=client_order_id(state.run_id, bar.time, state.symbol, side), bar_time=bar.time,
+        symbol=state.symbol, side=side, target_weight=float(target_weight),
+        amount_usdt=abs(usdt_delta), cost_krw=float(fill.notional_krw[0]) if side == "buy" else 0.0,
+        ref_price=bar.close)
+
+
 def _intent_from_row(row: Any) -> OrderIntent:
     return OrderIntent(client_order_id=row["client_order_id"], bar_time=pd.Timestamp(row["bar_time"]),
                        symbol=row["symbol"], side=row["side"], target_weight=float(row["target_weight"]),
@@ -454,4 +462,4 @@ def _close(a: float, b: float, rel: float) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
-__all__ = ["LiveRunner", "ReconcileReport", "client_order_id", "FillReport"]
+__all__ = ["LiveRunner", "ReconcileReport", "client_order_id", "size_order", "FillReport"]
