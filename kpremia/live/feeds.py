@@ -38,6 +38,10 @@ class Feed(Protocol):
         """The feed the run config asks for (``cfg``: its ``data`` node and the rest; ``live``: typed), giving
         bars of size ``bar`` (the checkpoint's; None: the data's own)."""
 
+    def connect(self) -> None:
+        """Reach the data source before anything is written (a feed over the network fetches its warm-up
+        history here); a source that cannot be reached raises :class:`~kpremia.data.exchange.FetchFailed`."""
+
     def history(self) -> pd.DataFrame:
         """MarketFrame rows before the first live bar (for the observation builder's warm-up)."""
 
@@ -122,6 +126,9 @@ class ReplayFeed:
     @property
     def last_time(self) -> pd.Timestamp:
         return self.frame.index[self.end - 1]
+
+    def connect(self) -> None:
+        """Nothing to reach: the frame is in memory."""
 
     def history(self) -> pd.DataFrame:
         return self.frame.iloc[max(0, self.start - self.warmup):self.start]
