@@ -50,6 +50,7 @@ from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition
 from kpremia.live.status import StatusSource
 from kpremia.live.status_page import STATUS_PAGE
+from kpremia.live.storage import StorageAlarm, classify
 from kpremia.live.versions import VERSION_FORMAT, is_version
 
 log = logging.getLogger(__name__)
@@ -138,18 +139,23 @@ class HparamsBody(_Body):
 
 
 def create_app(host: ModelHost, status: StatusSource, token: str | None = None, read_only: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, alarm: StorageAlarm | None = None) -> FastAPI:
     """The FastAPI application over ``host`` (model) and ``status`` (journal figures).
 
     ``read_only``: a reason; when set, /learn, /save, /load and /set_hparams answer 409 with it
     (``serve`` over the state_dir of a live session: that session owns its model).
     ``app.state.counters`` counts the answers (:class:`~kpremia.live.api_guard.RequestCounters`).
+    ``alarm``: the session's :class:`~kpremia.live.storage.StorageAlarm` (the runner's): a write that fails for
+    lack of storage answers 503 and trips it, so the runner stops before its next bar; once tripped, every
+    request is answered 503.
     """
+    alarm = alarm or StorageAlarm()
     app = FastAPI(title="kpremia live control", version="1", docs_url=None, redoc_url=None)
     counters = RequestCounters(lambda refused: host.log.write("api", "refused", refused, model_version=host.version,
                                                               ok=False))
     app.state.counters = counters
-    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes, counters=counters)
+    app.state.alarm = alarm
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes, counters=counters, alarm=alarm)
     _write_lock = threading.Lock()  # one mutating request at a time: all-or-nothing changes
 
     class _Writes:
@@ -158,8 +164,19 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
                 raise HTTPException(status_code=409, detail=f"{read_only}; nothing was changed")
             _write_lock.acquire()
 
-        def __exit__(self, *exc: object) -> None:
+        def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
             _write_lock.release()
+            _storage_failure(exc)
+
+    def _storage_failure(exc: BaseException | None) -> None:
+        """A write that failed for lack of storage: trip the alarm, answer 503 (never a 500 and a traceback)."""
+        if exc is None or isinstance(exc, (HTTPException, UserError)):
+            return
+        text = classify(exc, host.state_dir)
+        if text is not None:
+            alarm.trip(text)
+            raise HTTPException(status_code=503, detail=f"storage failed ({text}): the session is stopping; "
+                                                        "start it again once the disk has space") from None
 
     write_lock = _Writes()
 
@@ -175,7 +192,11 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         return JSONResponse(status_code=400, content={"detail": f"{exc}; nothing was changed"})
 
     def journal(kind: str, detail: dict[str, Any]) -> None:
-        host.log.write("api", kind, detail, model_version=host.version)
+        try:
+            host.log.write("api", kind, detail, model_version=host.version)
+        except Exception as exc:
+            _storage_failure(exc)
+            raise
 
     @app.get("/health")
     def health() -> dict[str, Any]:

@@ -21,14 +21,16 @@ from kpremia.bars import DEFAULT_BAR
 from kpremia.data.exchange import FetchFailed
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs.config import EnvConfig
-from kpremia.errors import UserError
+from kpremia.errors import SessionStopped, UserError
 from kpremia.live.broker import BrokerError
 from kpremia.live.callback import LiveCallback
 from kpremia.live.config import LiveConfig
 from kpremia.live.journal import Journal
 from kpremia.live.preflight import check_live_start
+from kpremia.live.risk import RiskEngine
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
+from kpremia.live.stopping import stop_on_signals, stopped_line
 from kpremia.registry import LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def check_real_orders(live: LiveConfig, broker_cls: Any) -> None:
     """Refuse to trade real money without the guards: one line, before anything is built or contacted.
 
     A broker that is not paper (``is_paper`` false) needs ``live.allow_real_orders=true``,
-    the risk callback on with ``live.risk.max_daily_loss`` in (0, 0.25] and
+    ``live.risk.max_daily_loss`` in (0, 0.25] and
     ``live.risk.max_position_krw`` in (0, 1e9] (``max_order_krw``, when set, no larger),
     ``live.learn.allow_real_orders=true`` when it is to learn online; then the broker's
     own checks (e.g. API keys).  No network call happens before these pass.
@@ -56,11 +58,10 @@ def check_real_orders(live: LiveConfig, broker_cls: Any) -> None:
         risk = live.risk
         missing = [key for key, value in (("live.risk.max_daily_loss", risk.max_daily_loss),
                                           ("live.risk.max_position_krw", risk.max_position_krw)) if not value]
-        if not live.callback_on("risk") or missing:
-            what = "the risk callback is off (live.callbacks.risk=null)" if not live.callback_on("risk") else (
-                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
-            raise UserError(f"real orders need risk limits but {what}: keep live.callbacks.risk on and set "
-                            "live.risk.max_daily_loss (e.g. 0.03) and live.risk.max_position_krw (e.g. 500000)")
+        if missing:
+            raise UserError(f"real orders need risk limits but {' and '.join(missing)} "
+                            f"{'is' if len(missing) == 1 else 'are'} not set: set live.risk.max_daily_loss (e.g. 0.03) "
+                            "and live.risk.max_position_krw (e.g. 500000)")
         if risk.max_daily_loss > REAL_MAX_DAILY_LOSS:
             raise UserError(f"live.risk.max_daily_loss={risk.max_daily_loss:g} is no limit for real orders: use at most "
                             f"{REAL_MAX_DAILY_LOSS:g} (a quarter of the equity in a day), e.g. 0.03")
@@ -157,17 +158,22 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
     runner = LiveRunner(
         feed=feed, broker=broker, policy=policy, journal=journal,
         builder=ObservationBuilder(**windows, normalizer=policy.normalizer, bar=bar), callbacks=callbacks,
-        initial_state=initial, rules=env.execution, max_bars=live.max_bars, resend_intents=live.resend_intents,
+        initial_state=initial, risk=RiskEngine.from_config(live), rules=env.execution, max_bars=live.max_bars,
+        resend_intents=live.resend_intents,
         reconcile_tolerance=(live.reconcile.tolerance_krw, live.reconcile.tolerance_usdt),
         fingerprint=policy.fingerprint(), config={"state_dir": str(state_dir)},
     )
-    state = runner.run()
+    with stop_on_signals(runner):
+        runner.run()
+    state = runner.state
     summary = {"state_dir": str(state_dir), "run_id": state.run_id, "policy": policy.name, "steps": state.step,
                "bars_this_session": runner.bars_this_session, "cash_krw": state.cash_krw,
                "position_usdt": state.position_usdt, "equity_krw": state.equity(),
                "return": state.equity() / state.initial_krw - 1.0, "risk_state": state.risk_state.value}
     print(format_summary(summary))
     print(state_dir, flush=True)
+    if runner.stop_signal is not None:  # exit 130 / 143: the shell's "ended by this signal", after a clean stop
+        raise SessionStopped(stopped_line(runner, str(state_dir)), 128 + int(runner.stop_signal))
     return summary
 
 

@@ -51,6 +51,8 @@ class CcxtFeed:
         bar: the candle size (the checkpoint's bar size; fetched as the ccxt timeframe of that size).
     """
 
+    replays = False
+
     def __init__(self, exchange: ccxt.Exchange, symbol: str, fx: pd.Series, *, warmup: int,
                  refresh_interval: float = 60.0, max_staleness: pd.Timedelta = pd.Timedelta(days=5),
                  retry: RetryPolicy | None = None, clock: Callable[[], float] = time.time,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kpremia.algos.config import AlgoConfig
+from kpremia.errors import UserError
 from kpremia.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
 from kpremia.live.online_ppo import OnlineLearnConfig
 
@@ -164,7 +165,7 @@ class ApiConfig(ConfigPart):
         return value or None
 
 
-DEFAULT_CALLBACKS = {"risk": {}, "logging": {"every_bars": 96}, "metrics": {}, "checkpoints": {"every_bars": 96},
+DEFAULT_CALLBACKS = {"logging": {"every_bars": 96}, "metrics": {}, "checkpoints": {"every_bars": 96},
                      "model": {}, "alerts": None}
 
 
@@ -197,6 +198,13 @@ class LiveConfig(ConfigPart):
     rollback: str | None = knob(None)  # a model version to trade from on this start, e.g. v1_0_3
     # Callbacks in call order: name -> options (null switches one off; {} on with its defaults).
     callbacks: dict[str, Any] = knob(DEFAULT_CALLBACKS)
+
+    def check_together(self) -> None:
+        """The risk engine is not a callback: ``live.callbacks.risk`` cannot switch it off."""
+        super().check_together()
+        if "risk" in self.callbacks:
+            raise UserError("the risk engine is always on and is not a callback: remove live.callbacks.risk; its "
+                            "limits are live.risk.* (all off by default on paper)")
 
     def callback_on(self, name: str) -> bool:
         """Whether callback ``name`` is switched on in ``live.callbacks``."""

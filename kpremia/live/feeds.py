@@ -31,6 +31,7 @@ class Feed(Protocol):
     """The feed interface of the live runner (``LIVE_FEEDS`` registry)."""
 
     bar: pd.Timedelta  # the size of the bars it gives
+    replays: bool  # True: bars of recorded data, so the session's clock is the last bar's time, not the wall clock
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
@@ -77,6 +78,8 @@ class ReplayFeed:
         warmup: how many bars before ``start`` :meth:`history` returns.
         bar: the frame's bar size (15 minutes by default).
     """
+
+    replays = True
 
     def __init__(self, frame: pd.DataFrame, start: Any = None, end: Any = None, speed: float = 0.0,
                  warmup: int = 0, bar: pd.Timedelta = BAR) -> None:

@@ -46,6 +46,7 @@ from typing import Any
 from kpremia.errors import UserError
 from kpremia.config import default_of
 from kpremia.live.config import JournalConfig, LiveConfig
+from kpremia.live.storage import storage_error_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 JOURNAL_TABLES = frozenset({"meta", "decisions", "orders", "fills", "risk_events", "state", "adjustments"})
@@ -243,22 +244,17 @@ def _has_wal(path: Path) -> bool:
     return wal.is_file() and wal.stat().st_size > 0
 
 
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
-_SQLITE_STORAGE = ("disk is full", "readonly database", "unable to open database file", "disk i/o error")
-
-
 @contextmanager
 def storage_errors(where: str | os.PathLike | None) -> Iterator[None]:
-    """Full disk, read-only files and refused permissions as one line naming the file (or ``where``)."""
+    """Full disk, read-only files and refused permissions at start as one line naming the file (or ``where``).
+
+    Once bars were processed, the runner raises :class:`~kpremia.errors.StorageFailed` (exit 4) itself.
+    """
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        if not any(s in str(exc).lower() for s in _SQLITE_STORAGE):
+    except (sqlite3.OperationalError, OSError) as exc:
+        text = storage_error_text(exc)
+        if text is None:
             raise
-        raise UserError(f"cannot write {where} (SQLite: {exc}): free space on that disk or make it writable, then "
-                        "start again; the journal keeps its last committed state") from None
-    except OSError as exc:
-        if exc.errno not in _STORAGE_ERRNOS:
-            raise
-        raise UserError(f"cannot write {exc.filename or where} ({exc.strerror}): free space on that disk or make it "
-                        "writable, then start again; the journal keeps its last committed state") from None
+        raise UserError(f"cannot write {where} ({text}): free space on that disk or make it writable, then start "
+                        "again; the journal keeps its last committed state") from None
