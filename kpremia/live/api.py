@@ -56,6 +56,7 @@ from kpremia.live.versions import VERSION_FORMAT, is_version
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_CHARS = 32
+MIN_LOOPBACK_TOKEN_CHARS = 16  # a token set on 127.0.0.1 guards against other local users: not a guessable one
 TOKEN_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
@@ -69,9 +70,13 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(config: ApiConfig) -> str | None:
-    """The token for this bind; a UserError when a non-loopback bind has none, or a short one."""
+    """The token for this bind; a UserError when a non-loopback bind has none, or a short one (< 16 even locally)."""
     token = config.token()
     if is_loopback(config.host):
+        if token is not None and len(token) < MIN_LOOPBACK_TOKEN_CHARS:
+            raise UserError(f"{config.token_env} has {len(token)} characters: a token that short is guessed in "
+                            f"seconds, even on {config.host}; use at least {MIN_LOOPBACK_TOKEN_CHARS} (export "
+                            f"{config.token_env}=$({TOKEN_HINT})) or unset it")
         return token
     if token is None:
         raise UserError(f"live.api.host={config.host} is reachable from other machines and no token is set: export "

@@ -26,7 +26,7 @@ from kpremia.live.broker import BrokerError
 from kpremia.live.callback import LiveCallback
 from kpremia.live.config import LiveConfig
 from kpremia.live.journal import Journal
-from kpremia.live.preflight import check_live_start
+from kpremia.live.preflight import check_live_start, read_meta
 from kpremia.live.risk import RiskEngine
 from kpremia.live.runner import LiveRunner
 from kpremia.live.state import LiveState
@@ -78,6 +78,15 @@ def check_real_orders(live: LiveConfig, broker_cls: Any) -> None:
     broker_cls.check_config(live)
 
 
+def check_initial_krw_on_resume(live: LiveConfig, state_dir: Path) -> None:
+    """``live.initial_krw`` only makes a new account: on a resume with another amount, one line (read-only check)."""
+    started = read_meta(state_dir / "journal.sqlite", "initial_krw") if live.initial_krw is not None else None
+    if started is not None and float(started) != float(live.initial_krw):
+        raise UserError(f"live.initial_krw={live.initial_krw:g} but the session in {state_dir} started with "
+                        f"{float(started):g} KRW and resumes with its own account: drop live.initial_krw to resume, or "
+                        "use a new live.state_dir for a new account")
+
+
 @contextlib.contextmanager
 def reach(what: str) -> Iterator[None]:
     """A source that cannot be reached at start becomes one line (exit 2), raised before anything is written."""
@@ -123,6 +132,7 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
     broker_cls.check_rules(live, env.execution)  # e.g. Upbit's fee convention: still before any network call
     windows = policy.windows or env.windows
     initial_krw = float(live.initial_krw or env.initial_krw)
+    check_initial_krw_on_resume(live, state_dir)
     # Everything over the network happens here, before the journal exists: no network, one line, nothing written.
     with reach(f"the {live.feed} feed"):
         feed = feed_cls.from_config(cfg, live, windows, policy.bar)

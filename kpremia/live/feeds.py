@@ -8,6 +8,7 @@ restart continues from the first bar without a decision row.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -24,6 +25,9 @@ from kpremia.registry import DATA_SOURCES, LIVE_FEEDS
 
 if TYPE_CHECKING:
     from kpremia.live.config import LiveConfig
+
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -113,12 +117,23 @@ class ReplayFeed:
                             f"(data.timeframe={timeframe_label(bar)})")
         bar = data_bar
         start, end = replay.start, replay.end
-        if start is None and end is None and replay.split != "all":
+        if start is None and replay.split != "all":  # end alone: from the split's start, never the training data
             from kpremia.data.splits import split_from_config
 
             bounds = split_from_config(frame, cfg["data"].get("split") or {}, require=(replay.split,))
             lo, hi = bounds[replay.split]
-            start, end = frame.index[lo], frame.index[hi - 1]
+            start = frame.index[lo]
+            if end is None:
+                end = frame.index[hi - 1]
+            else:
+                end_ts = pd.Timestamp(end)
+                if (end_ts.tz_localize("UTC") if end_ts.tzinfo is None else end_ts) < start:
+                    raise UserError(f"live.replay.end={end} is before the {replay.split} split, which starts at {start}: "
+                                    "set live.replay.start as well (or live.replay.split=all to replay from the first "
+                                    "bar)")
+                log.warning("live.replay.end=%s without live.replay.start: replaying from the start of the %s split "
+                            "(%s), not from the first bar of the data; set live.replay.start to choose", end,
+                            replay.split, start)
         return cls(frame, start=start, end=end, speed=replay.speed,
                    warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
 

@@ -226,6 +226,18 @@ def check_paper_book(path: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
 
+def read_meta(journal: Path, key: str) -> str | None:
+    """A ``meta`` value of a journal, read without creating or changing a file (None: no journal, no run yet)."""
+    if not journal.is_file() or not journal.stat().st_size:
+        return None
+    try:
+        with _read_only(journal) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
 @contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection that creates nothing: without a ``-wal`` file (a clean close) the file is opened
