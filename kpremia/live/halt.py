@@ -54,6 +54,22 @@ def read_risk_events(journal: str | Path, limit: int | None = None) -> list[dict
     return rows[::-1] if limit else rows
 
 
+def what_to_do(kind: str, state: str, state_dir: str | Path) -> str:
+    """What a person does about risk state ``state`` caused by ``kind`` (the banner and the exit line say it)."""
+    if state == "REDUCING":
+        return "nothing: only orders that reduce the position go out until the cooldown ends, then it trades again"
+    if state != "HALTED":
+        return ""
+    return {"kill_switch": "remove the kill switch file, then start again with live.risk.clear_halt=true",
+            "reconcile": f"resolve the mismatch ({RESOLVE_HINT.format(state_dir=state_dir)}), then start again with "
+                         "live.risk.clear_halt=true",
+            "overfill": "check the order at the exchange, resolve the books "
+                        f"({RESOLVE_HINT.format(state_dir=state_dir)}), then start again with live.risk.clear_halt=true",
+            "daily_loss": "look at the day's trades; after 00:00 UTC (the loss is the day's) start again with "
+                          "live.risk.clear_halt=true",
+            }.get(kind, "start again with live.risk.clear_halt=true once the cause is gone")
+
+
 def halt_line(state_dir: str | Path) -> str:
     """One line for a session that ended HALTED: cause, time, and what to do."""
     state_dir = Path(state_dir)
@@ -61,11 +77,6 @@ def halt_line(state_dir: str | Path) -> str:
     if cause is None:
         return (f"the session in {state_dir} ended HALTED; see its risk_events, then start it again with "
                 "live.risk.clear_halt=true once the cause is gone")
-    what = {"kill_switch": "remove the kill switch file, then start again with live.risk.clear_halt=true",
-            "reconcile": f"resolve the mismatch ({RESOLVE_HINT.format(state_dir=state_dir)}), then start again with "
-                         "live.risk.clear_halt=true",
-            "overfill": "check the order at the exchange, resolve the books "
-                        f"({RESOLVE_HINT.format(state_dir=state_dir)}), then start again with live.risk.clear_halt=true",
-            }.get(cause["kind"], "start again with live.risk.clear_halt=true once the cause is gone")
+    what = what_to_do(cause["kind"], "HALTED", state_dir)
     return (f"the session in {state_dir} ended HALTED ({cause['kind']} since {cause['since']}, bar "
             f"{cause['since_bar_time']}): {cause['reason']}; {what}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kpremia.live.control_log import read_events
-from kpremia.live.halt import read_risk_events, risk_cause
+from kpremia.live.halt import read_risk_events, risk_cause, what_to_do
 
 
 class StatusSource:
@@ -61,7 +61,10 @@ class StatusSource:
                                "learning_journal": self.learning()}
         events = read_risk_events(self.journal_path, limit=200) if self.journal_path else []
         risk_state = state.get("risk_state") or (rows[-1]["risk_state"] if rows else None)
-        out["risk"] = {"state": risk_state, "cause": risk_cause(events, risk_state) if risk_state else None}
+        cause = risk_cause(events, risk_state) if risk_state else None
+        if cause is not None:
+            cause["todo"] = what_to_do(cause["kind"], risk_state, self.state_dir)
+        out["risk"] = {"state": risk_state, "cause": cause}
         out["risk_events"] = grouped_events(events)[-self.recent:][::-1]
         if not rows:
             empty = {"time": [], "equity": [], "buy_hold": [], "premium": []}
