@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -144,7 +145,8 @@ class HparamsBody(_Body):
 
 
 def create_app(host: ModelHost, status: StatusSource, token: str | None = None, read_only: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, alarm: StorageAlarm | None = None) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, alarm: StorageAlarm | None = None,
+               save_every_s: float = 10.0) -> FastAPI:
     """The FastAPI application over ``host`` (model) and ``status`` (journal figures).
 
     ``read_only``: a reason; when set, /learn, /save, /load and /set_hparams answer 409 with it
@@ -152,7 +154,8 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
     ``app.state.counters`` counts the answers (:class:`~kpremia.live.api_guard.RequestCounters`).
     ``alarm``: the session's :class:`~kpremia.live.storage.StorageAlarm` (the runner's): a write that fails for
     lack of storage answers 503 and trips it, so the runner stops before its next bar; once tripped, every
-    request is answered 503.
+    request is answered 503.  ``save_every_s``: ``/save`` at most once per that many seconds (429 with
+    ``Retry-After`` in between): each save writes the whole model, so a loop of them would fill the disk.
     """
     alarm = alarm or StorageAlarm()
     app = FastAPI(title="kpremia live control", version="1", docs_url=None, redoc_url=None)
@@ -240,10 +243,18 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         return {"added": len(items), "updates": updates, "model_version": host.version,
                 "learning": host.learning_status()}
 
+    last_save = [-math.inf]
+
     @app.post("/save")
-    def save(body: SaveBody) -> dict[str, Any]:
+    def save(body: SaveBody) -> Any:
         with write_lock:
+            wait = last_save[0] + save_every_s - time.monotonic()
+            if wait > 0:
+                return JSONResponse(status_code=429, headers={"Retry-After": str(math.ceil(wait))},
+                                    content={"detail": f"one save every {save_every_s:g} s: try again in "
+                                                       f"{math.ceil(wait)} s; nothing was changed"})
             version = host.save(body.note)
+            last_save[0] = time.monotonic()
         journal("save", {"version": version.name, "note": body.note})
         return {"version": version.name, "folder": version.folder, "parent": version.parent}
 
@@ -306,8 +317,12 @@ class ApiServer:
 
         self.config = config
         self.counters: RequestCounters | None = getattr(app.state, "counters", None)
-        self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=int(config.port), log_level="warning",
-                                                     access_log=False, lifespan="off"))
+        # Bounded work per client: connections (and requests) at once, a short keep-alive, small headers, a short
+        # listen backlog; the body limit is RequestGuard's.  Beyond max_connections uvicorn answers 503 at once.
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host=config.host, port=int(config.port), log_level="warning", access_log=False, lifespan="off",
+            limit_concurrency=int(config.max_connections), backlog=4 * int(config.max_connections),
+            timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024))
         self._thread: threading.Thread | None = None
 
     @property

@@ -63,7 +63,8 @@ def check_real_orders(live: LiveConfig, broker_cls: Any) -> None:
                             f"{'is' if len(missing) == 1 else 'are'} not set: set live.risk.max_daily_loss (e.g. 0.03) "
                             "and live.risk.max_position_krw (e.g. 500000)")
         if risk.max_daily_loss > REAL_MAX_DAILY_LOSS:
-            raise UserError(f"live.risk.max_daily_loss={risk.max_daily_loss:g} is no limit for real orders: use at most "
+            raise UserError(f"live.risk.max_daily_loss={risk.max_daily_loss:g} is no limit for real orders: use at "
+                            "most "
                             f"{REAL_MAX_DAILY_LOSS:g} (a quarter of the equity in a day), e.g. 0.03")
         if risk.max_position_krw > REAL_MAX_POSITION_KRW:
             raise UserError(f"live.risk.max_position_krw={risk.max_position_krw:g} is no limit for real orders: use at "

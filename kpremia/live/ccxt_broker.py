@@ -107,7 +107,8 @@ class CcxtBroker:
         """Refuse execution rules that cannot be the exchange's (before any network call)."""
         convention = EXCHANGE_FEE_CONVENTIONS.get(live.ccxt.exchange)
         if convention is not None and rules.fee_convention != convention:
-            raise UserError(f"{live.ccxt.exchange} charges fees as env.fee_convention={convention}, but the run's rules "
+            raise UserError(f"{live.ccxt.exchange} charges fees as env.fee_convention={convention}, but the run's "
+                            "rules "
                             f"say {rules.fee_convention}: use env={live.ccxt.exchange} (or "
                             f"env.fee_convention={convention}) so the simulator fills as the exchange does")
 

@@ -158,6 +158,8 @@ class ApiConfig(ConfigPart):
     host: str = knob("127.0.0.1")  # any other bind refuses to start without a token in token_env
     port: int = knob(8765, ("a TCP port (0-65535)", lambda v: 0 <= v < 65536))
     token_env: str = knob("KPREMIA_API_TOKEN")
+    max_connections: int = knob(64, at_least(1))  # open connections (and requests) at once; beyond: 503 at once
+    save_every_s: float = knob(10.0, at_least(0))  # /save at most once per this many seconds (429 in between)
 
     def token(self) -> str | None:
         """The bearer token from the environment variable ``token_env`` (None when unset)."""

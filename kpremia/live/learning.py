@@ -142,8 +142,8 @@ class ModelCallback(LiveCallback):
                               challenger=self.learn_cfg.challenger, source=policy.ckpt,
                               deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock)
         if self.api_on:
-            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token, alarm=runner.storage),
-                                    self.api_cfg)
+            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token, alarm=runner.storage,
+                                               save_every_s=self.api_cfg.save_every_s), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
         if self.rollback and self.host is not None:

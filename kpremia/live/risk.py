@@ -177,8 +177,8 @@ class RiskEngine:
             return
         notional = abs(target - weight) * equity
         if self.max_order_krw is not None and notional > self.max_order_krw + 1e-6:
-            self.refuse(runner, decision, "max_order", f"order of {notional:.0f} KRW is over the {self.max_order_krw:.0f} "
-                                                 "KRW limit")
+            self.refuse(runner, decision, "max_order",
+                        f"order of {notional:.0f} KRW is over the {self.max_order_krw:.0f} KRW limit")
 
     def gate(self, runner: Any, order: OrderIntent) -> str | None:
         """Why ``order`` must not be sent now (None: it may), checked right before ``broker.submit``.

@@ -164,7 +164,7 @@ class LiveRunner:
         return self.state
 
     def _storage_failure(self, exc: BaseException) -> StorageFailed | None:
-        """Trip the storage alarm on a storage error; the exit-4 error once bars were processed (else: a start fault)."""
+        """Trip the storage alarm on a storage error; the exit-4 error once bars were processed (else a start fault)."""
         if isinstance(exc, StorageFailed):
             return None
         text = classify(exc, self.journal.path.parent)
