@@ -156,6 +156,9 @@ def decisions(journal: Path) -> pd.DataFrame:
 
 def run_scenario(name: str, ckpt: Path, root: Path, args: argparse.Namespace) -> dict:
     state_dir, port = root / name, free_port()
+    other = None
+    if name == "elsewhere":  # up before the session starts, so the session's bars are not spent waiting for it
+        other, other_port = start_elsewhere(ckpt, root, args)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("KPREMIA_API_TOKEN", None)
     if name != "413":
@@ -171,9 +174,7 @@ def run_scenario(name: str, ckpt: Path, root: Path, args: argparse.Namespace) ->
     while proc.poll() is None and len(decisions(journal)) < 10:
         time.sleep(0.05)
     outcomes: list[str] = []
-    target, other = port, None
-    if name == "elsewhere":
-        other, target = start_elsewhere(ckpt, root, args)
+    target = other_port if other is not None else port
     start = pd.Timestamp.now(tz="UTC")
     if name != "alone":
         body = memoryview(b"[" + b"1," * (FIFTY_MB // 2 - 1) + b"1]")
@@ -275,6 +276,8 @@ def main() -> None:
         for name in args.scenarios.split(","):
             r = results[name] = run_scenario(name, ckpt, root, args)
             b, lat = r["beyond"], r["latency"]
+            if not len(b):
+                raise SystemExit(f"{name}: no bar was decided while the requests arrived: give it more --bars")
             print(f"{r['name']:<8} {r['bars']:>5} {r['seconds']:>6.1f} | {np.percentile(b, 50):>24.1f} "
                   f"{np.percentile(b, 99):>8.1f} {b.max():>8.1f} | {np.percentile(lat, 50):>16.2f} "
                   f"{np.percentile(lat, 99):>7.2f} | {r['outcomes']}", flush=True)
