@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             code, line = interrupted_line(exc)
             print(f"stopped: {line}", file=sys.stderr)
             return code
+        except UserError as exc:
+            return _error(str(exc))
     try:
         if command in HYDRA_COMMANDS:
             return _run_hydra(command, rest)
