@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kpremia.errors import SessionHalted, UserError
+from kpremia.errors import SessionHalted, SessionStopped, StorageFailed, UserError
 
 HYDRA_COMMANDS = ("fit", "validate", "test", "backtest", "live", "serve")
 OTHER_COMMANDS = ("list", "data", "compare", "study", "live-report", "live-resolve")
@@ -291,6 +291,12 @@ def _run_hydra(command: str, args: list[str]) -> int:
         except SessionHalted as exc:
             print(f"halted: {exc}", file=sys.stderr)
             sys.exit(exc.exit_code)
+        except StorageFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except SessionStopped as exc:
+            print(f"stopped: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
         except Exception as exc:
             _failed(run_dir, exc)
             raise
@@ -379,6 +385,18 @@ def main(argv: list[str] | None = None) -> int:
         print(command_help(command), end="")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if command == "live":  # Ctrl-C or SIGTERM before the session runs: one line, not a traceback
+        from kpremia.live.stopping import interrupted_line, terminate_as_interrupt
+
+        terminate_as_interrupt()
+        try:
+            return _run_hydra(command, rest)
+        except KeyboardInterrupt as exc:
+            code, line = interrupted_line(exc)
+            print(f"stopped: {line}", file=sys.stderr)
+            return code
+        except UserError as exc:
+            return _error(str(exc))
     try:
         if command in HYDRA_COMMANDS:
             return _run_hydra(command, rest)

@@ -47,7 +47,9 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
             cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
         with storage_errors((cfg.get("live") or {}).get("state_dir")):
             summary = run_live(cfg, overrides)
-        if summary["risk_state"] == "HALTED":  # exit code 3: a supervisor must not restart it blindly
+        from kpremia.live.types import RiskState
+
+        if RiskState(summary["risk_state"]) is RiskState.HALTED:  # exit code 3: a supervisor must not restart it blindly
             from kpremia.errors import SessionHalted
             from kpremia.live.halt import halt_line
 

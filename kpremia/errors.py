@@ -12,6 +12,10 @@ Exit codes (a supervisor such as systemd, docker or Kubernetes acts on them):
 1     an unexpected error (a bug: the traceback is printed)
 2     bad input or a start-up fault (one line on stderr; nothing was changed)
 3     ``live`` ended HALTED (one line on stderr with the cause; a person must act)
+4     ``live`` stopped because its storage failed while running (disk full, read-only, a file-size
+      limit): one line; the journal keeps its last commit, a start after freeing space resumes
+130   ``live`` stopped by Ctrl-C (SIGINT), 143 by SIGTERM: one line; the bar in progress was
+      finished or abandoned atomically, a start resumes
 ====  =====================================================================
 """
 
@@ -20,6 +24,9 @@ from __future__ import annotations
 
 EXIT_USER_ERROR = 2
 EXIT_HALTED = 3
+EXIT_STORAGE = 4
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 class UserError(Exception):
@@ -29,6 +36,23 @@ class UserError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class StorageFailed(Exception):
+    """A live session whose storage failed while it ran; printed as one line, exit code 4."""
+
+    exit_code = EXIT_STORAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class SessionStopped(Exception):
+    """A live session stopped by a signal (Ctrl-C: exit 130, SIGTERM: 143) after a clean stop; one line."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(" ".join(str(message).split()))
+        self.exit_code = exit_code
 
 
 class SessionHalted(Exception):

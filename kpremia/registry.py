@@ -259,7 +259,7 @@ LIVE_BROKERS: Registry[Any] = Registry("live broker", {"paper": "kpremia.live.pa
                                                        "ccxt": "kpremia.live.ccxt_broker"})
 LIVE_POLICIES: Registry[Any] = Registry("live policy", _same("kpremia.live.policy", "checkpoint", "premium_threshold"))
 LIVE_CALLBACKS: Registry[Any] = Registry("live callback", {
-    "risk": "kpremia.live.risk", "logging": "kpremia.live.monitoring", "metrics": "kpremia.live.monitoring",
+    "logging": "kpremia.live.monitoring", "metrics": "kpremia.live.monitoring",
     "checkpoints": "kpremia.live.snapshots", "model": "kpremia.live.learning", "alerts": "kpremia.live.alerts"})
 
 REGISTRIES: dict[str, Registry[Any]] = {

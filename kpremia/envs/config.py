@@ -5,7 +5,7 @@ its rule; ``configs/env/default.yaml`` holds the same defaults (a test keeps
 them equal).  The keys that belong to a value object are declared from it
 (:func:`~kpremia.config.knob_of`), so each default and rule has one home:
 
-* fee, spread, slippage, tick, minimum order, shorting -> :attr:`EnvConfig.execution`
+* fee (rate and convention), spread, slippage, tick, minimum order, shorting -> :attr:`EnvConfig.execution`
   (:class:`~kpremia.envs.execution.ExecutionRules`);
 * ``decision_every`` -> :attr:`EnvConfig.clock` (:class:`~kpremia.envs.clock.DecisionClock`);
 * ``reward``, ``turnover_penalty``, ``flat_penalty`` -> :attr:`EnvConfig.reward_rule`
@@ -40,6 +40,7 @@ class EnvConfig(ConfigPart):
     # bar size, or a duration ("4h", "1000h") that the run turns into bars of its bar size (kpremia.bars).
     max_steps: int | str | None = knob(1000, bars_or_duration(allow_none=True))
     fee_rate: float = knob_of(ExecutionRules, "fee_rate")
+    fee_convention: str = knob_of(ExecutionRules, "fee_convention")
     slippage_bps: float = knob_of(ExecutionRules, "slippage_bps")
     spread_krw: float = knob_of(ExecutionRules, "spread_krw")
     spread_bps: float = knob_of(ExecutionRules, "spread_bps")

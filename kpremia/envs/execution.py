@@ -15,9 +15,16 @@ Money conventions (see ``docs/architecture.md``):
 
 * account = ``krw`` (KRW cash) and ``usdt`` (USDT units, negative = short), float64;
   value ``V = krw + usdt * price``;
-* fees are taken from what you receive: ``K`` KRW buys ``K * (1 - fee) / fill`` USDT,
-  ``Q`` USDT sells for ``Q * fill * (1 - fee)`` KRW; the fee in KRW is
-  ``notional * fee`` either way;
+* the fee convention is part of the rules (``fee_convention``), because exchanges differ:
+
+  - ``from_received`` (the default): the fee is taken from what you receive: ``K`` KRW
+    buys ``K * (1 - fee) / fill`` USDT, ``Q`` USDT sells for ``Q * fill * (1 - fee)`` KRW;
+    a buy's notional is the KRW spent;
+  - ``krw_on_top`` (Upbit's KRW market): the fee is always charged in KRW; a buy of
+    ``N`` KRW (Upbit's ``price`` of a market bid) receives ``N / fill`` USDT and costs
+    ``N * (1 + fee)`` KRW in all, a sell is as above; a buy's notional is ``N``;
+
+  the fee in KRW is ``notional * fee`` either way;
 * every fill crosses half of the quoted bid/ask spread: a buy pays the ask
   ``price + half``, a sell gets the bid ``price - half``, with
   ``half = (spread_krw + price * spread_bps / 1e4) / 2`` around the reference
@@ -28,8 +35,9 @@ Money conventions (see ``docs/architecture.md``):
 
 A *target weight* ``w`` means "hold ``w * V / p`` USDT after the trade", with
 ``V`` and ``p`` at the reference (pre-trade, mid) price.  Sells reach the target
-exactly; buys spend ``units * fill / (1 - fee)`` KRW (the fee comes out of the
-USDT received) and are capped by the KRW cash, so ``w = 1`` means "buy with all
+exactly; buys spend ``units * fill / (1 - fee)`` KRW (``from_received``: the fee comes
+out of the USDT received) or ``units * fill * (1 + fee)`` KRW (``krw_on_top``) and are
+capped by the KRW cash, so ``w = 1`` means "buy with all
 KRW" and ``w = 0`` means "sell all USDT" (or buy back the whole short).
 """
 
@@ -65,6 +73,10 @@ _TICK_EPS = 1e-9
 # Orders smaller than this fraction of the account value are rounding noise, not trades.
 _DUST = 1e-12
 
+FROM_RECEIVED = "from_received"
+KRW_ON_TOP = "krw_on_top"
+FEE_CONVENTIONS = (FROM_RECEIVED, KRW_ON_TOP)
+
 
 @dataclass(frozen=True)
 class ExecutionRules(ConfigPart):
@@ -75,7 +87,9 @@ class ExecutionRules(ConfigPart):
     so no caller re-checks them.
 
     Attributes:
-        fee_rate: fraction of what you receive kept by the exchange (0.0005 on Upbit).
+        fee_rate: fraction of each fill's notional the exchange keeps (0.0005 on Upbit).
+        fee_convention: where the fee comes from: ``from_received`` (what the fill gives you) or
+            ``krw_on_top`` (charged in KRW, on top of a buy's KRW amount: Upbit's KRW market).
         spread_krw: quoted bid/ask spread in KRW (one 0.5 KRW USDT/KRW tick); each fill pays half.
         spread_bps: quoted bid/ask spread in basis points of the price (added to ``spread_krw``).
         slippage_bps: adverse move of the fill beyond the spread, in basis points.
@@ -87,6 +101,7 @@ class ExecutionRules(ConfigPart):
     section: ClassVar[str] = "env"
 
     fee_rate: float = knob(0.001, ("a fraction in [0, 0.1), e.g. 0.001 for 0.1 %", lambda v: 0 <= v < 0.1))
+    fee_convention: str = knob(FROM_RECEIVED, (" or ".join(FEE_CONVENTIONS), lambda v: v in FEE_CONVENTIONS))
     spread_krw: float = knob(0.5, at_least(0))
     spread_bps: float = knob(0.0, at_least(0))
     slippage_bps: float = knob(0.0, at_least(0))
@@ -109,8 +124,9 @@ class Fill(NamedTuple):
         krw: KRW cash after the fill.
         usdt: USDT units after the fill (negative = short).
         fee_krw: fee paid, in KRW (0 where nothing traded).
-        notional_krw: gross KRW value of the order (KRW spent on a buy, KRW
-            proceeds before fee on a sell; 0 where nothing traded).
+        notional_krw: the order's KRW amount as the exchange books it (a buy: the KRW
+            spent, or with ``krw_on_top`` the amount the fee is added to; a sell: the KRW
+            proceeds before the fee; 0 where nothing traded).  The fee is ``notional_krw * fee_rate``.
         fill_price: price the order filled at (NaN where nothing traded).
         traded: bool, whether an order was filled.
     """
@@ -208,13 +224,21 @@ def rebalance(
     target_units = target * value / price
     delta_units = target_units - usdt  # NaN target -> NaN -> neither buy nor sell
 
-    # Buys: gross up so the USDT received after the fee reaches the target, capped by cash.
+    # Buys: gross up so the USDT received reaches the target after the fee, capped by cash.
     buy_px = buy_fill_price(price, rules)
     cash = krw.clamp_min(0.0)
-    krw_needed = delta_units * buy_px / (1.0 - fee_rate)
-    capped = (krw_needed >= cash) | (target >= 1.0)  # w = 1 is "buy with all KRW", exactly
-    krw_spent = torch.where(capped, cash, krw_needed)
-    usdt_after_buy = torch.where(capped, usdt + krw_spent * (1.0 - fee_rate) / buy_px, target_units)
+    if rules.fee_convention == KRW_ON_TOP:  # the fee is added to the KRW amount; the USDT is not touched
+        krw_needed = delta_units * buy_px * (1.0 + fee_rate)
+        capped = (krw_needed >= cash) | (target >= 1.0)
+        krw_spent = torch.where(capped, cash, krw_needed)
+        buy_notional = torch.where(capped, cash / (1.0 + fee_rate), delta_units * buy_px)
+        usdt_after_buy = torch.where(capped, usdt + buy_notional / buy_px, target_units)
+    else:
+        krw_needed = delta_units * buy_px / (1.0 - fee_rate)
+        capped = (krw_needed >= cash) | (target >= 1.0)  # w = 1 is "buy with all KRW", exactly
+        krw_spent = torch.where(capped, cash, krw_needed)
+        buy_notional = krw_spent
+        usdt_after_buy = torch.where(capped, usdt + krw_spent * (1.0 - fee_rate) / buy_px, target_units)
 
     # Sells: reach the target units exactly (w >= 0 never sells more than is held).
     sell_px = sell_fill_price(price, rules)
@@ -222,7 +246,7 @@ def rebalance(
     sell_notional = sell_units * sell_px
 
     is_buy = delta_units > 0
-    notional = torch.where(is_buy, krw_spent, sell_notional)
+    notional = torch.where(is_buy, buy_notional, sell_notional)
     # Float noise (a target of w = 1 when already all-in) must not count as a trade.
     ok = (notional > _DUST * value.abs()) & (notional >= rules.min_order_krw)
     buy = is_buy & ok

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -50,11 +51,13 @@ from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition, check_transition
 from kpremia.live.status import StatusSource
 from kpremia.live.status_page import STATUS_PAGE
+from kpremia.live.storage import StorageAlarm, classify
 from kpremia.live.versions import VERSION_FORMAT, is_version
 
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_CHARS = 32
+MIN_LOOPBACK_TOKEN_CHARS = 16  # a token set on 127.0.0.1 guards against other local users: not a guessable one
 TOKEN_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
@@ -68,9 +71,13 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(config: ApiConfig) -> str | None:
-    """The token for this bind; a UserError when a non-loopback bind has none, or a short one."""
+    """The token for this bind; a UserError when a non-loopback bind has none, or a short one (< 16 even locally)."""
     token = config.token()
     if is_loopback(config.host):
+        if token is not None and len(token) < MIN_LOOPBACK_TOKEN_CHARS:
+            raise UserError(f"{config.token_env} has {len(token)} characters: a token that short is guessed in "
+                            f"seconds, even on {config.host}; use at least {MIN_LOOPBACK_TOKEN_CHARS} (export "
+                            f"{config.token_env}=$({TOKEN_HINT})) or unset it")
         return token
     if token is None:
         raise UserError(f"live.api.host={config.host} is reachable from other machines and no token is set: export "
@@ -138,18 +145,25 @@ class HparamsBody(_Body):
 
 
 def create_app(host: ModelHost, status: StatusSource, token: str | None = None, read_only: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, alarm: StorageAlarm | None = None,
+               save_every_s: float = 10.0) -> FastAPI:
     """The FastAPI application over ``host`` (model) and ``status`` (journal figures).
 
     ``read_only``: a reason; when set, /learn, /save, /load and /set_hparams answer 409 with it
     (``serve`` over the state_dir of a live session: that session owns its model).
     ``app.state.counters`` counts the answers (:class:`~kpremia.live.api_guard.RequestCounters`).
+    ``alarm``: the session's :class:`~kpremia.live.storage.StorageAlarm` (the runner's): a write that fails for
+    lack of storage answers 503 and trips it, so the runner stops before its next bar; once tripped, every
+    request is answered 503.  ``save_every_s``: ``/save`` at most once per that many seconds (429 with
+    ``Retry-After`` in between): each save writes the whole model, so a loop of them would fill the disk.
     """
+    alarm = alarm or StorageAlarm()
     app = FastAPI(title="kpremia live control", version="1", docs_url=None, redoc_url=None)
     counters = RequestCounters(lambda refused: host.log.write("api", "refused", refused, model_version=host.version,
                                                               ok=False))
     app.state.counters = counters
-    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes, counters=counters)
+    app.state.alarm = alarm
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes, counters=counters, alarm=alarm)
     _write_lock = threading.Lock()  # one mutating request at a time: all-or-nothing changes
 
     class _Writes:
@@ -158,8 +172,19 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
                 raise HTTPException(status_code=409, detail=f"{read_only}; nothing was changed")
             _write_lock.acquire()
 
-        def __exit__(self, *exc: object) -> None:
+        def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
             _write_lock.release()
+            _storage_failure(exc)
+
+    def _storage_failure(exc: BaseException | None) -> None:
+        """A write that failed for lack of storage: trip the alarm, answer 503 (never a 500 and a traceback)."""
+        if exc is None or isinstance(exc, (HTTPException, UserError)):
+            return
+        text = classify(exc, host.state_dir)
+        if text is not None:
+            alarm.trip(text)
+            raise HTTPException(status_code=503, detail=f"storage failed ({text}): the session is stopping; "
+                                                        "start it again once the disk has space") from None
 
     write_lock = _Writes()
 
@@ -175,7 +200,11 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         return JSONResponse(status_code=400, content={"detail": f"{exc}; nothing was changed"})
 
     def journal(kind: str, detail: dict[str, Any]) -> None:
-        host.log.write("api", kind, detail, model_version=host.version)
+        try:
+            host.log.write("api", kind, detail, model_version=host.version)
+        except Exception as exc:
+            _storage_failure(exc)
+            raise
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -216,10 +245,18 @@ def create_app(host: ModelHost, status: StatusSource, token: str | None = None, 
         return {"added": len(items), "updates": updates, "model_version": host.version,
                 "learning": host.learning_status()}
 
+    last_save = [-math.inf]
+
     @app.post("/save")
-    def save(body: SaveBody) -> dict[str, Any]:
+    def save(body: SaveBody) -> Any:
         with write_lock:
+            wait = last_save[0] + save_every_s - time.monotonic()
+            if wait > 0:
+                return JSONResponse(status_code=429, headers={"Retry-After": str(math.ceil(wait))},
+                                    content={"detail": f"one save every {save_every_s:g} s: try again in "
+                                                       f"{math.ceil(wait)} s; nothing was changed"})
             version = host.save(body.note)
+            last_save[0] = time.monotonic()
         journal("save", {"version": version.name, "note": body.note})
         return {"version": version.name, "folder": version.folder, "parent": version.parent}
 
@@ -282,8 +319,12 @@ class ApiServer:
 
         self.config = config
         self.counters: RequestCounters | None = getattr(app.state, "counters", None)
-        self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=int(config.port), log_level="warning",
-                                                     access_log=False, lifespan="off"))
+        # Bounded work per client: connections (and requests) at once, a short keep-alive, small headers, a short
+        # listen backlog; the body limit is RequestGuard's.  Beyond max_connections uvicorn answers 503 at once.
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host=config.host, port=int(config.port), log_level="warning", access_log=False, lifespan="off",
+            limit_concurrency=int(config.max_connections), backlog=4 * int(config.max_connections),
+            timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024))
         self._thread: threading.Thread | None = None
 
     @property

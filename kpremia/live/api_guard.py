@@ -14,6 +14,10 @@ at the request line and headers:
    no ``Content-Length``, gets **413** as soon as it passes it, and the rest is
    never read), and handed to the app in one piece.
 
+Once the session's storage failed (:class:`~kpremia.live.storage.StorageAlarm`
+tripped: a full disk under a ``/save`` or a journal commit), every request is
+answered **503** with the cause, until the session has stopped.
+
 Refusals are answered with ``Connection: close``: the server closes the socket
 instead of draining a body nobody will read.  Every answer is counted by class
 (:class:`RequestCounters`, shown by ``/status`` and the status page) and a
@@ -30,6 +34,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from kpremia.live.storage import StorageAlarm
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -103,11 +109,13 @@ class RequestGuard:
         token: the bearer token, or None (no token: every request is let through to the size check).
         max_body_bytes: largest accepted body.
         counters: where answers are counted.
+        alarm: the session's storage alarm (tripped: 503 to everything).
     """
 
     def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 counters: RequestCounters | None = None) -> None:
+                 counters: RequestCounters | None = None, alarm: StorageAlarm | None = None) -> None:
         self.app = app
+        self.alarm = alarm
         self.expected = token.encode() if token else None
         self.max_body_bytes = int(max_body_bytes)
         self.counters = counters or RequestCounters()
@@ -115,6 +123,10 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.alarm is not None and self.alarm.tripped:
+            await self._refuse(send, 503, f"storage failed ({self.alarm.message}): the session is stopping; start it "
+                                          "again once the disk has space")
             return
         if not self._authorised(scope):
             await self._refuse(send, 401, "missing or wrong token: send 'Authorization: Bearer <token>'")

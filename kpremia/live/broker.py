@@ -44,6 +44,10 @@ class Broker(Protocol):
         """Refuse a bad configuration before any work is done (a real broker: keys, flags); one UserError line."""
 
     @classmethod
+    def check_rules(cls, live: LiveConfig, rules: ExecutionRules) -> None:
+        """Refuse execution rules this broker cannot trade by (e.g. another fee convention than the exchange's)."""
+
+    @classmethod
     def from_config(cls, live: LiveConfig, rules: ExecutionRules, state_dir: Path, initial_krw: float) -> Broker:
         """The broker the ``live`` settings ask for, trading with the run's execution rules."""
 

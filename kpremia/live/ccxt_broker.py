@@ -14,9 +14,14 @@ What it does about the failures peers lose orders to:
 * an order the exchange cancelled after a partial fill is reported with its
   fills and as final: the runner books the partial fill and never sends a
   second order for the same decision;
-* buys are sized so that cost plus the exchange's fee fits the cash (Upbit
-  takes the fee on top of a KRW market buy), sells never exceed the intent's
-  amount, orders below the exchange's minimum are refused before sending;
+* fees, the minimum order and the fee convention come from the run's
+  :class:`~kpremia.envs.execution.ExecutionRules` -- the simulator's and the paper
+  broker's: a buy's KRW amount is the intent's ``cost_krw``, which the runner sized
+  with those rules (with ``fee_convention=krw_on_top``, Upbit's, the fee is added on
+  top of it and fits the cash); sells never exceed the intent's amount; orders below
+  ``min_order_krw`` are refused before sending; a fill whose fee the exchange
+  charged another way than the rules say is logged as an error (the simulator and
+  the exchange disagree);
 * key material never reaches the journal or the logs: error texts are
   scrubbed of the key, the secret and any signature.
 """
@@ -35,7 +40,7 @@ from typing import Any
 import ccxt
 
 from kpremia.data.exchange import create_exchange
-from kpremia.envs.execution import ExecutionRules
+from kpremia.envs.execution import KRW_ON_TOP, ExecutionRules
 from kpremia.errors import UserError
 from kpremia.live.broker import BrokerError, OrderUnknownOutcome
 from kpremia.live.config import LiveConfig
@@ -43,6 +48,10 @@ from kpremia.live.types import Bar, FillReport, OrderIntent, OrderReport, OrderS
 from kpremia.registry import LIVE_BROKERS
 
 log = logging.getLogger(__name__)
+
+# How exchanges whose fee rule is known charge it (checked before any network call): Upbit charges the fee
+# in KRW, added to a bid's KRW amount and taken from an ask's proceeds (docs/live.md, "Fee conventions").
+EXCHANGE_FEE_CONVENTIONS = {"upbit": KRW_ON_TOP}
 
 _STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
            "cancelled": OrderStatus.CANCELLED, "expired": OrderStatus.CANCELLED, "rejected": OrderStatus.REJECTED}
@@ -64,8 +73,7 @@ class CcxtBroker:
     Args:
         exchange: a ccxt exchange with ``apiKey``/``secret`` set.
         market: the exchange's symbol, e.g. ``USDT/KRW``.
-        fee_rate: taker fee, used to leave room for the fee on buys.
-        min_order_krw: orders below this notional are refused before sending.
+        rules: the run's execution rules (fee convention, minimum order: those the simulator fills with).
         retries: sends retried after a rate limit or a network error (asking first).
         sleep: how to wait between retries (tests pass a no-op).
     """
@@ -73,13 +81,12 @@ class CcxtBroker:
     name = "ccxt"
     is_paper = False
 
-    def __init__(self, exchange: ccxt.Exchange, market: str = "USDT/KRW", *, fee_rate: float = 0.0005,
-                 min_order_krw: float = 5000.0, retries: int = 4, backoff_s: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, exchange: ccxt.Exchange, market: str = "USDT/KRW", *, rules: ExecutionRules,
+                 retries: int = 4, backoff_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.exchange = exchange
         self.market = market
-        self.fee_rate = float(fee_rate)
-        self.min_order_krw = float(min_order_krw)
+        self.rules = rules
+        self.min_order_krw = float(rules.min_order_krw)
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
         self.sleep = sleep
@@ -96,11 +103,22 @@ class CcxtBroker:
         exchange_keys(live.ccxt.api_key_env, live.ccxt.secret_env)
 
     @classmethod
+    def check_rules(cls, live: LiveConfig, rules: ExecutionRules) -> None:
+        """Refuse execution rules that cannot be the exchange's (before any network call)."""
+        convention = EXCHANGE_FEE_CONVENTIONS.get(live.ccxt.exchange)
+        if convention is not None and rules.fee_convention != convention:
+            raise UserError(f"{live.ccxt.exchange} charges fees as env.fee_convention={convention}, but the run's "
+                            "rules "
+                            f"say {rules.fee_convention}: use env={live.ccxt.exchange} (or "
+                            f"env.fee_convention={convention}) so the simulator fills as the exchange does")
+
+    @classmethod
     def from_config(cls, live: LiveConfig, rules: ExecutionRules, state_dir: Path | None = None,
                     initial_krw: float | None = None,
                     exchange_factory: Callable[..., ccxt.Exchange] | None = None) -> CcxtBroker:
         """A keyed exchange for ``live.ccxt`` (after :meth:`check_config`); the account is the exchange's."""
         cls.check_config(live)
+        cls.check_rules(live, rules)
         opts = live.ccxt
         key, secret = exchange_keys(opts.api_key_env, opts.secret_env)
         settings = {"apiKey": key, "secret": secret, "timeout": int(opts.timeout_ms)}
@@ -113,7 +131,7 @@ class CcxtBroker:
             except ccxt.NotSupported:
                 raise UserError(f"{opts.exchange} has no sandbox/testnet in ccxt; drop live.sandbox=true or use an "
                                 "exchange that has one (e.g. binance)") from None
-        return cls(exchange, opts.market, fee_rate=rules.fee_rate, min_order_krw=rules.min_order_krw or 5000.0)
+        return cls(exchange, opts.market, rules=rules)
 
     # ------------------------------------------------------------------ helpers
     def scrub(self, text: str) -> str:
@@ -138,8 +156,8 @@ class CcxtBroker:
     def submit(self, order: OrderIntent) -> OrderReport:
         """Send a market order; after a network error or a 429, ask for the id before sending again."""
         cid = order.client_order_id
-        if order.side == "buy":
-            cost = math.floor(order.cost_krw / (1.0 + self.fee_rate))
+        if order.side == "buy":  # the KRW amount the rules sized (whole KRW, never more than sized)
+            cost = math.floor(order.cost_krw)
             size_krw, args = cost, (None, None, {"clientOrderId": cid, "cost": cost})
         else:
             amount = float(self.exchange.amount_to_precision(self.market, order.amount_usdt))
@@ -196,15 +214,28 @@ class CcxtBroker:
         trades = list(order.get("trades") or [])
         fee_total = float((order.get("fee") or {}).get("cost") or 0.0)
         cost_total = sum(float(t.get("cost") or 0.0) for t in trades)
+        base, quote = self.market.split("/")
+        order_fee_currency = (order.get("fee") or {}).get("currency") or quote
+        buy = order.get("side") == "buy"
         fills = []
         for i, t in enumerate(trades):
-            amount, cost = float(t["amount"]), float(t.get("cost") or float(t["amount"]) * float(t["price"]))
+            amount, price = float(t["amount"]), float(t["price"])
+            cost = float(t.get("cost") or amount * price)
             fee = t.get("fee") or {}
-            fee_krw = float(fee["cost"]) if fee.get("cost") is not None else (
+            currency = fee.get("currency") or order_fee_currency
+            fee_cost = float(fee["cost"]) if fee.get("cost") is not None else (
                 fee_total * cost / cost_total if cost_total else 0.0)
-            buy = order.get("side") == "buy"
-            fills.append(FillReport(cid, str(t.get("id") or i), usdt_delta=amount if buy else -amount,
-                                    krw_delta=-(cost + fee_krw) if buy else cost - fee_krw, price=float(t["price"]),
+            if currency == base:  # the fee came out of the USDT (bought or sold)
+                fee_krw, usdt_fee, krw_fee = fee_cost * price, fee_cost, 0.0
+            else:  # charged in KRW: on top of a buy, out of a sell's proceeds
+                fee_krw, usdt_fee, krw_fee = fee_cost, 0.0, fee_cost
+            if buy and fee_cost and (currency == quote) != (self.rules.fee_convention == KRW_ON_TOP):
+                log.error("order %s: the exchange charged the buy's fee in %s but env.fee_convention=%s: the simulator "
+                          "and the exchange disagree; set env.fee_convention to the exchange's", cid, currency,
+                          self.rules.fee_convention)
+            fills.append(FillReport(cid, str(t.get("id") or i),
+                                    usdt_delta=amount - usdt_fee if buy else -(amount + usdt_fee),
+                                    krw_delta=-(cost + krw_fee) if buy else cost - krw_fee, price=price,
                                     fee_krw=fee_krw))
         if status is OrderStatus.FILLED and not fills and float(order.get("filled") or 0.0) > 0:
             status = OrderStatus.OPEN  # closed but trades not listed yet: ask again on the next bar

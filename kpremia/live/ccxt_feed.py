@@ -51,6 +51,8 @@ class CcxtFeed:
         bar: the candle size (the checkpoint's bar size; fetched as the ccxt timeframe of that size).
     """
 
+    replays = False
+
     def __init__(self, exchange: ccxt.Exchange, symbol: str, fx: pd.Series, *, warmup: int,
                  refresh_interval: float = 60.0, max_staleness: pd.Timedelta = pd.Timedelta(days=5),
                  retry: RetryPolicy | None = None, clock: Callable[[], float] = time.time,
@@ -67,6 +69,7 @@ class CcxtFeed:
         self.clock, self.sleep = clock, sleep
         self.max_polls = max_polls
         self.page_size = resolve_page_size(exchange, None)
+        self._history: pd.DataFrame | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
@@ -103,7 +106,15 @@ class CcxtFeed:
         frame, _ = assemble_frame(candles, self.fx, max_staleness=self.max_staleness, bar=self.bar)
         return frame
 
+    def connect(self) -> None:
+        """Fetch the warm-up history now, before the runner writes anything (no network: FetchFailed)."""
+        self._history = self._fetch_history()
+
     def history(self) -> pd.DataFrame:
+        """The warm-up history before the first bar: the one :meth:`connect` fetched at start (else fetched now)."""
+        return self._history if self._history is not None else self._fetch_history()
+
+    def _fetch_history(self) -> pd.DataFrame:
         end = self._closed_end_ms()
         return self._frame(end - self.warmup * self._bar_ms, end)
 

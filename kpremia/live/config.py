@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kpremia.algos.config import AlgoConfig
+from kpremia.errors import UserError
 from kpremia.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
 from kpremia.live.online_ppo import OnlineLearnConfig
 
@@ -158,6 +159,8 @@ class ApiConfig(ConfigPart):
     host: str = knob("127.0.0.1")  # any other bind refuses to start without a token in token_env
     port: int = knob(8765, ("a TCP port (0-65535)", lambda v: 0 <= v < 65536))
     token_env: str = knob("KPREMIA_API_TOKEN")
+    max_connections: int = knob(64, at_least(1))  # open connections (and requests) at once; beyond: 503 at once
+    save_every_s: float = knob(10.0, at_least(0))  # /save at most once per this many seconds (429 in between)
 
     def token(self) -> str | None:
         """The bearer token from the environment variable ``token_env`` (None when unset)."""
@@ -165,7 +168,7 @@ class ApiConfig(ConfigPart):
         return value or None
 
 
-DEFAULT_CALLBACKS = {"risk": {}, "logging": {"every_bars": 96}, "metrics": {}, "checkpoints": {"every_bars": 96},
+DEFAULT_CALLBACKS = {"logging": {"every_bars": 96}, "metrics": {}, "checkpoints": {"every_bars": 96},
                      "model": {}, "alerts": None}
 
 
@@ -198,6 +201,13 @@ class LiveConfig(ConfigPart):
     rollback: str | None = knob(None)  # a model version to trade from on this start, e.g. v1_0_3
     # Callbacks in call order: name -> options (null switches one off; {} on with its defaults).
     callbacks: dict[str, Any] = knob(DEFAULT_CALLBACKS)
+
+    def check_together(self) -> None:
+        """The risk engine is not a callback: ``live.callbacks.risk`` cannot switch it off."""
+        super().check_together()
+        if "risk" in self.callbacks:
+            raise UserError("the risk engine is always on and is not a callback: remove live.callbacks.risk; its "
+                            "limits are live.risk.* (all off by default on paper)")
 
     def callback_on(self, name: str) -> bool:
         """Whether callback ``name`` is switched on in ``live.callbacks``."""

@@ -8,6 +8,7 @@ restart continues from the first bar without a decision row.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -26,17 +27,25 @@ if TYPE_CHECKING:
     from kpremia.live.config import LiveConfig
 
 
+log = logging.getLogger(__name__)
+
+
 @runtime_checkable
 class Feed(Protocol):
     """The feed interface of the live runner (``LIVE_FEEDS`` registry)."""
 
     bar: pd.Timedelta  # the size of the bars it gives
+    replays: bool  # True: bars of recorded data, so the session's clock is the last bar's time, not the wall clock
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
                     bar: pd.Timedelta | None = None) -> Feed:
         """The feed the run config asks for (``cfg``: its ``data`` node and the rest; ``live``: typed), giving
         bars of size ``bar`` (the checkpoint's; None: the data's own)."""
+
+    def connect(self) -> None:
+        """Reach the data source before anything is written (a feed over the network fetches its warm-up
+        history here); a source that cannot be reached raises :class:`~kpremia.data.exchange.FetchFailed`."""
 
     def history(self) -> pd.DataFrame:
         """MarketFrame rows before the first live bar (for the observation builder's warm-up)."""
@@ -74,6 +83,8 @@ class ReplayFeed:
         bar: the frame's bar size (15 minutes by default).
     """
 
+    replays = True
+
     def __init__(self, frame: pd.DataFrame, start: Any = None, end: Any = None, speed: float = 0.0,
                  warmup: int = 0, bar: pd.Timedelta = BAR) -> None:
         self.frame = frame
@@ -106,12 +117,23 @@ class ReplayFeed:
                             f"(data.timeframe={timeframe_label(bar)})")
         bar = data_bar
         start, end = replay.start, replay.end
-        if start is None and end is None and replay.split != "all":
+        if start is None and replay.split != "all":  # end alone: from the split's start, never the training data
             from kpremia.data.splits import split_from_config
 
             bounds = split_from_config(frame, cfg["data"].get("split") or {}, require=(replay.split,))
             lo, hi = bounds[replay.split]
-            start, end = frame.index[lo], frame.index[hi - 1]
+            start = frame.index[lo]
+            if end is None:
+                end = frame.index[hi - 1]
+            else:
+                end_ts = pd.Timestamp(end)
+                if (end_ts.tz_localize("UTC") if end_ts.tzinfo is None else end_ts) < start:
+                    raise UserError(f"live.replay.end={end} is before the {replay.split} split, which starts at {start}: "
+                                    "set live.replay.start as well (or live.replay.split=all to replay from the first "
+                                    "bar)")
+                log.warning("live.replay.end=%s without live.replay.start: replaying from the start of the %s split "
+                            "(%s), not from the first bar of the data; set live.replay.start to choose", end,
+                            replay.split, start)
         return cls(frame, start=start, end=end, speed=replay.speed,
                    warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
 
@@ -122,6 +144,9 @@ class ReplayFeed:
     @property
     def last_time(self) -> pd.Timestamp:
         return self.frame.index[self.end - 1]
+
+    def connect(self) -> None:
+        """Nothing to reach: the frame is in memory."""
 
     def history(self) -> pd.DataFrame:
         return self.frame.iloc[max(0, self.start - self.warmup):self.start]

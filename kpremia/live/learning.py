@@ -60,6 +60,7 @@ from kpremia.live.host import ModelHost
 from kpremia.live.online_ppo import Transition, UpdateResult
 from kpremia.live.policy import CheckpointPolicy
 from kpremia.live.status import StatusSource
+from kpremia.live.types import RiskState
 from kpremia.live.versions import VersionStore, parse_version
 from kpremia.registry import LIVE_CALLBACKS
 from kpremia.spec import ACCOUNT, account_of
@@ -147,7 +148,8 @@ class ModelCallback(LiveCallback):
                               keep_versions=self.learn_cfg.keep_versions, trading=policy,
                               begin=False)  # after every refusal of this start: on_start
         if self.api_on:
-            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token), self.api_cfg)
+            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token, alarm=runner.storage,
+                                               save_every_s=self.api_cfg.save_every_s), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
         # Every refusal of this start has been made by now (the risk callback's come first; the rollback
@@ -209,7 +211,7 @@ class ModelCallback(LiveCallback):
             self._judge(runner, bar, equity)
         if decision.action is None:  # between two decisions: the pending one keeps collecting its reward
             return
-        recordable = state.risk_state.value != "HALTED" and decision.reason == "policy"
+        recordable = state.risk_state is not RiskState.HALTED and decision.reason == "policy"
         if self._pending is not None:
             p = self._pending
             host.add_transition(Transition(p["obs"], p["action"], p["logprob"], p["reward"], obs, False,

@@ -67,6 +67,10 @@ class PaperBroker:
         """Nothing to refuse: paper trading moves no money."""
 
     @classmethod
+    def check_rules(cls, live: LiveConfig, rules: ExecutionRules) -> None:
+        """Any rules: the paper exchange fills by the rules it is given."""
+
+    @classmethod
     def from_config(cls, live: LiveConfig, rules: ExecutionRules, state_dir: Path, initial_krw: float) -> PaperBroker:
         """The paper exchange at ``live.paper.path`` (default ``<state_dir>/paper_exchange.sqlite``)."""
         return cls(live.paper.path or Path(state_dir) / "paper_exchange.sqlite", initial_krw=initial_krw, rules=rules)

@@ -35,7 +35,6 @@ their last committed state.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -45,11 +44,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from kpremia.errors import UserError
 from kpremia.config import default_of
 from kpremia.live.config import JournalConfig, LiveConfig
+from kpremia.live.storage import storage_error_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 JOURNAL_TABLES = frozenset({"meta", "decisions", "orders", "fills", "risk_events", "state", "adjustments"})
@@ -257,6 +256,18 @@ def check_paper_book(path: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
 
+def read_meta(journal: Path, key: str) -> str | None:
+    """A ``meta`` value of a journal, read without creating or changing a file (None: no journal, no run yet)."""
+    if not journal.is_file() or not journal.stat().st_size:
+        return None
+    try:
+        with _read_only(journal) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
 @contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection that creates nothing: without a ``-wal`` file (a clean close) the file is opened
@@ -275,22 +286,17 @@ def _has_wal(path: Path) -> bool:
     return wal.is_file() and wal.stat().st_size > 0
 
 
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
-_SQLITE_STORAGE = ("disk is full", "readonly database", "unable to open database file", "disk i/o error")
-
-
 @contextmanager
 def storage_errors(where: str | os.PathLike | None) -> Iterator[None]:
-    """Full disk, read-only files and refused permissions as one line naming the file (or ``where``)."""
+    """Full disk, read-only files and refused permissions at start as one line naming the file (or ``where``).
+
+    Once bars were processed, the runner raises :class:`~kpremia.errors.StorageFailed` (exit 4) itself.
+    """
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        if not any(s in str(exc).lower() for s in _SQLITE_STORAGE):
+    except (sqlite3.OperationalError, OSError) as exc:
+        text = storage_error_text(exc)
+        if text is None:
             raise
-        raise UserError(f"cannot write {where} (SQLite: {exc}): free space on that disk or make it writable, then "
-                        "start again; the journal keeps its last committed state") from None
-    except OSError as exc:
-        if exc.errno not in _STORAGE_ERRNOS:
-            raise
-        raise UserError(f"cannot write {exc.filename or where} ({exc.strerror}): free space on that disk or make it "
-                        "writable, then start again; the journal keeps its last committed state") from None
+        raise UserError(f"cannot write {where} ({text}): free space on that disk or make it writable, then start "
+                        "again; the journal keeps its last committed state") from None

@@ -5,7 +5,8 @@ The loop (per closed bar)::
     broker.observe(bar)                 # paper: open orders fill at this bar's open
     book fills of unfinished orders     # journal commit per order (fills + new cash/position)
     features <- bar; on_bar             # the observation builder, the checkpoint's normaliser
-    act -> decision; on_decision        # callbacks (risk) may block it
+    act -> decision; on_decision        # callbacks may block it
+    risk.check(decision)                # the risk engine: every order, after every callback
     journal the decision + intent       # ONE commit, before anything is sent
     send the order (client order id)    # at most one per decision
     journal the broker's answer; on_order / on_fill / on_bar_end
@@ -16,6 +17,11 @@ start :meth:`LiveRunner.reconcile` asks the broker about every order the
 journal has not seen finish.  An unsent intent is sent (same client order id)
 only if the broker has never seen it and its fill is still ahead; a state the
 journal and the broker cannot both explain puts the runner in HALTED.
+
+The risk engine (:class:`~kpremia.live.risk.RiskEngine`, :attr:`LiveRunner.risk`) is
+part of the loop, not a callback: it checks every decision's order after the
+callbacks, gates every send (resends included), and is the only code that changes
+the risk state.
 
 Everything a restart needs is in one place: :attr:`LiveRunner.state` (cash,
 position, step, risk state; see :class:`~kpremia.live.state.LiveState`) and
@@ -39,15 +45,17 @@ import torch
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs import execution
 from kpremia.envs.execution import ExecutionRules
-from kpremia.errors import UserError
+from kpremia.errors import StorageFailed, UserError
 from kpremia.live.broker import Broker, BrokerError
 from kpremia.live.callback import LiveCallback
 from kpremia.live.feeds import Feed
 from kpremia.live.journal import Journal
 from kpremia.live.policy import LivePolicy
+from kpremia.live.risk import RiskEngine
 from kpremia.live.sealed import read_snapshot, seal
 from kpremia.live.state import LiveState
-from kpremia.live.types import Bar, Decision, FillReport, OrderIntent, OrderReport, OrderStatus, RiskState
+from kpremia.live.storage import StorageAlarm, classify
+from kpremia.live.types import Bar, Decision, FillReport, OrderIntent, OrderReport, OrderStatus
 from kpremia.spec import ACCOUNT, account_of
 
 log = logging.getLogger(__name__)
@@ -88,6 +96,7 @@ class LiveRunner:
         journal: the SQLite journal of this ``state_dir``.
         builder: observation builder with the policy's windows and normaliser.
         callbacks: :class:`LiveCallback` instances, called in this order.
+        risk: the risk engine (always on; the default has no limits but still holds HALTED and REDUCING).
         initial_state: the state of a new run (ignored when the journal has one).
         rules: the run's :class:`ExecutionRules` (sizing orders, the challenger's paper fills).
         max_bars: stop after this many bars in this session (None: until the feed ends).
@@ -97,12 +106,14 @@ class LiveRunner:
 
     def __init__(self, *, feed: Feed, broker: Broker, policy: LivePolicy, journal: Journal,
                  builder: ObservationBuilder, callbacks: Sequence[LiveCallback] = (), initial_state: LiveState,
+                 risk: RiskEngine | None = None,
                  rules: ExecutionRules = ExecutionRules(),
                  max_bars: int | None = None, resend_intents: bool = True,
                  reconcile_tolerance: tuple[float, float] = (0.0, 0.0), fingerprint: str = "",
                  config: dict[str, Any] | None = None) -> None:
         self.feed, self.broker, self.policy, self.journal, self.builder = feed, broker, policy, journal, builder
         self.callbacks = list(callbacks)
+        self.risk = risk or RiskEngine()
         self.state = initial_state
         self.rules = rules
         self.max_bars = None if max_bars is None else int(max_bars)
@@ -117,6 +128,9 @@ class LiveRunner:
         self._session_journaled = False
         self._pending_events: list[dict[str, Any]] = []
         self._unfinished: set[str] = set()
+        self.storage = StorageAlarm()  # tripped by the first storage failure (the runner's or the control API's)
+        self.stop_signal: int | None = None  # the signal that asked for a clean stop (SIGINT, SIGTERM)
+        self.in_bar = False  # inside process_bar: a stop waits for the bar to be finished
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> LiveState:
@@ -133,27 +147,56 @@ class LiveRunner:
         try:
             self.resume()
             report = self.reconcile()
+            self.risk.on_reconcile(self, report)
             for cb in self.callbacks:
                 cb.on_reconcile(self, report)
+            self.risk.on_start(self)
             for cb in self.callbacks:
                 cb.on_start(self)
-            self._flush_events()  # the start is accepted: what reconcile found is journaled now
+            self.flush_events()  # the start is accepted: what reconcile found is journaled now
             for bar in self.feed.bars(after=self.state.last_bar_time):
                 self.process_bar(bar)
                 if self.should_stop or (self.max_bars is not None and self.bars_this_session >= self.max_bars):
                     break
         except BaseException as exc:
+            failure = self._storage_failure(exc)
             for cb in self.callbacks:
                 cb.on_error(self, exc)
+            if failure is not None:
+                raise failure from None
             raise
         finally:
-            for cb in self.callbacks:
-                cb.on_stop(self)
+            self._quietly_if_storage_failed(lambda: [cb.on_stop(self) for cb in self.callbacks])
             self.broker.close()
-            self.journal.close()
+            self._quietly_if_storage_failed(self.journal.close)
             for cb in self.callbacks:
                 cb.teardown(self)
         return self.state
+
+    def _storage_failure(self, exc: BaseException) -> StorageFailed | None:
+        """Trip the storage alarm on a storage error; the exit-4 error once bars were processed (else a start fault)."""
+        if isinstance(exc, StorageFailed):
+            return None
+        text = classify(exc, self.journal.path.parent)
+        if text is None:
+            return None
+        self.storage.trip(text)
+        return self.storage_failed() if self.bars_this_session else None
+
+    def storage_failed(self) -> StorageFailed:
+        """The one line for a storage failure while running (exit code 4)."""
+        return StorageFailed(f"storage failed while running: cannot write in {self.journal.path.parent} "
+                             f"({self.storage.message}): free space on that disk or make it writable, then start "
+                             "again with the same live.state_dir; the journal keeps its last commit")
+
+    def _quietly_if_storage_failed(self, fn: Any) -> None:
+        """Run a stop step; after a storage failure its own write errors are logged, not raised over the cause."""
+        try:
+            fn()
+        except Exception as exc:
+            if not self.storage.tripped:
+                raise
+            log.warning("after the storage failure, a stop step failed too: %s", exc)
 
     def resume(self) -> None:
         """Load state and snapshot from the journal, or start a new run (and warm the features up)."""
@@ -185,11 +228,12 @@ class LiveRunner:
     def state_dict(self) -> dict[str, Any]:
         """Observation builder, policy and callback states (the account is in :attr:`state`)."""
         return {"builder": self.builder.state_dict(), "policy": self.policy.state_dict(),
-                "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks}}
+                "risk": self.risk.state_dict(), "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks}}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         self.builder.load_state_dict(sd["builder"])
         self.policy.load_state_dict(sd.get("policy", {}))
+        self.risk.load_state_dict(sd.get("risk", {}))
         states = sd.get("callbacks", {})
         for cb in self.callbacks:
             if cb.state_key in states:
@@ -250,7 +294,7 @@ class LiveRunner:
         if report.problems:
             for problem in report.problems:
                 log.error("reconcile: %s", problem)
-            self.set_risk_state(RiskState.HALTED, "reconcile", "; ".join(report.problems))  # journaled by run()
+            self.risk.halt(self, "reconcile", "; ".join(report.problems))  # journaled by run() once the start is accepted
         else:
             log.info("reconcile: %d order(s) checked, %d resent, %d expired, %d new fill(s); books agree",
                      len(report.checked), len(report.resent), len(report.expired), report.new_fills)
@@ -259,9 +303,18 @@ class LiveRunner:
     # ------------------------------------------------------------------ one bar
     def process_bar(self, bar: Bar) -> Decision | None:
         """Handle one closed bar: fills, features, decision, intent, order (None: a bar already decided)."""
+        if self.storage.tripped:  # the control API's write failed: stop before this bar, the journal is intact
+            raise self.storage_failed()
         if self.state.last_bar_time is not None and bar.time <= self.state.last_bar_time:
             log.warning("bar %s was already decided (last: %s); skipped", bar.time, self.state.last_bar_time)
             return None
+        self.in_bar = True
+        try:
+            return self._process_bar(bar)
+        finally:
+            self.in_bar = False
+
+    def _process_bar(self, bar: Bar) -> Decision:
         self.broker.observe(bar)
         self.sync_orders()
         t0 = time.perf_counter()
@@ -274,6 +327,7 @@ class LiveRunner:
         if state.day != day:
             state.day, state.day_start_equity_krw = day, state.equity(bar.close)
         self.bars_this_session += 1
+        self.risk.on_bar(self, bar)
         for cb in self.callbacks:
             cb.on_bar(self, bar)
         decision = self.decide(bar, obs)
@@ -284,8 +338,7 @@ class LiveRunner:
                 decision.reason = f"{decision.reason}; nothing to trade"
         for cb in self.callbacks:
             cb.on_decision(self, decision)
-        if decision.order is not None and state.risk_state is RiskState.HALTED:
-            decision.block("halted")
+        self.risk.check(self, decision)
         if decision.order is not None and not self.feed.can_still_send(bar.time):
             decision.block("catch-up: the bar closed too long ago to trade on")
         events = self._take_events()
@@ -339,23 +392,23 @@ class LiveRunner:
 
     def make_order(self, decision: Decision) -> OrderIntent | None:
         """The order for a target weight, sized at the close; None when there is nothing to trade."""
-        state, bar = self.state, decision.bar
-        # the fill at the next open, not the close, decides on the minimum order
-        fill = execution.rebalance_one(state.cash_krw, state.position_usdt, decision.target_weight, bar.close,
-                                       self.rules.without_min_order())
-        if not bool(fill.traded[0]):
-            return None
-        usdt_delta = float(fill.usdt[0]) - state.position_usdt
-        side = "buy" if usdt_delta > 0 else "sell"
-        return OrderIntent(
-            client_order_id=client_order_id(state.run_id, bar.time, state.symbol, side), bar_time=bar.time,
-            symbol=state.symbol, side=side, target_weight=float(decision.target_weight),
-            amount_usdt=abs(usdt_delta), cost_krw=float(fill.notional_krw[0]) if side == "buy" else 0.0,
-            ref_price=bar.close)
+        return size_order(self.state, float(decision.target_weight), decision.bar, self.rules)
 
     # ------------------------------------------------------------------ orders
     def _send(self, order: OrderIntent) -> None:
-        """Send once; on an unknown outcome ask the broker for the client order id (never resend blindly)."""
+        """Send once (if the risk engine lets it); on an unknown outcome ask the broker (never resend blindly)."""
+        refused = self.risk.gate(self, order)
+        if refused is not None:
+            log.warning("order %s not sent: %s", order.client_order_id, refused)
+            self.record_event({"step": self.state.step, "bar_time": order.bar_time, "kind": "gate",
+                               "state_before": self.state.risk_state.value,
+                               "state_after": self.state.risk_state.value, "reason": f"order not sent: {refused}"})
+            events = self._take_events()
+            self.journal.update_order(order.client_order_id, OrderStatus.REJECTED,
+                                      error=f"refused by the risk engine: {refused}", state=self.state, events=events)
+            self._notify_events(events)
+            self._unfinished.discard(order.client_order_id)
+            return
         try:
             report = self.broker.submit(order)
         except BrokerError as exc:
@@ -405,8 +458,7 @@ class LiveRunner:
         total = sum(abs(f.usdt_delta) for f in report.fills)
         limit = float(row["amount_usdt"]) if row is not None else math.inf
         if row is not None and self.rules_cap_fills(row) and total > limit * (1 + 1e-9) + 1e-12:
-            self.set_risk_state(RiskState.HALTED, "overfill",
-                                f"order {cid} filled {total} USDT, more than its {limit} USDT")
+            self.risk.halt(self, "overfill", f"order {cid} filled {total} USDT, more than its {limit} USDT")
         status = report.status
         if status is OrderStatus.INTENT:  # a broker never reports an intent; treat as accepted
             status = OrderStatus.OPEN
@@ -420,6 +472,7 @@ class LiveRunner:
         if status.final:
             self._unfinished.discard(cid)
         for fill in new:
+            self.risk.on_fill(self, cid, fill)
             for cb in self.callbacks:
                 cb.on_fill(self, cid, fill)
         return len(new)
@@ -428,21 +481,10 @@ class LiveRunner:
         """Whether the order's ``amount_usdt`` bounds its fills (exchange orders; paper fills track the target)."""
         return not self.broker.is_paper and row["side"] == "sell"
 
-    # ------------------------------------------------------------------ risk state
-    def set_risk_state(self, new: RiskState, kind: str, reason: str) -> None:
-        """Move to risk state ``new`` (journaled with the next commit, then ``on_risk_event``)."""
-        old = self.state.risk_state
-        self.state.risk_state = new
-        log.warning("risk %s -> %s (%s): %s", old.value, new.value, kind, reason)
-        self._pending_events.append({"step": self.state.step, "bar_time": self.state.last_bar_time, "kind": kind,
-                                     "state_before": old.value, "state_after": new.value, "reason": reason})
-
-    def reject(self, decision: Decision, kind: str, reason: str) -> None:
-        """Block ``decision`` and journal why (a risk event without a state change)."""
-        decision.block(f"{kind}: {reason}")
-        self._pending_events.append({"step": self.state.step, "bar_time": decision.bar.time, "kind": kind,
-                                     "state_before": self.state.risk_state.value,
-                                     "state_after": self.state.risk_state.value, "reason": reason})
+    # ------------------------------------------------------------------ risk events
+    def record_event(self, event: dict[str, Any]) -> None:
+        """Queue a risk event (the risk engine's) for the next journal commit."""
+        self._pending_events.append(event)
 
     def _take_events(self) -> list[dict[str, Any]]:
         events, self._pending_events = self._pending_events, []
@@ -453,11 +495,32 @@ class LiveRunner:
             for cb in self.callbacks:
                 cb.on_risk_event(self, event)
 
-    def _flush_events(self) -> None:
+    def flush_events(self) -> None:
+        """Journal the queued risk events now (outside a bar: once the start is accepted, its reconcile and a cleared halt)."""
         events = self._take_events()
         if events:
             self.journal.record_events(events, self.state)
             self._notify_events(events)
+
+
+def size_order(state: LiveState, target_weight: float, bar: Bar, rules: ExecutionRules) -> OrderIntent | None:
+    """The order that trades ``state`` to ``target_weight``, sized at ``bar``'s close by the run's rules.
+
+    A buy's ``cost_krw`` is the fill's notional: the KRW amount an exchange is asked to spend (with
+    ``fee_convention=krw_on_top`` the fee comes on top of it and still fits the cash).  The fill at the
+    next open, not the close, decides on the minimum order.  None when there is nothing to trade.
+    """
+    fill = execution.rebalance_one(state.cash_krw, state.position_usdt, target_weight, bar.close,
+                                   rules.without_min_order())
+    if not bool(fill.traded[0]):
+        return None
+    usdt_delta = float(fill.usdt[0]) - state.position_usdt
+    side = "buy" if usdt_delta > 0 else "sell"
+    return OrderIntent(
+        client_order_id=client_order_id(state.run_id, bar.time, state.symbol, side), bar_time=bar.time,
+        symbol=state.symbol, side=side, target_weight=float(target_weight),
+        amount_usdt=abs(usdt_delta), cost_krw=float(fill.notional_krw[0]) if side == "buy" else 0.0,
+        ref_price=bar.close)
 
 
 def _intent_from_row(row: Any) -> OrderIntent:
@@ -471,4 +534,4 @@ def _close(a: float, b: float, rel: float) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
-__all__ = ["LiveRunner", "ReconcileReport", "client_order_id", "FillReport"]
+__all__ = ["LiveRunner", "ReconcileReport", "client_order_id", "size_order", "FillReport"]

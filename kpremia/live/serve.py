@@ -49,7 +49,8 @@ def serve(cfg: dict[str, Any]) -> None:
         read_only = (f"{state_dir} belongs to a live session: serve shows it read-only; control that session with "
                      "live.api.enabled=true")
     host = build_host(str(ckpt), state_dir, live.learn, cfg.get("eval"))
-    server = ApiServer(create_app(host, StatusSource(state_dir), token, read_only=read_only), api)
+    server = ApiServer(create_app(host, StatusSource(state_dir), token, read_only=read_only,
+                                  save_every_s=api.save_every_s), api)
     print(f"kpremia control API on http://{api.host}:{api.port}/ (model {host.version}, state {state_dir}"
           f"{', token required' if token else ''})", flush=True)
     try:

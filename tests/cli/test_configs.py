@@ -80,6 +80,7 @@ def test_reference_defaults(compose_cfg):
 def test_upbit_preset(compose_cfg):
     env = compose_cfg("env=upbit")["env"]
     assert (env["fee_rate"], env["tick_size_krw"], env["min_order_krw"]) == (0.0005, 0.5, 5000.0)
+    assert env["fee_convention"] == "krw_on_top"  # Upbit charges a bid's fee in KRW, on top of its amount
 
 
 def test_the_repository_configs_link_is_the_package_tree() -> None:

@@ -139,3 +139,54 @@ def test_rebalance_pays_the_half_spread_once_per_fill() -> None:
     assert sell.krw.item() == pytest.approx(1_000_000.0 * 1399.75 / 1400.25, rel=1e-14)
     hold = rebalance(buy.krw, buy.usdt, t(float("nan")), t(1400.0), ExecutionRules(fee_rate=0.0, spread_krw=0.5))
     assert not hold.traded.item() and hold.usdt.item() == buy.usdt.item()  # no order, no spread
+
+
+# ------------------------------------------------------------------ fee conventions
+UPBIT = ExecutionRules(fee_rate=0.0005, fee_convention="krw_on_top", spread_krw=0.0)
+
+
+def test_krw_on_top_buy_matches_upbits_documented_order() -> None:
+    """Upbit's bid of 0.00008 BTC at 100,000,000 KRW locks 8,004 KRW: 8,000 for the coins, 4 of fee on top.
+
+    (The order sample in ccxt's upbit.py ``parse_order``: ``locked 8004``, ``reserved_fee 4``.)
+    """
+    buy = rebalance(t(8004.0), t(0.0), t(1.0), t(100_000_000.0), UPBIT)
+    assert buy.notional_krw.item() == pytest.approx(8000.0, rel=1e-15)
+    assert buy.fee_krw.item() == pytest.approx(4.0, rel=1e-12)
+    assert buy.usdt.item() == pytest.approx(0.00008, rel=1e-12)  # the whole notional buys coins: no fee taken from them
+    assert buy.krw.tolist() == [0.0]
+
+
+def test_krw_on_top_partial_buy_costs_units_times_price_plus_fee() -> None:
+    buy = rebalance(t(1_000_000.0), t(0.0), t(0.5), t(1400.0), UPBIT)
+    units = 500_000.0 / 1400.0  # target units at the reference price
+    assert buy.usdt.item() == pytest.approx(units, rel=1e-15)
+    assert buy.notional_krw.item() == pytest.approx(500_000.0, rel=1e-15)
+    assert buy.krw.item() == pytest.approx(1_000_000.0 - 500_000.0 * 1.0005, rel=1e-15)
+    # from_received reaches the same units by spending notional / (1 - fee): a different KRW amount
+    other = rebalance(t(1_000_000.0), t(0.0), t(0.5), t(1400.0), ExecutionRules(fee_rate=0.0005, spread_krw=0.0))
+    assert other.usdt.item() == pytest.approx(units, rel=1e-15)
+    assert other.krw.item() == pytest.approx(1_000_000.0 - 500_000.0 / 0.9995, rel=1e-15)
+
+
+def test_sells_are_the_same_in_both_conventions_as_upbits_documented_ask() -> None:
+    """Upbit's ask of 5.377594 USDT at 1,375: funds 7,394.19175 KRW, paid_fee 3.697095875 KRW (ccxt's sample)."""
+    for rules in (UPBIT, ExecutionRules(fee_rate=0.0005, spread_krw=0.0)):
+        sell = rebalance(t(0.0), t(5.377594), t(0.0), t(1375.0), rules)
+        assert sell.notional_krw.item() == pytest.approx(7394.19175, rel=1e-14)
+        assert sell.fee_krw.item() == pytest.approx(3.697095875, rel=1e-12)
+        assert sell.krw.item() == pytest.approx(7394.19175 - 3.697095875, rel=1e-14)
+
+
+def test_krw_on_top_minimum_order_is_on_the_amount_before_the_fee() -> None:
+    rules = ExecutionRules(fee_rate=0.0005, fee_convention="krw_on_top", spread_krw=0.0, min_order_krw=5000.0)
+    # 5,002 KRW of cash all-in: 4,999.50 KRW of coins + 2.50 fee: under Upbit's 5,000 KRW minimum
+    assert rebalance(t(5002.0), t(0.0), t(1.0), t(1400.0), rules).traded.tolist() == [False]
+    assert rebalance(t(5003.0), t(0.0), t(1.0), t(1400.0), rules).traded.tolist() == [True]
+
+
+def test_unknown_fee_convention_is_one_line() -> None:
+    from kpremia.errors import UserError
+
+    with pytest.raises(UserError, match="from_received or krw_on_top"):
+        ExecutionRules(fee_convention="on_top")

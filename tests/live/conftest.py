@@ -116,17 +116,17 @@ def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float 
     from kpremia.live.journal import Journal
     from kpremia.live.paper import PaperBroker
     from kpremia.live.policy import PremiumThresholdRule
-    from kpremia.live.risk import RiskManager
+    from kpremia.live.risk import RiskEngine
     from kpremia.live.runner import LiveRunner
     from kpremia.live.state import LiveState
 
     rules = rules or ExecutionRules(fee_rate=0.0005, spread_krw=0.0)
     rule = PremiumThresholdRule(buy_threshold=buy, sell_threshold=sell)
-    cbs = [RiskManager(RiskConfig(**{"kill_switch": None, **(risk or {})}), state_dir=state_dir)] + list(callbacks or [])
     return LiveRunner(feed=ReplayFeed(frame, start=frame.index[0]),
                       broker=PaperBroker(state_dir / "paper_exchange.sqlite", 1_000_000.0, rules),
                       policy=rule, journal=Journal(state_dir / "journal.sqlite", synchronous="NORMAL"),
-                      builder=ObservationBuilder(), callbacks=cbs,
+                      builder=ObservationBuilder(), callbacks=list(callbacks or []),
+                      risk=RiskEngine(RiskConfig(**{"kill_switch": None, **(risk or {})}), state_dir=state_dir),
                       initial_state=LiveState(run_id="r15k0000", symbol="USDT/KRW", initial_krw=1_000_000.0,
                                               cash_krw=1_000_000.0),
                       rules=rules, fingerprint=rule.fingerprint())

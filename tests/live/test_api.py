@@ -45,7 +45,8 @@ def served(tmp_path_factory):
     stream = transitions(module, market, cfg, 20)
     state_dir = tmp_path_factory.mktemp("serve")
     host = ModelHost(module, state_dir, learn=OnlineLearnConfig(), challenger=ChallengerConfig(enabled=False))
-    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN), ApiConfig(port=0))
+    # saves back to back (the rate limit of /save has its own test: test_api_limits.py)
+    server = ApiServer(create_app(host, StatusSource(state_dir), TOKEN, save_every_s=0), ApiConfig(port=0))
     server.start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=30)

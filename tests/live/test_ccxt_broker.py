@@ -19,6 +19,7 @@ from upbit_private import UpbitAccount  # noqa: E402
 from kpremia.data.exchange import create_exchange  # noqa: E402
 from kpremia.data.frame import BAR  # noqa: E402
 from kpremia.data.market import ObservationBuilder  # noqa: E402
+from kpremia.envs import execution  # noqa: E402
 from kpremia.envs.execution import ExecutionRules  # noqa: E402
 from kpremia.errors import UserError  # noqa: E402
 from kpremia.live.ccxt_broker import CcxtBroker  # noqa: E402
@@ -34,10 +35,13 @@ SECRET = "s3cr3t-UPBIT-0123456789abcdefghijklmnopqrstuv"
 T0 = pd.Timestamp("2025-08-09T07:00", tz="UTC")
 
 
+# Upbit's KRW market (env=upbit without the spread): 0.05 % fee in KRW on top of a bid, 5,000 KRW minimum
+UPBIT_RULES = ExecutionRules(fee_rate=0.0005, fee_convention="krw_on_top", spread_krw=0.0, min_order_krw=5000.0)
+
+
 def make_broker(account: UpbitAccount) -> CcxtBroker:
     exchange = account.attach(create_exchange("upbit", config={"apiKey": API_KEY, "secret": SECRET}))
-    return CcxtBroker(exchange, "USDT/KRW", fee_rate=0.0005, min_order_krw=5000.0, backoff_s=0.0,
-                      sleep=lambda s: None)
+    return CcxtBroker(exchange, "USDT/KRW", rules=UPBIT_RULES, backoff_s=0.0, sleep=lambda s: None)
 
 
 def intent(side: str, *, cost_krw: float = 0.0, amount_usdt: float = 0.0, t: pd.Timestamp = T0) -> OrderIntent:
@@ -49,7 +53,8 @@ def intent(side: str, *, cost_krw: float = 0.0, amount_usdt: float = 0.0, t: pd.
 def test_buy_leaves_room_for_upbit_fee_and_reports_fills():
     account = UpbitAccount()
     broker = make_broker(account)
-    report = broker.submit(intent("buy", cost_krw=1_000_000.0))
+    sized = execution.rebalance_one(1_000_000.0, 0.0, 1.0, 1400.0, UPBIT_RULES)  # all in, as the runner sizes it
+    report = broker.submit(intent("buy", cost_krw=float(sized.notional_krw[0])))
     assert account.posts[0]["ord_type"] == "price" and account.posts[0]["identifier"] == report.client_order_id
     # KRW market buy: cost + fee must fit the cash
     assert float(account.posts[0]["price"]) * 1.0005 <= 1_000_000.0
@@ -97,7 +102,7 @@ def _runner(tmp_path, account, frame, *, buy=0.0135, sell=0.0145):
                       journal=journal, builder=ObservationBuilder(), callbacks=[],
                       initial_state=LiveState(run_id="abcdef123456", symbol="USDT/KRW", initial_krw=krw,
                                               cash_krw=krw, position_usdt=usdt),
-                      rules=ExecutionRules(fee_rate=0.0005, spread_krw=0.0, min_order_krw=5000.0),
+                      rules=UPBIT_RULES,
                       fingerprint=rule.fingerprint())
 
 
@@ -149,7 +154,7 @@ def test_real_orders_refused_without_flag_and_keys(monkeypatch):
     from kpremia.live.config import LiveConfig
 
     live = LiveConfig.from_dict({"allow_real_orders": False, "ccxt": {"exchange": "upbit"}})
-    rules = ExecutionRules(fee_rate=0.0005)
+    rules = UPBIT_RULES
     assert CcxtBroker.is_paper is False
     with pytest.raises(UserError, match="allow_real_orders=true"):
         CcxtBroker.from_config(live, rules)

@@ -148,7 +148,7 @@ def test_clear_halt_after_a_daily_loss_is_refused_the_same_day(tmp_path):
     frame = price_frame(closes, [0.005, 0.015, 0.015, 0.015, 0.015, 0.015], start=str(today.tz_localize(None)))
     rule_runner(tmp_path, frame.iloc[:5], risk={"max_daily_loss": 0.05}).run()
     assert _state(tmp_path)["risk_state"] == "HALTED"
-    with pytest.raises(UserError, match="today's .* loss is .*over live.risk.max_daily_loss=0.05"):
+    with pytest.raises(UserError, match="the replay's day .* loss is .*over live.risk.max_daily_loss=0.05"):
         rule_runner(tmp_path, frame, risk={"max_daily_loss": 0.05, "clear_halt": True}).run()
     assert _state(tmp_path)["risk_state"] == "HALTED"
     rule_runner(tmp_path, frame, risk={"max_daily_loss": 0.5, "clear_halt": True}).run()  # a limit raised knowingly

@@ -30,7 +30,7 @@ def test_brokers_declare_what_they_are() -> None:
     assert LIVE_BROKERS.get("ccxt").is_paper is False
 
 
-def test_real_orders_need_the_flag_the_risk_callback_and_both_limits() -> None:
+def test_real_orders_need_the_flag_and_both_limits() -> None:
     broker = _RealBrokerCalledPaper
     with pytest.raises(UserError, match="allow_real_orders=true"):
         check_real_orders(LiveConfig.from_dict({"risk": LIMITS}), broker)
@@ -39,10 +39,9 @@ def test_real_orders_need_the_flag_the_risk_callback_and_both_limits() -> None:
     with pytest.raises(UserError, match=r"live\.risk\.max_position_krw is not set"):
         check_real_orders(LiveConfig.from_dict({"allow_real_orders": True, "risk": {"max_daily_loss": 0.03}}),
                           broker)
-    no_risk = LiveConfig.from_dict({"allow_real_orders": True, "risk": LIMITS,
-                                    "callbacks": {**LiveConfig().callbacks, "risk": None}})
-    with pytest.raises(UserError, match=r"risk callback is off"):
-        check_real_orders(no_risk, broker)
+    with pytest.raises(UserError, match=r"the risk engine is always on"):  # it cannot be switched off
+        LiveConfig.from_dict({"allow_real_orders": True, "risk": LIMITS,
+                              "callbacks": {**LiveConfig().callbacks, "risk": None}})
     assert broker.checked == []  # nothing reached the broker's own checks
     check_real_orders(LiveConfig.from_dict({"allow_real_orders": True, "risk": LIMITS}), broker)
     assert broker.checked == ["keys"]  # every guard passed: then the broker's own (API keys)
@@ -59,7 +58,7 @@ def test_cli_refuses_real_orders_without_risk_limits_in_one_line(live_cli, tmp_p
             "live.broker=ccxt", "live.allow_real_orders=true", f"live.state_dir={tmp_path / 's'}", "data.days=30"]
     for extra, needle in ((["live.risk.max_daily_loss=0.03"], "live.risk.max_position_krw is not set"),
                           (["live.risk.max_daily_loss=0.03", "live.risk.max_position_krw=500000",
-                            "live.callbacks.risk=null"], "risk callback is off")):
+                            "+live.callbacks.risk=null"], "the risk engine is always on")):
         proc = live_cli(*args, *extra)
         assert proc.returncode == 2, proc.stderr[-2000:]
         lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -144,4 +144,71 @@ def test_halted_session_page_shows_why_and_since_when(live_cfg, tmp_path):
     labels = re.findall(r'class="tick-label"[^>]*>([^<]+)<', dom)
     assert len(labels) == 12  # six ticks on each chart
     first_bar = pd.Timestamp(decisions["bar_time"].iloc[0])
-    assert labels[0] == first_bar.strftime("%m-%d %H:%M")  # UTC bar times
+    assert labels[0] == first_bar.strftime("%Y-%m-%d %H:%M")  # UTC bar times, the year included
+    # what to do, the halt moment and the refused orders marked, the axes' units
+    assert seen["risk-todo"].startswith("resolve the mismatch (python -m kpremia live-resolve")
+    assert dom.count('class="halt-mark"') == 2 and dom.count('class="refused-mark"') >= 1  # one line per chart
+    assert re.findall(r'class="y-unit"[^>]*>([^<]+)<', dom) == ["KRW", "%"]
+    assert re.search(r'id="token-help" hidden', dom)  # the token was given: no help shown
+
+
+_NODE_DOM = """
+const els = {};
+function el(id) { return els[id] || (els[id] = {id, dataset: {}, textContent: "", innerHTML: "", hidden: false,
+                                                 className: "", title: ""}); }
+global.document = {getElementById: el, querySelector: q => el(q), body: {dataset: {}}};
+global.location = {hash: "#token=x"};
+global.fetch = async () => ({ok: STATUS === 200, status: STATUS, json: async () => (PAYLOAD)});
+global.setTimeout = () => 0;
+"""
+_NODE_REPORT = """
+setImmediate(() => console.log(JSON.stringify({error: el("error").textContent, todo: el("risk-todo").textContent,
+  banner_hidden: el("risk-banner").hidden, token_help_hidden: el("token-help").hidden,
+  premium: el("chart-premium").innerHTML, equity: el("chart-equity").innerHTML, learning: el("learning").textContent,
+  learning_title: el("learning").title})));
+"""
+
+
+def _render_in_node(payload: dict, status: int = 200) -> dict:
+    """The page's own script run by node over a minimal DOM: what it puts where (no browser needed)."""
+    from kpremia.live.status_page import STATUS_PAGE
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node to run the page's script")
+    script = re.search(r"<script>(.*)</script>", STATUS_PAGE, re.S).group(1)
+    program = (_NODE_DOM.replace("PAYLOAD", json.dumps(payload)).replace("STATUS", str(status)) + script
+               + _NODE_REPORT)
+    proc = subprocess.run([node, "-"], input=program, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_a_halted_page_says_what_to_do_marks_the_halt_and_refusals_and_has_units(tmp_path):
+    from tests.live.conftest import price_frame, rule_runner
+
+    low, mid, high = 0.005, 0.015, 0.025
+    frame = price_frame([1400, 1400, 1390, 1300, 1260, 1260, 1260, 1260], [low, mid, mid, mid, mid, high, low, high])
+    rule_runner(tmp_path, frame, risk={"max_daily_loss": 0.05}).run()  # halts on the loss, then refuses the sells
+    payload = {**StatusSource(tmp_path).figures(), "model_version": "v1", "hparams": {}, "requests": {},
+               "learning": {"enabled": True, "mode": "learning", "updates": 3, "anchor_distance": 0.0451,
+                            "max_distance": 1.0}}
+    page = _render_in_node(payload)
+    assert page["error"] == "" and not page["banner_hidden"] and page["token_help_hidden"]
+    assert page["todo"].startswith("look at the day's trades; after 00:00 UTC")
+    for chart in ("premium", "equity"):
+        assert page[chart].count('class="halt-mark"') == 1, "the moment it halted, on both charts"
+    assert page["premium"].count('class="refused-mark"') >= 1 and "halted" in page["premium"]
+    assert re.findall(r'class="y-unit"[^>]*>([^<]+)<', page["equity"]) == ["KRW"]
+    assert re.findall(r'class="y-unit"[^>]*>([^<]+)<', page["premium"]) == ["%"]
+    assert re.findall(r'class="tick-label"[^>]*>([^<]+)<', page["premium"])[0] == "2025-03-03 00:00"  # the year
+    assert "drift from the checkpoint 0.0451 of 1 allowed" in page["learning"]
+    assert "live.learn.max_distance" in page["learning_title"]
+
+
+def test_without_the_token_the_page_explains_the_token_form():
+    from kpremia.live.status_page import STATUS_PAGE
+
+    assert "/#token=&lt;the token&gt;" in STATUS_PAGE
+    page = _render_in_node({"detail": "missing or wrong token"}, status=401)
+    assert not page["token_help_hidden"] and "missing or wrong token" in page["error"]
