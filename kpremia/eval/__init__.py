@@ -6,6 +6,7 @@
 * :mod:`~kpremia.eval.baselines` registered baselines (cash, buy_and_hold, random, premium_threshold, oracle)
 * :mod:`~kpremia.eval.backtest`  run a policy / baseline over a split through BatchedEnv -> trace
 * :mod:`~kpremia.eval.report`    trace.csv, summary.json, plots; ``format_table``
+* :mod:`~kpremia.eval.paired`    paired differences against a rule: mean, median, IQM, win rate, bootstrap interval, verdict
 * :mod:`~kpremia.eval.compare`   ``python -m kpremia compare``: mean ± std over seeds
 
 Submodules are imported on use (matplotlib and the simulator are not loaded by ``import kpremia.eval``).
