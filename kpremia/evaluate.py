@@ -25,6 +25,7 @@ from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
+from kpremia.eval.model_based import model_options
 from kpremia.eval.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         policy["n_seeds"] = len(per_seed)
 
     baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
-                               options=rule_options(eval_cfg.rule_levels))
+                               options={**rule_options(eval_cfg.rule_levels), **model_options(market.manifest)})
     fit_baselines(baselines, market.tensors["train"])
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent

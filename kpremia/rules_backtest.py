@@ -32,6 +32,7 @@ from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
+from kpremia.eval.model_based import model_options
 from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.report import format_table, write_report
@@ -64,7 +65,8 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     cfg = training.resolve_bar_settings(cfg, market)
     target = market.tensors[split]
     env = EnvConfig.of(cfg["env"])
-    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]), options=options)
+    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
+                               options={**options, **model_options(market.manifest)})
     if split == "test":
         fit_baselines(baselines, market.tensors["train"])
     else:  # given levels: nothing is learned (the window in bars needs the bar size)
