@@ -36,7 +36,7 @@ def test_backtest_on_a_daily_usdt_krw_file_writes_the_report(run_cli, daily_file
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "backtest of 75 1d bars of" in out and "rules fit on the train split" in out
-    for name in ("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "model_based", "oracle"):
+    for name in ("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "oracle", "model_based"):
         assert f"\n{name} " in out
     report = Path(out.strip().splitlines()[-1])
     assert report.parent.name.endswith("_backtest") and report.parent.parent == tmp_path / "runs"

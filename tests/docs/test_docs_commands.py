@@ -59,6 +59,8 @@ SKIPPED: list[tuple[str, str]] = [
     (r"KPREMIA_PLUGINS=|pip install \./examples|kpremia list .*my_tcn|encoder=my_tcn",
      "the encoder guide: tests/plugins/ runs its marked blocks (with a shorter budget)"),
     (r"scripts/results\.sh", "hours of training (the results page)"),
+    (r"scripts/model_based_ceiling\.py", "60 market draws take minutes (measured on a quiet machine, docs/model_based.md); "
+     "tests/eval/test_model_based.py checks the trader and its fills"),
     (r"data\.timeframe=1[hd] algo\.total_env_steps=65536|best-epoch000\.ckpt", "65,536-step trainings at 1h / 1d; "
      "tests/cli/test_real_data_runs.py trains and tests on these files with a small budget"),
     (r"data\.path=short\.csv", "needs a 14-day file; tests/data/test_real_formats.py checks the too-short error"),
