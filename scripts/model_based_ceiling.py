@@ -17,7 +17,8 @@ the hindsight oracle.
 
 Options: ``--draws N`` markets (data seeds ``--first-seed`` .. + N - 1), ``--decision-every``
 (bars or a duration; default 4h, the main job's), ``--no-oracle``, ``--csv PATH`` for the
-per-draw returns.  It trains nothing; a draw takes a few seconds on one core.
+per-draw returns, ``--ablate`` for the model-based trader with one part of its model removed
+at a time (time of day, regimes, jumps, the fast part), each paired with the band rule.  It trains nothing; a draw takes a few seconds on one core.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ KNOWS = "model_based_knows_state"
 ORACLE = "oracle"
 LABELS = {BAND: "band rule, fit on train", MODEL: "model-based: filter + DP (causal)",
           KNOWS: "the same DP knowing the hidden state (not causal)", ORACLE: "hindsight oracle"}
+# --ablate: the model-based trader with one part of its model removed (the market keeps it)
+ABLATIONS = {
+    "without_time_of_day": {"season_amplitude": 0.0},
+    "without_regimes": {"stress_mean_shift": 0.0, "stress_vol_mult": 1.0, "stress_jump_mult": 1.0},
+    "without_jumps": {"jump_rate_per_day": 0.0},
+    "without_fast_part": {"fast_sd": 1e-6},
+}
+LABELS.update({f"{MODEL}_{k}": f"model-based, {k.replace('_', ' ')} in its model" for k in ABLATIONS})
 
 
 class KnowsState(Baseline):
@@ -75,7 +84,7 @@ class KnowsState(Baseline):
         return _on_cadence(torch.as_tensor(signals), market.valid_from, self.trader.cadence)
 
 
-def one_draw(seed: int, env: EnvConfig, oracle: bool) -> dict[str, float]:
+def one_draw(seed: int, env: EnvConfig, oracle: bool, ablate: bool = False) -> dict[str, float]:
     """Test-split returns of every trader on the draw with data seed ``seed``."""
     source = SyntheticSource(seed=seed)
     frame, manifest = source.load()
@@ -86,6 +95,11 @@ def one_draw(seed: int, env: EnvConfig, oracle: bool) -> dict[str, float]:
     for trader in traders.values():
         trader.fit(market.tensors["train"])
     traders[KNOWS] = KnowsState(traders[MODEL], states, market.split_bounds["test"][0])
+    for name, change in (ABLATIONS.items() if ablate else ()):
+        trader = ModelBased(env.execution, clock=env.clock, model="synthetic",
+                            synthetic={**manifest["params"], **change})
+        trader.fit(market.tensors["train"])
+        traders[f"{MODEL}_{name}"] = trader
     traces = run_baseline_backtests(traders, market.tensors["test"], env)
     return {name: trace_metrics(trace)["return"] for name, trace in traces.items()}
 
@@ -97,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decision-every", default="4h", help="bars per decision or a duration (default 4h)")
     parser.add_argument("--no-oracle", action="store_true", help="leave the hindsight oracle out")
     parser.add_argument("--csv", type=Path, default=None, help="write the per-draw returns here")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also the model-based trader with one part of its model removed at a time")
     args = parser.parse_args(argv)
     if args.draws < 2:
         print("model_based_ceiling: --draws must be at least 2 (a paired interval needs two markets); "
@@ -109,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for i in range(args.draws):
         seed = args.first_seed + i
-        rows.append({"seed": seed, **one_draw(seed, env, not args.no_oracle)})
+        rows.append({"seed": seed, **one_draw(seed, env, not args.no_oracle, args.ablate)})
         print(f"draw {i + 1}/{args.draws} (seed {seed}): "
               + ", ".join(f"{k} {100 * v:+.2f} %" for k, v in rows[-1].items() if k != "seed"), flush=True)
     table = pd.DataFrame(rows).set_index("seed")
@@ -122,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.getloadavg()[0]:.2f}\n")
     print("| trader | mean return per test split | vs band rule, paired [95 % CI] | ahead on |")
     print("|---|---:|---:|---:|")
-    for name in [BAND, MODEL, KNOWS, ORACLE]:
+    for name in [BAND, MODEL, *(f"{MODEL}_{k}" for k in ABLATIONS), KNOWS, ORACLE]:
         if name not in table:
             continue
         mean = 100 * table[name].mean()
