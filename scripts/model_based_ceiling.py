@@ -84,9 +84,9 @@ class KnowsState(Baseline):
         return _on_cadence(torch.as_tensor(signals), market.valid_from, self.trader.cadence)
 
 
-def one_draw(seed: int, env: EnvConfig, oracle: bool, ablate: bool = False) -> dict[str, float]:
+def one_draw(seed: int, env: EnvConfig, oracle: bool, ablate: bool = False, days: float = 730.0) -> dict[str, float]:
     """Test-split returns of every trader on the draw with data seed ``seed``."""
-    source = SyntheticSource(seed=seed)
+    source = SyntheticSource(seed=seed, days=days)
     frame, manifest = source.load()
     _, states = generate_with_states(source.params, seed)
     market = build_market(frame, SPLIT, splits=("train", "val", "test"), source_manifest=manifest)
@@ -111,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decision-every", default="4h", help="bars per decision or a duration (default 4h)")
     parser.add_argument("--no-oracle", action="store_true", help="leave the hindsight oracle out")
     parser.add_argument("--csv", type=Path, default=None, help="write the per-draw returns here")
+    parser.add_argument("--days", type=float, default=730.0, help="days per draw (default 730, the default market)")
     parser.add_argument("--ablate", action="store_true",
                         help="also the model-based trader with one part of its model removed at a time")
     args = parser.parse_args(argv)
     if args.draws < 2:
         print("model_based_ceiling: --draws must be at least 2 (a paired interval needs two markets); "
               "e.g. --draws 60", file=sys.stderr)
+        return 2
+    if args.days < 30:
+        print(f"model_based_ceiling: --days {args.days:g} leaves splits too short for the band rule's warm-up; "
+              "use --days 30 or more (730 is the default market)", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     every = int(args.decision_every) if str(args.decision_every).isdigit() else args.decision_every
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for i in range(args.draws):
         seed = args.first_seed + i
-        rows.append({"seed": seed, **one_draw(seed, env, not args.no_oracle, args.ablate)})
+        rows.append({"seed": seed, **one_draw(seed, env, not args.no_oracle, args.ablate, args.days)})
         print(f"draw {i + 1}/{args.draws} (seed {seed}): "
               + ", ".join(f"{k} {100 * v:+.2f} %" for k, v in rows[-1].items() if k != "seed"), flush=True)
     table = pd.DataFrame(rows).set_index("seed")
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         table.to_csv(tmp)
         os.replace(tmp, args.csv)
     print(f"\n{args.draws} synthetic draws (seeds {args.first_seed}..{args.first_seed + args.draws - 1}), test splits "
-          f"of 110 days, deciding every {args.decision_every}; {time.perf_counter() - started:.0f} s; load "
+          f"of {0.15 * args.days:.0f} days, deciding every {args.decision_every}; {time.perf_counter() - started:.0f} s; load "
           f"{os.getloadavg()[0]:.2f}\n")
     print("| trader | mean return per test split | vs band rule, paired [95 % CI] | ahead on |")
     print("|---|---:|---:|---:|")
