@@ -51,6 +51,13 @@ class FitResult:
     env_steps: int
     config: dict[str, Any] = field(repr=False)  # the run's resolved config (as in config.yaml)
 
+    @property
+    def identity(self) -> str | None:
+        """What ran, as ``compare`` groups it (:func:`kpremia.identity.identity_digest`; the seed left out)."""
+        from kpremia.identity import identity_digest
+
+        return identity_digest(self.config)
+
 
 def _compose(overrides: Sequence[str]) -> dict[str, Any]:
     from hydra.errors import HydraException

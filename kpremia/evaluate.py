@@ -3,13 +3,18 @@
 The checkpoint carries its run's config; the command line may override the
 evaluation options (``eval.*``) and, explicitly, data or env keys (e.g. to test
 on another file).  ``test`` is the only command that reads the test split; it
-writes ``report/`` into the checkpoint's run directory.
+writes one report per (checkpoint, data, split) into the checkpoint's run directory,
+``report/<checkpoint>/<data>/<split>/`` (:func:`report_dir_for`), so a test of another
+checkpoint, market or fee never overwrites an earlier one.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,7 @@ from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, t
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.model_based import model_options
 from kpremia.eval.compare import data_identity, inserted_bars
+from kpremia.identity import identity_digest
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +95,30 @@ def _data_label(data_cfg: dict[str, Any]) -> str:
     return str(data_cfg.get("path") or data_cfg.get("name"))
 
 
+# Unseen markets for `test`: data seeds TEST_MARKET_SEED_BASE + j, the same for every run (so runs over
+# training seeds are paired on the same markets), far from training seeds and from the validation
+# draws (data.seed * 1000 + 500 + j).
+TEST_MARKET_SEED_BASE = 1_000_000
+
+
+def test_market_seeds(cfg: dict[str, Any], split: str) -> list[int]:
+    """Data seeds of the further market draws ``test`` evaluates (none off the test split or on a file)."""
+    count = int((cfg.get("eval") or {}).get("test_markets", 0) or 0)
+    if count <= 0 or split != "test" or cfg["data"].get("name") != "synthetic":
+        return []
+    own = cfg["data"].get("seed")
+    return [s for s in (TEST_MARKET_SEED_BASE + j for j in range(count)) if s != own]
+
+
 def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str],
                         echo: bool = True) -> dict[str, Any]:
-    """Run the policy and the baselines over ``split``; print the table (``echo``); ``test`` writes the report.
+    """Run the policy and the baselines over ``split``; print the table (``echo``); ``test`` writes the reports.
 
-    The summary it returns has ``report_dir`` (None for ``validate``) beside what ``summary.json`` holds.
+    ``test`` on a generated market also evaluates ``eval.test_markets`` further draws of it (unseen
+    data seeds), each beside the baselines fit on that draw's own train split, and prints the policy's
+    paired difference to the band rule over all of them (:mod:`kpremia.eval.paired`).
+    The summary it returns (the own split's) has ``report_dir`` (None for ``validate``) and, after
+    further markets, ``markets`` (one line each) and ``paired`` (the statistics).
     """
     loaded = training.load_checkpoint(ckpt)
     module = loaded.module
@@ -101,13 +126,76 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     eval_cfg = EvalConfig.from_dict(cfg["eval"])
     split = _eval_split(eval_cfg.split, split)
     training.apply_threads(cfg)
-    splits = {"test": ALL_SPLITS, "val": TRAIN_SPLITS, "all": ("train", "all")}[split]
     if loaded.normalizer is None:
         log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
+    summary = _evaluate_market(loaded, cfg, eval_cfg, split, ckpt, market_label=f"own {split} split",
+                               with_curve=True)
+    writes = split in ("test", "all")
+    if echo:
+        first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in summary["period"])
+        print(f"tested {summary['bars']} {summary['timeframe']} bars of {summary['data_source']} ({split}): "
+              f"{first} .. {last} UTC (bar open times)")
+        from kpremia.eval.report import format_table
+
+        print(format_table(summary))
+        if writes:
+            print(summary["report_dir"])
+    seeds = test_market_seeds(cfg, split)
+    if not seeds:
+        return summary
+    markets = [summary]
+    for i, seed in enumerate(seeds, start=1):
+        drawn = {**cfg, "data": {**cfg["data"], "seed": seed}}
+        log.info("market %d/%d: data seed %d", i, len(seeds), seed)
+        markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
+                                        market_label=f"unseen market {i} of {len(seeds)}"))
+    from kpremia.eval.paired import paired_stats
+
+    lines = [f"data seed {m.get('data_seed')}: {market_line(m)}" for m in markets]
+    paired = {}
+    for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold")):
+        diffs = [float(m["policy"]["return"]) - float(m["baselines"][reference]["return"])
+                 for m in markets if reference in m.get("baselines", {})]
+        if diffs:
+            paired[reference] = paired_stats(diffs, reference=label).as_dict()
+    if echo:
+        print(f"\n{len(markets)} markets (the own test split and {len(seeds)} unseen draws, eval.test_markets):")
+        print("\n".join(f"  {line}" for line in lines))
+        for stats in paired.values():
+            print(paired_line(stats))
+    return {**summary, "markets": lines, "paired": paired}
+
+
+def market_line(summary: dict[str, Any]) -> str:
+    """The policy's return and trades beside the band rule's and buy-and-hold's on one market."""
+    def ret(name: str) -> str:
+        metrics = summary["baselines"].get(name)
+        return "-" if not metrics else f"{100 * float(metrics['return']):+.2f} %"
+
+    policy = summary["policy"]
+    return (f"policy {100 * float(policy['return']):+.2f} % ({int(round(float(policy.get('n_trades', 0)))):,} trades), "
+            f"band rule {ret('premium_threshold')}, buy-and-hold {ret('buy_and_hold')}")
+
+
+def paired_line(stats: dict[str, Any]) -> str:
+    """``policy - band rule over n markets: mean +x.xx % [low, high], ... -> verdict`` for a person."""
+    def pct(value: float) -> str:
+        return "n/a" if value != value else f"{100 * value:+.2f} %"
+
+    return (f"policy - {stats['reference']} over {stats['n']} markets: mean {pct(stats['mean'])} "
+            f"[95 % interval {pct(stats['ci_low'])} .. {pct(stats['ci_high'])}], median {pct(stats['median'])}, "
+            f"IQM {pct(stats['iqm'])}, win rate {100 * stats['win_rate']:.0f} % -> {stats['verdict']}")
+
+
+def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, split: str, ckpt: str, *,
+                     market_label: str, with_curve: bool = False) -> dict[str, Any]:
+    """The policy and the baselines (fit on this market's train split) over one market's ``split``."""
+    module = loaded.module
+    splits = {"test": ALL_SPLITS, "val": TRAIN_SPLITS, "all": ("train", "all")}[split]
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
     training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
-    cfg = training.resolve_bar_settings(cfg, market)
+    asked_cfg, cfg = cfg, training.resolve_bar_settings(cfg, market)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
@@ -115,9 +203,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     env = EnvConfig.of(cfg["env"])
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
-    log.info("%s %s on the %s split: %s %s bars (the policy, then %d baseline(s))", "testing" if split != "val"
-             else "validating", ckpt, split, f"{int(target.n_bars - target.valid_from):,}",
-             timeframe_label(market.bar), len(eval_cfg.baselines))
+    log.info("%s %s on the %s split (%s): %s %s bars (the policy, then %d baseline(s))",
+             "testing" if split != "val" else "validating", ckpt, split, market_label,
+             f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
     traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
     per_seed = [trace_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
@@ -132,44 +220,97 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
-    report_dir = run_dir / _report_name(module.cfg["data"], cfg["data"])
-    extra = {"split": split, "checkpoint": str(Path(ckpt).resolve()), "experiment": cfg.get("experiment_name"),
-             "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"), "eval": eval_cfg.to_dict(),
-             "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, split)
+    extra = {"split": split, "market": market_label, "checkpoint": str(Path(ckpt).resolve()),
+             "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
+             "identity": identity_digest(module.cfg), "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"),
+             "eval": eval_cfg.to_dict(), "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
              "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
              "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
              "inserted_bars": inserted_bars(market.manifest),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
-    from kpremia.eval.report import format_table, summarise_traces, write_report
+    from kpremia.eval.report import summarise_traces, write_report
 
     if split in ("test", "all"):
+        # Pictures of the run's own split only: an unseen draw is one number among many (its trace and trades
+        # are still written, and `test ... data.seed=<its seed>` draws its pictures).
         summary = write_report(report_dir, traces[0], baseline_traces, {**extra, "policy_metrics": policy},
-                               plots=eval_cfg.plots)
-        from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
+                               plots=eval_cfg.plots and with_curve, stamp=report_stamp(extra),
+                               curve=_validation_curve(run_dir) if with_curve else None)
+        if with_curve:  # the run's own split only: an unseen draw must not replace its test/* numbers
+            from kpremia.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
 
-        log_test_report(cfg, run_dir, summary, report_dir)
+            log_test_report(cfg, run_dir, summary, report_dir)
     else:
         summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
-    summary = {**summary, "report_dir": str(report_dir) if split in ("test", "all") else None}
-    if not echo:
-        return summary
-    first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
-    print(f"tested {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} ({split}): {first} .. {last} UTC "
-          "(bar open times)")
-    print(format_table(summary))
-    if split in ("test", "all"):
-        print(report_dir)
-    return summary
+    return {**summary, "report_dir": str(report_dir) if split in ("test", "all") else None}
 
 
-def _report_name(trained_on: dict[str, Any], tested_on: dict[str, Any]) -> str:
-    """``report`` for the run's own market; ``report_data_seed<S>`` for another synthetic draw.
+def _validation_curve(run_dir: Path) -> pd.DataFrame | None:
+    """The run's validation curve from its ``metrics.csv`` (None when it logged none)."""
+    from kpremia.eval.curves import validation_curve
 
-    A generalisation check (``test ckpt=... data.seed=7``) must not overwrite the report of
-    the training market's test split; other data changes get ``report_other_data``.
+    return validation_curve(run_dir)
+
+
+def checkpoint_label(ckpt: str | Path) -> str:
+    """The checkpoint's file name without ``.ckpt`` (``best-epoch003``, ``last``): a report directory's name."""
+    return _safe(Path(ckpt).stem) or "checkpoint"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def data_dir_name(manifest: dict[str, Any], trained_data: dict[str, Any], tested_data: dict[str, Any]) -> str:
+    """A report directory's name for the data tested on: ``synthetic-seed7``, ``prices-1a2b3c4d``, ...
+
+    A generated market is named by its seed (plus a digest of its other settings when they are not the
+    training data's); a file by its name and the start of its sha256; anything else by source and digest.
     """
-    if tested_on == trained_on:
-        return "report"
-    if {k: v for k, v in tested_on.items() if k != "seed"} == {k: v for k, v in trained_on.items() if k != "seed"}:
-        return f"report_data_seed{tested_on.get('seed')}"
-    return "report_other_data"
+    source = str(manifest.get("source") or tested_data.get("name") or "data")
+    if manifest.get("synthetic") or tested_data.get("name") == "synthetic":
+        rest = {k: v for k, v in tested_data.items() if k not in ("seed", "split")}
+        trained_rest = {k: v for k, v in trained_data.items() if k not in ("seed", "split")}
+        suffix = "" if rest == trained_rest else f"-{_digest(rest)}"
+        return _safe(f"synthetic-seed{tested_data.get('seed')}{suffix}")
+    if manifest.get("sha256"):
+        stem = Path(str(manifest.get("path") or source)).stem
+        return _safe(f"{stem}-{str(manifest['sha256'])[:8]}")
+    return _safe(f"{source}-{_digest({k: v for k, v in tested_data.items() if k != 'split'})}")
+
+
+# Options of a test that change its numbers besides the checkpoint and the data.
+_RESULT_EVAL_KEYS = ("deterministic", "temperature", "n_seeds", "force_action", "rule_levels")
+
+
+def split_dir_name(split: str, trained_cfg: dict[str, Any], tested_cfg: dict[str, Any]) -> str:
+    """``test`` (or ``all``), plus a digest when the env (fee, ...) or the evaluation mode is not the run's own."""
+    eval_opts = {k: (tested_cfg.get("eval") or {}).get(k) for k in _RESULT_EVAL_KEYS}
+    default_opts = {k: EvalConfig().to_dict().get(k) for k in _RESULT_EVAL_KEYS}
+    changed = {"env": tested_cfg.get("env")} if tested_cfg.get("env") != trained_cfg.get("env") else {}
+    if eval_opts != default_opts:
+        changed["eval"] = eval_opts
+    return split if not changed else f"{split}-{_digest(changed)}"
+
+
+def report_dir_for(run_dir: Path, ckpt: str | Path, trained_cfg: dict[str, Any], tested_cfg: dict[str, Any],
+                   manifest: dict[str, Any], split: str) -> Path:
+    """``<run>/report/<checkpoint>/<data>/<split>``: one report per (checkpoint, data, split), never overwritten
+    by a test of another checkpoint, market, fee or evaluation mode."""
+    return (run_dir / "report" / checkpoint_label(ckpt)
+            / data_dir_name(manifest, trained_cfg["data"], tested_cfg["data"])
+            / split_dir_name(split, trained_cfg, tested_cfg))
+
+
+def report_stamp(extra: dict[str, Any]) -> str:
+    """What a report is, in one line (plot titles): checkpoint, data, split, bar size, fee."""
+    fee = extra.get("fee_rate")
+    fee_text = f"fee {100 * float(fee):g} %" if isinstance(fee, (int, float)) else "fee ?"
+    seed = f" (data seed {extra['data_seed']})" if extra.get("data_seed") is not None else ""
+    return (f"{extra.get('experiment') or 'run'} seed {extra.get('seed')}, {extra.get('checkpoint_name')} | "
+            f"{extra.get('data')}{seed} | {extra.get('split')} split, {extra.get('timeframe')} bars, {fee_text}")

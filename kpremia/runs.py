@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import yaml
 
+from kpremia.identity import identity_digest
 from kpremia.io import atomic_write_json, atomic_write_text
 
 PACKAGES = ("kpremia", "torch", "lightning", "torchmetrics", "hydra-core", "omegaconf", "pandas", "numpy",
@@ -81,6 +82,7 @@ def write_run_files(run_dir: Path, cfg: dict[str, Any], data_manifest: dict[str,
         return
     meta = {
         "experiment": cfg.get("experiment_name"),
+        "identity": identity_digest(cfg),
         "seed": cfg.get("seed"),
         "git_sha": git_sha(),
         "versions": package_versions(),

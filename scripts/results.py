@@ -2,18 +2,19 @@
 
 Why a script: the results page is only worth reading if anyone can regenerate it from
 runs they made themselves.  It reads run directories written by ``python -m kpremia fit``
-(``metrics.csv``) and ``python -m kpremia test`` (``report/summary.json`` for the training
-market's test split, ``report_data_seed<S>/summary.json`` for unseen synthetic markets)
-and writes the Markdown page and its PNG figures; it trains nothing.
+(``metrics.csv``) and ``python -m kpremia test`` (``report/<checkpoint>/<data>/test/summary.json``:
+the training market's test split and the unseen synthetic markets ``test`` draws with
+``eval.test_markets``) and writes the Markdown page and its PNG figures; it trains nothing.
 
     python scripts/results.py --table "gru_attn_ppo (default)=runs/results/default" \\
         --table "mlp_ppo=runs/results/mlp" \\
         --lever "default (k=16, fx_hedged, hold_buy_sell)=runs/results/levers/default" ... \\
         --out docs/results.md
 
-``--table LABEL=DIR``: DIR holds one run directory per seed (each tested); the page gets
-mean ± std over the seeds of every row (policy and baselines) on the test split and on the
-unseen markets.  ``--lever LABEL=DIR``: DIR is one run (or holds runs of several seeds);
+``--table LABEL=DIR``: DIR holds one run directory per seed (each tested); the page leads with
+the paired statistics of the policy against the band rule over seeds × markets (mean, interval,
+median, IQM, win rate and the verdict, :mod:`kpremia.eval.paired`), then mean ± std over the seeds
+of every row (policy and baselines) on the test split and on the unseen markets.  ``--lever LABEL=DIR``: DIR is one run (or holds runs of several seeds);
 its validation curves go into the figure.  ``scripts/results.sh`` runs everything.
 """
 
@@ -50,10 +51,37 @@ def _runs(root: Path) -> list[Path]:
 
 
 def _summaries(run: Path) -> tuple[dict | None, list[dict]]:
-    """(the test split's summary, the unseen markets' summaries) of one run."""
-    own = run / "report" / "summary.json"
-    others = sorted(run.glob("report_data_seed*/summary.json"))
-    return (json.loads(own.read_text()) if own.is_file() else None), [json.loads(p.read_text()) for p in others]
+    """(the test split's summary, the unseen markets' summaries) of one run's best checkpoint."""
+    found = [json.loads(p.read_text()) for p in sorted(run.glob("report/best*/*/test/summary.json"))]
+    own = [s for s in found if not str(s.get("market", "")).startswith("unseen")]
+    return (own[0] if own else None), [s for s in found if str(s.get("market", "")).startswith("unseen")]
+
+
+def paired_sentence(label: str, runs: list[Path]) -> tuple[str, str]:
+    """One sentence (the verdict with its interval) and a one-row table of the paired statistics."""
+    from kpremia.eval.paired import paired_stats
+
+    diffs, strata = [], []
+    for run in runs:
+        own, unseen = _summaries(run)
+        for summary in ([own] if own else []) + unseen:
+            band = summary.get("baselines", {}).get("premium_threshold")
+            if band is not None and "policy" in summary:
+                diffs.append(summary["policy"]["return"] - band["return"])
+                strata.append(str(run))
+    stats = paired_stats(diffs, strata=strata)
+    if not stats.n:
+        return f"{label}: no tested markets.", ""
+    pct = lambda v: f"{100 * v:+.2f}"  # noqa: E731
+    sentence = (f"**{label}** is {stats.verdict}: the policy's test return minus the band rule's on the same "
+                f"market is {pct(stats.mean)} points on average over {len(runs)} seeds × their own test split "
+                f"and unseen markets (n = {stats.n}), 95 % bootstrap interval {pct(stats.ci_low)} .. "
+                f"{pct(stats.ci_high)}.")
+    rows = ["| policy − band rule | mean | 95 % interval | median | IQM | win rate | n |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| percentage points | {pct(stats.mean)} | {pct(stats.ci_low)} .. {pct(stats.ci_high)} | "
+            f"{pct(stats.median)} | {pct(stats.iqm)} | {100 * stats.win_rate:.0f} % | {stats.n} |"]
+    return sentence, "\n".join(rows)
 
 
 def _row_metrics(summary: dict, row: str) -> dict | None:
@@ -164,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         own = [s for s in (_summaries(r)[0] for r in runs) if s is not None]
         unseen = [u for r in runs for u in _summaries(r)[1]]
         parts += [f"## {label}", ""]
+        sentence, paired = paired_sentence(label, runs)
+        parts += [sentence, "", paired, ""] if paired else [sentence, ""]
         if own:
             period = own[0].get("period", ["?", "?"])
             parts += [f"Test split of each seed's own synthetic market ({len(own)} seeds; seed 0's test period "
@@ -172,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{_wins(own, 'buy_and_hold')}, cash in {_wins(own, 'cash')}.", "", table(own), ""]
         if unseen:
             markets = sorted({str(u.get("data_seed")) for u in unseen})
-            parts += [f"Unseen synthetic markets (`test ckpt=... data.seed=S`: same process, other draws; "
+            parts += [f"Unseen synthetic markets (`eval.test_markets`: same process, other draws; "
                       f"data seeds {', '.join(markets)}, each policy on each, {len(unseen)} evaluations; "
                       f"the baselines are fit on each market's own train split): the policy beat the band rule in "
                       f"{_wins(unseen, 'premium_threshold')}, cash in {_wins(unseen, 'cash')}.", "",

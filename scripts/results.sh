@@ -7,7 +7,7 @@
 #   --table EXPERIMENT[:STEPS]  fit + test EXPERIMENT over the seeds, STEPS decisions per run (default: the
 #                               experiment's own budget); repeatable.  Default: gru_attn_ppo mlp_ppo:32768
 #   --seeds "0 1 2 3 4"         training seeds (each seed is also its synthetic market's seed)
-#   --unseen "100 101"          data seeds of the unseen markets every run is also tested on ("" for none)
+#   --markets 4                 unseen market draws every run is also tested on (eval.test_markets; 0 for none)
 #   --levers STEPS              the levers' runs (mlp_ppo, seed 0, one lever changed each) at STEPS decisions,
 #                               plus a long pair at 12 x STEPS; 0 skips them (default 32768)
 #   --out DIR                   where the runs go (default: $KPREMIA_RUNS_DIR/results, else runs/results)
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 TABLES=()
 SEEDS="0 1 2 3 4"
-UNSEEN="100 101"
+MARKETS=4
 LEVER_STEPS=32768
 OUT=""
 WRITE_DOCS=0
@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --table) TABLES+=("$2"); shift 2 ;;
     --seeds) SEEDS="$2"; shift 2 ;;
-    --unseen) UNSEEN="$2"; shift 2 ;;
+    --markets) MARKETS="$2"; shift 2 ;;
     --levers) LEVER_STEPS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --write-docs) WRITE_DOCS=1; shift ;;
@@ -51,9 +51,13 @@ run() {  # echo the command; run it unless --dry-run
   [ "$DRY" = 1 ] || "$@"
 }
 
+tested() {  # tested DIR: its best checkpoint has a report on its own test split
+  compgen -G "$1/report/best*/*/test/summary.json" > /dev/null
+}
+
 fit_into() {  # fit_into DIR overrides...: a new run in DIR, or resume the one there, or keep a finished one
   local dir=$1; shift
-  if [ -f "$dir/checkpoints/last.ckpt" ] && [ ! -f "$dir/report/summary.json" ] && [ ! -f "$dir/done" ]; then
+  if [ -f "$dir/checkpoints/last.ckpt" ] && ! tested "$dir" && [ ! -f "$dir/done" ]; then
     run python -m kpremia fit "ckpt=$dir" ${EXTRA[@]+"${EXTRA[@]}"}
   elif [ ! -f "$dir/checkpoints/last.ckpt" ]; then
     run python -m kpremia fit "$@" ${EXTRA[@]+"${EXTRA[@]}"} "hydra.run.dir=$dir"
@@ -72,10 +76,7 @@ for spec in "${TABLES[@]}"; do
   for s in $SEEDS; do
     dir="$OUT/$name/seed$s"
     fit_into "$dir" "experiment=$experiment" ${budget[@]+"${budget[@]}"} "seed=$s"
-    [ -f "$dir/report/summary.json" ] || run python -m kpremia test "ckpt=$dir"
-    for u in $UNSEEN; do
-      [ -f "$dir/report_data_seed$u/summary.json" ] || run python -m kpremia test "ckpt=$dir" "data.seed=$u"
-    done
+    tested "$dir" || run python -m kpremia test "ckpt=$dir" "eval.test_markets=$MARKETS"
   done
   label="$experiment, ${steps:+$steps decisions}"
   [ -n "$steps" ] || label="$experiment, its own budget"
@@ -107,7 +108,7 @@ fi
 if [ "$WRITE_DOCS" = 1 ]; then page=docs/results.md; else page="$OUT/results.md"; fi
 command="bash scripts/results.sh"
 for spec in "${TABLES[@]}"; do command+=" --table $spec"; done
-command+=" --seeds \"$SEEDS\" --unseen \"$UNSEEN\" --levers $LEVER_STEPS"
+command+=" --seeds \"$SEEDS\" --markets $MARKETS --levers $LEVER_STEPS"
 [ "$WRITE_DOCS" = 1 ] && command+=" --write-docs"
 [ ${#EXTRA[@]} -gt 0 ] && command+=" -- ${EXTRA[*]}"
 run python scripts/results.py "${page_args[@]}" --notes docs/results_notes.md --out "$page" --command "$command"

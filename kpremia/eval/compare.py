@@ -1,31 +1,30 @@
-"""``python -m kpremia compare <run dirs or a multirun dir>``: one table across runs.
+"""``python -m kpremia compare <run dirs or a multirun dir>``: which variant is better, with its uncertainty.
 
-Why: a single seed of an RL agent says little; a sweep or a multi-seed multirun
-only means something as mean ± std over seeds, beside the baselines evaluated on
-the same split.  ``compare`` reads what ``test`` wrote (``report/summary.json``
-under each run directory, searched recursively under a multirun directory),
-groups runs by experiment, and writes ``compare.csv`` (numbers) and
-``compare.md`` (the Markdown table it also prints) into ``--out`` (default: the
-common parent of the given paths).
+Why: a single seed on a single market says little -- one test split varies by several points
+from one draw of the market to the next.  ``compare`` reads every report ``test`` (and ``backtest``)
+wrote under the given paths -- ``report/<checkpoint>/<data>/<split>/summary.json``, one per
+(checkpoint, data, split or market draw), transfer tests on other data included -- groups them
+by what ran, and leads with one row per group: the policy's return, its paired excess over the
+band rule on the same markets with a 95 % bootstrap interval and a verdict
+(:mod:`kpremia.eval.paired`), the win rate, trades, max drawdown and n (seeds × markets).  It
+writes ``compare.md`` (that table, then every metric as mean ± std), ``compare.csv`` (every metric
+per group and trader), ``compare_lead.csv`` (the lead table with median, IQM and the same
+statistics against buy-and-hold, ``bh_*``), ``compare_markets.csv`` (one row per run and market:
+the paired differences) and ``compare.png`` into ``--out`` (default: the common parent of the given paths).
 
-A run's name and seed come from its resolved config (``config.yaml``, else
-``.hydra/config.yaml``; keys ``experiment_name`` or ``experiment``, and ``seed``),
-then from ``summary.json``, then from the directory name.
+Groups: runs are averaged only when they ran the same thing (:mod:`kpremia.identity`: the
+resolved config minus the seed and the how-keys) and share a name (``experiment_name`` of
+``config.yaml``, else ``.hydra/config.yaml``, else ``summary.json``, else the directory name).
+Two groups that share a name are labelled with the few keys that tell them apart
+(``gru_attn_ppo [encoder.name=my_tcn]``).  A rules-only ``backtest`` is its own kind of row
+(``rules only``), never a policy's.
 
-Runs are averaged only when they ran the same thing: the resolved config with the seed and
-the keys that say how a run ran rather than what it learned (trainer, logger, paths, test-time
-``eval`` options; see :data:`NOT_WHAT_RAN`) left out.  Two groups that share a name (an
-``experiment=gru_attn_ppo encoder=my_tcn`` run from before run names said so, two learning
-rates of one experiment) are labelled with the keys that tell them apart
-(``gru_attn_ppo [encoder.name=my_tcn]``), never averaged together.
-
-Numbers are only comparable on the same test bars, fee and data.  Each run's
-*setting* (test period from ``summary.json``; fee from the summary or the run's
-config; data from the summary or ``data_manifest.json``, the synthetic seed
-excepted, since seeds are what the mean is over) is compared across the runs: when
-they differ, the table gets a ``setting`` column, rows are grouped per setting and
-never averaged across settings, and a legend under the table says what each one
-is.  A run whose ``fit`` failed (``failed.json``) is its own setting, flagged.
+Settings: numbers are only comparable on the same data, fee, checkpoint kind and split.  Each
+report's *setting* (data from ``summary.json`` or ``data_manifest.json``, the synthetic seed
+excepted since draws are what the mean is over; fee; checkpoint kind ``best``/``last``; split; test
+period; whether ``fit`` failed) is compared across reports: where they differ, the table gets a
+``setting`` column, rows are grouped per setting and never averaged across settings, and a
+legend under the table says what each one is.
 """
 
 from __future__ import annotations
@@ -49,19 +48,23 @@ import yaml
 
 from kpremia.errors import UserError
 from kpremia.eval.metrics import METRIC_KEYS
+from kpremia.eval.paired import paired_stats
+from kpremia.identity import Identity, differing_keys, show_value, what_ran
 from kpremia.io import atomic_write_bytes, atomic_write_text
 from kpremia.runs import failure_of
 
 log = logging.getLogger(__name__)
 
-SUMMARY = Path("report") / "summary.json"
+SUMMARY = Path("report") / "summary.json"  # the layout before one report per checkpoint, data and split
+BAND_RULE = "premium_threshold"
+BUY_AND_HOLD = "buy_and_hold"
 COLUMNS = (*METRIC_KEYS, "oracle_capture")
 _PERCENT = {"return", "max_drawdown", "hit_rate", "oracle_capture"}
 
 
 @dataclass(frozen=True)
 class Run:
-    """One evaluated run: where it is, what it was, and its summary."""
+    """One report of one run (a checkpoint on one market): where it is, what ran, and its summary."""
 
     run_dir: Path
     experiment: str
@@ -72,20 +75,36 @@ class Run:
     setting: str = ""
     """The setting's label in the table ("" when every run shares one)."""
     what_ran: tuple[tuple[str, str], ...] | None = None
-    """The resolved config's leaves that define what was trained (:func:`what_ran`), None without a config."""
+    """The resolved config's leaves that define what was trained (:func:`kpremia.identity.what_ran`)."""
+    kind: str = "policy"
+    """``policy`` (a checkpoint's test) or ``rules`` (a rules-only ``backtest``: no policy)."""
+    market: str | None = None
+    """Which market of the setting (the synthetic data seed), for pairing; None when unknown."""
+
+
+def _is_report_dir(name: str) -> bool:
+    return name == "report" or name.startswith("report_")
 
 
 def find_summaries(path: Path) -> list[Path]:
-    """``report/summary.json`` of a run dir, or of every run below a multirun dir."""
+    """Every report's ``summary.json`` of a run dir, or of every run below a multirun dir."""
     if not path.exists():
         raise UserError(f"compare: {path} does not exist; pass run directories or a multirun directory")
-    if (path / SUMMARY).is_file():
-        return [path / SUMMARY]
-    found = sorted(p for p in path.rglob("summary.json") if p.parent.name == "report")
+    found = sorted(p for p in path.rglob("summary.json")
+                   if any(_is_report_dir(part) for part in p.relative_to(path).parts[:-1])
+                   or _is_report_dir(path.name))
     if not found:
-        raise UserError(f"compare: no runs under {path} (no report/summary.json); "
+        raise UserError(f"compare: no runs under {path} (no report/.../summary.json); "
                         "run `python -m kpremia test ckpt=<checkpoint>` for each run first")
     return found
+
+
+def run_dir_of(summary_path: Path) -> Path:
+    """The run directory of a report: the parent of the outermost ``report`` directory above it."""
+    for parent in reversed(summary_path.parents):
+        if _is_report_dir(parent.name):
+            return parent.parent
+    return summary_path.parent.parent
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
@@ -118,62 +137,29 @@ def identify(run_dir: Path, summary: dict[str, Any]) -> tuple[str, int | str | N
     return experiment, seed
 
 
-# Top-level config keys that say how a run ran (or how it is named or tested), not what it learned.
-NOT_WHAT_RAN = ("seed", "experiment_name", "experiment", "ckpt", "paths", "trainer", "logger", "tags", "torch_threads",
-                "hydra", "live", "eval")
-# ... except these, which change what is trained or which checkpoint is kept.
-WHAT_RAN_EXCEPTIONS = ("eval.val_draws",)
-
-
-def what_ran(cfg: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
-    """The leaves of a run's resolved config that define what was trained (the seed excluded), sorted.
-
-    ``data.seed`` is left out with ``seed``: runs over seeds are meant to average over markets
-    (the data's identity is also a fact of the run's setting, see :func:`run_facts`).
-    """
-    if not cfg:
-        return None
-    leaves: dict[str, str] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            leaves[prefix.rstrip(".")] = json.dumps(node, sort_keys=True, default=str)
-
-    walk(cfg, "")
-    return tuple(sorted((k, v) for k, v in leaves.items()
-                        if k in WHAT_RAN_EXCEPTIONS or (k.split(".")[0] not in NOT_WHAT_RAN and k != "data.seed")))
-
-
-_LABEL_FIRST = ("encoder.name", "algo.name", "data.name", "data.path")
-
-
 def label_groups(runs: Sequence[Run]) -> list[Run]:
-    """Runs whose name is shared by configs that differ get the differing keys in their label.
+    """Runs whose name is shared by configs that differ get the few differing keys in their label.
 
     A run without a config (unknown) does not split the others, as for :func:`assign_settings`.
     """
-    by_name: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+    by_name: dict[str, set[Identity]] = {}
     for run in runs:
-        if run.what_ran is not None:
+        if run.what_ran is not None and run.kind == "policy":
             by_name.setdefault(run.experiment, set()).add(run.what_ran)
     out = []
     for run in runs:
         variants = by_name.get(run.experiment, set())
-        if len(variants) < 2 or run.what_ran is None:
+        if len(variants) < 2 or run.what_ran is None or run.kind != "policy":
             out.append(run)
             continue
-        mine = dict(run.what_ran or ())
-        others = [dict(v or ()) for v in variants if v != run.what_ran]
-        differing = sorted({k for other in others for k in set(mine) | set(other) if mine.get(k) != other.get(k)},
-                           key=lambda k: (_LABEL_FIRST.index(k) if k in _LABEL_FIRST else len(_LABEL_FIRST), k))
-        shown = [f"{k}={json.loads(mine[k]) if k in mine else '(unset)'}" for k in differing[:2]]
-        more = f", +{len(differing) - 2} more" if len(differing) > 2 else ""
-        label = f"{run.experiment} [{', '.join(shown)}{more}]"
-        out.append(dataclasses.replace(run, experiment=label))
+        differing = [k for k in differing_keys(variants) if k != "experiment_name"]
+        shown = [show_value(run.what_ran, k) for k in differing[:SHOWN_KEYS]]
+        more = f", +{len(differing) - SHOWN_KEYS} more" if len(differing) > SHOWN_KEYS else ""
+        out.append(dataclasses.replace(run, experiment=f"{run.experiment} [{', '.join(shown)}{more}]"))
     return out
+
+
+SHOWN_KEYS = 3
 
 
 def inserted_bars(manifest: dict[str, Any]) -> int:
@@ -218,7 +204,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
-    """(test period, fee, data, failed) of a run; None where the run does not say."""
+    """(data, checkpoint kind, split, fee, test period, failed) of a report; None where it does not say."""
     period = summary.get("period")
     period_text = f"{str(period[0])[:16]}..{str(period[1])[:16]}" if isinstance(period, list) and \
         len(period) == 2 else None
@@ -227,8 +213,20 @@ def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | 
     fee_text = f"{float(fee) * 100:g} %" if isinstance(fee, (int, float)) else None
     data = summary.get("data") or data_identity(_read_json(run_dir / "data_manifest.json"))
     failed = failure_of(run_dir)
-    return (("test", period_text), ("fee", fee_text), ("data", data),
-            ("fit", f"FAILED ({failed})" if failed else "ok"))
+    if summary.get("market", "own test split").startswith("unseen"):
+        period_text = None  # an unseen draw's dates are those of the run's own market; its own seed is the point
+    split = summary.get("split")
+    return (("data", data), ("checkpoint", checkpoint_kind(summary)), ("split", str(split) if split else None),
+            ("fee", fee_text), ("test", period_text), ("fit", f"FAILED ({failed})" if failed else "ok"))
+
+
+def checkpoint_kind(summary: dict[str, Any]) -> str | None:
+    """``best`` / ``last`` / the file name of the checkpoint a report tested (None for a rules-only backtest)."""
+    name = summary.get("checkpoint_name") or (Path(str(summary["checkpoint"])).stem if summary.get("checkpoint")
+                                              else None)
+    if not name:
+        return None
+    return "best" if str(name).startswith("best") else str(name)
 
 
 def assign_settings(runs: Sequence[Run]) -> tuple[list[Run], list[str]]:
@@ -262,6 +260,7 @@ def _label(i: int) -> str:
 
 
 def load_runs(paths: Sequence[Path]) -> list[Run]:
+    """Every report under ``paths`` (each once), named and labelled (:func:`label_groups`)."""
     runs, seen = [], set()
     for path in paths:
         for summary_path in find_summaries(path):
@@ -274,15 +273,23 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
             except (OSError, json.JSONDecodeError) as exc:
                 raise UserError(f"compare: cannot read {summary_path} ({exc}); rerun `test` for that run "
                                 "or leave it out") from None
-            run_dir = summary_path.parent.parent
+            run_dir = run_dir_of(summary_path)
             experiment, seed = identify(run_dir, summary)
-            runs.append(Run(run_dir, experiment, seed, summary, run_facts(run_dir, summary),
-                            what_ran=what_ran(_read_config(run_dir))))
+            rules_only = "policy" not in summary
+            market = summary.get("data_seed")
+            runs.append(Run(run_dir, RULES_ONLY if rules_only else experiment, seed, summary,
+                            run_facts(run_dir, summary),
+                            what_ran=None if rules_only else what_ran(_read_config(run_dir)),
+                            kind="rules" if rules_only else "policy",
+                            market=None if market is None else str(market)))
     return label_groups(runs)
 
 
+RULES_ONLY = "rules only (backtest)"
+
+
 def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per (experiment, trader): ``n`` runs, ``<metric>_mean`` and ``<metric>_std`` (ddof 1)."""
+    """One row per (group, trader): ``n`` reports (seeds × markets), ``<metric>_mean`` and ``<metric>_std`` (ddof 1)."""
     records = []
     for run in runs:
         policy = dict(run.summary.get("policy", {}))
@@ -300,7 +307,7 @@ def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
     for (setting, experiment, trader), group in frame.groupby(["setting", "experiment", "trader"], sort=False):
         row: dict[str, Any] = {**({"setting": setting} if mixed else {}), "experiment": experiment,
                                "trader": trader, "n": len(group),
-                               "seeds": " ".join(str(s) for s in group["seed"].tolist())}
+                               "seeds": " ".join(dict.fromkeys(str(s) for s in group["seed"].tolist()))}
         for column in COLUMNS:
             values = group[column].dropna()
             row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
@@ -312,19 +319,99 @@ def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
     return table.sort_values(keys, kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-def chart_records(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per (run, trader) for :func:`kpremia.eval.plots.compare_figure`: group, trader, return, max drawdown."""
+def _group_name(run: Run) -> str:
+    return f"{run.setting}: {run.experiment}" if run.setting else run.experiment
+
+
+def _return(metrics: Any) -> float:
+    value = (metrics or {}).get("return") if isinstance(metrics, dict) else None
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def market_records(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per report (a run on one market): the returns and the paired differences on that market.
+
+    ``excess`` = policy return - band rule return, ``excess_bh`` = policy return - buy-and-hold return
+    (fractions, NaN where one is missing); a rules-only backtest has the band rule's numbers only.
+    """
     records = []
     for run in runs:
-        group = f"{run.setting}: {run.experiment}" if run.setting else run.experiment
-        for trader, metrics in [("policy", run.summary.get("policy") or {}),
-                                *(run.summary.get("baselines") or {}).items()]:
-            records.append({"group": group, "trader": trader, "return": metrics.get("return"),
-                            "max_drawdown": metrics.get("max_drawdown")})
-    frame = pd.DataFrame.from_records(records, columns=["group", "trader", "return", "max_drawdown"])
-    for column in ("return", "max_drawdown"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame
+        policy = run.summary.get("policy")
+        baselines = run.summary.get("baselines") or {}
+        band, hold = _return(baselines.get(BAND_RULE)), _return(baselines.get(BUY_AND_HOLD))
+        ret = _return(policy)
+        records.append({"group": _group_name(run), "kind": run.kind, "run": str(run.run_dir), "seed": run.seed,
+                        "market": run.market, "checkpoint": dict(run.facts).get("checkpoint"),
+                        "policy_return": ret, "band_rule_return": band, "buy_and_hold_return": hold,
+                        "excess": ret - band, "excess_bh": ret - hold,
+                        "max_drawdown": float((policy or {}).get("max_drawdown", math.nan) or 0.0)
+                        if policy else math.nan,
+                        "n_trades": float((policy or {}).get("n_trades", math.nan)) if policy else math.nan,
+                        "report": run.summary.get("report_dir") or ""})
+    return pd.DataFrame.from_records(records, columns=["group", "kind", "run", "seed", "market", "checkpoint",
+                                                       "policy_return", "band_rule_return", "buy_and_hold_return",
+                                                       "excess", "excess_bh", "max_drawdown", "n_trades", "report"])
+
+
+def lead_table(markets: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: returns, the paired excess over the band rule with its interval and verdict, n."""
+    rows = []
+    for group, frame in markets.groupby("group", sort=False):
+        runs = frame["run"].nunique()
+        per_run = frame.groupby("run").size()
+        n_text = f"{runs} × {int(per_run.iloc[0])}" if per_run.nunique() == 1 else f"{len(frame)} ({runs} runs)"
+        row: dict[str, Any] = {"group": group, "kind": frame["kind"].iloc[0], "n": len(frame), "n_text": n_text,
+                               "policy_return": frame["policy_return"].mean(),
+                               "band_rule_return": frame["band_rule_return"].mean(),
+                               "n_trades": frame["n_trades"].mean(), "max_drawdown": frame["max_drawdown"].mean()}
+        for column, reference, prefix in (("excess", "the band rule", ""), ("excess_bh", "buy-and-hold", "bh_")):
+            valid = frame[frame[column].notna()]
+            stats = paired_stats(valid[column].to_numpy(), strata=valid["run"].tolist(), reference=reference)
+            row.update({f"{prefix}{k}": v for k, v in stats.as_dict().items() if k not in ("reference",)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pct(value: float, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:+.2f}%" if signed else f"{100 * value:.2f}%"
+
+
+def lead_markdown(lead: pd.DataFrame) -> str:
+    """The lead table: one row per group, the verdict against the band rule first."""
+    header = ["group", "verdict", "policy − band rule [95 % CI]", "win rate", "policy return", "band rule return",
+              "trades", "max drawdown", "n (runs × markets)"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in lead.itertuples(index=False):
+        if row.kind == "rules":
+            cells = [row.group, "rules only", "-", "-", "-", _pct(row.band_rule_return, True), "-", "-", row.n_text]
+        else:
+            interval = (f"{_pct(row.mean, True)} [{_pct(row.ci_low, True)} .. {_pct(row.ci_high, True)}]"
+                        if not math.isnan(row.ci_low) else _pct(row.mean, True))
+            trades = "-" if math.isnan(row.n_trades) else f"{row.n_trades:,.1f}"
+            cells = [row.group, row.verdict, interval,
+                     "-" if math.isnan(row.win_rate) else f"{100 * row.win_rate:.0f}%",
+                     _pct(row.policy_return, True), _pct(row.band_rule_return, True), trades,
+                     _pct(row.max_drawdown), row.n_text]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def group_differences(runs: Sequence[Run]) -> list[str]:
+    """For the groups shown, the few config keys that differ between them (one line each, for the legend)."""
+    identities: dict[str, Identity] = {}
+    for run in runs:
+        if run.kind == "policy" and run.what_ran is not None:
+            identities.setdefault(_group_name(run), run.what_ran)
+    keys = [k for k in differing_keys(identities.values()) if k != "experiment_name"]
+    if not keys:
+        return []
+    shown, more = keys[:6], len(keys) - 6
+    lines = [f"{group}: " + ", ".join(show_value(identity, k) for k in shown) for group, identity in identities.items()]
+    if more > 0:
+        lines.append(f"(+{more} more differing keys; every key is in each run's config.yaml)")
+    return lines
 
 
 def _cell(mean: float, std: float, column: str) -> str:
@@ -358,33 +445,49 @@ def _default_out(paths: Sequence[Path]) -> Path:
 def compare_main(argv: list[str]) -> int:
     """Entry point of ``python -m kpremia compare``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m kpremia compare",
-                                     description="Mean ± std of test metrics over seeds, per experiment.")
+                                     description="Which variant is better: the policy against the band rule on the same markets, "
+                                                 "per group of runs that ran the same thing.")
     parser.add_argument("paths", nargs="+", type=Path, help="run directories and/or multirun directories")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write compare.csv, compare.md and compare.png (default: the common parent)")
     parser.add_argument("--no-plot", dest="plot", action="store_false",
-                        help="do not draw compare.png (test return and max drawdown, mean ± std per group)")
+                        help="do not draw compare.png (per-market paired differences to the band rule, per group)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage line
         return 0 if exc.code in (0, None) else UserError.exit_code
     runs, legend = assign_settings(load_runs(args.paths))
     table = compare_table(runs)
+    markets = market_records(runs)
+    lead = lead_table(markets)
     out = args.out or _default_out(args.paths)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = to_markdown(table)
+    lead_md = lead_markdown(lead)
+    notes = ("\nThe policy's return minus the band rule's, paired on the same markets (each run's own test "
+             "split and its unseen draws), over runs × markets: mean and a stratified bootstrap 95 % interval; "
+             "\"ahead\" or \"behind\" only when the interval excludes 0.\n")
+    differences = group_differences(runs)
+    if differences:
+        notes += "\nWhat differs between the groups:\n\n" + "\n".join(f"* {line}" for line in differences) + "\n"
     if legend:
-        markdown += ("\nThese runs do not share one test period, fee, data and outcome: rows are grouped by "
-                     "setting and never averaged across settings.\n\n" + "\n".join(f"* {line}" for line in legend)
-                     + "\n")
+        notes += ("\nThese reports do not share one data, checkpoint, split, fee, test period and outcome: rows are "
+                  "grouped by setting and never averaged across settings.\n\n"
+                  + "\n".join(f"* {line}" for line in legend) + "\n")
+    markdown = lead_md + notes + "\n## All metrics (mean ± std over runs × markets)\n\n" + to_markdown(table)
     atomic_write_text(out / "compare.csv", table.to_csv(index=False))
+    atomic_write_text(out / "compare_markets.csv", markets.to_csv(index=False))
+    atomic_write_text(out / "compare_lead.csv", lead.to_csv(index=False))
     atomic_write_text(out / "compare.md", markdown)
-    written = [out / "compare.md", out / "compare.csv"]
+    written = [out / "compare.md", out / "compare.csv", out / "compare_lead.csv", out / "compare_markets.csv"]
     if args.plot:
         from kpremia.eval.plots import compare_figure, png_bytes
 
-        atomic_write_bytes(out / "compare.png", png_bytes(compare_figure(chart_records(runs))))
-        written.append(out / "compare.png")
-    sys.stdout.write(markdown)
-    sys.stdout.write(f"\n{len(runs)} run(s); written {', '.join(str(w) for w in written)}\n")
+        policy_groups = lead[lead["kind"] == "policy"]
+        if not policy_groups.empty:
+            atomic_write_bytes(out / "compare.png", png_bytes(compare_figure(markets[markets["kind"] == "policy"],
+                                                                             policy_groups)))
+            written.append(out / "compare.png")
+    sys.stdout.write(lead_md + notes)
+    sys.stdout.write(f"\n{len(runs)} report(s) of {len({r.run_dir for r in runs})} run(s); all metrics in "
+                     f"{out / 'compare.md'}; written {', '.join(str(w) for w in written)}\n")
     return 0

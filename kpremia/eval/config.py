@@ -37,6 +37,9 @@ class EvalConfig(ConfigPart):
     # Model selection during `fit`: validation averages over the run's own val split and val_draws - 1
     # further draws of a generated market (data.seed * 1000 + 500 + j; synthetic source only).
     val_draws: int = knob(1, at_least(1))
+    # `test` on a generated market: further draws of it (unseen data seeds 1000000 + j, the same for every
+    # run), each beside the baselines fit on its own train split; 0 tests the own test split only.
+    test_markets: int = knob(4, at_least(0))
 
     def check_together(self) -> None:
         rule_options(self.rule_levels)

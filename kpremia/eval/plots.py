@@ -9,8 +9,15 @@
   split, read from ``summary.json``'s ``baseline_params``, with its decision cadence), the
   policy's fills (filled markers) and the band rule's (hollow markers).
 * ``position.png``: the USDT weight held.
-* ``compare.png`` (``python -m kpremia compare``): test return and max drawdown per group of
-  runs, mean ± std over seeds, with every seed's value as a dot.
+* ``equity.png`` ends with an underwater panel (drawdown below the running peak) of the policy
+  and the band rule.
+* ``learning.png``: the run's validation return against env steps, policy beside the band rule.
+* ``compare.png`` (``python -m kpremia compare``): per group, every market's paired difference
+  between the policy and the band rule (a dot), the mean with its 95 % bootstrap interval, and the
+  policy's max drawdown per market.
+
+Every report picture carries a title line saying what it is (run, checkpoint, data, split, bar
+size, fee); time axes are bar open times in UTC.
 
 Matplotlib through ``Figure`` objects (the Agg canvas, no pyplot state), so plotting is safe
 in threads, tests and servers.
@@ -63,26 +70,29 @@ def _label(name: str, trace: pd.DataFrame) -> str:
 
 
 def equity_figure(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame], *,
-                  focus: str = "premium_threshold") -> Figure:
-    """Return (%) of the policy and the baselines; random and the oracle in their own panel.
+                  focus: str = "premium_threshold", stamp: str | None = None) -> Figure:
+    """Return (%) of the policy and the baselines; random and the oracle in their own panel; drawdowns below.
 
-    The trades marked (and the thick line) are the policy's, or without one the ``focus`` rule's.
+    The trades marked (and the thick line) are the policy's, or without one the ``focus`` rule's.  A
+    trader that never traded lies on the cash line: it is drawn with markers so it stays visible.
+    The underwater panel shows how far below its running peak the marked trader and the band rule were.
     """
     traders = {**({POLICY: policy_trace} if policy_trace is not None else {}), **baseline_traces}
     main = {n: t for n, t in traders.items() if n not in OUT_OF_SCALE}
     apart = {n: t for n, t in traders.items() if n in OUT_OF_SCALE}
-    fig = Figure(figsize=(12, 6.2 if apart else 4.5))
-    if apart:
-        ax, ax_apart = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
-    else:
-        ax, ax_apart = fig.subplots(), None
+    ratios = [3, *([1.3] if apart else []), 1.2]
+    fig = Figure(figsize=(12, 4.5 + 1.7 * (len(ratios) - 1)))
+    axes = fig.subplots(len(ratios), 1, sharex=True, gridspec_kw={"height_ratios": ratios})
+    ax, ax_apart, ax_under = axes[0], (axes[1] if apart else None), axes[-1]
     who = POLICY if policy_trace is not None else (focus if focus in main else next(iter(main), None))
     shown = main.get(who) if who is not None else None
-    for name, trace in main.items():
+    for k, (name, trace) in enumerate(main.items()):
         is_policy = name == who
+        idle = name != "cash" and not bool(trace["traded"].astype(bool).any())
         ax.plot(trace["time"], _return_pct(trace), color=COLOURS.get(name), label=_label(name, trace),
                 linewidth=2.0 if is_policy else 1.1, linestyle="--" if name == "cash" else "-",
-                zorder=4 if is_policy else 2)
+                zorder=4 if is_policy else 2, marker="o" if idle else None, markersize=3.5,
+                markevery=(k * 7 % 40, max(1, len(trace) // 25)) if idle else None)
     if shown is not None:  # the trades of the policy (or of the focus rule) on its own line
         pct = _return_pct(shown)
         for mask, marker, colour in ((_trades(shown)[0], "^", "tab:green"), (_trades(shown)[1], "v", "tab:red")):
@@ -92,7 +102,8 @@ def equity_figure(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[st
         if bool(shown["traded"].astype(bool).any()):
             handles += [Line2D([], [], marker="^", color="tab:green", linestyle="", markeredgecolor="black"),
                         Line2D([], [], marker="v", color="tab:red", linestyle="", markeredgecolor="black")]
-            labels += [f"{LABELS.get(who, who)} buys", f"{LABELS.get(who, who)} sells"]
+            labels += [f"{LABELS.get(who, who)} buys (fill at the open after the decision bar)",
+                       f"{LABELS.get(who, who)} sells (fill at the open after the decision bar)"]
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     ax.axhline(0.0, color="0.75", linewidth=0.8, zorder=1)
     ax.set_ylabel("return (%)")
@@ -109,8 +120,36 @@ def equity_figure(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[st
                            fontsize="small")
         ax_apart.grid(True, alpha=0.3)
         ax_apart.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    fig.autofmt_xdate()
+    for name in dict.fromkeys([who, "premium_threshold"]):
+        if name in main:
+            ax_under.fill_between(main[name]["time"], -drawdown_pct(main[name]), 0.0, step="post",
+                                  color=COLOURS.get(name), alpha=0.35 if name == who else 0.2,
+                                  label=f"{LABELS.get(name, name)} max {float(drawdown_pct(main[name]).max()):.2f} %")
+    ax_under.set_ylabel("drawdown (%)")
+    ax_under.set_title("underwater: below the running peak", fontsize="small")
+    ax_under.grid(True, alpha=0.3)
+    ax_under.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    _time_axis(fig, ax_under, stamp)
     return fig
+
+
+def drawdown_pct(trace: pd.DataFrame) -> pd.Series:
+    """How far the portfolio value is below its running peak, in % (0 at a new high, positive below)."""
+    values = trace["portfolio_value_krw"].astype(float)
+    return 100.0 * (1.0 - values / values.cummax())
+
+
+def _time_axis(fig: Figure, ax: Any, stamp: str | None) -> None:
+    """Label the time axis with its zone (bar open times, UTC) and put what the report is in the title."""
+    ax.set_xlabel("time (UTC, bar open)")
+    if stamp:
+        fig.suptitle(stamp, fontsize="small", y=1.0)
+    fig.autofmt_xdate()
+
+
+def every_bars(n: float) -> str:
+    """``every bar`` / ``every 16 bars``."""
+    return "every bar" if float(n) == 1 else f"every {float(n):g} bars"
 
 
 def band_levels(params: Mapping[str, Any] | None) -> dict[str, float] | None:
@@ -126,13 +165,13 @@ def band_levels(params: Mapping[str, Any] | None) -> dict[str, float] | None:
 
 
 def premium_figure(trace: pd.DataFrame, who: str = POLICY, *, levels: Mapping[str, float] | None = None,
-                   band_trace: pd.DataFrame | None = None) -> Figure:
+                   band_trace: pd.DataFrame | None = None, stamp: str | None = None) -> Figure:
     """The premium, the band rule's levels, the fills of ``who`` and (hollow) the band rule's."""
     fig = Figure(figsize=(12, 4.2))
     ax = fig.subplots()
     ax.plot(trace["time"], 100 * trace["premium"], color="0.3", linewidth=0.8, label="premium")
     if levels:
-        every = f", deciding every {levels['every']:g} bars" if "every" in levels else ""
+        every = f", deciding {every_bars(levels['every'])}" if "every" in levels else ""
         ax.axhline(100 * levels["buy"], color=COLOURS["premium_threshold"], linestyle="--", linewidth=1.2,
                    label=f"band rule buys at <= {100 * levels['buy']:.2f} %{every}")
         ax.axhline(100 * levels["sell"], color=COLOURS["premium_threshold"], linestyle=":", linewidth=1.4,
@@ -152,14 +191,15 @@ def premium_figure(trace: pd.DataFrame, who: str = POLICY, *, levels: Mapping[st
                    facecolors="none", edgecolors=COLOURS["premium_threshold"], linewidths=1.2,
                    label=f"band rule sells ({int(b_sells.sum())})", zorder=3)
     ax.set_ylabel("premium (%)")
-    ax.set_title(f"Premium, the band rule's levels (fit on train) and the {name}'s fills")
+    ax.set_title(f"Premium, the band rule's levels (fit on train) and the {name}'s fills "
+                 "(marked at the fill: the open after the decision bar)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    fig.autofmt_xdate()
+    _time_axis(fig, ax, stamp)
     return fig
 
 
-def position_figure(trace: pd.DataFrame, who: str = POLICY) -> Figure:
+def position_figure(trace: pd.DataFrame, who: str = POLICY, *, stamp: str | None = None) -> Figure:
     """The USDT weight held (0 = all KRW, 1 = all USDT)."""
     fig = Figure(figsize=(12, 3))
     ax = fig.subplots()
@@ -169,50 +209,71 @@ def position_figure(trace: pd.DataFrame, who: str = POLICY) -> Figure:
     ax.set_ylabel("USDT weight")
     ax.set_title(f"{LABELS.get(who, who)} position")
     ax.grid(True, alpha=0.3)
-    fig.autofmt_xdate()
+    _time_axis(fig, ax, stamp)
     return fig
 
 
-COMPARE_TRADERS = (POLICY, "premium_threshold", "premium_zscore", "buy_and_hold")
+def learning_figure(curve: pd.DataFrame, *, stamp: str | None = None) -> Figure:
+    """Validation return of the policy and of the band rule against env steps (``metrics.csv`` of ``fit``)."""
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots()
+    ax.plot(curve["env_steps"], 100 * curve["policy"], color=COLOURS[POLICY], marker="o", markersize=3,
+            label="policy")
+    if curve["band_rule"].notna().any():
+        ax.plot(curve["env_steps"], 100 * curve["band_rule"], color=COLOURS["premium_threshold"], linestyle="--",
+                label="band rule (fit on train)")
+    ax.axhline(0.0, color="0.75", linewidth=0.8)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("validation return (%)")
+    ax.set_title("Validation during fit: policy vs the band rule", fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if stamp:
+        fig.suptitle(stamp, fontsize="small", y=1.0)
+    return fig
 
 
-def compare_figure(records: pd.DataFrame) -> Figure:
-    """Mean ± std over seeds of test return and max drawdown, per group (experiment and setting).
+def compare_figure(markets: pd.DataFrame, stats: pd.DataFrame) -> Figure:
+    """Per group: each market's paired difference to the band rule (a dot), the mean and its 95 % interval.
 
-    ``records``: one row per (run, trader) with columns ``group``, ``trader``, ``return`` and
-    ``max_drawdown`` (fractions).  Each seed is a dot over its group's bar; random and the
-    oracle are left out (they are in the table) so the bars stay readable.
+    ``markets``: one row per (group, run, market) with ``group``, ``excess`` (policy return minus the
+    band rule's on that market, a fraction) and ``max_drawdown`` (the policy's, a fraction).
+    ``stats``: one row per group with ``group``, ``mean``, ``ci_low``, ``ci_high``, ``n`` and ``verdict``.
+    The right panel shows the policy's max drawdown per market: the bar spans min .. max (never below 0).
+    Readable from 2 to a dozen groups: one row each, the verdict in the label.
     """
-    rows = records[records["trader"].isin(COMPARE_TRADERS)]
-    groups = list(dict.fromkeys(rows["group"]))
-    traders = [t for t in COMPARE_TRADERS if t in set(rows["trader"])]
-    fig = Figure(figsize=(11, 1.2 + 0.55 * max(1, len(groups)) * max(1, len(traders)) / 2 + 1.0))
-    axes = fig.subplots(1, 2, sharey=True)
-    height = 0.8 / max(1, len(traders))
-    rng = np.random.default_rng(0)  # jitter of the seed dots only
-    for ax, metric, title in ((axes[0], "return", "test return (%)"), (axes[1], "max_drawdown", "max drawdown (%)")):
-        for j, trader in enumerate(traders):
-            for i, group in enumerate(groups):
-                values = 100 * rows.loc[(rows["group"] == group) & (rows["trader"] == trader), metric].astype(float)
-                values = values.dropna()
-                if values.empty:
-                    continue
-                y = i + (j - (len(traders) - 1) / 2) * height
-                std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                ax.barh(y, float(values.mean()), height=height * 0.9, xerr=std if len(values) > 1 else None,
-                        color=COLOURS.get(trader), alpha=0.75, capsize=3,
-                        label=LABELS.get(trader, trader) if i == 0 else None)
-                ax.scatter(values, y + rng.uniform(-height * 0.25, height * 0.25, len(values)), s=10,
-                           color="black", zorder=3)
-        ax.axvline(0.0, color="0.6", linewidth=0.8)
-        ax.set_xlabel(title)
-        ax.grid(True, axis="x", alpha=0.3)
-    counts = {g: int(rows.loc[(rows["group"] == g) & (rows["trader"] == POLICY)].shape[0]) for g in groups}
-    axes[0].set_yticks(range(len(groups)))
-    axes[0].set_yticklabels([f"{g}\n(n={counts[g]})" if counts[g] else g for g in groups], fontsize="small")
-    axes[0].invert_yaxis()
-    handles, labels = axes[0].get_legend_handles_labels()
+    groups = list(stats["group"])
+    fig = Figure(figsize=(12, 2.2 + 0.55 * max(2, len(groups))))
+    ax, ax_dd = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 1.4]})
+    rng = np.random.default_rng(0)  # vertical jitter of the market dots only
+    for i, row in enumerate(stats.itertuples(index=False)):
+        mine = markets[markets["group"] == row.group]
+        excess = 100 * mine["excess"].astype(float).dropna()
+        ax.scatter(excess, i + rng.uniform(-0.18, 0.18, len(excess)), s=12, color="tab:blue", alpha=0.6,
+                   zorder=3, label="one market (a seed's test split or an unseen draw)" if i == 0 else None)
+        if np.isfinite(row.mean):
+            low, high = 100 * row.ci_low, 100 * row.ci_high
+            has_ci = np.isfinite(low) and np.isfinite(high)
+            ax.errorbar(100 * row.mean, i, xerr=[[100 * row.mean - low], [high - 100 * row.mean]] if has_ci else None,
+                        fmt="D", color="black", capsize=5, markersize=6, zorder=4, linewidth=1.6,
+                        label="mean, 95 % bootstrap interval" if i == 0 else None)
+        dd = 100 * mine["max_drawdown"].astype(float).dropna()
+        if len(dd):
+            ax_dd.hlines(i, float(dd.min()), float(dd.max()), color="0.4", linewidth=2.0)
+            ax_dd.scatter(dd, i + rng.uniform(-0.18, 0.18, len(dd)), s=10, color=COLOURS[POLICY], zorder=3)
+            ax_dd.plot(float(dd.mean()), i, marker="|", markersize=14, color="tab:red", zorder=4)
+    ax.axvline(0.0, color="tab:orange", linewidth=1.2, label="level with the band rule")
+    ax.set_xlabel("policy return minus the band rule's, per market (percentage points)")
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels([f"{r.group}\n{r.verdict} (n={r.n})" for r in stats.itertuples(index=False)],
+                       fontsize="small")
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+    ax_dd.set_xlabel("policy max drawdown (%): min..max, red = mean")
+    ax_dd.set_xlim(left=0.0)
+    ax_dd.grid(True, axis="x", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
-    fig.suptitle("Test split, mean ± std over seeds (dots: one seed each)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.suptitle("Paired against the band rule on the same markets: ahead only where the interval is right of 0")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

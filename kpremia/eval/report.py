@@ -22,8 +22,13 @@ A rules-only backtest (``python -m kpremia backtest``) has no policy: the summar
 has no ``"policy"`` entry, and ``trace.csv`` and the premium / position plots show
 one of the baselines (``focus``, the band rule by default), named in ``"focus"``.
 
+``trades.csv`` lists the holdings (entry/exit time, prices, premium, holding time, P&L; see
+:mod:`kpremia.eval.trades`).  A hit rate is null ("n/a" in tables) for a trader that closed no
+round trip: there is nothing to score.
+
 Plots (PNG, :mod:`kpremia.eval.plots`): ``equity.png`` (return in %, the policy beside the
-rules it must beat, random and the oracle in a panel of their own), ``premium.png`` (the
+rules it must beat, random and the oracle in a panel of their own, an underwater panel),
+``learning.png`` (the validation curve, when the run logged one), ``premium.png`` (the
 premium with the band rule's levels, the policy's fills and the band rule's), ``position.png``
 (the policy's USDT weight).
 """
@@ -38,7 +43,8 @@ from typing import Any
 
 import pandas as pd
 from kpremia.eval.backtest import trace_metrics
-from kpremia.eval.plots import band_levels, equity_figure, png_bytes, position_figure, premium_figure
+from kpremia.eval.plots import band_levels, equity_figure, learning_figure, png_bytes, position_figure, premium_figure
+from kpremia.eval.trades import trade_list
 from kpremia.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,18 @@ log = logging.getLogger(__name__)
 POLICY = "policy"
 ORACLE = "oracle"
 PLOT_FILES = ("equity.png", "premium.png", "position.png")
+LEARNING_PLOT = "learning.png"
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as null (strict JSON; a hit rate without round trips is not a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def summarise_traces(policy_trace: pd.DataFrame | None, baseline_traces: Mapping[str, pd.DataFrame],
@@ -79,15 +97,23 @@ def oracle_capture(summary: Mapping[str, Any]) -> float | None:
 
 def write_report(out_dir: str | Path, policy_trace: pd.DataFrame | None,
                  baseline_traces: Mapping[str, pd.DataFrame], extra: Mapping[str, Any] | None = None, *,
-                 plots: bool = True, bar_minutes: float | None = None, focus: str = "premium_threshold") -> dict[str, Any]:
-    """Write ``trace.csv``, ``equity.csv``, ``summary.json`` and the plots into ``out_dir``; return the summary.
+                 plots: bool = True, bar_minutes: float | None = None, focus: str = "premium_threshold",
+                 stamp: str | None = None, curve: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Write ``trace.csv``, ``trades.csv``, ``equity.csv``, ``summary.json`` and the plots into ``out_dir``.
 
-    Without a policy (``policy_trace`` None) the trace and the premium / position plots are
-    those of the baseline ``focus`` (or the first baseline if ``focus`` is not among them).
+    Returns the summary.  Without a policy (``policy_trace`` None) the trace, the trade list and the
+    premium / position plots are those of the baseline ``focus`` (or the first baseline if ``focus`` is
+    not among them).  ``stamp`` (what the report is: checkpoint, data, split, bar size, fee) titles
+    every picture and is kept in the summary; ``curve`` (:mod:`kpremia.eval.curves`) adds
+    ``learning.png``.  With ``plots`` false, pictures of an earlier report in ``out_dir`` are removed,
+    so no picture ever sits beside numbers it was not drawn from.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)  # until the new one is complete, there is no report here
     summary = summarise_traces(policy_trace, baseline_traces, extra, bar_minutes=bar_minutes)
+    if stamp:
+        summary["stamp"] = stamp
     if policy_trace is not None:
         shown, who = policy_trace, POLICY
     else:
@@ -95,14 +121,21 @@ def write_report(out_dir: str | Path, policy_trace: pd.DataFrame | None,
         shown = baseline_traces[who]
         summary["focus"] = who
     atomic_write_text(out / "trace.csv", shown.to_csv(index=False))
+    atomic_write_text(out / "trades.csv", trade_list(shown).to_csv(index=False))
     atomic_write_text(out / "equity.csv", _equity_table(policy_trace, baseline_traces).to_csv(index=False))
+    for name in (*PLOT_FILES, LEARNING_PLOT):
+        (out / name).unlink(missing_ok=True)
     if plots:
         levels = band_levels(summary.get("baseline_params"))
-        for name, fig in (("equity.png", equity_figure(policy_trace, baseline_traces, focus=who)),
-                          ("premium.png", premium_figure(shown, who, levels=levels,
-                                                         band_trace=baseline_traces.get("premium_threshold"))),
-                          ("position.png", position_figure(shown, who))):
+        figures = [("equity.png", equity_figure(policy_trace, baseline_traces, focus=who, stamp=stamp)),
+                   ("premium.png", premium_figure(shown, who, levels=levels, stamp=stamp,
+                                                  band_trace=baseline_traces.get("premium_threshold"))),
+                   ("position.png", position_figure(shown, who, stamp=stamp))]
+        if curve is not None and not curve.empty:
+            figures.append((LEARNING_PLOT, learning_figure(curve, stamp=stamp)))
+        for name, fig in figures:
             atomic_write_bytes(out / name, png_bytes(fig))
+    summary = _json_safe(summary)
     atomic_write_json(out / "summary.json", summary)  # last: its presence means the report is complete
     log.info("report written to %s", out)
     return summary
@@ -115,7 +148,7 @@ _TABLE_COLUMNS = (("return", "return", "pct"), ("sharpe", "sharpe", "num"), ("so
 
 def _fmt(value: Any, kind: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
+        return "n/a"
     if kind == "pct":
         return f"{100 * float(value):.2f}%"
     if kind == "int":

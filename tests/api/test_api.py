@@ -36,8 +36,9 @@ def test_fit_returns_its_run_and_test_writes_the_report(run) -> None:
     assert run.run_dir.name.endswith("_mlp_ppo") and run.env_steps == 256
     assert run.last_checkpoint == run.run_dir / "checkpoints" / "last.ckpt" and run.best_checkpoint.is_file()
     assert run.config["encoder"]["name"] == "mlp" and isinstance(run.best_score, float)
-    summary = kpremia.test(run.run_dir, ["eval.plots=false"])
-    assert Path(summary["report_dir"]) == run.run_dir / "report" and (run.run_dir / "report" / "summary.json").is_file()
+    summary = kpremia.test(run.run_dir, ["eval.plots=false", "eval.test_markets=0"])
+    report = run.run_dir / "report" / run.best_checkpoint.stem / "synthetic-seed0" / "test"
+    assert Path(summary["report_dir"]) == report and (report / "summary.json").is_file()
     assert set(summary["baselines"]) >= {"premium_threshold", "oracle"} and "return" in summary["policy"]
     val = kpremia.validate(run.last_checkpoint)
     assert val["split"] == "val" and val["report_dir"] is None

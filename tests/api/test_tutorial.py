@@ -44,8 +44,9 @@ def test_the_tutorial_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest
 
     # 1-3: a run, its test report and the pictures the report section displays
     (run_dir,) = [p for p in runs.iterdir() if p.name.endswith("_mlp_ppo")]
-    for name in ("summary.json", "trace.csv", "equity.png", "premium.png"):
-        assert (run_dir / "report" / name).is_file()
+    (report,) = run_dir.glob("report/best*/synthetic-seed0/test")
+    for name in ("summary.json", "trace.csv", "trades.csv", "equity.png", "premium.png"):
+        assert (report / name).is_file()
     assert "buy_premium_at_or_below" in outputs  # the band rule's levels, read from summary.json
     assert sum(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for c in code for o in c.get("outputs", [])) == 2

@@ -30,7 +30,7 @@ def test_every_experiment_composes_and_validates(compose_cfg, experiment):
     (["experiment=mlp_ppo", "algo=dqn"], "mlp_ppo+dqn"),
     (["experiment=mlp_dqn", "encoder=lstm", "algo=ppo"], "mlp_dqn+lstm+ppo"),
     (["experiment=mlp_ppo", "encoder=mlp"], "mlp_ppo"),  # naming its own encoder changes nothing
-    (["encoder=lstm"], "lstm_ppo"),  # no experiment: <encoder>_<algo>
+    (["encoder=lstm"], "lstm+ppo"),  # no experiment: <encoder>+<algo>, never an experiment's name
     (["experiment=gru_attn_ppo", "encoder=lstm", "experiment_name=mine"], "mine"),  # an explicit name wins
 ])
 def test_a_run_name_says_what_replaced_the_experiments_encoder_or_algo(compose_cfg, overrides, name):

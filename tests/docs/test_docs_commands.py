@@ -61,6 +61,9 @@ SKIPPED: list[tuple[str, str]] = [
     (r"scripts/results\.sh", "hours of training (the results page)"),
     (r"scripts/model_based_ceiling\.py", "60 market draws take minutes (measured on a quiet machine, docs/model_based.md); "
      "tests/eval/test_model_based.py checks the trader and its fills"),
+    (r"^python -m kpremia fit experiment=mlp_ppo debug=fast$|eval\.test_markets=2 eval\.plots=false$|"
+     r"^python -m kpremia compare runs/$", "docs/compare.md's walk-through: tests/eval/test_report_layout.py "
+     "fits, tests on further markets and compares in-process"),
     (r"data\.timeframe=1[hd] algo\.total_env_steps=65536|best-epoch000\.ckpt", "65,536-step trainings at 1h / 1d; "
      "tests/cli/test_real_data_runs.py trains and tests on these files with a small budget"),
     (r"data\.path=short\.csv", "needs a 14-day file; tests/data/test_real_formats.py checks the too-short error"),

@@ -48,7 +48,8 @@ def test_two_run_dirs_mean_and_std(tmp_path: Path, capsys) -> None:
     assert table["trader"].tolist() == ["policy", "cash", "oracle"]
     markdown = (out / "compare.md").read_text()
     assert "| gru | policy | 2 | 15.00% ± 7.07% | 2.000 ± 1.414 |" in markdown
-    assert markdown in capsys.readouterr().out
+    lead, _, rest = markdown.partition("\n## All metrics")
+    assert lead in capsys.readouterr().out and rest  # stdout leads; every metric is in the file
 
 
 def test_multirun_dir_groups_by_experiment(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_single_run_has_no_std(tmp_path: Path) -> None:
 
 def test_path_without_runs_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no runs under .*report/summary.json"):
+    with pytest.raises(UserError, match="no runs under .*report/.../summary.json"):
         compare_main([str(tmp_path / "empty")])
     with pytest.raises(UserError, match="does not exist"):
         compare_main([str(tmp_path / "missing")])
@@ -120,13 +121,15 @@ def test_runs_with_different_fee_period_or_data_are_never_averaged(tmp_path: Pat
     assert sorted(policy["n"]) == [1, 1, 1, 1, 2]
     assert policy.loc[policy["n"] == 2, "return_mean"].item() == pytest.approx(0.2)
     markdown = (root / "compare.md").read_text()
-    assert markdown.startswith("| setting | experiment | trader | n |")
+    assert "\n| setting | experiment | trader | n |" in markdown
+    lead = markdown.partition("\n## All metrics")[0]
+    assert sum(line.startswith("| ") for line in lead.splitlines()) == 1 + 5  # header + one row per setting
     assert "never averaged across settings" in markdown
     assert "fee 0.05 %" in markdown and "fee 0.1 %" in markdown
     assert "test 2025-01-01 00:00..2025-03-31 23:45" in markdown
     assert "bars.csv (abababababab)" in markdown
     assert "fit FAILED (CUDA out of memory)" in markdown
-    assert markdown in capsys.readouterr().out
+    assert lead in capsys.readouterr().out
 
 
 def test_data_identity_names_what_a_run_saw() -> None:
@@ -163,12 +166,12 @@ def test_runs_that_share_a_name_but_not_what_ran_are_labelled_apart_never_averag
 
 
 def test_compare_draws_its_chart_unless_asked_not_to(tmp_path: Path) -> None:
-    from kpremia.eval.compare import chart_records
+    from kpremia.eval.compare import market_records
 
     for seed, ret in ((0, 0.1), (1, 0.3)):
         fake_run(tmp_path / "runs" / f"r{seed}", policy_return=ret, sharpe=1.0, seed=seed, experiment="gru")
-    records = chart_records(load_runs([tmp_path / "runs"]))
-    assert sorted(records.query("trader == 'policy'")["return"]) == [0.1, 0.3]
+    records = market_records(load_runs([tmp_path / "runs"]))
+    assert sorted(records["policy_return"]) == [0.1, 0.3]
     assert compare_main([str(tmp_path / "runs")]) == 0
     png = (tmp_path / "runs" / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -91,9 +91,11 @@ def test_equity_is_a_linear_return_chart_with_the_oracle_and_random_apart(traces
     from kpremia.eval.plots import equity_figure
 
     policy, baselines = traces
-    fig = equity_figure(policy, baselines)
-    main, apart = fig.axes
+    fig = equity_figure(policy, baselines, stamp="gru_attn_ppo seed 0, best | synthetic | test split, 15m bars")
+    main, apart, under = fig.axes
     assert main.get_yscale() == apart.get_yscale() == "linear" and main.get_ylabel() == "return (%)"
+    assert under.get_ylabel() == "drawdown (%)" and "UTC" in under.get_xlabel()
+    assert fig._suptitle.get_text().startswith("gru_attn_ppo seed 0, best")
     plotted = {line.get_label().split(" ")[0] for line in main.get_lines() if not line.get_label().startswith("_")}
     assert {"policy", "band", "buy", "cash"} <= plotted and "oracle" not in plotted
     assert [line.get_label().split(" ")[0] for line in apart.get_lines()

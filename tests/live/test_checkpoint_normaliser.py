@@ -9,6 +9,7 @@ the checkpoint, played through the backtest; `eval.split=all` reports which bars
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,8 @@ def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoin
     final = float(expected["portfolio_value_krw"].iloc[-1]) / float(expected["portfolio_value_krw"].iloc[0]) - 1
     assert np.isclose(summary["policy"]["return"], final, rtol=1e-9, atol=1e-12)
     # another data file gets its own report folder: the run's own test report is not overwritten
-    trace = pd.read_csv(checkpoint.parent.parent / "report_other_data" / "trace.csv")
+    report = Path(summary["report_dir"])
+    assert report.parent.parent.parent == checkpoint.parent.parent / "report" and report.name == "all"
+    trace = pd.read_csv(report / "trace.csv")
     assert len(trace) == len(expected)
     np.testing.assert_array_equal(trace["action"].to_numpy()[:-1], expected["action"].to_numpy()[:-1].astype(int))

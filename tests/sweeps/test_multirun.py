@@ -56,11 +56,11 @@ def test_multirun_then_one_test_command_and_compare_with_its_chart(run_cli, tmp_
         assert (job / "checkpoints" / "last.ckpt").is_file() and (job / "metrics.csv").is_file()
         assert (job / "config.yaml").is_file() and (job / "meta.json").is_file()
 
-    tested = run_cli("test", str(sweep_dir), "eval.plots=false")
+    tested = run_cli("test", str(sweep_dir), "eval.plots=false", "eval.test_markets=1")
     assert tested.returncode == 0, tested.stderr[-3000:]
     lines = [ln for ln in tested.stdout.splitlines() if ln.startswith("[")]
     assert len([ln for ln in lines if "policy" in ln and "band rule" in ln]) == 4, tested.stdout
-    assert all((job / "report" / "summary.json").is_file() for job in jobs)
+    assert all(len(list(job.glob("report/*/synthetic-seed*/test/summary.json"))) == 2 for job in jobs)
     assert f"python -m kpremia compare {sweep_dir}" in tested.stdout
 
     compared = run_cli("compare", str(sweep_dir))
@@ -68,8 +68,9 @@ def test_multirun_then_one_test_command_and_compare_with_its_chart(run_cli, tmp_
     assert (sweep_dir / "compare.png").stat().st_size > 10_000
     runs = load_runs([sweep_dir])
     table = compare_table(runs).query("trader == 'policy'").set_index("experiment")
-    assert table.loc["gru_attn_ppo+mlp", "n"] == 2 and table.loc["gru_attn_ppo+mlp", "seeds"] == "0 1"
-    assert table.loc["gru_attn_ppo+lstm", "n"] == 2
+    # 2 seeds x (own test split + 1 unseen draw)
+    assert table.loc["gru_attn_ppo+mlp", "n"] == 4 and table.loc["gru_attn_ppo+mlp", "seeds"] == "0 1"
+    assert table.loc["gru_attn_ppo+lstm", "n"] == 4
 
 
 @pytest.mark.slow
