@@ -20,6 +20,7 @@ at the next bar's open through the same BatchedEnv as every trader.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.baselines import Baseline, _cadences, _on_cadence, require_train
-from kpremia.eval.model_dp import Plan, plan
+from kpremia.eval.model_dp import Grid, Plan, plan
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
 from kpremia.eval.regime_filter import run_filter
@@ -77,6 +78,14 @@ def model_signals(model: PremiumModel, the_plan: Plan, premium: np.ndarray, time
     return signals[:, 0] if squeeze else signals
 
 
+@functools.lru_cache(maxsize=16)
+def _plan_for(model: PremiumModel, cadence: int, buy_cost: float, sell_cost: float,
+              grid_sizes: tuple[tuple[str, int], ...]) -> Plan:
+    """The plan for a model, cadence and costs, computed once per process (a test of many draws of one
+    market, or a teacher and a report on the same market, reuse it)."""
+    return plan(model, cadence, buy_cost, sell_cost, grid=Grid.for_model(model, **dict(grid_sizes)))
+
+
 def model_options(manifest: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """``make_baselines`` options for ``model_based``: the generator's parameters when the data is synthetic."""
     manifest = manifest or {}
@@ -115,8 +124,6 @@ class ModelBased(Baseline):
 
     def fit(self, train: MarketTensors) -> None:
         """Resolve the cadence, get the model (generator's or fitted on train) and plan."""
-        from kpremia.eval.model_dp import Grid
-
         self.cadence, _ = _cadences(self.clock.at(train.bar_minutes), None)
         if self.source == "synthetic":
             self.model = PremiumModel.from_synthetic(self.synthetic or {}, train.bar_minutes)
@@ -126,9 +133,9 @@ class ModelBased(Baseline):
             self.model = PremiumModel.fit(train.premium[start:].to(torch.float64).cpu().numpy(), train.times[start:],
                                           train.bar_minutes)
         price = float(np.median(train.close.to(torch.float64).cpu().numpy()))
-        buy_cost, sell_cost = (float(c[0]) for c in fill_costs(np.array([price]), self.rules))
-        grid = Grid.for_model(self.model, **self.grid_sizes)
-        self.plan = plan(self.model, self.cadence, buy_cost, sell_cost, grid=grid)
+        # costs to 1e-7 (a thousandth of a basis point): draws of one market share a plan
+        buy_cost, sell_cost = (round(float(c[0]), 7) for c in fill_costs(np.array([price]), self.rules))
+        self.plan = _plan_for(self.model, self.cadence, buy_cost, sell_cost, tuple(sorted(self.grid_sizes.items())))
         log.info("model_based (%s model): planned every %d h over %d value iterations", self.source, self.plan.hours,
                  self.plan.iterations)
 
