@@ -165,3 +165,15 @@ def test_registered_and_configured_from_the_manifest() -> None:
     fitted = ModelBased(grid=SMALL_GRID)
     with pytest.raises(ValueError, match="train split"):
         fitted.fit(build_market(np.full(800, 1414.0), name="test"))
+
+
+def test_a_synthetic_backtest_report_has_the_ceiling_row_with_the_generators_model(compose_cfg, tmp_path) -> None:
+    """The default baselines include it; on the synthetic market the data manifest's parameters reach it."""
+    from kpremia.rules_backtest import run_rules_backtest
+
+    cfg = compose_cfg("data.days=60", "eval.plots=false", "env.decision_every=16")
+    summary = run_rules_backtest(cfg, tmp_path / "run")
+    assert {"premium_threshold", "oracle", "model_based"} <= set(summary["baselines"])
+    params = summary["baseline_params"]["model_based"]
+    assert params["model"] == "synthetic" and params["decision_every_bars"] == 16
+    assert params["premium_model"]["fast_sd"] == SyntheticParams().fast_sd
