@@ -14,7 +14,7 @@ from kpremia.data.synthetic import SyntheticParams, generate_with_states
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.backtest import run_baseline_backtest
 from kpremia.eval.baselines import make_baselines
-from kpremia.eval.model_based import ModelBased, model_options, model_signals
+from kpremia.eval.model_based import ModelBased, model_options
 from kpremia.eval.model_dp import Grid, plan
 from kpremia.eval.oracle import BUY, HOLD, SELL
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
