@@ -30,19 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
-
-from kpremia.data.market import build_market
-from kpremia.data.synthetic import SyntheticSource, generate_with_states
-from kpremia.envs.config import EnvConfig
-from kpremia.eval.backtest import run_baseline_backtests, trace_metrics
-from kpremia.eval.baselines import Baseline, _on_cadence, make_baselines
-from kpremia.eval.model_based import ModelBased, fill_costs, model_options
-from kpremia.eval.oracle import BUY, HOLD, SELL
-from kpremia.eval.paired import paired_stats
-from kpremia.eval.premium_model import sample_hours_kst
+# kpremia, torch and pandas are imported after the arguments are checked: a refusal is immediate.
 
 SPLIT = {"train_frac": 0.7, "val_frac": 0.15}  # configs/data/synthetic.yaml
 BAND = "premium_threshold"
@@ -61,16 +49,23 @@ ABLATIONS = {
 LABELS.update({f"{MODEL}_{k}": f"model-based, {k.replace('_', ' ')} in its model" for k in ABLATIONS})
 
 
-class KnowsState(Baseline):
+class KnowsState:
     """The model-based trader's plan fed the generator's hidden state instead of the filter's (a bound)."""
 
     name = KNOWS
 
-    def __init__(self, trader: ModelBased, states: dict[str, np.ndarray], offset: int) -> None:
-        super().__init__(trader.rules, clock=trader.clock)
-        self.trader, self.states, self.offset = trader, states, offset
+    def __init__(self, trader: Any, states: dict[str, Any], offset: int) -> None:
+        self.trader, self.states, self.offset, self.rules = trader, states, offset, trader.rules
 
-    def actions(self, market: Any) -> torch.Tensor:
+    def actions(self, market: Any) -> Any:
+        import numpy as np
+        import torch
+
+        from kpremia.eval.baselines import _on_cadence
+        from kpremia.eval.model_based import fill_costs
+        from kpremia.eval.oracle import BUY, HOLD, SELL
+        from kpremia.eval.premium_model import sample_hours_kst
+
         n = market.n_bars
         part = {k: v[self.offset:self.offset + n] for k, v in self.states.items()}
         stress = part["stress"].astype(np.float64)
@@ -84,8 +79,14 @@ class KnowsState(Baseline):
         return _on_cadence(torch.as_tensor(signals), market.valid_from, self.trader.cadence)
 
 
-def one_draw(seed: int, env: EnvConfig, oracle: bool, ablate: bool = False, days: float = 730.0) -> dict[str, float]:
-    """Test-split returns of every trader on the draw with data seed ``seed``."""
+def one_draw(seed: int, env: Any, oracle: bool, ablate: bool = False, days: float = 730.0) -> dict[str, float]:
+    """Test-split returns of every trader on the draw with data seed ``seed`` (``env``: an EnvConfig)."""
+    from kpremia.data.market import build_market
+    from kpremia.data.synthetic import SyntheticSource, generate_with_states
+    from kpremia.eval.backtest import run_baseline_backtests, trace_metrics
+    from kpremia.eval.baselines import make_baselines
+    from kpremia.eval.model_based import ModelBased, model_options
+
     source = SyntheticSource(seed=seed, days=days)
     frame, manifest = source.load()
     _, states = generate_with_states(source.params, seed)
@@ -123,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model_based_ceiling: --days {args.days:g} leaves splits too short for the band rule's warm-up; "
               "use --days 30 or more (730 is the default market)", file=sys.stderr)
         return 2
+    import pandas as pd
+    import torch
+
+    from kpremia.envs.config import EnvConfig
+    from kpremia.eval.paired import paired_stats
+
     torch.set_num_threads(1)
     every = int(args.decision_every) if str(args.decision_every).isdigit() else args.decision_every
     env = EnvConfig(decision_every=every)
