@@ -18,7 +18,8 @@ the hindsight oracle.
 Options: ``--draws N`` markets (data seeds ``--first-seed`` .. + N - 1), ``--decision-every``
 (bars or a duration; default 4h, the main job's), ``--no-oracle``, ``--csv PATH`` for the
 per-draw returns, ``--ablate`` for the model-based trader with one part of its model removed
-at a time (time of day, regimes, jumps, the fast part), each paired with the band rule.  It trains nothing; a draw takes a few seconds on one core.
+at a time (time of day, regimes, jumps, the fast part), each paired with the band rule
+(``--ablate plan``: removed from the plan only, the filter keeping the whole model).  It trains nothing; a draw takes a few seconds on one core.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ ABLATIONS = {
     "without_fast_part": {"fast_sd": 1e-6},
 }
 LABELS.update({f"{MODEL}_{k}": f"model-based, {k.replace('_', ' ')} in its model" for k in ABLATIONS})
+LABELS.update({f"{MODEL}_plan_{k}": f"model-based, {k.replace('_', ' ')} in its plan only" for k in ABLATIONS})
 
 
 class KnowsState:
@@ -79,7 +81,7 @@ class KnowsState:
         return _on_cadence(torch.as_tensor(signals), market.valid_from, self.trader.cadence)
 
 
-def one_draw(seed: int, env: Any, oracle: bool, ablate: bool = False, days: float = 730.0) -> dict[str, float]:
+def one_draw(seed: int, env: Any, oracle: bool, ablate: str | None = None, days: float = 730.0) -> dict[str, float]:
     """Test-split returns of every trader on the draw with data seed ``seed`` (``env``: an EnvConfig)."""
     from kpremia.data.market import build_market
     from kpremia.data.synthetic import SyntheticSource, generate_with_states
@@ -100,7 +102,13 @@ def one_draw(seed: int, env: Any, oracle: bool, ablate: bool = False, days: floa
         trader = ModelBased(env.execution, clock=env.clock, model="synthetic",
                             synthetic={**manifest["params"], **change})
         trader.fit(market.tensors["train"])
-        traders[f"{MODEL}_{name}"] = trader
+        if ablate == "plan":  # the filter keeps the whole model; only the plan lacks the part
+            full = ModelBased(env.execution, clock=env.clock, model="synthetic", synthetic=manifest["params"])
+            full.fit(market.tensors["train"])
+            full.plan = trader.plan
+            traders[f"{MODEL}_plan_{name}"] = full
+        else:
+            traders[f"{MODEL}_{name}"] = trader
     traces = run_baseline_backtests(traders, market.tensors["test"], env)
     return {name: trace_metrics(trace)["return"] for name, trace in traces.items()}
 
@@ -113,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-oracle", action="store_true", help="leave the hindsight oracle out")
     parser.add_argument("--csv", type=Path, default=None, help="write the per-draw returns here")
     parser.add_argument("--days", type=float, default=730.0, help="days per draw (default 730, the default market)")
-    parser.add_argument("--ablate", action="store_true",
-                        help="also the model-based trader with one part of its model removed at a time")
+    parser.add_argument("--ablate", nargs="?", const="model", choices=("model", "plan"), default=None,
+                        help="also the model-based trader with one part removed at a time: from its whole model "
+                             "(model, the default) or from its plan only, the filter keeping it (plan)")
     args = parser.parse_args(argv)
     if args.draws < 2:
         print("model_based_ceiling: --draws must be at least 2 (a paired interval needs two markets); "
@@ -150,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.getloadavg()[0]:.2f}\n")
     print("| trader | mean return per test split | vs band rule, paired [95 % CI] | ahead on |")
     print("|---|---:|---:|---:|")
-    for name in [BAND, MODEL, *(f"{MODEL}_{k}" for k in ABLATIONS), KNOWS, ORACLE]:
+    ablated = [f"{MODEL}_{k}" for k in ABLATIONS] + [f"{MODEL}_plan_{k}" for k in ABLATIONS]
+    for name in [BAND, MODEL, *ablated, KNOWS, ORACLE]:
         if name not in table:
             continue
         mean = 100 * table[name].mean()
