@@ -114,12 +114,14 @@ def _evaluate(command: str, ckpt: str | Path, overrides: Sequence[str]) -> Any:
 
 
 def test(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any] | list[dict[str, Any]]:
-    """``python -m kpremia test``: the policy and the baselines on the test split; writes ``report/``.
+    """``python -m kpremia test``: the policy and the baselines on the test split (and ``eval.test_markets``
+    unseen draws of a generated market); writes ``report/<checkpoint>/<data>/test/`` per market.
 
     ``ckpt`` is what ``ckpt=`` takes: a ``.ckpt`` file, a run directory (its best checkpoint),
     ``"best"`` / ``"last"`` (the newest run) or a sweep directory (every run: a list).
     ``overrides``: evaluation options (``eval.plots=false``) or another market (``data.seed=7``).
-    Returns the report's summary (``summary.json`` plus ``report_dir``).
+    Returns the own split's summary (``summary.json`` plus ``report_dir``, and on a generated market
+    ``markets`` and ``paired``: the policy minus the band rule over them, see docs/compare.md).
     """
     return _evaluate("test", ckpt, overrides)
 

@@ -128,6 +128,10 @@ def brief(summary: dict[str, Any]) -> str:
     parts = [f"policy {ret(policy)} ({int(round(float(policy.get('n_trades', 0)))):,} trades)"]
     parts += [f"{label} {ret(baselines.get(name))}" for name, label in
               (("premium_threshold", "band rule"), ("buy_and_hold", "buy-and-hold")) if name in baselines]
+    paired = (summary.get("paired") or {}).get("premium_threshold")
+    if paired:  # the own split and the unseen draws of eval.test_markets
+        parts.append(f"over {paired['n']} markets policy - band rule {100 * paired['mean']:+.2f} % "
+                     f"-> {paired['verdict']}")
     where = summary.get("report_dir")
     return ", ".join(parts) + (f" -> {where}" if where else "")
 

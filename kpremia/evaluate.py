@@ -4,17 +4,14 @@ The checkpoint carries its run's config; the command line may override the
 evaluation options (``eval.*``) and, explicitly, data or env keys (e.g. to test
 on another file).  ``test`` is the only command that reads the test split; it
 writes one report per (checkpoint, data, split) into the checkpoint's run directory,
-``report/<checkpoint>/<data>/<split>/`` (:func:`report_dir_for`), so a test of another
+``report/<checkpoint>/<data>/<split>/`` (:mod:`kpremia.eval.layout`), so a test of another
 checkpoint, market or fee never overwrites an earlier one.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -28,10 +25,11 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
-from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
+from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.model_based import model_options
 from kpremia.eval.compare import data_identity, inserted_bars
+from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
 from kpremia.identity import identity_digest
 
 log = logging.getLogger(__name__)
@@ -140,8 +138,9 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         print(format_table(summary))
         if writes:
             print(summary["report_dir"])
-    seeds = test_market_seeds(cfg, split)
-    if not seeds:
+    windows = walk_forward_configs(cfg, loaded, split, eval_cfg.walk_forward)
+    seeds = [] if windows else test_market_seeds(cfg, split)
+    if not seeds and not windows:
         return summary
     markets = [summary]
     for i, seed in enumerate(seeds, start=1):
@@ -149,9 +148,16 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         log.info("market %d/%d: data seed %d", i, len(seeds), seed)
         markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
                                         market_label=f"unseen market {i} of {len(seeds)}"))
+    if windows:
+        markets = []  # the windows cover the own test split: pair over them alone
+    for window, window_cfg in windows:
+        log.info("walk-forward window %d/%d", window[0], window[1])
+        markets.append(_evaluate_market(loaded, window_cfg, eval_cfg, split, ckpt, window=window,
+                                        market_label=f"walk-forward window {window[0]} of {window[1]}"))
     from kpremia.eval.paired import paired_stats
 
-    lines = [f"data seed {m.get('data_seed')}: {market_line(m)}" for m in markets]
+    lines = [(f"window {m['window']} ({m['period'][0][:10]} .. {m['period'][1][:10]})" if "window" in m
+              else f"data seed {m.get('data_seed')}") + f": {market_line(m)}" for m in markets]
     paired = {}
     for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold")):
         diffs = [float(m["policy"]["return"]) - float(m["baselines"][reference]["return"])
@@ -159,11 +165,43 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         if diffs:
             paired[reference] = paired_stats(diffs, reference=label).as_dict()
     if echo:
-        print(f"\n{len(markets)} markets (the own test split and {len(seeds)} unseen draws, eval.test_markets):")
+        print(f"\n{len(markets)} walk-forward windows of the validation and test bars (eval.walk_forward; rules "
+              "refit on each window's past):" if windows else
+              f"\n{len(markets)} markets (the own test split and {len(seeds)} unseen draws, eval.test_markets):")
         print("\n".join(f"  {line}" for line in lines))
         for stats in paired.values():
             print(paired_line(stats))
     return {**summary, "markets": lines, "paired": paired}
+
+
+def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
+                         count: int) -> list[tuple[tuple[int, int, list[str]], dict[str, Any]]]:
+    """``count`` walk-forward windows over the data's validation and test bars, as run configs.
+
+    Window k's config splits the data at the window's first bar (train: everything before it, where
+    the rules are refit) and after its last (val: the window).  Only for ``test`` on the test split;
+    the window bounds are equal shares of the bars after the train split.  When the checkpoint was
+    trained on this data, its validation bars chose the checkpoint: the windows over them flatter it.
+    """
+    if count <= 0 or split != "test":
+        return []
+    market = load_market(cfg, ALL_SPLITS, normalizer=loaded.normalizer)
+    times = pd.DatetimeIndex([*market.tensors["val"].times[market.tensors["val"].valid_from:],
+                              *market.tensors["test"].times[market.tensors["test"].valid_from:]])
+    if len(times) < 2 * count:
+        raise UserError(f"eval.walk_forward={count} windows need at least {2 * count} bars after the train split; "
+                        f"the data has {len(times)}: use fewer windows or a longer file")
+    step = times[-1] - times[-2]
+    edges = [round(i * len(times) / count) for i in range(count + 1)]
+    region = [str(times[0]), str(times[-1])]
+    out = []
+    for k in range(count):
+        start = times[edges[k]]
+        end = times[edges[k + 1]] if edges[k + 1] < len(times) else times[-1] + step
+        split_cfg = {**(cfg["data"].get("split") or {}), "train_end": start.isoformat(), "val_end": end.isoformat(),
+                     "embargo_bars": 0}
+        out.append(((k + 1, count, region), {**cfg, "data": {**cfg["data"], "split": split_cfg}}))
+    return out
 
 
 def market_line(summary: dict[str, Any]) -> str:
@@ -188,10 +226,18 @@ def paired_line(stats: dict[str, Any]) -> str:
 
 
 def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, split: str, ckpt: str, *,
-                     market_label: str, with_curve: bool = False) -> dict[str, Any]:
-    """The policy and the baselines (fit on this market's train split) over one market's ``split``."""
+                     market_label: str, with_curve: bool = False,
+                     window: tuple[int, int, list[str]] | None = None) -> dict[str, Any]:
+    """The policy and the baselines (fit on this market's train split) over one market's ``split``.
+
+    ``window`` (k, of n, the region's first and last bar): a walk-forward window, given as ``cfg``'s
+    split dates (its past is the train split the rules are fit on, the window is the val split).
+    """
     module = loaded.module
     splits = {"test": ALL_SPLITS, "val": TRAIN_SPLITS, "all": ("train", "all")}[split]
+    tensor_split, report_split = split, split
+    if window is not None:
+        splits, tensor_split, report_split = ("train", "val"), "val", f"walk{window[0]}of{window[1]}"
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
     training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
@@ -199,7 +245,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
-    target = market.tensors[split]
+    target = market.tensors[tensor_split]
     env = EnvConfig.of(cfg["env"])
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
@@ -207,7 +253,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
              "testing" if split != "val" else "validating", ckpt, split, market_label,
              f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
     traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
-    per_seed = [trace_metrics(t) for t in traces]
+    per_seed = [report_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
         policy.update({f"{k}_std": statistics.stdev(m[k] for m in per_seed)
@@ -220,8 +266,9 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
-    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, split)
-    extra = {"split": split, "market": market_label, "checkpoint": str(Path(ckpt).resolve()),
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, report_split)
+    extra = {"split": "walk-forward" if window else split, "market": market_label,
+             "checkpoint": str(Path(ckpt).resolve()),
              "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
              "identity": identity_digest(module.cfg), "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"),
              "eval": eval_cfg.to_dict(), "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
@@ -229,6 +276,8 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
              "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
              "inserted_bars": inserted_bars(market.manifest),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
+    if window is not None:  # the windows are one setting: compare reads the region, not each window's dates
+        extra.update({"window": window[0], "windows": window[1], "setting_period": window[2]})
     from kpremia.eval.report import summarise_traces, write_report
 
     if split in ("test", "all"):
@@ -251,66 +300,3 @@ def _validation_curve(run_dir: Path) -> pd.DataFrame | None:
     from kpremia.eval.curves import validation_curve
 
     return validation_curve(run_dir)
-
-
-def checkpoint_label(ckpt: str | Path) -> str:
-    """The checkpoint's file name without ``.ckpt`` (``best-epoch003``, ``last``): a report directory's name."""
-    return _safe(Path(ckpt).stem) or "checkpoint"
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-")
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def data_dir_name(manifest: dict[str, Any], trained_data: dict[str, Any], tested_data: dict[str, Any]) -> str:
-    """A report directory's name for the data tested on: ``synthetic-seed7``, ``prices-1a2b3c4d``, ...
-
-    A generated market is named by its seed (plus a digest of its other settings when they are not the
-    training data's); a file by its name and the start of its sha256; anything else by source and digest.
-    """
-    source = str(manifest.get("source") or tested_data.get("name") or "data")
-    if manifest.get("synthetic") or tested_data.get("name") == "synthetic":
-        rest = {k: v for k, v in tested_data.items() if k not in ("seed", "split")}
-        trained_rest = {k: v for k, v in trained_data.items() if k not in ("seed", "split")}
-        suffix = "" if rest == trained_rest else f"-{_digest(rest)}"
-        return _safe(f"synthetic-seed{tested_data.get('seed')}{suffix}")
-    if manifest.get("sha256"):
-        stem = Path(str(manifest.get("path") or source)).stem
-        return _safe(f"{stem}-{str(manifest['sha256'])[:8]}")
-    return _safe(f"{source}-{_digest({k: v for k, v in tested_data.items() if k != 'split'})}")
-
-
-# Options of a test that change its numbers besides the checkpoint and the data.
-_RESULT_EVAL_KEYS = ("deterministic", "temperature", "n_seeds", "force_action", "rule_levels")
-
-
-def split_dir_name(split: str, trained_cfg: dict[str, Any], tested_cfg: dict[str, Any]) -> str:
-    """``test`` (or ``all``), plus a digest when the env (fee, ...) or the evaluation mode is not the run's own."""
-    eval_opts = {k: (tested_cfg.get("eval") or {}).get(k) for k in _RESULT_EVAL_KEYS}
-    default_opts = {k: EvalConfig().to_dict().get(k) for k in _RESULT_EVAL_KEYS}
-    changed = {"env": tested_cfg.get("env")} if tested_cfg.get("env") != trained_cfg.get("env") else {}
-    if eval_opts != default_opts:
-        changed["eval"] = eval_opts
-    return split if not changed else f"{split}-{_digest(changed)}"
-
-
-def report_dir_for(run_dir: Path, ckpt: str | Path, trained_cfg: dict[str, Any], tested_cfg: dict[str, Any],
-                   manifest: dict[str, Any], split: str) -> Path:
-    """``<run>/report/<checkpoint>/<data>/<split>``: one report per (checkpoint, data, split), never overwritten
-    by a test of another checkpoint, market, fee or evaluation mode."""
-    return (run_dir / "report" / checkpoint_label(ckpt)
-            / data_dir_name(manifest, trained_cfg["data"], tested_cfg["data"])
-            / split_dir_name(split, trained_cfg, tested_cfg))
-
-
-def report_stamp(extra: dict[str, Any]) -> str:
-    """What a report is, in one line (plot titles): checkpoint, data, split, bar size, fee."""
-    fee = extra.get("fee_rate")
-    fee_text = f"fee {100 * float(fee):g} %" if isinstance(fee, (int, float)) else "fee ?"
-    seed = f" (data seed {extra['data_seed']})" if extra.get("data_seed") is not None else ""
-    return (f"{extra.get('experiment') or 'run'} seed {extra.get('seed')}, {extra.get('checkpoint_name')} | "
-            f"{extra.get('data')}{seed} | {extra.get('split')} split, {extra.get('timeframe')} bars, {fee_text}")

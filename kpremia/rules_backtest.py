@@ -89,7 +89,9 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
              "inserted_bars": inserted_bars(market.manifest)}
     write_run_files(run_dir, cfg, market.manifest)
     report_dir = run_dir / "report"
-    summary = write_report(report_dir, None, traces, extra, plots=eval_cfg.plots)
+    stamp = (f"rules only (backtest) | {extra['data']} | {split} split, {extra['timeframe']} bars, "
+             f"fee {100 * float(env.fee_rate):g} %")
+    summary = write_report(report_dir, None, traces, extra, plots=eval_cfg.plots, stamp=stamp)
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in period)
     print(f"backtest of {extra['bars']} {extra['timeframe']} bars of {extra['data_source']} ({split}): {first} .. "
           f"{last} UTC (bar open times); rules fit on {'the train split' if split == 'test' else 'nothing (given)'}; "

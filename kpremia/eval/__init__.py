@@ -7,9 +7,12 @@
 * :mod:`~kpremia.eval.model_based` the model-based trader (baseline ``model_based``): :mod:`~kpremia.eval.premium_model`,
   :mod:`~kpremia.eval.regime_filter` and :mod:`~kpremia.eval.model_dp`
 * :mod:`~kpremia.eval.backtest`  run a policy / baseline over a split through BatchedEnv -> trace
-* :mod:`~kpremia.eval.report`    trace.csv, summary.json, plots; ``format_table``
-* :mod:`~kpremia.eval.paired`    paired differences against a rule: mean, median, IQM, win rate, bootstrap interval, verdict
-* :mod:`~kpremia.eval.compare`   ``python -m kpremia compare``: mean ± std over seeds
+* :mod:`~kpremia.eval.report`    trace.csv, trades.csv, summary.json, plots; ``format_table``
+* :mod:`~kpremia.eval.layout`    where a test report goes (per checkpoint, data, split) and its stamp
+* :mod:`~kpremia.eval.paired`    paired differences to a rule: mean, median, IQM, win rate, interval, verdict
+* :mod:`~kpremia.eval.trades`    the trade list of a trace (``trades.csv``)
+* :mod:`~kpremia.eval.curves`    a run's validation curve from ``metrics.csv``
+* :mod:`~kpremia.eval.compare`   ``python -m kpremia compare``: groups by what ran, paired against the band rule
 
 Submodules are imported on use (matplotlib and the simulator are not loaded by ``import kpremia.eval``).
 """

@@ -177,8 +177,6 @@ def trace_bar_minutes(trace: pd.DataFrame) -> float:
 def trace_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dict[str, float]:
     """The metrics (:func:`kpremia.eval.metrics.compute_metrics`) of one trace, and ``ruined`` (1.0 or 0.0).
 
-    ``hit_rate`` is NaN (reported as n/a) when the trace closed no round trip.
-
     ``bar_minutes`` (None: :func:`trace_bar_minutes`) annualises Sharpe and Sortino.
     """
     bar_minutes = trace_bar_minutes(trace) if bar_minutes is None else float(bar_minutes)
@@ -189,7 +187,17 @@ def trace_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dict
     metrics = compute_metrics(col("portfolio_value_krw"), usdt_weight=col("position"), traded=col("traded"),
                               fees_krw=col("fee_krw"), bar_minutes=bar_minutes)
     metrics["ruined"] = float(bool(trace["ruined"].any())) if "ruined" in trace else 0.0
-    if not metrics.get("round_trips"):  # no closed round trip: a hit rate of 0 would read as "always lost"
+    return metrics
+
+
+def report_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dict[str, float]:
+    """:func:`trace_metrics` for a report: the hit rate is NaN (n/a) when the trace closed no round trip.
+
+    A hit rate of 0 would read as "lost every trade" for a trader that never traded.  Validation and
+    checkpoint monitors keep :func:`trace_metrics` (0 there: a monitor never sees NaN).
+    """
+    metrics = trace_metrics(trace, bar_minutes)
+    if not metrics.get("round_trips"):
         metrics["hit_rate"] = math.nan
     return metrics
 

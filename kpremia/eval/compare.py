@@ -10,7 +10,8 @@ band rule on the same markets with a 95 % bootstrap interval and a verdict
 writes ``compare.md`` (that table, then every metric as mean ± std), ``compare.csv`` (every metric
 per group and trader), ``compare_lead.csv`` (the lead table with median, IQM and the same
 statistics against buy-and-hold, ``bh_*``), ``compare_markets.csv`` (one row per run and market:
-the paired differences) and ``compare.png`` into ``--out`` (default: the common parent of the given paths).
+the paired differences), ``compare.png`` and ``compare_learning.png`` (every run's validation
+curve beside the band rule's, one panel per group) into ``--out`` (default: the common parent of the given paths).
 
 Groups: runs are averaged only when they ran the same thing (:mod:`kpremia.identity`: the
 resolved config minus the seed and the how-keys) and share a name (``experiment_name`` of
@@ -80,6 +81,8 @@ class Run:
     """``policy`` (a checkpoint's test) or ``rules`` (a rules-only ``backtest``: no policy)."""
     market: str | None = None
     """Which market of the setting (the synthetic data seed), for pairing; None when unknown."""
+    report: str = ""
+    """The report's directory (where its ``summary.json`` is)."""
 
 
 def _is_report_dir(name: str) -> bool:
@@ -205,7 +208,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
     """(data, checkpoint kind, split, fee, test period, failed) of a report; None where it does not say."""
-    period = summary.get("period")
+    period = summary.get("setting_period") or summary.get("period")  # walk-forward windows: their whole region
     period_text = f"{str(period[0])[:16]}..{str(period[1])[:16]}" if isinstance(period, list) and \
         len(period) == 2 else None
     env = _read_config(run_dir).get("env") or {}
@@ -213,8 +216,6 @@ def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | 
     fee_text = f"{float(fee) * 100:g} %" if isinstance(fee, (int, float)) else None
     data = summary.get("data") or data_identity(_read_json(run_dir / "data_manifest.json"))
     failed = failure_of(run_dir)
-    if summary.get("market", "own test split").startswith("unseen"):
-        period_text = None  # an unseen draw's dates are those of the run's own market; its own seed is the point
     split = summary.get("split")
     return (("data", data), ("checkpoint", checkpoint_kind(summary)), ("split", str(split) if split else None),
             ("fee", fee_text), ("test", period_text), ("fit", f"FAILED ({failed})" if failed else "ok"))
@@ -276,12 +277,12 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
             run_dir = run_dir_of(summary_path)
             experiment, seed = identify(run_dir, summary)
             rules_only = "policy" not in summary
-            market = summary.get("data_seed")
+            market = summary.get("data_seed") if summary.get("window") is None else f"window {summary['window']}"
             runs.append(Run(run_dir, RULES_ONLY if rules_only else experiment, seed, summary,
                             run_facts(run_dir, summary),
                             what_ran=None if rules_only else what_ran(_read_config(run_dir)),
                             kind="rules" if rules_only else "policy",
-                            market=None if market is None else str(market)))
+                            market=None if market is None else str(market), report=str(summary_path.parent)))
     return label_groups(runs)
 
 
@@ -289,7 +290,7 @@ RULES_ONLY = "rules only (backtest)"
 
 
 def compare_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per (group, trader): ``n`` reports (seeds × markets), ``<metric>_mean`` and ``<metric>_std`` (ddof 1)."""
+    """One row per (group, trader): ``n`` reports (seeds × markets), ``<metric>_mean``, ``<metric>_std`` (ddof 1)."""
     records = []
     for run in runs:
         policy = dict(run.summary.get("policy", {}))
@@ -340,15 +341,17 @@ def market_records(runs: Sequence[Run]) -> pd.DataFrame:
         baselines = run.summary.get("baselines") or {}
         band, hold = _return(baselines.get(BAND_RULE)), _return(baselines.get(BUY_AND_HOLD))
         ret = _return(policy)
-        records.append({"group": _group_name(run), "kind": run.kind, "run": str(run.run_dir), "seed": run.seed,
+        records.append({"group": _group_name(run), "setting": run.setting, "kind": run.kind, "run": str(run.run_dir),
+                        "seed": run.seed, "data": dict(run.facts).get("data"),
                         "market": run.market, "checkpoint": dict(run.facts).get("checkpoint"),
                         "policy_return": ret, "band_rule_return": band, "buy_and_hold_return": hold,
                         "excess": ret - band, "excess_bh": ret - hold,
                         "max_drawdown": float((policy or {}).get("max_drawdown", math.nan) or 0.0)
                         if policy else math.nan,
                         "n_trades": float((policy or {}).get("n_trades", math.nan)) if policy else math.nan,
-                        "report": run.summary.get("report_dir") or ""})
-    return pd.DataFrame.from_records(records, columns=["group", "kind", "run", "seed", "market", "checkpoint",
+                        "report": run.report})
+    return pd.DataFrame.from_records(records, columns=["group", "setting", "kind", "run", "seed", "data", "market",
+                                                       "checkpoint",
                                                        "policy_return", "band_rule_return", "buy_and_hold_return",
                                                        "excess", "excess_bh", "max_drawdown", "n_trades", "report"])
 
@@ -360,7 +363,10 @@ def lead_table(markets: pd.DataFrame) -> pd.DataFrame:
         runs = frame["run"].nunique()
         per_run = frame.groupby("run").size()
         n_text = f"{runs} × {int(per_run.iloc[0])}" if per_run.nunique() == 1 else f"{len(frame)} ({runs} runs)"
-        row: dict[str, Any] = {"group": group, "kind": frame["kind"].iloc[0], "n": len(frame), "n_text": n_text,
+        row: dict[str, Any] = {"group": group, "kind": frame["kind"].iloc[0],
+                               "checkpoint": " ".join(dict.fromkeys(str(c) for c in frame["checkpoint"].dropna())),
+                               "data": " / ".join(dict.fromkeys(str(d) for d in frame["data"].dropna())),
+                               "n": len(frame), "n_text": n_text,
                                "policy_return": frame["policy_return"].mean(),
                                "band_rule_return": frame["band_rule_return"].mean(),
                                "n_trades": frame["n_trades"].mean(), "max_drawdown": frame["max_drawdown"].mean()}
@@ -396,6 +402,58 @@ def lead_markdown(lead: pd.DataFrame) -> str:
                      _pct(row.max_drawdown), row.n_text]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def learning_curves(runs: Sequence[Run]) -> dict[str, dict[str, pd.DataFrame]]:
+    """group -> {``seed <s>`` -> the run's validation curve} for the runs that logged one (each run once)."""
+    from kpremia.eval.curves import validation_curve
+
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    seen: set[tuple[str, Path]] = set()
+    for run in runs:
+        if run.kind != "policy" or (_group_name(run), run.run_dir) in seen:
+            continue
+        seen.add((_group_name(run), run.run_dir))
+        label = f"seed {run.seed}"
+        group = out.setdefault(_group_name(run), {})
+        curve = validation_curve(run.run_dir)
+        if curve is not None:
+            group[label if label not in group else f"{label} ({run.run_dir.name})"] = curve
+    return {g: c for g, c in out.items() if c}
+
+
+MAX_PAIRS = 6
+
+
+def between_groups(markets: pd.DataFrame) -> list[str]:
+    """Paired differences between two groups on the markets both were tested on (same setting, seed, market).
+
+    Where two variants were trained with the same seeds and tested on the same draws, comparing them
+    market by market removes the market's luck, as against the band rule.  At most :data:`MAX_PAIRS`
+    pairs (the first groups shown); none where no market is shared.
+    """
+    policy = markets[(markets["kind"] == "policy") & markets["market"].notna() & markets["seed"].notna()]
+    groups = list(dict.fromkeys(policy["group"]))
+    lines = []
+    for i, first in enumerate(groups):
+        for second in groups[i + 1:]:
+            if len(lines) >= MAX_PAIRS:
+                return lines
+            a, b = (policy[policy["group"] == g] for g in (first, second))
+            if a["setting"].iloc[0] != b["setting"].iloc[0]:
+                continue
+            keyed = [frame.assign(key=frame["seed"].astype(str) + "|" + frame["market"].astype(str))
+                     .drop_duplicates("key").set_index("key")["policy_return"] for frame in (a, b)]
+            common = keyed[0].index.intersection(keyed[1].index)
+            if len(common) < 2:
+                continue
+            diffs = (keyed[0][common] - keyed[1][common]).to_numpy()
+            strata = [k.split("|")[0] for k in common]
+            stats = paired_stats(diffs, strata=strata, reference=second)
+            interval = f"[{_pct(stats.ci_low, True)} .. {_pct(stats.ci_high, True)}]"
+            lines.append(f"{first} − {second} on the same {stats.n} markets: mean {_pct(stats.mean, True)} "
+                         f"{interval}, win rate {100 * stats.win_rate:.0f}% -> {first} is {stats.verdict}")
+    return lines
 
 
 def group_differences(runs: Sequence[Run]) -> list[str]:
@@ -445,7 +503,8 @@ def _default_out(paths: Sequence[Path]) -> Path:
 def compare_main(argv: list[str]) -> int:
     """Entry point of ``python -m kpremia compare``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m kpremia compare",
-                                     description="Which variant is better: the policy against the band rule on the same markets, "
+                                     description="Which variant is better: the policy against the band rule on "
+                                                 "the same markets, "
                                                  "per group of runs that ran the same thing.")
     parser.add_argument("paths", nargs="+", type=Path, help="run directories and/or multirun directories")
     parser.add_argument("--out", type=Path, default=None,
@@ -466,6 +525,10 @@ def compare_main(argv: list[str]) -> int:
     notes = ("\nThe policy's return minus the band rule's, paired on the same markets (each run's own test "
              "split and its unseen draws), over runs × markets: mean and a stratified bootstrap 95 % interval; "
              "\"ahead\" or \"behind\" only when the interval excludes 0.\n")
+    pairs = between_groups(markets)
+    if pairs:
+        notes += "\nBetween groups, paired on the markets both were tested on (same seed and market):\n\n" + \
+            "\n".join(f"* {line}" for line in pairs) + "\n"
     differences = group_differences(runs)
     if differences:
         notes += "\nWhat differs between the groups:\n\n" + "\n".join(f"* {line}" for line in differences) + "\n"
@@ -487,6 +550,12 @@ def compare_main(argv: list[str]) -> int:
             atomic_write_bytes(out / "compare.png", png_bytes(compare_figure(markets[markets["kind"] == "policy"],
                                                                              policy_groups)))
             written.append(out / "compare.png")
+        curves = learning_curves(runs)
+        if curves:
+            from kpremia.eval.plots import learning_curves_figure
+
+            atomic_write_bytes(out / "compare_learning.png", png_bytes(learning_curves_figure(curves)))
+            written.append(out / "compare_learning.png")
     sys.stdout.write(lead_md + notes)
     sys.stdout.write(f"\n{len(runs)} report(s) of {len({r.run_dir for r in runs})} run(s); all metrics in "
                      f"{out / 'compare.md'}; written {', '.join(str(w) for w in written)}\n")

@@ -40,6 +40,9 @@ class EvalConfig(ConfigPart):
     # `test` on a generated market: further draws of it (unseen data seeds 1000000 + j, the same for every
     # run), each beside the baselines fit on its own train split; 0 tests the own test split only.
     test_markets: int = knob(4, at_least(0))
+    # `test` on a data file: walk-forward windows over the bars after the train split (equal shares), the rules
+    # refit on each window's past, the policy and the rules on the window; 0: none.
+    walk_forward: int = knob(0, at_least(0))
 
     def check_together(self) -> None:
         rule_options(self.rule_levels)

@@ -12,6 +12,8 @@
 * ``equity.png`` ends with an underwater panel (drawdown below the running peak) of the policy
   and the band rule.
 * ``learning.png``: the run's validation return against env steps, policy beside the band rule.
+* ``compare_learning.png`` (``python -m kpremia compare``): every run's validation curve, one
+  panel per group, one line per seed, beside the band rule's.
 * ``compare.png`` (``python -m kpremia compare``): per group, every market's paired difference
   between the policy and the band rule (a dot), the mean with its 95 % bootstrap interval, and the
   policy's max drawdown per market.
@@ -276,4 +278,34 @@ def compare_figure(markets: pd.DataFrame, stats: pd.DataFrame) -> Figure:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
     fig.suptitle("Paired against the band rule on the same markets: ahead only where the interval is right of 0")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def learning_curves_figure(curves: Mapping[str, Mapping[str, pd.DataFrame]]) -> Figure:
+    """Validation return against env steps, one panel per group, one line per run (seed), band rule dashed.
+
+    ``curves``: group -> {run label (its seed) -> :func:`kpremia.eval.curves.validation_curve` frame}.
+    """
+    groups = list(curves)
+    cols = min(3, max(1, len(groups)))
+    rows = -(-len(groups) // cols)
+    fig = Figure(figsize=(4.6 * cols, 3.0 * rows + 0.6))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, group in zip(axes, groups, strict=False):
+        for k, (label, curve) in enumerate(curves[group].items()):
+            line, = ax.plot(curve["env_steps"], 100 * curve["policy"], marker="o", markersize=2.5, linewidth=1.2,
+                            label=f"policy, {label}")
+            if curve["band_rule"].notna().any():
+                ax.plot(curve["env_steps"], 100 * curve["band_rule"], linestyle="--", linewidth=0.9,
+                        color=line.get_color(), alpha=0.7, label="band rule" if k == 0 else None)
+        ax.axhline(0.0, color="0.75", linewidth=0.8)
+        ax.set_title(group, fontsize="small")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("validation return (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(groups):]:
+        ax.set_visible(False)
+    fig.suptitle("Validation during fit, per run: policy (solid) vs the band rule on the same markets (dashed)")
+    fig.tight_layout()
     return fig

@@ -2,7 +2,7 @@
 
 Why one writer: ``test`` reports, ``compare`` reads, and a researcher opens the
 files by hand; they must agree.  Every number in ``summary.json`` is computed
-from the traces written beside it with :func:`kpremia.eval.backtest.trace_metrics`
+from the traces written beside it with :func:`kpremia.eval.backtest.report_metrics`
 (the formulas of :mod:`kpremia.eval.formulas`), and every file is written
 atomically (temp file, then ``os.replace``), so a crash never leaves a
 half-written report for ``compare`` to read.
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kpremia.eval.backtest import trace_metrics
+from kpremia.eval.backtest import report_metrics
 from kpremia.eval.plots import band_levels, equity_figure, learning_figure, png_bytes, position_figure, premium_figure
 from kpremia.eval.trades import trade_list
 from kpremia.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -176,7 +176,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
 
 
 def _metrics_with_value(trace: pd.DataFrame, bar_minutes: float | None) -> dict[str, float]:
-    metrics = trace_metrics(trace, bar_minutes=bar_minutes)
+    metrics = report_metrics(trace, bar_minutes=bar_minutes)
     metrics["final_value_krw"] = float(trace["portfolio_value_krw"].iloc[-1])
     return metrics
 

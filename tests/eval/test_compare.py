@@ -172,8 +172,11 @@ def test_compare_draws_its_chart_unless_asked_not_to(tmp_path: Path) -> None:
         fake_run(tmp_path / "runs" / f"r{seed}", policy_return=ret, sharpe=1.0, seed=seed, experiment="gru")
     records = market_records(load_runs([tmp_path / "runs"]))
     assert sorted(records["policy_return"]) == [0.1, 0.3]
+    pd.DataFrame({"env_steps": [512, 1024], "val/return": [0.01, 0.02], "val/band_return": [0.015, 0.015]}).to_csv(
+        tmp_path / "runs" / "r0" / "metrics.csv", index=False)  # one run logged a validation curve
     assert compare_main([str(tmp_path / "runs")]) == 0
     png = (tmp_path / "runs" / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert (tmp_path / "runs" / "compare_learning.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert compare_main([str(tmp_path / "runs"), "--out", str(tmp_path / "plain"), "--no-plot"]) == 0
     assert not (tmp_path / "plain" / "compare.png").exists() and (tmp_path / "plain" / "compare.md").is_file()

@@ -59,6 +59,8 @@ def test_an_experiment_and_a_base_config_sweep_job_with_its_encoder_are_kept_apa
     assert by_group["gru_attn_ppo"].endswith("| 1 × 3 |") and by_group["gru_attn+ppo"].endswith("| 2 × 3 |")
     assert "more]" not in out  # the labels need no "+37 more": the names already differ
     assert "What differs between the groups" in out and "env.decision_every=" in out
+    # between the two groups, paired on the markets both saw (seed 0: its own split and two draws)
+    assert "* gru_attn+ppo − gru_attn_ppo on the same 3 markets: mean -3.67% [" in out
     markets = pd.read_csv(root / "compare_markets.csv")
     assert len(markets) == 9 and sorted(markets["group"].unique()) == ["gru_attn+ppo", "gru_attn_ppo"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpremia.eval.backtest import trace_metrics
+from kpremia.eval.backtest import report_metrics, trace_metrics
 from kpremia.eval.curves import validation_curve
 from kpremia.eval.trades import trade_list
 
@@ -48,10 +48,13 @@ def test_one_closed_and_one_open_holding() -> None:
 def test_no_trade_means_an_empty_list_and_no_hit_rate() -> None:
     trace = _trace(position=[0.0] * 5, value=[1000.0] * 5, fill=[1400] * 5, premium=[0.01] * 5)
     assert trade_list(trace).empty and list(trade_list(trace).columns)[:2] == ["entry_time", "exit_time"]
-    metrics = trace_metrics(trace)
+    metrics = report_metrics(trace)
     assert math.isnan(metrics["hit_rate"]) and metrics["n_trades"] == 0.0
+    assert trace_metrics(trace)["hit_rate"] == 0.0  # validation and checkpoint monitors never see NaN
     held = _trace(position=[0, 1, 1, 1], value=[1000.0, 999.0, 1005.0, 1010.0], fill=[1400] * 4, premium=[0.01] * 4)
-    assert math.isnan(trace_metrics(held)["hit_rate"])  # bought and held: no round trip closed
+    assert math.isnan(report_metrics(held)["hit_rate"])  # bought and held: no round trip closed
+    closed = _trace(position=[0, 1, 0], value=[1000.0, 999.0, 1002.0], fill=[1400] * 3, premium=[0.01] * 3)
+    assert report_metrics(closed)["hit_rate"] == 1.0
 
 
 def test_validation_curve_reads_metrics_csv(tmp_path: Path) -> None:
