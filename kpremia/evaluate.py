@@ -27,6 +27,7 @@ from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
+from kpremia.eval.model_based import model_options
 from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
 from kpremia.identity import identity_digest
@@ -260,7 +261,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
         policy["n_seeds"] = len(per_seed)
 
     baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
-                               options=rule_options(eval_cfg.rule_levels))
+                               options={**rule_options(eval_cfg.rule_levels), **model_options(market.manifest)})
     fit_baselines(baselines, market.tensors["train"])
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent

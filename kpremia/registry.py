@@ -252,8 +252,10 @@ ACTION_SCHEMES: Registry[Any] = Registry("action_scheme", _same("kpremia.envs.ac
 DATA_SOURCES: Registry[Any] = Registry("data_source", {
     "synthetic": "kpremia.data.synthetic", "csv": "kpremia.data.files", "parquet": "kpremia.data.files",
     "ccxt": "kpremia.data.ccxt_source"})
-BASELINES: Registry[Any] = Registry("baseline", _same("kpremia.eval.baselines", "cash", "buy_and_hold", "random",
-                                                      "premium_threshold", "premium_zscore", "oracle"))
+BASELINES: Registry[Any] = Registry("baseline", {
+    **_same("kpremia.eval.baselines", "cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore",
+            "oracle"),
+    "model_based": "kpremia.eval.model_based"})
 LIVE_FEEDS: Registry[Any] = Registry("live feed", {"replay": "kpremia.live.feeds", "ccxt": "kpremia.live.ccxt_feed"})
 LIVE_BROKERS: Registry[Any] = Registry("live broker", {"paper": "kpremia.live.paper",
                                                        "ccxt": "kpremia.live.ccxt_broker"})

@@ -32,6 +32,8 @@ from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.errors import UserError
 from kpremia.eval.backtest import run_baseline_backtests
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
+from kpremia.eval.model_based import NAME as MODEL_BASED
+from kpremia.eval.model_based import model_options
 from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.report import format_table, write_report
@@ -64,11 +66,17 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     cfg = training.resolve_bar_settings(cfg, market)
     target = market.tensors[split]
     env = EnvConfig.of(cfg["env"])
-    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]), options=options)
+    model = model_options(market.manifest)
+    names = list(eval_cfg.baselines)
+    if split == "all" and MODEL_BASED in names and not model:
+        log.info("%s fits its model on a train split, which eval.split=all does not have: left out", MODEL_BASED)
+        names.remove(MODEL_BASED)
+    baselines = make_baselines(names, env, seed=int(cfg["seed"]), options={**options, **model})
     if split == "test":
         fit_baselines(baselines, market.tensors["train"])
-    else:  # given levels: nothing is learned (the window in bars needs the bar size)
-        fit_baselines({n: b for n, b in baselines.items() if n in FITTED_RULES}, target, what="given levels")
+    else:  # given levels (or the generator's model): nothing is learned (the window in bars needs the bar size)
+        fit_baselines({n: b for n, b in baselines.items() if n in (*FITTED_RULES, MODEL_BASED)}, target,
+                      what="given levels")
     traces = run_baseline_backtests(baselines, target, env, progress="backtest of the rules")
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
     extra = {"command": "backtest", "split": split, "seed": cfg.get("seed"), "eval": eval_cfg.to_dict(),

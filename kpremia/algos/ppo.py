@@ -132,7 +132,7 @@ class PPO(RLModule):
             if self.warm_start_cfg is not None:
                 self.teacher = Teacher.fit(self.warm_start_cfg.rule, self.market.tensors["train"].to(
                     self.trainer.strategy.root_device), self.env_cfg, self.train_env.scheme,
-                    seed=int(self.cfg["seed"]))
+                    seed=int(self.cfg["seed"]), manifest=self.market.manifest if self.market is not None else None)
 
     def on_fit_start(self) -> None:
         fresh = self._pending_state is None and self.env_steps == 0

@@ -12,7 +12,8 @@ discover trading.
 
 What it does (``algo.warm_start``, :class:`WarmStartConfig`):
 
-1. fit the teacher (any registered baseline, default ``premium_threshold``) on
+1. fit the teacher (any registered baseline, default ``premium_threshold``; the
+   model-based trader ``model_based`` with ``algo/warm_start=model_based``) on
    the train split only, with the run's execution rules;
 2. collect demonstrations in a fresh train-split simulator with the run's env
    settings: each decision's label is the teacher's action *given the
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -92,9 +94,16 @@ class Teacher:
         self.n_actions = int(scheme.n_actions)
 
     @classmethod
-    def fit(cls, rule: str, train: MarketTensors, env: EnvConfig, scheme: Any, seed: int = 0) -> "Teacher":
-        """Fit the baseline ``rule`` on ``train`` (the train split only) with the run's execution rules."""
+    def fit(cls, rule: str, train: MarketTensors, env: EnvConfig, scheme: Any, seed: int = 0,
+            manifest: Mapping[str, Any] | None = None) -> "Teacher":
+        """Fit the baseline ``rule`` on ``train`` (the train split only) with the run's execution rules.
+
+        ``manifest``: the data's manifest; on the synthetic market the model-based trader
+        (``rule=model_based``) then plans with the generator's parameters, elsewhere it fits
+        its model on ``train``.
+        """
         from kpremia.eval.baselines import make_baselines
+        from kpremia.eval.model_based import model_options
         from kpremia.registry import BASELINES
 
         if rule not in BASELINES.names():
@@ -103,7 +112,7 @@ class Teacher:
         if rule == "oracle":
             raise UserError("algo.warm_start.rule=oracle would clone hindsight (it sees the future); "
                             "use a causal rule such as premium_threshold")
-        baseline = make_baselines([rule], env, seed=seed)[rule]
+        baseline = make_baselines([rule], env, seed=seed, options=model_options(manifest))[rule]
         baseline.fit(train)
         # The rule's action at every bar: the training envs start at random bars, so their
         # decisions do not fall on the rule's own cadence grid (a rule that decides every k

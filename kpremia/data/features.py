@@ -46,6 +46,7 @@ import torch
 
 from kpremia.bars import bars_in, frame_bar, parse_duration
 from kpremia.data.frame import BAR
+from kpremia.errors import UserError
 
 SERIES = ("close", "high", "low", "volume", "fx", "premium")
 _KST_OFFSET_S = 9 * 3600
@@ -77,6 +78,7 @@ class Feature:
     fn: FeatureFn  # fn(window, n) -> [B]
     extra_bars: int | pd.Timedelta = 0  # read beyond n: bars (a return over n bars reads n + 1) or a duration
     min_bars: int = 1  # n is at least this (a z-score needs two values)
+    optional: bool = False  # off unless a run names it (env.extra_features)
 
     def bars(self, bar: pd.Timedelta) -> int:
         """``n``: the span in bars of size ``bar``."""
@@ -92,11 +94,12 @@ _FEATURES: dict[str, Feature] = {}
 
 
 def feature(name: str, span: str | pd.Timedelta, *, extra_bars: int | str = 0,
-            min_bars: int = 1) -> Callable[[FeatureFn], FeatureFn]:
+            min_bars: int = 1, optional: bool = False) -> Callable[[FeatureFn], FeatureFn]:
     """Register ``fn(window, n)`` as feature ``name`` looking back ``span`` (``"1d"``; ``"0s"`` = the current bar).
 
     ``extra_bars``: what the feature reads before its span, in bars (``1`` for a change over n bars)
-    or as a duration (``"1h"``: an hour of bars, at least one).
+    or as a duration (``"1h"``: an hour of bars, at least one).  ``optional``: not in the
+    default observation; a run adds it by name (``env.extra_features``).
     """
     span_td = pd.Timedelta(0) if str(span) in ("0", "0s") else parse_duration(span, f"feature {name} span")
     extra = parse_duration(extra_bars, f"feature {name} extra_bars") if isinstance(extra_bars, str) \
@@ -105,7 +108,7 @@ def feature(name: str, span: str | pd.Timedelta, *, extra_bars: int | str = 0,
     def deco(fn: FeatureFn) -> FeatureFn:
         if name in _FEATURES:
             raise ValueError(f"feature {name!r} is registered twice")
-        _FEATURES[name] = Feature(name, span_td, fn, extra, int(min_bars))
+        _FEATURES[name] = Feature(name, span_td, fn, extra, int(min_bars), bool(optional))
         return fn
 
     return deco
@@ -282,32 +285,126 @@ def _weekend_kst(w: Window, n: int) -> torch.Tensor:
     return (weekday >= 5.0).to(torch.float64)
 
 
-FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)
+# --- edge features (optional): causal proxies of what the model-based trader filters -------------
+# The premium is a slow level + a fast part reverting in hours + jumps decaying over days + a
+# time-of-day term (docs/market.md); the model-based trader (docs/model_based.md) separates them
+# with a filter.  These are simple causal proxies of the same parts.  They are off by default (the
+# default observation changes only on evidence); a run adds them with env.extra_features=[...].
+
+
+def _ema_gap(w: Window, n: int) -> torch.Tensor:
+    """Premium minus its EMA (span ``n / 4`` bars, truncated to the last ``n`` bars), in percentage points."""
+    span = max(1.0, n / 4.0)
+    alpha = 2.0 / (span + 1.0)
+    x = w.premium[:, -n:]
+    weights = (1.0 - alpha) ** torch.arange(x.shape[1] - 1, -1, -1, dtype=torch.float64)
+    ema = (x * weights).sum(dim=1) / weights.sum()
+    return (x[:, -1] - ema) * 100.0
+
+
+for _hours in (2, 4, 8):  # the EMA's span; the window holds four spans (weights beyond are < 2 %)
+    feature(f"premium_ema_gap_{_hours}h", f"{4 * _hours}h", optional=True)(_ema_gap)
+
+
+def _hour_angle(w: Window) -> torch.Tensor:
+    return 2 * math.pi * _hour_kst(w) / 24.0
+
+
+@feature("premium_ema_gap_4h_x_hour_sin", "16h", optional=True)
+def _ema_gap_x_sin(w: Window, n: int) -> torch.Tensor:
+    """The 4 h EMA gap times sin(KST hour): a fast deviation reads differently by time of day."""
+    return _ema_gap(w, n) * torch.sin(_hour_angle(w))
+
+
+@feature("premium_ema_gap_4h_x_hour_cos", "16h", optional=True)
+def _ema_gap_x_cos(w: Window, n: int) -> torch.Tensor:
+    """The 4 h EMA gap times cos(KST hour)."""
+    return _ema_gap(w, n) * torch.cos(_hour_angle(w))
+
+
+JUMP_THRESHOLD_PP = 0.5
+"""A one-hour premium move of at least this many percentage points counts as a jump (~4 sd of the
+fast part's hourly move in the synthetic market; a jump averages 1.5 points)."""
+
+
+def _last_jump(w: Window, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Over the last ``n`` bars: bars since the last one-hour move >= the threshold, its size (pp), its end.
+
+    ``n`` is 7 days in bars; an hour is ``n / 168`` bars (one at least).  No jump: age ``n``, size 0.
+    """
+    hour = max(1, n // 168)
+    p = w.premium[:, -(n + hour):]
+    moves = (p[:, hour:] - p[:, :-hour]) * 100.0  # [B, n], the move ending at each of the last n bars
+    big = moves.abs() >= JUMP_THRESHOLD_PP
+    idx = torch.arange(n, dtype=torch.long).expand_as(moves)
+    last = torch.where(big, idx, torch.full_like(idx, -1)).max(dim=1).values  # -1: none
+    found = last >= 0
+    at = last.clamp_min(0)[:, None]
+    size = torch.where(found, moves.gather(1, at).squeeze(1), torch.zeros_like(moves[:, 0]))
+    age = torch.where(found, (n - 1 - last).to(torch.float64), torch.full_like(size, float(n)))
+    end_level = p[:, hour:].gather(1, at).squeeze(1)
+    return age, size, end_level
+
+
+@feature("jump_age_days", "7d", extra_bars="1h", optional=True)
+def _jump_age_days(w: Window, n: int) -> torch.Tensor:
+    """Days since the last jump (a one-hour move >= 0.5 points) in the last week; 7 when none."""
+    age, _, _ = _last_jump(w, n)
+    return age * (7.0 / n)
+
+
+@feature("jump_size_pct", "7d", extra_bars="1h", optional=True)
+def _jump_size_pct(w: Window, n: int) -> torch.Tensor:
+    """Size of the last jump of the last week, in percentage points (signed; 0 when none)."""
+    return _last_jump(w, n)[1]
+
+
+@feature("jump_decayed_frac", "7d", extra_bars="1h", optional=True)
+def _jump_decayed_frac(w: Window, n: int) -> torch.Tensor:
+    """Share of the last jump already given back: (level at its end - premium now) / size, in [-1, 2]; 0 when none."""
+    _, size, end_level = _last_jump(w, n)
+    given_back = (end_level - w.premium[:, -1]) * 100.0 / torch.where(size != 0, size, torch.ones_like(size))
+    return torch.where(size != 0, given_back.clamp(-1.0, 2.0), torch.zeros_like(size))
+
+
+FEATURE_NAMES: tuple[str, ...] = tuple(name for name, f in _FEATURES.items() if not f.optional)
+"""The default observation's features."""
+OPTIONAL_FEATURE_NAMES: tuple[str, ...] = tuple(name for name, f in _FEATURES.items() if f.optional)
+"""Features a run can add by name (``env.extra_features``), off by default."""
+
+
+def feature_names(extra: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The default features plus the optional ones named in ``extra`` (in the given order), checked."""
+    unknown = [name for name in extra if name not in OPTIONAL_FEATURE_NAMES]
+    if unknown:
+        raise UserError(f"unknown extra feature(s) {', '.join(map(str, unknown))} in env.extra_features; "
+                        f"optional features: {', '.join(OPTIONAL_FEATURE_NAMES)}")
+    return FEATURE_NAMES + tuple(dict.fromkeys(extra))
 
 
 @functools.lru_cache(maxsize=32)
-def _plan(bar: pd.Timedelta) -> tuple[tuple[tuple[FeatureFn, int], ...], int]:
-    """``((fn, n) per feature in FEATURE_NAMES order), lookback)`` at bar size ``bar``."""
-    feats = [_FEATURES[name] for name in FEATURE_NAMES]
+def _plan(bar: pd.Timedelta, names: tuple[str, ...] | None = None) -> tuple[tuple[tuple[FeatureFn, int], ...], int]:
+    """``((fn, n) per feature in ``names`` order (default FEATURE_NAMES), lookback)`` at bar size ``bar``."""
+    feats = [_FEATURES[name] for name in (names or FEATURE_NAMES)]
     return tuple((f.fn, f.bars(bar)) for f in feats), max(f.lookback(bar) for f in feats)
 
 
-def feature_bars(bar: pd.Timedelta = BAR) -> dict[str, int]:
+def feature_bars(bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> dict[str, int]:
     """``{feature: n}``: each feature's look-back in bars of size ``bar`` (for manifests and docs)."""
-    return {name: _FEATURES[name].bars(bar) for name in FEATURE_NAMES}
+    return {name: _FEATURES[name].bars(bar) for name in (names or FEATURE_NAMES)}
 
 
-def feature_lookback(bar: pd.Timedelta = BAR) -> int:
+def feature_lookback(bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> int:
     """Bars a full feature window holds at bar size ``bar`` (the current bar included).
 
     Row t is valid from t = ``feature_lookback(bar) - 1``: 673 at 15m (7 days + 1 bar), 169 at 1h, 8 at 1d.
     """
-    return _plan(bar)[1]
+    return _plan(bar, names)[1]
 
 
-def apply_features(window: Window, bar: pd.Timedelta = BAR) -> torch.Tensor:
-    """All features of a window batch, ``[B, F]`` float64 in :data:`FEATURE_NAMES` order."""
-    return torch.stack([fn(window, n) for fn, n in _plan(bar)[0]], dim=1)
+def apply_features(window: Window, bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> torch.Tensor:
+    """The features ``names`` (default :data:`FEATURE_NAMES`) of a window batch, ``[B, F]`` float64."""
+    return torch.stack([fn(window, n) for fn, n in _plan(bar, names)[0]], dim=1)
 
 
 def _frame_arrays(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,7 +413,8 @@ def _frame_arrays(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
     return series, time_s
 
 
-def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096, bar: pd.Timedelta | None = None) -> torch.Tensor:
+def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096, bar: pd.Timedelta | None = None,
+                   names: tuple[str, ...] | None = None) -> torch.Tensor:
     """Features of every bar of a MarketFrame, ``[T, F]`` float64; rows < ``feature_lookback(bar) - 1`` are NaN.
 
     ``bar``: the frame's bar size (None: its index's step, see :func:`kpremia.bars.frame_bar`).
@@ -325,14 +423,15 @@ def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096, bar: pd.Timedelt
     """
     bar = bar if bar is not None else frame_bar(frame.index)
     series, time_s = _frame_arrays(frame)
-    n, lookback = series.shape[0], feature_lookback(bar)
-    out = torch.full((n, len(FEATURE_NAMES)), float("nan"), dtype=torch.float64)
+    names = names or FEATURE_NAMES
+    n, lookback = series.shape[0], feature_lookback(bar, names)
+    out = torch.full((n, len(names)), float("nan"), dtype=torch.float64)
     with _one_thread():
         for start in range(lookback - 1, n, chunk_rows):
             end = min(n, start + chunk_rows)
             win = series[start - lookback + 1:end].unfold(0, lookback, 1)  # [end-start, S, L]
             window = Window(*(win[:, i] for i in range(len(SERIES))), time_s=time_s[start:end])
-            out[start:end] = apply_features(window, bar)
+            out[start:end] = apply_features(window, bar, names)
     return out
 
 
@@ -349,12 +448,14 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-def compute_features(frame: pd.DataFrame, bar: pd.Timedelta | None = None) -> pd.DataFrame:
-    """Causal features of a MarketFrame as a DataFrame (columns :data:`FEATURE_NAMES`).
+def compute_features(frame: pd.DataFrame, bar: pd.Timedelta | None = None,
+                     names: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Causal features of a MarketFrame as a DataFrame (columns ``names``, default :data:`FEATURE_NAMES`).
 
     Rows before ``feature_lookback(bar) - 1`` (the warm-up) are NaN.
     """
-    return pd.DataFrame(feature_matrix(frame, bar=bar).numpy(), index=frame.index, columns=list(FEATURE_NAMES))
+    names = names or FEATURE_NAMES
+    return pd.DataFrame(feature_matrix(frame, bar=bar, names=names).numpy(), index=frame.index, columns=list(names))
 
 
 def utc_timestamp(value: Any) -> pd.Timestamp:
@@ -371,9 +472,10 @@ class IncrementalFeatures:
     :func:`kpremia.data.frame.validate_frame` does offline.
     """
 
-    def __init__(self, bar: pd.Timedelta = BAR) -> None:
+    def __init__(self, bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> None:
         self.bar = bar
-        self.lookback = feature_lookback(bar)
+        self.names = names or FEATURE_NAMES
+        self.lookback = feature_lookback(bar, self.names)
         # Each value is stored twice (slots i and i + L) so the last L bars are
         # always one contiguous slice: no copy and no roll per bar.
         self._buf = np.zeros((len(SERIES), 2 * self.lookback), dtype=np.float64)
@@ -422,8 +524,8 @@ class IncrementalFeatures:
         self._push(np.array([values[k] for k in SERIES]))
         self._last_time = time
         if not self.ready:
-            return np.full(len(FEATURE_NAMES), np.nan)
-        return apply_features(self._window(time), self.bar)[0].numpy()
+            return np.full(len(self.names), np.nan)
+        return apply_features(self._window(time), self.bar, self.names)[0].numpy()
 
     def state_dict(self) -> dict:
         """Everything needed to continue after a restart."""

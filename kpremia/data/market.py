@@ -36,7 +36,7 @@ import torch
 from kpremia.bars import bar_minutes, frame_bar, timeframe_label
 from kpremia.data.features import (
     FEATURE_NAMES, DailyHistory, IncrementalFeatures, daily_windows, feature_bars, feature_lookback, feature_matrix,
-    utc_timestamp,
+    feature_names, utc_timestamp,
 )
 from kpremia.data.frame import BAR, validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 def build_obs_tables(
     frame: pd.DataFrame, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
-    bar: pd.Timedelta | None = None,
+    bar: pd.Timedelta | None = None, features: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Raw (un-normalised) observation tables of every bar, float64, and the first valid row.
 
@@ -76,7 +76,7 @@ def build_obs_tables(
         PRICE_15M: price_15m,
         PRICE_1D: np.log(day_close) - log_close[:, None],
         PREMIUM: day_premium,
-        FEATURES: feature_matrix(frame, bar=bar).numpy(),
+        FEATURES: feature_matrix(frame, bar=bar, names=features).numpy(),
     }
     finite = np.ones(len(frame), dtype=bool)
     for table in tables.values():
@@ -179,6 +179,7 @@ class MarketData:
     windows: dict[str, int] = field(default_factory=dict)
     frame: pd.DataFrame | None = None  # the cut frame the tables were computed from
     bar: pd.Timedelta = BAR  # the bar size of every split
+    extra_features: tuple[str, ...] = ()  # optional features in the observation (env.extra_features)
 
     @property
     def bar_minutes(self) -> float:
@@ -190,12 +191,13 @@ class MarketData:
 
     def observation_builder(self) -> "ObservationBuilder":
         """A live, bar-by-bar builder with these windows, this normaliser and this bar size."""
-        return ObservationBuilder(**self.windows, normalizer=self.normalizer, bar=self.bar)
+        return ObservationBuilder(**self.windows, normalizer=self.normalizer, bar=self.bar,
+                                  extra_features=self.extra_features)
 
 
 def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normalizer: Normalizer, name: str,
                    start: int, end: int, valid_from: int, device: torch.device | str,
-                   bar: pd.Timedelta) -> MarketTensors:
+                   bar: pd.Timedelta, features: tuple[str, ...] = FEATURE_NAMES) -> MarketTensors:
     part = frame.iloc[start:end]
 
     def col(c: str) -> torch.Tensor:
@@ -207,7 +209,7 @@ def _split_tensors(frame: pd.DataFrame, tables: Mapping[str, np.ndarray], normal
     return MarketTensors(
         times=part.index.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
         open=col("open"), high=col("high"), low=col("low"), close=col("close"), fx=col("fx"),
-        premium=col("premium"), obs=obs, valid_from=valid_from, feature_names=FEATURE_NAMES, name=name,
+        premium=col("premium"), obs=obs, valid_from=valid_from, feature_names=features, name=name,
         bar_minutes=bar_minutes(bar),
     )
 
@@ -226,6 +228,7 @@ def build_market(
     validate: bool = True,
     normalizer: Normalizer | None = None,
     bar: pd.Timedelta | None = None,
+    extra_features: Sequence[str] = (),
 ) -> MarketData:
     """Cut, tabulate, normalise and move a MarketFrame to the device, one MarketTensors per split.
 
@@ -245,12 +248,15 @@ def build_market(
         validate: re-check the cut frame strictly (no repairs) before use.
         bar: the frame's bar size (None: the index's step); windows, features and the
             warm-up follow it.
+        extra_features: optional features added to the default ones
+            (:data:`kpremia.data.features.OPTIONAL_FEATURE_NAMES`, ``env.extra_features``).
 
     Raises:
         UserError: bad split config, empty split, too little data for the warm-up,
             or a frame that isn't a valid MarketFrame.
     """
     t0 = time.perf_counter()
+    names = feature_names(tuple(extra_features))
     w = {"window_15m": int(window_15m), "window_1d": int(window_1d), "window_premium": int(window_premium)}
     if windows:
         unknown = sorted(set(windows) - set(w))
@@ -271,7 +277,7 @@ def build_market(
         # The premium is the source's (its basis, e.g. premium_basis=btc, is not close / fx - 1).
         cut, _ = validate_frame(cut, bar=bar, repair=False, keep_premium=True)
 
-    tables, valid_from = build_obs_tables(cut, **w, bar=bar)
+    tables, valid_from = build_obs_tables(cut, **w, bar=bar, features=names)
     train_start, train_end = bounds.get("train", (0, len(cut)))
     if normalizer is None and valid_from >= train_end:
         raise UserError(too_short_message(train_end, valid_from, w, bar))
@@ -286,9 +292,9 @@ def build_market(
             raise UserError(f"the {name} split ({end - start} {timeframe_label(bar)} bars) ends before the "
                             f"observation warm-up ({valid_from + 1} bars) is complete; give it more bars or move "
                             "the split dates")
-        tensors[name] = _split_tensors(cut, tables, normalizer, name, start, end, split_valid, device, bar)
+        tensors[name] = _split_tensors(cut, tables, normalizer, name, start, end, split_valid, device, bar, names)
 
-    spec = ObsSpec.default(**w, feature_names=FEATURE_NAMES)
+    spec = ObsSpec.default(**w, feature_names=names)
     requested = {k: bounds[k] for k in splits}
     elapsed = time.perf_counter() - t0
     manifest = dict(source_manifest or {})
@@ -297,8 +303,8 @@ def build_market(
         "market": {
             "cut_rows": int(cut_end), "cut_last_bar": cut.index[-1].isoformat(), "windows": w,
             "timeframe": timeframe_label(bar), "bar_minutes": bar_minutes(bar),
-            "feature_names": list(FEATURE_NAMES), "feature_lookback": feature_lookback(bar),
-            "feature_bars": feature_bars(bar),
+            "feature_names": list(names), "feature_lookback": feature_lookback(bar, names),
+            "feature_bars": feature_bars(bar, names),
             "valid_from": {k: int(t.valid_from) for k, t in tensors.items()},
             "spec": spec.to_dict(), "build_seconds": round(elapsed, 3),
         },
@@ -306,7 +312,8 @@ def build_market(
     log.info("market built in %.2fs: %s", elapsed,
              ", ".join(f"{k} {t.n_bars} bars (valid from {t.valid_from})" for k, t in tensors.items()))
     return MarketData(tensors=tensors, spec=spec, normalizer=normalizer, manifest=manifest,
-                      split_bounds=requested, windows=w, frame=cut, bar=bar)
+                      split_bounds=requested, windows=w, frame=cut, bar=bar,
+                      extra_features=tuple(dict.fromkeys(extra_features)))
 
 
 def too_short_message(train_bars: int, valid_from: int, windows: Mapping[str, int], bar: pd.Timedelta) -> str:
@@ -331,11 +338,12 @@ class ObservationBuilder:
     """
 
     def __init__(self, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
-                 normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR) -> None:
+                 normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR,
+                 extra_features: Sequence[str] = ()) -> None:
         self.window_15m = window_15m
         self.normalizer = normalizer
         self.bar = bar
-        self.features = IncrementalFeatures(bar)
+        self.features = IncrementalFeatures(bar, feature_names(tuple(extra_features)))
         self.daily = DailyHistory(window_1d, window_premium, bar)
         self._closes: deque[float] = deque(maxlen=window_15m)
         self._last_time: pd.Timestamp | None = None

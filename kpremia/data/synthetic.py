@@ -260,6 +260,15 @@ def _jump_kernel(rise: float, half_life: float) -> tuple[float, float, float]:
 
 def generate(params: SyntheticParams, seed: int = 0) -> pd.DataFrame:
     """A MarketFrame drawn from the synthetic model (same params + seed = same frame)."""
+    return generate_with_states(params, seed)[0]
+
+
+def generate_with_states(params: SyntheticParams, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """:func:`generate`'s frame and the hidden parts of its premium, per 15m bar.
+
+    The parts (``stress`` regime flags, ``slow``, ``fast``, ``jumps``, ``season``) are what a
+    filter of the observed premium is checked against; nothing that trades sees them.
+    """
     p = params
     p.validate()
     rng = np.random.default_rng(seed)
@@ -339,7 +348,8 @@ def generate(params: SyntheticParams, seed: int = 0) -> pd.DataFrame:
         index=pd.DatetimeIndex(times, freq=None, name="time"),
     )
     frame["premium"] = frame["close"] / frame["fx"] - 1.0
-    return frame[list(COLUMNS)].astype(np.float64)
+    states = {"stress": stress, "slow": slow, "fast": fast, "jumps": jumps, "season": season}
+    return frame[list(COLUMNS)].astype(np.float64), states
 
 
 @DATA_SOURCES.register("synthetic")
@@ -403,4 +413,4 @@ class SyntheticSource:
         return frame, manifest
 
 
-__all__ = ["PRESETS", "SyntheticParams", "SyntheticSource", "fx_session_open", "generate"]
+__all__ = ["PRESETS", "SyntheticParams", "SyntheticSource", "fx_session_open", "generate", "generate_with_states"]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kpremia.config import ConfigPart, at_least, bars_or_duration, between, knob, knob_of, positive
+from kpremia.data.features import OPTIONAL_FEATURE_NAMES
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.execution import ExecutionRules
@@ -57,6 +58,9 @@ class EnvConfig(ConfigPart):
     window_15m: int = knob(15, at_least(1))
     window_1d: int = knob(10, at_least(1))
     window_premium: int = knob(10, at_least(1))
+    # optional features added to the observation (off by default; kpremia.data.features.OPTIONAL_FEATURE_NAMES)
+    extra_features: tuple[str, ...] = knob((), ("a list of optional feature names (docs/market.md)",
+                                                lambda v: all(name in OPTIONAL_FEATURE_NAMES for name in v)))
 
     @classmethod
     def normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
@@ -89,3 +93,9 @@ class EnvConfig(ConfigPart):
     def windows(self) -> dict[str, int]:
         """The observation windows, as :func:`kpremia.data.market.build_market` takes them."""
         return {"window_15m": self.window_15m, "window_1d": self.window_1d, "window_premium": self.window_premium}
+
+    @property
+    def observation(self) -> dict[str, Any]:
+        """The windows and the optional features, as :func:`~kpremia.data.market.build_market` and the
+        live :class:`~kpremia.data.market.ObservationBuilder` take them."""
+        return {**self.windows, "extra_features": tuple(self.extra_features)}

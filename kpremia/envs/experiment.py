@@ -42,7 +42,7 @@ def load_market(cfg: Mapping[str, Any], splits: tuple[str, ...] = TRAIN_SPLITS,
     # The source says its bar size; a plug-in source that does not is read from its frame's index.
     bar = bar_of_minutes(manifest["bar_minutes"]) if manifest.get("bar_minutes") else frame_bar(frame.index)
     try:
-        market = build_market(frame, split_cfg=cfg["data"].get("split") or {}, **EnvConfig.of(cfg["env"]).windows,
+        market = build_market(frame, split_cfg=cfg["data"].get("split") or {}, **EnvConfig.of(cfg["env"]).observation,
                               splits=splits, device="cpu", normalizer=normalizer, bar=bar)
     except UserError as exc:  # name the file the frame came from (a split or warm-up problem is about it)
         if not manifest.get("path") or str(manifest["path"]) in str(exc):

@@ -34,6 +34,9 @@ needs to track its own position.
   distance from its own trailing mean, in trailing standard deviations), so the
   band follows a drifting premium level; window and z levels fit on train only.
 * ``oracle``: the hindsight optimum (:mod:`kpremia.eval.oracle`), the ceiling.
+* ``model_based`` (:mod:`kpremia.eval.model_based`): a causal regime-switching filter plus a
+  dynamic programme over the premium's model; with the synthetic generator's parameters it is
+  the achievable ceiling of a causal trader, on a file it fits the model on train.
 """
 
 from __future__ import annotations

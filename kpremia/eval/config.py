@@ -29,7 +29,7 @@ class EvalConfig(ConfigPart):
     n_seeds: int = knob(5, at_least(1))  # sampled policies: how many seeds
     force_action: str | None = knob(None)  # a constant action name (e.g. hold), a sanity check
     baselines: tuple[str, ...] = knob(("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore",
-                                       "oracle"))
+                                       "oracle", "model_based"))
     plots: bool = knob(True)
     # Levels given instead of fit on train: {buy_premium, sell_premium} (fractions) for premium_threshold,
     # {zscore_window (e.g. 7d), buy_z, sell_z} for premium_zscore; needed by `backtest eval.split=all`.

@@ -96,7 +96,7 @@ class CheckpointPolicy:
         self.cfg = loaded.module.cfg
         self.normalizer: Normalizer | None = loaded.normalizer
         self.env = EnvConfig.of(self.cfg["env"])  # the market model it was trained on (the online reward's too)
-        self.windows = self.env.windows
+        self.windows = self.env.observation  # windows and optional features: what its observation builder needs
         self.scheme = self.env.scheme()
         # The bar size it was trained on: the feed must give bars of that size (kpremia.live.build).
         self.bar = bar_of_minutes(loaded.bar_minutes)

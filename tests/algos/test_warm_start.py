@@ -153,3 +153,23 @@ def test_detached_and_separate_critics_keep_the_value_loss_out_of_the_policys_en
             assert net.critic_encoder is not None
             assert not {id(p) for p in net.critic_encoder.parameters()} & {id(p) for p in net.encoder.parameters()}
             assert sum(float(p.grad.abs().sum()) for p in net.critic_encoder.parameters()) > 0
+
+
+def test_model_based_teacher_plans_with_the_generators_parameters(compose_cfg):
+    """``algo/warm_start=model_based``: on the synthetic market the teacher is the model-based trader
+    with the generator's parameters (the data manifest's), labelling every bar, and it trades."""
+    from kpremia.eval.model_based import ModelBased
+
+    cfg = compose_cfg(*TINY, "algo/warm_start=model_based")
+    assert cfg["algo"]["warm_start"]["rule"] == "model_based"
+    market = load_market(cfg)
+    train = market.tensors["train"]
+    scheme = build_action_scheme("hold_buy_sell")
+    teacher = Teacher.fit("model_based", train, cfg["env"], scheme, manifest=market.manifest)
+    from kpremia.envs.config import EnvConfig
+
+    env = EnvConfig.of(cfg["env"])
+    reference = ModelBased(env.execution, clock=env.clock, synthetic=market.manifest["params"], model="synthetic")
+    reference.fit(train)
+    assert torch.equal(teacher.rule_actions, reference.signals(train))
+    assert {1, 2} <= set(teacher.rule_actions.tolist())

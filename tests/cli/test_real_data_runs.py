@@ -36,14 +36,15 @@ def test_backtest_on_a_daily_usdt_krw_file_writes_the_report(run_cli, daily_file
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "backtest of 75 1d bars of" in out and "rules fit on the train split" in out
-    for name in ("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "oracle"):
+    for name in ("cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "oracle", "model_based"):
         assert f"\n{name} " in out
     report = Path(out.strip().splitlines()[-1])
     assert report.parent.name.endswith("_backtest") and report.parent.parent == tmp_path / "runs"
     summary = json.loads((report / "summary.json").read_text())
     assert "policy" not in summary and summary["focus"] == "premium_threshold" and summary["timeframe"] == "1d"
     assert set(summary["baselines"]) == {"cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore",
-                                         "oracle"}
+                                         "model_based", "oracle"}
+    assert summary["baseline_params"]["model_based"]["model"] == "fit"  # a file: its model is fit on train
     assert summary["inserted_bars"] == 0 and summary["levels"] == {"premium_threshold": "fit on the train split",
                                  "premium_zscore": "fit on the train split"}
     assert summary["baselines"]["oracle"]["return"] >= summary["baselines"]["premium_threshold"]["return"]

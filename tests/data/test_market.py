@@ -131,8 +131,10 @@ def test_normaliser_state_dict_round_trip(short_frame):
     assert restored.normalize("features", np.full((1, len(FEATURE_NAMES)), 1e9)).max() == restored.clip
 
 
-def test_live_builder_equals_batch_rows(short_frame):
-    md = build_market(short_frame, split_cfg=SPLIT)
+@pytest.mark.parametrize("extra", [(), ("premium_ema_gap_4h", "jump_decayed_frac")])
+def test_live_builder_equals_batch_rows(short_frame, extra):
+    md = build_market(short_frame, split_cfg=SPLIT, extra_features=extra)
+    assert md.spec.shapes["features"] == (len(FEATURE_NAMES) + len(extra),)
     builder = md.observation_builder()
     start, end = md.split_bounds["val"]
     builder.warm_up(short_frame.iloc[:start])
@@ -145,7 +147,7 @@ def test_live_builder_equals_batch_rows(short_frame):
             assert table.shape == (1, table.shape[1])
             torch.testing.assert_close(table[0], val.obs[key][j], rtol=1e-5, atol=1e-5)
     # a restart from state continues identically
-    clone = ObservationBuilder(**md.windows, normalizer=md.normalizer)
+    clone = ObservationBuilder(**md.windows, normalizer=md.normalizer, extra_features=extra)
     clone.load_state_dict(builder.state_dict())
     ts, row = short_frame.index[start + 200], short_frame.iloc[start + 200]
     bar = {"time": ts, **row.to_dict()}

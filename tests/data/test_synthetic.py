@@ -167,3 +167,17 @@ def test_the_synthetic_timeframe_must_be_a_multiple_of_15m():
         SyntheticSource(timeframe="5m")
     with pytest.raises(UserError, match="not a bar size kpremia can use"):
         SyntheticSource(timeframe="1w")
+
+
+def test_hidden_states_add_up_to_the_premium():
+    """generate_with_states: the same frame as generate, and its parts sum to the premium up to the
+    microstructure noise and the tick (what the model-based trader's filter is checked against)."""
+    from kpremia.data.synthetic import SyntheticParams, generate, generate_with_states
+
+    params = SyntheticParams(days=20)
+    frame, states = generate_with_states(params, seed=4)
+    pd.testing.assert_frame_equal(frame, generate(params, seed=4))
+    parts = states["slow"] + states["fast"] + states["jumps"] + states["season"]
+    residual = frame["premium"].to_numpy() - parts
+    assert set(states) == {"stress", "slow", "fast", "jumps", "season"} and states["stress"].dtype == bool
+    assert 0.8e-4 < residual.std() < 1.6e-4  # 1 bp of noise plus the 0.5 KRW tick's rounding

@@ -60,6 +60,8 @@ SKIPPED: list[tuple[str, str]] = [
     (r"KPREMIA_PLUGINS=|pip install \./examples|kpremia list .*my_tcn|encoder=my_tcn",
      "the encoder guide: tests/plugins/ runs its marked blocks (with a shorter budget)"),
     (r"scripts/results\.sh", "hours of training (the results page)"),
+    (r"scripts/model_based_ceiling\.py", "60 market draws take minutes (measured on a quiet machine, docs/model_based.md); "
+     "tests/eval/test_model_based.py checks the trader and its fills"),
     (r"^python -m kpremia fit experiment=mlp_ppo debug=fast$|eval\.test_markets=2 eval\.plots=false$|"
      r"^python -m kpremia compare runs/$", "docs/compare.md's walk-through: tests/eval/test_report_layout.py "
      "fits, tests on further markets and compares in-process"),

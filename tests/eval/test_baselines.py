@@ -63,7 +63,8 @@ def test_oracle_baseline_reaches_the_oracle_value(market) -> None:
     assert trace["portfolio_value_krw"].iloc[-1] == pytest.approx(want.final_value_krw, rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "oracle"])
+@pytest.mark.parametrize("name", ["cash", "buy_and_hold", "random", "premium_threshold", "premium_zscore", "model_based",
+                                  "oracle"])
 def test_fit_refuses_any_split_but_train(name: str) -> None:
     baseline = BASELINES.get(name)()
     for split in ("val", "test", ""):
