@@ -23,11 +23,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kpremia.config import ConfigPart, at_least, bars_or_duration, between, knob, knob_of, positive
-from kpremia.data.features import OPTIONAL_FEATURE_NAMES
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.reward import RewardRule
+
+
+def _optional_feature_names() -> tuple[str, ...]:
+    """The optional feature names, imported when a config names one: the feature code loads torch and
+    pandas, and a config check (``fit env.n_envs=0``) must be refused before either is loaded."""
+    from kpremia.data.features import OPTIONAL_FEATURE_NAMES
+
+    return OPTIONAL_FEATURE_NAMES
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class EnvConfig(ConfigPart):
     window_premium: int = knob(10, at_least(1))
     # optional features added to the observation (off by default; kpremia.data.features.OPTIONAL_FEATURE_NAMES)
     extra_features: tuple[str, ...] = knob((), ("a list of optional feature names (docs/market.md)",
-                                                lambda v: all(name in OPTIONAL_FEATURE_NAMES for name in v)))
+                                                lambda v: all(name in _optional_feature_names() for name in v)))
 
     @classmethod
     def normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
