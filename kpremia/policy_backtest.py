@@ -34,6 +34,7 @@ from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, t
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.compare import data_identity, inserted_bars
 from kpremia.eval.config import EvalConfig, rule_options
+from kpremia.eval.model_based import model_options
 from kpremia.eval.report import format_table, write_report
 from kpremia.runs import write_run_files
 
@@ -92,7 +93,7 @@ def run_policy_report(policy: Any, cfg: dict[str, Any], run_dir: Path) -> dict[s
              f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
     traces = run_policy_backtest(act, target, env, n_envs=1, seed=int(cfg["seed"]), progress="policy backtest")
     baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
-                               options=rule_options(eval_cfg.rule_levels))
+                               options={**rule_options(eval_cfg.rule_levels), **model_options(market.manifest)})
     fit_baselines(baselines, market.tensors["train"])
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
