@@ -30,9 +30,10 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-ROWS = ("policy", "premium_threshold", "premium_zscore", "buy_and_hold", "cash", "random", "oracle")
+ROWS = ("policy", "premium_threshold", "premium_zscore", "model_based", "buy_and_hold", "cash", "random", "oracle")
 ROW_NAMES = {"policy": "**policy**", "premium_threshold": "band rule (premium_threshold)",
-             "premium_zscore": "z-score band (premium_zscore)", "buy_and_hold": "buy and hold",
+             "premium_zscore": "z-score band (premium_zscore)",
+             "model_based": "model-based, causal (model_based)", "buy_and_hold": "buy and hold",
              "cash": "cash", "random": "random", "oracle": "oracle (hindsight)"}
 
 
