@@ -25,7 +25,7 @@ in the session's process, bars replayed every ``--pace-ms``) started in a fresh 
   process on the same machine, while the session's own API (with a token) is left alone: the same CPU load
   without the flood reaching the session -- the reference the ``chunked`` figures are judged against.
 
-``--status-rows`` times ``/status``'s reads (:class:`kpremia.live.status.StatusSource`) on journals of those
+``--status-rows`` times ``/status``'s reads (:class:`kpremia.live.http.status.StatusSource`) on journals of those
 many decided bars (median of 20 calls each).
 
 For the bars decided while the requests arrive it prints the time each bar took beyond the feed's pace
@@ -54,7 +54,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from kpremia import training
+from kpremia.run import training
 
 TOKEN = "benchmark-token-0123456789-abcdefghijklmnop"
 FIFTY_MB = 50_000_000
@@ -64,7 +64,7 @@ def make_checkpoint(directory: Path) -> Path:
     """A fit-format checkpoint of an untrained gru_attn PPO (seeded; policy head scaled so it trades)."""
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="config", overrides=[
-            "data.days=40", "env.window_15m=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
+            "data.days=40", "env.window_bars=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
     torch.manual_seed(0)
     market = training.load_market(cfg, ("train",))
     module = training.build_module(cfg, market.spec, market=None)
@@ -218,9 +218,9 @@ def run_scenario(name: str, ckpt: Path, root: Path, args: argparse.Namespace) ->
 
 def status_times(rows_list: list[int]) -> None:
     """Median time of ``StatusSource.figures()`` on journals of each size (the reads behind ``/status``)."""
-    from kpremia.live.journal import Journal
-    from kpremia.live.state import LiveState
-    from kpremia.live.status import StatusSource
+    from kpremia.live.http.status import StatusSource
+    from kpremia.live.loop.journal import Journal
+    from kpremia.live.loop.state import LiveState
 
     print(f"{'journal rows':>12} | {'/status reads, ms p50':>22} {'p90':>7}")
     with tempfile.TemporaryDirectory() as tmp:

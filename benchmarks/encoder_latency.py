@@ -25,8 +25,8 @@ from collections.abc import Callable
 import torch
 
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
-from kpremia.spec import ObsSpec
-from kpremia.registry import ENCODERS
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 
 REFERENCE = "mlp"
 

@@ -52,7 +52,7 @@ def random_walk_market(n_bars: int = 20_000, n_features: int = 16, seed: int = 0
     open_ = torch.cat([close[:1], close[:-1]])
     fx = torch.full((n_bars,), 1380.0, dtype=torch.float64)
     obs = {k: torch.randn(n_bars, w, generator=g) for k, w in
-           (("price_15m", 15), ("price_1d", 10), ("premium", 10), ("features", n_features))}
+           (("price_bars", 15), ("price_1d", 10), ("premium", 10), ("features", n_features))}
     times = (np.datetime64("2024-06-01") + np.arange(n_bars) * np.timedelta64(15, "m")).astype("datetime64[ns]")
     return MarketTensors(times=times, open=open_, high=torch.maximum(open_, close), low=torch.minimum(open_, close),
                          close=close, fx=fx, premium=close / fx - 1, obs=obs, valid_from=100,

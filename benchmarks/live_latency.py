@@ -38,14 +38,14 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from kpremia import training
+from kpremia.core.registry import DATA_SOURCES, ENCODERS
 from kpremia.data.market import ObservationBuilder
-from kpremia.live.feeds import frame_bars, warmup_bars
-from kpremia.live.policy import CheckpointPolicy
-from kpremia.live.runner import LiveRunner
-from kpremia.live.state import LiveState
-from kpremia.registry import DATA_SOURCES, ENCODERS
 from kpremia.envs.experiment import load_market
+from kpremia.live.loop.policy import CheckpointPolicy
+from kpremia.live.loop.runner import LiveRunner
+from kpremia.live.loop.state import LiveState
+from kpremia.live.venues.feeds import frame_bars, warmup_bars
+from kpremia.run import training
 
 TARGET_P99_MS = {"gru_attn": 2.5}
 
@@ -105,7 +105,7 @@ def measure(encoder: str, n_bars: int, directory: Path) -> tuple[np.ndarray, np.
 def measure_online(encoder: str, n_bars: int, directory: Path,
                    gap_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Decision wall and CPU ms, whole-bar ms (decision + learning callback) and the updates run, learning on."""
-    from kpremia.live.learning import ModelCallback
+    from kpremia.live.learning.learning import ModelCallback
 
     runner, frame, start = warm_runner(encoder, directory, {"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
     from kpremia.live.config import LearnConfig

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # noqa: E402
+
 from kpremia.envs.experiment import load_market
 
 
@@ -51,7 +52,7 @@ def fastest_fifth(fn: Callable[[], None], calls: int) -> float:
 
 def parts(exp: str, threads: int) -> tuple[float, float, float, float]:
     """(update on, update off, rollout step on, rollout step off) seconds for ``exp``'s network."""
-    from kpremia import training
+    from kpremia.run import training
 
     cfg = train_throughput.compose([f"experiment={exp}", f"torch_threads={threads}"])
     market = load_market(cfg)

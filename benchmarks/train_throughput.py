@@ -19,11 +19,12 @@ import warnings
 from pathlib import Path
 
 import torch
+
 from kpremia.envs.experiment import load_market
 
 
 def compose(overrides: list[str]) -> dict:
-    from kpremia.compose import compose_config
+    from kpremia.core.compose import compose_config
 
     return compose_config(overrides)
 
@@ -32,7 +33,7 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
     """(seconds, env steps, steps/s) of trainer.fit with validation off."""
     import lightning as L
 
-    from kpremia import training
+    from kpremia.run import training
 
     L.seed_everything(int(cfg["seed"]), verbose=False)
     market = load_market(cfg)

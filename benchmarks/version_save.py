@@ -4,7 +4,7 @@
 
 For each count it fills a fresh ``versions/`` folder with that many versions of a
 ~360 KB network (the size a live session writes), opens a new
-:class:`~kpremia.live.versions.VersionStore` on it (one scan, as a session start
+:class:`~kpremia.live.learning.versions.VersionStore` on it (one scan, as a session start
 does), then times ``--saves`` further saves (each with retention, as the host
 applies it) and prints the median and p95 per save.  The save reads no other
 version, so the figures should be flat across counts; the start-up scan is
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from kpremia.live.versions import VersionStore, next_version
+from kpremia.live.learning.versions import VersionStore, next_version
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:

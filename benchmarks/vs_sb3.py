@@ -55,6 +55,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # noqa: E402  (compose + time_fit: kpremia's side, as `fit` runs it)
+
 from kpremia.envs.experiment import load_market
 
 ENV_ID = "kpremia/KPremia-v0"
@@ -201,8 +202,8 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from kpremia import training
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
+    from kpremia.run import training
 
     budget = float(args.budget_s)
 

@@ -2,7 +2,7 @@
 
 The Python API (``kpremia.fit``, ``kpremia.test``, ``kpremia.validate``, ``kpremia.backtest``,
 ``kpremia.compare``, ``kpremia.inspect``, ``kpremia.load_policy``;
-see :mod:`kpremia.api` and docs/api.md) is imported on first use, so ``import kpremia`` does not
+see :mod:`kpremia.app.api` and docs/api.md) is imported on first use, so ``import kpremia`` does not
 load Lightning.  Importing the package registers the gymnasium environment
 ``kpremia/KPremia-v0`` (the env module itself is imported lazily by gymnasium on
 ``gymnasium.make``); ``gymnasium.make_vec`` of that id builds the batched ``KPremiaVectorEnv``.
@@ -19,9 +19,9 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
-    """``kpremia.fit`` and the rest of the API, from :mod:`kpremia.api` on first use."""
+    """``kpremia.fit`` and the rest of the API, from :mod:`kpremia.app.api` on first use."""
     if name in _API:
-        from kpremia import api
+        from kpremia.app import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'kpremia' has no attribute {name!r}")

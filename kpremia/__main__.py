@@ -1,8 +1,8 @@
-"""``python -m kpremia``: see :mod:`kpremia.cli`."""
+"""``python -m kpremia``: see :mod:`kpremia.app.cli`."""
 
 import sys
 
-from kpremia.cli import main
+from kpremia.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,12 @@
-"""Bar sizes and durations: the one rule that turns time into bars (kpremia.bars)."""
+"""Bar sizes and durations: the one rule that turns time into bars (kpremia.core.bars)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from kpremia.bars import bars_in, bars_setting, parse_duration, parse_timeframe, timeframe_label
-from kpremia.errors import UserError
+from kpremia.core.bars import bars_in, bars_setting, parse_duration, parse_timeframe, timeframe_label
+from kpremia.core.errors import UserError
 
 
 @pytest.mark.parametrize("text, minutes", [("15m", 15), ("15min", 15), ("1h", 60), ("4h", 240), ("1d", 1440),

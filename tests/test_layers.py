@@ -113,25 +113,25 @@ def test_no_import_cycle_between_packages() -> None:
     assert not cycles, f"packages that import each other: {cycles}"
 
 
-@pytest.mark.parametrize("module, layer", [("kpremia.spec", 0), ("kpremia.envs.batched", 3),
-                                           ("kpremia.algos.ppo", 5), ("kpremia.cli", 9)])
+@pytest.mark.parametrize("module, layer", [("kpremia.core.spec", 0), ("kpremia.envs.batched", 3),
+                                           ("kpremia.algos.ppo", 5), ("kpremia.app.cli", 9)])
 def test_layer_lookup_uses_the_longest_prefix(module: str, layer: int) -> None:
     assert layer_of(module, layer_table()) == layer
 
 
 def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
-    """The import scan finds function-level imports, ``from kpremia import module`` and import_module targets."""
+    """The import scan finds function-level imports, ``from kpremia.run import module`` and import_module targets."""
     source = tmp_path / "probe.py"
-    source.write_text("import importlib\ndef f():\n    from kpremia import training\n    import kpremia.cli\n"
+    source.write_text("import importlib\ndef f():\n    from kpremia.run import training\n    import kpremia.app.cli\n"
                       "    importlib.import_module('kpremia.algos.ppo')\n")
-    assert {"kpremia.training", "kpremia.cli", "kpremia.algos.ppo"} <= imported_modules(source)
+    assert {"kpremia.run.training", "kpremia.app.cli", "kpremia.algos.ppo"} <= imported_modules(source)
 
 
 def test_every_registry_declares_exactly_what_its_modules_register() -> None:
     """The built-in maps (what the registry imports on demand) match the names the modules register."""
     import importlib
 
-    from kpremia.registry import REGISTRIES
+    from kpremia.core.registry import REGISTRIES
 
     for title, registry in REGISTRIES.items():
         for module in set(registry.builtins.values()):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.plugin_origins import plugin_origins, require_plugins
-from kpremia.registry import ENCODERS
+from kpremia.core.errors import UserError
+from kpremia.core.plugin_origins import plugin_origins, require_plugins
+from kpremia.core.registry import ENCODERS
 
 MODULE = '''
 from torch import nn
-from kpremia.registry import ENCODERS
+from kpremia.core.registry import ENCODERS
 
 @ENCODERS.register("{name}")
 class Local(nn.Module):

@@ -1,6 +1,6 @@
 """``my_tcn``: a small temporal convolutional network (TCN) per price series.
 
-The worked example of ``docs/write_an_encoder.md``.  Each series window (``price_15m``,
+The worked example of ``docs/write_an_encoder.md``.  Each series window (``price_bars``,
 ``price_1d``, ``premium``) goes through its own stack of dilated 1D convolutions, as in
 Bai, Kolter and Koltun (2018), "An Empirical Evaluation of Generic Convolutional and
 Recurrent Networks for Sequence Modeling".  The three window summaries, the account
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpremia.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
-from kpremia.errors import UserError
-from kpremia.registry import ENCODERS
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
 
 
 class CausalConvBlock(nn.Module):

@@ -33,14 +33,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from kpremia.algos.config import AlgoConfig
+from kpremia.core.io import atomic_write_json
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.backtest import run_policy_backtest, trace_metrics
-from kpremia.io import atomic_write_json
-from kpremia.registry import ENCODERS
-from kpremia.spec import ObsSpec
 
 log = logging.getLogger(__name__)
 
@@ -283,16 +283,16 @@ class RLModule(L.LightningModule):
             "updates": self.updates,
             "per_rank": per_rank,
             "normalizer": self.market.normalizer.state_dict() if self.market is not None else None,
-            # test / live refuse other bar sizes (kpremia.training.check_bar_size)
+            # test / live refuse other bar sizes (kpremia.run.training.check_bar_size)
             "bar_minutes": self.market.bar_minutes if self.market is not None else None,
             # where a plug-in encoder / algorithm came from, so loading elsewhere can say what to install
             "plugins": self._plugin_origins(),
         }
 
     def _plugin_origins(self) -> list[dict[str, Any]]:
-        """The run's plug-in origins (:mod:`kpremia.plugin_origins`), looked up once per module."""
+        """The run's plug-in origins (:mod:`kpremia.core.plugin_origins`), looked up once per module."""
         if getattr(self, "_origins", None) is None:
-            from kpremia.plugin_origins import plugin_origins
+            from kpremia.core.plugin_origins import plugin_origins
 
             self._origins = plugin_origins(self.cfg)
         return self._origins

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from kpremia.config import ConfigPart, at_least, between, knob, optional, positive
+from kpremia.core.config import ConfigPart, at_least, between, knob, optional, positive
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ALGOS
 from kpremia.envs.config import EnvConfig
-from kpremia.errors import UserError
-from kpremia.registry import ALGOS
 
 if TYPE_CHECKING:
     from kpremia.algos.warm_start import WarmStartConfig

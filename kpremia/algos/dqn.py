@@ -50,9 +50,9 @@ from kpremia.algos.config import DQNConfig
 from kpremia.algos.dqn_math import linear_epsilon, polyak_update, target_update_due, td_target
 from kpremia.algos.networks import QNetwork
 from kpremia.algos.replay import ReplayBuffer
+from kpremia.core.registry import ALGOS
+from kpremia.core.spec import ObsSpec
 from kpremia.data.market import MarketData
-from kpremia.spec import ObsSpec
-from kpremia.registry import ALGOS
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from kpremia.algos.networks import ActorCritic, action_stats, sample_categorical
 from kpremia.algos.ppo_loss import explained_variance, ppo_loss
 from kpremia.algos.rollout import RolloutBuffer, RolloutState
 from kpremia.algos.warm_start import Teacher, behaviour_clone, collect_demonstrations, teacher_cross_entropy
+from kpremia.core.registry import ALGOS, ENCODERS
 from kpremia.envs.batched import BatchedEnv
-from kpremia.registry import ALGOS, ENCODERS
 
 log = logging.getLogger(__name__)
 

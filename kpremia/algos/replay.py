@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 import torch
 
 from kpremia.algos.dqn_math import n_step_returns
-from kpremia.spec import ObsSpec
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
+from kpremia.core.spec import ObsSpec
 
 
 class ReplaySample(NamedTuple):

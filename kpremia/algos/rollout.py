@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from kpremia.spec import ObsSpec
+from kpremia.core.spec import ObsSpec
 
 
 class RolloutBatch(NamedTuple):

@@ -37,18 +37,18 @@ checkpoint) and is logged as ``warmstart/*``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpremia.config import ConfigPart, at_least, between, knob, positive
+from kpremia.core.config import ConfigPart, at_least, between, knob, positive
+from kpremia.core.errors import UserError
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.config import EnvConfig
-from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,9 @@ class Teacher:
         (``rule=model_based``) then plans with the generator's parameters, elsewhere it fits
         its model on ``train``.
         """
+        from kpremia.core.registry import BASELINES
         from kpremia.eval.baselines import make_baselines
         from kpremia.eval.model_based import model_options
-        from kpremia.registry import BASELINES
 
         if rule not in BASELINES.names():
             raise UserError(f"algo.warm_start.rule={rule!r} is not a registered baseline; use one of: "

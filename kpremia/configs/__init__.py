@@ -44,8 +44,9 @@ if not OmegaConf.has_resolver("kpremia.gpus"):
 
 
 def trials_at_once(n_jobs: int) -> int:
-    """joblib's ``n_jobs`` as a number of trials on this machine (kpremia.job_resources has the rule)."""
-    from kpremia.job_resources import available_cores, trials_at_once as rule
+    """joblib's ``n_jobs`` as a number of trials on this machine (kpremia.core.job_resources has the rule)."""
+    from kpremia.core.job_resources import available_cores
+    from kpremia.core.job_resources import trials_at_once as rule
 
     return rule({"_target_": "joblib", "n_jobs": n_jobs}, available_cores())
 

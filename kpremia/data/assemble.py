@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.bars import DEFAULT_BAR
+from kpremia.core.bars import DEFAULT_BAR
+from kpremia.core.errors import UserError
 from kpremia.data.fx import align_fx_to_bars, btc_premium, compute_premium
-from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from kpremia.io import atomic_write_bytes, atomic_write_json
+from kpremia.core.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,10 @@ import ccxt
 import pandas as pd
 from tqdm.auto import tqdm
 
+from kpremia.core.bars import parse_timeframe
+from kpremia.core.errors import UserError
+from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.assemble import assemble_frame, parse_time_bound
-from kpremia.bars import parse_timeframe
 from kpremia.data.cache import DatasetKey, OhlcvCache, ms_to_iso
 from kpremia.data.exchange import (
     DEFAULT_EXCHANGE,
@@ -54,8 +56,6 @@ from kpremia.data.exchange import (
 )
 from kpremia.data.fx import FxSettings, load_fx
 from kpremia.data.plausibility import PlausibilityChecks
-from kpremia.errors import UserError
-from kpremia.registry import DATA_SOURCES
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The main CLI dispatches ``python -m kpremia data fetch ...`` to :func:`fetch_main`
 and ``data inspect ...`` to :func:`inspect_main`.  Both return 0 on success; a
-user mistake raises :class:`~kpremia.errors.UserError` (argparse mistakes too),
+user mistake raises :class:`~kpremia.core.errors.UserError` (argparse mistakes too),
 which the main CLI prints as one line with exit code 2.
 """
 
@@ -21,6 +21,8 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from kpremia.core.errors import UserError
+from kpremia.core.io import atomic_write_json
 from kpremia.data.cache import (
     OHLCV_COLUMNS,
     DatasetKey,
@@ -28,8 +30,6 @@ from kpremia.data.cache import (
     atomic_write_parquet,
     gap_summary,
 )
-from kpremia.errors import UserError
-from kpremia.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +257,9 @@ def load_target(target: str, cache_dir: str | None = None) -> tuple[pd.DataFrame
 
 def inspect_file(path: Path, overrides: Sequence[str], fx: str | None = None) -> dict[str, Any]:
     """Coverage, what reading the file did (order, inserted bars, assumptions) and ``market_stats``."""
-    from kpremia.bars import bar_of_minutes
+    from kpremia.core.bars import bar_of_minutes
+    from kpremia.core.registry import DATA_SOURCES
     from kpremia.data.stats import market_stats
-    from kpremia.registry import DATA_SOURCES
 
     data_cfg = file_source_config(path, overrides, fx)
     frame, manifest = DATA_SOURCES.get(data_cfg["name"])(**{k: v for k, v in data_cfg.items() if k != "name"}).load()

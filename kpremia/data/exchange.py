@@ -24,7 +24,7 @@ How a fetch works, and why:
   error map does not know and raises as a plain ``ExchangeError``; the exchange
   is built with that name mapped to ``RateLimitExceeded`` so it is retried.
 * **Config mistakes** (unknown exchange id, symbol not listed, timeframe the
-  exchange lacks) raise one-line :class:`~kpremia.errors.UserError`\\ s before
+  exchange lacks) raise one-line :class:`~kpremia.core.errors.UserError`\\ s before
   any candle request; they never fall back.
 * **Cache.**  Candles go to :mod:`kpremia.data.cache`; only ranges the cache has
   not scanned are requested, pages are flushed every ``flush_every_pages`` and
@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import ccxt
 import pandas as pd
 
+from kpremia.core.errors import UserError
 from kpremia.data.cache import (
     DatasetKey,
     Interval,
@@ -59,7 +60,6 @@ from kpremia.data.cache import (
     ms_to_iso,
     subtract_intervals,
 )
-from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 

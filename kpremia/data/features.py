@@ -10,7 +10,7 @@ the very same functions on a ``[1, L]`` window.  A window ending at bar t holds
 bars ``<= t`` only, so no feature can look ahead.
 
 Look-backs are time, not bars: a feature is registered with a span (``"1d"``) and
-gets ``n`` = the span in bars of the run's bar size (:func:`kpremia.bars.bars_in`,
+gets ``n`` = the span in bars of the run's bar size (:func:`kpremia.core.bars.bars_in`,
 at least ``min_bars``).  ``ret_96`` is the one-day return: 96 bars at 15m, 24 at 1h,
 1 at 1d.  Names keep the 15m bar counts they were born with, so a model's feature
 list reads the same at every bar size, and at 15m every feature is the number it
@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.bars import bars_in, frame_bar, parse_duration
+from kpremia.core.bars import bars_in, frame_bar, parse_duration
+from kpremia.core.errors import UserError
 from kpremia.data.frame import BAR
-from kpremia.errors import UserError
 
 SERIES = ("close", "high", "low", "volume", "fx", "premium")
 _KST_OFFSET_S = 9 * 3600
@@ -417,7 +417,7 @@ def feature_matrix(frame: pd.DataFrame, chunk_rows: int = 4096, bar: pd.Timedelt
                    names: tuple[str, ...] | None = None) -> torch.Tensor:
     """Features of every bar of a MarketFrame, ``[T, F]`` float64; rows < ``feature_lookback(bar) - 1`` are NaN.
 
-    ``bar``: the frame's bar size (None: its index's step, see :func:`kpremia.bars.frame_bar`).
+    ``bar``: the frame's bar size (None: its index's step, see :func:`kpremia.core.bars.frame_bar`).
     The frame is unfolded into ``[chunk, L]`` windows (views, no copy), so memory
     stays ~``chunk_rows * L`` floats per temporary no matter how long the frame is.
     """

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.bars import parse_timeframe, timeframe_label
-from kpremia.errors import UserError
+from kpremia.core.bars import parse_timeframe, timeframe_label
+from kpremia.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

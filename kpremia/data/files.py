@@ -34,17 +34,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.core.errors import UserError
+from kpremia.core.io import existing_file, sha256_file
+from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.file_table import (
-    ROW, file_spacing, find_time_column, map_columns, parse_times, read_table, sort_rows,
+    ROW,
+    file_spacing,
+    find_time_column,
+    map_columns,
+    parse_times,
+    read_table,
+    sort_rows,
 )
 from kpremia.data.frame import default_limits, validate_frame
 from kpremia.data.plausibility import PlausibilityChecks
 from kpremia.data.resample import aggregate_bars
-from kpremia.errors import UserError
-from kpremia.input_checks import existing_file
-from kpremia.io import sha256_file
-from kpremia.registry import DATA_SOURCES
 
 log = logging.getLogger(__name__)
 

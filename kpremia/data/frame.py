@@ -2,7 +2,7 @@
 
 A MarketFrame is a DataFrame indexed by a tz-aware UTC ``DatetimeIndex`` of bar
 OPEN times on a gap-free regular grid of the run's bar size (``data.timeframe``;
-15 minutes by default, see :mod:`kpremia.bars`), with float64 columns
+15 minutes by default, see :mod:`kpremia.core.bars`), with float64 columns
 ``open high low close volume`` (USDT/KRW), ``fx`` (USD/KRW known at the close of
 the bar) and ``premium`` (``close / fx - 1``).
 
@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from kpremia.bars import DEFAULT_BAR, bars_in, timeframe_label
-from kpremia.errors import UserError
+from kpremia.core.bars import DEFAULT_BAR, bars_in, timeframe_label
+from kpremia.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Why tables: everything in the observation that depends only on time is
 computed once per bar here, so the batched simulator only gathers rows.  Row t
 of every table describes the market at the close of bar t from bars ``<= t``:
 
-* ``price_15m[t, j] = log(close[t - (W-1-j)] / close[t])``, j = 0..W-1 (last column 0);
+* ``price_bars[t, j] = log(close[t - (W-1-j)] / close[t])``, j = 0..W-1 (last column 0);
 * ``price_1d[t, j]  = log(daily_close[d_j] / close[t])`` over the last ``window_1d``
   completed UTC days (oldest first);
 * ``premium[t, j]`` = premium of the last ``window_premium`` completed UTC days;
@@ -33,16 +33,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.bars import bar_minutes, frame_bar, timeframe_label
+from kpremia.core.bars import bar_minutes, frame_bar, timeframe_label
+from kpremia.core.errors import UserError
+from kpremia.core.spec import FEATURES, MARKET_KEYS, PREMIUM, PRICE_1D, PRICE_BARS, ObsSpec
 from kpremia.data.features import (
-    FEATURE_NAMES, DailyHistory, IncrementalFeatures, daily_windows, feature_bars, feature_lookback, feature_matrix,
-    feature_names, utc_timestamp,
+    FEATURE_NAMES,
+    DailyHistory,
+    IncrementalFeatures,
+    daily_windows,
+    feature_bars,
+    feature_lookback,
+    feature_matrix,
+    feature_names,
+    utc_timestamp,
 )
 from kpremia.data.frame import BAR, validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
 from kpremia.data.tensors import MarketTensors
-from kpremia.spec import FEATURES, MARKET_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec
-from kpremia.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,29 +58,29 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- tables
 
 def build_obs_tables(
-    frame: pd.DataFrame, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
+    frame: pd.DataFrame, window_bars: int = 15, window_1d: int = 10, window_premium: int = 10,
     bar: pd.Timedelta | None = None, features: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Raw (un-normalised) observation tables of every bar, float64, and the first valid row.
 
-    ``window_15m`` counts bars of the frame's bar size ``bar`` (None: the index's step);
+    ``window_bars`` counts bars of the frame's bar size ``bar`` (None: the index's step);
     ``window_1d`` / ``window_premium`` count completed UTC days.
 
     Returns:
         ``(tables, valid_from)``: ``tables[key]`` is ``[T, W]``; rows before
         ``valid_from`` have NaN (incomplete windows); every row from it on is finite.
     """
-    for name, w in (("window_15m", window_15m), ("window_1d", window_1d), ("window_premium", window_premium)):
+    for name, w in (("window_bars", window_bars), ("window_1d", window_1d), ("window_premium", window_premium)):
         if int(w) < 1:
             raise UserError(f"{name}={w} must be >= 1; set env.{name} to a positive number of bars/days")
     bar = bar if bar is not None else frame_bar(frame.index)
     close = frame["close"].to_numpy(np.float64)
     log_close = np.log(close)
-    padded = np.concatenate([np.full(window_15m - 1, np.nan), log_close])
-    price_15m = np.lib.stride_tricks.sliding_window_view(padded, window_15m) - log_close[:, None]
+    padded = np.concatenate([np.full(window_bars - 1, np.nan), log_close])
+    price_bars = np.lib.stride_tricks.sliding_window_view(padded, window_bars) - log_close[:, None]
     day_close, day_premium = daily_windows(frame, window_1d, window_premium, bar)
     tables = {
-        PRICE_15M: price_15m,
+        PRICE_BARS: price_bars,
         PRICE_1D: np.log(day_close) - log_close[:, None],
         PREMIUM: day_premium,
         FEATURES: feature_matrix(frame, bar=bar, names=features).numpy(),
@@ -186,7 +193,7 @@ class MarketData:
         """The bar size in minutes (what checkpoints record and metrics annualise with)."""
         return bar_minutes(self.bar)
     # Further validation markets (other draws of a generated source, this run's normaliser): model
-    # selection averages over them and tensors["val"] (kpremia.training.load_val_draws).
+    # selection averages over them and tensors["val"] (kpremia.run.training.load_val_draws).
     val_draws: list[MarketTensors] = field(default_factory=list)
 
     def observation_builder(self) -> "ObservationBuilder":
@@ -219,7 +226,7 @@ def build_market(
     split_cfg: Mapping[str, Any] | None = None,
     windows: Mapping[str, int] | None = None,
     *,
-    window_15m: int = 15,
+    window_bars: int = 15,
     window_1d: int = 10,
     window_premium: int = 10,
     splits: Sequence[str] = ("train", "val"),
@@ -236,7 +243,7 @@ def build_market(
         frame: a MarketFrame (from ``source.load()``).
         split_cfg: :func:`kpremia.data.splits.split_frame` options (``train_end``,
             ``val_end``, ``train_frac``, ``val_frac``, ``embargo_bars``).
-        windows: optional mapping with ``window_15m``/``window_1d``/``window_premium``
+        windows: optional mapping with ``window_bars``/``window_1d``/``window_premium``
             (e.g. the env config); its values win over the keyword defaults.
         splits: which splits to build; the frame is cut at the end of the last one
             before anything is computed, and ``train`` is always needed for the normaliser
@@ -257,7 +264,7 @@ def build_market(
     """
     t0 = time.perf_counter()
     names = feature_names(tuple(extra_features))
-    w = {"window_15m": int(window_15m), "window_1d": int(window_1d), "window_premium": int(window_premium)}
+    w = {"window_bars": int(window_bars), "window_1d": int(window_1d), "window_premium": int(window_premium)}
     if windows:
         unknown = sorted(set(windows) - set(w))
         if unknown:
@@ -322,9 +329,9 @@ def too_short_message(train_bars: int, valid_from: int, windows: Mapping[str, in
     days = max(windows["window_1d"], windows["window_premium"])
     return (f"too short: the train split has {train_bars} {label} bars ({train_bars * bar / pd.Timedelta(days=1):.1f} "
             f"days) but the observation needs {valid_from + 1} bars of warm-up before its first complete row "
-            f"(features: {feature_lookback(bar)} bars = 7 days + 1 bar; price window: {windows['window_15m']} bars; "
+            f"(features: {feature_lookback(bar)} bars = 7 days + 1 bar; price window: {windows['window_bars']} bars; "
             f"daily windows: {days} completed UTC days); use a longer file, move split.train_end later (or raise "
-            "split.train_frac), or shrink env.window_15m / env.window_1d / env.window_premium")
+            "split.train_frac), or shrink env.window_bars / env.window_1d / env.window_premium")
 
 
 # --------------------------------------------------------------------------- live
@@ -337,21 +344,21 @@ class ObservationBuilder:
     no-trade bars like :func:`kpremia.data.frame.validate_frame` does.
     """
 
-    def __init__(self, window_15m: int = 15, window_1d: int = 10, window_premium: int = 10,
+    def __init__(self, window_bars: int = 15, window_1d: int = 10, window_premium: int = 10,
                  normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR,
                  extra_features: Sequence[str] = ()) -> None:
-        self.window_15m = window_15m
+        self.window_bars = window_bars
         self.normalizer = normalizer
         self.bar = bar
         self.features = IncrementalFeatures(bar, feature_names(tuple(extra_features)))
         self.daily = DailyHistory(window_1d, window_premium, bar)
-        self._closes: deque[float] = deque(maxlen=window_15m)
+        self._closes: deque[float] = deque(maxlen=window_bars)
         self._last_time: pd.Timestamp | None = None
 
     @property
     def ready(self) -> bool:
         """True once every part of the observation is complete (no NaN)."""
-        return (self.features.ready and len(self._closes) == self.window_15m
+        return (self.features.ready and len(self._closes) == self.window_bars
                 and not np.isnan(self.daily.closes()).any() and not np.isnan(self.daily.premiums()).any())
 
     def update(self, bar: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -359,7 +366,7 @@ class ObservationBuilder:
         time_ = utc_timestamp(bar["time"])
         if self._last_time is not None and time_ > self._last_time + self.bar and self._closes:
             missing = int((time_ - self._last_time) / self.bar) - 1
-            for _ in range(min(missing, self.window_15m)):
+            for _ in range(min(missing, self.window_bars)):
                 self._closes.append(self._closes[-1])
         close = float(bar["close"])
         premium = float(bar["premium"]) if bar.get("premium") is not None else close / float(bar["fx"]) - 1.0
@@ -368,10 +375,10 @@ class ObservationBuilder:
         self._closes.append(close)
         self._last_time = time_
         log_close = np.log(close)
-        closes = np.full(self.window_15m, np.nan)
-        closes[self.window_15m - len(self._closes):] = np.log(np.array(self._closes))
+        closes = np.full(self.window_bars, np.nan)
+        closes[self.window_bars - len(self._closes):] = np.log(np.array(self._closes))
         return {
-            PRICE_15M: closes - log_close,
+            PRICE_BARS: closes - log_close,
             PRICE_1D: np.log(self.daily.closes()) - log_close,
             PREMIUM: self.daily.premiums(),
             FEATURES: feats,

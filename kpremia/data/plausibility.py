@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
 
 SPLIT_NAMES = ("train", "val", "test")
 

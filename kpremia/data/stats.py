@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kpremia.bars import frame_bar
+from kpremia.core.bars import frame_bar
 
 _NS_DAY = 86_400 * 10**9
 

@@ -40,11 +40,11 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from kpremia.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.core.errors import UserError
+from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.frame import COLUMNS
 from kpremia.data.resample import aggregate_bars
-from kpremia.errors import UserError
-from kpremia.registry import DATA_SOURCES
 
 log = logging.getLogger(__name__)
 

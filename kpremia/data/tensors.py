@@ -28,7 +28,7 @@ class MarketTensors:
         fx: USD/KRW known at the close of each bar, float64 ``[T]``.
         premium: the source's premium (``close / fx - 1`` under ``premium_basis=usdt``), float64 ``[T]``.
         obs: market part of the observation, float32 tables ``{key: [T, W]}`` for
-            ``price_15m``, ``price_1d``, ``premium`` and ``features``; already
+            ``price_bars``, ``price_1d``, ``premium`` and ``features``; already
             normalised with statistics fitted on the train split.
         valid_from: first row whose windows are complete (episodes start at or after it).
         feature_names: names of the columns of ``obs["features"]``.

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpremia.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
+from kpremia.core.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -37,10 +37,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
 from kpremia.encoders.common import flat_size, make_activation, right_align
-from kpremia.spec import ACCOUNT, FEATURES, SERIES_KEYS, ObsSpec
-from kpremia.errors import UserError
-from kpremia.registry import ENCODERS
 
 
 def _post_linear(size: int, layer_norm: bool, activation: str, dropout: float) -> nn.Sequential:

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import SERIES_KEYS, ObsSpec
 from kpremia.encoders.common import ContextFusion
-from kpremia.spec import SERIES_KEYS, ObsSpec
-from kpremia.registry import ENCODERS
 
 
 @ENCODERS.register("lstm")

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 from kpremia.encoders.common import flat_size, flatten_obs, make_activation
-from kpremia.spec import ObsSpec
-from kpremia.errors import UserError
-from kpremia.registry import ENCODERS
 
 
 @ENCODERS.register("mlp")

@@ -23,8 +23,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kpremia.errors import UserError
-from kpremia.registry import ACTION_SCHEMES
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ACTION_SCHEMES
 
 if TYPE_CHECKING:  # torch is imported where a scheme acts: building one (a config check) needs no torch
     import torch

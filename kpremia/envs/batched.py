@@ -53,7 +53,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kpremia.bars import bar_of_minutes, bars_setting
+from kpremia.core.bars import bar_of_minutes, bars_setting
+from kpremia.core.errors import UserError
+from kpremia.core.spec import (
+    ACCOUNT,
+    FEATURES,
+    MARKET_KEYS,
+    N_ACCOUNT,
+    OBS_KEYS,
+    PREMIUM,
+    PRICE_1D,
+    PRICE_BARS,
+    ObsSpec,
+    account_obs,
+)
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
 from kpremia.envs.action_schemes import build_action_scheme
@@ -61,9 +74,6 @@ from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.reward import RewardRule
-from kpremia.errors import UserError
-from kpremia.spec import (ACCOUNT, FEATURES, MARKET_KEYS, N_ACCOUNT, OBS_KEYS, PREMIUM, PRICE_1D, PRICE_15M, ObsSpec,
-                          account_obs)
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +144,7 @@ class BatchedEnv:
         self.market = market
         self.n_envs = int(n_envs)
         self.rules = rules
-        # numbers are bars; a duration ("4h") is bars of this market's bar size (kpremia.bars.bars_setting)
+        # numbers are bars; a duration ("4h") is bars of this market's bar size (kpremia.core.bars.bars_setting)
         self.clock = clock.at(market.bar_minutes)
         self.reward_rule = reward
         self.max_steps = bars_setting(max_steps, bar_of_minutes(market.bar_minutes), "env.max_steps")
@@ -163,7 +173,7 @@ class BatchedEnv:
         # observation fills every key, and the account is written into its columns.
         tables = [market.obs[k].to(dev, torch.float32).reshape(market.n_bars, -1) for k in MARKET_KEYS]
         width = {k: int(market.obs[k].shape[1]) for k in MARKET_KEYS}
-        self.spec = ObsSpec.default(window_15m=width[PRICE_15M], window_1d=width[PRICE_1D],
+        self.spec = ObsSpec.default(window_bars=width[PRICE_BARS], window_1d=width[PRICE_1D],
                                     window_premium=width[PREMIUM], n_features=width[FEATURES],
                                     feature_names=market.feature_names)
         shapes = dict(self.spec.shapes)

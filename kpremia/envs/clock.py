@@ -9,7 +9,7 @@ the cadence it was trained on.
 
 The clock counts *bars*.  The setting is a number of bars, or a duration
 (``"4h"``) that becomes bars of the bar size of the market it runs on
-(:func:`kpremia.bars.bars_setting`): :meth:`DecisionClock.at` resolves it once
+(:func:`kpremia.core.bars.bars_setting`): :meth:`DecisionClock.at` resolves it once
 the bar size is known (the simulator, a backtest, a rule's fit, the live
 runner), and only a resolved clock answers :meth:`DecisionClock.decides`.
 """
@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kpremia.bars import bar_of_minutes, bars_setting
-from kpremia.config import ConfigPart, bars_or_duration, knob
+from kpremia.core.bars import bar_of_minutes, bars_setting
+from kpremia.core.config import ConfigPart, bars_or_duration, knob
 
 
 @dataclass(frozen=True)

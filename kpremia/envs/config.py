@@ -3,7 +3,7 @@
 Every knob of the simulator and the observation windows, with its default and
 its rule; ``configs/env/default.yaml`` holds the same defaults (a test keeps
 them equal).  The keys that belong to a value object are declared from it
-(:func:`~kpremia.config.knob_of`), so each default and rule has one home:
+(:func:`~kpremia.core.config.knob_of`), so each default and rule has one home:
 
 * fee (rate and convention), spread, slippage, tick, minimum order, shorting -> :attr:`EnvConfig.execution`
   (:class:`~kpremia.envs.execution.ExecutionRules`);
@@ -22,7 +22,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kpremia.config import ConfigPart, at_least, bars_or_duration, between, knob, knob_of, positive
+from kpremia.core.config import ConfigPart, at_least, bars_or_duration, between, knob, knob_of, positive
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.execution import ExecutionRules
@@ -45,7 +45,7 @@ class EnvConfig(ConfigPart):
 
     n_envs: int = knob(64, at_least(1))  # parallel envs per rank (training)
     # Episode length (truncation, in decisions) and the decision interval: a number of bars of the run's
-    # bar size, or a duration ("4h", "1000h") that the run turns into bars of its bar size (kpremia.bars).
+    # bar size, or a duration ("4h", "1000h") that the run turns into bars of its bar size (kpremia.core.bars).
     max_steps: int | str | None = knob(1000, bars_or_duration(allow_none=True))
     fee_rate: float = knob_of(ExecutionRules, "fee_rate")
     fee_convention: str = knob_of(ExecutionRules, "fee_convention")
@@ -62,7 +62,7 @@ class EnvConfig(ConfigPart):
     flat_penalty: float = knob_of(RewardRule, "flat_penalty")
     action_scheme: dict[str, Any] = knob({"name": "signal", "sell_threshold": 0.10})
     ruin_fraction: float = knob(0.5, between(0, 1, high_open=True))
-    window_15m: int = knob(15, at_least(1))
+    window_bars: int = knob(15, at_least(1))
     window_1d: int = knob(10, at_least(1))
     window_premium: int = knob(10, at_least(1))
     # optional features added to the observation (off by default; kpremia.data.features.OPTIONAL_FEATURE_NAMES)
@@ -99,7 +99,7 @@ class EnvConfig(ConfigPart):
     @property
     def windows(self) -> dict[str, int]:
         """The observation windows, as :func:`kpremia.data.market.build_market` takes them."""
-        return {"window_15m": self.window_15m, "window_1d": self.window_1d, "window_premium": self.window_premium}
+        return {"window_bars": self.window_bars, "window_1d": self.window_1d, "window_premium": self.window_premium}
 
     @property
     def observation(self) -> dict[str, Any]:

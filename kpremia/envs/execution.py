@@ -47,7 +47,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from kpremia.config import ConfigPart, at_least, knob
+from kpremia.core.config import ConfigPart, at_least, knob
 
 if TYPE_CHECKING:
     from torch import Tensor

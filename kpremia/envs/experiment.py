@@ -17,12 +17,12 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kpremia.bars import bar_of_minutes, frame_bar
-from kpremia.compose import compose_config
+from kpremia.core.bars import bar_of_minutes, frame_bar
+from kpremia.core.compose import compose_config
+from kpremia.core.errors import UserError
+from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.market import MarketData, Normalizer, build_market
 from kpremia.envs.config import EnvConfig
-from kpremia.errors import UserError
-from kpremia.registry import DATA_SOURCES
 
 DEFAULT_EXPERIMENT = "gru_attn_ppo"
 TRAIN_SPLITS = ("train", "val")

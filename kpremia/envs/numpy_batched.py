@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from kpremia.core.errors import UserError
+from kpremia.core.spec import ObsSpec
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import DEFAULT_EXPERIMENT, adapter_setup
 from kpremia.envs.render import EpisodeHistory, render
-from kpremia.errors import UserError
-from kpremia.spec import ObsSpec
 
 RENDER_MODES = ("rgb_array", "ansi")
 RENDER_FPS = 30

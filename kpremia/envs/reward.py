@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:  # the rule's config is checked before torch is loaded
     from torch import Tensor
 
-from kpremia.config import ConfigPart, at_least, knob
+from kpremia.core.config import ConfigPart, at_least, knob
 
 REWARDS = ("log_return", "fx_hedged")
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from kpremia.core.optional import import_optional
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import DEFAULT_EXPERIMENT
 from kpremia.envs.numpy_batched import INFO_KEYS, RENDER_FPS, NumpyBatchedEnv
-from kpremia.optional import import_optional
 
 _vec_env = import_optional("stable_baselines3.common.vec_env", purpose="kpremia.envs.sb3",
                            package="stable-baselines3")

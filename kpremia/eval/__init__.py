@@ -12,7 +12,7 @@
 * :mod:`~kpremia.eval.paired`    paired differences to a rule: mean, median, IQM, win rate, interval, verdict
 * :mod:`~kpremia.eval.trades`    the trade list of a trace (``trades.csv``)
 * :mod:`~kpremia.eval.curves`    a run's validation curve from ``metrics.csv``
-* :mod:`~kpremia.eval.compare`   ``python -m kpremia compare``: groups by what ran, paired against the band rule
+* :mod:`~kpremia.run.compare`   ``python -m kpremia compare``: groups by what ran, paired against the band rule
 
 Submodules are imported on use (matplotlib and the simulator are not loaded by ``import kpremia.eval``).
 """

@@ -43,7 +43,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kpremia.console import Progress, progress as console_progress
+from kpremia.core.console import Progress
+from kpremia.core.console import progress as console_progress
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.clock import DecisionClock
@@ -124,7 +125,7 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: 
 
     The policy acts on the env's decision clock (every ``decision_every`` bars,
     as it was trained) and sends no order on the bars in between.  ``progress``: a label for
-    :func:`kpremia.console.progress` (a bar on a terminal, a line in a log), None for silence.
+    :func:`kpremia.core.console.progress` (a bar on a terminal, a line in a log), None for silence.
     """
     config = env_config(env)
     clock = config.clock.at(market.bar_minutes)  # a duration ("4h") becomes bars of this split's bar size
@@ -204,7 +205,7 @@ def report_metrics(trace: pd.DataFrame, bar_minutes: float | None = None) -> dic
 
 @contextlib.contextmanager
 def progress_of(total: int, label: str | None) -> Iterator[Progress | _Silent]:
-    """:func:`kpremia.console.progress` for ``label``; a silent counter for None (validation inside ``fit``)."""
+    """:func:`kpremia.core.console.progress` for ``label``; a silent counter for None (validation inside ``fit``)."""
     if label is None:
         yield _Silent()
         return

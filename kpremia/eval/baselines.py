@@ -52,14 +52,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kpremia.bars import bar_of_minutes, bars_in, parse_duration
-from kpremia.config import default_of
+from kpremia.core.bars import bar_of_minutes, bars_in, parse_duration
+from kpremia.core.config import default_of
+from kpremia.core.registry import BASELINES
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
-from kpremia.registry import BASELINES
 
 log = logging.getLogger(__name__)
 

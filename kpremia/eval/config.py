@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kpremia.config import ConfigPart, at_least, knob, positive
-from kpremia.errors import UserError
+from kpremia.core.config import ConfigPart, at_least, knob, positive
+from kpremia.core.errors import UserError
 
 # eval.rule_levels keys -> (baseline, its constructor option)
 RULE_LEVEL_KEYS = {"buy_premium": ("premium_threshold", "buy_level"),

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kpremia.config import default_of
+from kpremia.core.config import default_of
+from kpremia.core.registry import BASELINES
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
@@ -40,7 +41,6 @@ from kpremia.eval.model_dp import Grid, Plan, plan
 from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
 from kpremia.eval.regime_filter import run_filter
-from kpremia.registry import BASELINES
 
 log = logging.getLogger(__name__)
 

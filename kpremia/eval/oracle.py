@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kpremia.config import default_of
+from kpremia.core.config import default_of
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
 from kpremia.envs.config import EnvConfig

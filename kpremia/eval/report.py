@@ -42,10 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from kpremia.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from kpremia.eval.backtest import report_metrics
 from kpremia.eval.plots import band_levels, equity_figure, learning_figure, png_bytes, position_figure, premium_figure
 from kpremia.eval.trades import trade_list
-from kpremia.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

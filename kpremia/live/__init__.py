@@ -1,7 +1,7 @@
 """The live runner: host a trained policy (or a rule) on new bars, paper by default.
 
 ``python -m kpremia live ckpt=<path> live.state_dir=<dir>`` builds a
-:class:`~kpremia.live.runner.LiveRunner` from ``configs/live/`` with a feed
+:class:`~kpremia.live.loop.runner.LiveRunner` from ``configs/live/`` with a feed
 (``replay``, ``ccxt``), a broker (``paper``, ``ccxt``), a policy
 (``checkpoint``, ``premium_threshold``) and callbacks (``risk``, ``logging``,
 ``metrics``, ``checkpoints`` and any registered third-party one).  The SQLite

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kpremia.algos.config import AlgoConfig
-from kpremia.errors import UserError
-from kpremia.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
-from kpremia.live.online_ppo import OnlineLearnConfig
+from kpremia.core.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
+from kpremia.core.errors import UserError
+from kpremia.live.learning.online_ppo import OnlineLearnConfig
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from kpremia import training
-from kpremia.spec import ObsSpec
+from kpremia.core.spec import ObsSpec
+from kpremia.run import training
 
 from .test_ppo_training import TINY, weights
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kpremia import training
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from kpremia import training
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 # As test_dqn_training.TINY (tests/algos is not a package, so it is spelled out here).
 TINY = [

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from kpremia import training
 from kpremia.algos.dqn_math import linear_epsilon
-from kpremia.registry import ENCODERS
+from kpremia.core.registry import ENCODERS
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 # 4 collect rounds of 4 steps x 8 envs per epoch, 2 epochs; updates start after 2 rounds,
 # 2 updates per round -> 14 updates; the 20-step buffer wraps (32 steps are collected).

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from kpremia import training
+from kpremia.run import training
 
 from .test_dqn_training import TINY as DQN_TINY
 from .test_ppo_training import TINY as PPO_TINY

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from kpremia import training
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 from .test_ppo_training import TINY
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kpremia import training
+from kpremia.run import training
 
 TINY = [
     "experiment=gru_attn_ppo", "encoder=mlp", "data.days=40", "env.n_envs=8", "env.max_steps=100",

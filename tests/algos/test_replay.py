@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from kpremia.algos.replay import ReplayBuffer
-from kpremia.spec import ObsSpec
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
+from kpremia.core.spec import ObsSpec
 
-SPEC = ObsSpec(shapes={"price_15m": (2,), "account": (3,)})
+SPEC = ObsSpec(shapes={"price_bars": (2,), "account": (3,)})
 N_ENVS = 4
 
 
@@ -60,7 +60,7 @@ def test_sample_fields_match_the_stored_transition():
     s = buf.sample(128)
     ids = s.obs["account"][:, 0]
     torch.testing.assert_close(s.returns, ids)
-    torch.testing.assert_close(s.next_obs["price_15m"][:, 0], ids + 1000)
+    torch.testing.assert_close(s.next_obs["price_bars"][:, 0], ids + 1000)
     assert torch.equal(s.actions, ids.long() % 3)
     torch.testing.assert_close(s.discounts, torch.full_like(ids, 0.99))
 

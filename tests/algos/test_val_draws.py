@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kpremia import training
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 TINY = [
     "experiment=gru_attn_ppo", "encoder=mlp", "data.days=60", "env.n_envs=8", "env.max_steps=100",

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from kpremia import training
 from kpremia.algos.warm_start import Teacher, WarmStartConfig, scheme_actions_for
+from kpremia.core.errors import UserError
 from kpremia.envs.action_schemes import build_action_scheme
-from kpremia.errors import UserError
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 TINY = [
     "experiment=gru_attn_ppo", "encoder=mlp", "data.days=60", "env.n_envs=8", "env.max_steps=400",
@@ -130,13 +130,13 @@ def test_warm_start_happens_once_and_resume_stays_bitwise(compose_cfg, tmp_path)
 
 def test_detached_and_separate_critics_keep_the_value_loss_out_of_the_policys_encoder(compose_cfg):
     from kpremia.algos.ppo import PPO
-    from kpremia.spec import ObsSpec
+    from kpremia.core.spec import ObsSpec
 
     cfg = compose_cfg(*TINY)
     market = load_market(cfg)
     obs = {k: v[:32] for k, v in market.tensors["train"].obs.items()}
     obs["account"] = torch.zeros(32, 3)
-    spec = ObsSpec.default(window_15m=cfg["env"]["window_15m"], window_1d=cfg["env"]["window_1d"],
+    spec = ObsSpec.default(window_bars=cfg["env"]["window_bars"], window_1d=cfg["env"]["window_1d"],
                            window_premium=cfg["env"]["window_premium"],
                            n_features=market.tensors["train"].obs["features"].shape[1])
     for critic in ("shared", "detached", "separate"):

@@ -1,4 +1,4 @@
-"""The Python API (kpremia.api): the CLI's commands as functions, a policy that acts on observations."""
+"""The Python API (kpremia.app.api): the CLI's commands as functions, a policy that acts on observations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import kpremia
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
 
 TINY = ["experiment=mlp_ppo", "data.days=40", "env.n_envs=8", "env.max_steps=100", "algo.n_steps=16",
         "algo.rollouts_per_epoch=1", "algo.update_epochs=2", "algo.n_minibatches=2", "algo.total_env_steps=256"]

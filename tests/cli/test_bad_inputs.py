@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia import training
-from kpremia.errors import UserError
-from kpremia.runs import failure_of, mark_failed
+from kpremia.core.errors import UserError
+from kpremia.run import training
+from kpremia.run.run_files import failure_of, mark_failed
+
 from .test_cli_errors import assert_one_line_error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_run(run_cli, tmp_path, args,
     ],
 )
 def test_config_checks_catch_sizes_and_budgets(compose_cfg, overrides, needles):
-    from kpremia.config_checks import validate_config
+    from kpremia.app.config_checks import validate_config
 
     with pytest.raises(UserError) as caught:
         validate_config(compose_cfg(*overrides))
@@ -58,7 +59,7 @@ def test_config_checks_catch_sizes_and_budgets(compose_cfg, overrides, needles):
 
 
 def test_the_smallest_budgets_pass(compose_cfg):
-    from kpremia.config_checks import validate_config
+    from kpremia.app.config_checks import validate_config
 
     validate_config(compose_cfg("algo.total_env_steps=8192"))  # exactly one rollout of 128 steps x 64 envs
     validate_config(compose_cfg("debug=fast"))
@@ -111,7 +112,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("preset", ["debug=fast", "hparams_search=ppo_optuna"])
 def test_a_training_preset_at_test_time_is_refused_in_one_line(compose_cfg, tiny_checkpoint, preset):
-    from kpremia.evaluate import evaluate_checkpoint
+    from kpremia.run.evaluate import evaluate_checkpoint
 
     with pytest.raises(UserError, match=f"`{preset}` cannot be applied"):
         evaluate_checkpoint(tiny_checkpoint, split="test", cli_cfg=compose_cfg(f"ckpt={tiny_checkpoint}", preset),
@@ -124,8 +125,8 @@ def test_test_with_debug_fast_on_the_cli(run_cli, tiny_checkpoint):
 
 def test_a_tested_run_records_its_fee_and_data_for_compare(compose_cfg, tiny_checkpoint):
     """`test` writes what `compare` checks before averaging runs: the fee and the data it tested on."""
-    from kpremia.eval.compare import assign_settings, load_runs
-    from kpremia.evaluate import evaluate_checkpoint
+    from kpremia.run.compare import assign_settings, load_runs
+    from kpremia.run.evaluate import evaluate_checkpoint
 
     summary = evaluate_checkpoint(tiny_checkpoint, split="test", cli_cfg=compose_cfg(f"ckpt={tiny_checkpoint}",
                                                                                      "eval.plots=false"),
@@ -139,7 +140,7 @@ def test_a_tested_run_records_its_fee_and_data_for_compare(compose_cfg, tiny_che
 
 def test_a_budget_between_rounds_is_rounded_up_with_a_line(compose_cfg, tmp_path, caplog):
     cfg = compose_cfg(*TINY, "algo.total_env_steps=200")  # rounds of 16 steps x 8 envs = 128 env steps
-    with caplog.at_level("INFO", logger="kpremia.training"):
+    with caplog.at_level("INFO", logger="kpremia.run.training"):
         result = training.fit(cfg, tmp_path / "run")
     assert result["env_steps"] == 256
     assert any("budget: 256 env steps = 2 round(s) of 128 env steps (algo.total_env_steps=200 rounded up to "

@@ -61,7 +61,7 @@ def test_help_list_and_a_mistake_load_no_training_stack(args):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom kpremia.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+    code = ("import sys\nfrom kpremia.app.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
             "except SystemExit as exc:\n    rc = exc.code\n"
             "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'fastapi', 'uvicorn', 'ccxt'}))")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)

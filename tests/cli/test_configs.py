@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import kpremia
-from kpremia.config_checks import validate_config
+from kpremia.app.config_checks import validate_config
 
 CONFIGS = Path(kpremia.__file__).parent / "configs"
 
@@ -61,7 +61,7 @@ def test_reference_defaults(compose_cfg):
     algo, env = cfg["algo"], cfg["env"]
     assert (algo["gamma"], algo["lr"], algo["clip_epsilon"], algo["entropy_coef"], algo["value_coef"]) == (
         0.99, 3e-4, 0.2, 0.01, 0.5)
-    assert (env["window_15m"], env["window_1d"], env["fee_rate"], env["initial_krw"]) == (15, 10, 0.001, 1_000_000.0)
+    assert (env["window_bars"], env["window_1d"], env["fee_rate"], env["initial_krw"]) == (15, 10, 0.001, 1_000_000.0)
     # the learning levers of the default experiment (docs/results.md): a decision every 4 hours
     # (16 bars at 15m), all in / all out, the fx-hedged reward, 1,000-hour episodes (4,000 bars at 15m,
     # 250 decisions); one-tick spread

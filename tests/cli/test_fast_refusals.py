@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kpremia.checkpoint_peek import peek_checkpoint
-from kpremia.errors import UserError
+from kpremia.core.errors import UserError
+from kpremia.run.checkpoint_peek import peek_checkpoint
 
-_CODE = ("import sys\nfrom kpremia.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+_CODE = ("import sys\nfrom kpremia.app.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
          "except SystemExit as exc:\n    rc = exc.code\n"
          "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'ccxt', 'fastapi'}))")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kpremia import __version__
-from kpremia.cli import HYDRA_COMMANDS, main
+from kpremia.app.cli import HYDRA_COMMANDS, main
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["-V"], ["fit", "--version"]])

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpremia import training
+from kpremia.core.errors import UserError
 from kpremia.envs.experiment import load_market
-from kpremia.errors import UserError
-from kpremia.evaluate import evaluate_checkpoint
+from kpremia.run import training
+from kpremia.run.evaluate import evaluate_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
 import formats  # noqa: E402
@@ -120,7 +120,7 @@ def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
         evaluate_checkpoint(ckpt, split="test", cli_cfg=cli, overrides=["data.timeframe=1h"])
     assert "\n" not in str(err.value)
     from kpremia.live.config import LiveConfig
-    from kpremia.live.feeds import ReplayFeed
+    from kpremia.live.venues.feeds import ReplayFeed
 
     with pytest.raises(UserError, match="trained on 15m bars but the replayed data gives 1h bars"):
         ReplayFeed.from_config({**cfg, "data": cli["data"]}, LiveConfig.from_dict(cfg["live"]),

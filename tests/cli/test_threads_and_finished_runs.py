@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia.errors import UserError
-from kpremia.threads import available_cores, resolve_threads
+from kpremia.core.errors import UserError
+from kpremia.core.threads import available_cores, resolve_threads
 
 TINY = ["experiment=mlp_ppo", "data.days=40", "env.n_envs=8", "env.max_steps=100", "algo.n_steps=16",
         "algo.rollouts_per_epoch=1", "algo.update_epochs=2", "algo.n_minibatches=2", "algo.total_env_steps=256"]
@@ -29,7 +29,7 @@ def test_auto_threads_are_the_cores_shared_among_jobs_and_ranks():
 
 
 def test_the_default_is_auto_and_a_bad_setting_is_one_line(compose_cfg, monkeypatch):
-    from kpremia.config_checks import validate_config
+    from kpremia.app.config_checks import validate_config
 
     monkeypatch.delenv("KPREMIA_TORCH_THREADS", raising=False)
     assert compose_cfg()["torch_threads"] == "auto"
@@ -46,7 +46,7 @@ def test_a_parallel_launcher_gives_each_job_its_share(launcher, expected, tmp_pa
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from kpremia.job_resources import plan_job
+    from kpremia.core.job_resources import plan_job
 
     overrides = [f"hydra/launcher={launcher}"] + (["hydra.launcher.n_jobs=2"] if launcher == "joblib" else [])
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):

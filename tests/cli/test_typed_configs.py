@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kpremia.algos.warm_start import WarmStartConfig
-
 import kpremia
 from kpremia.algos.config import AlgoConfig, DQNConfig, PPOConfig
-from kpremia.config import checkpoint_of, knob, positive
-from kpremia.config_checks import validate_config
+from kpremia.algos.warm_start import WarmStartConfig
+from kpremia.app.config_checks import validate_config
+from kpremia.core.config import checkpoint_of, knob, positive
+from kpremia.core.errors import UserError
 from kpremia.envs.config import EnvConfig
-from kpremia.errors import UserError
 from kpremia.eval.config import EvalConfig
 
 CONFIGS = Path(kpremia.__file__).parent / "configs"
@@ -93,7 +92,7 @@ def test_an_unknown_key_is_refused_with_the_known_ones() -> None:
 def test_a_plugin_algorithm_brings_its_own_checks(compose_cfg) -> None:
     """validate_config checks algo with the registered class's config_class, not a branch on the name."""
     from kpremia.algos.base import RLModule
-    from kpremia.registry import ALGOS
+    from kpremia.core.registry import ALGOS
 
     @dataclass(frozen=True)
     class SlowConfig(AlgoConfig):
@@ -120,7 +119,7 @@ def test_a_plugin_algorithm_brings_its_own_checks(compose_cfg) -> None:
 @pytest.mark.parametrize("name", ["ppo", "dqn"])
 def test_a_builtin_algorithms_config_part_is_found_without_importing_it(name) -> None:
     from kpremia.algos.config import BUILTIN_CONFIGS, algo_config_class
-    from kpremia.registry import ALGOS
+    from kpremia.core.registry import ALGOS
 
     assert algo_config_class(name) is BUILTIN_CONFIGS[name] is ALGOS.get(name).config_class
 

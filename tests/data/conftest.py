@@ -38,6 +38,6 @@ def bars():
 @pytest.fixture
 def data_sources():
     """DATA_SOURCES (each source module is imported when its name is asked for; nothing else is)."""
-    from kpremia import registry
+    from kpremia.core import registry
 
     return registry.DATA_SOURCES

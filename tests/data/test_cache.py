@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"))
 from ccxt_replay import ReplayServer, expected_ohlcv, make_candles, replay_factory  # noqa: E402
 
+from kpremia.core.io import atomic_write, atomic_write_bytes  # noqa: E402
 from kpremia.data.cache import (  # noqa: E402
     DatasetKey,
     OhlcvCache,
@@ -25,7 +26,6 @@ from kpremia.data.cache import (  # noqa: E402
 )
 from kpremia.data.ccxt_source import CcxtSource  # noqa: E402
 from kpremia.data.exchange import FetchFailed, RetryPolicy, fetch_ohlcv_cached  # noqa: E402
-from kpremia.io import atomic_write, atomic_write_bytes  # noqa: E402
 
 KEY = DatasetKey("upbit", "USDT/KRW", "15m")
 NO_RETRY = RetryPolicy(max_retries=0, base_delay_s=0.0)

@@ -12,9 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"))
 from ccxt_replay import ReplayServer, make_premium_candles, replay_factory  # noqa: E402
 
+from kpremia.core.errors import UserError  # noqa: E402
 from kpremia.data.cli import fetch_main, inspect_main  # noqa: E402
 from kpremia.data.stats import market_stats  # noqa: E402
-from kpremia.errors import UserError  # noqa: E402
 
 DAYS = 60
 
@@ -155,7 +155,7 @@ def test_offline_fetch_fails_at_once_naming_the_commands_flags(tmp_path):
 
 
 def test_data_help_is_help(capsys):
-    from kpremia.cli import main
+    from kpremia.app.cli import main
 
     assert main(["data", "--help"]) == 0
     out = capsys.readouterr().out

@@ -26,6 +26,7 @@ from ccxt_replay import (  # noqa: E402
     replay_factory,
 )
 
+from kpremia.core.errors import UserError  # noqa: E402
 from kpremia.data.cache import OhlcvCache  # noqa: E402
 from kpremia.data.ccxt_source import CcxtSource  # noqa: E402
 from kpremia.data.exchange import (  # noqa: E402
@@ -36,7 +37,6 @@ from kpremia.data.exchange import (  # noqa: E402
     fetch_ohlcv_cached,
     request_interval_s,
 )
-from kpremia.errors import UserError  # noqa: E402
 
 FAST = RetryPolicy(max_retries=3, base_delay_s=0.0, max_delay_s=0.0)
 BAR = pd.Timedelta(minutes=15)

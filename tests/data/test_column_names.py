@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.files import CsvSource
-from kpremia.errors import UserError
 
 REAL_NAMES = {"usdt_krw_close": "USDT/KRW close (KRW)", "usd_krw": "usd_krw", "premium": "kimchi_premium(%)"}
 

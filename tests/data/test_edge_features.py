@@ -6,11 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.features import (
-    FEATURE_NAMES, OPTIONAL_FEATURE_NAMES, IncrementalFeatures, compute_features, feature_lookback, feature_matrix,
+    FEATURE_NAMES,
+    OPTIONAL_FEATURE_NAMES,
+    IncrementalFeatures,
+    compute_features,
+    feature_lookback,
+    feature_matrix,
     feature_names,
 )
-from kpremia.errors import UserError
 
 from .test_features import _records, perturb_after, probe_rows
 

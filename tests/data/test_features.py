@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 
 from kpremia.data.features import (
-    FEATURE_NAMES, DailyHistory, IncrementalFeatures, compute_features, daily_windows, day_end_mask, feature_bars,
-    feature_lookback, feature_matrix,
+    FEATURE_NAMES,
+    DailyHistory,
+    IncrementalFeatures,
+    compute_features,
+    daily_windows,
+    day_end_mask,
+    feature_bars,
+    feature_lookback,
+    feature_matrix,
 )
 from kpremia.data.frame import validate_frame
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.files import CsvSource, ParquetSource, merge_fx
-from kpremia.errors import UserError
 
 
 def write_csv(tmp_path, df: pd.DataFrame, name: str = "bars.csv") -> str:
@@ -264,8 +264,8 @@ def test_premium_basis_btc_keeps_the_files_premium_and_usdt_refuses_it(tmp_path,
 
 
 def test_premium_basis_reaches_the_run_manifest_and_the_tensors(tmp_path, compose_cfg):
-    from kpremia.envs.experiment import load_market
     from kpremia.data.synthetic import SyntheticParams, generate
+    from kpremia.envs.experiment import load_market
 
     frame = generate(SyntheticParams(days=30), seed=3)
     frame["premium"] = frame["premium"] + 0.01
@@ -283,8 +283,8 @@ def test_the_documented_column_mapping_override(tmp_path, compose_cfg):
     """docs/data.md's `data.columns={...}` (no `+`) composes and maps an Upbit candle export, fx from an ECB file."""
     import sys
 
-    from kpremia.envs.experiment import load_market
     from kpremia.data.synthetic import SyntheticParams, generate
+    from kpremia.envs.experiment import load_market
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
     import formats

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.frame import COLUMNS, RepairReport, validate_frame
-from kpremia.errors import UserError
 
 
 def test_clean_frame_passes_unchanged(bars):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.fx import (
     align_fx_to_bars,
     compute_premium,
@@ -18,7 +19,6 @@ from kpremia.data.fx import (
     publication_times,
     read_fx_csv,
 )
-from kpremia.errors import UserError
 
 BAR = pd.Timedelta(minutes=15)
 

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
+from kpremia.core.errors import UserError
+from kpremia.core.spec import ObsSpec
 from kpremia.data.features import FEATURE_NAMES
 from kpremia.data.market import Normalizer, ObservationBuilder, build_market, build_obs_tables
 from kpremia.data.splits import split_frame
 from kpremia.data.tensors import MarketTensors
-from kpremia.spec import ObsSpec
-from kpremia.errors import UserError
 
 from .test_features import perturb_after, probe_rows
 
@@ -34,29 +34,29 @@ def test_table_definitions(short_frame):
     tables, _ = build_obs_tables(short_frame, 4, 3, 2)
     close = short_frame["close"].to_numpy()
     t = 1500
-    np.testing.assert_allclose(tables["price_15m"][t], np.log(close[t - 3:t + 1] / close[t]))
-    assert tables["price_15m"][t, -1] == 0
+    np.testing.assert_allclose(tables["price_bars"][t], np.log(close[t - 3:t + 1] / close[t]))
+    assert tables["price_bars"][t, -1] == 0
     # the last completed day at row t is the one whose 23:45 bar is <= t
     last_end = max(i for i in range(t + 1) if short_frame.index[i].strftime("%H:%M") == "23:45")
     ends = [last_end - 192, last_end - 96, last_end]
     np.testing.assert_allclose(tables["price_1d"][t], np.log(close[ends] / close[t]))
     np.testing.assert_allclose(tables["premium"][t], short_frame["premium"].to_numpy()[ends[1:]])
-    assert np.isnan(tables["price_15m"][2]).any()
+    assert np.isnan(tables["price_bars"][2]).any()
 
 
 def test_build_market_shapes_and_spec(short_frame):
-    md = build_market(short_frame, split_cfg=SPLIT, window_15m=12, window_1d=5, window_premium=6,
+    md = build_market(short_frame, split_cfg=SPLIT, window_bars=12, window_1d=5, window_premium=6,
                       source_manifest={"source": "synthetic"})
     assert set(md.tensors) == {"train", "val"}
     spec = md.spec
     assert isinstance(spec, ObsSpec) and spec.feature_names == FEATURE_NAMES
-    assert spec["price_15m"] == (12,) and spec["price_1d"] == (5,) and spec["premium"] == (6,)
+    assert spec["price_bars"] == (12,) and spec["price_1d"] == (5,) and spec["premium"] == (6,)
     assert spec["account"] == (3,) and spec["features"] == (len(FEATURE_NAMES),)
     train, val = md.tensors["train"], md.tensors["val"]
     assert isinstance(train, MarketTensors) and train.name == "train" and val.name == "val"
     assert train.valid_from > 0 and val.valid_from == 0
     for mt in (train, val):
-        for key in ("price_15m", "price_1d", "premium", "features"):
+        for key in ("price_bars", "price_1d", "premium", "features"):
             table = mt.obs[key]
             assert table.dtype == torch.float32 and table.shape == (mt.n_bars, *spec[key])
             assert torch.isfinite(table).all() and (table[: mt.valid_from] == 0).all()
@@ -67,7 +67,7 @@ def test_build_market_shapes_and_spec(short_frame):
     assert train.n_bars == b["train"][1] and val.n_bars == b["val"][1] - b["val"][0]
     np.testing.assert_array_equal(val.close.numpy(), short_frame["close"].to_numpy()[slice(*b["val"])])
     assert md.manifest["source"] == "synthetic" and md.manifest["splits"]["val"]["rows"] == val.n_bars
-    assert md.manifest["market"]["windows"] == {"window_15m": 12, "window_1d": 5, "window_premium": 6}
+    assert md.manifest["market"]["windows"] == {"window_bars": 12, "window_1d": 5, "window_premium": 6}
     # the train rows after valid_from are standardised
     feats = train.obs["features"][train.valid_from:].double()
     assert feats.mean(0).abs().max() < 0.05 and ((feats.std(0) - 1).abs() < 0.2).all()
@@ -77,7 +77,7 @@ def test_val_rows_see_history_from_train(short_frame):
     md = build_market(short_frame, split_cfg=SPLIT)
     tables, _ = build_obs_tables(short_frame.iloc[: md.split_bounds["val"][1]])
     start = md.split_bounds["val"][0]
-    for key in ("price_15m", "price_1d", "premium", "features"):
+    for key in ("price_bars", "price_1d", "premium", "features"):
         expect = md.normalizer.normalize(key, tables[key][start:start + 5])
         torch.testing.assert_close(md.tensors["val"].obs[key][:5], expect)
 
@@ -89,7 +89,7 @@ def test_normaliser_is_fitted_on_train_only(short_frame):
     md2 = build_market(changed, split_cfg=SPLIT, splits=("train", "val", "test"))
     for k, v in md.normalizer.state_dict().items():
         assert torch.equal(torch.as_tensor(v), torch.as_tensor(md2.normalizer.state_dict()[k])), k
-    assert not torch.equal(md.tensors["val"].obs["price_15m"], md2.tensors["val"].obs["price_15m"])
+    assert not torch.equal(md.tensors["val"].obs["price_bars"], md2.tensors["val"].obs["price_bars"])
     md3 = build_market(perturb_after(short_frame, b["train"][1] - 50, seed=5), split_cfg=SPLIT)
     assert not torch.equal(md.normalizer.state_dict()["std.features"], md3.normalizer.state_dict()["std.features"])
 
@@ -116,8 +116,8 @@ def test_train_too_short_for_warm_up(short_frame):
 
 
 def test_windows_mapping_and_unknown_key(short_frame):
-    md = build_market(short_frame, SPLIT, {"window_15m": 8})
-    assert md.spec["price_15m"] == (8,)
+    md = build_market(short_frame, SPLIT, {"window_bars": 8})
+    assert md.spec["price_bars"] == (8,)
     with pytest.raises(UserError, match="unknown window option"):
         build_market(short_frame, SPLIT, {"window_1h": 8})
 
@@ -176,9 +176,9 @@ def test_a_premium_of_another_basis_reaches_the_tensors(short_frame):
     frame = short_frame.copy()
     btc = frame["close"] / frame["fx"] - 1.0 + 0.02 + 0.01 * np.sin(np.arange(len(frame)) / 300.0)
     frame["premium"] = btc
-    md = build_market(frame, split_cfg=SPLIT, window_15m=12, window_1d=5, window_premium=6)
+    md = build_market(frame, split_cfg=SPLIT, window_bars=12, window_1d=5, window_premium=6)
     train = md.tensors["train"]
     n = train.premium.shape[0]
     np.testing.assert_allclose(train.premium.cpu().numpy(), btc.to_numpy()[:n], rtol=0, atol=1e-6)
-    usdt_md = build_market(short_frame, split_cfg=SPLIT, window_15m=12, window_1d=5, window_premium=6)
+    usdt_md = build_market(short_frame, split_cfg=SPLIT, window_bars=12, window_1d=5, window_premium=6)
     assert not torch.allclose(md.tensors["train"].obs["premium"], usdt_md.tensors["train"].obs["premium"])

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.cli import inspect_main
 from kpremia.data.files import CsvSource
-from kpremia.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
 import formats  # noqa: E402

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.splits import bounds_to_dict, slice_splits, split_frame, split_from_config
-from kpremia.errors import UserError
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpremia.core.errors import UserError
 from kpremia.data.frame import COLUMNS, validate_frame
 from kpremia.data.stats import market_stats
 from kpremia.data.synthetic import PRESETS, SyntheticParams, SyntheticSource, fx_session_open, generate
-from kpremia.errors import UserError
 
 
 def test_registered_and_manifest(data_sources):

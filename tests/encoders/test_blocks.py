@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 from kpremia.encoders.common import AttentionPool, make_activation, right_align
 from kpremia.encoders.dnn_lstm import DNNLSTMEncoder
-from kpremia.spec import ObsSpec
-from kpremia.errors import UserError
-from kpremia.registry import ENCODERS
 
 from .test_contract import assert_grads_everywhere
 
@@ -35,19 +35,19 @@ def test_unknown_activation_names_the_choices() -> None:
 
 
 def test_dnn_lstm_masks_only_shorter_series() -> None:
-    encoder = DNNLSTMEncoder(ObsSpec.default(window_15m=15, window_1d=10, window_premium=15))
+    encoder = DNNLSTMEncoder(ObsSpec.default(window_bars=15, window_1d=10, window_premium=15))
     assert encoder.length == 15
     assert encoder.mask.shape == (15, 1)  # only price_1d is padded
     torch.testing.assert_close(encoder.mask[:, 0], (torch.arange(15) >= 5).float())
-    assert DNNLSTMEncoder(ObsSpec.default(window_15m=8, window_1d=8, window_premium=8)).mask.shape == (8, 0)
+    assert DNNLSTMEncoder(ObsSpec.default(window_bars=8, window_1d=8, window_premium=8)).mask.shape == (8, 0)
 
 
 def test_dnn_lstm_context_broadcast_equals_per_step_concatenation() -> None:
     """Adding ``W_c @ context`` to every step is the reference's per-step concatenation."""
-    spec = ObsSpec.default(window_15m=6, window_1d=4, window_premium=6, n_features=3)
+    spec = ObsSpec.default(window_bars=6, window_1d=4, window_premium=6, n_features=3)
     encoder = DNNLSTMEncoder(spec, dense_sizes=[8], lstm_sizes=[4], dropout=0.0).eval()
     obs = spec.sample(2)
-    x = right_align([obs["price_15m"], obs["price_1d"], obs["premium"]], 6)
+    x = right_align([obs["price_bars"], obs["price_1d"], obs["premium"]], 6)
     x = torch.cat([x, encoder.mask.expand(2, -1, -1)], dim=-1)
     context = torch.cat([obs["account"], obs["features"]], dim=-1).unsqueeze(1).expand(-1, 6, -1)
     weight = torch.cat([encoder.step_in.weight, encoder.context_in.weight], dim=1)
@@ -68,7 +68,7 @@ def test_dnn_lstm_context_broadcast_equals_per_step_concatenation() -> None:
     ],
 )
 def test_options(name: str, cfg: dict) -> None:
-    spec = ObsSpec.default(window_15m=7, window_1d=3, window_premium=5, n_features=5)
+    spec = ObsSpec.default(window_bars=7, window_1d=3, window_premium=5, n_features=5)
     torch.manual_seed(0)
     encoder = ENCODERS.build({"name": name, **cfg}, spec)
     out = encoder(spec.sample(4))

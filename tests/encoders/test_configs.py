@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 import kpremia
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
-from kpremia.spec import ObsSpec
-from kpremia.registry import ENCODERS
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 
 CONFIG_DIR = Path(kpremia.__file__).parent / "configs" / "encoder"
 YAMLS = sorted(CONFIG_DIR.glob("*.yaml"))

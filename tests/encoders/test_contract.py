@@ -11,15 +11,15 @@ import torch
 from torch import nn
 
 import kpremia.encoders  # noqa: F401  (registers the built-in encoders)
-from kpremia.spec import ObsSpec
-from kpremia.registry import ENCODERS
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 
 NAMES = ENCODERS.names()
 
 SPECS = {
     "default": ObsSpec.default(),
-    "short": ObsSpec.default(window_15m=7, window_1d=3, window_premium=5, n_features=5),
-    "daily_longest": ObsSpec.default(window_15m=4, window_1d=12, window_premium=12, n_account=2, n_features=1),
+    "short": ObsSpec.default(window_bars=7, window_1d=3, window_premium=5, n_features=5),
+    "daily_longest": ObsSpec.default(window_bars=4, window_1d=12, window_premium=12, n_account=2, n_features=1),
     "no_features": ObsSpec.default(n_features=0),
 }
 

@@ -16,7 +16,7 @@ import torch
 
 from kpremia.data.tensors import MarketTensors
 
-WINDOWS = {"price_15m": 15, "price_1d": 10, "premium": 10, "features": 4}
+WINDOWS = {"price_bars": 15, "price_1d": 10, "premium": 10, "features": 4}
 
 
 def build_market(

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from kpremia.errors import UserError
-from kpremia.registry import ACTION_SCHEMES
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ACTION_SCHEMES
 
 
 def targets(scheme, actions, weights) -> list[float]:
@@ -110,10 +110,10 @@ def test_builder_takes_a_name_a_node_or_a_built_scheme() -> None:
 
 def test_a_plugin_scheme_gets_its_options_from_the_env_config(levels_scheme, tmp_path, compose_cfg) -> None:
     """A plug-in ships env/action_scheme/<name>.yaml; training, evaluation and the env all see its options."""
-    from kpremia import training
+    from kpremia.core.spec import ObsSpec
     from kpremia.envs.batched import BatchedEnv
     from kpremia.envs.config import EnvConfig
-    from kpremia.spec import ObsSpec
+    from kpremia.run import training
     from tests.envs.conftest import build_market, random_walk_close
 
     (tmp_path / "env" / "action_scheme").mkdir(parents=True)

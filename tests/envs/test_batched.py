@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from kpremia.core.errors import UserError
+from kpremia.core.spec import OBS_KEYS
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
-from kpremia.spec import OBS_KEYS
-from kpremia.errors import UserError
 from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.reward import RewardRule
 

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from kpremia.algos.gae import compute_gae
+from kpremia.core.errors import UserError
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.execution import ExecutionRules
 from kpremia.envs.reward import RewardRule
-from kpremia.errors import UserError
 
 from .conftest import build_market, random_walk_close
 

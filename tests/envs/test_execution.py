@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from kpremia.envs.execution import (
-    ExecutionRules, buy_fill_price, fill_price, portfolio_value, rebalance, sell_fill_price, usdt_weight,
+    ExecutionRules,
+    buy_fill_price,
+    fill_price,
+    portfolio_value,
+    rebalance,
+    sell_fill_price,
+    usdt_weight,
 )
 
 f64 = torch.float64
@@ -186,7 +192,7 @@ def test_krw_on_top_minimum_order_is_on_the_amount_before_the_fee() -> None:
 
 
 def test_unknown_fee_convention_is_one_line() -> None:
-    from kpremia.errors import UserError
+    from kpremia.core.errors import UserError
 
     with pytest.raises(UserError, match="from_received or krw_on_top"):
         ExecutionRules(fee_convention="on_top")

@@ -14,14 +14,13 @@ import pytest
 import torch
 
 import kpremia  # noqa: F401  (registers kpremia/KPremia-v0)
+from kpremia.core.errors import UserError
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
-from kpremia.envs.experiment import DEFAULT_EXPERIMENT, experiment_config
+from kpremia.envs.experiment import DEFAULT_EXPERIMENT, experiment_config, load_market
 from kpremia.envs.reward import RewardRule
-from kpremia.errors import UserError
-from kpremia.envs.experiment import load_market
 
 from .conftest import build_market, random_walk_close
 
@@ -75,7 +74,7 @@ def test_rules_are_checked_once_when_made() -> None:
 
 def _fit_training_env(compose_cfg, tmp_path, experiment: str):
     """The training env exactly as ``fit`` builds it (RLModule.setup under a real Trainer)."""
-    from kpremia import training
+    from kpremia.run import training
 
     cfg = compose_cfg(f"experiment={experiment}", "env.n_envs=1", "trainer.enable_progress_bar=false")
     market = load_market(cfg)

@@ -38,8 +38,8 @@ def test_spec_matches_the_data_layer_and_obs_rows_come_from_the_tables(market_da
 
 def test_every_registered_encoder_reads_the_obs_views(market_data) -> None:
     """Obs keys are column views of one buffer; encoders must treat them like contiguous tensors."""
+    from kpremia.core.registry import ENCODERS
     from kpremia.envs.batched import BatchedEnv
-    from kpremia.registry import ENCODERS
 
     env = BatchedEnv(market_data.tensors["train"], 8, seed=0)
     env.reset()

@@ -10,9 +10,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import kpremia  # noqa: F401  (registers kpremia/KPremia-v0)
+from kpremia.core.errors import UserError
 from kpremia.envs.gym_env import KPremiaGymEnv
 from kpremia.envs.render import HEIGHT, WIDTH, EpisodeHistory, render_ansi, render_rgb
-from kpremia.errors import UserError
 
 from .conftest import build_market, random_walk_close
 

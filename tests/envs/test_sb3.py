@@ -18,12 +18,12 @@ from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonitor  # noqa: E402
 
 import kpremia  # noqa: E402,F401  (registers kpremia/KPremia-v0)
+from kpremia.core.errors import UserError  # noqa: E402
 from kpremia.envs.batched import BatchedEnv  # noqa: E402
 from kpremia.envs.execution import ExecutionRules  # noqa: E402
 from kpremia.envs.gym_env import KPremiaGymEnv  # noqa: E402
 from kpremia.envs.render import HEIGHT, WIDTH  # noqa: E402
 from kpremia.envs.sb3 import KPremiaVecEnv  # noqa: E402
-from kpremia.errors import UserError  # noqa: E402
 
 from .conftest import build_market, random_walk_close  # noqa: E402
 

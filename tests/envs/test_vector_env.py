@@ -11,8 +11,8 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import kpremia  # noqa: F401  (registers kpremia/KPremia-v0)
 from kpremia.envs.batched import BatchedEnv
-from kpremia.envs.render import HEIGHT, WIDTH
 from kpremia.envs.execution import ExecutionRules
+from kpremia.envs.render import HEIGHT, WIDTH
 from kpremia.envs.vector_env import KPremiaVectorEnv
 
 from .conftest import build_market

@@ -9,7 +9,12 @@ import torch
 
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.backtest import (
-    TRACE_COLUMNS, run_backtest, run_baseline_backtest, run_baseline_backtests, run_policy_backtest, trace_metrics,
+    TRACE_COLUMNS,
+    run_backtest,
+    run_baseline_backtest,
+    run_baseline_backtests,
+    run_policy_backtest,
+    trace_metrics,
 )
 from kpremia.eval.baselines import make_baselines
 from kpremia.eval.oracle import BUY, hindsight_oracle
@@ -52,7 +57,7 @@ def test_callable_and_sequence_give_the_same_trace(market) -> None:
 
     def act(obs, info):
         seen.append(info)
-        t = int(obs["price_15m"][0, 0])  # the conftest's obs tables hold the bar index
+        t = int(obs["price_bars"][0, 0])  # the conftest's obs tables hold the bar index
         return actions[t:t + 1]
 
     a = run_backtest(market, act, RULES)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 import torch
 
-from kpremia.eval.backtest import run_baseline_backtest, trace_metrics
-from kpremia.eval.baselines import PremiumThreshold, PremiumZScore, make_baselines, rolling_zscore
-from kpremia.eval.oracle import BUY, HOLD, SELL, hindsight_oracle
+from kpremia.core.registry import BASELINES
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
-from kpremia.registry import BASELINES
+from kpremia.eval.backtest import run_baseline_backtest, trace_metrics
+from kpremia.eval.baselines import PremiumThreshold, PremiumZScore, make_baselines, rolling_zscore
+from kpremia.eval.oracle import BUY, HOLD, SELL, hindsight_oracle
 
 from .conftest import premium_market
 

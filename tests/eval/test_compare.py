@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.eval.compare import compare_main, load_runs
+from kpremia.core.errors import UserError
+from kpremia.run.compare import compare_main, load_runs
 
 
 def metrics(ret: float, sharpe: float) -> dict[str, float]:
@@ -133,7 +133,7 @@ def test_runs_with_different_fee_period_or_data_are_never_averaged(tmp_path: Pat
 
 
 def test_data_identity_names_what_a_run_saw() -> None:
-    from kpremia.eval.compare import data_identity
+    from kpremia.run.compare import data_identity
 
     synthetic = {"source": "synthetic", "synthetic": True, "preset": "default", "params": {"days": 730.0}}
     assert data_identity({**synthetic, "seed": 0}) == data_identity({**synthetic, "seed": 1})
@@ -166,7 +166,7 @@ def test_runs_that_share_a_name_but_not_what_ran_are_labelled_apart_never_averag
 
 
 def test_compare_draws_its_chart_unless_asked_not_to(tmp_path: Path) -> None:
-    from kpremia.eval.compare import market_records
+    from kpremia.run.compare import market_records
 
     for seed, ret in ((0, 0.1), (1, 0.3)):
         fake_run(tmp_path / "runs" / f"r{seed}", policy_return=ret, sharpe=1.0, seed=seed, experiment="gru")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from kpremia.compose import compose_config
-from kpremia.eval.compare import compare_main
-from kpremia.identity import identity_digest, what_ran
+from kpremia.core.compose import compose_config
+from kpremia.core.identity import identity_digest, what_ran
+from kpremia.run.compare import compare_main
 
 
 def _summary(ret: float, band: float, data_seed: int, market: str) -> dict:

@@ -10,8 +10,16 @@ import torch
 
 from kpremia.eval import formulas
 from kpremia.eval.metrics import (
-    FeesPaid, HitRate, MaxDrawdown, NumTrades, PortfolioMetrics, SharpeRatio, SortinoRatio, TotalReturn,
-    Turnover, compute_metrics,
+    FeesPaid,
+    HitRate,
+    MaxDrawdown,
+    NumTrades,
+    PortfolioMetrics,
+    SharpeRatio,
+    SortinoRatio,
+    TotalReturn,
+    Turnover,
+    compute_metrics,
 )
 
 BAR_MINUTES = 15

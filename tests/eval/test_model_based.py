@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from kpremia.core.registry import BASELINES
 from kpremia.data.synthetic import SyntheticParams, generate_with_states
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.backtest import run_baseline_backtest
@@ -19,7 +20,6 @@ from kpremia.eval.model_dp import Grid, plan
 from kpremia.eval.oracle import BUY, HOLD, SELL
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
 from kpremia.eval.regime_filter import run_filter
-from kpremia.registry import BASELINES
 
 from .conftest import build_market
 
@@ -169,7 +169,7 @@ def test_registered_and_configured_from_the_manifest() -> None:
 
 def test_a_synthetic_backtest_report_has_the_ceiling_row_with_the_generators_model(compose_cfg, tmp_path) -> None:
     """The default baselines include it; on the synthetic market the data manifest's parameters reach it."""
-    from kpremia.rules_backtest import run_rules_backtest
+    from kpremia.run.rules_backtest import run_rules_backtest
 
     cfg = compose_cfg("data.days=60", "eval.plots=false", "env.decision_every=16")
     summary = run_rules_backtest(cfg, tmp_path / "run")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import kpremia
-from kpremia.eval.compare import compare_main
+from kpremia.run.compare import compare_main
 
 TINY = ["experiment=mlp_ppo", "data.days=40", "env.n_envs=8", "env.max_steps=100", "algo.n_steps=16",
         "algo.rollouts_per_epoch=1", "algo.update_epochs=2", "algo.n_minibatches=2", "algo.total_env_steps=256"]
@@ -52,7 +52,7 @@ def test_walk_forward_on_a_file_refits_the_rules_on_each_windows_past(run, tmp_p
     import logging
     import re
 
-    from kpremia.registry import DATA_SOURCES
+    from kpremia.core.registry import DATA_SOURCES
 
     caplog.set_level(logging.INFO, logger="kpremia")
     frame, _ = DATA_SOURCES.build({"name": "synthetic", "seed": 11, "days": 40, "start": "2025-02-01"}).load()

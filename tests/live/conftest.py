@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia import training
 from kpremia.envs.experiment import load_market
+from kpremia.run import training
 
 DAYS = 40
 
@@ -42,7 +42,7 @@ def live_cfg():
     from omegaconf import OmegaConf
 
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"data.days={DAYS}", "env.window_15m=8",
+        cfg = compose(config_name="config", overrides=[f"data.days={DAYS}", "env.window_bars=8",
                                                        "env.window_1d=5", "env.window_premium=5"])
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -70,7 +70,7 @@ def paper_session(live_cfg, checkpoint, tmp_path_factory) -> Path:
     """A paper session of 40 bars of the test checkpoint that traded and closed cleanly (copy it before changing it)."""
     import copy
 
-    from kpremia.live.build import run_live
+    from kpremia.live.loop.build import run_live
 
     state_dir = tmp_path_factory.mktemp("paper_session") / "state"
     cfg = copy.deepcopy(live_cfg)
@@ -82,7 +82,7 @@ def paper_session(live_cfg, checkpoint, tmp_path_factory) -> Path:
 
 def run_cli(capsys, *args: str) -> tuple[int, list[str]]:
     """``python -m kpremia <args>`` in this process (the code path of the real command): (exit code, stderr lines)."""
-    from kpremia import cli
+    from kpremia.app import cli
 
     capsys.readouterr()
     try:
@@ -112,13 +112,13 @@ def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float 
     from kpremia.data.market import ObservationBuilder
     from kpremia.envs.execution import ExecutionRules
     from kpremia.live.config import RiskConfig
-    from kpremia.live.feeds import ReplayFeed
-    from kpremia.live.journal import Journal
-    from kpremia.live.paper import PaperBroker
-    from kpremia.live.policy import PremiumThresholdRule
-    from kpremia.live.risk import RiskEngine
-    from kpremia.live.runner import LiveRunner
-    from kpremia.live.state import LiveState
+    from kpremia.live.loop.journal import Journal
+    from kpremia.live.loop.policy import PremiumThresholdRule
+    from kpremia.live.loop.risk import RiskEngine
+    from kpremia.live.loop.runner import LiveRunner
+    from kpremia.live.loop.state import LiveState
+    from kpremia.live.venues.feeds import ReplayFeed
+    from kpremia.live.venues.paper import PaperBroker
 
     rules = rules or ExecutionRules(fee_rate=0.0005, spread_krw=0.0)
     rule = PremiumThresholdRule(buy_threshold=buy, sell_threshold=sell)

@@ -5,7 +5,7 @@
   it accepted the k-th order (sent, but the answer and fill are not journaled);
 * callback ``crash_in_commit``: kills the process when the journal's k-th
   ``COMMIT`` after start begins executing;
-* model version writes (:class:`~kpremia.live.versions.VersionStore`, patched on
+* model version writes (:class:`~kpremia.live.learning.versions.VersionStore`, patched on
   import): ``stage`` (the k-th version's weights are written in its temporary
   folder, its manifest not yet), ``staged`` (the temporary folder is complete,
   not renamed into place), ``published`` (the k-th version exists, the journal
@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 import signal
 
-from kpremia.live.callback import LiveCallback
-from kpremia.live.paper import PaperBroker
-from kpremia.live.versions import VersionStore
-from kpremia.registry import LIVE_BROKERS, LIVE_CALLBACKS
+from kpremia.core.registry import LIVE_BROKERS, LIVE_CALLBACKS
+from kpremia.live.learning.versions import VersionStore
+from kpremia.live.loop.callback import LiveCallback
+from kpremia.live.venues.paper import PaperBroker
 
 
 def _target() -> tuple[str, int]:

@@ -6,10 +6,10 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from kpremia import training
-from kpremia.eval.backtest import make_sequential_env
-from kpremia.live.online_ppo import Transition, behaviour_logprob
 from kpremia.envs.experiment import load_market
+from kpremia.eval.backtest import make_sequential_env
+from kpremia.live.learning.online_ppo import Transition, behaviour_logprob
+from kpremia.run import training
 
 TINY = ["experiment=gru_attn_ppo", "encoder=mlp", "data.days=40", "env.n_envs=1", "trainer.enable_progress_bar=false"]
 

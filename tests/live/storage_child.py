@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kpremia.live.api import ApiServer, create_app  # noqa: E402
-from kpremia.live.challenger import ChallengerConfig  # noqa: E402
 from kpremia.live.config import ApiConfig  # noqa: E402
-from kpremia.live.host import ModelHost  # noqa: E402
-from kpremia.live.online_ppo import OnlineLearnConfig  # noqa: E402
-from kpremia.live.status import StatusSource  # noqa: E402
-from kpremia.live.storage import StorageAlarm  # noqa: E402
+from kpremia.live.http.api import ApiServer, create_app  # noqa: E402
+from kpremia.live.http.status import StatusSource  # noqa: E402
+from kpremia.live.learning.challenger import ChallengerConfig  # noqa: E402
+from kpremia.live.learning.host import ModelHost  # noqa: E402
+from kpremia.live.learning.online_ppo import OnlineLearnConfig  # noqa: E402
+from kpremia.live.loop.storage import StorageAlarm  # noqa: E402
 from tests.live.online_fixtures import tiny_module  # noqa: E402
 
 TOKEN = "storage-test-token-0123456789abcdef"

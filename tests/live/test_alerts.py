@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.live.alerts import AlertConfig, WebhookSender
+from kpremia.core.errors import UserError
+from kpremia.live.loop.alerts import AlertConfig, WebhookSender
 
 
 class _Receiver:
@@ -108,8 +108,8 @@ def test_alerts_callback_in_a_paper_session(live_cfg, checkpoint, tmp_path):
     """Fills and a kill-switch HALT reach the webhook; a dead webhook never stops the session."""
     import copy
 
-    from kpremia.live.build import run_live
-    from kpremia.live.journal import read_table
+    from kpremia.live.loop.build import run_live
+    from kpremia.live.loop.journal import read_table
 
     rx = _Receiver(fail_first=3, status=503)
     state_dir = tmp_path / "state"

@@ -11,14 +11,14 @@ import httpx
 import pytest
 import torch
 
-from kpremia.errors import UserError
-from kpremia.live.api import MIN_TOKEN_CHARS, ApiConfig, ApiServer, check_bind, create_app
-from kpremia.live.challenger import ChallengerConfig
-from kpremia.live.control_log import read_events
-from kpremia.live.host import ModelHost
-from kpremia.live.online_ppo import OnlineLearnConfig
-from kpremia.live.status import StatusSource
-from kpremia.live.versions import parse_version
+from kpremia.core.errors import UserError
+from kpremia.live.http.api import MIN_TOKEN_CHARS, ApiConfig, ApiServer, check_bind, create_app
+from kpremia.live.http.status import StatusSource
+from kpremia.live.learning.challenger import ChallengerConfig
+from kpremia.live.learning.control_log import read_events
+from kpremia.live.learning.host import ModelHost
+from kpremia.live.learning.online_ppo import OnlineLearnConfig
+from kpremia.live.learning.versions import parse_version
 from tests.live.online_fixtures import tiny_module, transitions
 from tests.live.raw_http import hostile_upload, read_response, request_head
 
@@ -112,7 +112,7 @@ def _journal_rows(state_dir) -> int:
     ("/load", '{"version": "v1_0_0\\n"}', "version"),
     ("/load", '{"version": "v1234567_0_0"}', "version"),
     ("/load", '{"version": 100}', "version"),
-    ("/act", '{"obs": {"price_15m": [1, 2]}}', "observation keys"),
+    ("/act", '{"obs": {"price_bars": [1, 2]}}', "observation keys"),
     ("/load", '{"version": "v7_0_0"}', "not found"),
     ("/learn", '{"transitions": [{"obs": {}, "action": -1, "reward": 0, "next_obs": {}}]}', "action"),
     ("/learn", '{"transitions": [{"obs": {}, "action": 0, "reward": Infinity, "next_obs": {}}]}', "reward"),

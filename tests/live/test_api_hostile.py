@@ -23,8 +23,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from kpremia.live.control_log import read_events
-from kpremia.live.journal import read_table
+from kpremia.live.learning.control_log import read_events
+from kpremia.live.loop.journal import read_table
 from tests.live.raw_http import hostile_upload
 
 TOKEN = "hostile-test-token-0123456789-abcdefghij"

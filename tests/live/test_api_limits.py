@@ -8,12 +8,12 @@ import time
 import httpx
 import pytest
 
-from kpremia.live.api import ApiServer, create_app
-from kpremia.live.challenger import ChallengerConfig
 from kpremia.live.config import ApiConfig
-from kpremia.live.host import ModelHost
-from kpremia.live.online_ppo import OnlineLearnConfig
-from kpremia.live.status import StatusSource
+from kpremia.live.http.api import ApiServer, create_app
+from kpremia.live.http.status import StatusSource
+from kpremia.live.learning.challenger import ChallengerConfig
+from kpremia.live.learning.host import ModelHost
+from kpremia.live.learning.online_ppo import OnlineLearnConfig
 from tests.live.online_fixtures import tiny_module
 from tests.live.raw_http import read_response, request_head
 

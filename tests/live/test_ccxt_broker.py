@@ -16,19 +16,19 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"))
 from upbit_private import UpbitAccount  # noqa: E402
 
+from kpremia.core.errors import UserError  # noqa: E402
 from kpremia.data.exchange import create_exchange  # noqa: E402
 from kpremia.data.frame import BAR  # noqa: E402
 from kpremia.data.market import ObservationBuilder  # noqa: E402
 from kpremia.envs import execution  # noqa: E402
 from kpremia.envs.execution import ExecutionRules  # noqa: E402
-from kpremia.errors import UserError  # noqa: E402
-from kpremia.live.ccxt_broker import CcxtBroker  # noqa: E402
-from kpremia.live.feeds import ReplayFeed  # noqa: E402
-from kpremia.live.journal import Journal, read_table  # noqa: E402
-from kpremia.live.policy import PremiumThresholdRule  # noqa: E402
-from kpremia.live.runner import LiveRunner, client_order_id  # noqa: E402
-from kpremia.live.state import LiveState  # noqa: E402
-from kpremia.live.types import OrderIntent, OrderStatus  # noqa: E402
+from kpremia.live.loop.journal import Journal, read_table  # noqa: E402
+from kpremia.live.loop.policy import PremiumThresholdRule  # noqa: E402
+from kpremia.live.loop.runner import LiveRunner, client_order_id  # noqa: E402
+from kpremia.live.loop.state import LiveState  # noqa: E402
+from kpremia.live.loop.types import OrderIntent, OrderStatus  # noqa: E402
+from kpremia.live.venues.ccxt_broker import CcxtBroker  # noqa: E402
+from kpremia.live.venues.feeds import ReplayFeed  # noqa: E402
 
 API_KEY = "AKIAUPBITTESTKEY0123456789abcdef"
 SECRET = "s3cr3t-UPBIT-0123456789abcdefghijklmnopqrstuv"

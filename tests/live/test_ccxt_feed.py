@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"
 from ccxt_replay import ReplayServer, make_candles  # noqa: E402
 
 from kpremia.data.exchange import RetryPolicy, create_exchange  # noqa: E402
-from kpremia.live.ccxt_feed import CcxtFeed  # noqa: E402
+from kpremia.live.venues.ccxt_feed import CcxtFeed  # noqa: E402
 
 START = "2024-06-03"
 BAR_S = 900

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.live.challenger import Challenger, ChallengerConfig
+from kpremia.core.errors import UserError
+from kpremia.live.learning.challenger import Challenger, ChallengerConfig
 
 
 def _run(judge, inc, cha, risk="ACTIVE"):

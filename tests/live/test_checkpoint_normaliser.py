@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia import training
+from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.market import build_market
 from kpremia.eval.backtest import run_policy_backtest
-from kpremia.evaluate import evaluate_checkpoint
-from kpremia.registry import DATA_SOURCES
+from kpremia.run import training
+from kpremia.run.evaluate import evaluate_checkpoint
 
 
 def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoint, tmp_path, capsys):
@@ -42,7 +42,7 @@ def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoin
 
     loaded = training.load_checkpoint(checkpoint)
     csv_frame, _ = DATA_SOURCES.build({k: v for k, v in cli["data"].items() if k != "split"}).load()
-    windows = {k: loaded.cfg["env"][k] for k in ("window_15m", "window_1d", "window_premium")}
+    windows = {k: loaded.cfg["env"][k] for k in ("window_bars", "window_1d", "window_premium")}
     ours = build_market(csv_frame, windows=windows, splits=("all",), normalizer=loaded.normalizer)
     refit = build_market(csv_frame, {}, windows, splits=("train", "all"))
     market = ours.tensors["all"]

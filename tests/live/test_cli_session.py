@@ -6,7 +6,7 @@ import sqlite3
 
 import pandas as pd
 
-from kpremia.live.journal import read_table
+from kpremia.live.loop.journal import read_table
 
 
 def test_paper_session_from_cli(live_cli, checkpoint, tmp_path):

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpremia.live.journal import read_table
-from kpremia.registry import DATA_SOURCES
+from kpremia.core.registry import DATA_SOURCES
+from kpremia.live.loop.journal import read_table
 
 HERE = Path(__file__).resolve().parent
 N_BARS = 60

@@ -18,7 +18,7 @@ def paper_session(tmp_path_factory, checkpoint):
     state_dir = root / "state"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, "-m", "kpremia", "live", f"ckpt={checkpoint}", f"live.state_dir={state_dir}",
-                           "live.max_bars=60", "live.journal.synchronous=NORMAL", "data.days=40", "env.window_15m=8",
+                           "live.max_bars=60", "live.journal.synchronous=NORMAL", "data.days=40", "env.window_bars=8",
                            "env.window_1d=5", "env.window_premium=5", "live.learn.enabled=true",
                            "live.learn.challenger.enabled=false"], capture_output=True, text=True, env=env, cwd=root,
                           timeout=600)

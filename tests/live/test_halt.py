@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.live.journal import read_table
+from kpremia.core.errors import UserError
+from kpremia.live.loop.journal import read_table
 from tests.live.conftest import price_frame, rule_runner, run_cli
 
 EXTRA_USDT = 1.5
@@ -159,7 +159,7 @@ def test_stop_on_halt_ends_the_session_at_the_halting_bar(tmp_path):
     kill = tmp_path / "KILL"
     frame = price_frame([1400] * 8, [0.005, 0.025] * 4)
 
-    from kpremia.live.callback import LiveCallback
+    from kpremia.live.loop.callback import LiveCallback
 
     class Touch(LiveCallback):
         def on_bar_end(self, runner, decision):

@@ -19,12 +19,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from kpremia.errors import UserError
-from kpremia.live.challenger import ChallengerConfig
-from kpremia.live.control_log import read_events
-from kpremia.live.host import ModelHost
-from kpremia.live.online_ppo import OnlineLearnConfig, OnlinePPO
-from kpremia.live.policy import CheckpointPolicy
+from kpremia.core.errors import UserError
+from kpremia.live.learning.challenger import ChallengerConfig
+from kpremia.live.learning.control_log import read_events
+from kpremia.live.learning.host import ModelHost
+from kpremia.live.learning.online_ppo import OnlineLearnConfig, OnlinePPO
+from kpremia.live.loop.policy import CheckpointPolicy
 from tests.live.online_fixtures import tiny_module, transitions
 
 CFG = OnlineLearnConfig(batch_size=4, every=1, lr=0.003)
@@ -189,8 +189,8 @@ def test_temperature_reaches_a_sampling_trading_policy_or_is_refused(checkpoint,
 def test_post_learn_refuses_a_float32_infinite_reward_and_learns_nothing_of_the_request(setup, tmp_path):
     import httpx
 
-    from kpremia.live.api import ApiConfig, ApiServer, create_app
-    from kpremia.live.status import StatusSource
+    from kpremia.live.http.api import ApiConfig, ApiServer, create_app
+    from kpremia.live.http.status import StatusSource
 
     module, stream = setup
     host = _host(module, tmp_path)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia.live.build import run_live
-from kpremia.live.sealed import MAGIC, read_snapshot
-from kpremia.live.versions import VersionStore
+from kpremia.live.learning.versions import VersionStore
+from kpremia.live.loop.build import run_live
+from kpremia.live.loop.sealed import MAGIC, read_snapshot
 from tests.live.conftest import run_cli
 from tests.live.test_start_faults import hashes
 

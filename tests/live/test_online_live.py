@@ -13,11 +13,11 @@ import time
 import pytest
 import torch
 
-from kpremia.live.build import run_live
-from kpremia.live.control_log import read_events
-from kpremia.live.journal import read_table
-from kpremia.live.sealed import read_snapshot
-from kpremia.live.versions import VersionStore
+from kpremia.live.learning.control_log import read_events
+from kpremia.live.learning.versions import VersionStore
+from kpremia.live.loop.build import run_live
+from kpremia.live.loop.journal import read_table
+from kpremia.live.loop.sealed import read_snapshot
 
 LEARN = ["live.learn.enabled=true", "live.learn.every=2", "live.learn.batch_size=8", "live.learn.lr=0.003",
          "live.learn.max_distance=0.5", "live.journal.synchronous=NORMAL"]
@@ -84,7 +84,7 @@ def test_resume_after_kill_9_gives_the_weights_of_an_uninterrupted_run(live_cfg,
     _session(live_cfg, checkpoint, straight, total, challenger={"enabled": False})
     killed = tmp_path / "killed"
     base = [sys.executable, "-m", "kpremia", "live", f"ckpt={checkpoint}", f"live.state_dir={killed}",
-            "live.learn.challenger.enabled=false", *LEARN, "data.days=40", "env.window_15m=8", "env.window_1d=5",
+            "live.learn.challenger.enabled=false", *LEARN, "data.days=40", "env.window_bars=8", "env.window_1d=5",
             "env.window_premium=5"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     for at in (25, 41):  # kills land anywhere in the bar: mid-update, mid-commit, between bars
@@ -153,10 +153,10 @@ def test_learning_refuses_rules_and_bad_versions(live_cli, checkpoint, tmp_path)
 def test_learning_with_real_orders_needs_its_own_flag(checkpoint, tmp_path):
     from types import SimpleNamespace
 
-    from kpremia.errors import UserError
+    from kpremia.core.errors import UserError
     from kpremia.live.config import LearnConfig
-    from kpremia.live.learning import ModelCallback
-    from kpremia.live.policy import CheckpointPolicy
+    from kpremia.live.learning.learning import ModelCallback
+    from kpremia.live.loop.policy import CheckpointPolicy
 
     # what a broker is, it says (is_paper), whatever its name: a paper broker called "ccxt" is still paper
     policy = CheckpointPolicy(checkpoint)

@@ -11,9 +11,9 @@ import textwrap
 import pytest
 import torch
 
-from kpremia.errors import UserError
 from kpremia.algos.config import PPOConfig
-from kpremia.live.online_ppo import OnlineLearnConfig, OnlinePPO
+from kpremia.core.errors import UserError
+from kpremia.live.learning.online_ppo import OnlineLearnConfig, OnlinePPO
 from tests.live.online_fixtures import tiny_module, transitions
 
 
@@ -140,8 +140,8 @@ def test_state_round_trip_continues_identically(setup, tmp_path):
 
 DRIVER = textwrap.dedent("""
     import os, sys, torch
-    from kpremia.io import atomic_write
-    from kpremia.live.online_ppo import OnlinePPO
+    from kpremia.core.io import atomic_write
+    from kpremia.live.learning.online_ppo import OnlinePPO
     from tests.live.online_fixtures import tiny_module, transitions
     state_path, stop_after = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(1)

@@ -18,9 +18,9 @@ import torch
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, load_market
-from kpremia.live.build import run_live
-from kpremia.live.journal import read_table
-from kpremia.live.sealed import read_snapshot
+from kpremia.live.loop.build import run_live
+from kpremia.live.loop.journal import read_table
+from kpremia.live.loop.sealed import read_snapshot
 
 from .conftest import make_checkpoint
 

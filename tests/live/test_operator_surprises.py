@@ -6,14 +6,14 @@ import hashlib
 
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.live.api import check_bind
+from kpremia.core.errors import UserError
 from kpremia.live.config import ApiConfig, LiveConfig
-from kpremia.live.feeds import ReplayFeed
+from kpremia.live.http.api import check_bind
+from kpremia.live.venues.feeds import ReplayFeed
 
 from .conftest import run_cli
 
-WINDOWS = {"window_15m": 8, "window_1d": 5, "window_premium": 5}
+WINDOWS = {"window_bars": 8, "window_1d": 5, "window_premium": 5}
 
 
 def test_a_short_token_is_refused_even_on_loopback(monkeypatch):

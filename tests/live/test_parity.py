@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpremia import training
-from kpremia.eval.backtest import run_policy_backtest
-from kpremia.live.build import run_live
-from kpremia.live.journal import read_table
 from kpremia.envs.experiment import ALL_SPLITS, load_market
+from kpremia.eval.backtest import run_policy_backtest
+from kpremia.live.loop.build import run_live
+from kpremia.live.loop.journal import read_table
+from kpremia.run import training
+
 from .conftest import make_checkpoint
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from kpremia.live.policy import CheckpointPolicy
-from kpremia.live.types import Bar
+from kpremia.live.loop.policy import CheckpointPolicy
+from kpremia.live.loop.types import Bar
 
 
 def _obs(policy, n: int, seed: int = 0):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.live.build import check_real_orders
+from kpremia.core.errors import UserError
+from kpremia.core.registry import LIVE_BROKERS
 from kpremia.live.config import LiveConfig
-from kpremia.registry import LIVE_BROKERS
+from kpremia.live.loop.build import check_real_orders
 
 LIMITS = {"max_daily_loss": 0.03, "max_position_krw": 500_000.0}
 

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.live.journal import read_table
+from kpremia.core.errors import UserError
+from kpremia.live.loop.journal import read_table
 from tests.live.conftest import price_frame, rule_runner
 
 LOW, MID, HIGH = 0.005, 0.015, 0.025  # premiums: buy, hold, sell for the 0.01 / 0.02 rule
@@ -54,7 +54,7 @@ def test_kill_switch_file_halts_at_the_next_bar(tmp_path):
     kill = tmp_path / "KILL"
     frame = price_frame([1400] * 6, [LOW, HIGH, LOW, HIGH, LOW, HIGH])
 
-    from kpremia.live.callback import LiveCallback
+    from kpremia.live.loop.callback import LiveCallback
 
     class Touch(LiveCallback):
         def on_bar_end(self, runner, decision):

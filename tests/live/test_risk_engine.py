@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import kpremia
-from kpremia.errors import UserError
-from kpremia.live.callback import LiveCallback
-from kpremia.live.halt import risk_cause
-from kpremia.live.journal import read_table
+from kpremia.core.errors import UserError
+from kpremia.live.loop.callback import LiveCallback
+from kpremia.live.loop.journal import read_table
+from kpremia.live.ops.halt import risk_cause
 from tests.live.conftest import price_frame, rule_runner
 
 LOW, MID, HIGH = 0.005, 0.015, 0.025  # premiums: buy, hold, sell for the 0.01 / 0.02 rule

@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+
 from kpremia.envs.experiment import load_market
 
 TOKEN = "cli-token-0123456789-abcdefghijklmn"
@@ -76,11 +77,11 @@ def test_dqn_checkpoints_cannot_learn_online(tmp_path):
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from kpremia import training
+    from kpremia.run import training
 
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="config", overrides=[
-            "algo=dqn", "data.days=40", "env.window_15m=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
+            "algo=dqn", "data.days=40", "env.window_bars=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
     market = load_market(cfg, ("train",))
     module = training.build_module(cfg, market.spec, market=None)
     ckpt = tmp_path / "dqn" / "checkpoints" / "last.ckpt"

@@ -3,7 +3,7 @@
 The faults: a journal that is garbage, truncated, damaged inside, another program's SQLite file, or has an
 unreadable state row; a journal that is empty or missing beside a paper book with orders (must never start a
 new run); a paper book that is garbage or truncated; a read-only state_dir; a full disk.  ``live-report`` gets
-the same one line.  The CLI runs in-process (``kpremia.cli.main``, the code path ``python -m kpremia`` takes);
+the same one line.  The CLI runs in-process (``kpremia.app.cli.main``, the code path ``python -m kpremia`` takes);
 one test runs it as a real process for the exit status.
 """
 
@@ -177,7 +177,7 @@ def test_full_disk(session, checkpoint, tmp_path, capsys):
 
 def test_low_free_space_is_refused_without_a_mount(session, checkpoint, tmp_path, capsys, monkeypatch):
     """The same check where a tmpfs cannot be mounted: the disk reports 1 MB free."""
-    import kpremia.live.preflight as preflight
+    import kpremia.live.ops.preflight as preflight
 
     state_dir = tmp_path / "state"
     shutil.copytree(session, state_dir)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kpremia.live.journal import Journal
-from kpremia.live.state import LiveState
-from kpremia.live.status import StatusSource
+from kpremia.live.http.status import StatusSource
+from kpremia.live.loop.journal import Journal
+from kpremia.live.loop.state import LiveState
 
 
 def _journal(state_dir: Path, n: int) -> None:

@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpremia.live.api import ApiConfig, ApiServer, create_app
-from kpremia.live.build import run_live
-from kpremia.live.control_log import read_events
-from kpremia.live.halt import read_risk_events
-from kpremia.live.journal import read_table
 from kpremia.live.config import LiveConfig
-from kpremia.live.serve import build_host
-from kpremia.live.status import StatusSource
+from kpremia.live.http.api import ApiConfig, ApiServer, create_app
+from kpremia.live.http.serve import build_host
+from kpremia.live.http.status import StatusSource
+from kpremia.live.learning.control_log import read_events
+from kpremia.live.loop.build import run_live
+from kpremia.live.loop.journal import read_table
+from kpremia.live.ops.halt import read_risk_events
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "page-token-0123456789"
@@ -131,7 +131,7 @@ def test_halted_session_page_shows_why_and_since_when(live_cfg, tmp_path):
     assert seen["risk-reason"] == html.escape(cause["reason"], quote=True) and "the broker" in cause["reason"]
     assert seen["risk-since"] == cause["created_at"]
     assert re.search(r'id="risk-banner" class="banner HALTED"(?! hidden)', dom)
-    from kpremia.live.status import grouped_events
+    from kpremia.live.http.status import grouped_events
 
     groups = grouped_events(read_risk_events(state_dir / "journal.sqlite"))
     assert dom.count('class="risk-event"') == min(12, len(groups)) and len(groups) < len(events)
@@ -171,7 +171,7 @@ setImmediate(() => console.log(JSON.stringify({error: el("error").textContent, t
 
 def _render_in_node(payload: dict, status: int = 200) -> dict:
     """The page's own script run by node over a minimal DOM: what it puts where (no browser needed)."""
-    from kpremia.live.status_page import STATUS_PAGE
+    from kpremia.live.http.status_page import STATUS_PAGE
 
     node = shutil.which("node")
     if node is None:
@@ -207,7 +207,7 @@ def test_a_halted_page_says_what_to_do_marks_the_halt_and_refusals_and_has_units
 
 
 def test_without_the_token_the_page_explains_the_token_form():
-    from kpremia.live.status_page import STATUS_PAGE
+    from kpremia.live.http.status_page import STATUS_PAGE
 
     assert "/#token=&lt;the token&gt;" in STATUS_PAGE
     page = _render_in_node({"detail": "missing or wrong token"}, status=401)

@@ -6,7 +6,7 @@ top of a bid, 0.5 KRW spread and tick, 5,000 KRW minimum).  The simulator is
 ccxt broker is a REAL ``ccxt.upbit`` fed Upbit's recorded private-API responses
 (tests/fixtures/ccxt/upbit_private.py), filling at the simulator's fill price (the ask or the bid,
 on the tick), so what is compared is how each side turns an order into KRW and USDT.  Orders are
-sized by the live runner's own sizing (:func:`kpremia.live.runner.size_order`) at a close equal to
+sized by the live runner's own sizing (:func:`kpremia.live.loop.runner.size_order`) at a close equal to
 the next open.
 """
 
@@ -25,11 +25,11 @@ from kpremia.data.exchange import create_exchange  # noqa: E402
 from kpremia.envs import execution  # noqa: E402
 from kpremia.envs.config import EnvConfig  # noqa: E402
 from kpremia.envs.execution import ExecutionRules  # noqa: E402
-from kpremia.live.ccxt_broker import CcxtBroker  # noqa: E402
-from kpremia.live.paper import PaperBroker  # noqa: E402
-from kpremia.live.runner import size_order  # noqa: E402
-from kpremia.live.state import LiveState  # noqa: E402
-from kpremia.live.types import Bar, OrderStatus  # noqa: E402
+from kpremia.live.loop.runner import size_order  # noqa: E402
+from kpremia.live.loop.state import LiveState  # noqa: E402
+from kpremia.live.loop.types import Bar, OrderStatus  # noqa: E402
+from kpremia.live.venues.ccxt_broker import CcxtBroker  # noqa: E402
+from kpremia.live.venues.paper import PaperBroker  # noqa: E402
 
 T0 = pd.Timestamp("2025-08-09T07:00", tz="UTC")
 START_KRW = 1_000_000.0

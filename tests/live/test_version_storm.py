@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia.live.journal import read_table
-from kpremia.live.sealed import read_snapshot
-from kpremia.live.versions import VersionStore
-from kpremia.registry import DATA_SOURCES
+from kpremia.core.registry import DATA_SOURCES
+from kpremia.live.learning.versions import VersionStore
+from kpremia.live.loop.journal import read_table
+from kpremia.live.loop.sealed import read_snapshot
 
 HERE = Path(__file__).resolve().parent
 N_BARS = 100
@@ -56,14 +56,14 @@ def _session(cfg: dict, crash: str) -> None:
     sys.path.insert(0, str(HERE))
     import crash_plugin  # noqa: F401 - registers crash_in_commit, patches the version writes
 
-    from kpremia.live.build import run_live
+    from kpremia.live.loop.build import run_live
 
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the child's summary is not needed
     run_live(cfg, overrides=[])
 
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["torch", "kpremia.training", "kpremia.evaluate", "kpremia.live.build", "kpremia.live.learning"])
+_CTX.set_forkserver_preload(["torch", "kpremia.run.training", "kpremia.run.evaluate", "kpremia.live.loop.build", "kpremia.live.learning.learning"])
 
 
 def _start(cfg: dict, crash: str = "") -> multiprocessing.Process:

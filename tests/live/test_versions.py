@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from kpremia.errors import UserError
-from kpremia.live.versions import VersionStore, next_version, parse_version
+from kpremia.core.errors import UserError
+from kpremia.live.learning.versions import VersionStore, next_version, parse_version
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kpremia.config_checks import validate_config
-from kpremia.spec import ObsSpec
-from kpremia.registry import ENCODERS
+from kpremia.app.config_checks import validate_config
+from kpremia.core.registry import ENCODERS
+from kpremia.core.spec import ObsSpec
 
 from .helpers import PLUGIN_PACKAGE, REPO, TINY_FIT, Guide, check_fit
 
@@ -90,7 +90,7 @@ def test_encoder_without_yaml_through_a_renamed_config(guide: Guide, compose_cfg
     validate_config(cfg)
     encoder = ENCODERS.build(cfg["encoder"], ObsSpec.default())
     assert isinstance(encoder, my_tcn_registered)
-    assert encoder.tcns["price_15m"].lift.out_channels == 16
+    assert encoder.tcns["price_bars"].lift.out_channels == 16
     assert encoder.out_dim == cfg["encoder"]["hidden_dim"]
 
 

@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from kpremia.errors import UserError
-from kpremia.job_resources import (claim_device, device_order, pick_device, plan_job, threads_per_trial,
-                                   trials_at_once)
-from kpremia.sweep_record import exit_code, failure_lines, read_job_records, recorded_job, summarise
+from kpremia.core.errors import UserError
+from kpremia.core.job_resources import (
+    claim_device,
+    device_order,
+    pick_device,
+    plan_job,
+    threads_per_trial,
+    trials_at_once,
+)
+from kpremia.run.sweep_record import exit_code, failure_lines, read_job_records, recorded_job, summarise
 
 from .conftest import TINY
 
@@ -125,7 +131,7 @@ def test_a_launcher_whose_plug_in_is_missing_names_the_extra(monkeypatch):
     """Without the plug-in (it is installed here, so its absence is simulated) one line says what to install."""
     import importlib.util
 
-    from kpremia import cli
+    from kpremia.app import cli
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kpremia import training
-from kpremia.errors import UserError
-from kpremia.loggers import build_logger, wandb_mode
+from kpremia.core.errors import UserError
+from kpremia.run import training
+from kpremia.run.loggers import build_logger, wandb_mode
 
 from .conftest import TINY
 from .wandb_records import read_offline_run
@@ -102,7 +102,7 @@ def test_fit_with_wandb_offline_logs_config_metrics_best_score_and_checkpoint(co
     assert wandb.run is None, "the run must be finished so the next multirun job starts its own"
 
     # `test` adds its report to the same run: test/* metrics in the summary, the plots as images
-    from kpremia.evaluate import evaluate_checkpoint
+    from kpremia.run.evaluate import evaluate_checkpoint
 
     assert json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"] == run.run_id
     ckpt = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
@@ -143,7 +143,7 @@ def test_two_ddp_spawn_fits_in_one_process_with_wandb(compose_cfg, wandb_env, mo
     (tmp_path / "wandb_dir").mkdir()
     cfg = compose_cfg(*TINY, "logger=wandb", "trainer.strategy=ddp_spawn", "trainer.devices=2",
                       "algo.total_env_steps=512")
-    from kpremia import commands
+    from kpremia.app import commands
 
     # commands.run as the CLI calls it: it reads the module's trainer, which ddp_spawn leaves detached
     scores = [commands.run("fit", cfg, tmp_path / f"run{i}") for i in range(2)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kpremia.eval.compare import compare_table, load_runs
+from kpremia.run.compare import compare_table, load_runs
 
 from .conftest import TINY
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kpremia.errors import UserError
-from kpremia.study import fit_commands, fit_status, parse_seeds, study_main
+from kpremia.core.errors import UserError
+from kpremia.run.study import fit_commands, fit_status, parse_seeds, study_main
 
 from .conftest import TINY
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import kpremia
-from kpremia.config_checks import validate_config
+from kpremia.app.config_checks import validate_config
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))

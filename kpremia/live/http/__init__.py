@@ -1,0 +1,1 @@
+"""The control API, its guard, the status page and the serve command."""

@@ -1,0 +1,1 @@
+"""Online learning: the model host, online PPO, the challenger, model versions."""

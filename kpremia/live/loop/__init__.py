@@ -1,0 +1,1 @@
+"""The live loop: runner, state, risk gate, journal, callbacks, hosted policies."""

@@ -1,0 +1,1 @@
+"""Operations on a live state directory: preflight, resolve, halt causes, gap report."""

@@ -1,0 +1,1 @@
+"""One run's life: fit, checkpoints, resume, test/validate, backtests, compare, sweeps."""

@@ -1,0 +1,302 @@
+"""`validate` / `test`: evaluate a checkpoint on a split beside the baselines.
+
+The checkpoint carries its run's config; the command line may override the
+evaluation options (``eval.*``) and, explicitly, data or env keys (e.g. to test
+on another file).  ``test`` is the only command that reads the test split; it
+writes one report per (checkpoint, data, split) into the checkpoint's run directory,
+``report/<checkpoint>/<data>/<split>/`` (:mod:`kpremia.eval.layout`), so a test of another
+checkpoint, market or fee never overwrites an earlier one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from kpremia.core.bars import timeframe_label
+from kpremia.core.errors import UserError
+from kpremia.core.identity import identity_digest
+from kpremia.envs.config import EnvConfig
+from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
+from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
+from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
+from kpremia.eval.config import EvalConfig, rule_options
+from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
+from kpremia.eval.model_based import model_options
+from kpremia.run import training
+from kpremia.run.compare import data_identity, inserted_bars
+
+log = logging.getLogger(__name__)
+
+_NOT_FROM_CLI = ("ckpt", "hydra", "eval", "experiment", "logger", "paths", "live")
+
+
+def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config)."""
+    cfg = copy.deepcopy(run_cfg)
+    cfg["eval"] = cli_cfg["eval"]
+    for raw in overrides:
+        key = raw.split("=", 1)[0].lstrip("+~").replace("/", ".")  # env/action_scheme=x is a node too
+        if not key or key.split(".")[0].split("/")[0] in _NOT_FROM_CLI:
+            continue
+        if key.split(".")[0] not in cli_cfg:  # a preset writing other keys (debug=fast, hparams_search=...)
+            raise UserError(f"`{raw}` cannot be applied when evaluating a checkpoint: it is a training preset that "
+                            "changes several keys of the run, and validate/test use the checkpoint's own config; "
+                            "drop it (override single keys such as eval.* or data.path instead)")
+        if "." not in key and isinstance(cli_cfg.get(key), dict):  # a whole group, e.g. data=csv
+            cfg[key] = copy.deepcopy(cli_cfg[key])
+            continue
+        node_src, node_dst = cli_cfg, cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node_src, node_dst = node_src[part], node_dst.setdefault(part, {})
+        node_dst[parts[-1]] = copy.deepcopy(node_src[parts[-1]])
+    return cfg
+
+
+def _policy_act(module: Any, eval_cfg: EvalConfig, n_actions: int, action_names: tuple[str, ...],
+                seed: int) -> tuple[Any, int]:
+    """(act function, number of envs) for the configured evaluation mode."""
+    forced = eval_cfg.force_action
+    if forced is not None:
+        if str(forced) not in action_names:
+            raise UserError(f"eval.force_action={forced!r} is not an action of this scheme; use one of: "
+                            f"{', '.join(action_names)}")
+        index = action_names.index(str(forced))
+        return (lambda obs: torch.full((obs["account"].shape[0],), index, dtype=torch.long)), 1
+    if eval_cfg.deterministic:
+        return (lambda obs: module.act(obs, deterministic=True)), 1
+    gen = torch.Generator().manual_seed(seed)
+    temperature = eval_cfg.temperature
+    n = eval_cfg.n_seeds
+    return (lambda obs: module.act(obs, deterministic=False, temperature=temperature, generator=gen)), n
+
+
+def _eval_split(requested: Any, default: str) -> str:
+    """``eval.split`` (val, test or all) or the command's own split."""
+    if requested in (None, ""):
+        return default
+    if requested not in ("val", "test", "all"):
+        raise UserError(f"eval.split={requested!r}; use val, test or all (explicit dates: data.split.train_end/"
+                        "val_end)")
+    return str(requested)
+
+
+def _data_label(data_cfg: dict[str, Any]) -> str:
+    """What the bars came from, for the report: a file path or the source name."""
+    return str(data_cfg.get("path") or data_cfg.get("name"))
+
+
+# Unseen markets for `test`: data seeds TEST_MARKET_SEED_BASE + j, the same for every run (so runs over
+# training seeds are paired on the same markets), far from training seeds and from the validation
+# draws (data.seed * 1000 + 500 + j).
+TEST_MARKET_SEED_BASE = 1_000_000
+
+
+def test_market_seeds(cfg: dict[str, Any], split: str) -> list[int]:
+    """Data seeds of the further market draws ``test`` evaluates (none off the test split or on a file)."""
+    count = int((cfg.get("eval") or {}).get("test_markets", 0) or 0)
+    if count <= 0 or split != "test" or cfg["data"].get("name") != "synthetic":
+        return []
+    own = cfg["data"].get("seed")
+    return [s for s in (TEST_MARKET_SEED_BASE + j for j in range(count)) if s != own]
+
+
+def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overrides: list[str],
+                        echo: bool = True) -> dict[str, Any]:
+    """Run the policy and the baselines over ``split``; print the table (``echo``); ``test`` writes the reports.
+
+    ``test`` on a generated market also evaluates ``eval.test_markets`` further draws of it (unseen
+    data seeds), each beside the baselines fit on that draw's own train split, and prints the policy's
+    paired difference to the band rule over all of them (:mod:`kpremia.eval.paired`).
+    The summary it returns (the own split's) has ``report_dir`` (None for ``validate``) and, after
+    further markets, ``markets`` (one line each) and ``paired`` (the statistics).
+    """
+    loaded = training.load_checkpoint(ckpt)
+    module = loaded.module
+    cfg = apply_overrides(module.cfg, cli_cfg, overrides)
+    eval_cfg = EvalConfig.from_dict(cfg["eval"])
+    split = _eval_split(eval_cfg.split, split)
+    training.apply_threads(cfg)
+    if loaded.normalizer is None:
+        log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
+    summary = _evaluate_market(loaded, cfg, eval_cfg, split, ckpt, market_label=f"own {split} split",
+                               with_curve=True)
+    writes = split in ("test", "all")
+    if echo:
+        first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in summary["period"])
+        print(f"tested {summary['bars']} {summary['timeframe']} bars of {summary['data_source']} ({split}): "
+              f"{first} .. {last} UTC (bar open times)")
+        from kpremia.eval.report import format_table
+
+        print(format_table(summary))
+        if writes:
+            print(summary["report_dir"])
+    windows = walk_forward_configs(cfg, loaded, split, eval_cfg.walk_forward)
+    seeds = [] if windows else test_market_seeds(cfg, split)
+    if not seeds and not windows:
+        return summary
+    markets = [summary]
+    for i, seed in enumerate(seeds, start=1):
+        drawn = {**cfg, "data": {**cfg["data"], "seed": seed}}
+        log.info("market %d/%d: data seed %d", i, len(seeds), seed)
+        markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
+                                        market_label=f"unseen market {i} of {len(seeds)}"))
+    if windows:
+        markets = []  # the windows cover the own test split: pair over them alone
+    for window, window_cfg in windows:
+        log.info("walk-forward window %d/%d", window[0], window[1])
+        markets.append(_evaluate_market(loaded, window_cfg, eval_cfg, split, ckpt, window=window,
+                                        market_label=f"walk-forward window {window[0]} of {window[1]}"))
+    from kpremia.eval.paired import paired_stats
+
+    lines = [(f"window {m['window']} ({m['period'][0][:10]} .. {m['period'][1][:10]})" if "window" in m
+              else f"data seed {m.get('data_seed')}") + f": {market_line(m)}" for m in markets]
+    paired = {}
+    for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold")):
+        diffs = [float(m["policy"]["return"]) - float(m["baselines"][reference]["return"])
+                 for m in markets if reference in m.get("baselines", {})]
+        if diffs:
+            paired[reference] = paired_stats(diffs, reference=label).as_dict()
+    if echo:
+        print(f"\n{len(markets)} walk-forward windows of the validation and test bars (eval.walk_forward; rules "
+              "refit on each window's past):" if windows else
+              f"\n{len(markets)} markets (the own test split and {len(seeds)} unseen draws, eval.test_markets):")
+        print("\n".join(f"  {line}" for line in lines))
+        for stats in paired.values():
+            print(paired_line(stats))
+    return {**summary, "markets": lines, "paired": paired}
+
+
+def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
+                         count: int) -> list[tuple[tuple[int, int, list[str]], dict[str, Any]]]:
+    """``count`` walk-forward windows over the data's validation and test bars, as run configs.
+
+    Window k's config splits the data at the window's first bar (train: everything before it, where
+    the rules are refit) and after its last (val: the window).  Only for ``test`` on the test split;
+    the window bounds are equal shares of the bars after the train split.  When the checkpoint was
+    trained on this data, its validation bars chose the checkpoint: the windows over them flatter it.
+    """
+    if count <= 0 or split != "test":
+        return []
+    market = load_market(cfg, ALL_SPLITS, normalizer=loaded.normalizer)
+    times = pd.DatetimeIndex([*market.tensors["val"].times[market.tensors["val"].valid_from:],
+                              *market.tensors["test"].times[market.tensors["test"].valid_from:]])
+    if len(times) < 2 * count:
+        raise UserError(f"eval.walk_forward={count} windows need at least {2 * count} bars after the train split; "
+                        f"the data has {len(times)}: use fewer windows or a longer file")
+    step = times[-1] - times[-2]
+    edges = [round(i * len(times) / count) for i in range(count + 1)]
+    region = [str(times[0]), str(times[-1])]
+    out = []
+    for k in range(count):
+        start = times[edges[k]]
+        end = times[edges[k + 1]] if edges[k + 1] < len(times) else times[-1] + step
+        split_cfg = {**(cfg["data"].get("split") or {}), "train_end": start.isoformat(), "val_end": end.isoformat(),
+                     "embargo_bars": 0}
+        out.append(((k + 1, count, region), {**cfg, "data": {**cfg["data"], "split": split_cfg}}))
+    return out
+
+
+def market_line(summary: dict[str, Any]) -> str:
+    """The policy's return and trades beside the band rule's and buy-and-hold's on one market."""
+    def ret(name: str) -> str:
+        metrics = summary["baselines"].get(name)
+        return "-" if not metrics else f"{100 * float(metrics['return']):+.2f} %"
+
+    policy = summary["policy"]
+    return (f"policy {100 * float(policy['return']):+.2f} % ({int(round(float(policy.get('n_trades', 0)))):,} trades), "
+            f"band rule {ret('premium_threshold')}, buy-and-hold {ret('buy_and_hold')}")
+
+
+def paired_line(stats: dict[str, Any]) -> str:
+    """``policy - band rule over n markets: mean +x.xx % [low, high], ... -> verdict`` for a person."""
+    def pct(value: float) -> str:
+        return "n/a" if value != value else f"{100 * value:+.2f} %"
+
+    return (f"policy - {stats['reference']} over {stats['n']} markets: mean {pct(stats['mean'])} "
+            f"[95 % interval {pct(stats['ci_low'])} .. {pct(stats['ci_high'])}], median {pct(stats['median'])}, "
+            f"IQM {pct(stats['iqm'])}, win rate {100 * stats['win_rate']:.0f} % -> {stats['verdict']}")
+
+
+def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, split: str, ckpt: str, *,
+                     market_label: str, with_curve: bool = False,
+                     window: tuple[int, int, list[str]] | None = None) -> dict[str, Any]:
+    """The policy and the baselines (fit on this market's train split) over one market's ``split``.
+
+    ``window`` (k, of n, the region's first and last bar): a walk-forward window, given as ``cfg``'s
+    split dates (its past is the train split the rules are fit on, the window is the val split).
+    """
+    module = loaded.module
+    splits = {"test": ALL_SPLITS, "val": TRAIN_SPLITS, "all": ("train", "all")}[split]
+    tensor_split, report_split = split, split
+    if window is not None:
+        splits, tensor_split, report_split = ("train", "val"), "val", f"walk{window[0]}of{window[1]}"
+    # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
+    market = load_market(cfg, splits, normalizer=loaded.normalizer)
+    training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
+    asked_cfg, cfg = cfg, training.resolve_bar_settings(cfg, market)
+    if market.spec.shapes != module.spec.shapes:
+        raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
+                        f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
+    target = market.tensors[tensor_split]
+    env = EnvConfig.of(cfg["env"])
+    scheme = env.scheme()
+    act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
+    log.info("%s %s on the %s split (%s): %s %s bars (the policy, then %d baseline(s))",
+             "testing" if split != "val" else "validating", ckpt, split, market_label,
+             f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
+    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
+    per_seed = [report_metrics(t) for t in traces]
+    policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
+    if len(per_seed) > 1:
+        policy.update({f"{k}_std": statistics.stdev(m[k] for m in per_seed)
+                       for k in ("return", "sharpe", "max_drawdown")})
+        policy["n_seeds"] = len(per_seed)
+
+    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
+                               options={**rule_options(eval_cfg.rule_levels), **model_options(market.manifest)})
+    fit_baselines(baselines, market.tensors["train"])
+    baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
+    run_dir = Path(ckpt).resolve().parent.parent
+    period = [str(target.times[target.valid_from]), str(target.times[-1])]
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, report_split)
+    extra = {"split": "walk-forward" if window else split, "market": market_label,
+             "checkpoint": str(Path(ckpt).resolve()),
+             "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
+             "identity": identity_digest(module.cfg), "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"),
+             "eval": eval_cfg.to_dict(), "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
+             "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
+             "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
+             "inserted_bars": inserted_bars(market.manifest),
+             "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
+    if window is not None:  # the windows are one setting: compare reads the region, not each window's dates
+        extra.update({"window": window[0], "windows": window[1], "setting_period": window[2]})
+    from kpremia.eval.report import summarise_traces, write_report
+
+    if split in ("test", "all"):
+        # Pictures of the run's own split only: an unseen draw is one number among many (its trace and trades
+        # are still written, and `test ... data.seed=<its seed>` draws its pictures).
+        summary = write_report(report_dir, traces[0], baseline_traces, {**extra, "policy_metrics": policy},
+                               plots=eval_cfg.plots and with_curve, stamp=report_stamp(extra),
+                               curve=_validation_curve(run_dir) if with_curve else None)
+        if with_curve:  # the run's own split only: an unseen draw must not replace its test/* numbers
+            from kpremia.run.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
+
+            log_test_report(cfg, run_dir, summary, report_dir)
+    else:
+        summary = summarise_traces(traces[0], baseline_traces, {**extra, "policy_metrics": policy})
+    return {**summary, "report_dir": str(report_dir) if split in ("test", "all") else None}
+
+
+def _validation_curve(run_dir: Path) -> pd.DataFrame | None:
+    """The run's validation curve from its ``metrics.csv`` (None when it logged none)."""
+    from kpremia.eval.curves import validation_curve
+
+    return validation_curve(run_dir)

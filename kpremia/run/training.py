@@ -1,0 +1,298 @@
+"""The training entry: data -> module -> Lightning Trainer -> run directory (`fit`).
+
+Kept free of Hydra so tests and notebooks can call it with a plain config dict
+(the CLI composes the config with Hydra, resolves it, and calls these).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from kpremia.algos.base import RLModule
+from kpremia.core.bars import DEFAULT_BAR, bar_minutes, bar_of_minutes, bars_setting, timeframe_label
+from kpremia.core.config import checkpoint_of
+from kpremia.core.console import progress_bars_wanted, tame_lightning_logging
+from kpremia.core.errors import UserError
+from kpremia.core.registry import ALGOS
+from kpremia.core.spec import ObsSpec
+from kpremia.core.threads import AUTO, available_cores, resolve_threads
+from kpremia.data.market import MarketData, Normalizer
+from kpremia.envs.experiment import TRAIN_SPLITS, load_market
+from kpremia.run.epoch_lines import EpochLines
+from kpremia.run.resume import csv_history
+from kpremia.run.run_files import FAILED, write_run_files
+
+log = logging.getLogger(__name__)
+
+# env settings given in bars or as durations ("4h"): turned into bars of the run's bar size once the data is loaded
+BAR_SETTINGS = ("decision_every", "max_steps")
+
+
+def apply_threads(cfg: dict[str, Any], *, auto: int | None = None) -> int:
+    """Set torch's intra-op threads from ``torch_threads`` (:mod:`kpremia.core.threads`); return the count in use."""
+    threads = resolve_threads(cfg, auto=auto)
+    if threads:
+        torch.set_num_threads(threads)
+        log.info("torch threads: %d (torch_threads=%s; %d core(s) available)", threads,
+                 cfg.get("torch_threads", AUTO), available_cores())
+    return torch.get_num_threads()
+
+
+def resolve_bar_settings(cfg: dict[str, Any], market: MarketData) -> dict[str, Any]:
+    """``cfg`` with ``env.decision_every`` / ``env.max_steps`` in bars of the market's bar size.
+
+    The one rule (docs/data.md): a number is bars of the run's bar size, a duration
+    (``"4h"``, ``"1000h"``) is ``round(duration / bar)`` bars, at least one.  What was
+    given and what it became go into the market's manifest (``bar_settings``).
+    """
+    env = dict(cfg["env"])
+    record = {}
+    for key in BAR_SETTINGS:
+        given = env.get(key)
+        bars = bars_setting(given, market.bar, f"env.{key}")
+        if isinstance(given, str) and bars is not None:
+            log.info("env.%s=%s is %d bar%s of %s", key, given, bars, "" if bars == 1 else "s",
+                     timeframe_label(market.bar))
+        env[key] = bars
+        record[key] = {"given": given, "bars": bars}
+    market.manifest = {**(market.manifest or {}), "bar_settings": record}
+    return {**cfg, "env": env}
+
+
+def check_bar_size(trained_minutes: float, market: MarketData, what: str) -> None:
+    """Refuse to act on bars of another size than the checkpoint's, in one line.
+
+    A policy's windows, features' look-backs (in bars), decision interval and normaliser
+    statistics are all at its training bar size; on other bars it would see another market.
+    """
+    if abs(trained_minutes - market.bar_minutes) > 1e-9:
+        trained = timeframe_label(bar_of_minutes(trained_minutes))
+        got = timeframe_label(market.bar)
+        raise UserError(f"the checkpoint was trained on {trained} bars but the data gives {got} bars; {what} it on "
+                        f"{trained} bars (data.timeframe={trained}, or a file of {trained} bars or finer with "
+                        f"data.timeframe={trained})")
+
+
+VAL_DRAW_SEED_OFFSET = 500
+
+
+def val_draw_seeds(cfg: dict[str, Any]) -> list[int]:
+    """Data seeds of the extra validation draws of ``eval.val_draws`` (none for a single market)."""
+    draws = int((cfg.get("eval") or {}).get("val_draws", 1))
+    if draws <= 1:
+        return []
+    if cfg["data"].get("name") != "synthetic":
+        raise UserError(f"eval.val_draws={draws} needs a generated market (data=synthetic); a data file is one "
+                        "market: set eval.val_draws=1 and lengthen the validation split (data.split.*) instead")
+    base = int(cfg["data"].get("seed", cfg["seed"]))
+    return [base * 1000 + VAL_DRAW_SEED_OFFSET + j for j in range(1, draws)]
+
+
+def load_val_draws(cfg: dict[str, Any], market: MarketData) -> list[Any]:
+    """The val splits of other draws of the run's generated market, scaled by the run's normaliser.
+
+    Only their validation split is built: nothing of them is trained on, and the band rule
+    the policy is scored against stays the one fit on the run's own train split.
+    """
+    out = []
+    for seed in val_draw_seeds(cfg):
+        draw = load_market({**cfg, "data": {**cfg["data"], "seed": seed}}, ("val",), normalizer=market.normalizer)
+        out.append(draw.tensors["val"])
+    return out
+
+
+def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) -> RLModule:
+    return ALGOS.get(cfg["algo"]["name"])(cfg, spec, market)
+
+
+class LoadedCheckpoint(NamedTuple):
+    """A checkpoint's module (eval mode) with the normaliser, config and bar size it was trained with."""
+
+    module: RLModule
+    normalizer: Normalizer | None
+    cfg: dict[str, Any]
+    bar_minutes: float = 15.0
+
+
+def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
+    """Rebuild a module from a checkpoint alone, with its saved normaliser (None in very old checkpoints).
+
+    The normaliser is the one fitted on the run's train split; ``validate``, ``test`` and
+    ``live`` scale every observation with it, whatever data they run on.
+    """
+    from kpremia.core.plugin_origins import require_plugins
+    from kpremia.run.checkpoint_peek import peek_checkpoint
+
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} not found; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    require_plugins(peek_checkpoint(path), path)  # not a checkpoint, or its plug-in missing: one line
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        hp = ckpt["hyper_parameters"]
+        cfg, spec = hp["cfg"], ObsSpec.from_dict(hp["spec"])
+    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, AttributeError, RuntimeError, EOFError,
+            OSError) as exc:  # a text file, another framework's checkpoint, a truncated download
+        raise UserError(f"{str(path)!r} is not a kpremia checkpoint ({type(exc).__name__}); "
+                        "pass a .ckpt file written by `python -m kpremia fit`") from None
+    module = build_module(cfg, spec, market=None)
+    module.load_state_dict(ckpt["state_dict"])
+    module.eval()
+    saved = (ckpt.get("kpremia") or {}).get("normalizer")
+    normalizer = Normalizer.from_state_dict(saved) if saved else None
+    return LoadedCheckpoint(module, normalizer, cfg, checkpoint_bar_minutes(ckpt))
+
+
+def checkpoint_bar_minutes(ckpt: dict[str, Any]) -> float:
+    """The bar size a checkpoint was trained on, in minutes.
+
+    Checkpoints written before the bar size was a setting were all trained on 15m bars.
+    """
+    value = (ckpt.get("kpremia") or {}).get("bar_minutes")
+    return float(value) if value is not None else bar_minutes(DEFAULT_BAR)
+
+
+def load_module(ckpt_path: str | os.PathLike) -> RLModule:
+    """Rebuild a module from a checkpoint alone (config and spec are saved in it)."""
+    return load_checkpoint(ckpt_path).module
+
+
+def _loggers(cfg: dict[str, Any], run_dir: Path) -> list[Any]:
+    from kpremia.run.loggers import build_logger
+
+    return [build_logger(cfg, run_dir)]
+
+
+# The run directory holds config.yaml / meta.json before the CSV logger starts; its
+# "directory exists and is not empty" warning would only alarm users.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# A resumed run writes into its own checkpoints/ folder on purpose (kpremia.run.resume).
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+
+
+# trainer-group keys read by the module, not by lightning.Trainer
+_MODULE_KEYS = ("max_epochs", "onednn_update")
+
+
+def prime_csv_loggers(loggers: list[Any], rows: list[dict[str, float]]) -> None:
+    """Hand a CSV logger the rows logged before a resume, so its fresh ``metrics.csv`` starts with them."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and rows:
+            writer = logger.experiment  # creating it removes the old file; the rows are written back first
+            for row in rows:
+                step = int(row.get("step", 0))
+                writer.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
+
+
+def build_trainer(cfg: dict[str, Any], run_dir: Path, module: RLModule, *, extra_callbacks: list | None = None,
+                  max_epochs: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
+    algo, tcfg = cfg["algo"], dict(cfg["trainer"])
+    tame_lightning_logging()
+    extra_callbacks = list(extra_callbacks or [])
+    # A redrawn bar floods a log file: off a terminal, one line per epoch instead (kpremia.core.console); and
+    # whenever there is no bar (debug=fast switches it off), so a run always shows how it is going.
+    if not (tcfg.get("enable_progress_bar", True) and progress_bars_wanted()):
+        tcfg["enable_progress_bar"] = False
+        extra_callbacks.append(EpochLines())
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+        monitor=algo.get("monitor", "val/excess_return"), mode=algo.get("monitor_mode", "max"), save_top_k=1,
+    )
+    # The newest state, always (ModelCheckpoint's save_last only writes when a top-k file was
+    # saved in the same step, so "last" could lag behind an epoch that was not the best).
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
+    trainer = L.Trainer(
+        accelerator=tcfg.pop("accelerator", "cpu"), devices=tcfg.pop("devices", 1),
+        strategy=tcfg.pop("strategy", "auto"), num_nodes=tcfg.pop("num_nodes", 1),
+        precision=tcfg.pop("precision", "32-true"), max_epochs=max_epochs or tcfg.pop("max_epochs", None) or 1,
+        callbacks=[checkpoint, latest, *extra_callbacks], logger=_loggers(cfg, run_dir),
+        default_root_dir=str(run_dir), use_distributed_sampler=False, num_sanity_val_steps=0,
+        enable_model_summary=False, reload_dataloaders_every_n_epochs=1,  # the last epoch may be shorter
+        **{k: v for k, v in tcfg.items() if k not in _MODULE_KEYS},
+    )
+    return trainer, checkpoint
+
+
+def saved_best_score(checkpoint: ModelCheckpoint) -> float | None:
+    """The best score stored in the best checkpoint file.
+
+    Under ``ddp_spawn`` Lightning hands only the best checkpoint's path back to the
+    launching process, not its score; without this, ``fit`` would return None to a
+    sweeper (an Optuna multirun with ddp_spawn would fail on every trial).
+    """
+    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False).get("callbacks", {})
+    score = state.get(checkpoint.state_key, {}).get("best_model_score")
+    return float(score) if score is not None else None
+
+
+def _log_budget(cfg: dict[str, Any], module: RLModule, world_size: int) -> None:
+    """Say what the budget runs: rounds (rollouts), env steps and epochs, and any rounding up."""
+    asked = int(cfg["algo"]["total_env_steps"])
+    per_round = module.env_steps_per_round(world_size)
+    rounds = module.total_rounds(world_size)
+    epochs = module.max_epochs(world_size)
+    last = module.rounds_in_epoch(epochs - 1, world_size)
+    rounded = "" if rounds * per_round == asked else f" (algo.total_env_steps={asked:,} rounded up to whole rounds)"
+    shape = (f"{epochs} epoch(s) of {cfg['algo']['rollouts_per_epoch']} round(s)" if epochs == 1 or
+             last == cfg["algo"]["rollouts_per_epoch"] else
+             f"{epochs} epochs of {cfg['algo']['rollouts_per_epoch']} round(s), the last of {last}")
+    stop = cfg["trainer"].get("max_epochs")
+    log.info("budget: %s env steps = %d round(s) of %s env steps%s, in %s, a validation after each epoch%s",
+             f"{rounds * per_round:,}", rounds, f"{per_round:,}", rounded, shape,
+             f"; stopping after epoch {stop} (trainer.max_epochs)" if stop else "")
+
+
+def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Train per ``cfg``; write the run directory; return the best validation score and paths."""
+    L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    apply_threads(cfg)
+    market = load_market(cfg, TRAIN_SPLITS)
+    cfg = resolve_bar_settings(cfg, market)
+    ckpt = checkpoint_of(cfg)
+    if ckpt and not Path(ckpt).is_file():
+        raise UserError(f"ckpt {ckpt!r} not found; pass the path of a .ckpt file to resume from")
+    resumed_at, history = None, []
+    if ckpt:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        check_bar_size(checkpoint_bar_minutes(saved), market, "resume")
+        resumed_at = int((saved.get("kpremia") or {}).get("env_steps", 0))
+        history = csv_history(run_dir, resumed_at)  # the CSV logger starts a fresh file: keep what came before
+        (run_dir / FAILED).unlink(missing_ok=True)  # an earlier failure of this run is what the resume mends
+    market.val_draws = load_val_draws(cfg, market)
+    module = build_module(cfg, market.spec, market)
+    trainer, checkpoint = build_trainer(cfg, run_dir, module)
+    # trainer.max_epochs stops a run early without changing its schedules (e.g. to
+    # resume it later); by default the budget algo.total_env_steps decides.
+    trainer.fit_loop.max_epochs = cfg["trainer"].get("max_epochs") or module.max_epochs(trainer.world_size)
+    _log_budget(cfg, module, trainer.world_size)
+    if trainer.is_global_zero:
+        write_run_files(run_dir, module.cfg, market.manifest,  # env and algo under today's key names
+                        resumed_from=str(Path(ckpt).resolve()) if ckpt else None, resumed_at_env_steps=resumed_at)
+        if ckpt:
+            log.info("resuming %s at %s env steps", ckpt, f"{resumed_at:,}")
+            prime_csv_loggers(trainer.loggers, history)
+    trainer.fit(module, ckpt_path=ckpt)
+    if module._trainer is None:  # ddp_spawn: the launching process gets the weights back, detached
+        module.trainer = trainer
+    best = checkpoint.best_model_score
+    if best is None and checkpoint.best_model_path:
+        best = saved_best_score(checkpoint)
+    return {
+        "best_score": float(best) if best is not None else None,
+        "best_model_path": checkpoint.best_model_path,
+        "last_model_path": str(run_dir / "checkpoints" / "last.ckpt"),
+        "env_steps": module.env_steps,
+        "module": module,
+    }
