@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from kpremia.app import commands
 from kpremia.core.compose import compose_config
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
+from kpremia.core.run_dirs import new_run_dir
 from kpremia.run.checkpoints import resolve_checkpoints
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,6 @@ def _compose(overrides: Sequence[str]) -> dict[str, Any]:
         raise UserError(" ".join(str(exc).split()).split(" Config search path:")[0]) from None
 
 
-def _new_run_dir(cfg: Mapping[str, Any], name: str | None = None) -> Path:
-    """``<paths.runs_dir>/<date>_<time>_<experiment_name or name>``, as the CLI names it (unique in this process)."""
-    root = Path(runs_root(cfg))
-    stem = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{name or cfg.get('experiment_name') or 'run'}"
-    candidate, n = root / stem, 1
-    while candidate.exists():
-        candidate, n = root / f"{stem}_{n}", n + 1
-    return candidate
-
-
 def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> FitResult:
     """Train as ``python -m kpremia fit <overrides>`` does; return where everything went.
 
@@ -101,7 +91,7 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
             raise UserError(done)
         run_dir = run_dir or run_dir_of(ckpt)
     validate_config(cfg)
-    target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg)
+    target = Path(run_dir) if run_dir is not None else new_run_dir(cfg)
     result = training.fit(cfg, target)
     log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
     return FitResult(run_dir=target, best_checkpoint=Path(result["best_model_path"]) if result["best_model_path"]
@@ -152,7 +142,7 @@ def backtest(policy: Any = None, overrides: Sequence[str] = (), *, run_dir: str 
     cfg = _compose(overrides)
     check_inputs("backtest", cfg, overrides)
     validate_config(cfg)
-    target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, "backtest")
+    target = Path(run_dir) if run_dir is not None else new_run_dir(cfg, "backtest")
     if policy is None:
         from kpremia.run.rules_backtest import run_rules_backtest
 

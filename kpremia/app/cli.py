@@ -264,7 +264,9 @@ def _run_hydra(command: str, args: list[str]) -> int:
                 return 0
     extra: list[str] = []
     if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
-        extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]
+        from kpremia.core.run_dirs import hydra_run_dir
+
+        extra = [f"hydra.run.dir={hydra_run_dir('backtest')}"]
     elif command != "fit":
         # validate / test write into the checkpoint's run directory, live into live.state_dir.
         extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
