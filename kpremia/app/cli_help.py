@@ -129,6 +129,11 @@ Settle a HALTED session's book mismatch by adopting one side, journaled. See doc
 }
 
 
+def has_help(command: str) -> bool:
+    """Whether kpremia writes ``command``'s ``--help`` (``data``, ``compare``, ``study`` have argparse's)."""
+    return command in COMMAND_HELP or command in OTHER_HELP
+
+
 def command_help(command: str) -> str:
     """The help text of ``command`` (a Hydra command gets the footer naming ``--hydra-help``)."""
     if command in COMMAND_HELP:

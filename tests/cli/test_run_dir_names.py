@@ -11,7 +11,13 @@ import yaml
 
 import kpremia
 from kpremia.app.cli import main
-from kpremia.core.run_dirs import STAMP, hydra_run_dir, hydra_sweep_dir, new_run_dir, run_dir_name
+from kpremia.core.run_dirs import (
+    STAMP,
+    hydra_run_dir,
+    hydra_sweep_dir,
+    new_run_dir,
+    run_dir_name,
+)
 
 CONFIG = Path(kpremia.__file__).parent / "configs" / "config.yaml"
 SHAPE = re.compile(r"(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)_(.+)")  # written out, not taken from the module under test
