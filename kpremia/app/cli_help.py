@@ -143,6 +143,6 @@ def command_help(command: str) -> str:
 
 def version_line() -> str:
     """``kpremia <version> (python <x.y.z>)``: no torch import, so it answers at once."""
-    from kpremia import __version__
+    from kpremia.core.version import __version__
 
     return f"kpremia {__version__} (python {sys.version.split()[0]})"
