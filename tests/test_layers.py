@@ -200,3 +200,45 @@ def test_the_checks_fail_on_a_planted_run_to_live_import(tmp_path: Path) -> None
 def test_a_module_missing_from_the_table_is_reported(tmp_path: Path) -> None:
     src = _tree(tmp_path, {**_CLEAN, "kpremia.newpkg.thing": "x = 1\n"})
     assert unplaced_modules(src, layer_table()) == ["kpremia.newpkg", "kpremia.newpkg.thing"]
+
+
+def layout_files(doc: Path | None = None) -> set[str]:
+    """The files the module map of docs/architecture.md places, as paths (``kpremia/live/loop/runner.py``).
+
+    The map is an indented tree between the layout markers: a line's first word is a folder
+    (ending in ``/``) or a file, and belongs to the nearest folder above it indented less.
+    """
+    text = (doc or DOC).read_text()
+    block = re.search(r"<!-- layout: begin.*?-->(.*?)<!-- layout: end -->", text, re.DOTALL)
+    assert block, "docs/architecture.md lost its layout markers"
+    folders: list[tuple[int, str]] = []
+    files: set[str] = set()
+    for line in block.group(1).splitlines():
+        if not line.strip():
+            continue
+        indent, word = len(line) - len(line.lstrip()), line.split()[0]
+        while folders and folders[-1][0] >= indent:
+            folders.pop()
+        path = "".join(name for _, name in folders) + word
+        if word.endswith("/"):
+            folders.append((indent, word))
+        elif word.endswith(".py"):
+            files.add(path)
+    return files
+
+
+def test_the_module_map_places_every_module() -> None:
+    """docs/architecture.md's module map names each module of the package in its folder, and no other."""
+    on_disk = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" or p.parent in (PACKAGE, PACKAGE / "configs")}
+    mapped = layout_files()
+    assert not on_disk - mapped, f"add to the module map in docs/architecture.md: {sorted(on_disk - mapped)}"
+    assert not mapped - on_disk, f"the module map names files that do not exist: {sorted(mapped - on_disk)}"
+
+
+def test_the_module_map_reader_follows_the_indentation(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    doc.write_text("<!-- layout: begin -->\n    kpremia/\n      a.py   x\n      live/   y\n        loop/\n"
+                   "          runner.py  z\n        config.py\n      cli.py\n<!-- layout: end -->\n")
+    assert layout_files(doc) == {"kpremia/a.py", "kpremia/live/loop/runner.py", "kpremia/live/config.py",
+                                 "kpremia/cli.py"}
