@@ -1,5 +1,7 @@
 """What a new run's directory is called: ``<paths.runs_dir>/<date>_<time>_<label>``, the one rule.
 
+Also where a sweep (``multirun/<date>_<time>``) and a study (``studies/<experiment>``) go.
+
 Why one place: the CLI's run directories are named by Hydra (``hydra.run.dir`` in
 ``configs/config.yaml``, and ``backtest``'s own pattern), the Python API's by
 :func:`new_run_dir`; ``compare``, ``study`` and users find runs by that shape.  The Hydra
@@ -18,6 +20,7 @@ from kpremia.core.config import runs_root
 
 STAMP = "%Y-%m-%d_%H-%M-%S"  # local time, as Hydra's ${now:...} writes it
 MULTIRUN = "multirun"  # the folder of the sweeps under the runs directory
+STUDIES = "studies"  # the folder of the studies (`python -m kpremia study`) under the runs directory
 
 
 def run_dir_name(label: str, when: datetime | None = None) -> str:
@@ -38,6 +41,11 @@ def new_run_dir(cfg: Mapping[str, Any], label: str | None = None) -> Path:
     while candidate.exists():
         candidate, n = root / f"{stem}_{n}", n + 1
     return candidate
+
+
+def study_dir(cfg: Mapping[str, Any]) -> Path:
+    """A study's default directory: ``<paths.runs_dir>/studies/<experiment_name>`` (resumable, so no stamp)."""
+    return Path(runs_root(cfg)) / STUDIES / run_label(cfg)
 
 
 def hydra_run_dir(label: str = "${experiment_name}") -> str:

@@ -56,3 +56,15 @@ def test_the_cli_and_the_api_name_a_backtest_run_alike(tmp_path: Path, capsys) -
     by_api = Path(kpremia.backtest(overrides=args)["report_dir"]).parent
     assert by_cli.parent == by_api.parent == runs and by_cli != by_api
     assert _stamp_and_label(by_cli.name)[1] == _stamp_and_label(by_api.name)[1] == "backtest"
+
+
+def test_a_study_and_a_sweep_go_where_the_rule_says(tmp_path: Path) -> None:
+    """A study's default directory (run.study) and the multirun folder wandb groups by (run.loggers)."""
+    from kpremia.core.run_dirs import study_dir
+    from kpremia.run.loggers import _multirun_group
+    from kpremia.run.study import default_dir
+
+    assert default_dir(["experiment=mlp_ppo", f"paths.runs_dir={tmp_path}"]) == tmp_path / "studies" / "mlp_ppo"
+    assert study_dir({"paths": {"runs_dir": str(tmp_path)}, "experiment_name": "x"}) == tmp_path / "studies" / "x"
+    job = tmp_path / "multirun" / "2025-03-04_05-06-07" / "0_mlp_ppo_seed0"
+    assert _multirun_group(job) == "2025-03-04_05-06-07" and _multirun_group(tmp_path / "run") is None
