@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from kpremia.core.version import __version__
 
 _API = ("fit", "test", "validate", "backtest", "compare", "inspect", "load_policy", "FitResult", "Policy")
 __all__ = ["__version__", *_API]

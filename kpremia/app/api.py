@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,11 @@ import numpy as np
 import torch
 
 from kpremia.app import commands
+from kpremia.app.command_table import command as command_of
 from kpremia.core.compose import compose_config
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
+from kpremia.core.run_dirs import new_run_dir
 from kpremia.run.checkpoints import resolve_checkpoints
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,6 @@ def _compose(overrides: Sequence[str]) -> dict[str, Any]:
         raise UserError(" ".join(str(exc).split()).split(" Config search path:")[0]) from None
 
 
-def _new_run_dir(cfg: Mapping[str, Any], name: str | None = None) -> Path:
-    """``<paths.runs_dir>/<date>_<time>_<experiment_name or name>``, as the CLI names it (unique in this process)."""
-    root = Path(runs_root(cfg))
-    stem = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{name or cfg.get('experiment_name') or 'run'}"
-    candidate, n = root / stem, 1
-    while candidate.exists():
-        candidate, n = root / f"{stem}_{n}", n + 1
-    return candidate
-
-
 def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> FitResult:
     """Train as ``python -m kpremia fit <overrides>`` does; return where everything went.
 
@@ -87,33 +78,39 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
     ``trainer.*`` and ``algo.total_env_steps`` may change; see ``kpremia.run.resume``).  ``run_dir``
     replaces the generated ``runs/<date>_<time>_<experiment>`` directory of a new run.
     """
-    from kpremia.app.config_checks import validate_config
-    from kpremia.run import training
-    from kpremia.run.resume import finished_line, resume_config, run_dir_of
-
     overrides = list(overrides)
     cfg = _compose(overrides)
-    if checkpoint_of(cfg):
+    named = cfg
+    if checkpoint_of(cfg):  # as `fit ckpt=` does: the run's own directory, nothing to do if it is finished
+        from kpremia.run.resume import finished_line, resume_config, run_dir_of
+
         ckpt = commands.one_checkpoint(cfg, which="last").resolve()
-        cfg = resume_config(cfg, ckpt, overrides)
-        done = finished_line(cfg, ckpt)
+        named = resume_config(cfg, ckpt, overrides)
+        done = finished_line(named, ckpt)
         if done is not None:
             raise UserError(done)
+        cfg = {**cfg, "ckpt": str(ckpt)}
         run_dir = run_dir or run_dir_of(ckpt)
-    validate_config(cfg)
-    target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg)
-    result = training.fit(cfg, target)
-    log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
+    target = _run_dir("fit", named, run_dir)
+    result = commands.dispatch("fit", cfg, target, overrides)
     return FitResult(run_dir=target, best_checkpoint=Path(result["best_model_path"]) if result["best_model_path"]
                      else None, last_checkpoint=Path(result["last_model_path"]), best_score=result["best_score"],
                      env_steps=int(result["env_steps"]), config=result["module"].cfg)
+
+
+def _run_dir(command: str, cfg: Mapping[str, Any], given: str | Path | None) -> Path | None:
+    """``given``, or the new run directory the command table says ``command`` makes (None: it makes none)."""
+    if given is not None:
+        return Path(given)
+    spec = command_of(command)
+    return new_run_dir(cfg, spec.label) if spec.run_dir == "new" else None
 
 
 def _evaluate(command: str, ckpt: str | Path, overrides: Sequence[str]) -> Any:
     overrides = [o for o in overrides if not o.startswith("ckpt=")]
     cfg = _compose(overrides)
     cfg["ckpt"] = str(ckpt)
-    return commands.evaluate(command, cfg, overrides)
+    return commands.dispatch(command, cfg, None, overrides)
 
 
 def test(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any] | list[dict[str, Any]]:
@@ -145,19 +142,19 @@ def backtest(policy: Any = None, overrides: Sequence[str] = (), *, run_dir: str 
     trains on) and the report holds the same files as ``test``'s (see :mod:`kpremia.run.policy_backtest`).
     Writes ``runs/<date>_<time>_backtest/`` (or ``run_dir``); returns the summary with ``report_dir``.
     """
-    from kpremia.app.config_checks import validate_config
     from kpremia.run.input_checks import check_inputs
 
     overrides = list(overrides)
     cfg = _compose(overrides)
     check_inputs("backtest", cfg, overrides)
-    validate_config(cfg)
-    target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, "backtest")
+    target = _run_dir("backtest", cfg, run_dir)
+    assert target is not None  # the table gives backtest a new run directory
     if policy is None:
-        from kpremia.run.rules_backtest import run_rules_backtest
-
-        return {**run_rules_backtest(cfg, target), "report_dir": str(target / "report")}
+        return {**commands.dispatch("backtest", cfg, target, overrides), "report_dir": str(target / "report")}
+    from kpremia.app.config_checks import validate_config
     from kpremia.run.policy_backtest import run_policy_report
+
+    validate_config(cfg)
 
     return run_policy_report(policy, cfg, target)
 

@@ -1,8 +1,10 @@
 """Command line: ``python -m kpremia <command> [hydra overrides]``.
 
-``fit``, ``validate``, ``test`` and ``live`` are real ``@hydra.main`` applications
-(``--help``, ``--cfg job``, ``-m``/``--multirun`` and sweeper plug-ins work);
-``list``, ``data`` and ``compare`` are plain argparse commands.
+The commands and what each needs are one table (:mod:`kpremia.app.command_table`), which
+the Python API dispatches through too.  ``fit``, ``validate``, ``test``, ``backtest``, ``live``
+and ``serve`` are real ``@hydra.main`` applications (``--cfg job``, ``-m``/``--multirun`` and
+sweeper plug-ins work; ``--help`` is kpremia's own, :mod:`kpremia.app.cli_help`); the others
+are plain commands on their words (:mod:`kpremia.app.plain_commands`).
 
 User mistakes end in one line on stderr naming the problem and the fix, and
 exit code 2 — never a traceback.  Overrides are checked with Hydra's compose API
@@ -19,31 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kpremia.app.command_table import COMMANDS, HYDRA_COMMANDS, Command, command_list
+from kpremia.app.command_table import command as command_of
+from kpremia.app.plain_commands import hydra_message, run_plain
 from kpremia.core.errors import SessionHalted, SessionStopped, StorageFailed, UserError
 
-HYDRA_COMMANDS = ("fit", "validate", "test", "backtest", "live", "serve")
-OTHER_COMMANDS = ("list", "data", "compare", "study", "live-report", "live-resolve")
-USAGE = """usage: python -m kpremia <command> [options or hydra overrides]
+USAGE = f"""usage: python -m kpremia <command> [options or hydra overrides]
 
 commands:
-  fit        train an agent (e.g. `fit experiment=gru_attn_ppo`); prints the run directory last
-  validate   evaluate a checkpoint on the validation split (`validate ckpt=<path>`)
-  test       evaluate a checkpoint on the test split and write report/ (`test ckpt=<path>`)
-  backtest   the rules on a data file, no checkpoint: band rule, z-score band, buy-and-hold, cash,
-             random, oracle (`backtest data=csv data.path=<file>`; writes runs/<time>_backtest/report/)
-  live       run a checkpoint (or a rule) on new bars: paper by default, crash-safe
-             (`live ckpt=<path> live.state_dir=<dir>`; see docs/live.md)
-  serve      the control API and status page over a checkpoint (`serve ckpt=<path>`; see docs/live.md)
-  live-report  replay a live session's journal through the simulator: fill, fee and PnL gaps
-             (`live-report state_dir=<dir>`)
-  live-resolve  settle a HALTED session's book mismatch by adopting one side, journaled
-             (`live-resolve state_dir=<dir> adopt=broker|journal reason="..."`; see docs/live.md)
-  list       list the registered plug-ins (encoders, algos, action schemes, data sources, baselines)
-  data       `data fetch ...` real history through ccxt, `data inspect <path> [data.* options]` coverage and
-             premium stats
-  compare    one table of test metrics across run directories or a multirun directory
-  study      fit an experiment over seeds (through a Hydra launcher), test each, compare; resumable
-             (`study --seeds 0-19 experiment=gru_attn_ppo hydra/launcher=cores`; see docs/scale.md)
+{command_list()}
 
 `python -m kpremia <command> --help` says what a command does, its main keys and examples;
 `python -m kpremia fit --hydra-help` is Hydra's full help (every config group); `--cfg job` prints the
@@ -62,18 +48,8 @@ def _error(message: str) -> int:
 
 
 def _hydra_message(exc: BaseException) -> str:
-    """Hydra's exception text squeezed into one line with a fix."""
-    text = " ".join(str(exc).split())
-    text = text.split(" Config search path:")[0]  # Hydra appends its search path; not a fix
-    low = text.lower()
-    command = _command if _command in (*HYDRA_COMMANDS, "live-report", "live-resolve") else "fit"
-    if "could not override" in low or "key '" in low and "not in struct" in low:
-        return (f"{text} — check the key with `python -m kpremia {command} --cfg job` or add a new one with "
-                "+key=value")
-    if "could not find" in low or "in list of" in low:
-        return f"{text} — pick one of the listed options (see `python -m kpremia {command} --help`)"
-    return (f"{text} — quote a value holding ( ) [ ] {{ }} , = or spaces, e.g. 'data.path=\"my file (1).csv\"' "
-            f"(see `python -m kpremia {command} --help`)")
+    """Hydra's exception text squeezed into one line with a fix, pointing to the running command's help."""
+    return hydra_message(exc, _command)
 
 
 def _first_combination(overrides: list[str]) -> list[str]:
@@ -156,8 +132,11 @@ def _check_launcher(args: list[str], resolved: dict[str, Any]) -> None:
 
 
 def _positional_run_dir(command: str, args: list[str]) -> list[str]:
-    """``test <dir>`` / ``validate <dir>``: a directory before the overrides means ``ckpt=<dir>``."""
-    if command not in ("test", "validate"):
+    """``test <dir>`` / ``validate <dir>``: a directory before the overrides means ``ckpt=<dir>``.
+
+    So for every command that needs a checkpoint (the table's ``checkpoint="needed"``).
+    """
+    if command_of(command).checkpoint != "needed":
         return args
     bare = [a for a in args if "=" not in a and not a.startswith("-")]
     if not bare:
@@ -227,7 +206,7 @@ def _add_plugin_config_search_path() -> None:
 
 def _failed(run_dir: Path, exc: BaseException) -> None:
     """A failed ``fit`` or ``backtest`` leaves no bare run directory (see :func:`kpremia.run.run_files.mark_failed`)."""
-    if _command in ("fit", "backtest"):
+    if command_of(_command).marks_failures:
         from kpremia.run.run_files import mark_failed
 
         kept = mark_failed(run_dir, exc)
@@ -239,6 +218,20 @@ class _Finished(Exception):
     """``fit ckpt=<a finished run>``: the one line that says so (exit 0, nothing run)."""
 
 
+def _hydra_run_dir_args(spec: Command) -> list[str]:
+    """Where Hydra puts the command's run: a new ``<date>_<time>_<label>`` directory, or none at all.
+
+    A new run directory is named by :mod:`kpremia.core.run_dirs` (config.yaml's ``hydra.run.dir``
+    for the experiment's name, the table's ``label`` otherwise, e.g. ``backtest``); the other
+    commands write beside their checkpoint (validate / test) or into ``live.state_dir``.
+    """
+    if spec.run_dir == "new":
+        from kpremia.core.run_dirs import hydra_run_dir
+
+        return [] if spec.label is None else [f"hydra.run.dir={hydra_run_dir(spec.label)}"]
+    return ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
+
+
 def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -247,6 +240,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
 
     global _command
     _command = command
+    spec = command_of(command)
     os.environ["KPREMIA_COMMAND"] = command  # Lightning's ddp re-launches `python -m kpremia <overrides>`
     _add_plugin_config_search_path()
     if "--hydra-help" in args:  # Hydra's own generated help (every config group), as `--help` used to be
@@ -254,7 +248,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
     passthrough = any(a.split("=")[0] in _HYDRA_FLAGS for a in args)
     args = _positional_run_dir(command, args)
     if not passthrough:
-        resuming = command == "fit" and any(a.startswith("ckpt=") and a != "ckpt=" for a in args)
+        resuming = spec.checkpoint == "resume" and any(a.startswith("ckpt=") and a != "ckpt=" for a in args)
         resolved = _precheck(args, validate=not resuming)  # a resume checks the checkpoint's config instead
         if resuming:
             try:
@@ -262,12 +256,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
             except _Finished as finished:
                 print(finished, flush=True)
                 return 0
-    extra: list[str] = []
-    if command == "backtest":  # its own run directory: runs/<date>_<time>_backtest/
-        extra = ["hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d}_${now:%H-%M-%S}_backtest"]
-    elif command != "fit":
-        # validate / test write into the checkpoint's run directory, live into live.state_dir.
-        extra = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
+    extra = _hydra_run_dir_args(spec)
 
     @hydra.main(config_path="pkg://kpremia.configs", config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> Any:
@@ -329,7 +318,7 @@ def _run_job(cfg: Any, run_dir: Path) -> Any:
     resolved, claim = plan_job(resolved, launcher, job_num=int(hc.job.num), sweep_dir=Path(hc.sweep.dir),
                                threads_given=threads_given)
     try:
-        if _command == "fit" and resolved.get("ckpt"):
+        if command_of(_command).checkpoint == "resume" and resolved.get("ckpt"):
             _check_resume_dir(str(resolved["ckpt"]), run_dir)
         return commands.run(_command, resolved, run_dir, overrides=overrides)
     finally:
@@ -367,8 +356,7 @@ def _sweep_outcome() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # A DDP child re-launched by Lightning carries the command in the environment.
-    if os.environ.get("LOCAL_RANK") and os.environ.get("KPREMIA_COMMAND") and (not argv or argv[0] not in (
-            *HYDRA_COMMANDS, *OTHER_COMMANDS)):
+    if os.environ.get("LOCAL_RANK") and os.environ.get("KPREMIA_COMMAND") and (not argv or argv[0] not in COMMANDS):
         argv = [os.environ["KPREMIA_COMMAND"], *argv]
     if not argv or argv[0] in _HELP_FLAGS:
         print(USAGE, end="")
@@ -379,11 +367,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version_line())
         return 0
-    if command in (*HYDRA_COMMANDS, "list", "live-report", "live-resolve") and any(a in _HELP_FLAGS[:2] for a in rest):
-        from kpremia.app.cli_help import command_help
+    if any(a in _HELP_FLAGS[:2] for a in rest):
+        from kpremia.app.cli_help import command_help, has_help
 
-        print(command_help(command), end="")
-        return 0
+        if has_help(command):  # data, compare and study answer --help with their own argparse help
+            print(command_help(command), end="")
+            return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if command == "live":  # Ctrl-C or SIGTERM before the session runs: one line, not a traceback
         from kpremia.live.loop.stopping import interrupted_line, terminate_as_interrupt
@@ -397,115 +386,16 @@ def main(argv: list[str] | None = None) -> int:
             return code
         except UserError as exc:
             return _error(str(exc))
+    return _run(command, rest)
+
+
+def _run(command: str, rest: list[str]) -> int:
+    """The command through the table: a Hydra application, or a plain command on its words."""
+    global _command
     try:
-        if command in HYDRA_COMMANDS:
+        if command_of(command).hydra:
             return _run_hydra(command, rest)
-        if command == "list":
-            from kpremia.app.commands import list_plugins
-
-            print(list_plugins(), end="")
-            return 0
-        if command == "data":
-            return _data(rest)
-        if command == "compare":
-            from kpremia.run.compare import compare_main
-
-            return compare_main(rest)
-        if command == "study":
-            from kpremia.run.study import study_main
-
-            return study_main(rest)
-        if command in ("live-report", "live-resolve"):
-            global _command
-            _command = command  # a Hydra error in its overrides points to its own --help
-            return _live_report(rest) if command == "live-report" else _live_resolve(rest)
-        raise UserError(f"unknown command {command!r}; use one of: {', '.join(HYDRA_COMMANDS + OTHER_COMMANDS)}")
+        _command = command  # a Hydra error in live-report's / live-resolve's overrides points to its own --help
+        return run_plain(command, rest)
     except UserError as exc:
         return _error(str(exc))
-
-
-def _compose(overrides: list[str]) -> dict[str, Any]:
-    """The composed config (no app run) for commands that read a state_dir."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from kpremia.core.compose import compose_config
-
-    try:
-        return compose_config(overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(_hydra_message(exc)) from None
-
-
-def _live_resolve(rest: list[str]) -> int:
-    """``live-resolve state_dir=<dir> adopt=broker|journal reason="..." [live.broker / live.paper overrides]``."""
-    from kpremia.live.ops.preflight import storage_errors
-    from kpremia.live.ops.resolve import format_resolution, resolve
-
-    own: dict[str, str] = {}
-    overrides = []
-    for arg in rest:
-        key, _, value = arg.partition("=")
-        if key in ("state_dir", "live.state_dir", "adopt", "reason"):
-            own[key.replace("live.", "")] = value
-        else:
-            overrides.append(arg)
-    missing = [k for k in ("state_dir", "adopt", "reason") if not own.get(k)]
-    if missing:
-        raise UserError(f"`live-resolve` needs {' and '.join(missing)}: live-resolve state_dir=<dir> "
-                        'adopt=broker|journal reason="<why>"')
-    cfg = _compose([*overrides, f"live.state_dir={own['state_dir']}"])
-    with storage_errors(own["state_dir"]):
-        result = resolve(cfg, own["state_dir"], own["adopt"], own["reason"])
-    print(format_resolution(own["state_dir"], result), end="", flush=True)
-    return 0
-
-
-def _live_report(rest: list[str]) -> int:
-    """``live-report state_dir=<dir> [env overrides]``: the journal replayed through the simulator."""
-    from kpremia.live.ops.gap_report import live_report_main
-    from kpremia.live.ops.preflight import check_report_journal, storage_errors
-
-    state_dir = None
-    overrides = []
-    for arg in rest:
-        key, _, value = arg.partition("=")
-        if key in ("state_dir", "live.state_dir"):
-            state_dir = value
-        else:
-            overrides.append(arg)
-    if not state_dir:
-        raise UserError("`live-report` needs state_dir=<the live.state_dir of a session>")
-    check_report_journal(Path(state_dir))  # a damaged or empty journal: one line, before pandas reads it
-    cfg = _compose(overrides)
-    cfg["state_dir"] = state_dir
-    cfg["_env_overridden"] = any(o.lstrip("+").startswith("env") for o in overrides)
-    with storage_errors(Path(state_dir) / "live_report"):
-        live_report_main(cfg)
-    return 0
-
-
-DATA_USAGE = """usage: python -m kpremia data <subcommand> [options]
-
-subcommands:
-  fetch     download exchange candles through ccxt into the cache (resumable) and build the MarketFrame
-            (`data fetch --start 2024-06-01 --end 2025-10-31 [--exchange upbit --symbol USDT/KRW --timeframe 15m]`)
-  inspect   coverage and premium statistics of a cached dataset or of a file read with fit's data.* options
-            (`data inspect upbit:USDT/KRW:15m`, `data inspect <file> [data.KEY=VALUE ...]`)
-
-`python -m kpremia data fetch --help` and `python -m kpremia data inspect --help` list their options.
-"""
-
-
-def _data(rest: list[str]) -> int:
-    from kpremia.data import cli as data_cli
-
-    if rest and rest[0] in ("-h", "--help", "help"):
-        print(DATA_USAGE, end="")
-        return 0
-    if not rest or rest[0] not in ("fetch", "inspect"):
-        raise UserError("`data` needs a subcommand: `data fetch ...` or `data inspect <path>` "
-                        "(`python -m kpremia data --help`)")
-    if rest[0] == "fetch":
-        return data_cli.fetch_main(rest[1:])
-    return data_cli.inspect_main(rest[1:])

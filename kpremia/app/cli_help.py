@@ -129,6 +129,11 @@ Settle a HALTED session's book mismatch by adopting one side, journaled. See doc
 }
 
 
+def has_help(command: str) -> bool:
+    """Whether kpremia writes ``command``'s ``--help`` (``data``, ``compare``, ``study`` have argparse's)."""
+    return command in COMMAND_HELP or command in OTHER_HELP
+
+
 def command_help(command: str) -> str:
     """The help text of ``command`` (a Hydra command gets the footer naming ``--hydra-help``)."""
     if command in COMMAND_HELP:
@@ -138,6 +143,6 @@ def command_help(command: str) -> str:
 
 def version_line() -> str:
     """``kpremia <version> (python <x.y.z>)``: no torch import, so it answers at once."""
-    from kpremia import __version__
+    from kpremia.core.version import __version__
 
     return f"kpremia {__version__} (python {sys.version.split()[0]})"

@@ -1,11 +1,17 @@
-"""What each CLI command does with a resolved config (Hydra-free, testable)."""
+"""What each Hydra command does with a composed config (Hydra-free, testable).
+
+The CLI and the Python API dispatch here by the command's name in
+:data:`kpremia.app.command_table.COMMANDS`; each runner takes ``(cfg, run_dir, overrides)``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kpremia.app.command_table import command as command_of
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
 from kpremia.run.checkpoints import resolve_checkpoints
@@ -13,55 +19,100 @@ from kpremia.run.checkpoints import resolve_checkpoints
 log = logging.getLogger(__name__)
 
 
+def dispatch(command: str, cfg: dict[str, Any], run_dir: Path | None, overrides: list[str] | None = None) -> Any:
+    """Run the Hydra command ``command`` (:data:`kpremia.app.command_table.COMMANDS`) on a composed config.
+
+    The CLI and the Python API both come here; what each returns is the runner's whole result
+    (fit: the training result with the module, backtest: the summary, test: the report's summary).
+    """
+    spec = command_of(command)
+    if not spec.hydra:
+        raise UserError(f"`{command}` takes command-line arguments, not a composed config")
+    return RUNNERS[spec.runner](cfg, run_dir, list(overrides or []))
+
+
 def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] | None = None) -> Any:
-    """Run ``command``; return the value a sweeper optimises (fit: the best validation score)."""
+    """As the CLI runs ``command``; return the value a sweeper optimises (fit: the best validation score)."""
+    result = dispatch(command, cfg, run_dir, overrides)
+    objective = command_of(command).objective
+    if objective is None:
+        return result
+    if result["module"].trainer.is_global_zero:
+        print(run_dir, flush=True)
+    return result[objective]
+
+
+def fit(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """Train into ``run_dir``; ``ckpt=`` resumes that run with its own config (:mod:`kpremia.run.resume`)."""
     from kpremia.app.config_checks import validate_config
 
-    overrides = overrides or []
-    if command == "fit":
-        if checkpoint_of(cfg):  # resume: the checkpoint's config, the command line's how-keys (kpremia.run.resume)
-            from kpremia.run.resume import resume_config
+    if run_dir is None:
+        raise UserError("fit needs a run directory")
+    if checkpoint_of(cfg):  # resume: the checkpoint's config, the command line's how-keys (kpremia.run.resume)
+        from kpremia.run.resume import resume_config
 
-            cfg = resume_config(cfg, one_checkpoint(cfg, which="last"), overrides)
-        validate_config(cfg)
-        from kpremia.run import training
+        cfg = resume_config(cfg, one_checkpoint(cfg, which="last"), overrides)
+    validate_config(cfg)
+    from kpremia.run import training
 
-        result = training.fit(cfg, run_dir)
-        module = result["module"]
-        if module.trainer.is_global_zero:
-            log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
-            print(run_dir, flush=True)
-        return result["best_score"]
-    if command in ("validate", "test"):
-        return evaluate(command, cfg, overrides)
-    if command == "backtest":
-        validate_config(cfg)
-        from kpremia.run.rules_backtest import run_rules_backtest
+    result = training.fit(cfg, run_dir)
+    if result["module"].trainer.is_global_zero:
+        log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
+    return result
 
-        return run_rules_backtest(cfg, run_dir)
-    if command == "live":
-        from kpremia.live.loop.build import run_live
-        from kpremia.live.ops.preflight import storage_errors
 
-        if checkpoint_of(cfg):
-            cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
-        with storage_errors((cfg.get("live") or {}).get("state_dir")):
-            summary = run_live(cfg, overrides)
-        from kpremia.live.loop.types import RiskState
+def validate(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> Any:
+    """The checkpoint(s) on the validation split (nothing written)."""
+    return evaluate("validate", cfg, overrides)
 
-        if RiskState(summary["risk_state"]) is RiskState.HALTED:  # exit code 3: a supervisor must not restart it blindly
-            from kpremia.core.errors import SessionHalted
-            from kpremia.live.ops.halt import halt_line
 
-            raise SessionHalted(halt_line(summary["state_dir"]))
-        return summary
-    if command == "serve":
-        from kpremia.live.http.serve import serve
+def test(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> Any:
+    """The checkpoint(s) on the test split; a report per checkpoint, beside it."""
+    return evaluate("test", cfg, overrides)
 
-        if checkpoint_of(cfg):
-            cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
-        return serve(cfg)
-    raise UserError(f"unknown command {command!r}")
+
+def backtest(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """The rules alone on the test split, the report in ``run_dir``."""
+    from kpremia.app.config_checks import validate_config
+
+    if run_dir is None:
+        raise UserError("backtest needs a run directory")
+    validate_config(cfg)
+    from kpremia.run.rules_backtest import run_rules_backtest
+
+    return run_rules_backtest(cfg, run_dir)
+
+
+def live(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """A live session; exit code 3 (SessionHalted) when it ended HALTED."""
+    from kpremia.live.loop.build import run_live
+    from kpremia.live.ops.preflight import storage_errors
+
+    if checkpoint_of(cfg):
+        cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
+    with storage_errors((cfg.get("live") or {}).get("state_dir")):
+        summary = run_live(cfg, overrides)
+    from kpremia.live.loop.types import RiskState
+
+    if RiskState(summary["risk_state"]) is RiskState.HALTED:  # exit code 3: a supervisor must not restart it blindly
+        from kpremia.core.errors import SessionHalted
+        from kpremia.live.ops.halt import halt_line
+
+        raise SessionHalted(halt_line(summary["state_dir"]))
+    return summary
+
+
+def serve(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> Any:
+    """The control API and status page over a checkpoint."""
+    from kpremia.live.http.serve import serve as serve_http
+
+    if checkpoint_of(cfg):
+        cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
+    return serve_http(cfg)
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any], Path | None, list[str]], Any]] = {
+    f.__name__: f for f in (fit, validate, test, backtest, live, serve)}  # the table's runner names
 
 
 def one_checkpoint(cfg: dict[str, Any], which: str = "best") -> Path:
@@ -137,30 +188,3 @@ def brief(summary: dict[str, Any]) -> str:
                      f"-> {paired['verdict']}")
     where = summary.get("report_dir")
     return ", ".join(parts) + (f" -> {where}" if where else "")
-
-
-def list_plugins() -> str:
-    """A text listing of every registry; encoders with their parameter count for the default spec.
-
-    Only the encoders are imported (to count their parameters); every other
-    plug-in is described from its source, so ``list`` does not import Lightning,
-    the web server or ccxt.
-    """
-    from kpremia.core.registry import REGISTRIES
-
-    lines: list[str] = []
-    for title, registry in REGISTRIES.items():
-        lines.append(f"{title}:")
-        for name in registry.names():
-            extra = ""
-            if title == "encoders":
-                try:
-                    from kpremia.encoders import param_count
-
-                    extra = f"  ({param_count(name):,} parameters)"
-                except Exception as exc:  # a broken third-party encoder must not break `list`
-                    extra = f"  (cannot build with the default spec: {type(exc).__name__})"
-            summary = registry.summary(name)
-            lines.append(f"  {name:<20}{extra}  {summary}".rstrip())
-        lines.append("")
-    return "\n".join(lines)

@@ -83,8 +83,10 @@ def _multirun_group(run_dir: Path) -> str | None:
 
     Jobs of one Hydra multirun then share a wandb group and sit together in the UI.
     """
+    from kpremia.core.run_dirs import MULTIRUN
+
     parent = run_dir.resolve().parent
-    return parent.name if parent.parent.name == "multirun" else None
+    return parent.name if parent.parent.name == MULTIRUN else None
 
 
 class KPremiaWandbLogger(WandbLogger):

@@ -225,11 +225,11 @@ def default_dir(overrides: list[str]) -> Path:
     from omegaconf.errors import OmegaConfBaseException
 
     from kpremia.core.compose import compose_config
-    from kpremia.core.config import runs_root
+    from kpremia.core.run_dirs import study_dir as runs_study_dir
 
     try:
         cfg = compose_config([o for o in overrides if not o.startswith(("hydra.", "hydra/"))])
     except (HydraException, OmegaConfBaseException) as exc:
         text = " ".join(str(exc).split()).split(" Config search path:")[0]  # Hydra's search path is not a fix
         raise UserError(f"{text} — check the fit overrides of the study (`python -m kpremia fit --help`)") from None
-    return Path(runs_root(cfg)) / "studies" / str(cfg["experiment_name"])
+    return runs_study_dir(cfg)

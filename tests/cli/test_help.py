@@ -42,3 +42,18 @@ def test_grammar_error_points_to_the_help_of_the_command_run(capsys):
     err = capsys.readouterr().err
     assert "python -m kpremia backtest --help" in err and "fit --help" not in err
     assert "quote" in err  # how to pass such a value
+
+
+def test_the_version_is_pyprojects_and_answers_without_the_public_api() -> None:
+    """One version string: pyproject.toml's; `--version` reads it without kpremia.app.api (nor torch)."""
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert __version__ == pyproject["project"]["version"]
+    code = ("import sys\nfrom kpremia.app.cli import main\nmain(['--version'])\n"
+            "print(sorted(m for m in sys.modules if m in ('kpremia.app.api', 'kpremia.app.commands', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [f"kpremia {__version__} (python {sys.version.split()[0]})", "[]"]
