@@ -540,12 +540,6 @@ class IncrementalFeatures:
 
 # --------------------------------------------------------------------------- daily series
 
-def day_end_mask(index: pd.DatetimeIndex, bar: pd.Timedelta = BAR) -> np.ndarray:
-    """True at bars that close exactly at 00:00 UTC (on a 15m grid: the last bar of each UTC day)."""
-    close_time = index + bar
-    return np.asarray((close_time.hour == 0) & (close_time.minute == 0) & (close_time.second == 0))
-
-
 def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int,
                   bar: pd.Timedelta | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Last completed-day closes and premiums at every bar.

@@ -111,12 +111,6 @@ class RepairReport:
         return d
 
 
-def empty_frame() -> pd.DataFrame:
-    """A MarketFrame with no rows (handy for tests and sources that start empty)."""
-    idx = pd.DatetimeIndex([], tz="UTC", name="time")
-    return pd.DataFrame({c: np.array([], dtype=np.float64) for c in COLUMNS}, index=idx)
-
-
 def _refuse(what: str) -> None:
     raise UserError(f"{what}; repair is off (repair=False) - fix the data or set repair=true")
 
@@ -452,8 +446,3 @@ def _check_grid(index: pd.DatetimeIndex, bar: pd.Timedelta) -> None:
             f"bar times are not on the {label} grid (first {_fmt(index[i])}, row {i} after sorting); kpremia "
             f"needs {label} bar OPEN times - set data.timeframe to the file's bar size, or resample the data"
         )
-
-
-def bar_close_times(index: pd.DatetimeIndex, bar: pd.Timedelta = BAR) -> pd.DatetimeIndex:
-    """Close time of each bar (open time + the bar size): when the bar's values become known."""
-    return index + bar

@@ -212,7 +212,7 @@ def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | 
     period_text = f"{str(period[0])[:16]}..{str(period[1])[:16]}" if isinstance(period, list) and \
         len(period) == 2 else None
     env = _read_config(run_dir).get("env") or {}
-    fee = summary.get("fee_rate", env.get("fee_rate", env.get("fee")))
+    fee = summary.get("fee_rate", env.get("fee_rate"))
     fee_text = f"{float(fee) * 100:g} %" if isinstance(fee, (int, float)) else None
     data = summary.get("data") or data_identity(_read_json(run_dir / "data_manifest.json"))
     failed = failure_of(run_dir)

@@ -12,7 +12,6 @@ from kpremia.data.features import (
     IncrementalFeatures,
     compute_features,
     daily_windows,
-    day_end_mask,
     feature_bars,
     feature_lookback,
     feature_matrix,
@@ -253,7 +252,8 @@ def test_daily_windows_at_1d_bars_and_at_daily_bars_opening_00_kst(short_frame):
 def test_daily_windows_count_every_day_of_a_two_year_frame(synthetic_frame):
     """Every UTC midnight counts (an np.arange over epoch nanoseconds in float64 once lost the last day)."""
     closes, _ = daily_windows(synthetic_frame, 1, 1)
-    ends = np.flatnonzero(day_end_mask(synthetic_frame.index))
+    close_time = synthetic_frame.index + pd.Timedelta(minutes=15)
+    ends = np.flatnonzero((close_time.hour == 0) & (close_time.minute == 0))  # bars closing at 00:00 UTC
     assert len(ends) == 730
     np.testing.assert_array_equal(closes[ends, 0], synthetic_frame["close"].to_numpy()[ends])
 

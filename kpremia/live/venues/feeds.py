@@ -138,10 +138,6 @@ class ReplayFeed:
                    warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
 
     @property
-    def first_time(self) -> pd.Timestamp:
-        return self.frame.index[self.start]
-
-    @property
     def last_time(self) -> pd.Timestamp:
         return self.frame.index[self.end - 1]
 
