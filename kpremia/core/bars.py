@@ -28,7 +28,7 @@ import pandas as pd
 
 from kpremia.core.errors import UserError
 
-DEFAULT_BAR = pd.Timedelta(minutes=15)
+DEFAULT_BAR = pd.Timedelta(minutes=15)  # the default bar size; a run's own is data.timeframe
 DAY = pd.Timedelta(days=1)
 _UNITS = {"s": "seconds", "sec": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days",
           "w": "weeks"}
@@ -67,6 +67,9 @@ def timeframe_label(bar: pd.Timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+DEFAULT_TIMEFRAME = timeframe_label(DEFAULT_BAR)  # the default bar size in the ccxt spelling (``data.timeframe``)
 
 
 def bar_minutes(bar: pd.Timedelta) -> float:

@@ -44,9 +44,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.core.bars import bars_in, frame_bar, parse_duration
+from kpremia.core.bars import DEFAULT_BAR, bars_in, frame_bar, parse_duration
 from kpremia.core.errors import UserError
-from kpremia.data.frame import BAR
 
 SERIES = ("close", "high", "low", "volume", "fx", "premium")
 _KST_OFFSET_S = 9 * 3600
@@ -389,12 +388,12 @@ def _plan(bar: pd.Timedelta, names: tuple[str, ...] | None = None) -> tuple[tupl
     return tuple((f.fn, f.bars(bar)) for f in feats), max(f.lookback(bar) for f in feats)
 
 
-def feature_bars(bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> dict[str, int]:
+def feature_bars(bar: pd.Timedelta = DEFAULT_BAR, names: tuple[str, ...] | None = None) -> dict[str, int]:
     """``{feature: n}``: each feature's look-back in bars of size ``bar`` (for manifests and docs)."""
     return {name: _FEATURES[name].bars(bar) for name in (names or FEATURE_NAMES)}
 
 
-def feature_lookback(bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> int:
+def feature_lookback(bar: pd.Timedelta = DEFAULT_BAR, names: tuple[str, ...] | None = None) -> int:
     """Bars a full feature window holds at bar size ``bar`` (the current bar included).
 
     Row t is valid from t = ``feature_lookback(bar) - 1``: 673 at 15m (7 days + 1 bar), 169 at 1h, 8 at 1d.
@@ -402,7 +401,7 @@ def feature_lookback(bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = No
     return _plan(bar, names)[1]
 
 
-def apply_features(window: Window, bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> torch.Tensor:
+def apply_features(window: Window, bar: pd.Timedelta = DEFAULT_BAR, names: tuple[str, ...] | None = None) -> torch.Tensor:
     """The features ``names`` (default :data:`FEATURE_NAMES`) of a window batch, ``[B, F]`` float64."""
     return torch.stack([fn(window, n) for fn, n in _plan(bar, names)[0]], dim=1)
 
@@ -472,7 +471,7 @@ class IncrementalFeatures:
     :func:`kpremia.data.frame.validate_frame` does offline.
     """
 
-    def __init__(self, bar: pd.Timedelta = BAR, names: tuple[str, ...] | None = None) -> None:
+    def __init__(self, bar: pd.Timedelta = DEFAULT_BAR, names: tuple[str, ...] | None = None) -> None:
         self.bar = bar
         self.names = names or FEATURE_NAMES
         self.lookback = feature_lookback(bar, self.names)
@@ -578,7 +577,7 @@ def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int,
 class DailyHistory:
     """Incremental counterpart of :func:`daily_windows` for live use."""
 
-    def __init__(self, window_1d: int, window_premium: int, bar: pd.Timedelta = BAR) -> None:
+    def __init__(self, window_1d: int, window_premium: int, bar: pd.Timedelta = DEFAULT_BAR) -> None:
         self.window_1d, self.window_premium = window_1d, window_premium
         self.bar = bar
         size = max(window_1d, window_premium)

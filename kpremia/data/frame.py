@@ -24,12 +24,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from kpremia.core.bars import DEFAULT_BAR, bars_in, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, DEFAULT_TIMEFRAME, bars_in, timeframe_label
 from kpremia.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-BAR = DEFAULT_BAR  # the default bar size (15 minutes); a run's own is data.timeframe
 PRICE_COLUMNS = ("open", "high", "low", "close")
 INPUT_COLUMNS = (*PRICE_COLUMNS, "volume", "fx")
 COLUMNS = (*INPUT_COLUMNS, "premium")
@@ -45,7 +44,7 @@ DEFAULT_MAX_NAN = pd.Timedelta(hours=1)
 DEFAULT_MAX_FX_FILL = pd.Timedelta(days=10)
 
 
-def default_limits(bar: pd.Timedelta = BAR) -> dict[str, int]:
+def default_limits(bar: pd.Timedelta = DEFAULT_BAR) -> dict[str, int]:
     """The repair limits of :func:`validate_frame` in bars of ``bar`` (at 15m: 96, 4 and 960 bars)."""
     return {"max_gap_bars": bars_in(DEFAULT_MAX_GAP, bar), "max_nan_bars": bars_in(DEFAULT_MAX_NAN, bar),
             "max_fx_fill_bars": bars_in(DEFAULT_MAX_FX_FILL, bar)}
@@ -57,7 +56,7 @@ class RepairReport:
 
     rows_in: int = 0
     rows_out: int = 0
-    bar: str = "15m"
+    bar: str = DEFAULT_TIMEFRAME
     first_bar: str = ""
     last_bar: str = ""
     duplicates_dropped: int = 0
@@ -127,7 +126,7 @@ def _utc_index(df: pd.DataFrame) -> pd.DatetimeIndex:
         except (ValueError, TypeError, OverflowError) as exc:
             raise UserError(
                 f"market data index is not parseable as times ({exc}); give a DatetimeIndex of "
-                "15m bar open times or set the source's time_column"
+                "bar open times or set the source's time_column"
             ) from None
     if idx.hasnans:
         first = int(np.flatnonzero(idx.isna())[0])
@@ -172,7 +171,7 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def validate_frame(
     df: pd.DataFrame,
     *,
-    bar: pd.Timedelta = BAR,
+    bar: pd.Timedelta = DEFAULT_BAR,
     repair: bool = True,
     max_gap_bars: int | None = None,
     max_nan_bars: int | None = None,

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.core.bars import bar_minutes, frame_bar, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, bar_minutes, frame_bar, timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.spec import FEATURES, MARKET_KEYS, PREMIUM, PRICE_1D, PRICE_BARS, ObsSpec
 from kpremia.data.features import (
@@ -47,7 +47,7 @@ from kpremia.data.features import (
     feature_names,
     utc_timestamp,
 )
-from kpremia.data.frame import BAR, validate_frame
+from kpremia.data.frame import validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
 from kpremia.data.tensors import MarketTensors
 
@@ -185,7 +185,7 @@ class MarketData:
     split_bounds: dict[str, tuple[int, int]]
     windows: dict[str, int] = field(default_factory=dict)
     frame: pd.DataFrame | None = None  # the cut frame the tables were computed from
-    bar: pd.Timedelta = BAR  # the bar size of every split
+    bar: pd.Timedelta = DEFAULT_BAR  # the bar size of every split
     extra_features: tuple[str, ...] = ()  # optional features in the observation (env.extra_features)
 
     @property
@@ -345,7 +345,7 @@ class ObservationBuilder:
     """
 
     def __init__(self, window_bars: int = 15, window_1d: int = 10, window_premium: int = 10,
-                 normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR,
+                 normalizer: Normalizer | None = None, bar: pd.Timedelta = DEFAULT_BAR,
                  extra_features: Sequence[str] = ()) -> None:
         self.window_bars = window_bars
         self.normalizer = normalizer
