@@ -127,3 +127,9 @@ def frame_bar(index: pd.DatetimeIndex, default: pd.Timedelta = DEFAULT_BAR) -> p
         return default
     steps = index[1:] - index[:-1]
     return pd.Timedelta(steps.min())
+
+
+def utc_timestamp(value: Any) -> pd.Timestamp:
+    """A bar time as a UTC Timestamp (naive input is taken as UTC)."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

@@ -60,7 +60,9 @@ def test_encoder_dropout_changes_nothing_in_training(compose_cfg, tmp_path):
 
     import yaml
 
-    text = (Path(training.__file__).parent / "configs" / "encoder" / "lstm.yaml").read_text()
+    import kpremia
+
+    text = (Path(kpremia.__file__).parent / "configs" / "encoder" / "lstm.yaml").read_text()
     assert "Inactive under kpremia's PPO and DQN" in text and yaml.safe_load(text)["dropout"] == 0.1
     tiny = [*TINY, "encoder=lstm", "encoder.hidden_dim=16", "encoder.num_layers=2"]
     a = training.fit(compose_cfg(*tiny, "encoder.dropout=0.0"), tmp_path / "a")

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpremia.data.features import (
-    FEATURE_NAMES,
-    DailyHistory,
+from kpremia.data.daily import DailyHistory, daily_windows
+from kpremia.data.feature_formulas import FEATURE_NAMES
+from kpremia.data.feature_table import (
     IncrementalFeatures,
     compute_features,
-    daily_windows,
     feature_bars,
     feature_lookback,
     feature_matrix,
@@ -201,20 +200,20 @@ def test_at_1h_and_1d_look_backs_are_the_same_time(short_frame):
 
 
 def test_a_new_feature_declares_its_look_back_as_time():
-    from kpremia.data import features as F
+    from kpremia.data import feature_formulas as F
 
     try:
         @F.feature("test_range_6h", "6h", min_bars=2)
         def _range(w, n):
             return w.close[:, -n:].amax(dim=1) - w.close[:, -n:].amin(dim=1)
 
-        assert F._FEATURES["test_range_6h"].bars(pd.Timedelta("15min")) == 24
-        assert F._FEATURES["test_range_6h"].bars(pd.Timedelta("1h")) == 6
-        assert F._FEATURES["test_range_6h"].bars(pd.Timedelta("1D")) == 2
+        assert F.FEATURE_REGISTRY["test_range_6h"].bars(pd.Timedelta("15min")) == 24
+        assert F.FEATURE_REGISTRY["test_range_6h"].bars(pd.Timedelta("1h")) == 6
+        assert F.FEATURE_REGISTRY["test_range_6h"].bars(pd.Timedelta("1D")) == 2
         with pytest.raises(ValueError, match="registered twice"):
             F.feature("test_range_6h", "1h")(_range)
     finally:
-        F._FEATURES.pop("test_range_6h", None)
+        F.FEATURE_REGISTRY.pop("test_range_6h", None)
 
 
 @pytest.mark.parametrize("bar", ["1h", "1D"])

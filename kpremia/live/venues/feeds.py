@@ -19,7 +19,7 @@ import pandas as pd
 from kpremia.core.bars import DEFAULT_BAR, bar_of_minutes, frame_bar, timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.registry import DATA_SOURCES, LIVE_FEEDS
-from kpremia.data.features import feature_lookback
+from kpremia.data.feature_table import feature_lookback
 from kpremia.live.loop.types import Bar
 
 if TYPE_CHECKING:
