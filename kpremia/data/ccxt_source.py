@@ -12,7 +12,7 @@ What the source adds to the exchange plumbing:
   ``allow_synthetic_fallback`` is set, the run continues on the ``synthetic``
   source, says so with a warning and in the manifest (``"synthetic": true``,
   ``"fallback_reason"``); otherwise a UserError.
-* Missing candles are no-trade bars: :func:`kpremia.data.frame.validate_frame`
+* Missing candles are no-trade bars: :func:`kpremia.data.repair.validate_frame`
   inserts them (previous close, zero volume) at the timeframe's spacing; the frame is then
   checked for plausibility (premium, FX range; ``checks`` overrides, recorded).
 

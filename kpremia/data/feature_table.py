@@ -109,7 +109,7 @@ class IncrementalFeatures:
 
     Bars must come in time order on the grid of the bar size ``bar``.  A missing bar is
     filled as a no-trade bar (close carried, volume 0, fx carried), exactly as
-    :func:`kpremia.data.frame.validate_frame` does offline.
+    :func:`kpremia.data.repair.validate_frame` does offline.
     """
 
     def __init__(self, bar: pd.Timedelta = DEFAULT_BAR, names: tuple[str, ...] | None = None) -> None:

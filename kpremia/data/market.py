@@ -39,7 +39,7 @@ from kpremia.core.spec import FEATURES, MARKET_KEYS, PREMIUM, PRICE_1D, PRICE_BA
 from kpremia.data.daily import DailyHistory, daily_windows
 from kpremia.data.feature_formulas import FEATURE_NAMES, feature_names
 from kpremia.data.feature_table import IncrementalFeatures, feature_bars, feature_lookback, feature_matrix
-from kpremia.data.frame import validate_frame
+from kpremia.data.repair import validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
 from kpremia.data.tensors import MarketTensors
 
@@ -333,7 +333,7 @@ class ObservationBuilder:
 
     Uses the same feature functions (:class:`IncrementalFeatures`) and daily
     rule (:class:`DailyHistory`) as the batch path; missing bars are filled as
-    no-trade bars like :func:`kpremia.data.frame.validate_frame` does.
+    no-trade bars like :func:`kpremia.data.repair.validate_frame` does.
     """
 
     def __init__(self, window_bars: int = 15, window_1d: int = 10, window_premium: int = 10,

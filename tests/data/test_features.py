@@ -15,7 +15,7 @@ from kpremia.data.feature_table import (
     feature_lookback,
     feature_matrix,
 )
-from kpremia.data.frame import validate_frame
+from kpremia.data.repair import validate_frame
 
 LOOKBACK = feature_lookback()  # at the default 15m bars
 

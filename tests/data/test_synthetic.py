@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.data.frame import COLUMNS, validate_frame
+from kpremia.data.frame import COLUMNS
+from kpremia.data.repair import validate_frame
 from kpremia.data.stats import market_stats
 from kpremia.data.synthetic import PRESETS, SyntheticParams, SyntheticSource, fx_session_open, generate
 
