@@ -77,6 +77,9 @@ def bar_minutes(bar: pd.Timedelta) -> float:
     return bar.total_seconds() / 60.0
 
 
+DEFAULT_BAR_MINUTES = bar_minutes(DEFAULT_BAR)  # what the metrics take when no bar size is given
+
+
 def bar_of_minutes(minutes: float) -> pd.Timedelta:
     """The inverse of :func:`bar_minutes`."""
     return pd.Timedelta(minutes=float(minutes))
