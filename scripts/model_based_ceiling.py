@@ -65,7 +65,7 @@ class KnowsState:
 
         from kpremia.eval.baselines import _on_cadence
         from kpremia.eval.model_based import fill_costs
-        from kpremia.eval.oracle import BUY, HOLD, SELL
+        from kpremia.envs.action_schemes import BUY, HOLD, SELL
         from kpremia.eval.premium_model import sample_hours_kst
 
         n = market.n_bars

@@ -58,6 +58,28 @@ class TickDataset(Dataset):
         return i
 
 
+class EpisodeTally:
+    """Returns of the episodes that end during one round, summed on the device (no host sync per step).
+
+    PPO's rollout and DQN's collect round both report the mean return of the episodes
+    that ended in them; this is the one place that sums them.
+    """
+
+    def __init__(self, device: torch.device):
+        self.return_sum = torch.zeros((), device=device)
+        self.count = torch.zeros((), device=device)
+
+    def add(self, terminated: torch.Tensor, truncated: torch.Tensor, episode_return: torch.Tensor) -> None:
+        """Count the envs whose episode ended at this step (``episode_return`` is the env's info entry)."""
+        done_f = (terminated | truncated).float()
+        self.return_sum += (episode_return * done_f).sum()
+        self.count += done_f.sum()
+
+    def stats(self) -> dict[str, torch.Tensor]:
+        """``episode_return`` (mean over the ended episodes, 0 when none ended) and ``episodes``."""
+        return {"episode_return": self.return_sum / self.count.clamp_min(1.0), "episodes": self.count}
+
+
 class RLModule(L.LightningModule):
     """Base LightningModule of kpremia's algorithms (one level of inheritance only).
 
@@ -237,6 +259,32 @@ class RLModule(L.LightningModule):
                       batch_size=1)
         self.log("val/return", metrics["val/return"], sync_dist=True, prog_bar=True, logger=False, batch_size=1)
         self.log_to_loggers(metrics)
+
+    # ----------------------------------------------------------------- one update, one round's log
+    def gradient_step(self, loss: torch.Tensor, max_grad_norm: float) -> None:
+        """One optimizer step on ``loss`` (through Lightning, so DDP syncs the gradients); counts ``updates``."""
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt, gradient_clip_val=max_grad_norm, gradient_clip_algorithm="norm")
+        opt.step()
+        self.updates += 1
+
+    def log_round(self, round_stats: dict[str, torch.Tensor], max_action_share: torch.Tensor,
+                  metrics: dict[str, Any]) -> None:
+        """Log one round (a rollout or a collect round): its ``rollout/*`` statistics, then the algorithm's ``metrics``.
+
+        ``round_stats`` holds :meth:`EpisodeTally.stats` and ``reward_mean``; the episode return
+        also goes to the progress bar.
+        """
+        self.log_to_loggers({
+            "rollout/episode_return": round_stats["episode_return"],
+            "rollout/episodes": round_stats["episodes"],
+            "rollout/reward_mean": round_stats["reward_mean"],
+            "rollout/max_action_share": max_action_share,
+            **metrics,
+        })
+        self.log("rollout/ep_ret", round_stats["episode_return"], on_step=True, prog_bar=True, logger=False)
 
     def log_to_loggers(self, metrics: dict[str, Any]) -> None:
         """Write metrics to every logger at x = ``env_steps`` (one host sync for all tensors)."""

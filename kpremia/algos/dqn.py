@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kpremia.algos.base import RLModule
+from kpremia.algos.base import EpisodeTally, RLModule
 from kpremia.algos.config import DQNConfig
 from kpremia.algos.dqn_math import linear_epsilon, polyak_update, target_update_due, td_target
 from kpremia.algos.networks import QNetwork
@@ -152,8 +152,7 @@ class DQN(RLModule):
         obs = self.current_obs
         device = replay.rewards.device
         self.net.eval()
-        ep_return_sum = torch.zeros((), device=device)
-        ep_count = torch.zeros((), device=device)
+        episodes = EpisodeTally(device)
         reward_sum = torch.zeros((), device=device)
         action_counts = torch.zeros(self.n_actions, device=device)
         per_step = self.n_envs * self.world_size
@@ -167,17 +166,14 @@ class DQN(RLModule):
                 actions = torch.where(explore, random_actions, self.net(obs).argmax(dim=1))
             next_obs, reward, terminated, truncated, info = env.step(actions)
             replay.add(obs, actions, reward, info["final_obs"], terminated, truncated)
-            done_f = (terminated | truncated).float()
-            ep_return_sum += (info["episode_return"] * done_f).sum()
-            ep_count += done_f.sum()
+            episodes.add(terminated, truncated, info["episode_return"])
             reward_sum += reward.sum()
             action_counts += torch.bincount(actions, minlength=self.n_actions)
             obs = next_obs
         self.current_obs = obs
         self.env_steps += self.env_steps_per_round()
         return {
-            "episode_return": ep_return_sum / ep_count.clamp_min(1.0),
-            "episodes": ep_count,
+            **episodes.stats(),
             "reward_mean": reward_sum / (self.collect_steps * self.n_envs),
             "max_action_share": action_counts.max() / action_counts.sum(),
         }
@@ -207,12 +203,7 @@ class DQN(RLModule):
         q = self.net(sample.obs).gather(1, sample.actions[:, None]).squeeze(1)
         loss = F.smooth_l1_loss(q, target)  # Huber, delta = 1
 
-        opt = self.optimizers()
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.clip_gradients(opt, gradient_clip_val=a.max_grad_norm, gradient_clip_algorithm="norm")
-        opt.step()
-        self.updates += 1
+        self.gradient_step(loss, a.max_grad_norm)
         if target_update_due(self.updates, a.target_update_interval):
             polyak_update(self.net, self.target_net, a.tau)
         self._stats_sum += torch.stack([loss.detach(), q.detach().mean(), target.mean()])
@@ -232,15 +223,10 @@ class DQN(RLModule):
         rs = self._round_stats
         seconds = time.perf_counter() - self._round_t0
         metrics: dict[str, torch.Tensor | float] = {
-            "rollout/episode_return": rs["episode_return"],
-            "rollout/episodes": rs["episodes"],
-            "rollout/reward_mean": rs["reward_mean"],
-            "rollout/max_action_share": rs["max_action_share"],
             "train/epsilon": self.epsilon(),
             "perf/env_steps_per_s": self.env_steps_per_round() / max(seconds, 1e-9),
         }
         if self._stats_n:  # no update during warm-up: no train/td_loss row
             stats = self._stats_sum / self._stats_n
             metrics.update({"train/td_loss": stats[0], "train/q_mean": stats[1], "train/target_mean": stats[2]})
-        self.log_to_loggers(metrics)
-        self.log("rollout/ep_ret", rs["episode_return"].float(), on_step=True, prog_bar=True, logger=False)
+        self.log_round(rs, rs["max_action_share"], metrics)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from kpremia.algos.base import RLModule
+from kpremia.algos.base import EpisodeTally, RLModule
 from kpremia.algos.config import PPOConfig
 from kpremia.algos.gae import compute_gae
 from kpremia.algos.networks import ActorCritic, action_stats, sample_categorical
@@ -173,8 +173,7 @@ class PPO(RLModule):
         env, buf = self.train_env, self.buffer
         obs = self.current_obs
         self.net.eval()
-        ep_return_sum = torch.zeros((), device=buf.rewards.device)
-        ep_count = torch.zeros((), device=buf.rewards.device)
+        episodes = EpisodeTally(buf.rewards.device)
         for step in range(self.n_steps):
             for k, v in obs.items():
                 buf.obs[k][step].copy_(v)
@@ -191,9 +190,7 @@ class PPO(RLModule):
             buf.truncated[step] = truncated
             for k, v in info["final_obs"].items():
                 buf.final_obs[k][step].copy_(v)
-            done_f = (terminated | truncated).float()
-            ep_return_sum += (info["episode_return"] * done_f).sum()
-            ep_count += done_f.sum()
+            episodes.add(terminated, truncated, info["episode_return"])
             obs = next_obs
         self.current_obs = obs
         self._bootstrap_values(obs)
@@ -203,8 +200,7 @@ class PPO(RLModule):
         buf.returns.copy_(ret)
         counts = torch.bincount(buf.actions.flatten(), minlength=self.n_actions).float()
         return {
-            "episode_return": ep_return_sum / ep_count.clamp_min(1.0),
-            "episodes": ep_count,
+            **episodes.stats(),
             "reward_mean": buf.rewards.mean(),
             "action_share": counts / counts.sum(),
         }
@@ -265,12 +261,7 @@ class PPO(RLModule):
             teacher_stats = {"teacher_ce": teacher_ce.detach(),
                              "teacher_agreement": (logp_all.argmax(-1) == mb.teacher).float().mean()}
 
-        opt = self.optimizers()
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.clip_gradients(opt, gradient_clip_val=cfg.max_grad_norm, gradient_clip_algorithm="norm")
-        opt.step()
-        self.updates += 1
+        self.gradient_step(loss, cfg.max_grad_norm)
 
         rollout.add_losses(policy_loss=terms.loss_objective, value_loss=terms.loss_critic, entropy=terms.entropy,
                            approx_kl=terms.approx_kl, clip_fraction=terms.clip_fraction, loss=loss, **teacher_stats)
@@ -308,11 +299,7 @@ class PPO(RLModule):
         rs = rollout.collect_stats
         steps = self.env_steps_per_rollout()
         share = rs["action_share"]
-        metrics = {
-            "rollout/episode_return": rs["episode_return"],
-            "rollout/episodes": rs["episodes"],
-            "rollout/reward_mean": rs["reward_mean"],
-            "rollout/max_action_share": share.max(),
+        self.log_round(rs, share.max(), {
             **{f"train/{name}": value for name, value in stats.items()},
             "train/first_ratio": rollout.first_ratio,
             "train/kl_stopped": torch.tensor(float(rollout.stopped)),
@@ -321,9 +308,7 @@ class PPO(RLModule):
             "train/lr": torch.tensor(self.optimizers().param_groups[0]["lr"]),
             "perf/rollout_steps_per_s": torch.tensor(steps / max(rollout.collect_seconds, 1e-9)),
             "perf/env_steps_per_s": torch.tensor(steps / max(rollout.collect_seconds + update_seconds, 1e-9)),
-        }
-        self.log_to_loggers(metrics)
-        self.log("rollout/ep_ret", rs["episode_return"], on_step=True, prog_bar=True, logger=False)
+        })
         threshold = self.algo_cfg.collapse_threshold
         max_share = float(share.max())
         if max_share > threshold and self._collapse_warned_epoch != self.current_epoch:

@@ -48,12 +48,10 @@ from torch import Tensor, nn
 from kpremia.core.config import ConfigPart, at_least, between, knob, positive
 from kpremia.core.errors import UserError
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.action_schemes import BUY, SELL
 from kpremia.envs.config import EnvConfig
 
 log = logging.getLogger(__name__)
-
-# hold_buy_sell encoding of the baselines' actions (kpremia.eval.baselines).
-_HOLD, _BUY, _SELL = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,8 @@ class Teacher:
         signal = self.rule_actions.index_select(0, t)
         holding = weight > 0.5
         wanted = torch.full_like(weight, float("nan"))  # NaN: keep the position (no order)
-        wanted = torch.where((signal == _BUY) & ~holding, torch.ones_like(weight), wanted)
-        wanted = torch.where((signal == _SELL) & holding, torch.zeros_like(weight), wanted)
+        wanted = torch.where((signal == BUY) & ~holding, torch.ones_like(weight), wanted)
+        wanted = torch.where((signal == SELL) & holding, torch.zeros_like(weight), wanted)
         return scheme_actions_for(self.scheme, wanted, weight)
 
 

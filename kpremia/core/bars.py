@@ -28,7 +28,7 @@ import pandas as pd
 
 from kpremia.core.errors import UserError
 
-DEFAULT_BAR = pd.Timedelta(minutes=15)
+DEFAULT_BAR = pd.Timedelta(minutes=15)  # the default bar size; a run's own is data.timeframe
 DAY = pd.Timedelta(days=1)
 _UNITS = {"s": "seconds", "sec": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days",
           "w": "weeks"}
@@ -69,9 +69,15 @@ def timeframe_label(bar: pd.Timedelta) -> str:
     return f"{seconds}s"
 
 
+DEFAULT_TIMEFRAME = timeframe_label(DEFAULT_BAR)  # the default bar size in the ccxt spelling (``data.timeframe``)
+
+
 def bar_minutes(bar: pd.Timedelta) -> float:
     """The bar size in minutes (what the metrics' annualisation takes)."""
     return bar.total_seconds() / 60.0
+
+
+DEFAULT_BAR_MINUTES = bar_minutes(DEFAULT_BAR)  # what the metrics take when no bar size is given
 
 
 def bar_of_minutes(minutes: float) -> pd.Timedelta:
@@ -124,3 +130,9 @@ def frame_bar(index: pd.DatetimeIndex, default: pd.Timedelta = DEFAULT_BAR) -> p
         return default
     steps = index[1:] - index[:-1]
     return pd.Timedelta(steps.min())
+
+
+def utc_timestamp(value: Any) -> pd.Timestamp:
+    """A bar time as a UTC Timestamp (naive input is taken as UTC)."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

@@ -96,17 +96,6 @@ class ObsSpec:
     def keys(self) -> list[str]:
         return list(self.shapes)
 
-    @property
-    def flat_dim(self) -> int:
-        """Total number of scalars in one observation (for MLP-style encoders)."""
-        total = 0
-        for shape in self.shapes.values():
-            n = 1
-            for s in shape:
-                n *= s
-            total += n
-        return total
-
     def zeros(self, batch: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """A zero observation batch of this spec (for shape checks and dummy forwards)."""
         return {k: torch.zeros((batch, *s), device=device) for k, s in self.shapes.items()}

@@ -74,7 +74,7 @@ def assemble_frame(
     A bar of size ``bar`` closes ``bar`` after its open: that is when its rate must
     have been published.
     """
-    from kpremia.data.frame import default_limits, validate_frame
+    from kpremia.data.repair import default_limits, validate_frame
 
     raw = candles.copy()
     raw["fx"] = align_fx_to_bars(raw.index, fx, max_staleness, bar_length=bar)

@@ -12,7 +12,7 @@ What the source adds to the exchange plumbing:
   ``allow_synthetic_fallback`` is set, the run continues on the ``synthetic``
   source, says so with a warning and in the manifest (``"synthetic": true``,
   ``"fallback_reason"``); otherwise a UserError.
-* Missing candles are no-trade bars: :func:`kpremia.data.frame.validate_frame`
+* Missing candles are no-trade bars: :func:`kpremia.data.repair.validate_frame`
   inserts them (previous close, zero volume) at the timeframe's spacing; the frame is then
   checked for plausibility (premium, FX range; ``checks`` overrides, recorded).
 
@@ -35,7 +35,7 @@ import ccxt
 import pandas as pd
 from tqdm.auto import tqdm
 
-from kpremia.core.bars import parse_timeframe
+from kpremia.core.bars import DEFAULT_TIMEFRAME, parse_timeframe
 from kpremia.core.errors import UserError
 from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.assemble import assemble_frame, parse_time_bound
@@ -43,7 +43,6 @@ from kpremia.data.cache import DatasetKey, OhlcvCache, ms_to_iso
 from kpremia.data.exchange import (
     DEFAULT_EXCHANGE,
     DEFAULT_SYMBOL,
-    DEFAULT_TIMEFRAME,
     ExchangeFactory,
     FetchFailed,
     FetchResult,

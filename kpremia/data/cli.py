@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from kpremia.core.bars import DEFAULT_BAR, DEFAULT_TIMEFRAME, frame_bar
 from kpremia.core.errors import UserError
 from kpremia.core.io import atomic_write_json
 from kpremia.data.cache import (
@@ -32,8 +33,6 @@ from kpremia.data.cache import (
 )
 
 log = logging.getLogger(__name__)
-
-BAR = pd.Timedelta(minutes=15)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +56,8 @@ def _fetch_parser() -> _Parser:
                 description="Download exchange candles into the cache (resumable) and build the MarketFrame.")
     p.add_argument("--exchange", default="upbit", help="ccxt exchange id (default upbit)")
     p.add_argument("--symbol", default="USDT/KRW", help="unified symbol (default USDT/KRW)")
-    p.add_argument("--timeframe", default="15m", help="candle timeframe: the bar size (default 15m; 1h, 4h, 1d, ...)")
+    p.add_argument("--timeframe", default=DEFAULT_TIMEFRAME,
+                   help=f"candle timeframe: the bar size (default {DEFAULT_TIMEFRAME}; 1h, 4h, 1d, ...)")
     p.add_argument("--start", required=True, help="first day (YYYY-MM-DD, UTC) or ISO timestamp")
     p.add_argument("--end", default=None, help="last day, inclusive (YYYY-MM-DD) or exclusive ISO timestamp; "
                                                "default now")
@@ -144,7 +144,7 @@ def _print_fetch_stats(source: Any, cache: OhlcvCache, key: DatasetKey) -> None:
 # --------------------------------------------------------------------------- coverage
 
 
-def coverage_of_candles(candles: pd.DataFrame, bar: pd.Timedelta = BAR) -> dict[str, Any]:
+def coverage_of_candles(candles: pd.DataFrame, bar: pd.Timedelta = DEFAULT_BAR) -> dict[str, Any]:
     """First/last bar, rows, expected rows and missing-bar gaps of raw candles."""
     idx = candles.index
     gaps = gap_summary(idx, bar)
@@ -155,7 +155,7 @@ def coverage_of_candles(candles: pd.DataFrame, bar: pd.Timedelta = BAR) -> dict[
             "gaps": gaps["count"], "missing_bars": gaps["missing_bars"], "longest_gap_bars": gaps["longest_bars"]}
 
 
-def coverage_of_frame(frame: pd.DataFrame, bar: pd.Timedelta = BAR) -> dict[str, Any]:
+def coverage_of_frame(frame: pd.DataFrame, bar: pd.Timedelta = DEFAULT_BAR) -> dict[str, Any]:
     """Coverage of a MarketFrame; gaps there were filled, so no-trade bars (volume 0) are counted too."""
     out = coverage_of_candles(frame, bar)
     no_trade = (frame["volume"].to_numpy() == 0) if "volume" in frame else np.zeros(len(frame), bool)
@@ -285,7 +285,7 @@ def inspect_report(df: pd.DataFrame, *, fx: str = "ecb") -> dict[str, Any]:
     if missing:
         raise UserError(f"data has no {missing[0]} column (columns: {', '.join(map(str, df.columns))}); "
                         "inspect needs candles or a MarketFrame")
-    bar = _infer_bar(df.index)
+    bar = frame_bar(df.index)
     report: dict[str, Any] = {"bar": str(bar)}
     if {"fx", "premium"} <= set(df.columns):
         frame = df
@@ -303,12 +303,6 @@ def inspect_report(df: pd.DataFrame, *, fx: str = "ecb") -> dict[str, Any]:
         report["coverage"].update({k: v for k, v in coverage_of_frame(frame, bar).items() if "no_trade" in k})
     report["stats"] = market_stats(frame, bar)
     return report
-
-
-def _infer_bar(index: pd.DatetimeIndex) -> pd.Timedelta:
-    if len(index) < 2:
-        return BAR
-    return pd.Timedelta(pd.Series(index[1:] - index[:-1]).min())
 
 
 def _pct(x: float, signed: bool = True) -> str:

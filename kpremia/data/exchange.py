@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXCHANGE = "upbit"
 DEFAULT_SYMBOL = "USDT/KRW"
-DEFAULT_TIMEFRAME = "15m"
 DEFAULT_PAGE_SIZE = 200
 
 # Per-exchange ccxt constructor settings (deep-merged into ``describe()``).

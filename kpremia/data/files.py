@@ -15,7 +15,7 @@ A user's file rarely matches the MarketFrame schema, so the source
    open and close, volume 0), saying what it assumed in the log and the manifest;
 5. merges a separate USD/KRW file (``fx_path``; a daily file, an ECB ``eurofxref-hist``
    file or ``ecb`` for the bundled ECB rates) causally at the bar's close;
-6. validates (:func:`kpremia.data.frame.validate_frame`: missing bars are inserted only
+6. validates (:func:`kpremia.data.repair.validate_frame`: missing bars are inserted only
    at the file's own spacing, within a limit, and counted), then checks plausibility
    (:mod:`kpremia.data.plausibility`: premium, FX range).
 
@@ -47,8 +47,8 @@ from kpremia.data.file_table import (
     read_table,
     sort_rows,
 )
-from kpremia.data.frame import default_limits, validate_frame
 from kpremia.data.plausibility import PlausibilityChecks
+from kpremia.data.repair import default_limits, validate_frame
 from kpremia.data.resample import aggregate_bars
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ of every table describes the market at the close of bar t from bars ``<= t``:
 * ``price_1d[t, j]  = log(daily_close[d_j] / close[t])`` over the last ``window_1d``
   completed UTC days (oldest first);
 * ``premium[t, j]`` = premium of the last ``window_premium`` completed UTC days;
-* ``features[t]`` = :mod:`kpremia.data.features` at bar t.
+* ``features[t]`` = :mod:`kpremia.data.feature_formulas` at bar t (:mod:`kpremia.data.feature_table`).
 
 Leakage guards: the frame is cut at the end of the last requested split
 *before* anything is computed (``fit`` asks for train+val, so the test period is
@@ -33,21 +33,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kpremia.core.bars import bar_minutes, frame_bar, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, bar_minutes, frame_bar, timeframe_label, utc_timestamp
 from kpremia.core.errors import UserError
 from kpremia.core.spec import FEATURES, MARKET_KEYS, PREMIUM, PRICE_1D, PRICE_BARS, ObsSpec
-from kpremia.data.features import (
-    FEATURE_NAMES,
-    DailyHistory,
-    IncrementalFeatures,
-    daily_windows,
-    feature_bars,
-    feature_lookback,
-    feature_matrix,
-    feature_names,
-    utc_timestamp,
-)
-from kpremia.data.frame import BAR, validate_frame
+from kpremia.data.daily import DailyHistory, daily_windows
+from kpremia.data.feature_formulas import FEATURE_NAMES, feature_names
+from kpremia.data.feature_table import IncrementalFeatures, feature_bars, feature_lookback, feature_matrix
+from kpremia.data.repair import validate_frame
 from kpremia.data.splits import bounds_to_dict, split_from_config
 from kpremia.data.tensors import MarketTensors
 
@@ -185,7 +177,7 @@ class MarketData:
     split_bounds: dict[str, tuple[int, int]]
     windows: dict[str, int] = field(default_factory=dict)
     frame: pd.DataFrame | None = None  # the cut frame the tables were computed from
-    bar: pd.Timedelta = BAR  # the bar size of every split
+    bar: pd.Timedelta = DEFAULT_BAR  # the bar size of every split
     extra_features: tuple[str, ...] = ()  # optional features in the observation (env.extra_features)
 
     @property
@@ -256,7 +248,7 @@ def build_market(
         bar: the frame's bar size (None: the index's step); windows, features and the
             warm-up follow it.
         extra_features: optional features added to the default ones
-            (:data:`kpremia.data.features.OPTIONAL_FEATURE_NAMES`, ``env.extra_features``).
+            (:data:`kpremia.data.feature_formulas.OPTIONAL_FEATURE_NAMES`, ``env.extra_features``).
 
     Raises:
         UserError: bad split config, empty split, too little data for the warm-up,
@@ -341,11 +333,11 @@ class ObservationBuilder:
 
     Uses the same feature functions (:class:`IncrementalFeatures`) and daily
     rule (:class:`DailyHistory`) as the batch path; missing bars are filled as
-    no-trade bars like :func:`kpremia.data.frame.validate_frame` does.
+    no-trade bars like :func:`kpremia.data.repair.validate_frame` does.
     """
 
     def __init__(self, window_bars: int = 15, window_1d: int = 10, window_premium: int = 10,
-                 normalizer: Normalizer | None = None, bar: pd.Timedelta = BAR,
+                 normalizer: Normalizer | None = None, bar: pd.Timedelta = DEFAULT_BAR,
                  extra_features: Sequence[str] = ()) -> None:
         self.window_bars = window_bars
         self.normalizer = normalizer

@@ -107,11 +107,6 @@ def split_from_config(frame: pd.DataFrame, split_cfg: Mapping[str, Any] | None,
     return split_frame(frame, require=require, **cfg)
 
 
-def slice_splits(frame: pd.DataFrame, bounds: Mapping[str, tuple[int, int]]) -> dict[str, pd.DataFrame]:
-    """The frames of each split (views by position)."""
-    return {name: frame.iloc[start:end] for name, (start, end) in bounds.items()}
-
-
 def bounds_to_dict(frame: pd.DataFrame, bounds: Mapping[str, tuple[int, int]]) -> dict[str, dict]:
     """JSON-able description of split bounds (rows and first/last bar times) for manifests."""
     out = {}

@@ -5,7 +5,7 @@ the start of Upbit's daily candle), so :func:`market_stats` samples the same way
 the close of the last bar of each UTC day (the bar closing at 00:00 UTC), at any bar
 size (at 1d bars opening 00:00 UTC: every bar).  Bars that never close at 00:00 UTC
 (daily candles opening 00:00 KST) are sampled at the last bar closed by each midnight,
-as the observation's daily windows are (:func:`kpremia.data.features.daily_windows`).
+as the observation's daily windows are (:func:`kpremia.data.daily.daily_windows`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from kpremia.core.bars import DEFAULT_BAR, parse_timeframe, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, DEFAULT_TIMEFRAME, parse_timeframe, timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.frame import COLUMNS
@@ -48,7 +48,10 @@ from kpremia.data.resample import aggregate_bars
 
 log = logging.getLogger(__name__)
 
-BARS_PER_DAY = 96
+# The generator's grid: the model's parameters are per step of this size (BARS_PER_DAY steps a day),
+# so the market is always generated on it and then aggregated to ``data.timeframe``.
+GRID = DEFAULT_BAR
+BARS_PER_DAY = pd.Timedelta(days=1) // GRID
 _NS_HOUR = 3_600 * 10**9
 _NS_DAY = 24 * _NS_HOUR
 # Fixed-date Korean public holidays (month, day); lunar ones are left out.
@@ -277,8 +280,8 @@ def generate_with_states(params: SyntheticParams, seed: int = 0) -> tuple[pd.Dat
         raise UserError(f"synthetic data with days={p.days} has fewer than 2 bars; raise data.days")
     start = pd.Timestamp(p.start)
     start = start.tz_localize("UTC") if start.tz is None else start.tz_convert("UTC")
-    start = start.floor("15min")
-    times = pd.date_range(start, periods=n, freq="15min", unit="ns")
+    start = start.floor(GRID)
+    times = pd.date_range(start, periods=n, freq=GRID, unit="ns")
     t_ns = times.asi8
     hour_kst = ((t_ns + 9 * _NS_HOUR) % _NS_DAY) / _NS_HOUR
 
@@ -365,7 +368,7 @@ class SyntheticSource:
         **params: any field of :class:`SyntheticParams` (e.g. ``days=60``).
     """
 
-    def __init__(self, seed: int = 0, preset: str = "default", timeframe: str = "15m", **params: Any) -> None:
+    def __init__(self, seed: int = 0, preset: str = "default", timeframe: str = DEFAULT_TIMEFRAME, **params: Any) -> None:
         if preset not in PRESETS:
             raise UserError(f"unknown synthetic preset {preset!r}; use one of: {', '.join(PRESETS)}")
         known = {f.name for f in dataclasses.fields(SyntheticParams)}
@@ -376,9 +379,10 @@ class SyntheticSource:
         self.seed = int(seed)
         self.preset = preset
         self.bar = parse_timeframe(timeframe)
-        if self.bar < DEFAULT_BAR or self.bar % DEFAULT_BAR != pd.Timedelta(0):
-            raise UserError(f"data.timeframe={timeframe!r}: the synthetic market is generated at 15m and can only be "
-                            "aggregated to a multiple of it (15m, 30m, 1h, 4h, 1d)")
+        if self.bar < GRID or self.bar % GRID != pd.Timedelta(0):
+            raise UserError(f"data.timeframe={timeframe!r}: the synthetic market is generated at "
+                            f"{timeframe_label(GRID)} and can only be aggregated to a multiple of it (e.g. 30m, 1h, "
+                            "4h, 1d)")
         self.params = dataclasses.replace(SyntheticParams(), **{**PRESETS[preset], **params})
         self.params.validate()
 
@@ -386,8 +390,8 @@ class SyntheticSource:
         """Generate the frame (at 15m, aggregated to the timeframe) and its manifest."""
         frame = generate(self.params, self.seed)
         dropped = 0
-        if self.bar != DEFAULT_BAR:
-            frame, dropped = aggregate_bars(frame, self.bar, DEFAULT_BAR)
+        if self.bar != GRID:
+            frame, dropped = aggregate_bars(frame, self.bar, GRID)
             if len(frame) < 2:
                 raise UserError(f"synthetic data with days={self.params.days} has fewer than 2 "
                                 f"{timeframe_label(self.bar)} bars; raise data.days")
@@ -398,7 +402,7 @@ class SyntheticSource:
             "synthetic": True,
             "timeframe": timeframe_label(self.bar),
             "bar_minutes": self.bar.total_seconds() / 60.0,
-            "generated_at": "15m",
+            "generated_at": timeframe_label(GRID),
             "partial_edge_bars_dropped": dropped,
             "preset": self.preset,
             "params": dataclasses.asdict(self.params),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from kpremia.core.bars import DEFAULT_BAR_MINUTES
+
 
 @dataclass
 class MarketTensors:
@@ -48,7 +50,7 @@ class MarketTensors:
     valid_from: int = 0
     feature_names: tuple[str, ...] = field(default=())
     name: str = ""
-    bar_minutes: float = 15.0
+    bar_minutes: float = DEFAULT_BAR_MINUTES
 
     @property
     def n_bars(self) -> int:

@@ -5,13 +5,13 @@ reads that step's inputs; an LSTM(64) -> LSTM(32) runs over the extracted sequen
 hidden state of the top LSTM is the encoding (``out_dim = 32``).
 
 **How the series share one time axis.**  The three windows have different lengths and
-bar sizes (15m closes, completed daily closes, completed-day premiums).  They are aligned
+bar sizes (per-bar closes, completed daily closes, completed-day premiums).  They are aligned
 by recency, not by wall clock: with ``L = max(window lengths)``, step ``L - 1`` holds every
 series' latest value, step ``L - 1 - k`` its k-th previous value, and a shorter window is
 zero-padded at the old end (:func:`~kpremia.encoders.common.right_align`) with a 0/1 mask
 channel per padded series so the network can tell padding from a real zero.  Resampling
-to a common clock was rejected: daily series on the 15m clock would need 96 steps per
-day (L = 960 for ten days), and the 15m window on the daily clock collapses into less than
+to a common clock was rejected: daily series on the bar clock would need 96 steps per
+day at 15m bars (L = 960 for ten days), and the bar window on the daily clock collapses into less than
 one step.  The account state and the features are per bar, not per step: they are
 broadcast onto every step as extra inputs of the first dense layer, computed once per row
 as ``W_c @ context`` and added to every step (the same function as concatenating them to

@@ -1,6 +1,6 @@
 """``gru_attn``: one GRU with attention pooling per series, fused with account and features.
 
-This is the reference design's GRU+Attention model.  Each of the three windows -- 15m
+This is the reference design's GRU+Attention model.  Each of the three windows -- per-bar
 closes, completed daily closes, completed-day premiums -- is read as a sequence
 ``[B, W, 1]`` by its own GRU; attention pooling over the GRU's outputs (or, with
 ``attention=False``, its last hidden state) gives one ``hidden_dim`` vector per series.
@@ -21,7 +21,7 @@ once the batch is large.  Measured on 2 shared CPU cores (torch 2.13, hidden 64,
 
 Training throughput is what the research loop waits on, while 0.1 ms per 15-minute bar
 is invisible to the live runner.  Separate modules also keep the reference design's
-per-series weights (15m and daily series have different dynamics).
+per-series weights (per-bar and daily series have different dynamics).
 
 Dropout: ``dropout`` applies after the fusion layer (and between stacked GRU layers when
 ``num_layers > 1``); acting is in eval mode, see the algorithm for how rollouts treat it.

@@ -32,6 +32,11 @@ if TYPE_CHECKING:  # torch is imported where a scheme acts: building one (a conf
 
 _NAN = float("nan")
 
+# The hold_buy_sell action codes.  The baselines, the hindsight oracle, the model-based trader,
+# the warm start's teacher and the live band rule all decide in them; HoldBuySellScheme turns
+# them into target weights.
+HOLD, BUY, SELL = 0, 1, 2
+
 
 class _LookupScheme:
     """Base of the schemes: target weights looked up from a per-action table."""
@@ -91,14 +96,14 @@ class SignalScheme(_LookupScheme):
 
 @ACTION_SCHEMES.register("hold_buy_sell")
 class HoldBuySellScheme(_LookupScheme):
-    """Three actions: 0 hold, 1 buy with all KRW, 2 sell all USDT."""
+    """Three actions: ``HOLD`` (0), ``BUY`` (1) with all KRW, ``SELL`` (2) all USDT."""
 
     n_actions = 3
-    action_names = ("hold", "buy", "sell")
+    action_names = ("hold", "buy", "sell")  # indexed by HOLD, BUY, SELL
 
     def __init__(self, allow_short: bool = False) -> None:
         super().__init__()
-        self._table = (_NAN, 1.0, 0.0)
+        self._table = (_NAN, 1.0, 0.0)  # HOLD: no trade, BUY: all USDT, SELL: all KRW
 
 
 @ACTION_SCHEMES.register("target_weight")

@@ -32,7 +32,7 @@ from kpremia.envs.reward import RewardRule
 def _optional_feature_names() -> tuple[str, ...]:
     """The optional feature names, imported when a config names one: the feature code loads torch and
     pandas, and a config check (``fit env.n_envs=0``) must be refused before either is loaded."""
-    from kpremia.data.features import OPTIONAL_FEATURE_NAMES
+    from kpremia.data.feature_formulas import OPTIONAL_FEATURE_NAMES
 
     return OPTIONAL_FEATURE_NAMES
 
@@ -65,7 +65,7 @@ class EnvConfig(ConfigPart):
     window_bars: int = knob(15, at_least(1))
     window_1d: int = knob(10, at_least(1))
     window_premium: int = knob(10, at_least(1))
-    # optional features added to the observation (off by default; kpremia.data.features.OPTIONAL_FEATURE_NAMES)
+    # optional features added to the observation (off by default; kpremia.data.feature_formulas.OPTIONAL_FEATURE_NAMES)
     extra_features: tuple[str, ...] = knob((), ("a list of optional feature names (docs/market.md)",
                                                 lambda v: all(name in _optional_feature_names() for name in v)))
 

@@ -59,7 +59,8 @@ from kpremia.data.tensors import MarketTensors
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
-from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors, hindsight_oracle
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
+from kpremia.eval.oracle import fill_factors, hindsight_oracle
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,8 @@ import math
 import torch
 from torch import Tensor
 
+from kpremia.core.bars import DEFAULT_BAR_MINUTES
+
 MINUTES_PER_YEAR = 365 * 24 * 60
 POSITION_EPS = 1e-6
 
@@ -87,7 +89,7 @@ def safe_div(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
-def sharpe_ratio(values_krw: Tensor, bar_minutes: float = 15.0) -> Tensor:
+def sharpe_ratio(values_krw: Tensor, bar_minutes: float = DEFAULT_BAR_MINUTES) -> Tensor:
     """Annualised Sharpe ratio of the per-bar simple returns (0 when flat)."""
     r = simple_returns(values_krw)
     if r.shape[1] < 2:
@@ -96,7 +98,7 @@ def sharpe_ratio(values_krw: Tensor, bar_minutes: float = 15.0) -> Tensor:
     return safe_div(r.mean(dim=1), std) * math.sqrt(periods_per_year(bar_minutes))
 
 
-def sortino_ratio(values_krw: Tensor, bar_minutes: float = 15.0) -> Tensor:
+def sortino_ratio(values_krw: Tensor, bar_minutes: float = DEFAULT_BAR_MINUTES) -> Tensor:
     """Annualised Sortino ratio (target 0; 0 when no bar lost money)."""
     r = simple_returns(values_krw)
     if r.shape[1] < 1:

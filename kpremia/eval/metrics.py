@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from kpremia.core.bars import DEFAULT_BAR_MINUTES
 from kpremia.eval import formulas as F
 
 METRIC_KEYS = ("return", "sharpe", "sortino", "max_drawdown", "turnover", "hit_rate", "n_trades", "fees_krw")
@@ -79,7 +80,7 @@ def path_statistics(
     usdt_weight: Tensor | None = None,
     traded: Tensor | None = None,
     fees_krw: Tensor | None = None,
-    bar_minutes: float = 15.0,
+    bar_minutes: float = DEFAULT_BAR_MINUTES,
     position_eps: float = F.POSITION_EPS,
 ) -> dict[str, Tensor]:
     """Per-path statistics ``{name: Tensor[N]}`` (all of them when ``stats`` is None)."""
@@ -112,7 +113,7 @@ def compute_metrics(
     usdt_weight: Tensor,
     traded: Tensor,
     fees_krw: Tensor,
-    bar_minutes: float = 15.0,
+    bar_minutes: float = DEFAULT_BAR_MINUTES,
     position_eps: float = F.POSITION_EPS,
 ) -> dict[str, float]:
     """All metrics of one path ``[T]`` (or the mean over paths ``[N, T]``) as floats.
@@ -138,7 +139,8 @@ class PortfolioMetrics(Metric):
     higher_is_better: bool | None = None
     keys: tuple[str, ...] = (*METRIC_KEYS, "round_trips")
 
-    def __init__(self, bar_minutes: float = 15.0, position_eps: float = F.POSITION_EPS, **kwargs) -> None:
+    def __init__(self, bar_minutes: float = DEFAULT_BAR_MINUTES, position_eps: float = F.POSITION_EPS,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         F.periods_per_year(bar_minutes)  # validate early
         self.bar_minutes = float(bar_minutes)

@@ -38,7 +38,8 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.baselines import Baseline, _cadences, _on_cadence, require_train
 from kpremia.eval.model_dp import Grid, Plan, plan
-from kpremia.eval.oracle import BUY, HOLD, SELL, fill_factors
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
+from kpremia.eval.oracle import fill_factors
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
 from kpremia.eval.regime_filter import run_filter
 

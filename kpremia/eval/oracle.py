@@ -39,12 +39,12 @@ from torch import Tensor
 from kpremia.core.config import default_of
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs import execution
+from kpremia.envs.action_schemes import BUY, SELL
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 
 log = logging.getLogger(__name__)
 
-HOLD, BUY, SELL = 0, 1, 2  # hold_buy_sell actions
 KRW, USDT = 0, 1  # positions
 
 

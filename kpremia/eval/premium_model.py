@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.data.synthetic import BARS_PER_DAY, SyntheticParams
+from kpremia.core.bars import DEFAULT_BAR_MINUTES
+from kpremia.data.synthetic import BARS_PER_DAY, GRID, SyntheticParams
 
-_BASE_MINUTES = 15.0  # the generator's grid
+_BASE_MINUTES = GRID.total_seconds() / 60.0  # the generator's grid, in minutes
 _NS_HOUR = 3_600 * 10**9
 _NS_DAY = 24 * _NS_HOUR
 
@@ -76,7 +77,8 @@ class PremiumModel:
     noise_sd: float
 
     @classmethod
-    def from_synthetic(cls, params: SyntheticParams | Mapping[str, Any], bar_minutes: float = 15.0) -> PremiumModel:
+    def from_synthetic(cls, params: SyntheticParams | Mapping[str, Any],
+                       bar_minutes: float = DEFAULT_BAR_MINUTES) -> PremiumModel:
         """The generator's process at ``bar_minutes`` (a multiple of 15: ``k`` generator steps per bar)."""
         if isinstance(params, Mapping):
             known = {f.name for f in dataclasses.fields(SyntheticParams)}
@@ -108,7 +110,8 @@ class PremiumModel:
         )
 
     @classmethod
-    def fit(cls, premium: np.ndarray, times: np.ndarray, bar_minutes: float = 15.0) -> PremiumModel:
+    def fit(cls, premium: np.ndarray, times: np.ndarray,
+            bar_minutes: float = DEFAULT_BAR_MINUTES) -> PremiumModel:
         """Estimate the model from a train split's premium by moments (no hidden state is seen).
 
         Estimated: the time-of-day cosine (regression of the premium minus its centred

@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from kpremia.core.bars import DEFAULT_TIMEFRAME
 from kpremia.core.errors import UserError
 from kpremia.core.identity import Identity, differing_keys, show_value, what_ran
 from kpremia.core.io import atomic_write_bytes, atomic_write_text
@@ -175,7 +176,7 @@ def data_identity(manifest: dict[str, Any] | None) -> str | None:
 
     The synthetic seed is left out on purpose: runs over seeds are meant to average
     over markets.  Files are named by their sha256, so a changed file is another data set.
-    A bar size other than 15m is part of the name: the same market at 1h is another data set.
+    A bar size other than the default (15m) is part of the name: the same market at 1h is another data set.
     """
     if not manifest:
         return None
@@ -183,7 +184,7 @@ def data_identity(manifest: dict[str, Any] | None) -> str | None:
     basis = manifest.get("premium_basis") or "usdt"
     suffix = "" if basis == "usdt" else f", premium {basis}"
     timeframe = manifest.get("timeframe")
-    if timeframe and timeframe != "15m":
+    if timeframe and timeframe != DEFAULT_TIMEFRAME:
         suffix += f", {timeframe} bars"
     if manifest.get("synthetic") and source == "synthetic":
         params = json.dumps(manifest.get("params") or {}, sort_keys=True)
@@ -212,7 +213,7 @@ def run_facts(run_dir: Path, summary: dict[str, Any]) -> tuple[tuple[str, str | 
     period_text = f"{str(period[0])[:16]}..{str(period[1])[:16]}" if isinstance(period, list) and \
         len(period) == 2 else None
     env = _read_config(run_dir).get("env") or {}
-    fee = summary.get("fee_rate", env.get("fee_rate", env.get("fee")))
+    fee = summary.get("fee_rate", env.get("fee_rate"))
     fee_text = f"{float(fee) * 100:g} %" if isinstance(fee, (int, float)) else None
     data = summary.get("data") or data_identity(_read_json(run_dir / "data_manifest.json"))
     failed = failure_of(run_dir)

@@ -73,11 +73,6 @@ def wandb_mode(logger_cfg: dict[str, Any]) -> str:
     return "online" if wandb_api_key_available() else "offline"
 
 
-def wandb_offline(logger_cfg: dict[str, Any]) -> bool:
-    """True when the run will not talk to a server (offline or disabled)."""
-    return wandb_mode(logger_cfg) != "online"
-
-
 def _multirun_group(run_dir: Path) -> str | None:
     """The multirun directory name for a job under ``.../multirun/<stamp>/<job>``, else None.
 

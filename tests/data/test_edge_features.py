@@ -7,15 +7,8 @@ import pandas as pd
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.data.features import (
-    FEATURE_NAMES,
-    OPTIONAL_FEATURE_NAMES,
-    IncrementalFeatures,
-    compute_features,
-    feature_lookback,
-    feature_matrix,
-    feature_names,
-)
+from kpremia.data.feature_formulas import FEATURE_NAMES, OPTIONAL_FEATURE_NAMES, feature_names
+from kpremia.data.feature_table import IncrementalFeatures, compute_features, feature_lookback, feature_matrix
 
 from .test_features import _records, perturb_after, probe_rows
 

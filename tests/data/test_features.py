@@ -6,18 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpremia.data.features import (
-    FEATURE_NAMES,
-    DailyHistory,
+from kpremia.data.daily import DailyHistory, daily_windows
+from kpremia.data.feature_formulas import FEATURE_NAMES
+from kpremia.data.feature_table import (
     IncrementalFeatures,
     compute_features,
-    daily_windows,
-    day_end_mask,
     feature_bars,
     feature_lookback,
     feature_matrix,
 )
-from kpremia.data.frame import validate_frame
+from kpremia.data.repair import validate_frame
 
 LOOKBACK = feature_lookback()  # at the default 15m bars
 
@@ -202,20 +200,20 @@ def test_at_1h_and_1d_look_backs_are_the_same_time(short_frame):
 
 
 def test_a_new_feature_declares_its_look_back_as_time():
-    from kpremia.data import features as F
+    from kpremia.data import feature_formulas as F
 
     try:
         @F.feature("test_range_6h", "6h", min_bars=2)
         def _range(w, n):
             return w.close[:, -n:].amax(dim=1) - w.close[:, -n:].amin(dim=1)
 
-        assert F._FEATURES["test_range_6h"].bars(pd.Timedelta("15min")) == 24
-        assert F._FEATURES["test_range_6h"].bars(pd.Timedelta("1h")) == 6
-        assert F._FEATURES["test_range_6h"].bars(pd.Timedelta("1D")) == 2
+        assert F.FEATURE_REGISTRY["test_range_6h"].bars(pd.Timedelta("15min")) == 24
+        assert F.FEATURE_REGISTRY["test_range_6h"].bars(pd.Timedelta("1h")) == 6
+        assert F.FEATURE_REGISTRY["test_range_6h"].bars(pd.Timedelta("1D")) == 2
         with pytest.raises(ValueError, match="registered twice"):
             F.feature("test_range_6h", "1h")(_range)
     finally:
-        F._FEATURES.pop("test_range_6h", None)
+        F.FEATURE_REGISTRY.pop("test_range_6h", None)
 
 
 @pytest.mark.parametrize("bar", ["1h", "1D"])
@@ -253,7 +251,8 @@ def test_daily_windows_at_1d_bars_and_at_daily_bars_opening_00_kst(short_frame):
 def test_daily_windows_count_every_day_of_a_two_year_frame(synthetic_frame):
     """Every UTC midnight counts (an np.arange over epoch nanoseconds in float64 once lost the last day)."""
     closes, _ = daily_windows(synthetic_frame, 1, 1)
-    ends = np.flatnonzero(day_end_mask(synthetic_frame.index))
+    close_time = synthetic_frame.index + pd.Timedelta(minutes=15)
+    ends = np.flatnonzero((close_time.hour == 0) & (close_time.minute == 0))  # bars closing at 00:00 UTC
     assert len(ends) == 730
     np.testing.assert_array_equal(closes[ends, 0], synthetic_frame["close"].to_numpy()[ends])
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.data.frame import COLUMNS, RepairReport, validate_frame
+from kpremia.data.frame import COLUMNS
+from kpremia.data.repair import RepairReport, validate_frame
 
 
 def test_clean_frame_passes_unchanged(bars):
@@ -74,7 +75,7 @@ def test_naive_and_other_timezones_become_utc(bars):
 
 def test_identical_duplicates_dropped_and_conflicting_ones_refused(bars, caplog):
     df = bars(6)
-    with caplog.at_level(logging.WARNING, logger="kpremia.data.frame"):
+    with caplog.at_level(logging.WARNING, logger="kpremia.data.repair"):
         frame, report = validate_frame(pd.concat([df.iloc[:3], df.iloc[[2]], df.iloc[3:]]))
     assert len(frame) == 6 and frame["close"].iloc[2] == df["close"].iloc[2]
     assert report.duplicates_dropped == 1 and report.unsorted_rows == 0 and "duplicate" in report.summary()

@@ -11,7 +11,7 @@ import torch
 
 from kpremia.core.errors import UserError
 from kpremia.core.spec import ObsSpec
-from kpremia.data.features import FEATURE_NAMES
+from kpremia.data.feature_formulas import FEATURE_NAMES
 from kpremia.data.market import Normalizer, ObservationBuilder, build_market, build_obs_tables
 from kpremia.data.splits import split_frame
 from kpremia.data.tensors import MarketTensors

@@ -65,7 +65,7 @@ def test_an_hourly_file_with_one_missing_hour_inserts_exactly_one_bar_and_says_s
     full, _ = hourly_source(files["usdt_krw_1h_newest_first.csv"], files["DEXKOUS.csv"]).load()
     missing_hour = 300  # a row well after the warm-up of the fx file
     gappy = oldest_first_copy(files["usdt_krw_1h_newest_first.csv"], tmp_path / "gap.csv", (missing_hour,))
-    with caplog.at_level(logging.WARNING, logger="kpremia.data.frame"):
+    with caplog.at_level(logging.WARNING, logger="kpremia.data.repair"):
         frame, manifest = hourly_source(gappy, files["DEXKOUS.csv"]).load()
     assert manifest["inserted_bars"] == 1 and manifest["repair"]["gaps"] == 1
     assert "1 missing no-trade 1h bars inserted in 1 gaps" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.data.splits import bounds_to_dict, slice_splits, split_frame, split_from_config
+from kpremia.data.splits import bounds_to_dict, split_frame, split_from_config
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def frame(bars):
 def test_fractions_ordered_and_covering(frame):
     b = split_frame(frame)
     assert b == {"train": (0, 700), "val": (700, 850), "test": (850, 1000)}
-    parts = slice_splits(frame, b)
+    parts = {name: frame.iloc[start:end] for name, (start, end) in b.items()}
     assert parts["train"].index[-1] < parts["val"].index[0] and parts["val"].index[-1] < parts["test"].index[0]
     assert sum(len(p) for p in parts.values()) == len(frame)
 

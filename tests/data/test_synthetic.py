@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.data.frame import COLUMNS, validate_frame
+from kpremia.data.frame import COLUMNS
+from kpremia.data.repair import validate_frame
 from kpremia.data.stats import market_stats
 from kpremia.data.synthetic import PRESETS, SyntheticParams, SyntheticSource, fx_session_open, generate
 
@@ -163,7 +164,7 @@ def test_the_synthetic_market_at_1h_and_1d_is_its_15m_bars_aggregated(timeframe,
 
 
 def test_the_synthetic_timeframe_must_be_a_multiple_of_15m():
-    with pytest.raises(UserError, match="generated at 15m and can only be aggregated"):
+    with pytest.raises(UserError, match="generated at 15m and can only be aggregated to a multiple of it"):
         SyntheticSource(timeframe="5m")
     with pytest.raises(UserError, match="not a bar size kpremia can use"):
         SyntheticSource(timeframe="1w")

@@ -17,7 +17,8 @@ from kpremia.eval.backtest import (
     trace_metrics,
 )
 from kpremia.eval.baselines import make_baselines
-from kpremia.eval.oracle import BUY, hindsight_oracle
+from kpremia.envs.action_schemes import BUY
+from kpremia.eval.oracle import hindsight_oracle
 
 from .conftest import build_market
 

@@ -14,7 +14,8 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.backtest import run_baseline_backtest, trace_metrics
 from kpremia.eval.baselines import PremiumThreshold, PremiumZScore, make_baselines, rolling_zscore
-from kpremia.eval.oracle import BUY, HOLD, SELL, hindsight_oracle
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
+from kpremia.eval.oracle import hindsight_oracle
 
 from .conftest import premium_market
 

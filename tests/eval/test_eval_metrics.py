@@ -191,7 +191,7 @@ def test_a_backtest_trace_records_its_market_bar_size() -> None:
     import dataclasses
 
     from kpremia.eval.backtest import run_backtest, trace_metrics
-    from kpremia.eval.oracle import BUY
+    from kpremia.envs.action_schemes import BUY
 
     from .conftest import premium_market
 

@@ -17,7 +17,7 @@ from kpremia.eval.backtest import run_baseline_backtest
 from kpremia.eval.baselines import make_baselines
 from kpremia.eval.model_based import ModelBased, model_options
 from kpremia.eval.model_dp import Grid, plan
-from kpremia.eval.oracle import BUY, HOLD, SELL
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
 from kpremia.eval.regime_filter import run_filter
 

@@ -8,7 +8,8 @@ import torch
 
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.execution import ExecutionRules
-from kpremia.eval.oracle import BUY, SELL, hindsight_oracle
+from kpremia.envs.action_schemes import BUY, SELL
+from kpremia.eval.oracle import hindsight_oracle
 
 from .conftest import build_market, premium_market
 

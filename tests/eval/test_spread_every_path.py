@@ -15,7 +15,8 @@ import torch
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.backtest import run_backtest, run_baseline_backtest, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import PremiumThreshold, _signal_log_returns
-from kpremia.eval.oracle import BUY, SELL, fill_factors, hindsight_oracle
+from kpremia.envs.action_schemes import BUY, SELL
+from kpremia.eval.oracle import fill_factors, hindsight_oracle
 
 from .conftest import build_market
 

@@ -16,9 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"))
 from upbit_private import UpbitAccount  # noqa: E402
 
+from kpremia.core.bars import DEFAULT_BAR  # noqa: E402
 from kpremia.core.errors import UserError  # noqa: E402
 from kpremia.data.exchange import create_exchange  # noqa: E402
-from kpremia.data.frame import BAR  # noqa: E402
 from kpremia.data.market import ObservationBuilder  # noqa: E402
 from kpremia.envs import execution  # noqa: E402
 from kpremia.envs.execution import ExecutionRules  # noqa: E402
@@ -108,7 +108,7 @@ def _runner(tmp_path, account, frame, *, buy=0.0135, sell=0.0145):
 
 def _frame(premiums) -> pd.DataFrame:
     n = len(premiums)
-    index = pd.date_range(T0, periods=n, freq=BAR, tz="UTC")
+    index = pd.date_range(T0, periods=n, freq=DEFAULT_BAR, tz="UTC")
     close = [1400.0] * n
     return pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": [1.0] * n,
                          "fx": [1400.0 / (1 + p) for p in premiums], "premium": premiums}, index=index)

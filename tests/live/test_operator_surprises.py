@@ -29,13 +29,13 @@ def test_a_short_token_is_refused_even_on_loopback(monkeypatch):
 def test_replay_end_alone_starts_at_the_test_split_not_the_training_data(compose_cfg, caplog):
     cfg = compose_cfg("data.days=30")
     whole = ReplayFeed.from_config(cfg, LiveConfig.from_dict({"replay": {"split": "test"}}), WINDOWS)
-    end = str(whole.last_time - (whole.last_time - whole.first_time) / 2)
+    end = str(whole.last_time - (whole.last_time - whole.frame.index[whole.start]) / 2)
     feed = ReplayFeed.from_config(cfg, LiveConfig.from_dict({"replay": {"end": end}}), WINDOWS)
-    assert feed.first_time == whole.first_time and feed.last_time <= whole.last_time
+    assert feed.frame.index[feed.start] == whole.frame.index[whole.start] and feed.last_time <= whole.last_time
     assert "replaying from the start of the test split" in caplog.text
     everything = ReplayFeed.from_config(cfg, LiveConfig.from_dict({"replay": {"split": "all"}}), WINDOWS)
     with pytest.raises(UserError, match="is before the test split"):
-        ReplayFeed.from_config(cfg, LiveConfig.from_dict({"replay": {"end": str(everything.first_time)}}), WINDOWS)
+        ReplayFeed.from_config(cfg, LiveConfig.from_dict({"replay": {"end": str(everything.frame.index[everything.start])}}), WINDOWS)
 
 
 def _hashes(folder):

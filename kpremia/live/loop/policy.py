@@ -36,7 +36,7 @@ from kpremia.core.registry import ACTION_SCHEMES, LIVE_POLICIES
 from kpremia.data.market import Normalizer
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
-from kpremia.eval.oracle import BUY, HOLD, SELL
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
 from kpremia.live.config import LiveConfig
 from kpremia.live.learning.hparams import RUNTIME_RANGES
 from kpremia.live.loop.types import Bar

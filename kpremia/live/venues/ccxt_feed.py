@@ -21,12 +21,11 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from kpremia.core.bars import timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, timeframe_label
 from kpremia.core.registry import LIVE_FEEDS
 from kpremia.data.assemble import assemble_frame
 from kpremia.data.cache import candles_from_rows
 from kpremia.data.exchange import RetryPolicy, create_exchange, iter_ohlcv_pages, resolve_page_size, timeframe_ms
-from kpremia.data.frame import BAR
 from kpremia.data.fx import load_fx
 from kpremia.live.config import LiveConfig
 from kpremia.live.loop.types import Bar
@@ -57,7 +56,7 @@ class CcxtFeed:
                  refresh_interval: float = 60.0, max_staleness: pd.Timedelta = pd.Timedelta(days=5),
                  retry: RetryPolicy | None = None, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, max_polls: int | None = None,
-                 bar: pd.Timedelta = BAR) -> None:
+                 bar: pd.Timedelta = DEFAULT_BAR) -> None:
         self.exchange, self.symbol, self.fx = exchange, symbol, fx
         self.bar = bar
         self.timeframe = timeframe_label(bar)
@@ -84,7 +83,7 @@ class CcxtFeed:
             fx = load_fx("csv", path=opts.fx_path) if opts.fx_path else load_fx("ecb")
             staleness = pd.Timedelta(days=5)
         exchange = create_exchange(opts.exchange)
-        bar = bar or BAR
+        bar = bar or DEFAULT_BAR
         timeframe_ms(timeframe_label(bar))  # a size ccxt cannot name is refused before any request
         return cls(exchange, opts.market, fx, warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar),
                    refresh_interval=live.refresh_interval, max_staleness=staleness, bar=bar)

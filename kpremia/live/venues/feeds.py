@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from kpremia.core.bars import bar_of_minutes, frame_bar, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, bar_of_minutes, frame_bar, timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.registry import DATA_SOURCES, LIVE_FEEDS
-from kpremia.data.features import feature_lookback
-from kpremia.data.frame import BAR
+from kpremia.data.feature_table import feature_lookback
 from kpremia.live.loop.types import Bar
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ class Feed(Protocol):
         """Whether an order decided at the close of ``bar_time`` can still fill at the next open."""
 
 
-def warmup_bars(window_1d: int, window_premium: int, bar: pd.Timedelta = BAR) -> int:
+def warmup_bars(window_1d: int, window_premium: int, bar: pd.Timedelta = DEFAULT_BAR) -> int:
     """Bars of size ``bar`` of history the observation builder needs before its first complete observation."""
     days = max(int(window_1d), int(window_premium)) + 2
     return days * int(pd.Timedelta("1D") / bar) + feature_lookback(bar)
@@ -86,7 +85,7 @@ class ReplayFeed:
     replays = True
 
     def __init__(self, frame: pd.DataFrame, start: Any = None, end: Any = None, speed: float = 0.0,
-                 warmup: int = 0, bar: pd.Timedelta = BAR) -> None:
+                 warmup: int = 0, bar: pd.Timedelta = DEFAULT_BAR) -> None:
         self.frame = frame
         self.bar = bar
         index = frame.index
@@ -136,10 +135,6 @@ class ReplayFeed:
                             replay.split, start)
         return cls(frame, start=start, end=end, speed=replay.speed,
                    warmup=warmup_bars(windows["window_1d"], windows["window_premium"], bar), bar=bar)
-
-    @property
-    def first_time(self) -> pd.Timestamp:
-        return self.frame.index[self.start]
 
     @property
     def last_time(self) -> pd.Timestamp:
