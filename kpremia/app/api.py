@@ -33,7 +33,7 @@ from kpremia.app import commands
 from kpremia.core.compose import compose_config
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
-from kpremia.run.checkpoints import resolve_checkpoints
+from kpremia.run.checkpoint import resolve_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
     """
     from kpremia.app.config_checks import validate_config
     from kpremia.run import training
-    from kpremia.run.resume import finished_line, resume_config, run_dir_of
+    from kpremia.run.checkpoint import run_dir_of
+    from kpremia.run.resume import finished_line, resume_config
 
     overrides = list(overrides)
     cfg = _compose(overrides)
@@ -213,10 +214,10 @@ class Policy:
 
     def __init__(self, checkpoint: str | Path) -> None:
         from kpremia.envs.config import EnvConfig
-        from kpremia.run import training
+        from kpremia.run.checkpoint import load_checkpoint
 
         self.checkpoint = Path(checkpoint)
-        loaded = training.load_checkpoint(self.checkpoint)
+        loaded = load_checkpoint(self.checkpoint)
         self.module = loaded.module
         self.normalizer = loaded.normalizer
         self.config: dict[str, Any] = loaded.cfg

@@ -174,8 +174,8 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     ``.hydra/`` files of the first start are left as they were.
     """
     from kpremia.core.config import runs_root
-    from kpremia.run.checkpoints import resolve_checkpoints
-    from kpremia.run.resume import finished_line, resume_config, run_dir_of
+    from kpremia.run.checkpoint import resolve_checkpoints, run_dir_of
+    from kpremia.run.resume import finished_line, resume_config
 
     given = next((a for a in args if a.startswith("ckpt=")), None)
     if given is None or resolved is None or not given.split("=", 1)[1]:
@@ -339,8 +339,7 @@ def _run_job(cfg: Any, run_dir: Path) -> Any:
 
 def _check_resume_dir(ckpt: str, run_dir: Path) -> None:
     """A multirun job resumes a run only in that run's own directory (its sweep subdir must be the run's)."""
-    from kpremia.run.checkpoints import resolve_checkpoints
-    from kpremia.run.resume import run_dir_of
+    from kpremia.run.checkpoint import resolve_checkpoints, run_dir_of
 
     own = run_dir_of(resolve_checkpoints(ckpt, which="last")[0])
     if own is not None and own.resolve() != run_dir.resolve():

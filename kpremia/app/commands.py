@@ -8,7 +8,7 @@ from typing import Any
 
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
-from kpremia.run.checkpoints import resolve_checkpoints
+from kpremia.run.checkpoint import resolve_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def evaluate(command: str, cfg: dict[str, Any], overrides: list[str]) -> Any:
 def evaluate_runs(root: Path, paths: list[Path], *, split: str, cfg: dict[str, Any],
                   overrides: list[str]) -> list[dict[str, Any]]:
     """Every run of a sweep in turn, one line each; the failures are listed at the end (exit code 2)."""
-    from kpremia.run.checkpoints import runs_below
+    from kpremia.run.checkpoint import runs_below
     from kpremia.run.evaluate import evaluate_checkpoint
 
     runs = runs_below(root)

@@ -10,7 +10,6 @@ checkpoint, market or fee never overwrites an earlier one.
 
 from __future__ import annotations
 
-import copy
 import logging
 import statistics
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.identity import identity_digest
+from kpremia.core.threads import apply_threads
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
@@ -30,35 +30,10 @@ from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
 from kpremia.eval.model_based import model_options
 from kpremia.run import training
+from kpremia.run.checkpoint import apply_overrides, check_bar_size, load_checkpoint
 from kpremia.run.compare import data_identity, inserted_bars
 
 log = logging.getLogger(__name__)
-
-_NOT_FROM_CLI = ("ckpt", "hydra", "eval", "experiment", "logger", "paths", "live")
-
-
-def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config)."""
-    cfg = copy.deepcopy(run_cfg)
-    cfg["eval"] = cli_cfg["eval"]
-    for raw in overrides:
-        key = raw.split("=", 1)[0].lstrip("+~").replace("/", ".")  # env/action_scheme=x is a node too
-        if not key or key.split(".")[0].split("/")[0] in _NOT_FROM_CLI:
-            continue
-        if key.split(".")[0] not in cli_cfg:  # a preset writing other keys (debug=fast, hparams_search=...)
-            raise UserError(f"`{raw}` cannot be applied when evaluating a checkpoint: it is a training preset that "
-                            "changes several keys of the run, and validate/test use the checkpoint's own config; "
-                            "drop it (override single keys such as eval.* or data.path instead)")
-        if "." not in key and isinstance(cli_cfg.get(key), dict):  # a whole group, e.g. data=csv
-            cfg[key] = copy.deepcopy(cli_cfg[key])
-            continue
-        node_src, node_dst = cli_cfg, cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node_src, node_dst = node_src[part], node_dst.setdefault(part, {})
-        node_dst[parts[-1]] = copy.deepcopy(node_src[parts[-1]])
-    return cfg
-
 
 def _policy_act(module: Any, eval_cfg: EvalConfig, n_actions: int, action_names: tuple[str, ...],
                 seed: int) -> tuple[Any, int]:
@@ -118,12 +93,12 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     The summary it returns (the own split's) has ``report_dir`` (None for ``validate``) and, after
     further markets, ``markets`` (one line each) and ``paired`` (the statistics).
     """
-    loaded = training.load_checkpoint(ckpt)
+    loaded = load_checkpoint(ckpt)
     module = loaded.module
     cfg = apply_overrides(module.cfg, cli_cfg, overrides)
     eval_cfg = EvalConfig.from_dict(cfg["eval"])
     split = _eval_split(eval_cfg.split, split)
-    training.apply_threads(cfg)
+    apply_threads(cfg)
     if loaded.normalizer is None:
         log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
     summary = _evaluate_market(loaded, cfg, eval_cfg, split, ckpt, market_label=f"own {split} split",
@@ -240,7 +215,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
         splits, tensor_split, report_split = ("train", "val"), "val", f"walk{window[0]}of{window[1]}"
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
-    training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
+    check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
     asked_cfg, cfg = cfg, training.resolve_bar_settings(cfg, market)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "

@@ -27,6 +27,7 @@ import torch
 
 from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
+from kpremia.core.threads import apply_threads
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
@@ -78,7 +79,7 @@ def as_act(policy: Any, n_actions: int) -> Callable[[dict[str, torch.Tensor]], t
 
 def run_policy_report(policy: Any, cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """``policy`` and the baselines over the test split of ``cfg``'s market; writes ``run_dir/report``."""
-    training.apply_threads(cfg)
+    apply_threads(cfg)
     eval_cfg = EvalConfig.from_dict(cfg["eval"])
     if (eval_cfg.split or "test") != "test":
         raise UserError(f"eval.split={eval_cfg.split!r}: a policy is backtested on the test split (the rules and "

@@ -27,6 +27,7 @@ import pandas as pd
 
 from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
+from kpremia.core.threads import apply_threads
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.eval.backtest import run_baseline_backtests
@@ -46,7 +47,7 @@ FITTED_RULES = ("premium_threshold", "premium_zscore")
 
 def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Every configured baseline over the test split (or the whole data); writes ``run_dir/report``."""
-    training.apply_threads(cfg)
+    apply_threads(cfg)
     eval_cfg = EvalConfig.from_dict(cfg["eval"])
     split = eval_cfg.split or "test"
     if split not in ("test", "all"):

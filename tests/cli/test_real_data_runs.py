@@ -14,6 +14,7 @@ import pytest
 from kpremia.core.errors import UserError
 from kpremia.envs.experiment import load_market
 from kpremia.run import training
+from kpremia.run.checkpoint import load_checkpoint
 from kpremia.run.evaluate import evaluate_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
@@ -78,7 +79,7 @@ def test_a_daily_file_trains_and_tests(compose_cfg, daily_file, tmp_path, capsys
     assert manifest["bar_settings"]["decision_every"] == {"given": "4h", "bars": 1}
     assert manifest["bar_settings"]["max_steps"] == {"given": 200, "bars": 200}
     ckpt = result["last_model_path"]
-    assert training.load_checkpoint(ckpt).bar_minutes == 1440.0
+    assert load_checkpoint(ckpt).bar_minutes == 1440.0
     cli = copy.deepcopy(cfg)
     cli["ckpt"] = ckpt
     summary = evaluate_checkpoint(ckpt, split="test", cli_cfg=cli, overrides=[])
@@ -111,7 +112,7 @@ def checkpoint_15m(tmp_path_factory) -> tuple[str, dict]:
 
 def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
     ckpt, cfg = checkpoint_15m
-    assert training.load_checkpoint(ckpt).bar_minutes == 15.0
+    assert load_checkpoint(ckpt).bar_minutes == 15.0
     cli = copy.deepcopy(cfg)
     cli["data"]["timeframe"] = "1h"
     cli["ckpt"] = ckpt

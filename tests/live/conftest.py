@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from kpremia.envs.experiment import load_market
-from kpremia.run import training
+from kpremia.run.checkpoint import build_module
 
 DAYS = 40
 
@@ -26,11 +26,12 @@ def make_checkpoint(path: Path, cfg: dict, scale: float = 300.0, seed: int = 0) 
     """Write a checkpoint for ``cfg`` (data, env, encoder, algo) with seeded random weights."""
     torch.manual_seed(seed)
     market = load_market(cfg, ("train",))
-    module = training.build_module(cfg, market.spec, market=None)
+    module = build_module(cfg, market.spec, market=None)
     with torch.no_grad():
         module.net.policy_head[-1].weight.mul_(scale)
     ckpt = {"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
-            "kpremia": {"normalizer": market.normalizer.state_dict(), "env_steps": 0, "updates": 0}}
+            "kpremia": {"normalizer": market.normalizer.state_dict(), "env_steps": 0, "updates": 0,
+                        "bar_minutes": market.bar_minutes}}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, path)
     return path

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[str, Any] | None = None) -> ModelHost:
-    from kpremia.run import training
+    from kpremia.run.checkpoint import load_module
 
-    module = training.load_module(ckpt)  # OnlinePPO refuses a network that is not an actor-critic (DQN)
+    module = load_module(ckpt)  # OnlinePPO refuses a network that is not an actor-critic (DQN)
     eval_cfg = dict(eval_cfg or {})
     return ModelHost(module, state_dir, learn=learn.learner(module.algo_cfg) if learn.enabled else None,
                      challenger=learn.challenger, source=str(Path(ckpt).resolve()),

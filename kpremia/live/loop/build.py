@@ -126,7 +126,7 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
     feed_cls = LIVE_FEEDS.get(live.feed)
     callbacks = build_callbacks(live)
     policy, cfg = LIVE_POLICIES.get(live.policy).from_config(cli_cfg, live, overrides)
-    from kpremia.run.training import apply_threads
+    from kpremia.core.threads import apply_threads
 
     apply_threads(dict(cli_cfg), auto=1)  # torch_threads=auto is 1 here: per-bar ops stall with more threads
     env = EnvConfig.of(cfg["env"])

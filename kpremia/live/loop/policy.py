@@ -83,9 +83,9 @@ class CheckpointPolicy:
 
     def __init__(self, ckpt: str | Path, deterministic: bool = True, temperature: float = 1.0, seed: int = 0,
                  trace: bool = True) -> None:
-        from kpremia.run import training
+        from kpremia.run.checkpoint import load_checkpoint
 
-        loaded = training.load_checkpoint(ckpt)
+        loaded = load_checkpoint(ckpt)
         if loaded.normalizer is None:
             raise UserError(f"checkpoint {str(ckpt)!r} has no saved normaliser; retrain it with this kpremia "
                             "version (live trading needs the training statistics)")
@@ -122,7 +122,7 @@ class CheckpointPolicy:
         if not ckpt:
             raise UserError("`live` needs a policy: add ckpt=<run dir>/checkpoints/last.ckpt, or "
                             "live.policy=premium_threshold for the rule")
-        from kpremia.run.evaluate import apply_overrides
+        from kpremia.run.checkpoint import apply_overrides
 
         eval_cfg = cli_cfg.get("eval", {})
         policy = cls(ckpt, deterministic=bool(eval_cfg.get("deterministic", True)),
