@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from kpremia.core.bars import DEFAULT_BAR
 from kpremia.core.errors import UserError
 from kpremia.core.io import atomic_write_json
 from kpremia.data.cache import (
@@ -33,7 +34,7 @@ from kpremia.data.cache import (
 
 log = logging.getLogger(__name__)
 
-BAR = pd.Timedelta(minutes=15)
+BAR = DEFAULT_BAR  # the default bar size (core.bars); a fetch or file may give another
 
 
 class _Parser(argparse.ArgumentParser):

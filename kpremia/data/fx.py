@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kpremia.core.bars import DEFAULT_BAR
 from kpremia.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ ECB_PUBLICATION_TZ = "Europe/Berlin"
 CSV_DAILY_PUBLICATION_TIME = "24:00"
 CSV_DAILY_PUBLICATION_TZ = "UTC"
 DEFAULT_MAX_STALENESS = pd.Timedelta(days=5)
-DEFAULT_BAR = pd.Timedelta(minutes=15)
 
 _TIME_COLUMNS = ("date", "time")
 _RATE_COLUMNS = ("usdkrw", "rate")

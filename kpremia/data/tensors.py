@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from kpremia.core.bars import DEFAULT_BAR, bar_minutes
+
+DEFAULT_BAR_MINUTES = bar_minutes(DEFAULT_BAR)
+
 
 @dataclass
 class MarketTensors:
@@ -48,7 +52,7 @@ class MarketTensors:
     valid_from: int = 0
     feature_names: tuple[str, ...] = field(default=())
     name: str = ""
-    bar_minutes: float = 15.0
+    bar_minutes: float = DEFAULT_BAR_MINUTES
 
     @property
     def n_bars(self) -> int:
