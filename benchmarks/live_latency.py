@@ -108,7 +108,7 @@ def measure_online(encoder: str, n_bars: int, directory: Path,
     from kpremia.live.learning.learning import ModelCallback
 
     runner, frame, start = warm_runner(encoder, directory, {"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
-    from kpremia.live.config import LearnConfig
+    from kpremia.run.live_config import LearnConfig
 
     callback = ModelCallback(LearnConfig(enabled=True))  # the reference settings: challenger on, 96-bar windows
     runner.broker = PaperOnly()  # learning checks what the broker is; this bench sends no orders

@@ -51,7 +51,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     if "eval" in cfg:
         EvalConfig.from_dict(cfg["eval"])
     if "live" in cfg:
-        from kpremia.live.config import LiveConfig
+        from kpremia.run.live_config import LiveConfig
 
         LiveConfig.from_dict(cfg["live"])
     check_encoder_sizes(cfg["encoder"])

@@ -120,7 +120,7 @@ def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
                                          r"on 15m bars \(data.timeframe=15m") as err:
         evaluate_checkpoint(ckpt, split="test", cli_cfg=cli, overrides=["data.timeframe=1h"])
     assert "\n" not in str(err.value)
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
     from kpremia.live.venues.feeds import ReplayFeed
 
     with pytest.raises(UserError, match="trained on 15m bars but the replayed data gives 1h bars"):

@@ -126,7 +126,7 @@ def test_a_builtin_algorithms_config_part_is_found_without_importing_it(name) ->
 
 def test_live_yaml_and_dataclass_hold_the_same_settings_and_defaults(compose_cfg) -> None:
     """configs/live/default.yaml is LiveConfig's defaults, nested parts included (one address per setting)."""
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     composed = compose_cfg()["live"]
     assert composed == LiveConfig.defaults()
@@ -143,14 +143,14 @@ def test_live_yaml_and_dataclass_hold_the_same_settings_and_defaults(compose_cfg
     ("live.journal.synchronous=SOMETIMES", "live.journal.synchronous"), ("live.max_bars=0", "live.max_bars"),
 ])
 def test_a_bad_live_value_names_its_key(compose_cfg, override, key) -> None:
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     with pytest.raises(UserError, match=key.replace(".", r"\.") + "=.* is invalid"):
         LiveConfig.from_dict(compose_cfg(override)["live"])
 
 
 def test_an_unknown_live_key_is_refused(compose_cfg) -> None:
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     with pytest.raises(UserError, match=r"live\.risk\.max_loss is not a setting of `live\.risk`"):
         LiveConfig.from_dict(compose_cfg("+live.risk.max_loss=0.1")["live"])

@@ -112,7 +112,7 @@ def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float 
     """A runner hosting the premium_threshold rule on ``frame`` with the paper broker, in-process."""
     from kpremia.data.market import ObservationBuilder
     from kpremia.envs.execution import ExecutionRules
-    from kpremia.live.config import RiskConfig
+    from kpremia.run.live_config import RiskConfig
     from kpremia.live.loop.journal import Journal
     from kpremia.live.loop.policy import PremiumThresholdRule
     from kpremia.live.loop.risk import RiskEngine

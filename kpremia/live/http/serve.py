@@ -16,7 +16,7 @@ from typing import Any
 
 from kpremia.core.config import checkpoint_of
 from kpremia.core.errors import UserError
-from kpremia.live.config import LearnConfig, LiveConfig
+from kpremia.run.live_config import LearnConfig, LiveConfig
 from kpremia.live.http.api import ApiServer, check_bind, create_app
 from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.host import ModelHost

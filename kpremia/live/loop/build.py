@@ -23,7 +23,7 @@ from kpremia.core.registry import LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE
 from kpremia.data.exchange import FetchFailed
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs.config import EnvConfig
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.journal import Journal
 from kpremia.live.loop.risk import RiskEngine

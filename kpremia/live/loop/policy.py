@@ -37,8 +37,8 @@ from kpremia.data.market import Normalizer
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.oracle import BUY, HOLD, SELL
-from kpremia.live.config import LiveConfig
-from kpremia.live.learning.hparams import RUNTIME_RANGES
+from kpremia.run.live_config import LiveConfig
+from kpremia.run.live_hparams import RUNTIME_RANGES
 from kpremia.live.loop.types import Bar
 
 log = logging.getLogger(__name__)

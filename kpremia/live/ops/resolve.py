@@ -36,7 +36,7 @@ from typing import Any
 from kpremia.core.errors import UserError
 from kpremia.core.registry import LIVE_BROKERS
 from kpremia.envs.config import EnvConfig
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.journal import Journal
 from kpremia.live.loop.types import FillReport, OrderStatus
 from kpremia.live.ops.preflight import check_directory, check_journal, check_no_other_writer, check_paper_book

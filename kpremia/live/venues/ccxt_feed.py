@@ -28,7 +28,7 @@ from kpremia.data.cache import candles_from_rows
 from kpremia.data.exchange import RetryPolicy, create_exchange, iter_ohlcv_pages, resolve_page_size, timeframe_ms
 from kpremia.data.frame import BAR
 from kpremia.data.fx import load_fx
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.types import Bar
 from kpremia.live.venues.feeds import frame_bars, warmup_bars
 
