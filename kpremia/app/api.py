@@ -101,9 +101,9 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
         if done is not None:
             raise UserError(done)
         run_dir = run_dir or run_dir_of(ckpt)
-    validate_config(cfg)
+    run_cfg = validate_config(cfg)  # parsed once, passed whole
     target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg)
-    result = training.fit(cfg, target)
+    result = training.fit(run_cfg, target)
     log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
     return FitResult(run_dir=target, best_checkpoint=Path(result["best_model_path"]) if result["best_model_path"]
                      else None, last_checkpoint=Path(result["last_model_path"]), best_score=result["best_score"],
@@ -152,15 +152,15 @@ def backtest(policy: Any = None, overrides: Sequence[str] = (), *, run_dir: str 
     overrides = list(overrides)
     cfg = _compose(overrides)
     check_inputs("backtest", cfg, overrides)
-    validate_config(cfg)
+    run_cfg = validate_config(cfg)
     target = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, "backtest")
     if policy is None:
         from kpremia.run.rules_backtest import run_rules_backtest
 
-        return {**run_rules_backtest(cfg, target), "report_dir": str(target / "report")}
+        return {**run_rules_backtest(run_cfg, target), "report_dir": str(target / "report")}
     from kpremia.run.policy_backtest import run_policy_report
 
-    return run_policy_report(policy, cfg, target)
+    return run_policy_report(policy, run_cfg, target)
 
 
 def compare(paths: str | Path | Sequence[str | Path], *, out: str | Path | None = None, plot: bool = True) -> Any:
@@ -213,16 +213,16 @@ class Policy:
     """A trained agent from a checkpoint: its network (eval mode), normaliser, market model and config."""
 
     def __init__(self, checkpoint: str | Path) -> None:
-        from kpremia.envs.config import EnvConfig
         from kpremia.run.checkpoint import load_checkpoint
 
         self.checkpoint = Path(checkpoint)
         loaded = load_checkpoint(self.checkpoint)
         self.module = loaded.module
         self.normalizer = loaded.normalizer
-        self.config: dict[str, Any] = loaded.cfg
+        self.run_config = loaded.cfg  # parsed once (kpremia.run.run_config.RunConfig)
+        self.config: Mapping[str, Any] = loaded.cfg.raw
         self.bar_minutes = loaded.bar_minutes
-        self.env_config = EnvConfig.of(loaded.cfg["env"])
+        self.env_config = loaded.cfg.env
         self.spec = self.module.spec
         self.action_names: tuple[str, ...] = tuple(self.module.action_names)
 
@@ -260,12 +260,12 @@ class Policy:
         """
         from kpremia.envs.experiment import ALL_SPLITS, load_market
         from kpremia.envs.gym_env import KPremiaGymEnv
-        from kpremia.run.training import resolve_bar_settings
+        from kpremia.run.run_config import resolve_bar_settings
 
         if split not in ALL_SPLITS:
             raise UserError(f"split={split!r}; use one of {', '.join(ALL_SPLITS)}")
         market = load_market(self.config, ALL_SPLITS, normalizer=self.normalizer)
-        env = resolve_bar_settings(self.config, market)["env"]
+        env = resolve_bar_settings(self.run_config, market).raw["env"]
         return KPremiaGymEnv(market.tensors[split], render_mode=render_mode, env=env, seed=seed)
 
 

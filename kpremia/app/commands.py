@@ -23,10 +23,10 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
             from kpremia.run.resume import resume_config
 
             cfg = resume_config(cfg, one_checkpoint(cfg, which="last"), overrides)
-        validate_config(cfg)
+        run_cfg = validate_config(cfg)  # parsed once, passed whole
         from kpremia.run import training
 
-        result = training.fit(cfg, run_dir)
+        result = training.fit(run_cfg, run_dir)
         module = result["module"]
         if module.trainer.is_global_zero:
             log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
@@ -35,18 +35,19 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
     if command in ("validate", "test"):
         return evaluate(command, cfg, overrides)
     if command == "backtest":
-        validate_config(cfg)
+        run_cfg = validate_config(cfg)
         from kpremia.run.rules_backtest import run_rules_backtest
 
-        return run_rules_backtest(cfg, run_dir)
+        return run_rules_backtest(run_cfg, run_dir)
     if command == "live":
         from kpremia.live.loop.build import run_live
         from kpremia.live.ops.preflight import storage_errors
 
         if checkpoint_of(cfg):
             cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
-        with storage_errors((cfg.get("live") or {}).get("state_dir")):
-            summary = run_live(cfg, overrides)
+        run_cfg = validate_config(cfg)
+        with storage_errors(run_cfg.live.state_dir):
+            summary = run_live(run_cfg, overrides)
         from kpremia.live.loop.types import RiskState
 
         if RiskState(summary["risk_state"]) is RiskState.HALTED:  # exit code 3: a supervisor must not restart it blindly
@@ -60,7 +61,7 @@ def run(command: str, cfg: dict[str, Any], run_dir: Path, overrides: list[str] |
 
         if checkpoint_of(cfg):
             cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
-        return serve(cfg)
+        return serve(validate_config(cfg))
     raise UserError(f"unknown command {command!r}")
 
 

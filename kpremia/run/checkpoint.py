@@ -34,6 +34,7 @@ import io
 import os
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from kpremia.algos.base import RLModule
     from kpremia.core.spec import ObsSpec
     from kpremia.data.market import MarketData, Normalizer
+    from kpremia.run.run_config import RunConfig
 
 # ---------------------------------------------------------------------------------------------- files
 
@@ -329,11 +331,12 @@ def build_module(cfg: dict[str, Any], spec: ObsSpec, market: MarketData | None) 
 
 
 class LoadedCheckpoint(NamedTuple):
-    """A checkpoint's module (eval mode) with the normaliser, config and bar size it was trained with."""
+    """A checkpoint's module (eval mode) with the normaliser, run config (parsed once) and bar size it was trained
+    with."""
 
     module: RLModule
     normalizer: Normalizer | None
-    cfg: dict[str, Any]
+    cfg: RunConfig
     bar_minutes: float
 
 
@@ -345,12 +348,13 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> LoadedCheckpoint:
     """
     from kpremia.core.spec import ObsSpec
     from kpremia.data.market import Normalizer
+    from kpremia.run.run_config import RunConfig
 
     path = Path(ckpt_path)
     saved = read_checkpoint(path)
-    cfg = saved_run_config(saved)
+    cfg = RunConfig.from_dict(saved_run_config(saved))
     bar_minutes = saved_bar_minutes(saved, path)
-    module = build_module(cfg, ObsSpec.from_dict(saved["hyper_parameters"]["spec"]), market=None)
+    module = build_module(cfg.raw, ObsSpec.from_dict(saved["hyper_parameters"]["spec"]), market=None)
     module.load_state_dict(saved["state_dict"])
     module.eval()
     normalizer_state = (saved.get("kpremia") or {}).get("normalizer")
@@ -369,13 +373,16 @@ def load_module(ckpt_path: str | os.PathLike) -> RLModule:
 _NOT_FROM_CLI = ("ckpt", "hydra", "eval", "experiment", "logger", "paths", "live")
 
 
-def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config).
+def apply_overrides(run_cfg: Mapping[str, Any], cli_cfg: Mapping[str, Any], overrides: list[str]) -> RunConfig:
+    """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config),
+    parsed once into the :class:`~kpremia.run.run_config.RunConfig` the command runs with.
 
-    ``validate``, ``test``, ``live`` and the API evaluate a checkpoint with its own config; the command
+    ``validate``, ``test`` and ``live`` evaluate a checkpoint with its own config; the command
     line may change ``eval.*`` and, explicitly, data or env keys (e.g. to test on another file).
     """
-    cfg = copy.deepcopy(run_cfg)
+    from kpremia.run.run_config import RunConfig
+
+    cfg = copy.deepcopy(dict(run_cfg))
     cfg["eval"] = cli_cfg["eval"]
     for raw in overrides:
         key = raw.split("=", 1)[0].lstrip("+~").replace("/", ".")  # env/action_scheme=x is a node too
@@ -393,4 +400,4 @@ def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides:
         for part in parts[:-1]:
             node_src, node_dst = node_src[part], node_dst.setdefault(part, {})
         node_dst[parts[-1]] = copy.deepcopy(node_src[parts[-1]])
-    return cfg
+    return RunConfig.from_dict(cfg)

@@ -22,16 +22,15 @@ from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.identity import identity_digest
 from kpremia.core.threads import apply_threads
-from kpremia.envs.config import EnvConfig
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
 from kpremia.eval.model_based import model_options
-from kpremia.run import training
 from kpremia.run.checkpoint import apply_overrides, check_bar_size, load_checkpoint
 from kpremia.run.compare import data_identity, inserted_bars
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +94,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     """
     loaded = load_checkpoint(ckpt)
     module = loaded.module
-    cfg = apply_overrides(module.cfg, cli_cfg, overrides)
-    eval_cfg = EvalConfig.from_dict(cfg["eval"])
+    cfg = apply_overrides(module.cfg, cli_cfg, overrides)  # parsed once: a RunConfig
+    eval_cfg = cfg.eval
     split = _eval_split(eval_cfg.split, split)
     apply_threads(cfg)
     if loaded.normalizer is None:
@@ -119,7 +118,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         return summary
     markets = [summary]
     for i, seed in enumerate(seeds, start=1):
-        drawn = {**cfg, "data": {**cfg["data"], "seed": seed}}
+        drawn = cfg.with_groups(data={**cfg["data"], "seed": seed})
         log.info("market %d/%d: data seed %d", i, len(seeds), seed)
         markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
                                         market_label=f"unseen market {i} of {len(seeds)}"))
@@ -149,8 +148,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     return {**summary, "markets": lines, "paired": paired}
 
 
-def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
-                         count: int) -> list[tuple[tuple[int, int, list[str]], dict[str, Any]]]:
+def walk_forward_configs(cfg: RunConfig, loaded: Any, split: str,
+                         count: int) -> list[tuple[tuple[int, int, list[str]], RunConfig]]:
     """``count`` walk-forward windows over the data's validation and test bars, as run configs.
 
     Window k's config splits the data at the window's first bar (train: everything before it, where
@@ -175,7 +174,7 @@ def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
         end = times[edges[k + 1]] if edges[k + 1] < len(times) else times[-1] + step
         split_cfg = {**(cfg["data"].get("split") or {}), "train_end": start.isoformat(), "val_end": end.isoformat(),
                      "embargo_bars": 0}
-        out.append(((k + 1, count, region), {**cfg, "data": {**cfg["data"], "split": split_cfg}}))
+        out.append(((k + 1, count, region), cfg.with_groups(data={**cfg["data"], "split": split_cfg})))
     return out
 
 
@@ -200,7 +199,7 @@ def paired_line(stats: dict[str, Any]) -> str:
             f"IQM {pct(stats['iqm'])}, win rate {100 * stats['win_rate']:.0f} % -> {stats['verdict']}")
 
 
-def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, split: str, ckpt: str, *,
+def _evaluate_market(loaded: Any, cfg: RunConfig, eval_cfg: EvalConfig, split: str, ckpt: str, *,
                      market_label: str, with_curve: bool = False,
                      window: tuple[int, int, list[str]] | None = None) -> dict[str, Any]:
     """The policy and the baselines (fit on this market's train split) over one market's ``split``.
@@ -216,12 +215,12 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
     check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
-    asked_cfg, cfg = cfg, training.resolve_bar_settings(cfg, market)
+    asked_cfg, cfg = cfg, resolve_bar_settings(cfg, market)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
     target = market.tensors[tensor_split]
-    env = EnvConfig.of(cfg["env"])
+    env = cfg.env  # in bars of this market's bar size
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
     log.info("%s %s on the %s split (%s): %s %s bars (the policy, then %d baseline(s))",
@@ -241,7 +240,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
-    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, report_split)
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg.raw, market.manifest, report_split)
     extra = {"split": "walk-forward" if window else split, "market": market_label,
              "checkpoint": str(Path(ckpt).resolve()),
              "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
@@ -262,7 +261,9 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
                                plots=eval_cfg.plots and with_curve, stamp=report_stamp(extra),
                                curve=_validation_curve(run_dir) if with_curve else None)
         if with_curve:  # the run's own split only: an unseen draw must not replace its test/* numbers
-            from kpremia.run.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
+            from kpremia.run.loggers import (
+                log_test_report,  # no-op unless the run was trained with logger=wandb
+            )
 
             log_test_report(cfg, run_dir, summary, report_dir)
     else:

@@ -15,46 +15,20 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from kpremia.algos.base import RLModule
-from kpremia.core.bars import bars_setting, timeframe_label
 from kpremia.core.config import checkpoint_of
 from kpremia.core.console import progress_bars_wanted, tame_lightning_logging
 from kpremia.core.errors import UserError
 from kpremia.core.threads import apply_threads
 from kpremia.data.market import MarketData
 from kpremia.envs.experiment import TRAIN_SPLITS, load_market
-from kpremia.run.checkpoint import (BEST_NAME, CHECKPOINTS, LAST_NAME, build_module, check_bar_size,
-                                    checked_checkpoint, last_checkpoint, load_torch_file, saved_bar_minutes,
-                                    saved_env_steps)
+from kpremia.run.checkpoint import (BEST_NAME, CHECKPOINTS, LAST_NAME, build_module, check_bar_size, checked_checkpoint,
+                                    last_checkpoint, load_torch_file, saved_bar_minutes, saved_env_steps)
 from kpremia.run.epoch_lines import EpochLines
 from kpremia.run.resume import csv_history
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 from kpremia.run.run_files import FAILED, write_run_files
 
 log = logging.getLogger(__name__)
-
-# env settings given in bars or as durations ("4h"): turned into bars of the run's bar size once the data is loaded
-BAR_SETTINGS = ("decision_every", "max_steps")
-
-
-def resolve_bar_settings(cfg: dict[str, Any], market: MarketData) -> dict[str, Any]:
-    """``cfg`` with ``env.decision_every`` / ``env.max_steps`` in bars of the market's bar size.
-
-    The one rule (docs/data.md): a number is bars of the run's bar size, a duration
-    (``"4h"``, ``"1000h"``) is ``round(duration / bar)`` bars, at least one.  What was
-    given and what it became go into the market's manifest (``bar_settings``).
-    """
-    env = dict(cfg["env"])
-    record = {}
-    for key in BAR_SETTINGS:
-        given = env.get(key)
-        bars = bars_setting(given, market.bar, f"env.{key}")
-        if isinstance(given, str) and bars is not None:
-            log.info("env.%s=%s is %d bar%s of %s", key, given, bars, "" if bars == 1 else "s",
-                     timeframe_label(market.bar))
-        env[key] = bars
-        record[key] = {"given": given, "bars": bars}
-    market.manifest = {**(market.manifest or {}), "bar_settings": record}
-    return {**cfg, "env": env}
-
 
 VAL_DRAW_SEED_OFFSET = 500
 
@@ -172,12 +146,14 @@ def _log_budget(cfg: dict[str, Any], module: RLModule, world_size: int) -> None:
              f"; stopping after epoch {stop} (trainer.max_epochs)" if stop else "")
 
 
-def fit(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Train per ``cfg``; write the run directory; return the best validation score and paths."""
-    L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    apply_threads(cfg)
-    market = load_market(cfg, TRAIN_SPLITS)
-    cfg = resolve_bar_settings(cfg, market)
+def fit(cfg: RunConfig | dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Train per ``cfg`` (parsed once: the entry passes its :class:`RunConfig`); write the run directory;
+    return the best validation score and paths."""
+    run = RunConfig.of(cfg)
+    L.seed_everything(int(run["seed"]), workers=True, verbose=False)
+    apply_threads(run)
+    market = load_market(run, TRAIN_SPLITS)
+    cfg = resolve_bar_settings(run, market).raw
     ckpt = checkpoint_of(cfg)
     resumed_at, history = None, []
     if ckpt:

@@ -16,6 +16,7 @@ from kpremia.envs.experiment import load_market
 from kpremia.run import training
 from kpremia.run.checkpoint import load_checkpoint
 from kpremia.run.evaluate import evaluate_checkpoint
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
 import formats  # noqa: E402
@@ -131,7 +132,7 @@ def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
 def test_a_1h_synthetic_run_decides_every_4_hours(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "data.timeframe=1h", "data.days=60")
     market = load_market(cfg)
-    resolved = training.resolve_bar_settings(cfg, market)
+    resolved = resolve_bar_settings(RunConfig.from_dict(cfg), market)
     assert market.bar_minutes == 60.0 and market.tensors["train"].bar_minutes == 60.0
-    assert resolved["env"]["decision_every"] == 4  # "4h" of the experiment
+    assert resolved["env"]["decision_every"] == 4 == resolved.env.decision_every  # "4h" of the experiment, typed too
     assert cfg["env"]["decision_every"] == "4h"  # the composed config is not changed

@@ -16,10 +16,11 @@ from typing import Any
 
 from kpremia.core.config import checkpoint_of
 from kpremia.core.errors import UserError
-from kpremia.run.live_config import LearnConfig, LiveConfig
 from kpremia.live.http.api import ApiServer, check_bind, create_app
 from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.host import ModelHost
+from kpremia.run.live_config import LearnConfig
+from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def serve(cfg: dict[str, Any]) -> None:
     ckpt = checkpoint_of(cfg)
     if not ckpt:
         raise UserError("`serve` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
-    live = LiveConfig.from_dict(cfg.get("live") or {})
+    live = RunConfig.of(cfg).live  # the entry passes its parsed RunConfig
     api = live.api
     token = check_bind(api)  # before anything is loaded: a refused bind changes nothing
     state_dir = Path(live.state_dir or Path(ckpt).resolve().parent.parent / "serve")

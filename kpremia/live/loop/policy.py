@@ -37,9 +37,10 @@ from kpremia.data.market import Normalizer
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.oracle import BUY, HOLD, SELL
+from kpremia.live.loop.types import Bar
 from kpremia.run.live_config import LiveConfig
 from kpremia.run.live_hparams import RUNTIME_RANGES
-from kpremia.live.loop.types import Bar
+from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,13 @@ class CheckpointPolicy:
         self.net = self.module.net.eval()
         self.cfg = loaded.module.cfg
         self.normalizer: Normalizer | None = loaded.normalizer
-        self.env = EnvConfig.of(self.cfg["env"])  # the market model it was trained on (the online reward's too)
+        self.env = loaded.cfg.env  # the market model it was trained on (the online reward's too)
         self.windows = self.env.observation  # windows and optional features: what its observation builder needs
         self.scheme = self.env.scheme()
         # The bar size it was trained on: the feed must give bars of that size (kpremia.live.loop.build).
         self.bar = bar_of_minutes(loaded.bar_minutes)
         # Trained to act every k bars (env.decision_every): live acts on the same cadence, holding in between.
-        self.clock = self.env.clock.at(loaded.bar_minutes)
+        self.clock = self.env.in_bars(loaded.bar_minutes).clock
         self.lock = threading.RLock()
         self.deterministic = bool(deterministic)
         allowed = RUNTIME_RANGES["temperature"]  # the range /set_hparams accepts: one table for both doors
@@ -116,7 +117,7 @@ class CheckpointPolicy:
 
     @classmethod
     def from_config(cls, cli_cfg: Mapping[str, Any], live: LiveConfig,
-                    overrides: list[str]) -> tuple[CheckpointPolicy, dict[str, Any]]:
+                    overrides: list[str]) -> tuple[CheckpointPolicy, RunConfig]:
         """The checkpoint of ``ckpt=...``; the run config is the checkpoint's, with explicit overrides."""
         ckpt = checkpoint_of(cli_cfg)
         if not ckpt:
