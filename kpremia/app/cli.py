@@ -243,7 +243,9 @@ def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
+
+    from kpremia.core.compose import plain
 
     global _command
     _command = command
@@ -282,7 +284,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
         from kpremia.app import commands
 
         try:
-            resolved = OmegaConf.to_container(cfg, resolve=True)
+            resolved = plain(cfg)
             return commands.run(_command, resolved, run_dir, overrides=list(hc.overrides.task))
         except UserError as exc:
             _failed(run_dir, exc)
@@ -316,15 +318,15 @@ def _run_hydra(command: str, args: list[str]) -> int:
 def _run_job(cfg: Any, run_dir: Path) -> Any:
     """One job of a multirun: its share of the machine (kpremia.core.job_resources), then the command."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
     from kpremia.app import commands
+    from kpremia.core.compose import plain
     from kpremia.core.job_resources import plan_job
 
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    launcher = OmegaConf.to_container(hc.launcher, resolve=True)
+    resolved = plain(cfg)
+    launcher = plain(hc.launcher)
     threads_given = any(o.lstrip("+~").split("=", 1)[0] == "torch_threads" for o in overrides)
     resolved, claim = plan_job(resolved, launcher, job_num=int(hc.job.num), sweep_dir=Path(hc.sweep.dir),
                                threads_given=threads_given)

@@ -24,36 +24,26 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from kpremia.algos.config import algo_config_class
-from kpremia.core.bars import bar_of_minutes, bars_setting
 from kpremia.core.errors import UserError
-from kpremia.envs.config import EnvConfig
 from kpremia.run.checkpoint import (checked_checkpoint, run_dir_of, saved_bar_minutes, saved_env_steps,
                                     saved_run_config)
+from kpremia.run.run_config import RunConfig
 
 # How a run runs, not what it learns: taken from the command line on resume.
 HOW_KEYS = ("trainer", "logger", "paths", "torch_threads", "tags", "ckpt", "hydra")
 EXTENDABLE = ("algo.total_env_steps",)
-_BAR_KEYS = ("decision_every", "max_steps")
 
 
 def _comparable(cfg: dict[str, Any], bar_minutes: float) -> dict[str, Any]:
     """``cfg`` with the typed parts' defaults filled in and durations as bars (so "4h" equals 16 at 15m)."""
-    out = copy.deepcopy(cfg)
-    bar = bar_of_minutes(bar_minutes)
+    out = copy.deepcopy(dict(cfg))
     try:
-        env = EnvConfig.from_dict(cfg["env"]).to_dict()
-        for key in _BAR_KEYS:
-            env[key] = bars_setting(env[key], bar, f"env.{key}")
-        out["env"] = env
+        run = RunConfig.from_dict(cfg)
     except (UserError, KeyError):
-        pass  # compared as given; the bad value is reported by the config check
-    part = algo_config_class(str((cfg.get("algo") or {}).get("name")))
-    if part is not None:
-        try:
-            out["algo"] = part.from_dict(cfg["algo"]).to_dict()
-        except UserError:
-            pass
+        return out  # compared as given; the bad value is reported by the config check
+    out["env"] = run.env.in_bars(bar_minutes).to_dict()
+    if run.algo is not None:
+        out["algo"] = run.algo.to_dict()
     return out
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpremia.algos.config import AlgoConfig, algo_config_class
 from kpremia.core.bars import timeframe_label
+from kpremia.core.config import ConfigPart
 from kpremia.envs.config import EnvConfig
 from kpremia.eval.config import EvalConfig
 from kpremia.run.live_config import LiveConfig
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from kpremia.data.market import MarketData
 
 log = logging.getLogger(__name__)
+
+REQUIRED = ("env", "algo")  # groups every run config has; eval and live take their defaults where absent
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,13 +58,14 @@ class RunConfig(Mapping[str, Any]):
         ``env``, the algorithm's own ``algo`` part (checked with the env: sizes in env steps of all
         envs), ``eval`` and ``live`` (their defaults where the config has no such group).
         """
-        env = EnvConfig.from_dict(cfg["env"])
-        part = algo_config_class(str((cfg.get("algo") or {}).get("name")))
-        algo = part.from_dict(cfg["algo"]) if part is not None else None
-        if algo is not None:
-            algo.check_with_env(env)
-        return cls(raw=cfg, env=env, algo=algo, eval=EvalConfig.from_dict(cfg.get("eval") or {}),
-                   live=LiveConfig.from_dict(cfg.get("live") or {}))
+        parts: dict[str, type[ConfigPart] | None] = {
+            "env": EnvConfig, "algo": algo_config_class(str((cfg.get("algo") or {}).get("name"))),
+            "eval": EvalConfig, "live": LiveConfig}
+        nodes = {name: cfg[name] if name in REQUIRED else cfg.get(name) or {} for name in parts}
+        typed: dict[str, Any] = {name: part and part.from_dict(nodes[name]) for name, part in parts.items()}
+        if typed["algo"] is not None:
+            typed["algo"].check_with_env(typed["env"])
+        return cls(raw=cfg, **typed)
 
     @classmethod
     def of(cls, cfg: Mapping[str, Any]) -> RunConfig:

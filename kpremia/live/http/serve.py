@@ -36,12 +36,12 @@ def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[st
                      temperature=float(eval_cfg.get("temperature", 1.0) or 1.0), keep_versions=learn.keep_versions)
 
 
-def serve(cfg: dict[str, Any]) -> None:
-    """Run the API in the foreground until interrupted."""
+def serve(cfg: RunConfig) -> None:
+    """Run the API in the foreground until interrupted (``cfg``: the run config the entry parsed)."""
     ckpt = checkpoint_of(cfg)
     if not ckpt:
         raise UserError("`serve` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
-    live = RunConfig.of(cfg).live  # the entry passes its parsed RunConfig
+    live = cfg.live
     api = live.api
     token = check_bind(api)  # before anything is loaded: a refused bind changes nothing
     state_dir = Path(live.state_dir or Path(ckpt).resolve().parent.parent / "serve")
