@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from kpremia.core.bars import DEFAULT_BAR, timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.identity import Identity, differing_keys, show_value, what_ran
 from kpremia.core.io import atomic_write_bytes, atomic_write_text
@@ -175,7 +176,7 @@ def data_identity(manifest: dict[str, Any] | None) -> str | None:
 
     The synthetic seed is left out on purpose: runs over seeds are meant to average
     over markets.  Files are named by their sha256, so a changed file is another data set.
-    A bar size other than 15m is part of the name: the same market at 1h is another data set.
+    A bar size other than the default (15m) is part of the name: the same market at 1h is another data set.
     """
     if not manifest:
         return None
@@ -183,7 +184,7 @@ def data_identity(manifest: dict[str, Any] | None) -> str | None:
     basis = manifest.get("premium_basis") or "usdt"
     suffix = "" if basis == "usdt" else f", premium {basis}"
     timeframe = manifest.get("timeframe")
-    if timeframe and timeframe != "15m":
+    if timeframe and timeframe != timeframe_label(DEFAULT_BAR):
         suffix += f", {timeframe} bars"
     if manifest.get("synthetic") and source == "synthetic":
         params = json.dumps(manifest.get("params") or {}, sort_keys=True)
