@@ -16,9 +16,9 @@ Everything a command does with a checkpoint file goes through here:
 * **peeking** (:func:`peek_checkpoint`): the plain parts (config, kpremia header) without torch, so
   a file that is not a checkpoint, one written before the per-bar names, or one whose plug-in is
   missing is refused in a second, before torch, Lightning and the market load;
-* **loading** (:func:`read_checkpoint`, :func:`load_checkpoint`): the one ``torch.load`` of kpremia
-  (:func:`load_torch_file`), the module rebuilt from the saved config and spec, the saved
-  normaliser and bar size;
+* **loading** (:func:`read_checkpoint`, :func:`load_checkpoint`): through the one ``torch.load`` of
+  kpremia (:func:`kpremia.core.io.load_torch_file`), the module rebuilt from the saved config and
+  spec, the saved normaliser and bar size;
 * **checking** the data's bar size against the checkpoint's (:func:`check_bar_size`);
 * **the run config** it carries (:func:`saved_run_config`) and the command line's explicit
   overrides of it for ``validate`` / ``test`` / ``live`` (:func:`apply_overrides`).
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import glob
-import io
 import os
 import pickle
 import zipfile
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kpremia.core.errors import UserError
+from kpremia.core.io import load_torch_file
 
 if TYPE_CHECKING:
     from kpremia.algos.base import RLModule
@@ -281,17 +281,6 @@ def saved_env_steps(saved: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------------- reading, with torch
-
-def load_torch_file(source: str | os.PathLike | bytes, *, weights_only: bool = False) -> Any:
-    """The one ``torch.load`` of kpremia, onto the CPU: a checkpoint, a sealed live snapshot (bytes), a weight version.
-
-    ``weights_only=True`` for files that hold tensors only (weight versions): nothing else is unpickled.
-    """
-    import torch
-
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    return torch.load(handle, map_location="cpu", weights_only=weights_only)
-
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The whole checkpoint dict (tensors included), after :func:`checked_checkpoint`'s one-line refusals."""

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kpremia.algos.config import AlgoConfig
 from kpremia.core.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
 from kpremia.core.errors import UserError
 from kpremia.run.live_hparams import in_range
@@ -177,8 +176,9 @@ class LearnConfig(ConfigPart):
     keep_versions: int | None = knob(100, optional(at_least(2)))  # retention: the last N (null keeps all)
     challenger: ChallengerConfig = knob(ChallengerConfig())
 
-    def learner(self, algo: AlgoConfig) -> OnlineLearnConfig:
-        """The learner's settings: these, with the discount, GAE, clipping and reward scale the policy trained with."""
+    def learner(self, algo: ConfigPart) -> OnlineLearnConfig:
+        """The learner's settings: these, with the discount, GAE, clipping and reward scale the policy trained with
+        (``algo``: the checkpoint's ``AlgoConfig``; any part with those fields)."""
         own = {k: getattr(self, k) for k in OnlineLearnConfig.field_names() if k in self.field_names()}
         trained = {k: getattr(algo, k) for k in ("gamma", "gae_lambda", "max_grad_norm", "reward_scale")
                    if k in algo.field_names()}

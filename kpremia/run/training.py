@@ -18,11 +18,12 @@ from kpremia.algos.base import RLModule
 from kpremia.core.config import checkpoint_of
 from kpremia.core.console import progress_bars_wanted, tame_lightning_logging
 from kpremia.core.errors import UserError
+from kpremia.core.io import load_torch_file
 from kpremia.core.threads import apply_threads
 from kpremia.data.market import MarketData
 from kpremia.envs.experiment import TRAIN_SPLITS, load_market
 from kpremia.run.checkpoint import (BEST_NAME, CHECKPOINTS, LAST_NAME, build_module, check_bar_size, checked_checkpoint,
-                                    last_checkpoint, load_torch_file, saved_bar_minutes, saved_env_steps)
+                                    last_checkpoint, saved_bar_minutes, saved_env_steps)
 from kpremia.run.epoch_lines import EpochLines
 from kpremia.run.resume import csv_history
 from kpremia.run.run_config import RunConfig, resolve_bar_settings

@@ -50,8 +50,7 @@ from typing import Any
 import torch
 
 from kpremia.core.errors import UserError
-from kpremia.core.io import fsync_dir, sha256_file
-from kpremia.run.checkpoint import load_torch_file
+from kpremia.core.io import fsync_dir, load_torch_file, sha256_file
 
 VERSION_FORMAT = "v1_0_3 (v<major>_<minor>_<patch>, up to 6 digits each)"
 _NAME = re.compile(r"v(\d{1,6})_(\d{1,6})_(\d{1,6})")

@@ -18,7 +18,7 @@ import hashlib
 from typing import Any
 
 from kpremia.core.errors import UserError
-from kpremia.run.checkpoint import load_torch_file
+from kpremia.core.io import load_torch_file
 
 MAGIC = b"KPSNAP1\n"
 _DIGEST = 32
