@@ -55,6 +55,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from kpremia.run import training
+from kpremia.run.checkpoint import build_module
 
 TOKEN = "benchmark-token-0123456789-abcdefghijklmnop"
 FIFTY_MB = 50_000_000
@@ -67,13 +68,13 @@ def make_checkpoint(directory: Path) -> Path:
             "data.days=40", "env.window_bars=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
     torch.manual_seed(0)
     market = training.load_market(cfg, ("train",))
-    module = training.build_module(cfg, market.spec, market=None)
+    module = build_module(cfg, market.spec, market=None)
     with torch.no_grad():
         module.net.policy_head[-1].weight.mul_(300.0)
     path = directory / "run" / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True)
     torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
-                "kpremia": {"normalizer": market.normalizer.state_dict()}}, path)
+                "kpremia": {"normalizer": market.normalizer.state_dict(), "bar_minutes": market.bar_minutes}}, path)
     return path
 
 

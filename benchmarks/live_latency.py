@@ -45,7 +45,7 @@ from kpremia.live.loop.policy import CheckpointPolicy
 from kpremia.live.loop.runner import LiveRunner
 from kpremia.live.loop.state import LiveState
 from kpremia.live.venues.feeds import frame_bars, warmup_bars
-from kpremia.run import training
+from kpremia.run.checkpoint import build_module
 
 TARGET_P99_MS = {"gru_attn": 2.5}
 
@@ -59,10 +59,10 @@ def config(encoder: str) -> dict:
 def checkpoint(cfg: dict, directory: Path) -> Path:
     """A fit-format checkpoint of an untrained module with the train split's normaliser."""
     market = load_market(cfg, ("train",))
-    module = training.build_module(cfg, market.spec, market=None)
+    module = build_module(cfg, market.spec, market=None)
     path = directory / f"{cfg['encoder']['name']}.ckpt"
     torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
-                "kpremia": {"normalizer": market.normalizer.state_dict()}}, path)
+                "kpremia": {"normalizer": market.normalizer.state_dict(), "bar_minutes": market.bar_minutes}}, path)
     return path
 
 
@@ -108,7 +108,7 @@ def measure_online(encoder: str, n_bars: int, directory: Path,
     from kpremia.live.learning.learning import ModelCallback
 
     runner, frame, start = warm_runner(encoder, directory, {"state_dir": str(directory / f"online-{encoder}-{gap_s}")})
-    from kpremia.live.config import LearnConfig
+    from kpremia.run.live_config import LearnConfig
 
     callback = ModelCallback(LearnConfig(enabled=True))  # the reference settings: challenger on, 96-bar windows
     runner.broker = PaperOnly()  # learning checks what the broker is; this bench sends no orders

@@ -52,11 +52,11 @@ def fastest_fifth(fn: Callable[[], None], calls: int) -> float:
 
 def parts(exp: str, threads: int) -> tuple[float, float, float, float]:
     """(update on, update off, rollout step on, rollout step off) seconds for ``exp``'s network."""
-    from kpremia.run import training
+    from kpremia.run.checkpoint import build_module
 
     cfg = train_throughput.compose([f"experiment={exp}", f"torch_threads={threads}"])
     market = load_market(cfg)
-    module = training.build_module(cfg, market.spec, market)
+    module = build_module(cfg, market.spec, market)
     net = module.net.eval()
     algo, n_envs = cfg["algo"], int(cfg["env"]["n_envs"])
     batch = n_envs * int(algo.get("n_steps", 4)) // int(algo.get("n_minibatches", 1))

@@ -34,10 +34,11 @@ def time_fit(cfg: dict, run_dir: Path) -> tuple[float, int, float]:
     import lightning as L
 
     from kpremia.run import training
+    from kpremia.run.checkpoint import build_module
 
     L.seed_everything(int(cfg["seed"]), verbose=False)
     market = load_market(cfg)
-    module = training.build_module(cfg, market.spec, market)
+    module = build_module(cfg, market.spec, market)
     trainer, _ = training.build_trainer(cfg, run_dir, module)
     trainer.limit_val_batches = 0
     trainer.fit_loop.max_epochs = module.max_epochs(1)

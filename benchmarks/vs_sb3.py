@@ -202,8 +202,10 @@ def learning(args: argparse.Namespace) -> list[tuple]:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
+    from kpremia.core.threads import apply_threads
     from kpremia.eval.backtest import run_policy_backtest, trace_metrics
     from kpremia.run import training
+    from kpremia.run.checkpoint import build_module
 
     budget = float(args.budget_s)
 
@@ -263,8 +265,8 @@ def learning(args: argparse.Namespace) -> list[tuple]:
 
         # kpremia, the experiment as `fit` runs it (64 envs), same budget
         L.seed_everything(seed, verbose=False)
-        training.apply_threads(cfg)
-        module = training.build_module(cfg, market.spec, market)
+        apply_threads(cfg)
+        module = build_module(cfg, market.spec, market)
         with tempfile.TemporaryDirectory() as tmp:
             trainer, _ = training.build_trainer(cfg, Path(tmp), module, extra_callbacks=[StopAfterL()])
             trainer.limit_val_batches = 0

@@ -1,4 +1,4 @@
-"""What ``ckpt=`` resolves to: a file, a glob, a run directory, best/last, a sweep (kpremia.run.checkpoints)."""
+"""What ``ckpt=`` resolves to: a file, a glob, a run directory, best/last, a sweep (kpremia.run.checkpoint)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.run.checkpoints import resolve_checkpoints
+from kpremia.run.checkpoint import resolve_checkpoints
 
 
 def fake_run(root: Path, name: str, *, best: bool = True, mtime: float = 1_000_000.0) -> Path:

@@ -85,7 +85,7 @@ class RLModule(L.LightningModule):
 
     Args:
         cfg: the full resolved run config (a plain dict); saved as hyperparameters so
-            a checkpoint alone rebuilds the module (``load_module``).
+            a checkpoint alone rebuilds the module (:func:`kpremia.run.checkpoint.load_module`).
         spec: the observation spec of the market the policy will see.
         market: train/val MarketData (not saved as a hyperparameter; ``None`` when
             the module is rebuilt only to act).
@@ -331,7 +331,7 @@ class RLModule(L.LightningModule):
             "updates": self.updates,
             "per_rank": per_rank,
             "normalizer": self.market.normalizer.state_dict() if self.market is not None else None,
-            # test / live refuse other bar sizes (kpremia.run.training.check_bar_size)
+            # test / live refuse other bar sizes (kpremia.run.checkpoint.check_bar_size)
             "bar_minutes": self.market.bar_minutes if self.market is not None else None,
             # where a plug-in encoder / algorithm came from, so loading elsewhere can say what to install
             "plugins": self._plugin_origins(),

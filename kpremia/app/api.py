@@ -34,7 +34,7 @@ from kpremia.core.compose import compose_config
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
 from kpremia.core.run_dirs import new_run_dir
-from kpremia.run.checkpoints import resolve_checkpoints
+from kpremia.run.checkpoint import resolve_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def fit(overrides: Sequence[str] = (), *, run_dir: str | Path | None = None) -> 
     cfg = _compose(overrides)
     named = cfg
     if checkpoint_of(cfg):  # as `fit ckpt=` does: the run's own directory, nothing to do if it is finished
-        from kpremia.run.resume import finished_line, resume_config, run_dir_of
+        from kpremia.run.checkpoint import run_dir_of
+        from kpremia.run.resume import finished_line, resume_config
 
         ckpt = commands.one_checkpoint(cfg, which="last").resolve()
         named = resume_config(cfg, ckpt, overrides)
@@ -154,9 +155,7 @@ def backtest(policy: Any = None, overrides: Sequence[str] = (), *, run_dir: str 
     from kpremia.app.config_checks import validate_config
     from kpremia.run.policy_backtest import run_policy_report
 
-    validate_config(cfg)
-
-    return run_policy_report(policy, cfg, target)
+    return run_policy_report(policy, validate_config(cfg), target)
 
 
 def compare(paths: str | Path | Sequence[str | Path], *, out: str | Path | None = None, plot: bool = True) -> Any:
@@ -209,16 +208,16 @@ class Policy:
     """A trained agent from a checkpoint: its network (eval mode), normaliser, market model and config."""
 
     def __init__(self, checkpoint: str | Path) -> None:
-        from kpremia.envs.config import EnvConfig
-        from kpremia.run import training
+        from kpremia.run.checkpoint import load_checkpoint
 
         self.checkpoint = Path(checkpoint)
-        loaded = training.load_checkpoint(self.checkpoint)
+        loaded = load_checkpoint(self.checkpoint)
         self.module = loaded.module
         self.normalizer = loaded.normalizer
-        self.config: dict[str, Any] = loaded.cfg
+        self.run_config = loaded.cfg  # parsed once (kpremia.run.run_config.RunConfig)
+        self.config: Mapping[str, Any] = loaded.cfg.raw
         self.bar_minutes = loaded.bar_minutes
-        self.env_config = EnvConfig.of(loaded.cfg["env"])
+        self.env_config = loaded.cfg.env
         self.spec = self.module.spec
         self.action_names: tuple[str, ...] = tuple(self.module.action_names)
 
@@ -256,12 +255,12 @@ class Policy:
         """
         from kpremia.envs.experiment import ALL_SPLITS, load_market
         from kpremia.envs.gym_env import KPremiaGymEnv
-        from kpremia.run.training import resolve_bar_settings
+        from kpremia.run.run_config import resolve_bar_settings
 
         if split not in ALL_SPLITS:
             raise UserError(f"split={split!r}; use one of {', '.join(ALL_SPLITS)}")
         market = load_market(self.config, ALL_SPLITS, normalizer=self.normalizer)
-        env = resolve_bar_settings(self.config, market)["env"]
+        env = resolve_bar_settings(self.run_config, market).raw["env"]
         return KPremiaGymEnv(market.tensors[split], render_mode=render_mode, env=env, seed=seed)
 
 

@@ -153,8 +153,8 @@ def _resume_args(args: list[str], resolved: dict[str, Any] | None) -> list[str]:
     ``.hydra/`` files of the first start are left as they were.
     """
     from kpremia.core.config import runs_root
-    from kpremia.run.checkpoints import resolve_checkpoints
-    from kpremia.run.resume import finished_line, resume_config, run_dir_of
+    from kpremia.run.checkpoint import resolve_checkpoints, run_dir_of
+    from kpremia.run.resume import finished_line, resume_config
 
     given = next((a for a in args if a.startswith("ckpt=")), None)
     if given is None or resolved is None or not given.split("=", 1)[1]:
@@ -236,7 +236,9 @@ def _run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
+
+    from kpremia.core.compose import plain
 
     global _command
     _command = command
@@ -271,7 +273,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
         from kpremia.app import commands
 
         try:
-            resolved = OmegaConf.to_container(cfg, resolve=True)
+            resolved = plain(cfg)
             return commands.run(_command, resolved, run_dir, overrides=list(hc.overrides.task))
         except UserError as exc:
             _failed(run_dir, exc)
@@ -305,15 +307,15 @@ def _run_hydra(command: str, args: list[str]) -> int:
 def _run_job(cfg: Any, run_dir: Path) -> Any:
     """One job of a multirun: its share of the machine (kpremia.core.job_resources), then the command."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
     from kpremia.app import commands
+    from kpremia.core.compose import plain
     from kpremia.core.job_resources import plan_job
 
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    launcher = OmegaConf.to_container(hc.launcher, resolve=True)
+    resolved = plain(cfg)
+    launcher = plain(hc.launcher)
     threads_given = any(o.lstrip("+~").split("=", 1)[0] == "torch_threads" for o in overrides)
     resolved, claim = plan_job(resolved, launcher, job_num=int(hc.job.num), sweep_dir=Path(hc.sweep.dir),
                                threads_given=threads_given)
@@ -328,8 +330,7 @@ def _run_job(cfg: Any, run_dir: Path) -> Any:
 
 def _check_resume_dir(ckpt: str, run_dir: Path) -> None:
     """A multirun job resumes a run only in that run's own directory (its sweep subdir must be the run's)."""
-    from kpremia.run.checkpoints import resolve_checkpoints
-    from kpremia.run.resume import run_dir_of
+    from kpremia.run.checkpoint import resolve_checkpoints, run_dir_of
 
     own = run_dir_of(resolve_checkpoints(ckpt, which="last")[0])
     if own is not None and own.resolve() != run_dir.resolve():

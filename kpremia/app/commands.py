@@ -14,7 +14,7 @@ from typing import Any
 from kpremia.app.command_table import command as command_of
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
-from kpremia.run.checkpoints import resolve_checkpoints
+from kpremia.run.checkpoint import resolve_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ def fit(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> dict
         from kpremia.run.resume import resume_config
 
         cfg = resume_config(cfg, one_checkpoint(cfg, which="last"), overrides)
-    validate_config(cfg)
+    run_cfg = validate_config(cfg)  # parsed once, passed whole
     from kpremia.run import training
 
-    result = training.fit(cfg, run_dir)
+    result = training.fit(run_cfg, run_dir)
     if result["module"].trainer.is_global_zero:
         log.info("best %s = %s (%s)", cfg["algo"].get("monitor"), result["best_score"], result["best_model_path"])
     return result
@@ -77,21 +77,23 @@ def backtest(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) ->
 
     if run_dir is None:
         raise UserError("backtest needs a run directory")
-    validate_config(cfg)
+    run_cfg = validate_config(cfg)
     from kpremia.run.rules_backtest import run_rules_backtest
 
-    return run_rules_backtest(cfg, run_dir)
+    return run_rules_backtest(run_cfg, run_dir)
 
 
 def live(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> dict[str, Any]:
     """A live session; exit code 3 (SessionHalted) when it ended HALTED."""
+    from kpremia.app.config_checks import validate_config
     from kpremia.live.loop.build import run_live
     from kpremia.live.ops.preflight import storage_errors
 
     if checkpoint_of(cfg):
         cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
-    with storage_errors((cfg.get("live") or {}).get("state_dir")):
-        summary = run_live(cfg, overrides)
+    run_cfg = validate_config(cfg)
+    with storage_errors(run_cfg.live.state_dir):
+        summary = run_live(run_cfg, overrides)
     from kpremia.live.loop.types import RiskState
 
     if RiskState(summary["risk_state"]) is RiskState.HALTED:  # exit code 3: a supervisor must not restart it blindly
@@ -104,11 +106,12 @@ def live(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> dic
 
 def serve(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str]) -> Any:
     """The control API and status page over a checkpoint."""
+    from kpremia.app.config_checks import validate_config
     from kpremia.live.http.serve import serve as serve_http
 
     if checkpoint_of(cfg):
         cfg = {**cfg, "ckpt": str(one_checkpoint(cfg))}
-    return serve_http(cfg)
+    return serve_http(validate_config(cfg))
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], Path | None, list[str]], Any]] = {
@@ -139,7 +142,7 @@ def evaluate(command: str, cfg: dict[str, Any], overrides: list[str]) -> Any:
 def evaluate_runs(root: Path, paths: list[Path], *, split: str, cfg: dict[str, Any],
                   overrides: list[str]) -> list[dict[str, Any]]:
     """Every run of a sweep in turn, one line each; the failures are listed at the end (exit code 2)."""
-    from kpremia.run.checkpoints import runs_below
+    from kpremia.run.checkpoint import runs_below
     from kpremia.run.evaluate import evaluate_checkpoint
 
     runs = runs_below(root)

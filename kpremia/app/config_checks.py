@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kpremia.algos.config import AlgoConfig, algo_config_class
 from kpremia.core.errors import UserError
 from kpremia.core.registry import ALGOS, DATA_SOURCES, ENCODERS, Registry
 from kpremia.core.threads import check_threads_setting
-from kpremia.envs.config import EnvConfig
-from kpremia.eval.config import EvalConfig
+from kpremia.run.run_config import RunConfig
 
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
@@ -29,13 +27,13 @@ def _known(registry: Registry[Any], name: Any) -> None:
         registry.get(name)  # the one-line error listing the known names
 
 
-def validate_config(cfg: Mapping[str, Any]) -> None:
-    """Raise :class:`UserError` naming the first invalid value in ``cfg`` (a resolved dict).
+def validate_config(cfg: Mapping[str, Any]) -> RunConfig:
+    """The run config parsed once (:class:`RunConfig`), or :class:`UserError` naming the first invalid value.
 
-    Each part checks itself: ``env`` (:class:`EnvConfig`), ``algo`` (the algorithm's own
+    Each part checks itself: ``env`` (:class:`~kpremia.envs.config.EnvConfig`), ``algo`` (the algorithm's own
     config part, so a plug-in algorithm brings its own rules), ``eval`` and ``live``.  Nothing
     here imports an algorithm or an encoder that is built in: a mistake is reported
-    before Lightning is loaded.
+    before Lightning is loaded.  The commands pass the result on whole.
     """
     _known(ENCODERS, cfg["encoder"]["name"])
     _known(ALGOS, cfg["algo"]["name"])
@@ -43,19 +41,11 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     _check(isinstance(cfg["seed"], int) and cfg["seed"] >= 0, "seed", cfg["seed"], "an integer >= 0")
     _check(check_threads_setting(cfg.get("torch_threads", "auto")), "torch_threads", cfg.get("torch_threads"),
            "auto, null or a whole number >= 1")
-    env = EnvConfig.from_dict(cfg["env"])
-    env.scheme()  # builds the scheme: an unknown name or a bad option fails here
-    part: type[AlgoConfig] | None = algo_config_class(cfg["algo"]["name"])
-    if part is not None:
-        part.from_dict(cfg["algo"]).check_with_env(env)
-    if "eval" in cfg:
-        EvalConfig.from_dict(cfg["eval"])
-    if "live" in cfg:
-        from kpremia.live.config import LiveConfig
-
-        LiveConfig.from_dict(cfg["live"])
+    run = RunConfig.of(cfg)  # env, algo (checked with the env), eval, live
+    run.env.scheme()  # builds the scheme: an unknown name or a bad option fails here
     check_encoder_sizes(cfg["encoder"])
     check_accelerator(str(cfg.get("trainer", {}).get("accelerator", "cpu")))
+    return run
 
 
 # Encoder keys that size a layer, and how (a plug-in encoder's keys follow the same naming).

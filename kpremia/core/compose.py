@@ -16,8 +16,14 @@ def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     Hydra's own exceptions propagate (the CLI turns them into one line).
     """
     from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
 
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+    return plain(cfg)
+
+
+def plain(node: Any) -> Any:
+    """A Hydra/OmegaConf node as plain, resolved Python (dicts, lists, values): what the code reads."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)

@@ -9,6 +9,7 @@ one, never a torn write, even if the process is killed mid-write.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -86,3 +87,15 @@ def existing_file(path: str | Path, option: str) -> Path:
         raise UserError(f"data file not found: {p} (relative paths start at {Path.cwd()}); set {option} "
                         "to an existing file")
     return p
+
+
+def load_torch_file(source: str | os.PathLike | bytes, *, weights_only: bool = False) -> Any:
+    """The one ``torch.load`` of kpremia, onto the CPU: a checkpoint (:mod:`kpremia.run.checkpoint`), a sealed
+    live snapshot (bytes), a weight version; torch is imported here, not when this module is.
+
+    ``weights_only=True`` for files that hold tensors only (weight versions): nothing else is unpickled.
+    """
+    import torch
+
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    return torch.load(handle, map_location="cpu", weights_only=weights_only)

@@ -75,7 +75,7 @@ def missing_plugin_hint(origin: Mapping[str, Any], ckpt: str | Path) -> str:
 def require_plugins(saved: Mapping[str, Any], ckpt: str | Path) -> None:
     """Make the checkpoint's plug-ins available (importing a recorded module), or one :class:`UserError` line.
 
-    ``saved`` is the checkpoint dict (as :func:`kpremia.run.checkpoint_peek.peek_checkpoint` reads it).
+    ``saved`` is the checkpoint dict (as :func:`kpremia.run.checkpoint.peek_checkpoint` reads it).
     A checkpoint written before origins were recorded names only the plug-in.
     """
     cfg = saved["hyper_parameters"]["cfg"]

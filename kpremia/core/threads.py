@@ -11,9 +11,12 @@ reproducible at a given thread count (``torch_threads=N`` pins it).  The environ
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 
@@ -54,3 +57,15 @@ def resolve_threads(cfg: Mapping[str, Any], *, jobs: int = 1, auto: int | None =
 def check_threads_setting(value: Any) -> bool:
     """``torch_threads`` is ``auto``, null or a whole number >= 1."""
     return value is None or value == AUTO or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
+def apply_threads(cfg: Mapping[str, Any], *, auto: int | None = None) -> int:
+    """Set torch's intra-op threads from ``torch_threads`` (:func:`resolve_threads`); return the count in use."""
+    import torch
+
+    threads = resolve_threads(cfg, auto=auto)
+    if threads:
+        torch.set_num_threads(threads)
+        log.info("torch threads: %d (torch_threads=%s; %d core(s) available)", threads,
+                 cfg.get("torch_threads", AUTO), available_cores())
+    return torch.get_num_threads()

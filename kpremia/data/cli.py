@@ -214,10 +214,10 @@ FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 def file_source_config(path: Path, overrides: Sequence[str], fx: str | None = None) -> dict[str, Any]:
     """The ``data`` config ``fit data=csv|parquet data.path=<path> <overrides>`` would use (real Hydra composition)."""
-    from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+
+    from kpremia.core.compose import compose_config
 
     fmt = FILE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -229,9 +229,7 @@ def file_source_config(path: Path, overrides: Sequence[str], fx: str | None = No
     if fx is not None and not any(o.lstrip("+~").startswith("data.fx_path=") for o in overrides):
         extra.append(f"data.fx_path={fx}")
     try:
-        with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"data={fmt}", f"data.path={path}", *extra])
-        data = OmegaConf.to_container(cfg.data, resolve=True)
+        data = compose_config([f"data={fmt}", f"data.path={path}", *extra])["data"]
     except (HydraException, OmegaConfBaseException) as exc:
         text = " ".join(str(exc).split()).split(" Config search path:")[0]
         raise UserError(f"{text} - the data options are those of `fit data={fmt}` (docs/data.md)") from None

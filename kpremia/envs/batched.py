@@ -217,7 +217,7 @@ class BatchedEnv:
         Sequential envs over a whole split (validation, test, backtests) are built by
         :func:`kpremia.eval.backtest.make_sequential_env` from the same config.
         """
-        env = EnvConfig.of(env)
+        env = EnvConfig.of(env).in_bars(market.bar_minutes)  # durations as bars of this market (EnvConfig.in_bars)
         return cls(market, env.n_envs if n_envs is None else n_envs, rules=env.execution, clock=env.clock,
                    reward=env.reward_rule, action_scheme=env.action_scheme, initial_krw=env.initial_krw,
                    ruin_fraction=env.ruin_fraction, max_steps=env.max_steps, random_start=True, seed=seed)

@@ -18,10 +18,12 @@ adapters receive.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kpremia.core.bars import bar_of_minutes, bars_setting
 from kpremia.core.config import ConfigPart, at_least, bars_or_duration, between, knob, knob_of, positive
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.envs.clock import DecisionClock
@@ -42,6 +44,8 @@ class EnvConfig(ConfigPart):
     """``env``: the market model (execution, decisions, reward, action scheme), episode shape and windows."""
 
     section: ClassVar[str] = "env"
+    # Settings given in bars or as durations ("4h"): bars of the run's bar size once the data is known (in_bars).
+    BAR_SETTINGS: ClassVar[tuple[str, ...]] = ("decision_every", "max_steps")
 
     n_envs: int = knob(64, at_least(1))  # parallel envs per rank (training)
     # Episode length (truncation, in decisions) and the decision interval: a number of bars of the run's
@@ -91,6 +95,18 @@ class EnvConfig(ConfigPart):
     def reward_rule(self) -> RewardRule:
         """What a bar pays (``reward`` and the penalties)."""
         return RewardRule(**{k: getattr(self, k) for k in RewardRule.field_names()})
+
+    def in_bars(self, bar_minutes: float) -> EnvConfig:
+        """This env with its durations as bars of ``bar_minutes``-minute bars.
+
+        The one place a duration (``env.decision_every="4h"``, ``env.max_steps="1000h"``) becomes
+        bars (:func:`kpremia.core.bars.bars_setting`: numbers are bars already, a duration is
+        ``round(duration / bar)`` bars, at least one); everything that runs on a market's bars
+        (``fit``, ``test``, the backtests, the simulator, ``live``) uses its result.
+        """
+        bar = bar_of_minutes(bar_minutes)
+        return dataclasses.replace(self, decision_every=bars_setting(self.decision_every, bar, "env.decision_every"),
+                                   max_steps=bars_setting(self.max_steps, bar, "env.max_steps"))
 
     def scheme(self) -> Any:
         """The configured action scheme, built (``n_actions``, ``action_names``, ``target_weight``)."""

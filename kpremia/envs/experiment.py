@@ -84,7 +84,7 @@ def adapter_setup(experiment: str | None, overrides: Sequence[str], env: EnvConf
     ``env`` (an :class:`EnvConfig` or an ``env`` node) replaces the experiment's market
     model; ``market`` (a ``MarketTensors``) replaces the experiment's train split.
     """
-    config = EnvConfig.of(env) if env is not None else EnvConfig.of(experiment_config(experiment, overrides)["env"])
+    config = EnvConfig.of(env if env is not None else experiment_config(experiment, overrides)["env"])
     if market is None:
         market = experiment_market(experiment, overrides).tensors["train"]
     return config, market

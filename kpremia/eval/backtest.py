@@ -127,8 +127,8 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: 
     as it was trained) and sends no order on the bars in between.  ``progress``: a label for
     :func:`kpremia.core.console.progress` (a bar on a terminal, a line in a log), None for silence.
     """
-    config = env_config(env)
-    clock = config.clock.at(market.bar_minutes)  # a duration ("4h") becomes bars of this split's bar size
+    config = env_config(env).in_bars(market.bar_minutes)  # a duration ("4h") becomes bars of this split's bar size
+    clock = config.clock
     sim = make_sequential_env(market, config, n_envs=n_envs, seed=seed)
     no_order = torch.full((n_envs,), -1, dtype=torch.long, device=sim.device)
 

@@ -10,7 +10,6 @@ checkpoint, market or fee never overwrites an earlier one.
 
 from __future__ import annotations
 
-import copy
 import logging
 import statistics
 from pathlib import Path
@@ -22,43 +21,18 @@ import torch
 from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.identity import identity_digest
-from kpremia.envs.config import EnvConfig
+from kpremia.core.threads import apply_threads
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
 from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
 from kpremia.eval.model_based import model_options
-from kpremia.run import training
+from kpremia.run.checkpoint import apply_overrides, check_bar_size, load_checkpoint
 from kpremia.run.compare import data_identity, inserted_bars
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 
 log = logging.getLogger(__name__)
-
-_NOT_FROM_CLI = ("ckpt", "hydra", "eval", "experiment", "logger", "paths", "live")
-
-
-def apply_overrides(run_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """The checkpoint's config with the user's explicit overrides (values taken from the composed CLI config)."""
-    cfg = copy.deepcopy(run_cfg)
-    cfg["eval"] = cli_cfg["eval"]
-    for raw in overrides:
-        key = raw.split("=", 1)[0].lstrip("+~").replace("/", ".")  # env/action_scheme=x is a node too
-        if not key or key.split(".")[0].split("/")[0] in _NOT_FROM_CLI:
-            continue
-        if key.split(".")[0] not in cli_cfg:  # a preset writing other keys (debug=fast, hparams_search=...)
-            raise UserError(f"`{raw}` cannot be applied when evaluating a checkpoint: it is a training preset that "
-                            "changes several keys of the run, and validate/test use the checkpoint's own config; "
-                            "drop it (override single keys such as eval.* or data.path instead)")
-        if "." not in key and isinstance(cli_cfg.get(key), dict):  # a whole group, e.g. data=csv
-            cfg[key] = copy.deepcopy(cli_cfg[key])
-            continue
-        node_src, node_dst = cli_cfg, cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node_src, node_dst = node_src[part], node_dst.setdefault(part, {})
-        node_dst[parts[-1]] = copy.deepcopy(node_src[parts[-1]])
-    return cfg
-
 
 def _policy_act(module: Any, eval_cfg: EvalConfig, n_actions: int, action_names: tuple[str, ...],
                 seed: int) -> tuple[Any, int]:
@@ -118,12 +92,12 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     The summary it returns (the own split's) has ``report_dir`` (None for ``validate``) and, after
     further markets, ``markets`` (one line each) and ``paired`` (the statistics).
     """
-    loaded = training.load_checkpoint(ckpt)
+    loaded = load_checkpoint(ckpt)
     module = loaded.module
-    cfg = apply_overrides(module.cfg, cli_cfg, overrides)
-    eval_cfg = EvalConfig.from_dict(cfg["eval"])
+    cfg = apply_overrides(module.cfg, cli_cfg, overrides)  # parsed once: a RunConfig
+    eval_cfg = cfg.eval
     split = _eval_split(eval_cfg.split, split)
-    training.apply_threads(cfg)
+    apply_threads(cfg)
     if loaded.normalizer is None:
         log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
     summary = _evaluate_market(loaded, cfg, eval_cfg, split, ckpt, market_label=f"own {split} split",
@@ -144,7 +118,7 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         return summary
     markets = [summary]
     for i, seed in enumerate(seeds, start=1):
-        drawn = {**cfg, "data": {**cfg["data"], "seed": seed}}
+        drawn = cfg.with_groups(data={**cfg["data"], "seed": seed})
         log.info("market %d/%d: data seed %d", i, len(seeds), seed)
         markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
                                         market_label=f"unseen market {i} of {len(seeds)}"))
@@ -174,8 +148,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     return {**summary, "markets": lines, "paired": paired}
 
 
-def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
-                         count: int) -> list[tuple[tuple[int, int, list[str]], dict[str, Any]]]:
+def walk_forward_configs(cfg: RunConfig, loaded: Any, split: str,
+                         count: int) -> list[tuple[tuple[int, int, list[str]], RunConfig]]:
     """``count`` walk-forward windows over the data's validation and test bars, as run configs.
 
     Window k's config splits the data at the window's first bar (train: everything before it, where
@@ -200,7 +174,7 @@ def walk_forward_configs(cfg: dict[str, Any], loaded: Any, split: str,
         end = times[edges[k + 1]] if edges[k + 1] < len(times) else times[-1] + step
         split_cfg = {**(cfg["data"].get("split") or {}), "train_end": start.isoformat(), "val_end": end.isoformat(),
                      "embargo_bars": 0}
-        out.append(((k + 1, count, region), {**cfg, "data": {**cfg["data"], "split": split_cfg}}))
+        out.append(((k + 1, count, region), cfg.with_groups(data={**cfg["data"], "split": split_cfg})))
     return out
 
 
@@ -225,7 +199,7 @@ def paired_line(stats: dict[str, Any]) -> str:
             f"IQM {pct(stats['iqm'])}, win rate {100 * stats['win_rate']:.0f} % -> {stats['verdict']}")
 
 
-def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, split: str, ckpt: str, *,
+def _evaluate_market(loaded: Any, cfg: RunConfig, eval_cfg: EvalConfig, split: str, ckpt: str, *,
                      market_label: str, with_curve: bool = False,
                      window: tuple[int, int, list[str]] | None = None) -> dict[str, Any]:
     """The policy and the baselines (fit on this market's train split) over one market's ``split``.
@@ -240,13 +214,13 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
         splits, tensor_split, report_split = ("train", "val"), "val", f"walk{window[0]}of{window[1]}"
     # The checkpoint's own normaliser: on another file the policy still sees its training statistics.
     market = load_market(cfg, splits, normalizer=loaded.normalizer)
-    training.check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
-    asked_cfg, cfg = cfg, training.resolve_bar_settings(cfg, market)
+    check_bar_size(loaded.bar_minutes, market, "validate" if split == "val" else "test")
+    asked_cfg, cfg = cfg, resolve_bar_settings(cfg, market)
     if market.spec.shapes != module.spec.shapes:
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
     target = market.tensors[tensor_split]
-    env = EnvConfig.of(cfg["env"])
+    env = cfg.env  # in bars of this market's bar size
     scheme = env.scheme()
     act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
     log.info("%s %s on the %s split (%s): %s %s bars (the policy, then %d baseline(s))",
@@ -266,7 +240,7 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
     baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
-    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg, market.manifest, report_split)
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg.raw, market.manifest, report_split)
     extra = {"split": "walk-forward" if window else split, "market": market_label,
              "checkpoint": str(Path(ckpt).resolve()),
              "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
@@ -287,7 +261,9 @@ def _evaluate_market(loaded: Any, cfg: dict[str, Any], eval_cfg: EvalConfig, spl
                                plots=eval_cfg.plots and with_curve, stamp=report_stamp(extra),
                                curve=_validation_curve(run_dir) if with_curve else None)
         if with_curve:  # the run's own split only: an unseen draw must not replace its test/* numbers
-            from kpremia.run.loggers import log_test_report  # no-op unless the run was trained with logger=wandb
+            from kpremia.run.loggers import (
+                log_test_report,  # no-op unless the run was trained with logger=wandb
+            )
 
             log_test_report(cfg, run_dir, summary, report_dir)
     else:

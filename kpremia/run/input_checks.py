@@ -3,7 +3,7 @@
 Why: a missing data file, ``data=csv`` without ``data.path``, or a checkpoint that is not one
 (or whose plug-in is not installed) used to be found after torch, Lightning and the market
 were loaded: 5 to 17 s for a one-line answer.  These checks need only the composed config, the
-file system and :mod:`kpremia.run.checkpoint_peek`, so the CLI runs them right after the config
+file system and :mod:`kpremia.run.checkpoint`, so the CLI runs them right after the config
 checks and a mistake is answered in about a second.  The readers keep their own checks (the
 Python API and the tests call them directly).
 """
@@ -11,14 +11,12 @@ Python API and the tests call them directly).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from kpremia.core.config import checkpoint_of, runs_root
 from kpremia.core.errors import UserError
 from kpremia.core.io import existing_file
-from kpremia.run.checkpoint_peek import peek_checkpoint
-from kpremia.run.checkpoints import resolve_checkpoints
+from kpremia.run.checkpoint import checked_checkpoint, resolve_checkpoints
 
 FILE_SOURCES = ("csv", "parquet")
 _MISSING = (None, "", "???")
@@ -49,8 +47,6 @@ def needs_checkpoint(command: str) -> UserError:
 
 def check_checkpoint(cfg: Mapping[str, Any], command: str) -> None:
     """The checkpoint a command will load: found, a kpremia checkpoint, its plug-ins available."""
-    from kpremia.core.plugin_origins import require_plugins
-
     ckpt = checkpoint_of(cfg)
     if not ckpt:
         if command in ("validate", "test"):
@@ -60,7 +56,7 @@ def check_checkpoint(cfg: Mapping[str, Any], command: str) -> None:
     paths = resolve_checkpoints(ckpt, runs_dir=runs_root(cfg), which="last" if command == "fit" else "best",
                                 many=many)
     if len(paths) == 1:  # a sweep's runs are checked one by one when evaluated (a bad one is listed, not fatal)
-        require_plugins(peek_checkpoint(paths[0]), paths[0])
+        checked_checkpoint(paths[0])
 
 
 def check_inputs(command: str, cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:

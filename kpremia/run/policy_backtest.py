@@ -27,15 +27,15 @@ import torch
 
 from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
-from kpremia.envs.config import EnvConfig
+from kpremia.core.threads import apply_threads
 from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.eval.backtest import run_baseline_backtests, run_policy_backtest, trace_metrics
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
-from kpremia.eval.config import EvalConfig, rule_options
+from kpremia.eval.config import rule_options
 from kpremia.eval.model_based import model_options
 from kpremia.eval.report import format_table, write_report
-from kpremia.run import training
 from kpremia.run.compare import data_identity, inserted_bars
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 from kpremia.run.run_files import write_run_files
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,19 @@ def as_act(policy: Any, n_actions: int) -> Callable[[dict[str, torch.Tensor]], t
     return act
 
 
-def run_policy_report(policy: Any, cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def run_policy_report(policy: Any, cfg: RunConfig | dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """``policy`` and the baselines over the test split of ``cfg``'s market; writes ``run_dir/report``."""
-    training.apply_threads(cfg)
-    eval_cfg = EvalConfig.from_dict(cfg["eval"])
+    run = RunConfig.of(cfg)
+    apply_threads(run)
+    eval_cfg = run.eval
     if (eval_cfg.split or "test") != "test":
         raise UserError(f"eval.split={eval_cfg.split!r}: a policy is backtested on the test split (the rules and "
                         "the normaliser are fit on the train split)")
-    market = load_market(cfg, ALL_SPLITS)
-    cfg = training.resolve_bar_settings(cfg, market)
+    market = load_market(run, ALL_SPLITS)
+    run = resolve_bar_settings(run, market)
+    cfg = run.raw
     target = market.tensors["test"]
-    env = EnvConfig.of(cfg["env"])
+    env = run.env
     act = as_act(policy, env.scheme().n_actions)
     name = policy_name(policy)
     log.info("backtest of %s on the test split: %s %s bars (the policy, then %d baseline(s))", name,

@@ -24,58 +24,26 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from kpremia.algos.config import algo_config_class
-from kpremia.core.bars import bar_of_minutes, bars_setting
 from kpremia.core.errors import UserError
-from kpremia.envs.config import EnvConfig
-from kpremia.run.checkpoint_peek import peek_checkpoint
+from kpremia.run.checkpoint import (checked_checkpoint, run_dir_of, saved_bar_minutes, saved_env_steps,
+                                    saved_run_config)
+from kpremia.run.run_config import RunConfig
 
 # How a run runs, not what it learns: taken from the command line on resume.
 HOW_KEYS = ("trainer", "logger", "paths", "torch_threads", "tags", "ckpt", "hydra")
 EXTENDABLE = ("algo.total_env_steps",)
-_BAR_KEYS = ("decision_every", "max_steps")
-
-
-def saved_checkpoint(ckpt: str | Path) -> dict[str, Any]:
-    """The checkpoint's plain parts (config, kpremia header; tensors as None), read without torch.
-
-    Or one line saying why it is not a kpremia checkpoint, or which plug-in it needs: a resume is
-    refused before torch and Lightning load.
-    """
-    from kpremia.core.plugin_origins import require_plugins
-
-    path = Path(ckpt)
-    if not path.is_file():
-        raise UserError(f"ckpt {str(path)!r} not found; pass the path of a .ckpt file to resume from")
-    saved = peek_checkpoint(path)
-    require_plugins(saved, path)
-    return saved
-
-
-def run_dir_of(ckpt: str | Path) -> Path | None:
-    """The run directory a checkpoint belongs to (``<run>/checkpoints/x.ckpt`` with ``<run>/config.yaml``)."""
-    path = Path(ckpt).resolve()
-    run = path.parent.parent
-    return run if path.parent.name == "checkpoints" and (run / "config.yaml").is_file() else None
 
 
 def _comparable(cfg: dict[str, Any], bar_minutes: float) -> dict[str, Any]:
     """``cfg`` with the typed parts' defaults filled in and durations as bars (so "4h" equals 16 at 15m)."""
-    out = copy.deepcopy(cfg)
-    bar = bar_of_minutes(bar_minutes)
+    out = copy.deepcopy(dict(cfg))
     try:
-        env = EnvConfig.from_dict(cfg["env"]).to_dict()
-        for key in _BAR_KEYS:
-            env[key] = bars_setting(env[key], bar, f"env.{key}")
-        out["env"] = env
+        run = RunConfig.from_dict(cfg)
     except (UserError, KeyError):
-        pass  # compared as given; the bad value is reported by the config check
-    part = algo_config_class(str((cfg.get("algo") or {}).get("name")))
-    if part is not None:
-        try:
-            out["algo"] = part.from_dict(cfg["algo"]).to_dict()
-        except UserError:
-            pass
+        return out  # compared as given; the bad value is reported by the config check
+    out["env"] = run.env.in_bars(bar_minutes).to_dict()
+    if run.algo is not None:
+        out["algo"] = run.algo.to_dict()
     return out
 
 
@@ -120,9 +88,9 @@ def conflicts(saved_cfg: dict[str, Any], cli_cfg: dict[str, Any], overrides: lis
 
 def resume_config(cli_cfg: dict[str, Any], ckpt: str | Path, overrides: list[str]) -> dict[str, Any]:
     """The resumed run's config: the checkpoint's, with the command line's how-keys (see the module docstring)."""
-    saved = saved_checkpoint(ckpt)
-    saved_cfg = saved["hyper_parameters"]["cfg"]
-    bar_minutes = float((saved.get("kpremia") or {}).get("bar_minutes") or 15.0)
+    saved = checked_checkpoint(ckpt)
+    saved_cfg = saved_run_config(saved)
+    bar_minutes = saved_bar_minutes(saved, ckpt)
     bad = conflicts(saved_cfg, cli_cfg, overrides, bar_minutes)
     if bad:
         raw, key, was, now = bad[0]
@@ -146,8 +114,7 @@ def finished_line(cfg: dict[str, Any], ckpt: str | Path) -> str | None:
     Why: resuming a finished run used to rebuild the markets, say "resuming at 2,048" and stop, as if
     it had done something.  The line says so and how to train on: a larger ``algo.total_env_steps``.
     """
-    saved = saved_checkpoint(ckpt)
-    done = int((saved.get("kpremia") or {}).get("env_steps") or 0)
+    done = saved_env_steps(checked_checkpoint(ckpt))
     budget = int(cfg["algo"]["total_env_steps"])
     if done < budget:
         return None

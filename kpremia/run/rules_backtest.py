@@ -27,16 +27,16 @@ import pandas as pd
 
 from kpremia.core.bars import timeframe_label
 from kpremia.core.errors import UserError
-from kpremia.envs.config import EnvConfig
+from kpremia.core.threads import apply_threads
 from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.eval.backtest import run_baseline_backtests
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
-from kpremia.eval.config import EvalConfig, rule_options
+from kpremia.eval.config import rule_options
 from kpremia.eval.model_based import NAME as MODEL_BASED
 from kpremia.eval.model_based import model_options
 from kpremia.eval.report import format_table, write_report
-from kpremia.run import training
 from kpremia.run.compare import data_identity, inserted_bars
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 from kpremia.run.run_files import write_run_files
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,11 @@ log = logging.getLogger(__name__)
 FITTED_RULES = ("premium_threshold", "premium_zscore")
 
 
-def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def run_rules_backtest(cfg: RunConfig | dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Every configured baseline over the test split (or the whole data); writes ``run_dir/report``."""
-    training.apply_threads(cfg)
-    eval_cfg = EvalConfig.from_dict(cfg["eval"])
+    run = RunConfig.of(cfg)
+    apply_threads(run)
+    eval_cfg = run.eval
     split = eval_cfg.split or "test"
     if split not in ("test", "all"):
         raise UserError(f"eval.split={split!r} in `backtest`: use test (the data's test split, rules fit on its "
@@ -62,10 +63,11 @@ def run_rules_backtest(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if not eval_cfg.baselines:
         raise UserError("eval.baselines is empty: `backtest` has nothing to run; list the rules, e.g. "
                         "eval.baselines=[cash,buy_and_hold,premium_threshold]")
-    market = load_market(cfg, ALL_SPLITS if split == "test" else ("train", "all"))
-    cfg = training.resolve_bar_settings(cfg, market)
+    market = load_market(run, ALL_SPLITS if split == "test" else ("train", "all"))
+    run = resolve_bar_settings(run, market)
+    cfg = run.raw
     target = market.tensors[split]
-    env = EnvConfig.of(cfg["env"])
+    env = run.env
     model = model_options(market.manifest)
     names = list(eval_cfg.baselines)
     if split == "all" and MODEL_BASED in names and not model:

@@ -11,17 +11,18 @@ import torch
 
 from kpremia.core.spec import ObsSpec
 from kpremia.run import training
+from kpremia.run.checkpoint import build_module
 
 from .test_ppo_training import TINY, weights
 
 
 def test_the_issue_budget_is_one_rollout_not_one_epoch(compose_cfg) -> None:
     cfg = compose_cfg("experiment=gru_attn_ppo", "algo.total_env_steps=8192")
-    module = training.build_module(cfg, ObsSpec.default(), market=None)
+    module = build_module(cfg, ObsSpec.default(), market=None)
     assert module.env_steps_per_round(1) == 64 * 128 == 8192 and cfg["algo"]["rollouts_per_epoch"] == 8
     assert (module.total_rounds(1), module.max_epochs(1), module.rounds_in_epoch(0, 1)) == (1, 1, 1)
     cfg = compose_cfg("experiment=gru_attn_ppo", "algo.total_env_steps=90000")  # 10.99 rollouts: 11
-    module = training.build_module(cfg, ObsSpec.default(), market=None)
+    module = build_module(cfg, ObsSpec.default(), market=None)
     assert (module.total_rounds(1), module.max_epochs(1)) == (11, 2)
     assert [module.rounds_in_epoch(e, 1) for e in range(2)] == [8, 3]
 

@@ -14,6 +14,7 @@ import torch
 
 from kpremia.envs.experiment import load_market
 from kpremia.run import training
+from kpremia.run.checkpoint import load_module
 
 
 @pytest.mark.slow
@@ -27,7 +28,7 @@ def test_default_experiment_learns_to_trade_on_the_mean_reverting_preset(compose
     )
     assert cfg["env"]["decision_every"] == "4h" and cfg["env"]["reward"] == "fx_hedged"  # the default's levers
     result = training.fit(cfg, tmp_path / "run")
-    module = training.load_module(result["best_model_path"])
+    module = load_module(result["best_model_path"])
     val = load_market(cfg).tensors["val"]
     kwargs = cfg["env"]  # the run's env config, as fit validates with
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, kwargs)[0])
@@ -50,7 +51,7 @@ def test_default_experiment_trades_on_the_default_market(compose_cfg, tmp_path):
     cfg = compose_cfg("experiment=gru_attn_ppo", "algo.total_env_steps=65536", "algo.rollouts_per_epoch=4",
                       "eval.val_draws=1", "trainer.enable_progress_bar=false")
     result = training.fit(cfg, tmp_path / "run")
-    module = training.load_module(result["best_model_path"])
+    module = load_module(result["best_model_path"])
     val = load_market(cfg).tensors["val"]
     agent = trace_metrics(run_policy_backtest(lambda o: module.act(o), val, cfg["env"])[0])
     assert agent["n_trades"] >= 4, agent  # it trades ...

@@ -11,6 +11,7 @@ from kpremia.algos.dqn_math import linear_epsilon
 from kpremia.core.registry import ENCODERS
 from kpremia.envs.experiment import load_market
 from kpremia.run import training
+from kpremia.run.checkpoint import build_module, load_module
 
 # 4 collect rounds of 4 steps x 8 envs per epoch, 2 epochs; updates start after 2 rounds,
 # 2 updates per round -> 14 updates; the 20-step buffer wraps (32 steps are collected).
@@ -89,7 +90,7 @@ def test_checkpoint_holds_the_target_net_and_the_buffer(compose_cfg, tmp_path):
     replay = ckpt["kpremia"]["per_rank"][0]["replay"]
     assert replay["size"] == 16 and replay["rewards"].shape == (16, 8)
     # a checkpoint alone rebuilds a module that acts greedily
-    module = training.load_module(result["last_model_path"])
+    module = load_module(result["last_model_path"])
     obs = module.spec.zeros(3)
     assert module.act(obs).shape == (3,)
 
@@ -103,7 +104,7 @@ def test_every_encoder_trains_with_three_q_values(compose_cfg, tmp_path, encoder
     assert cfg["env"]["action_scheme"] == {"name": "hold_buy_sell"}
     L.seed_everything(int(cfg["seed"]), verbose=False)  # as fit does before it builds the module
     market = load_market(cfg)
-    before = state(training.build_module(cfg, market.spec, market).net)
+    before = state(build_module(cfg, market.spec, market).net)
     result = training.fit(cfg, tmp_path / "run")
     module = result["module"]
     assert module.n_actions == 3 and module.net(module.spec.zeros(2)).shape == (2, 3)

@@ -145,3 +145,23 @@ def test_a_budget_between_rounds_is_rounded_up_with_a_line(compose_cfg, tmp_path
     assert result["env_steps"] == 256
     assert any("budget: 256 env steps = 2 round(s) of 128 env steps (algo.total_env_steps=200 rounded up to "
                "whole rounds)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_checkpoint_from_before_the_per_bar_names_is_refused_naming_the_release(run_cli, tiny_checkpoint, tmp_path):
+    """A checkpoint whose saved config and spec use ``window_15m`` / ``price_15m`` (kpremia 0.1.0): one line, exit 2,
+    naming the release that reads it, from ``test`` and from a resume alike; no shim reads it."""
+    from kpremia.run.checkpoint import load_checkpoint
+
+    saved = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
+    hparams = saved["hyper_parameters"]
+    hparams["cfg"]["env"]["window_15m"] = hparams["cfg"]["env"].pop("window_bars")
+    hparams["spec"]["shapes"]["price_15m"] = hparams["spec"]["shapes"].pop("price_bars")
+    old = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    old.parent.mkdir(parents=True)
+    torch.save(saved, old)
+    needles = ("written by kpremia 0.1.0 before the per-bar names", "window_15m", "re-train it",
+               "kpremia 0.1.0 (git 7133b19)")
+    assert_one_line_error(run_cli("test", f"ckpt={old}", timeout=300), *needles)
+    assert_one_line_error(run_cli("fit", f"ckpt={old}", timeout=300), *needles)
+    with pytest.raises(UserError, match="before the per-bar names"):
+        load_checkpoint(old)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.run.checkpoint_peek import peek_checkpoint
+from kpremia.run.checkpoint import peek_checkpoint
 
 _CODE = ("import sys\nfrom kpremia.app.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
          "except SystemExit as exc:\n    rc = exc.code\n"

@@ -14,7 +14,9 @@ import pytest
 from kpremia.core.errors import UserError
 from kpremia.envs.experiment import load_market
 from kpremia.run import training
+from kpremia.run.checkpoint import load_checkpoint
 from kpremia.run.evaluate import evaluate_checkpoint
+from kpremia.run.run_config import RunConfig, resolve_bar_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "real_formats"))
 import formats  # noqa: E402
@@ -78,7 +80,7 @@ def test_a_daily_file_trains_and_tests(compose_cfg, daily_file, tmp_path, capsys
     assert manifest["bar_settings"]["decision_every"] == {"given": "4h", "bars": 1}
     assert manifest["bar_settings"]["max_steps"] == {"given": 200, "bars": 200}
     ckpt = result["last_model_path"]
-    assert training.load_checkpoint(ckpt).bar_minutes == 1440.0
+    assert load_checkpoint(ckpt).bar_minutes == 1440.0
     cli = copy.deepcopy(cfg)
     cli["ckpt"] = ckpt
     summary = evaluate_checkpoint(ckpt, split="test", cli_cfg=cli, overrides=[])
@@ -111,7 +113,7 @@ def checkpoint_15m(tmp_path_factory) -> tuple[str, dict]:
 
 def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
     ckpt, cfg = checkpoint_15m
-    assert training.load_checkpoint(ckpt).bar_minutes == 15.0
+    assert load_checkpoint(ckpt).bar_minutes == 15.0
     cli = copy.deepcopy(cfg)
     cli["data"]["timeframe"] = "1h"
     cli["ckpt"] = ckpt
@@ -119,7 +121,7 @@ def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
                                          r"on 15m bars \(data.timeframe=15m") as err:
         evaluate_checkpoint(ckpt, split="test", cli_cfg=cli, overrides=["data.timeframe=1h"])
     assert "\n" not in str(err.value)
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
     from kpremia.live.venues.feeds import ReplayFeed
 
     with pytest.raises(UserError, match="trained on 15m bars but the replayed data gives 1h bars"):
@@ -130,7 +132,7 @@ def test_a_15m_checkpoint_on_1h_bars_is_refused(checkpoint_15m):
 def test_a_1h_synthetic_run_decides_every_4_hours(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "data.timeframe=1h", "data.days=60")
     market = load_market(cfg)
-    resolved = training.resolve_bar_settings(cfg, market)
+    resolved = resolve_bar_settings(RunConfig.from_dict(cfg), market)
     assert market.bar_minutes == 60.0 and market.tensors["train"].bar_minutes == 60.0
-    assert resolved["env"]["decision_every"] == 4  # "4h" of the experiment
+    assert resolved["env"]["decision_every"] == 4 == resolved.env.decision_every  # "4h" of the experiment, typed too
     assert cfg["env"]["decision_every"] == "4h"  # the composed config is not changed

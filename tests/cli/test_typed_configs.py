@@ -126,7 +126,7 @@ def test_a_builtin_algorithms_config_part_is_found_without_importing_it(name) ->
 
 def test_live_yaml_and_dataclass_hold_the_same_settings_and_defaults(compose_cfg) -> None:
     """configs/live/default.yaml is LiveConfig's defaults, nested parts included (one address per setting)."""
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     composed = compose_cfg()["live"]
     assert composed == LiveConfig.defaults()
@@ -143,14 +143,39 @@ def test_live_yaml_and_dataclass_hold_the_same_settings_and_defaults(compose_cfg
     ("live.journal.synchronous=SOMETIMES", "live.journal.synchronous"), ("live.max_bars=0", "live.max_bars"),
 ])
 def test_a_bad_live_value_names_its_key(compose_cfg, override, key) -> None:
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     with pytest.raises(UserError, match=key.replace(".", r"\.") + "=.* is invalid"):
         LiveConfig.from_dict(compose_cfg(override)["live"])
 
 
 def test_an_unknown_live_key_is_refused(compose_cfg) -> None:
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     with pytest.raises(UserError, match=r"live\.risk\.max_loss is not a setting of `live\.risk`"):
         LiveConfig.from_dict(compose_cfg("+live.risk.max_loss=0.1")["live"])
+
+
+def test_the_run_config_is_parsed_once_and_passed_whole(compose_cfg) -> None:
+    """``validate_config`` returns the parsed RunConfig; ``RunConfig.of`` passes it on without parsing again;
+    it reads like the resolved dict; durations become bars in one place (``EnvConfig.in_bars``)."""
+    from kpremia.run.live_config import LiveConfig
+    from kpremia.run.run_config import RunConfig
+
+    cfg = compose_cfg("experiment=gru_attn_ppo", "env.max_steps=1000h", "live.max_bars=7")
+    run = validate_config(cfg)
+    assert isinstance(run, RunConfig) and RunConfig.of(run) is run
+    assert isinstance(run.env, EnvConfig) and isinstance(run.algo, PPOConfig) and isinstance(run.eval, EvalConfig)
+    assert isinstance(run.live, LiveConfig) and run.live.max_bars == 7
+    assert run["data"] == cfg["data"] and dict(run) == cfg  # the resolved dict, unchanged
+    assert (run.env.decision_every, run.env.max_steps) == ("4h", "1000h")  # given as durations
+    at_15m, at_1h = run.env.in_bars(15.0), run.env.in_bars(60.0)
+    assert (at_15m.decision_every, at_15m.max_steps) == (16, 4000)
+    assert (at_1h.decision_every, at_1h.max_steps) == (4, 1000)
+    assert at_15m.clock.bars_per_decision == run.env.clock.at(15.0).bars_per_decision == 16
+    other = run.with_groups(data={**cfg["data"], "seed": 99})
+    assert other.env is run.env and other["data"]["seed"] == 99 and run["data"] != other["data"]
+    with pytest.raises(ValueError, match="typed parts"):
+        run.with_groups(env={})
+    with pytest.raises(UserError, match="env.n_envs"):
+        RunConfig.from_dict({**cfg, "env": {**cfg["env"], "n_envs": 0}})

@@ -113,7 +113,7 @@ def test_a_plugin_scheme_gets_its_options_from_the_env_config(levels_scheme, tmp
     from kpremia.core.spec import ObsSpec
     from kpremia.envs.batched import BatchedEnv
     from kpremia.envs.config import EnvConfig
-    from kpremia.run import training
+    from kpremia.run.checkpoint import build_module
     from tests.envs.conftest import build_market, random_walk_close
 
     (tmp_path / "env" / "action_scheme").mkdir(parents=True)
@@ -122,7 +122,7 @@ def test_a_plugin_scheme_gets_its_options_from_the_env_config(levels_scheme, tmp
                       "env.action_scheme.levels=5", "env.n_envs=2", "encoder=mlp")
     assert cfg["env"]["action_scheme"] == {"name": "test_levels", "levels": 5}
     assert EnvConfig.of(cfg["env"]).scheme().n_actions == 5
-    module = training.build_module(cfg, ObsSpec.default(n_features=4), market=None)
+    module = build_module(cfg, ObsSpec.default(n_features=4), market=None)
     assert module.n_actions == 5 and module.action_names[-1] == "level4"
     env = BatchedEnv.from_config(build_market(random_walk_close(300), valid_from=20), cfg["env"], seed=0)
     env.reset()

@@ -75,10 +75,11 @@ def test_rules_are_checked_once_when_made() -> None:
 def _fit_training_env(compose_cfg, tmp_path, experiment: str):
     """The training env exactly as ``fit`` builds it (RLModule.setup under a real Trainer)."""
     from kpremia.run import training
+    from kpremia.run.checkpoint import build_module
 
     cfg = compose_cfg(f"experiment={experiment}", "env.n_envs=1", "trainer.enable_progress_bar=false")
     market = load_market(cfg)
-    module = training.build_module(cfg, market.spec, market)
+    module = build_module(cfg, market.spec, market)
     trainer, _ = training.build_trainer(cfg, tmp_path, module)
     module.trainer = trainer
     module.setup("fit")

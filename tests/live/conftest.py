@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from kpremia.envs.experiment import load_market
-from kpremia.run import training
+from kpremia.run.checkpoint import build_module
 
 DAYS = 40
 
@@ -26,11 +26,12 @@ def make_checkpoint(path: Path, cfg: dict, scale: float = 300.0, seed: int = 0) 
     """Write a checkpoint for ``cfg`` (data, env, encoder, algo) with seeded random weights."""
     torch.manual_seed(seed)
     market = load_market(cfg, ("train",))
-    module = training.build_module(cfg, market.spec, market=None)
+    module = build_module(cfg, market.spec, market=None)
     with torch.no_grad():
         module.net.policy_head[-1].weight.mul_(scale)
     ckpt = {"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
-            "kpremia": {"normalizer": market.normalizer.state_dict(), "env_steps": 0, "updates": 0}}
+            "kpremia": {"normalizer": market.normalizer.state_dict(), "env_steps": 0, "updates": 0,
+                        "bar_minutes": market.bar_minutes}}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, path)
     return path
@@ -111,7 +112,7 @@ def rule_runner(state_dir: Path, frame, *, risk: dict | None = None, buy: float 
     """A runner hosting the premium_threshold rule on ``frame`` with the paper broker, in-process."""
     from kpremia.data.market import ObservationBuilder
     from kpremia.envs.execution import ExecutionRules
-    from kpremia.live.config import RiskConfig
+    from kpremia.run.live_config import RiskConfig
     from kpremia.live.loop.journal import Journal
     from kpremia.live.loop.policy import PremiumThresholdRule
     from kpremia.live.loop.risk import RiskEngine

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from kpremia.envs.experiment import load_market
 from kpremia.eval.backtest import make_sequential_env
 from kpremia.live.learning.online_ppo import Transition, behaviour_logprob
-from kpremia.run import training
+from kpremia.run.checkpoint import build_module
 
 TINY = ["experiment=gru_attn_ppo", "encoder=mlp", "data.days=40", "env.n_envs=1", "trainer.enable_progress_bar=false"]
 
@@ -25,7 +25,7 @@ def tiny_module(*overrides: str):
     cfg = tiny_cfg(*overrides)
     torch.manual_seed(int(cfg["seed"]))
     market = load_market(cfg)
-    module = training.build_module(cfg, market.spec, market)
+    module = build_module(cfg, market.spec, market)
     module.eval()
     return module, market, cfg
 

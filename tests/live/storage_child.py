@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kpremia.live.config import ApiConfig  # noqa: E402
+from kpremia.run.live_config import ApiConfig  # noqa: E402
 from kpremia.live.http.api import ApiServer, create_app  # noqa: E402
 from kpremia.live.http.status import StatusSource  # noqa: E402
 from kpremia.live.learning.challenger import ChallengerConfig  # noqa: E402
 from kpremia.live.learning.host import ModelHost  # noqa: E402
-from kpremia.live.learning.online_ppo import OnlineLearnConfig  # noqa: E402
+from kpremia.run.live_config import OnlineLearnConfig  # noqa: E402
 from kpremia.live.loop.storage import StorageAlarm  # noqa: E402
 from tests.live.online_fixtures import tiny_module  # noqa: E402
 

@@ -17,7 +17,7 @@ from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.challenger import ChallengerConfig
 from kpremia.live.learning.control_log import read_events
 from kpremia.live.learning.host import ModelHost
-from kpremia.live.learning.online_ppo import OnlineLearnConfig
+from kpremia.run.live_config import OnlineLearnConfig
 from kpremia.live.learning.versions import parse_version
 from tests.live.online_fixtures import tiny_module, transitions
 from tests.live.raw_http import hostile_upload, read_response, request_head

@@ -8,12 +8,12 @@ import time
 import httpx
 import pytest
 
-from kpremia.live.config import ApiConfig
+from kpremia.run.live_config import ApiConfig
 from kpremia.live.http.api import ApiServer, create_app
 from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.challenger import ChallengerConfig
 from kpremia.live.learning.host import ModelHost
-from kpremia.live.learning.online_ppo import OnlineLearnConfig
+from kpremia.run.live_config import OnlineLearnConfig
 from tests.live.online_fixtures import tiny_module
 from tests.live.raw_http import read_response, request_head
 

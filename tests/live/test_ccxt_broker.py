@@ -151,7 +151,7 @@ def test_no_key_material_in_journal_or_logs(tmp_path, caplog):
 
 
 def test_real_orders_refused_without_flag_and_keys(monkeypatch):
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
     live = LiveConfig.from_dict({"allow_real_orders": False, "ccxt": {"exchange": "upbit"}})
     rules = UPBIT_RULES

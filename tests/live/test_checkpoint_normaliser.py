@@ -18,7 +18,7 @@ import torch
 from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.market import build_market
 from kpremia.eval.backtest import run_policy_backtest
-from kpremia.run import training
+from kpremia.run.checkpoint import load_checkpoint
 from kpremia.run.evaluate import evaluate_checkpoint
 
 
@@ -40,7 +40,7 @@ def test_test_on_another_file_uses_the_checkpoint_normaliser(live_cfg, checkpoin
                                   overrides=["data=csv", f"data.path={path}", "eval.split=all"])
     out = capsys.readouterr().out
 
-    loaded = training.load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint)
     csv_frame, _ = DATA_SOURCES.build({k: v for k, v in cli["data"].items() if k != "split"}).load()
     windows = {k: loaded.cfg["env"][k] for k in ("window_bars", "window_1d", "window_premium")}
     ours = build_market(csv_frame, windows=windows, splits=("all",), normalizer=loaded.normalizer)

@@ -23,7 +23,8 @@ from kpremia.core.errors import UserError
 from kpremia.live.learning.challenger import ChallengerConfig
 from kpremia.live.learning.control_log import read_events
 from kpremia.live.learning.host import ModelHost
-from kpremia.live.learning.online_ppo import OnlineLearnConfig, OnlinePPO
+from kpremia.live.learning.online_ppo import OnlinePPO
+from kpremia.run.live_config import OnlineLearnConfig
 from kpremia.live.loop.policy import CheckpointPolicy
 from tests.live.online_fixtures import tiny_module, transitions
 

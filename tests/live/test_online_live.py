@@ -154,7 +154,7 @@ def test_learning_with_real_orders_needs_its_own_flag(checkpoint, tmp_path):
     from types import SimpleNamespace
 
     from kpremia.core.errors import UserError
-    from kpremia.live.config import LearnConfig
+    from kpremia.run.live_config import LearnConfig
     from kpremia.live.learning.learning import ModelCallback
     from kpremia.live.loop.policy import CheckpointPolicy
 

@@ -13,7 +13,8 @@ import torch
 
 from kpremia.algos.config import PPOConfig
 from kpremia.core.errors import UserError
-from kpremia.live.learning.online_ppo import OnlineLearnConfig, OnlinePPO
+from kpremia.live.learning.online_ppo import OnlinePPO
+from kpremia.run.live_config import OnlineLearnConfig
 from tests.live.online_fixtures import tiny_module, transitions
 
 
@@ -101,7 +102,7 @@ def test_set_hparams_validates_all_or_nothing(setup):
 
 
 def test_config_errors_are_one_line():
-    from kpremia.live.config import LearnConfig
+    from kpremia.run.live_config import LearnConfig
 
     with pytest.raises(UserError, match="live.learn.lrr is not a setting"):
         LearnConfig.from_dict({"lrr": 1})

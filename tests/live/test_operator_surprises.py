@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from kpremia.core.errors import UserError
-from kpremia.live.config import ApiConfig, LiveConfig
+from kpremia.run.live_config import ApiConfig, LiveConfig
 from kpremia.live.http.api import check_bind
 from kpremia.live.venues.feeds import ReplayFeed
 

@@ -17,7 +17,7 @@ from kpremia.envs.experiment import ALL_SPLITS, load_market
 from kpremia.eval.backtest import run_policy_backtest
 from kpremia.live.loop.build import run_live
 from kpremia.live.loop.journal import read_table
-from kpremia.run import training
+from kpremia.run.checkpoint import load_module
 
 from .conftest import make_checkpoint
 
@@ -29,7 +29,7 @@ def test_backtest_and_paper_session_agree(live_cfg, checkpoint, tmp_path, decisi
         live_cfg = copy.deepcopy(live_cfg)
         live_cfg["env"]["decision_every"] = decision_every
         checkpoint = make_checkpoint(tmp_path / "ckpt" / "last.ckpt", live_cfg)
-    module = training.load_module(checkpoint)
+    module = load_module(checkpoint)
     market = load_market(module.cfg, ALL_SPLITS)
     test = market.tensors["test"]
     trace = run_policy_backtest(lambda obs: module.act(obs, deterministic=True), test, module.cfg["env"])[0]

@@ -7,7 +7,7 @@ import pytest
 
 from kpremia.core.errors import UserError
 from kpremia.core.registry import LIVE_BROKERS
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.build import check_real_orders
 
 LIMITS = {"max_daily_loss": 0.03, "max_position_krw": 500_000.0}

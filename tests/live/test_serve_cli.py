@@ -77,17 +77,17 @@ def test_dqn_checkpoints_cannot_learn_online(tmp_path):
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from kpremia.run import training
+    from kpremia.run.checkpoint import build_module
 
     with initialize_config_module(config_module="kpremia.configs", version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="config", overrides=[
             "algo=dqn", "data.days=40", "env.window_bars=8", "env.window_1d=5", "env.window_premium=5"]), resolve=True)
     market = load_market(cfg, ("train",))
-    module = training.build_module(cfg, market.spec, market=None)
+    module = build_module(cfg, market.spec, market=None)
     ckpt = tmp_path / "dqn" / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
     torch.save({"hyper_parameters": {"cfg": cfg, "spec": market.spec.to_dict()}, "state_dict": module.state_dict(),
-                "kpremia": {"normalizer": market.normalizer.state_dict()}}, ckpt)
+                "kpremia": {"normalizer": market.normalizer.state_dict(), "bar_minutes": market.bar_minutes}}, ckpt)
     proc = subprocess.run([sys.executable, "-m", "kpremia", "serve", f"ckpt={ckpt}", "live.learn.enabled=true"],
                           capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "PPO checkpoints only" in proc.stderr and "Traceback" not in proc.stderr

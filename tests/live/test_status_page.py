@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.http.api import ApiConfig, ApiServer, create_app
 from kpremia.live.http.serve import build_host
 from kpremia.live.http.status import StatusSource

@@ -44,12 +44,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from kpremia.core.errors import UserError
-from kpremia.live.config import ApiConfig
+from kpremia.run.live_config import ApiConfig
 from kpremia.live.http.api_guard import DEFAULT_MAX_BODY_BYTES, RequestCounters, RequestGuard
 from kpremia.live.http.status import StatusSource
 from kpremia.live.http.status_page import STATUS_PAGE
 from kpremia.live.learning.host import ModelHost
-from kpremia.live.learning.hparams import RUNTIME_RANGES
+from kpremia.run.live_hparams import RUNTIME_RANGES
 from kpremia.live.learning.online_ppo import Transition, check_transition
 from kpremia.live.learning.versions import VERSION_FORMAT, is_version
 from kpremia.live.loop.storage import StorageAlarm, classify

@@ -16,18 +16,19 @@ from typing import Any
 
 from kpremia.core.config import checkpoint_of
 from kpremia.core.errors import UserError
-from kpremia.live.config import LearnConfig, LiveConfig
 from kpremia.live.http.api import ApiServer, check_bind, create_app
 from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.host import ModelHost
+from kpremia.run.live_config import LearnConfig
+from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
 
 def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[str, Any] | None = None) -> ModelHost:
-    from kpremia.run import training
+    from kpremia.run.checkpoint import load_module
 
-    module = training.load_module(ckpt)  # OnlinePPO refuses a network that is not an actor-critic (DQN)
+    module = load_module(ckpt)  # OnlinePPO refuses a network that is not an actor-critic (DQN)
     eval_cfg = dict(eval_cfg or {})
     return ModelHost(module, state_dir, learn=learn.learner(module.algo_cfg) if learn.enabled else None,
                      challenger=learn.challenger, source=str(Path(ckpt).resolve()),
@@ -35,12 +36,12 @@ def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[st
                      temperature=float(eval_cfg.get("temperature", 1.0) or 1.0), keep_versions=learn.keep_versions)
 
 
-def serve(cfg: dict[str, Any]) -> None:
-    """Run the API in the foreground until interrupted."""
+def serve(cfg: RunConfig) -> None:
+    """Run the API in the foreground until interrupted (``cfg``: the run config the entry parsed)."""
     ckpt = checkpoint_of(cfg)
     if not ckpt:
         raise UserError("`serve` needs a checkpoint: add ckpt=<run dir>/checkpoints/last.ckpt")
-    live = LiveConfig.from_dict(cfg.get("live") or {})
+    live = cfg.live
     api = live.api
     token = check_bind(api)  # before anything is loaded: a refused bind changes nothing
     state_dir = Path(live.state_dir or Path(ckpt).resolve().parent.parent / "serve")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from kpremia.live.config import ChallengerConfig
+from kpremia.run.live_config import ChallengerConfig
 
 ACTIVE = "ACTIVE"
 

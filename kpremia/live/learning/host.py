@@ -42,11 +42,12 @@ import torch
 from torch import nn
 
 from kpremia.core.errors import UserError
-from kpremia.live.config import ChallengerConfig
+from kpremia.run.live_config import ChallengerConfig
 from kpremia.live.learning.challenger import Challenger, ChallengerDecision
 from kpremia.live.learning.control_log import ControlLog
-from kpremia.live.learning.hparams import check_hparam
-from kpremia.live.learning.online_ppo import RUNTIME_HPARAMS, OnlineLearnConfig, OnlinePPO, Transition, UpdateResult
+from kpremia.run.live_hparams import check_hparam
+from kpremia.live.learning.online_ppo import OnlinePPO, Transition, UpdateResult
+from kpremia.run.live_config import RUNTIME_HPARAMS, OnlineLearnConfig
 from kpremia.live.learning.versions import Version, VersionStore, next_version
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ class ModelHost:
     def set_hparams(self, **changes: float) -> dict[str, Any]:
         """Run-time settings: ``temperature`` (acting) and the learner's ``lr``, ``clip_epsilon``, ...
 
-        Every value is checked (:func:`~kpremia.live.learning.hparams.check_hparam`) before any is applied: all or nothing.
+        Every value is checked (:func:`~kpremia.run.live_hparams.check_hparam`) before any is applied: all or nothing.
         """
         changes = {k: check_hparam(k, v) for k, v in changes.items() if v is not None}
         if not changes:

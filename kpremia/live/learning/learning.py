@@ -55,7 +55,7 @@ from kpremia.core.registry import LIVE_CALLBACKS
 from kpremia.core.spec import ACCOUNT, account_of
 from kpremia.envs import execution
 from kpremia.envs.reward import RewardRule
-from kpremia.live.config import ApiConfig, LearnConfig, LiveConfig
+from kpremia.run.live_config import ApiConfig, LearnConfig, LiveConfig
 from kpremia.live.http.api import ApiServer, check_bind, create_app
 from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.host import ModelHost

@@ -47,44 +47,8 @@ from torch import nn
 from kpremia.algos.gae import compute_gae
 from kpremia.algos.networks import ActorCritic
 from kpremia.algos.ppo_loss import ppo_loss
-from kpremia.core.config import ConfigPart, at_least, between, knob, positive
 from kpremia.core.errors import UserError
-from kpremia.live.learning.hparams import in_range
-
-
-@dataclass(frozen=True)
-class OnlineLearnConfig(ConfigPart):
-    """The online update's settings (reference live defaults; ``live.learn.*`` sets the first nine).
-
-    ``gamma``, ``gae_lambda``, ``max_grad_norm`` and ``reward_scale`` are the
-    checkpoint's own (:meth:`kpremia.live.config.LearnConfig.learner`): a
-    transition is one decision with the training reward, so it is discounted and
-    scaled as in training.
-    """
-
-    section: ClassVar[str] = "live.learn"
-
-    lr: float = knob(1e-4, in_range("lr"))
-    clip_epsilon: float = knob(0.1, in_range("clip_epsilon"))
-    entropy_coef: float = knob(0.02, in_range("entropy_coef"))
-    value_coef: float = knob(0.4, in_range("value_coef"))
-    update_epochs: int = knob(1, at_least(1))
-    batch_size: int = knob(16, at_least(2))  # transitions per update (the most recent ones)
-    every: int = knob(3, at_least(1))  # new transitions between updates
-    anchor: float = knob(0.1, in_range("anchor"))  # L2 pull towards the loaded weights (0 disables it)
-    max_distance: float = knob(1.0, positive())  # hard radius ||theta - theta_0|| (L2 over all parameters)
-    gamma: float = knob(0.99, between(0, 1, low_open=True))
-    gae_lambda: float = knob(0.95, between(0, 1))
-    max_grad_norm: float = knob(0.5, positive())
-    reward_scale: float = knob(1.0, positive())
-    normalize_advantages: bool = knob(True)
-
-    def __post_init__(self) -> None:
-        self.check()
-
-
-# What /set_hparams may change while running.
-RUNTIME_HPARAMS = ("lr", "clip_epsilon", "entropy_coef", "value_coef", "anchor")
+from kpremia.run.live_config import RUNTIME_HPARAMS, OnlineLearnConfig
 
 
 class Transition(NamedTuple):

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 
 from kpremia.core.errors import UserError
-from kpremia.core.io import fsync_dir, sha256_file
+from kpremia.core.io import fsync_dir, load_torch_file, sha256_file
 
 VERSION_FORMAT = "v1_0_3 (v<major>_<minor>_<patch>, up to 6 digits each)"
 _NAME = re.compile(r"v(\d{1,6})_(\d{1,6})_(\d{1,6})")
@@ -178,7 +178,7 @@ class VersionStore:
             raise UserError(f"model version {version.name}: {path} is missing or does not match its manifest's "
                             "sha256; roll back to another version with live.rollback=<version> (see "
                             f"`ls {self.root}`)")
-        return version, torch.load(path, map_location="cpu", weights_only=True)
+        return version, load_torch_file(path, weights_only=True)
 
     # ----------------------------------------------------------------- writing
     def save(self, weights: dict[str, torch.Tensor], *, name: str, kind: str, parent: str | None,

@@ -22,8 +22,6 @@ from kpremia.core.errors import SessionStopped, UserError
 from kpremia.core.registry import LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
 from kpremia.data.exchange import FetchFailed
 from kpremia.data.market import ObservationBuilder
-from kpremia.envs.config import EnvConfig
-from kpremia.live.config import LiveConfig
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.journal import Journal
 from kpremia.live.loop.risk import RiskEngine
@@ -32,6 +30,8 @@ from kpremia.live.loop.state import LiveState
 from kpremia.live.loop.stopping import stop_on_signals, stopped_line
 from kpremia.live.ops.preflight import check_live_start, read_meta
 from kpremia.live.venues.broker import BrokerError
+from kpremia.run.live_config import LiveConfig
+from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def build_callbacks(live: LiveConfig) -> list[LiveCallback]:
 
 def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Build and run the live runner; print and return a summary."""
-    live = LiveConfig.from_dict(cli_cfg["live"])
+    live = RunConfig.of(cli_cfg).live  # the entry passes its parsed RunConfig
     if not live.state_dir:
         raise UserError("`live` needs live.state_dir=<dir> (the journal and broker state live there; reuse it "
                         "to resume)")
@@ -126,10 +126,10 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
     feed_cls = LIVE_FEEDS.get(live.feed)
     callbacks = build_callbacks(live)
     policy, cfg = LIVE_POLICIES.get(live.policy).from_config(cli_cfg, live, overrides)
-    from kpremia.run.training import apply_threads
+    from kpremia.core.threads import apply_threads
 
     apply_threads(dict(cli_cfg), auto=1)  # torch_threads=auto is 1 here: per-bar ops stall with more threads
-    env = EnvConfig.of(cfg["env"])
+    env = RunConfig.of(cfg).env  # a checkpoint's config with the overrides, parsed once (checkpoint.apply_overrides)
     broker_cls.check_rules(live, env.execution)  # e.g. Upbit's fee convention: still before any network call
     windows = policy.windows or env.windows
     initial_krw = float(live.initial_krw or env.initial_krw)

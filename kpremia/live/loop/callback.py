@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from kpremia.core.errors import UserError
 
 if TYPE_CHECKING:
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
     from kpremia.live.loop.runner import LiveRunner, ReconcileReport
     from kpremia.live.loop.types import Bar, Decision, FillReport, OrderIntent, OrderReport
 

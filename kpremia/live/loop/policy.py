@@ -37,9 +37,10 @@ from kpremia.data.market import Normalizer
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.action_schemes import BUY, HOLD, SELL
-from kpremia.live.config import LiveConfig
-from kpremia.live.learning.hparams import RUNTIME_RANGES
 from kpremia.live.loop.types import Bar
+from kpremia.run.live_config import LiveConfig
+from kpremia.run.live_hparams import RUNTIME_RANGES
+from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,9 @@ class CheckpointPolicy:
 
     def __init__(self, ckpt: str | Path, deterministic: bool = True, temperature: float = 1.0, seed: int = 0,
                  trace: bool = True) -> None:
-        from kpremia.run import training
+        from kpremia.run.checkpoint import load_checkpoint
 
-        loaded = training.load_checkpoint(ckpt)
+        loaded = load_checkpoint(ckpt)
         if loaded.normalizer is None:
             raise UserError(f"checkpoint {str(ckpt)!r} has no saved normaliser; retrain it with this kpremia "
                             "version (live trading needs the training statistics)")
@@ -95,13 +96,13 @@ class CheckpointPolicy:
         self.net = self.module.net.eval()
         self.cfg = loaded.module.cfg
         self.normalizer: Normalizer | None = loaded.normalizer
-        self.env = EnvConfig.of(self.cfg["env"])  # the market model it was trained on (the online reward's too)
+        self.env = loaded.cfg.env  # the market model it was trained on (the online reward's too)
         self.windows = self.env.observation  # windows and optional features: what its observation builder needs
         self.scheme = self.env.scheme()
         # The bar size it was trained on: the feed must give bars of that size (kpremia.live.loop.build).
         self.bar = bar_of_minutes(loaded.bar_minutes)
         # Trained to act every k bars (env.decision_every): live acts on the same cadence, holding in between.
-        self.clock = self.env.clock.at(loaded.bar_minutes)
+        self.clock = self.env.in_bars(loaded.bar_minutes).clock
         self.lock = threading.RLock()
         self.deterministic = bool(deterministic)
         allowed = RUNTIME_RANGES["temperature"]  # the range /set_hparams accepts: one table for both doors
@@ -116,13 +117,13 @@ class CheckpointPolicy:
 
     @classmethod
     def from_config(cls, cli_cfg: Mapping[str, Any], live: LiveConfig,
-                    overrides: list[str]) -> tuple[CheckpointPolicy, dict[str, Any]]:
+                    overrides: list[str]) -> tuple[CheckpointPolicy, RunConfig]:
         """The checkpoint of ``ckpt=...``; the run config is the checkpoint's, with explicit overrides."""
         ckpt = checkpoint_of(cli_cfg)
         if not ckpt:
             raise UserError("`live` needs a policy: add ckpt=<run dir>/checkpoints/last.ckpt, or "
                             "live.policy=premium_threshold for the rule")
-        from kpremia.run.evaluate import apply_overrides
+        from kpremia.run.checkpoint import apply_overrides
 
         eval_cfg = cli_cfg.get("eval", {})
         policy = cls(ckpt, deterministic=bool(eval_cfg.get("deterministic", True)),

@@ -26,7 +26,7 @@ only :meth:`RiskEngine.set_state` changes them:
   with one line saying which.  ``stop_on_halt`` ends the session at the bar that
   halted it (exit code 3) instead of deciding further bars without orders.
 
-Limits (``live.risk.*``, :class:`~kpremia.live.config.RiskConfig`; 0 or null
+Limits (``live.risk.*``, :class:`~kpremia.run.live_config.RiskConfig`; 0 or null
 switches one off): ``max_daily_loss`` (fraction of the day's starting equity,
 UTC days), ``max_position_krw`` (USDT held after the order, valued at the
 close), ``max_order_krw`` (one order's notional), ``cooldown_bars`` (bars of
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from kpremia.core.errors import UserError
-from kpremia.live.config import LiveConfig, RiskConfig
+from kpremia.run.live_config import LiveConfig, RiskConfig
 from kpremia.live.loop.types import Bar, Decision, FillReport, OrderIntent, RiskState
 from kpremia.live.ops.halt import RESOLVE_HINT
 

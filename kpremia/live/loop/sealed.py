@@ -2,7 +2,7 @@
 
 A snapshot (:meth:`kpremia.live.loop.runner.LiveRunner.snapshot`) is a ``torch.save``
 of the observation builder, policy and callback states -- the online learner's
-weights, anchor, Adam moments and transition window among them.  ``torch.load``
+weights, anchor, Adam moments and transition window among them.  torch's loader
 reads most byte damage inside tensor data without complaint (weights of 1e37,
 NaN), so the blob carries a checksum::
 
@@ -15,12 +15,10 @@ release and is read as it is).
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any
 
-import torch
-
 from kpremia.core.errors import UserError
+from kpremia.core.io import load_torch_file
 
 MAGIC = b"KPSNAP1\n"
 _DIGEST = 32
@@ -45,4 +43,4 @@ def unseal(blob: bytes, where: str = "the journal") -> bytes:
 
 def read_snapshot(blob: bytes, where: str = "the journal") -> dict[str, Any]:
     """The snapshot's state dict (checked)."""
-    return torch.load(io.BytesIO(unseal(blob, where)), weights_only=False)
+    return load_torch_file(unseal(blob, where))

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from kpremia.core.errors import UserError
 from kpremia.core.io import atomic_write_json, atomic_write_text
@@ -34,6 +33,7 @@ from kpremia.envs import execution
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.live.learning.control_log import read_events
+from kpremia.run.checkpoint import peek_checkpoint, saved_run_config
 
 
 def _read(path: Path, sql: str) -> pd.DataFrame:
@@ -157,8 +157,8 @@ def live_report_main(cfg: dict[str, Any]) -> dict[str, Any]:
     source = _first_checkpoint(Path(state_dir))
     if source is not None and not cfg.get("_env_overridden"):
         try:
-            env = dict(torch.load(source, map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"]["env"])
-        except (OSError, KeyError, RuntimeError):
+            env = dict(saved_run_config(peek_checkpoint(source))["env"])
+        except (UserError, KeyError):
             pass
     report = gap_report(state_dir, EnvConfig.of(env).execution)
     out_dir = Path(state_dir) / "live_report"

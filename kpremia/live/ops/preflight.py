@@ -47,7 +47,7 @@ from pathlib import Path
 
 from kpremia.core.config import default_of
 from kpremia.core.errors import UserError
-from kpremia.live.config import JournalConfig, LiveConfig
+from kpremia.run.live_config import JournalConfig, LiveConfig
 from kpremia.live.loop.storage import storage_error_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -35,11 +35,10 @@ from typing import Any
 
 from kpremia.core.errors import UserError
 from kpremia.core.registry import LIVE_BROKERS
-from kpremia.envs.config import EnvConfig
-from kpremia.live.config import LiveConfig
 from kpremia.live.loop.journal import Journal
 from kpremia.live.loop.types import FillReport, OrderStatus
 from kpremia.live.ops.preflight import check_directory, check_journal, check_no_other_writer, check_paper_book
+from kpremia.run.run_config import RunConfig
 
 ADOPT = ("broker", "journal")
 
@@ -60,7 +59,8 @@ def resolve(cfg: dict[str, Any], state_dir: str | Path, adopt: str, reason: str)
     check_no_other_writer(state_dir / "journal.lock")
     if not journal_path.is_file() or not check_journal(journal_path):
         raise UserError(f"{journal_path} holds no run to resolve: pass the live.state_dir of a `live` session")
-    live = LiveConfig.from_dict(cfg.get("live") or {})
+    run = RunConfig.of(cfg)  # parsed once: its live and env parts
+    live = run.live
     broker_cls = LIVE_BROKERS.get(live.broker)
     paper = broker_cls.is_paper
     book = Path(live.paper.path or state_dir / "paper_exchange.sqlite")
@@ -81,7 +81,7 @@ def resolve(cfg: dict[str, Any], state_dir: str | Path, adopt: str, reason: str)
         loaded = journal.load_state()
         assert loaded is not None  # check_journal found a state row
         state = loaded[0]
-        broker = _broker(cfg, live, broker_cls, state_dir, state.initial_krw)
+        broker = _broker(run, broker_cls, state_dir, state.initial_krw)
         return _resolve(journal, broker, state, adopt, reason, paper=paper, book=book,
                         tolerance=(live.reconcile.tolerance_krw, live.reconcile.tolerance_usdt))
     finally:
@@ -152,10 +152,10 @@ def _resolve(journal: Journal, broker: Any, state: Any, adopt: str, reason: str,
             "cancelled_at_broker": cancelled_at_broker, "risk_state": state.risk_state.value}
 
 
-def _broker(cfg: dict[str, Any], live: LiveConfig, broker_cls: Any, state_dir: Path, initial_krw: float) -> Any:
+def _broker(run: RunConfig, broker_cls: Any, state_dir: Path, initial_krw: float) -> Any:
     """The session's broker (its own checks first: a real one needs its keys)."""
-    broker_cls.check_config(live)
-    return broker_cls.from_config(live, EnvConfig.of(cfg["env"]).execution, state_dir, initial_krw)
+    broker_cls.check_config(run.live)
+    return broker_cls.from_config(run.live, run.env.execution, state_dir, initial_krw)
 
 
 def _paper_cancel(book: Path, ids: list[str]) -> None:

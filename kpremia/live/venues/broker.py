@@ -15,7 +15,7 @@ from kpremia.live.loop.types import Bar, OrderIntent, OrderReport
 
 if TYPE_CHECKING:
     from kpremia.envs.execution import ExecutionRules
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
 
 class BrokerError(Exception):

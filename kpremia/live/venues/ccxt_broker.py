@@ -43,7 +43,7 @@ from kpremia.core.errors import UserError
 from kpremia.core.registry import LIVE_BROKERS
 from kpremia.data.exchange import create_exchange
 from kpremia.envs.execution import KRW_ON_TOP, ExecutionRules
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus
 from kpremia.live.venues.broker import BrokerError, OrderUnknownOutcome
 

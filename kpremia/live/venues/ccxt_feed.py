@@ -27,7 +27,7 @@ from kpremia.data.assemble import assemble_frame
 from kpremia.data.cache import candles_from_rows
 from kpremia.data.exchange import RetryPolicy, create_exchange, iter_ohlcv_pages, resolve_page_size, timeframe_ms
 from kpremia.data.fx import load_fx
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.types import Bar
 from kpremia.live.venues.feeds import frame_bars, warmup_bars
 

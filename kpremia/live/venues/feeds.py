@@ -23,7 +23,7 @@ from kpremia.data.feature_table import feature_lookback
 from kpremia.live.loop.types import Bar
 
 if TYPE_CHECKING:
-    from kpremia.live.config import LiveConfig
+    from kpremia.run.live_config import LiveConfig
 
 
 log = logging.getLogger(__name__)

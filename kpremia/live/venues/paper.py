@@ -24,7 +24,7 @@ import pandas as pd
 from kpremia.core.registry import LIVE_BROKERS
 from kpremia.envs import execution
 from kpremia.envs.execution import ExecutionRules
-from kpremia.live.config import LiveConfig
+from kpremia.run.live_config import LiveConfig
 from kpremia.live.loop.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus
 
 _SCHEMA = """

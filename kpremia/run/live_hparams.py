@@ -1,7 +1,7 @@
 """The settings a running session lets an operator change, and the ranges it accepts them in.
 
 One table for both doors: the command line's ``live.learn.*`` keys
-(:class:`~kpremia.live.learning.online_ppo.OnlineLearnConfig`, through :func:`in_range`)
+(:class:`~kpremia.run.live_config.OnlineLearnConfig`, through :func:`in_range`)
 and ``POST /set_hparams`` (and :meth:`kpremia.live.learning.host.ModelHost.set_hparams`) change
 them between bars.  Each must be a finite JSON number (``true`` is not a number,
 ``"0.1"`` is not one either) inside the range below, or the whole request is
