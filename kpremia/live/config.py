@@ -169,7 +169,7 @@ class ApiConfig(ConfigPart):
 
 
 DEFAULT_CALLBACKS = {"logging": {"every_bars": 96}, "metrics": {}, "checkpoints": {"every_bars": 96},
-                     "model": {}, "alerts": None}
+                     "model": {}, "api": {}, "alerts": None}
 
 
 @dataclass(frozen=True)

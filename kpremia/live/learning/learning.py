@@ -1,7 +1,8 @@
-"""The ``model`` live callback: online learning, the challenger and the control API beside the runner.
+"""The ``model`` live callback: online learning, versions and the challenger beside the runner.
 
-Switched on by ``live.learn.enabled=true`` and/or ``live.api.enabled=true``
-(its settings are ``live.learn.*``, ``live.api.*`` and ``live.rollback``).
+Switched on by ``live.learn.enabled=true`` (its settings are ``live.learn.*`` and
+``live.rollback``).  It also hosts the model when ``live.api.enabled=true``: the
+``api`` callback (:mod:`kpremia.live.http.callback`) serves this callback's host.
 
 One transition per *decision*, with the *training* reward: a checkpoint trained
 with ``env.decision_every=k`` decides every ``k`` bars (its
@@ -55,9 +56,7 @@ from kpremia.core.registry import LIVE_CALLBACKS
 from kpremia.core.spec import ACCOUNT, account_of
 from kpremia.envs import execution
 from kpremia.envs.reward import RewardRule
-from kpremia.live.config import ApiConfig, LearnConfig, LiveConfig
-from kpremia.live.http.api import ApiServer, check_bind, create_app
-from kpremia.live.http.status import StatusSource
+from kpremia.live.config import LearnConfig, LiveConfig
 from kpremia.live.learning.host import ModelHost
 from kpremia.live.learning.online_ppo import Transition, UpdateResult
 from kpremia.live.learning.versions import VersionStore, parse_version
@@ -93,19 +92,22 @@ def bar_reward(rule: RewardRule, before: Mapping[str, float], equity: float, pos
 
 @LIVE_CALLBACKS.register("model")
 class ModelCallback(LiveCallback):
-    """Online PPO, versions, challenger and the control API for a checkpoint policy."""
+    """Online PPO, versions and the challenger for a checkpoint policy (and the host the ``api`` callback serves).
 
-    def __init__(self, learn: LearnConfig = LearnConfig(), api: ApiConfig = ApiConfig(),
-                 rollback: str | None = None) -> None:
+    Args:
+        learn: ``live.learn``.
+        rollback: ``live.rollback``.
+        serve: host the model for the control API (``live.api.enabled``) even without learning.
+    """
+
+    def __init__(self, learn: LearnConfig = LearnConfig(), rollback: str | None = None, serve: bool = False) -> None:
         self.learn_cfg = learn
-        self.api_cfg = api
         self.learn_on = learn.enabled
-        self.api_on = api.enabled
+        self.api_on = bool(serve)
         self.rollback = str(rollback) if rollback else None
         if self.rollback:
             parse_version(self.rollback)  # a typo fails before anything starts
         self.host: ModelHost | None = None
-        self.server: ApiServer | None = None
         self.reward_rule = RewardRule()
         self._pending: dict[str, Any] | None = None  # the last decision, collecting its reward bar by bar
         self._last: dict[str, float] | None = None  # the previous close's equity and fx (a bar's reward needs them)
@@ -119,11 +121,11 @@ class ModelCallback(LiveCallback):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], live: LiveConfig) -> ModelCallback:
-        """``live.learn``, ``live.api`` and ``live.rollback`` (their one address)."""
+        """``live.learn`` and ``live.rollback`` (their one address); ``live.api.enabled`` asks for a host."""
         if options:
             raise UserError(f"live.callbacks.model takes no options ({sorted(options)}); its settings are "
-                            "live.learn.*, live.api.* and live.rollback")
-        return cls(live.learn, live.api, live.rollback)
+                            "live.learn.* and live.rollback")
+        return cls(live.learn, live.rollback, serve=live.api.enabled)
 
     # ----------------------------------------------------------------- lifecycle
     def setup(self, runner: Any) -> None:
@@ -137,7 +139,6 @@ class ModelCallback(LiveCallback):
             raise UserError("online learning with real orders is off by default: trade on paper "
                             "(live.broker=paper), or set live.learn.allow_real_orders=true knowingly")
         module = policy.module  # OnlinePPO refuses a network that is not an actor-critic (DQN), in one line
-        token = check_bind(self.api_cfg) if self.api_on else None
         self.reward_rule = policy.env.reward_rule  # the reward the checkpoint was trained on
         state_dir = Path(runner.config.get("state_dir", "."))
         if self.rollback:  # not found or damaged: one line before anything is opened or written
@@ -147,9 +148,6 @@ class ModelCallback(LiveCallback):
                               deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock,
                               keep_versions=self.learn_cfg.keep_versions, trading=policy,
                               begin=False)  # after every refusal of this start: on_start
-        if self.api_on:
-            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token, alarm=runner.storage,
-                                               save_every_s=self.api_cfg.save_every_s), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
         # Every refusal of this start has been made by now (the risk callback's come first; the rollback
@@ -171,13 +169,9 @@ class ModelCallback(LiveCallback):
             self.host.log.write("host", "rollback", {"from": before, "to": version.name, "by": "live.rollback"},
                                 model_version=version.name)  # host.load journaled the step it trades from
             log.info("model rolled back from %s to %s (live.rollback)", before, version.name)
-        if self.server is not None:
-            self.server.start()
 
     def on_stop(self, runner: Any) -> None:
         self._join()
-        if self.server is not None:
-            self.server.stop()
 
     def teardown(self, runner: Any) -> None:
         if self.host is not None:
