@@ -146,7 +146,7 @@ class ModelCallback(LiveCallback):
         self.host = ModelHost(module, state_dir, learn=self.learn_cfg.learner(module.algo_cfg) if self.learn_on else None,
                               challenger=self.learn_cfg.challenger, source=policy.ckpt,
                               deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock,
-                              keep_versions=self.learn_cfg.keep_versions, trading=policy,
+                              keep_versions=self.learn_cfg.keep_versions, trading=policy, bar=policy.bar,
                               begin=False)  # after every refusal of this start: on_start
 
     def on_start(self, runner: Any) -> None:

@@ -1,4 +1,4 @@
-"""The ``ccxt`` feed: closed candles (at the checkpoint's bar size, 15m by default) polled as they close.
+"""The ``ccxt`` feed: closed candles (at the checkpoint's bar size) polled as they close.
 
 Every ``refresh_interval`` seconds it asks the exchange for the candles since the
 last bar it gave out, through the data module's paging, retry and rate limit
@@ -74,7 +74,7 @@ class CcxtFeed:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
                     bar: pd.Timedelta | None = None) -> CcxtFeed:
-        """Polls ``live.ccxt``'s exchange for ``bar`` candles (the checkpoint's size, 15m by default);
+        """Polls ``live.ccxt``'s exchange for ``bar`` candles (the checkpoint's size);
         USD/KRW from ``live.ccxt.fx_rate``, ``fx_path`` or the ECB."""
         opts = live.ccxt
         if opts.fx_rate is not None:
