@@ -60,6 +60,7 @@ from kpremia.live.config import LearnConfig, LiveConfig
 from kpremia.live.learning.host import ModelHost
 from kpremia.live.learning.online_ppo import Transition, UpdateResult
 from kpremia.live.learning.versions import VersionStore, parse_version
+from kpremia.live.loop.account import Account
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.policy import CheckpointPolicy
 from kpremia.live.loop.types import RiskState
@@ -112,7 +113,8 @@ class ModelCallback(LiveCallback):
         self._pending: dict[str, Any] | None = None  # the last decision, collecting its reward bar by bar
         self._last: dict[str, float] | None = None  # the previous close's equity and fx (a bar's reward needs them)
         self._notional = 0.0  # KRW traded by the fills booked since the previous bar
-        self._shadow: dict[str, float] | None = None  # the challenger's paper account
+        self._shadow: Account | None = None  # the challenger's paper account
+        self._shadow_target = math.nan  # its pending target weight, filled at the next bar's open (NaN: hold)
         self._thread: threading.Thread | None = None
         self._lineage = 0  # the learner's lineage when the running update started
         self._restored = False  # the host's state came from the journal's snapshot
@@ -226,28 +228,24 @@ class ModelCallback(LiveCallback):
         """Fill the challenger's pending target at this bar's open, then compare both accounts at its close."""
         state = runner.state
         if self._shadow is None:  # starts as a copy of the incumbent's account
-            self._shadow = {"cash": state.cash_krw, "usdt": state.position_usdt, "target": math.nan}
-        s = self._shadow
-        if not math.isnan(s["target"]):
-            fill = execution.rebalance_one(s["cash"], s["usdt"], s["target"], bar.open, runner.rules)
-            s["cash"], s["usdt"] = float(fill.krw[0]), float(fill.usdt[0])
-            s["target"] = math.nan
-        challenger_equity = s["cash"] + s["usdt"] * bar.close
-        decision = self.host.judge(str(bar.time), incumbent_equity, challenger_equity, state.risk_state.value)
+            self._shadow, self._shadow_target = Account(state.cash_krw, state.position_usdt), math.nan
+        if not math.isnan(self._shadow_target):
+            self._shadow.rebalance(self._shadow_target, bar.open, runner.rules)  # the paper exchange's fill
+            self._shadow_target = math.nan
+        decision = self.host.judge(str(bar.time), incumbent_equity, self._shadow.value(bar.close),
+                                   state.risk_state.value)
         if decision is not None and decision.outcome == "promote":
-            self._shadow = {"cash": state.cash_krw, "usdt": state.position_usdt, "target": math.nan}
+            self._shadow, self._shadow_target = Account(state.cash_krw, state.position_usdt), math.nan
 
     def _challenger_target(self, runner: Any, bar: Any, obs: dict[str, torch.Tensor]) -> None:
-        s, state = self._shadow, runner.state
-        if s is None:
+        account, state = self._shadow, runner.state
+        if account is None:
             return
-        value = s["cash"] + s["usdt"] * bar.close
-        weight = s["usdt"] * bar.close / value if value else 0.0
-        own = {**obs, ACCOUNT: account_of(s["cash"], s["usdt"], bar.close, state.initial_krw)}
+        weight = account.weight(bar.close) if account.value(bar.close) else 0.0
+        own = {**obs, ACCOUNT: account_of(account.cash_krw, account.position_usdt, bar.close, state.initial_krw)}
         action = self.host.challenger_act(own)
         scheme = runner.policy.scheme
-        target = float(scheme.target_weight(torch.tensor([action]), execution.money(weight))[0])
-        s["target"] = target  # NaN = hold
+        self._shadow_target = float(scheme.target_weight(torch.tensor([action]), execution.money(weight))[0])  # NaN: hold
 
     # ----------------------------------------------------------------- background update
     def _start_update(self) -> None:
@@ -293,8 +291,10 @@ class ModelCallback(LiveCallback):
             return {}
         # Taken when the decision is journaled: any update is published by then (on_decision)
         # and the next one starts after it (on_bar_end), so the snapshot is never mid-update.
+        shadow = None if self._shadow is None else {"cash": self._shadow.cash_krw, "usdt": self._shadow.position_usdt,
+                                                    "target": self._shadow_target}
         return {"host": self.host.state_dict(), "pending": self._pending, "last": self._last,
-                "notional": self._notional, "shadow": self._shadow}
+                "notional": self._notional, "shadow": shadow}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         host_state = (state or {}).get("host") or {}
@@ -309,7 +309,9 @@ class ModelCallback(LiveCallback):
             return
         self.host.load_state_dict(state["host"], rollback=self.rollback)
         self._restored = True
-        self._pending, self._shadow = state.get("pending"), state.get("shadow")
+        self._pending, shadow = state.get("pending"), state.get("shadow")
+        if shadow is not None:
+            self._shadow, self._shadow_target = Account(shadow["cash"], shadow["usdt"]), float(shadow["target"])
         self._last, self._notional = state.get("last"), float(state.get("notional", 0.0))
         if self.host.learner is not None and self.host.learner.update_due():
             self._start_update()  # the killed run had started it after this snapshot: do it again

@@ -24,6 +24,7 @@ from kpremia.data.exchange import FetchFailed
 from kpremia.data.market import ObservationBuilder
 from kpremia.envs.config import EnvConfig
 from kpremia.live.config import LiveConfig
+from kpremia.live.loop.account import Account
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.journal import Journal
 from kpremia.live.loop.risk import RiskEngine
@@ -164,8 +165,9 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
         krw, usdt = balance
         history = feed.history()
         price = float(history["close"].iloc[-1]) if len(history) else 0.0
-        initial = LiveState(run_id=initial.run_id, symbol=live.symbol, initial_krw=krw + usdt * price, cash_krw=krw,
-                            position_usdt=usdt)
+        held = Account(float(krw), float(usdt))
+        initial = LiveState(run_id=initial.run_id, symbol=live.symbol, initial_krw=held.value(price),
+                            cash_krw=held.cash_krw, position_usdt=held.position_usdt)
     runner = LiveRunner(
         feed=feed, broker=broker, policy=policy, journal=journal,
         builder=ObservationBuilder(**windows, normalizer=policy.normalizer, bar=bar), callbacks=callbacks,

@@ -30,10 +30,10 @@ import torch
 
 from kpremia.core.errors import UserError
 from kpremia.core.io import atomic_write_json, atomic_write_text
-from kpremia.envs import execution
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.live.learning.control_log import read_events
+from kpremia.live.loop.account import Account
 
 
 def _read(path: Path, sql: str) -> pd.DataFrame:
@@ -74,18 +74,17 @@ def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
     live_fill = {r.client_order_id: r for r in fills.itertuples()}
     versions = versions_by_step(state_dir)
 
-    krw, usdt = initial, 0.0
+    sim = Account(initial)  # the simulator's account, booked like the paper exchange's
     rows = []
     pending: tuple[Any, float] | None = None  # (decision row, target) filling at the next open
     for d in decisions.itertuples():
         if pending is not None:
             prev, target = pending
-            fill = execution.rebalance_one(krw, usdt, target, d.open, rules)
-            traded = bool(fill.traded[0])
-            sim_fee = float(fill.fee_krw[0]) if traded else 0.0
-            sim_price = float(fill.fill_price[0]) if traded else math.nan
-            sim_usdt = float(fill.usdt[0]) - usdt
-            krw, usdt = float(fill.krw[0]), float(fill.usdt[0])
+            fill = sim.rebalance(target, d.open, rules)
+            traded = fill is not None
+            sim_fee = fill.fee_krw if traded else 0.0
+            sim_price = fill.price if traded else math.nan
+            sim_usdt = fill.usdt_delta if traded else 0.0
             live = live_fill.get(prev.client_order_id) if isinstance(prev.client_order_id, str) else None
             rows.append({
                 "decision_step": prev.step, "fill_bar": d.bar_time, "client_order_id": prev.client_order_id,
@@ -101,8 +100,8 @@ def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
         if isinstance(d.client_order_id, str) and d.target_weight is not None and not math.isnan(d.target_weight):
             pending = (d, float(d.target_weight))
     last = decisions.iloc[-1]
-    sim_equity = krw + usdt * float(last["close"])
-    live_equity = float(state["cash_krw"]) + float(state["position_usdt"]) * float(last["close"])
+    sim_equity = sim.value(float(last["close"]))
+    live_equity = Account(float(state["cash_krw"]), float(state["position_usdt"])).value(float(last["close"]))
     table = pd.DataFrame(rows)
     both = table[table["sim_traded"] & table["live_traded"]] if not table.empty else table
     report = {
