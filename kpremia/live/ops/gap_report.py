@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,7 @@ from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.live.learning.control_log import read_events
 from kpremia.live.loop.account import Account
-
-
-def _read(path: Path, sql: str) -> pd.DataFrame:
-    with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
-        return pd.read_sql_query(sql, conn)
+from kpremia.live.loop.records import read_frame
 
 
 def versions_by_step(state_dir: Path, first_version: str | None = None) -> list[tuple[int, str]]:
@@ -61,15 +56,15 @@ def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
     journal = state_dir / "journal.sqlite"
     if not journal.is_file():
         raise UserError(f"{journal} not found: pass the live.state_dir of a `live` session (state_dir=<dir>)")
-    decisions = _read(journal, "SELECT step, bar_time, open, close, target_weight, action_name, equity_krw, "
+    decisions = read_frame(journal, "SELECT step, bar_time, open, close, target_weight, action_name, equity_krw, "
                                "client_order_id FROM decisions ORDER BY step")
     if decisions.empty:
         raise UserError(f"{journal} has no decisions yet: run `live` on it first")
-    fills = _read(journal, "SELECT f.client_order_id, SUM(f.usdt_delta) AS usdt, SUM(f.krw_delta) AS krw, "
+    fills = read_frame(journal, "SELECT f.client_order_id, SUM(f.usdt_delta) AS usdt, SUM(f.krw_delta) AS krw, "
                            "SUM(f.fee_krw) AS fee, SUM(f.usdt_delta * f.price) / SUM(f.usdt_delta) AS price "
                            "FROM fills f GROUP BY f.client_order_id")
-    meta = dict(_read(journal, "SELECT key, value FROM meta").values.tolist())
-    state = json.loads(_read(journal, "SELECT state_json FROM state").iloc[0, 0])
+    meta = dict(read_frame(journal, "SELECT key, value FROM meta").values.tolist())
+    state = json.loads(read_frame(journal, "SELECT state_json FROM state").iloc[0, 0])
     initial = float(meta.get("initial_krw") or state["initial_krw"])
     live_fill = {r.client_order_id: r for r in fills.itertuples()}
     versions = versions_by_step(state_dir)

@@ -3,7 +3,7 @@
 Every ``refresh_interval`` seconds it asks the exchange for the candles since the
 last bar it gave out, through the data module's paging, retry and rate limit
 (:func:`kpremia.data.exchange.iter_ohlcv_pages`), and yields the ones whose
-15 minutes are over -- never the candle still forming.  Candles become
+bar has closed -- never the candle still forming.  Candles become
 MarketFrame rows with the data module's own assembly
 (:func:`~kpremia.data.assemble.assemble_frame`): a minute without trades is a
 no-trade bar, FX is the rate published before the bar closed.  After a restart

@@ -26,6 +26,7 @@ from kpremia.core.registry import LIVE_BROKERS
 from kpremia.envs.execution import ExecutionRules
 from kpremia.live.config import LiveConfig
 from kpremia.live.loop.account import Account
+from kpremia.live.loop.records import write_transaction
 from kpremia.live.loop.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus
 
 _SCHEMA = """
@@ -83,17 +84,12 @@ class PaperBroker:
         if last is not None and pd.Timestamp(last) >= bar.time:
             return
         account = Account(float(krw), float(usdt))
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.conn):
             for cid, target in self.conn.execute(
                     "SELECT client_order_id, target_weight FROM orders WHERE status = 'open' ORDER BY rowid").fetchall():
                 self._fill(cid, float(target), account, bar)
             self.conn.execute("UPDATE account SET krw = ?, usdt = ?, last_bar_time = ?",
                               (account.cash_krw, account.position_usdt, bar.time.isoformat()))
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
 
     def _fill(self, cid: str, target: float, account: Account, bar: Bar) -> None:
         # Account.rebalance books the fill by the additions the journal makes: the books agree exactly.
