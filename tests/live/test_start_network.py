@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kpremia.data import exchange as data_exchange
-from kpremia.live import ccxt_broker, ccxt_feed
+from kpremia.live.venues import ccxt_broker, ccxt_feed
 
 from .conftest import run_cli
 
