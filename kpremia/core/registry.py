@@ -262,7 +262,8 @@ LIVE_BROKERS: Registry[Any] = Registry("live broker", {"paper": "kpremia.live.ve
 LIVE_POLICIES: Registry[Any] = Registry("live policy", _same("kpremia.live.loop.policy", "checkpoint", "premium_threshold"))
 LIVE_CALLBACKS: Registry[Any] = Registry("live callback", {
     "logging": "kpremia.live.loop.monitoring", "metrics": "kpremia.live.loop.monitoring",
-    "checkpoints": "kpremia.live.loop.snapshots", "model": "kpremia.live.learning.learning", "alerts": "kpremia.live.loop.alerts"})
+    "checkpoints": "kpremia.live.loop.snapshots", "model": "kpremia.live.learning.learning", "api": "kpremia.live.http.callback",
+    "alerts": "kpremia.live.loop.alerts"})
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "encoders": ENCODERS,

@@ -208,15 +208,13 @@ class PremiumThreshold(Baseline):
         self.buy_quantile, self.sell_quantile = float(buy_quantile), float(sell_quantile)
         self.quantiles = tuple(float(q) for q in quantiles)
         self._cadences_given = cadences
-        self.decision_every, self.cadences = _cadences(clock, cadences)
-        self.cadence = self.decision_every
+        self.cadence, self.cadences = _cadences(clock, cadences)  # the run's interval until fit tunes it
         self.buy_threshold: float | None = float(buy_level) if method == "given" else None
         self.sell_threshold: float | None = float(sell_level) if method == "given" else None
         self.train_return: float | None = None
 
     def fit(self, train: MarketTensors) -> None:
-        self.decision_every, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
-        self.cadence = self.decision_every
+        self.cadence, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
         if self.method == "given":
             return  # the user's levels: nothing is learned, from any split
         require_train(train, "premium_threshold")
@@ -252,10 +250,22 @@ class PremiumThreshold(Baseline):
         """The rule's action at every bar, whatever its cadence (what a teacher labels any decision with)."""
         if self.buy_threshold is None or self.sell_threshold is None:
             raise RuntimeError("premium_threshold used before fit(); call fit(train) first")
-        return _threshold_signals(market.premium, self.buy_threshold, self.sell_threshold)
+        return band_actions(market.premium, self.buy_threshold, self.sell_threshold)
+
+    def decide(self, premium: float) -> int:
+        """The action at one close whose premium is ``premium`` (the live rule's decision; float64, NaN holds)."""
+        if self.buy_threshold is None or self.sell_threshold is None:
+            raise RuntimeError("premium_threshold used before fit(); call fit(train) first")
+        premium_now = torch.tensor([float(premium)], dtype=torch.float64)
+        return int(band_actions(premium_now, self.buy_threshold, self.sell_threshold)[0])
+
+    @property
+    def decision_clock(self) -> DecisionClock:
+        """The clock the rule decides on: every :attr:`cadence` bars (tuned on train with the levels)."""
+        return DecisionClock(decision_every=int(self.cadence))
 
     def actions(self, market: MarketTensors) -> Tensor:
-        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
+        return _on_cadence(self.signals(market), market.valid_from, self.decision_clock)
 
     def params(self) -> dict[str, Any]:
         """The levels fit on train (premium as a fraction; +-inf = never, i.e. cash) and the cadence."""
@@ -300,8 +310,7 @@ class PremiumZScore(Baseline):
         self.given = None if window is None or buy_z is None or sell_z is None else (window, float(buy_z), float(sell_z))
         self.z_levels = tuple(float(z) for z in z_levels)
         self._cadences_given = cadences
-        self.decision_every, self.cadences = _cadences(clock, cadences)
-        self.cadence = self.decision_every
+        self.cadence, self.cadences = _cadences(clock, cadences)  # the run's interval until fit tunes it
         self.window: int | None = None
         self.buy_z: float | None = None
         self.sell_z: float | None = None
@@ -312,8 +321,7 @@ class PremiumZScore(Baseline):
         return bars_in(window, bar_of_minutes(market.bar_minutes), 2) if isinstance(window, str) else int(window)
 
     def fit(self, train: MarketTensors) -> None:
-        self.decision_every, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
-        self.cadence = self.decision_every
+        self.cadence, self.cadences = _cadences(self.clock.at(train.bar_minutes), self._cadences_given)
         if self.given is not None:  # the user's window and levels: nothing is learned
             window, self.buy_z, self.sell_z = self.given
             self.window = self._bars(window, train)
@@ -351,7 +359,7 @@ class PremiumZScore(Baseline):
         return torch.as_tensor(out, device=market.device)
 
     def actions(self, market: MarketTensors) -> Tensor:
-        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
+        return _on_cadence(self.signals(market), market.valid_from, DecisionClock(decision_every=int(self.cadence)))
 
     def params(self) -> dict[str, Any]:
         """The window (bars), z levels (inf = never, i.e. cash) and cadence fit on train."""
@@ -390,17 +398,23 @@ def _cadences(clock: DecisionClock, cadences: Sequence[int] | None) -> tuple[int
     return every, tried
 
 
-def _on_cadence(actions: Tensor, valid_from: int, cadence: int) -> Tensor:
-    """``actions`` kept on every ``cadence``-th bar from ``valid_from`` (a policy's decision bars), hold elsewhere."""
-    if cadence == 1:
+def _on_cadence(actions: Tensor, valid_from: int, clock: DecisionClock) -> Tensor:
+    """``actions`` kept on the bars ``clock`` decides on, counted from ``valid_from`` (a policy's decision bars);
+    hold elsewhere."""
+    if clock.bars_per_decision == 1:
         return actions
     bars = torch.arange(actions.shape[0], device=actions.device)
-    off = ((bars - valid_from) % cadence != 0) | (bars < valid_from)
+    off = ~clock.decides(bars - valid_from) | (bars < valid_from)
     return torch.where(off, torch.full_like(actions, HOLD), actions)
 
 
-def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: float) -> Tensor:
-    """Stateless threshold actions from the premium at each close."""
+def band_actions(premium: Tensor, buy_threshold: float, sell_threshold: float) -> Tensor:
+    """The band rule's decision -- its one home: buy at a premium at or below ``buy_threshold``, sell at or above
+    ``sell_threshold``, hold otherwise (and on NaN); stateless, from the premium at each close.
+
+    The backtest, the grid of the fit and the live rule (:class:`~kpremia.live.loop.policy.PremiumThresholdRule`,
+    through :meth:`PremiumThreshold.decide`) all ask it.
+    """
     out = torch.full(premium.shape, HOLD, dtype=torch.long, device=premium.device)
     out[premium <= buy_threshold] = BUY
     out[premium >= sell_threshold] = SELL
@@ -410,9 +424,14 @@ def _threshold_signals(premium: Tensor, buy_threshold: float, sell_threshold: fl
 def _threshold_log_returns(train: MarketTensors, buy: np.ndarray, sell: np.ndarray,
                            rules: ExecutionRules, cadence: int = 1) -> np.ndarray:
     """Log return on ``train`` of each premium threshold pair (see :func:`_signal_log_returns`)."""
-    premium = train.premium.to(torch.float64).cpu().numpy()[train.valid_from:-1]  # decisions at closes start .. T-2
-    signals = [np.where(premium <= b, 1, np.where(premium >= s, 0, -1)) for b, s in zip(buy, sell)]
+    premium = train.premium.to(torch.float64).cpu()[train.valid_from:-1]  # decisions at closes start .. T-2
+    signals = [_as_signal(band_actions(premium, float(b), float(s)).numpy()) for b, s in zip(buy, sell)]
     return _signal_log_returns(train, signals, rules, cadence)
+
+
+def _as_signal(actions: np.ndarray) -> np.ndarray:
+    """``hold_buy_sell`` actions as a signal path: 1 buy (all in), 0 sell (all out), -1 hold."""
+    return np.where(actions == BUY, 1, np.where(actions == SELL, 0, -1))
 
 
 def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
@@ -427,7 +446,7 @@ def _signal_log_returns(train: MarketTensors, signals: Sequence[np.ndarray],
     :func:`kpremia.eval.oracle.fill_factors`, i.e. from the env's execution rules.
     """
     if cadence > 1:
-        keep = np.arange(len(signals[0]) if len(signals) else 0) % cadence == 0
+        keep = DecisionClock(decision_every=int(cadence)).decides(np.arange(len(signals[0]) if len(signals) else 0))
         signals = [np.where(keep, signal, -1) for signal in signals]
     start = train.valid_from
     usdt_per_krw, krw_per_usdt, _ = fill_factors(train.open, rules)

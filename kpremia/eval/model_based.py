@@ -150,7 +150,7 @@ class ModelBased(Baseline):
         return torch.as_tensor(out, device=market.device)
 
     def actions(self, market: MarketTensors) -> Tensor:
-        return _on_cadence(self.signals(market), market.valid_from, self.cadence)
+        return _on_cadence(self.signals(market), market.valid_from, DecisionClock(decision_every=int(self.cadence)))
 
     def params(self) -> dict[str, Any]:
         """Where the model came from, its values, and the planner's step."""

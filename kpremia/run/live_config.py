@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kpremia.core.config import ConfigPart, at_least, between, knob, knob_of, optional, positive
+from kpremia.core.config import ConfigPart, at_least, between, bars_or_duration, knob, knob_of, optional, positive
 from kpremia.core.errors import UserError
 from kpremia.run.live_hparams import in_range
 
@@ -71,7 +71,7 @@ class ReplayConfig(ConfigPart):
     split: str = knob("test", ("train, val, test or all", lambda v: v in ("train", "val", "test", "all")))
     start: str | None = knob(None)  # first bar to play (UTC), e.g. 2025-06-01; overrides split
     end: str | None = knob(None)  # last bar to play
-    speed: float = knob(0.0, at_least(0))  # 0 = as fast as possible; 900 = one 15m bar per second
+    speed: float = knob(0.0, at_least(0))  # 0 = as fast as possible; else market seconds per second (3600: an hour of bars a second)
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class ChallengerConfig(ConfigPart):
 
     section: ClassVar[str] = "live.learn.challenger"
     enabled: bool = knob(True)
-    window_bars: int = knob(96, at_least(1))  # compare the two accounts over this many bars
+    window: Any = knob("1d", bars_or_duration())  # compare the two accounts over this span (a number: bars)
     margin: float = knob(0.001, ("a finite return difference >= 0, e.g. 0.001",
                                  lambda v: math.isfinite(v) and v >= 0))
 
@@ -203,8 +203,8 @@ class ApiConfig(ConfigPart):
         return value or None
 
 
-DEFAULT_CALLBACKS = {"logging": {"every_bars": 96}, "metrics": {}, "checkpoints": {"every_bars": 96},
-                     "model": {}, "alerts": None}
+DEFAULT_CALLBACKS = {"logging": {"every": "1d"}, "metrics": {}, "checkpoints": {"every": "1d"},
+                     "model": {}, "api": {}, "alerts": None}
 
 
 @dataclass(frozen=True)

@@ -132,14 +132,14 @@ def test_live_yaml_and_dataclass_hold_the_same_settings_and_defaults(compose_cfg
     assert composed == LiveConfig.defaults()
     live = LiveConfig.from_dict(composed)
     assert live.risk.kill_switch_path("state") == Path("state") / "KILL"
-    assert live.learn.challenger.window_bars == 96 and live.api.port == 8765
+    assert live.learn.challenger.window == "1d" and live.api.port == 8765
     # no setting has two addresses: the callbacks only switch risk and model on
     assert "risk" not in live.callbacks and live.callbacks["model"] == {}  # the risk engine is not a callback
 
 
 @pytest.mark.parametrize("override, key", [
     ("live.risk.max_daily_loss=1.5", "live.risk.max_daily_loss"), ("live.api.port=70000", "live.api.port"),
-    ("live.learn.lr=-1", "live.learn.lr"), ("live.learn.challenger.window_bars=0", "live.learn.challenger.window_bars"),
+    ("live.learn.lr=-1", "live.learn.lr"), ("live.learn.challenger.window=0", "live.learn.challenger.window"),
     ("live.journal.synchronous=SOMETIMES", "live.journal.synchronous"), ("live.max_bars=0", "live.max_bars"),
 ])
 def test_a_bad_live_value_names_its_key(compose_cfg, override, key) -> None:

@@ -108,7 +108,7 @@ def test_resume_after_kill_9_gives_the_weights_of_an_uninterrupted_run(live_cfg,
 
 def test_challenger_decisions_are_journaled_and_follow_the_rule(live_cfg, checkpoint, tmp_path):
     state_dir = tmp_path / "challenger"
-    _session(live_cfg, checkpoint, state_dir, 80, challenger={"enabled": True, "window_bars": 10, "margin": 0.0005})
+    _session(live_cfg, checkpoint, state_dir, 80, challenger={"enabled": True, "window": 10, "margin": 0.0005})
     events = read_events(state_dir / "model_journal.sqlite", source="challenger")
     assert len(events) >= 5
     for e in events:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -39,15 +41,15 @@ class CountingSource(StatusSource):
 
     steps = 0
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
-        conn = super()._connect(path)
-
+    @contextmanager
+    def _connect(self, path: Path) -> Iterator[sqlite3.Connection]:
         def tick() -> int:
             CountingSource.steps += 100
             return 0
 
-        conn.set_progress_handler(tick, 100)
-        return conn
+        with super()._connect(path) as conn:
+            conn.set_progress_handler(tick, 100)
+            yield conn
 
 
 def _work(state_dir: Path) -> tuple[int, dict]:

@@ -46,7 +46,7 @@ def _config(live_cfg, checkpoint, state_dir: Path) -> dict:
                        replay={"start": frame.index[-N_BARS].isoformat(), "end": frame.index[-1].isoformat()})
     cfg["live"]["callbacks"] = {**cfg["live"]["callbacks"], "logging": None, "crash_in_commit": {}}
     cfg["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003, max_distance=0.5, keep_versions=12,
-                                challenger={"enabled": True, "window_bars": 4, "margin": 0.0})
+                                challenger={"enabled": True, "window": 4, "margin": 0.0})
     return cfg
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from kpremia.live.learning.control_log import read_events
+from kpremia.live.loop.records import read_only
 from kpremia.live.ops.halt import read_risk_events, risk_cause, what_to_do
 
 _COLUMNS = ("d.bar_time, d.step, d.close, d.premium, d.action, d.action_name, d.target_weight, d.reason, d.risk_state, "
@@ -40,21 +42,17 @@ class StatusSource:
     def journal_path(self) -> Path | None:
         return self.state_dir / "journal.sqlite" if self.state_dir else None
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
-        """A read-only connection to the journal at ``path``."""
-        return sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0)
+    def _connect(self, path: Path) -> AbstractContextManager[sqlite3.Connection]:
+        """The one reader's connection to ``path`` (:func:`kpremia.live.loop.records.read_only`)."""
+        return read_only(path)
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
         path = self.journal_path
         if path is None or not path.is_file():
             return []
         try:
-            conn = self._connect(path)
-            try:
-                conn.row_factory = sqlite3.Row
+            with self._connect(path) as conn:
                 return [dict(r) for r in conn.execute(sql, args).fetchall()]
-            finally:
-                conn.close()
         except sqlite3.DatabaseError:  # a table the runner has not created yet (or a file that is no journal)
             return []
 
@@ -124,7 +122,7 @@ class StatusSource:
         path = self.state_dir / "model_journal.sqlite" if self.state_dir else None
         if path is None or not path.is_file():
             return {"updates": 0}
-        with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
+        with read_only(path) as conn:
             (count,) = conn.execute("SELECT COUNT(*) FROM events WHERE source = 'learner' AND kind = 'update'").fetchone()
             last = conn.execute("SELECT model_version, detail, time_utc FROM events WHERE source = 'learner' AND "
                                 "kind = 'update' ORDER BY id DESC LIMIT 1").fetchone()

@@ -2,7 +2,8 @@
 
 While the incumbent (the policy whose orders are sent) trades, the online-updated
 copy trades the same bars on a paper account beside it.  Every
-``window_bars`` bars the two accounts' returns over those bars are compared:
+``live.learn.challenger.window`` (a duration such as ``1d``, as bars of the run's
+bar size; a number is bars) the two accounts' returns over those bars are compared:
 
 * the challenger is **promoted** when ``challenger_return - incumbent_return >= margin``
   and the risk manager is ACTIVE;
@@ -20,6 +21,9 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import pandas as pd
+
+from kpremia.core.bars import DEFAULT_BAR, bars_setting
 from kpremia.run.live_config import ChallengerConfig
 
 ACTIVE = "ACTIVE"
@@ -36,10 +40,16 @@ class ChallengerDecision(NamedTuple):
 
 
 class Challenger:
-    """Compares the incumbent's and the challenger's account values on the same bars."""
+    """Compares the incumbent's and the challenger's account values on the same bars.
 
-    def __init__(self, config: ChallengerConfig | None = None):
+    Args:
+        config: ``live.learn.challenger``.
+        bar: the bar size of the bars it is given (resolves ``config.window`` to ``window_bars``).
+    """
+
+    def __init__(self, config: ChallengerConfig | None = None, bar: pd.Timedelta = DEFAULT_BAR):
         self.config = config or ChallengerConfig()
+        self.window_bars = bars_setting(self.config.window, bar, "live.learn.challenger.window")
         self._start: tuple[float, float] | None = None
         self._bars = 0
 
@@ -50,7 +60,7 @@ class Challenger:
             self._start = (float(incumbent_value), float(challenger_value))
             return None
         self._bars += 1
-        if self._bars < self.config.window_bars:
+        if self._bars < self.window_bars:
             return None
         inc = float(incumbent_value) / self._start[0] - 1.0
         cha = float(challenger_value) / self._start[1] - 1.0

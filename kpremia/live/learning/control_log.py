@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kpremia.live.loop.records import read_rows, write_transaction
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -55,17 +57,11 @@ class ControlLog:
               ok: bool = True) -> int:
         text = json.dumps(detail or {}, default=str, sort_keys=True)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._conn.execute(
-                    "INSERT INTO events(time_utc, source, kind, model_version, ok, detail) VALUES (?,?,?,?,?,?)",
-                    (stamp, source, kind, model_version, int(bool(ok)), text))
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            return int(cur.lastrowid)
+        with self._lock, write_transaction(self._conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO events(time_utc, source, kind, model_version, ok, detail) VALUES (?,?,?,?,?,?)",
+                (stamp, source, kind, model_version, int(bool(ok)), text))
+        return int(cur.lastrowid)
 
     def close(self) -> None:
         with self._lock:
@@ -74,12 +70,7 @@ class ControlLog:
 
 def read_events(path: str | Path, source: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Events oldest first (read-only connection; safe while a writer appends)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
-        conn.row_factory = sqlite3.Row
-        query = "SELECT * FROM events" + (" WHERE source = ?" if source else "") + " ORDER BY id"
-        rows = conn.execute(query, (source,) if source else ()).fetchall()
-    out = [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+    query = "SELECT * FROM events" + (" WHERE source = ?" if source else "") + " ORDER BY id"
+    rows = read_rows(path, query, (source,) if source else ())
+    out = [{**r, "detail": json.loads(r["detail"])} for r in rows]
     return out[-limit:] if limit else out

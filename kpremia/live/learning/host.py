@@ -38,9 +38,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
+from kpremia.core.bars import DEFAULT_BAR
 from kpremia.core.errors import UserError
 from kpremia.run.live_config import ChallengerConfig
 from kpremia.live.learning.challenger import Challenger, ChallengerDecision
@@ -68,15 +70,16 @@ class ModelHost:
         keep_versions: retention (:meth:`VersionStore.prune`): the last N versions besides the acting, the
             challenger, checkpoints and promotions (None keeps all).
         trading: the live runner's checkpoint policy, whose sampling ``temperature`` follows ``set_hparams``.
-
         begin: continue from the newest version in ``state_dir`` now (``serve``), or start ``v1_0_0``;
             False (a live session) writes nothing until :meth:`begin` or :meth:`load_state_dict` (a restart).
+        bar: the bar size of the bars the challenger is judged on (its window is a duration).
     """
 
     def __init__(self, module: Any, state_dir: str | Path, *, learn: OnlineLearnConfig | None = None,
                  challenger: ChallengerConfig | None = None, source: str | None = None, deterministic: bool = True,
                  temperature: float = 1.0, seed: int = 0, lock: threading.RLock | None = None,
-                 keep_versions: int | None = None, trading: Any | None = None, begin: bool = True):
+                 keep_versions: int | None = None, trading: Any | None = None, begin: bool = True,
+                 bar: pd.Timedelta = DEFAULT_BAR):
         self.lock = lock if lock is not None else threading.RLock()  # the acting weights
         self.learn_lock = threading.RLock()  # the learner (its window, optimiser, copy of the weights)
         self.module = module
@@ -90,7 +93,7 @@ class ModelHost:
         self.generator = torch.Generator().manual_seed(int(seed))
         self.learner = OnlinePPO(self.net, learn) if learn is not None else None
         self.challenger_cfg = challenger or ChallengerConfig(enabled=False)
-        self.challenger = Challenger(self.challenger_cfg) if self.learner and self.challenger_cfg.enabled else None
+        self.challenger = Challenger(self.challenger_cfg, bar) if self.learner and self.challenger_cfg.enabled else None
         self.challenger_net: nn.Module | None = copy.deepcopy(self.net) if self.challenger else None
         self.challenger_version: str | None = None
         self.bars_seen = 0

@@ -1,7 +1,8 @@
-"""The ``model`` live callback: online learning, the challenger and the control API beside the runner.
+"""The ``model`` live callback: online learning, versions and the challenger beside the runner.
 
-Switched on by ``live.learn.enabled=true`` and/or ``live.api.enabled=true``
-(its settings are ``live.learn.*``, ``live.api.*`` and ``live.rollback``).
+Switched on by ``live.learn.enabled=true`` (its settings are ``live.learn.*`` and
+``live.rollback``).  It also hosts the model when ``live.api.enabled=true``: the
+``api`` callback (:mod:`kpremia.live.http.callback`) serves this callback's host.
 
 One transition per *decision*, with the *training* reward: a checkpoint trained
 with ``env.decision_every=k`` decides every ``k`` bars (its
@@ -55,12 +56,11 @@ from kpremia.core.registry import LIVE_CALLBACKS
 from kpremia.core.spec import ACCOUNT, account_of
 from kpremia.envs import execution
 from kpremia.envs.reward import RewardRule
-from kpremia.run.live_config import ApiConfig, LearnConfig, LiveConfig
-from kpremia.live.http.api import ApiServer, check_bind, create_app
-from kpremia.live.http.status import StatusSource
+from kpremia.run.live_config import LearnConfig, LiveConfig
 from kpremia.live.learning.host import ModelHost
 from kpremia.live.learning.online_ppo import Transition, UpdateResult
 from kpremia.live.learning.versions import VersionStore, parse_version
+from kpremia.live.loop.account import Account
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.policy import CheckpointPolicy
 from kpremia.live.loop.types import RiskState
@@ -93,24 +93,28 @@ def bar_reward(rule: RewardRule, before: Mapping[str, float], equity: float, pos
 
 @LIVE_CALLBACKS.register("model")
 class ModelCallback(LiveCallback):
-    """Online PPO, versions, challenger and the control API for a checkpoint policy."""
+    """Online PPO, versions and the challenger for a checkpoint policy (and the host the ``api`` callback serves).
 
-    def __init__(self, learn: LearnConfig = LearnConfig(), api: ApiConfig = ApiConfig(),
-                 rollback: str | None = None) -> None:
+    Args:
+        learn: ``live.learn``.
+        rollback: ``live.rollback``.
+        serve: host the model for the control API (``live.api.enabled``) even without learning.
+    """
+
+    def __init__(self, learn: LearnConfig = LearnConfig(), rollback: str | None = None, serve: bool = False) -> None:
         self.learn_cfg = learn
-        self.api_cfg = api
         self.learn_on = learn.enabled
-        self.api_on = api.enabled
+        self.api_on = bool(serve)
         self.rollback = str(rollback) if rollback else None
         if self.rollback:
             parse_version(self.rollback)  # a typo fails before anything starts
         self.host: ModelHost | None = None
-        self.server: ApiServer | None = None
         self.reward_rule = RewardRule()
         self._pending: dict[str, Any] | None = None  # the last decision, collecting its reward bar by bar
         self._last: dict[str, float] | None = None  # the previous close's equity and fx (a bar's reward needs them)
         self._notional = 0.0  # KRW traded by the fills booked since the previous bar
-        self._shadow: dict[str, float] | None = None  # the challenger's paper account
+        self._shadow: Account | None = None  # the challenger's paper account
+        self._shadow_target = math.nan  # its pending target weight, filled at the next bar's open (NaN: hold)
         self._thread: threading.Thread | None = None
         self._lineage = 0  # the learner's lineage when the running update started
         self._restored = False  # the host's state came from the journal's snapshot
@@ -119,11 +123,11 @@ class ModelCallback(LiveCallback):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], live: LiveConfig) -> ModelCallback:
-        """``live.learn``, ``live.api`` and ``live.rollback`` (their one address)."""
+        """``live.learn`` and ``live.rollback`` (their one address); ``live.api.enabled`` asks for a host."""
         if options:
             raise UserError(f"live.callbacks.model takes no options ({sorted(options)}); its settings are "
-                            "live.learn.*, live.api.* and live.rollback")
-        return cls(live.learn, live.api, live.rollback)
+                            "live.learn.* and live.rollback")
+        return cls(live.learn, live.rollback, serve=live.api.enabled)
 
     # ----------------------------------------------------------------- lifecycle
     def setup(self, runner: Any) -> None:
@@ -137,7 +141,6 @@ class ModelCallback(LiveCallback):
             raise UserError("online learning with real orders is off by default: trade on paper "
                             "(live.broker=paper), or set live.learn.allow_real_orders=true knowingly")
         module = policy.module  # OnlinePPO refuses a network that is not an actor-critic (DQN), in one line
-        token = check_bind(self.api_cfg) if self.api_on else None
         self.reward_rule = policy.env.reward_rule  # the reward the checkpoint was trained on
         state_dir = Path(runner.config.get("state_dir", "."))
         if self.rollback:  # not found or damaged: one line before anything is opened or written
@@ -145,11 +148,8 @@ class ModelCallback(LiveCallback):
         self.host = ModelHost(module, state_dir, learn=self.learn_cfg.learner(module.algo_cfg) if self.learn_on else None,
                               challenger=self.learn_cfg.challenger, source=policy.ckpt,
                               deterministic=policy.deterministic, temperature=policy.temperature, lock=policy.lock,
-                              keep_versions=self.learn_cfg.keep_versions, trading=policy,
+                              keep_versions=self.learn_cfg.keep_versions, trading=policy, bar=policy.bar,
                               begin=False)  # after every refusal of this start: on_start
-        if self.api_on:
-            self.server = ApiServer(create_app(self.host, StatusSource(state_dir), token, alarm=runner.storage,
-                                               save_every_s=self.api_cfg.save_every_s), self.api_cfg)
 
     def on_start(self, runner: Any) -> None:
         # Every refusal of this start has been made by now (the risk callback's come first; the rollback
@@ -171,13 +171,9 @@ class ModelCallback(LiveCallback):
             self.host.log.write("host", "rollback", {"from": before, "to": version.name, "by": "live.rollback"},
                                 model_version=version.name)  # host.load journaled the step it trades from
             log.info("model rolled back from %s to %s (live.rollback)", before, version.name)
-        if self.server is not None:
-            self.server.start()
 
     def on_stop(self, runner: Any) -> None:
         self._join()
-        if self.server is not None:
-            self.server.stop()
 
     def teardown(self, runner: Any) -> None:
         if self.host is not None:
@@ -232,28 +228,24 @@ class ModelCallback(LiveCallback):
         """Fill the challenger's pending target at this bar's open, then compare both accounts at its close."""
         state = runner.state
         if self._shadow is None:  # starts as a copy of the incumbent's account
-            self._shadow = {"cash": state.cash_krw, "usdt": state.position_usdt, "target": math.nan}
-        s = self._shadow
-        if not math.isnan(s["target"]):
-            fill = execution.rebalance_one(s["cash"], s["usdt"], s["target"], bar.open, runner.rules)
-            s["cash"], s["usdt"] = float(fill.krw[0]), float(fill.usdt[0])
-            s["target"] = math.nan
-        challenger_equity = s["cash"] + s["usdt"] * bar.close
-        decision = self.host.judge(str(bar.time), incumbent_equity, challenger_equity, state.risk_state.value)
+            self._shadow, self._shadow_target = Account(state.cash_krw, state.position_usdt), math.nan
+        if not math.isnan(self._shadow_target):
+            self._shadow.rebalance(self._shadow_target, bar.open, runner.rules)  # the paper exchange's fill
+            self._shadow_target = math.nan
+        decision = self.host.judge(str(bar.time), incumbent_equity, self._shadow.value(bar.close),
+                                   state.risk_state.value)
         if decision is not None and decision.outcome == "promote":
-            self._shadow = {"cash": state.cash_krw, "usdt": state.position_usdt, "target": math.nan}
+            self._shadow, self._shadow_target = Account(state.cash_krw, state.position_usdt), math.nan
 
     def _challenger_target(self, runner: Any, bar: Any, obs: dict[str, torch.Tensor]) -> None:
-        s, state = self._shadow, runner.state
-        if s is None:
+        account, state = self._shadow, runner.state
+        if account is None:
             return
-        value = s["cash"] + s["usdt"] * bar.close
-        weight = s["usdt"] * bar.close / value if value else 0.0
-        own = {**obs, ACCOUNT: account_of(s["cash"], s["usdt"], bar.close, state.initial_krw)}
+        weight = account.weight(bar.close) if account.value(bar.close) else 0.0
+        own = {**obs, ACCOUNT: account_of(account.cash_krw, account.position_usdt, bar.close, state.initial_krw)}
         action = self.host.challenger_act(own)
         scheme = runner.policy.scheme
-        target = float(scheme.target_weight(torch.tensor([action]), execution.money(weight))[0])
-        s["target"] = target  # NaN = hold
+        self._shadow_target = float(scheme.target_weight(torch.tensor([action]), execution.money(weight))[0])  # NaN: hold
 
     # ----------------------------------------------------------------- background update
     def _start_update(self) -> None:
@@ -299,8 +291,10 @@ class ModelCallback(LiveCallback):
             return {}
         # Taken when the decision is journaled: any update is published by then (on_decision)
         # and the next one starts after it (on_bar_end), so the snapshot is never mid-update.
+        shadow = None if self._shadow is None else {"cash": self._shadow.cash_krw, "usdt": self._shadow.position_usdt,
+                                                    "target": self._shadow_target}
         return {"host": self.host.state_dict(), "pending": self._pending, "last": self._last,
-                "notional": self._notional, "shadow": self._shadow}
+                "notional": self._notional, "shadow": shadow}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         host_state = (state or {}).get("host") or {}
@@ -315,7 +309,9 @@ class ModelCallback(LiveCallback):
             return
         self.host.load_state_dict(state["host"], rollback=self.rollback)
         self._restored = True
-        self._pending, self._shadow = state.get("pending"), state.get("shadow")
+        self._pending, shadow = state.get("pending"), state.get("shadow")
+        if shadow is not None:
+            self._shadow, self._shadow_target = Account(shadow["cash"], shadow["usdt"]), float(shadow["target"])
         self._last, self._notional = state.get("last"), float(state.get("notional", 0.0))
         if self.host.learner is not None and self.host.learner.update_due():
             self._start_update()  # the killed run had started it after this snapshot: do it again

@@ -38,8 +38,8 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar, NamedTuple
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn

@@ -22,6 +22,8 @@ from kpremia.core.errors import SessionStopped, UserError
 from kpremia.core.registry import LIVE_BROKERS, LIVE_CALLBACKS, LIVE_FEEDS, LIVE_POLICIES
 from kpremia.data.exchange import FetchFailed
 from kpremia.data.market import ObservationBuilder
+from kpremia.run.live_config import LiveConfig
+from kpremia.live.loop.account import Account
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.journal import Journal
 from kpremia.live.loop.risk import RiskEngine
@@ -30,7 +32,6 @@ from kpremia.live.loop.state import LiveState
 from kpremia.live.loop.stopping import stop_on_signals, stopped_line
 from kpremia.live.ops.preflight import check_live_start, read_meta
 from kpremia.live.venues.broker import BrokerError
-from kpremia.run.live_config import LiveConfig
 from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,9 @@ def run_live(cli_cfg: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]
         krw, usdt = balance
         history = feed.history()
         price = float(history["close"].iloc[-1]) if len(history) else 0.0
-        initial = LiveState(run_id=initial.run_id, symbol=live.symbol, initial_krw=krw + usdt * price, cash_krw=krw,
-                            position_usdt=usdt)
+        held = Account(float(krw), float(usdt))
+        initial = LiveState(run_id=initial.run_id, symbol=live.symbol, initial_krw=held.value(price),
+                            cash_krw=held.cash_krw, position_usdt=held.position_usdt)
     runner = LiveRunner(
         feed=feed, broker=broker, policy=policy, journal=journal,
         builder=ObservationBuilder(**windows, normalizer=policy.normalizer, bar=bar), callbacks=callbacks,

@@ -33,8 +33,9 @@ from typing import Any
 import pandas as pd
 
 from kpremia.core.errors import UserError
+from kpremia.live.loop.records import read_frame, write_transaction
 from kpremia.live.loop.state import LiveState
-from kpremia.live.loop.types import Decision, FillReport, OrderIntent, OrderStatus, RiskState
+from kpremia.live.loop.types import Decision, FillReport, OrderStatus, RiskState
 
 SCHEMA_VERSION = 1
 
@@ -165,13 +166,8 @@ class Journal:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any exception)."""
         if self.conn.in_transaction:  # executescript may leave none open; nested use is a bug
             raise RuntimeError("journal transaction already open")
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with write_transaction(self.conn) as conn:
+            yield conn
 
     def close(self) -> None:
         try:
@@ -336,12 +332,10 @@ def read_table(path: str | os.PathLike, table: str) -> pd.DataFrame:
     """A journal table as a DataFrame through a read-only connection (safe while the runner writes)."""
     if table not in ("meta", "decisions", "orders", "fills", "risk_events", "adjustments", "state"):
         raise ValueError(f"unknown journal table {table!r}")
-    uri = f"file:{Path(path).resolve()}?mode=ro"
     for attempt in range(50):
         try:
-            with sqlite3.connect(uri, uri=True, timeout=5.0) as conn:
-                return pd.read_sql_query(f"SELECT * FROM {table}", conn)
-        except (sqlite3.OperationalError, pd.errors.DatabaseError):  # the file is being created right now (pandas
+            return read_frame(path, f"SELECT * FROM {table}")
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError):  # the file is being created right now (pandas
             # wraps SQLite's "no such table" in its own DatabaseError)
             if attempt == 49:
                 raise

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from kpremia.core.bars import DEFAULT_BAR, bars_setting
 from kpremia.core.registry import LIVE_CALLBACKS
 from kpremia.live.loop.callback import LiveCallback
 from kpremia.live.loop.types import Decision, FillReport, OrderIntent, OrderReport
@@ -21,10 +22,18 @@ log = logging.getLogger("kpremia.live")
 
 @LIVE_CALLBACKS.register("logging")
 class LoggingCallback(LiveCallback):
-    """Logs every order and fill and a status line every ``every_bars`` bars (the runner logs risk events)."""
+    """Logs every order and fill and a status line every ``every`` (the runner logs risk events).
 
-    def __init__(self, every_bars: int = 96) -> None:
-        self.every_bars = max(1, int(every_bars))
+    ``every`` is a duration (``1d``: a status line per day of bars, whatever the bar size) or a
+    number of bars.
+    """
+
+    def __init__(self, every: Any = "1d") -> None:
+        self.every = every
+        self.every_bars = bars_setting(every, DEFAULT_BAR, "live.callbacks.logging.every")  # checked now
+
+    def setup(self, runner: Any) -> None:
+        self.every_bars = bars_setting(self.every, runner.bar, "live.callbacks.logging.every")
 
     def on_start(self, runner: Any) -> None:
         log.info("live: policy %s, feed %s, broker %s, state %s", runner.policy.name, type(runner.feed).__name__,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import warnings
 from collections.abc import Mapping
@@ -36,10 +35,9 @@ from kpremia.core.registry import ACTION_SCHEMES, LIVE_POLICIES
 from kpremia.data.market import Normalizer
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
-from kpremia.envs.action_schemes import BUY, HOLD, SELL
-from kpremia.live.loop.types import Bar
 from kpremia.run.live_config import LiveConfig
 from kpremia.run.live_hparams import RUNTIME_RANGES
+from kpremia.live.loop.types import Bar
 from kpremia.run.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -193,31 +191,35 @@ class CheckpointPolicy:
 class PremiumThresholdRule:
     """The ``premium_threshold`` baseline as a live rule: buy at premium <= ``buy``, sell at >= ``sell``.
 
-    Thresholds are given (deciding on every bar), or fitted on the train split of the data
+    It wraps the baseline itself (:class:`kpremia.eval.baselines.PremiumThreshold`): thresholds
+    given (``method="given"``, deciding on every bar), or fitted on the train split of the data
     exactly as the baseline is fitted for ``test`` (pass ``fit_on``: a MarketTensors train
-    split), cadence included.
+    split), cadence included.  Each bar's decision is the baseline's
+    (:meth:`~kpremia.eval.baselines.PremiumThreshold.decide`) and its clock the baseline's, so
+    the band rule's decision has one home.
     Acts in the ``hold_buy_sell`` scheme on the bar's premium; needs no normaliser.
     """
 
     def __init__(self, buy_threshold: float | None = None, sell_threshold: float | None = None,
                  fit_on: Any = None, env: EnvConfig | None = None) -> None:
+        from kpremia.eval.baselines import PremiumThreshold, make_baselines
+
         if buy_threshold is None or sell_threshold is None:
             if fit_on is None:
                 raise UserError("the premium_threshold rule needs live.rule.buy_threshold and "
                                 "live.rule.sell_threshold, or data to fit them on")
-            from kpremia.eval.baselines import make_baselines
-
             baseline = make_baselines(["premium_threshold"], env)["premium_threshold"]
-            baseline.fit(fit_on)
-            buy_threshold, sell_threshold = baseline.buy_threshold, baseline.sell_threshold
-            cadence = baseline.cadence  # tuned on train with the levels
+            baseline.fit(fit_on)  # levels and cadence, as for `test`
         else:
-            cadence = 1
-        self.buy_threshold, self.sell_threshold = float(buy_threshold), float(sell_threshold)
-        if not self.buy_threshold < self.sell_threshold:
-            raise UserError(f"live.rule.buy_threshold={buy_threshold} must be below sell_threshold={sell_threshold}")
+            if not float(buy_threshold) < float(sell_threshold):
+                raise UserError(f"live.rule.buy_threshold={buy_threshold} must be below "
+                                f"sell_threshold={sell_threshold}")
+            baseline = PremiumThreshold(method="given", buy_level=float(buy_threshold),
+                                        sell_level=float(sell_threshold))  # every bar
+        self.baseline = baseline
+        self.buy_threshold, self.sell_threshold = float(baseline.buy_threshold), float(baseline.sell_threshold)
         self.scheme = ACTION_SCHEMES.get("hold_buy_sell")()
-        self.clock = DecisionClock(decision_every=cadence)  # the cadence its levels were chosen at
+        self.clock = baseline.decision_clock  # the cadence its levels were chosen at
         self.bar = None  # any bar size: it reads the premium of each bar
         self.normalizer = None
         self.windows = None
@@ -237,11 +239,7 @@ class PremiumThresholdRule:
         return cls(rule.buy_threshold, rule.sell_threshold, fit_on=fit_on, env=EnvConfig.of(cfg["env"])), cfg
 
     def act(self, obs: dict[str, Tensor] | None, bar: Bar) -> int:
-        if math.isnan(bar.premium):
-            return HOLD
-        if bar.premium >= self.sell_threshold:
-            return SELL
-        return BUY if bar.premium <= self.buy_threshold else HOLD
+        return self.baseline.decide(bar.premium)
 
     def fingerprint(self) -> str:
         return f"premium_threshold:{self.buy_threshold!r}:{self.sell_threshold!r}"

@@ -132,6 +132,11 @@ class LiveRunner:
         self.stop_signal: int | None = None  # the signal that asked for a clean stop (SIGINT, SIGTERM)
         self.in_bar = False  # inside process_bar: a stop waits for the bar to be finished
 
+    @property
+    def bar(self) -> pd.Timedelta:
+        """The run's bar size (the observation builder's): what callbacks turn their durations into bars with."""
+        return self.builder.bar
+
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> LiveState:
         """Resume, reconcile, then process bars until the feed ends, ``max_bars`` or ``should_stop``."""

@@ -2,8 +2,8 @@
 
 The journal already holds what a restart needs; this writes it where people
 and other tools look: ``<state_dir>/checkpoints/live-last.pt`` (the runner's
-state dict and account, loadable with ``torch.load``) every ``every_bars``
-bars and when a session that decided bars stops, written atomically (a start
+state dict and account, loadable with ``torch.load``) every ``every`` (a
+duration such as ``1d``, or a number of bars) and when a session that decided bars stops, written atomically (a start
 that is refused rewrites nothing).  Temporary files an interrupted write left
 there are removed when a session starts.  An online learner keeps its versions
 beside it.
@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from kpremia.core.bars import DEFAULT_BAR, bars_setting
 from kpremia.core.io import atomic_write_bytes
 from kpremia.core.registry import LIVE_CALLBACKS
 from kpremia.live.loop.callback import LiveCallback
@@ -25,13 +26,15 @@ from kpremia.live.loop.types import Decision
 
 @LIVE_CALLBACKS.register("checkpoints")
 class CheckpointCallback(LiveCallback):
-    """Writes ``checkpoints/live-last.pt`` every ``every_bars`` bars and at stop."""
+    """Writes ``checkpoints/live-last.pt`` every ``every`` (a duration, or a number of bars) and at stop."""
 
-    def __init__(self, every_bars: int = 96, dirpath: str | None = None) -> None:
-        self.every_bars = max(1, int(every_bars))
+    def __init__(self, every: Any = "1d", dirpath: str | None = None) -> None:
+        self.every = every
+        self.every_bars = bars_setting(every, DEFAULT_BAR, "live.callbacks.checkpoints.every")  # checked now
         self.dirpath = Path(dirpath) if dirpath else None
 
     def setup(self, runner: Any) -> None:
+        self.every_bars = bars_setting(self.every, runner.bar, "live.callbacks.checkpoints.every")
         if self.dirpath is None:
             self.dirpath = runner.journal.path.parent / "checkpoints"
 

@@ -15,18 +15,17 @@ from typing import Any
 
 import pandas as pd
 
-from kpremia.live.loop.types import FillReport, RiskState
+from kpremia.live.loop.account import Account
+from kpremia.live.loop.types import RiskState
 
 
-@dataclass
-class LiveState:
-    """Account and progress of one live run (money in KRW and USDT units, float64)."""
+@dataclass(kw_only=True)
+class LiveState(Account):
+    """Account (cash, position: :class:`Account`) and progress of one live run (KRW and USDT units, float64)."""
 
     run_id: str
     symbol: str
     initial_krw: float
-    cash_krw: float
-    position_usdt: float = 0.0
     step: int = 0
     last_bar_time: pd.Timestamp | None = None
     last_close: float = math.nan
@@ -37,23 +36,12 @@ class LiveState:
     ready_bars: int = 0  # bars with a full observation so far; a policy acts on every decision_every-th
 
     def equity(self, price: float | None = None) -> float:
-        """Cash plus the position marked at ``price`` (default: the last close)."""
-        p = self.last_close if price is None else float(price)
-        if self.position_usdt == 0.0:
-            return self.cash_krw
-        return self.cash_krw + self.position_usdt * p
+        """The account's :meth:`~Account.value` at ``price`` (default: the last close)."""
+        return self.value(self.last_close if price is None else price)
 
     def weight(self, price: float | None = None) -> float:
-        """USDT weight of the account at ``price`` (0 with no position)."""
-        if self.position_usdt == 0.0:
-            return 0.0
-        p = self.last_close if price is None else float(price)
-        return self.position_usdt * p / (self.cash_krw + self.position_usdt * p)
-
-    def apply(self, fill: FillReport) -> None:
-        """Book one fill (the same additions the paper broker makes to its own book)."""
-        self.cash_krw = self.cash_krw + fill.krw_delta
-        self.position_usdt = self.position_usdt + fill.usdt_delta
+        """USDT weight of the account at ``price`` (default: the last close; 0 with no position)."""
+        return super().weight(self.last_close if price is None else price)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

@@ -17,9 +17,11 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Bar:
-    """One closed 15m bar of USDT/KRW with the FX rate known at its close.
+    """One closed bar of USDT/KRW at the run's bar size, with the FX rate known at its close.
 
-    ``time`` is the bar's OPEN time (UTC), as everywhere in kpremia.
+    The bar size is the checkpoint's (``data.timeframe`` it was trained on; the rule
+    policy takes the replayed data's): the feed yields bars of that size and nothing
+    here assumes one.  ``time`` is the bar's OPEN time (UTC), as everywhere in kpremia.
     """
 
     time: pd.Timestamp

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,12 @@ import pandas as pd
 
 from kpremia.core.errors import UserError
 from kpremia.core.io import atomic_write_json, atomic_write_text
-from kpremia.envs import execution
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.live.learning.control_log import read_events
 from kpremia.run.checkpoint import peek_checkpoint, saved_run_config
-
-
-def _read(path: Path, sql: str) -> pd.DataFrame:
-    with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0) as conn:
-        return pd.read_sql_query(sql, conn)
+from kpremia.live.loop.account import Account
+from kpremia.live.loop.records import read_frame
 
 
 def versions_by_step(state_dir: Path, first_version: str | None = None) -> list[tuple[int, str]]:
@@ -61,31 +56,30 @@ def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
     journal = state_dir / "journal.sqlite"
     if not journal.is_file():
         raise UserError(f"{journal} not found: pass the live.state_dir of a `live` session (state_dir=<dir>)")
-    decisions = _read(journal, "SELECT step, bar_time, open, close, target_weight, action_name, equity_krw, "
+    decisions = read_frame(journal, "SELECT step, bar_time, open, close, target_weight, action_name, equity_krw, "
                                "client_order_id FROM decisions ORDER BY step")
     if decisions.empty:
         raise UserError(f"{journal} has no decisions yet: run `live` on it first")
-    fills = _read(journal, "SELECT f.client_order_id, SUM(f.usdt_delta) AS usdt, SUM(f.krw_delta) AS krw, "
+    fills = read_frame(journal, "SELECT f.client_order_id, SUM(f.usdt_delta) AS usdt, SUM(f.krw_delta) AS krw, "
                            "SUM(f.fee_krw) AS fee, SUM(f.usdt_delta * f.price) / SUM(f.usdt_delta) AS price "
                            "FROM fills f GROUP BY f.client_order_id")
-    meta = dict(_read(journal, "SELECT key, value FROM meta").values.tolist())
-    state = json.loads(_read(journal, "SELECT state_json FROM state").iloc[0, 0])
+    meta = dict(read_frame(journal, "SELECT key, value FROM meta").values.tolist())
+    state = json.loads(read_frame(journal, "SELECT state_json FROM state").iloc[0, 0])
     initial = float(meta.get("initial_krw") or state["initial_krw"])
     live_fill = {r.client_order_id: r for r in fills.itertuples()}
     versions = versions_by_step(state_dir)
 
-    krw, usdt = initial, 0.0
+    sim = Account(initial)  # the simulator's account, booked like the paper exchange's
     rows = []
     pending: tuple[Any, float] | None = None  # (decision row, target) filling at the next open
     for d in decisions.itertuples():
         if pending is not None:
             prev, target = pending
-            fill = execution.rebalance_one(krw, usdt, target, d.open, rules)
-            traded = bool(fill.traded[0])
-            sim_fee = float(fill.fee_krw[0]) if traded else 0.0
-            sim_price = float(fill.fill_price[0]) if traded else math.nan
-            sim_usdt = float(fill.usdt[0]) - usdt
-            krw, usdt = float(fill.krw[0]), float(fill.usdt[0])
+            fill = sim.rebalance(target, d.open, rules)
+            traded = fill is not None
+            sim_fee = fill.fee_krw if traded else 0.0
+            sim_price = fill.price if traded else math.nan
+            sim_usdt = fill.usdt_delta if traded else 0.0
             live = live_fill.get(prev.client_order_id) if isinstance(prev.client_order_id, str) else None
             rows.append({
                 "decision_step": prev.step, "fill_bar": d.bar_time, "client_order_id": prev.client_order_id,
@@ -101,8 +95,8 @@ def gap_report(state_dir: str | Path, rules: ExecutionRules) -> dict[str, Any]:
         if isinstance(d.client_order_id, str) and d.target_weight is not None and not math.isnan(d.target_weight):
             pending = (d, float(d.target_weight))
     last = decisions.iloc[-1]
-    sim_equity = krw + usdt * float(last["close"])
-    live_equity = float(state["cash_krw"]) + float(state["position_usdt"]) * float(last["close"])
+    sim_equity = sim.value(float(last["close"]))
+    live_equity = Account(float(state["cash_krw"]), float(state["position_usdt"])).value(float(last["close"]))
     table = pd.DataFrame(rows)
     both = table[table["sim_traded"] & table["live_traded"]] if not table.empty else table
     report = {

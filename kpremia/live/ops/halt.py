@@ -18,6 +18,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from kpremia.live.loop.records import read_rows
+
 REFUSED_ORDERS = frozenset({"halted", "reducing", "max_position", "max_order", "gate"})
 RESOLVE_HINT = ("python -m kpremia live-resolve state_dir={state_dir} adopt=broker|journal reason=\"...\" "
                 "(docs/live.md, \"Resolving a mismatch\")")
@@ -41,18 +43,11 @@ def risk_cause(events: list[dict[str, Any]], state: str) -> dict[str, Any] | Non
 
 def read_risk_events(journal: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     """``risk_events`` rows oldest first (the last ``limit``), through a read-only connection; [] without a journal."""
-    path = Path(journal)
-    if not path.is_file():
-        return []
     try:
-        # A closed journal (no -wal beside it) is read immutable: a plain read-only connection to a WAL-mode
-        # file leaves empty -wal/-shm files behind, and the exit-3 line must change no file.
-        closed = not path.with_name(path.name + "-wal").exists()
-        flags = "mode=ro&immutable=1" if closed else "mode=ro"
-        with sqlite3.connect(f"file:{path.resolve()}?{flags}", uri=True, timeout=5.0) as conn:
-            conn.row_factory = sqlite3.Row
-            query = "SELECT * FROM risk_events ORDER BY id" + (" DESC LIMIT ?" if limit else "")
-            rows = [dict(r) for r in conn.execute(query, (limit,) if limit else ())]
+        # the one reader (kpremia.live.loop.records): a closed journal is read immutable, so the exit-3 line
+        # changes no file
+        query = "SELECT * FROM risk_events ORDER BY id" + (" DESC LIMIT ?" if limit else "")
+        rows = read_rows(journal, query, (limit,) if limit else ())
     except sqlite3.DatabaseError:  # no table yet (a journal being created), or not a journal
         return []
     return rows[::-1] if limit else rows

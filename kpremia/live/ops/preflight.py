@@ -48,6 +48,7 @@ from pathlib import Path
 from kpremia.core.config import default_of
 from kpremia.core.errors import UserError
 from kpremia.run.live_config import JournalConfig, LiveConfig
+from kpremia.live.loop.records import has_wal, read_only
 from kpremia.live.loop.storage import storage_error_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -94,7 +95,7 @@ def check_live_start(live: LiveConfig, *, paper: bool) -> None:
     events = 0
     if model_journal.is_file():
         if "events" in check_sqlite(model_journal, "model journal", MODEL_JOURNAL_TABLES):
-            with _read_only(model_journal) as conn:
+            with read_only(model_journal) as conn:
                 events = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
     versions = [p.name for p in (state_dir / "versions").glob("v*/manifest.json")] if \
         (state_dir / "versions").is_dir() else []
@@ -173,12 +174,12 @@ def check_sqlite(path: Path, what: str, tables: frozenset[str]) -> set[str]:
     header_valid = header[24:28] == header[92:96]  # SQLite trusts the page count only when these agree
     # With a -wal file (a killed session) an interrupted checkpoint may have written page 1 before extending the
     # file; the pages are still in the WAL, so only quick_check (which reads through it) can judge.
-    if not _has_wal(path) and (page_size < 512 or size % page_size or (header_valid and size < pages * page_size)):
+    if not has_wal(path) and (page_size < 512 or size % page_size or (header_valid and size < pages * page_size)):
         expected = f"{pages * page_size} bytes" if header_valid else f"a multiple of {page_size} bytes"
         raise UserError(f"the {what} {path} is truncated ({size} bytes, its header says {expected}): {_RESTORE}; "
                         f"{_NOTHING}")
     try:
-        with _read_only(path) as conn:
+        with read_only(path) as conn:
             problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
             found = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
@@ -205,7 +206,7 @@ def check_journal(path: Path) -> bool:
     tables = check_sqlite(path, "journal", JOURNAL_TABLES)
     if "meta" not in tables or "state" not in tables:
         return False
-    with _read_only(path) as conn:
+    with read_only(path) as conn:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         row = conn.execute("SELECT state_json, snapshot FROM state WHERE id = 1").fetchone()
     version = meta.get("schema_version")
@@ -252,7 +253,7 @@ def check_paper_book(path: Path) -> int:
     tables = check_sqlite(path, "paper book", BOOK_TABLES)
     if "orders" not in tables:
         return 0
-    with _read_only(path) as conn:
+    with read_only(path) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
 
@@ -261,29 +262,11 @@ def read_meta(journal: Path, key: str) -> str | None:
     if not journal.is_file() or not journal.stat().st_size:
         return None
     try:
-        with _read_only(journal) as conn:
+        with read_only(journal) as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     except sqlite3.Error:
         return None
     return None if row is None else str(row[0])
-
-
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection that creates nothing: without a ``-wal`` file (a clean close) the file is opened
-    ``immutable`` (a WAL-mode file opened read-only would otherwise leave empty ``-wal``/``-shm`` files behind);
-    with one (a killed session) SQLite must read it, and its ``-shm`` index beside it."""
-    flags = "mode=ro" if _has_wal(path) else "mode=ro&immutable=1"
-    conn = sqlite3.connect(f"file:{path.resolve()}?{flags}", uri=True, timeout=5.0)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _has_wal(path: Path) -> bool:
-    wal = path.with_name(path.name + "-wal")
-    return wal.is_file() and wal.stat().st_size > 0
 
 
 @contextmanager

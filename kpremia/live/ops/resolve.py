@@ -36,6 +36,7 @@ from typing import Any
 from kpremia.core.errors import UserError
 from kpremia.core.registry import LIVE_BROKERS
 from kpremia.live.loop.journal import Journal
+from kpremia.live.loop.records import write_transaction
 from kpremia.live.loop.types import FillReport, OrderStatus
 from kpremia.live.ops.preflight import check_directory, check_journal, check_no_other_writer, check_paper_book
 from kpremia.run.run_config import RunConfig
@@ -160,23 +161,25 @@ def _broker(run: RunConfig, broker_cls: Any, state_dir: Path, initial_krw: float
 
 def _paper_cancel(book: Path, ids: list[str]) -> None:
     """Cancel open orders in the paper book (its schema: kpremia/live/venues/paper.py)."""
-    with sqlite3.connect(book, isolation_level=None, timeout=5.0) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("UPDATE orders SET status = 'cancelled', error = 'cancelled by live-resolve' "
-                         "WHERE client_order_id = ? AND status = 'open'", [(cid,) for cid in ids])
-        conn.execute("COMMIT")
-    conn.close()
+    conn = sqlite3.connect(book, isolation_level=None, timeout=5.0)
+    try:
+        with write_transaction(conn):
+            conn.executemany("UPDATE orders SET status = 'cancelled', error = 'cancelled by live-resolve' "
+                             "WHERE client_order_id = ? AND status = 'open'", [(cid,) for cid in ids])
+    finally:
+        conn.close()
 
 
 def _paper_set_balance(book: Path, balance: tuple[float, float], initial_krw: float) -> None:
     """Set the paper book's cash and position (creating the book when it was missing)."""
 
     LIVE_BROKERS.get("paper")(book, initial_krw=initial_krw).close()  # its schema and account row, if missing
-    with sqlite3.connect(book, isolation_level=None, timeout=5.0) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("UPDATE account SET krw = ?, usdt = ? WHERE id = 1", (float(balance[0]), float(balance[1])))
-        conn.execute("COMMIT")
-    conn.close()
+    conn = sqlite3.connect(book, isolation_level=None, timeout=5.0)
+    try:
+        with write_transaction(conn):
+            conn.execute("UPDATE account SET krw = ?, usdt = ? WHERE id = 1", (float(balance[0]), float(balance[1])))
+    finally:
+        conn.close()
 
 
 def _booked_equal(state: tuple[float, float], booked: tuple[float, float]) -> bool:

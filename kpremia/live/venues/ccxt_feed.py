@@ -1,9 +1,9 @@
-"""The ``ccxt`` feed: closed candles (at the checkpoint's bar size, 15m by default) polled as they close.
+"""The ``ccxt`` feed: closed candles (at the checkpoint's bar size) polled as they close.
 
 Every ``refresh_interval`` seconds it asks the exchange for the candles since the
 last bar it gave out, through the data module's paging, retry and rate limit
 (:func:`kpremia.data.exchange.iter_ohlcv_pages`), and yields the ones whose
-15 minutes are over -- never the candle still forming.  Candles become
+bar has closed -- never the candle still forming.  Candles become
 MarketFrame rows with the data module's own assembly
 (:func:`~kpremia.data.assemble.assemble_frame`): a minute without trades is a
 no-trade bar, FX is the rate published before the bar closed.  After a restart
@@ -73,7 +73,7 @@ class CcxtFeed:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], live: LiveConfig, windows: Mapping[str, int],
                     bar: pd.Timedelta | None = None) -> CcxtFeed:
-        """Polls ``live.ccxt``'s exchange for ``bar`` candles (the checkpoint's size, 15m by default);
+        """Polls ``live.ccxt``'s exchange for ``bar`` candles (the checkpoint's size);
         USD/KRW from ``live.ccxt.fx_rate``, ``fx_path`` or the ECB."""
         opts = live.ccxt
         if opts.fx_rate is not None:

@@ -77,9 +77,10 @@ class ReplayFeed:
         frame: the whole MarketFrame (history before ``start`` is the warm-up).
         start, end: first and last bar to play (inclusive; None = first / last row).
         speed: 0 plays as fast as the runner goes; ``s > 0`` sleeps ``bar / s``
-            between bars (``speed=900`` is one 15m bar a second).
+            between bars: ``speed`` market seconds a second, whatever the bar size
+            (``speed=3600`` plays an hour of bars a second).
         warmup: how many bars before ``start`` :meth:`history` returns.
-        bar: the frame's bar size (15 minutes by default).
+        bar: the frame's bar size (:data:`kpremia.core.bars.DEFAULT_BAR` by default).
     """
 
     replays = True

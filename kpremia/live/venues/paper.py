@@ -1,6 +1,7 @@
 """The paper broker: the simulator's execution rules behind a broker interface.
 
-Fills come from :func:`kpremia.envs.execution.rebalance` -- the same function
+Fills come from :meth:`kpremia.live.loop.account.Account.rebalance`, i.e.
+:func:`kpremia.envs.execution.rebalance` -- the same function
 the simulator, the oracle and the baselines use -- at the OPEN of the bar after
 the decision, towards the order's target weight, with the run's fee, slippage,
 tick and minimum order.  So a paper session over replayed bars reproduces the
@@ -22,9 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from kpremia.core.registry import LIVE_BROKERS
-from kpremia.envs import execution
 from kpremia.envs.execution import ExecutionRules
 from kpremia.run.live_config import LiveConfig
+from kpremia.live.loop.account import Account
+from kpremia.live.loop.records import write_transaction
 from kpremia.live.loop.types import Bar, FillReport, OrderIntent, OrderReport, OrderStatus
 
 _SCHEMA = """
@@ -81,29 +83,24 @@ class PaperBroker:
         krw, usdt, last = self.conn.execute("SELECT krw, usdt, last_bar_time FROM account").fetchone()
         if last is not None and pd.Timestamp(last) >= bar.time:
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        account = Account(float(krw), float(usdt))
+        with write_transaction(self.conn):
             for cid, target in self.conn.execute(
                     "SELECT client_order_id, target_weight FROM orders WHERE status = 'open' ORDER BY rowid").fetchall():
-                krw, usdt = self._fill(cid, float(target), krw, usdt, bar)
+                self._fill(cid, float(target), account, bar)
             self.conn.execute("UPDATE account SET krw = ?, usdt = ?, last_bar_time = ?",
-                              (krw, usdt, bar.time.isoformat()))
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+                              (account.cash_krw, account.position_usdt, bar.time.isoformat()))
 
-    def _fill(self, cid: str, target: float, krw: float, usdt: float, bar: Bar) -> tuple[float, float]:
-        fill = execution.rebalance_one(krw, usdt, target, bar.open, self.rules)
-        if not bool(fill.traded[0]):
+    def _fill(self, cid: str, target: float, account: Account, bar: Bar) -> None:
+        # Account.rebalance books the fill by the additions the journal makes: the books agree exactly.
+        fill = account.rebalance(target, bar.open, self.rules, cid)
+        if fill is None:
             self.conn.execute("UPDATE orders SET status = 'cancelled', error = ? WHERE client_order_id = ?",
                               ("nothing to trade at the open (below the minimum order or at the target)", cid))
-            return krw, usdt
-        krw_delta, usdt_delta = float(fill.krw[0]) - krw, float(fill.usdt[0]) - usdt
+            return
         self.conn.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?)",
-                          (cid, "1", usdt_delta, krw_delta, float(fill.fill_price[0]), float(fill.fee_krw[0])))
+                          (cid, fill.trade_id, fill.usdt_delta, fill.krw_delta, fill.price, fill.fee_krw))
         self.conn.execute("UPDATE orders SET status = 'filled' WHERE client_order_id = ?", (cid,))
-        return krw + krw_delta, usdt + usdt_delta  # the additions the journal makes: books agree exactly
 
     # ------------------------------------------------------------------ broker interface
     def submit(self, order: OrderIntent) -> OrderReport:
