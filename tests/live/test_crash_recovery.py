@@ -149,14 +149,19 @@ def _decided(journal: Path) -> int:
         return 0
 
 
+# The suite's quick form kills 8 times; the long form (the figures in docs/live.md) sets
+# KPREMIA_CRASH_KILLS=20 or more: `KPREMIA_CRASH_KILLS=20 python -m pytest tests/live/test_crash_recovery.py`.
+KILLS = int(os.environ.get("KPREMIA_CRASH_KILLS", "8"))
+
+
 @pytest.mark.slow
-def test_twenty_random_kills(checkpoint, window, reference, tmp_path):
-    """kill -9 at random moments while bars are being processed, 20 times, then run to the end."""
+def test_random_kills(checkpoint, window, reference, tmp_path):
+    """kill -9 at random moments while bars are being processed (KILLS times), then run to the end."""
     rng = random.Random(1234)
     state_dir = tmp_path / "state"
     journal = state_dir / "journal.sqlite"
     kills = 0
-    while kills < 20:
+    while kills < KILLS:
         # Paced at 50 ms a bar, so kills land mid-window on an idle machine too (at full speed the
         # whole window can finish between two kills).
         proc = subprocess.Popen(_args(checkpoint, state_dir, window, "live.replay.speed=18000"), env=_env(),
@@ -176,7 +181,7 @@ def test_twenty_random_kills(checkpoint, window, reference, tmp_path):
         kills += 1
         if _decided(journal):
             check_invariants(state_dir, window, settled=False)
-    assert kills >= 10, f"only {kills} kills landed before the window ended; lengthen the window"
+    assert kills >= (KILLS + 1) // 2, f"only {kills} kills landed before the window ended; lengthen the window"
     final = _run(checkpoint, state_dir, window)
     assert final.returncode == 0, final.stderr[-3000:]
     j = check_invariants(state_dir, window)
