@@ -11,15 +11,37 @@ importing it (and so without Lightning): a config mistake is reported at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from kpremia.core.config import ConfigPart, at_least, between, knob, optional, positive
 from kpremia.core.errors import UserError
 from kpremia.core.registry import ALGOS
 from kpremia.envs.config import EnvConfig
 
-if TYPE_CHECKING:
-    from kpremia.algos.warm_start import WarmStartConfig
+
+@dataclass(frozen=True)
+class WarmStartConfig(ConfigPart):
+    """``algo.warm_start``: behaviour cloning of a rule before PPO (null = off)."""
+
+    section: ClassVar[str] = "algo.warm_start"
+
+    rule: str = knob("premium_threshold")  # a registered baseline, fit on train: the teacher
+    steps: int = knob(300, at_least(0))  # cross-entropy steps before PPO
+    batch_size: int = knob(1024, at_least(1))
+    lr: float = knob(1.0e-3, positive())
+    label_smoothing: float = knob(0.1, between(0, 1, high_open=True))
+    collect_steps: int = knob(512, at_least(1))  # demonstration decisions per env (env.n_envs envs)
+    explore: float = knob(0.3, between(0, 1))  # share of random behaviour actions while collecting
+    holdout: float = knob(0.1, between(0, 1, high_open=True))  # share of demonstrations kept to score accuracy
+    kl_coef: float = knob(0.0, at_least(0))  # weight of the teacher term in PPO's loss at the start
+    kl_decay_fraction: float = knob(0.5, between(0, 1, low_open=True))  # ... decaying to 0 at this share of the budget
+
+    def kl_weight(self, env_steps: int, total_env_steps: int) -> float:
+        """The teacher term's weight after ``env_steps``: linear decay to 0."""
+        if self.kl_coef == 0.0:
+            return 0.0
+        frac = env_steps / max(1.0, self.kl_decay_fraction * total_env_steps)
+        return self.kl_coef * max(0.0, 1.0 - frac)
 
 
 @dataclass(frozen=True)
@@ -89,15 +111,14 @@ class PPOConfig(AlgoConfig):
     # What the value head reads: the policy's features (shared), the same features without their
     # gradient (detached), or its own encoder (separate); see kpremia.algos.networks.ActorCritic.
     critic: str = knob("shared", ("shared, detached or separate", lambda v: v in ("shared", "detached", "separate")))
-    # Behaviour cloning of a train-fit rule before PPO (kpremia.algos.warm_start.WarmStartConfig); null = off.
+    # Behaviour cloning of a train-fit rule before PPO (WarmStartConfig below); null = off.
     warm_start: dict[str, Any] | None = knob(None)
 
-    def warm_start_config(self) -> "WarmStartConfig | None":
+    def warm_start_config(self) -> WarmStartConfig | None:
         """The typed ``warm_start`` node (its defaults filled in), or ``None`` when off."""
         if self.warm_start is None:  # off: the check loads nothing (warm_start imports torch)
             return None
-        from kpremia.algos.warm_start import WarmStartConfig
-
+    
         return WarmStartConfig.from_dict(self.warm_start)
 
     def check_together(self) -> None:

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from kpremia.algos.warm_start import Teacher, WarmStartConfig, scheme_actions_for
+from kpremia.algos.config import WarmStartConfig
+from kpremia.algos.warm_start import Teacher, scheme_actions_for
 from kpremia.core.errors import UserError
 from kpremia.envs.action_schemes import build_action_scheme
 from kpremia.envs.experiment import load_market

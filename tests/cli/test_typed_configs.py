@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 import kpremia
-from kpremia.algos.config import AlgoConfig, DQNConfig, PPOConfig
-from kpremia.algos.warm_start import WarmStartConfig
+from kpremia.algos.config import AlgoConfig, DQNConfig, PPOConfig, WarmStartConfig
 from kpremia.app.config_checks import validate_config
 from kpremia.core.config import checkpoint_of, knob, positive
 from kpremia.core.errors import UserError
