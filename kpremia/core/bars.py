@@ -30,6 +30,8 @@ from kpremia.core.errors import UserError
 
 DEFAULT_BAR = pd.Timedelta(minutes=15)  # the default bar size; a run's own is data.timeframe
 DAY = pd.Timedelta(days=1)
+NS_HOUR = 3_600 * 10**9  # an hour and a day in nanoseconds: the unit of int64 time arithmetic on bar times
+NS_DAY = 24 * NS_HOUR
 _UNITS = {"s": "seconds", "sec": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days",
           "w": "weeks"}
 _TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")

@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.core.bars import DEFAULT_BAR, frame_bar, utc_timestamp
-
-_NS_DAY = 86_400 * 10**9
+from kpremia.core.bars import DEFAULT_BAR, NS_DAY, frame_bar, utc_timestamp
 
 
 def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int,
@@ -39,10 +37,10 @@ def daily_windows(frame: pd.DataFrame, window_1d: int, window_premium: int,
     close = frame["close"].to_numpy(np.float64)
     premium = frame["premium"].to_numpy(np.float64)
     if len(closes_ns):
-        first = -(-int(closes_ns[0]) // _NS_DAY) * _NS_DAY  # first midnight at or after the first close
+        first = -(-int(closes_ns[0]) // NS_DAY) * NS_DAY  # first midnight at or after the first close
         # integer arithmetic: np.arange over epoch nanoseconds would count in float64 and lose a day
-        count = max(0, (int(closes_ns[-1]) - first) // _NS_DAY + 1)
-        midnights = first + _NS_DAY * np.arange(count, dtype=np.int64)
+        count = max(0, (int(closes_ns[-1]) - first) // NS_DAY + 1)
+        midnights = first + NS_DAY * np.arange(count, dtype=np.int64)
     else:
         midnights = np.array([], dtype=np.int64)
     last_bar = np.searchsorted(closes_ns, midnights, side="right") - 1  # the day's value: its last closed bar
@@ -81,9 +79,9 @@ class DailyHistory:
             lo = close_ns  # only a midnight exactly at this close
         else:
             lo = (self._last[0] + self.bar).value + 1
-        first = -(-lo // _NS_DAY) * _NS_DAY
-        n_days = 0 if first > close_ns else (close_ns - first) // _NS_DAY + 1
-        ends_here = close_ns % _NS_DAY == 0 and n_days > 0
+        first = -(-lo // NS_DAY) * NS_DAY
+        n_days = 0 if first > close_ns else (close_ns - first) // NS_DAY + 1
+        ends_here = close_ns % NS_DAY == 0 and n_days > 0
         carried = n_days - int(ends_here)
         if self._last is not None and carried > 0:
             _, last_close, last_prem = self._last

@@ -13,9 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kpremia.core.bars import frame_bar
-
-_NS_DAY = 86_400 * 10**9
+from kpremia.core.bars import NS_DAY, frame_bar
 
 
 def daily_samples(frame: pd.DataFrame, bar: pd.Timedelta | None = None) -> pd.DataFrame:
@@ -24,10 +22,10 @@ def daily_samples(frame: pd.DataFrame, bar: pd.Timedelta | None = None) -> pd.Da
     closes = (frame.index + bar).as_unit("ns").asi8
     if not len(closes):
         return frame
-    first = -(-int(closes[0]) // _NS_DAY) * _NS_DAY
+    first = -(-int(closes[0]) // NS_DAY) * NS_DAY
     # integer arithmetic: np.arange over epoch nanoseconds would count in float64 and lose a day
-    count = max(0, (int(closes[-1]) - first) // _NS_DAY + 1)
-    midnights = first + _NS_DAY * np.arange(count, dtype=np.int64)
+    count = max(0, (int(closes[-1]) - first) // NS_DAY + 1)
+    midnights = first + NS_DAY * np.arange(count, dtype=np.int64)
     rows = np.unique(np.searchsorted(closes, midnights, side="right") - 1)
     return frame.iloc[rows]
 

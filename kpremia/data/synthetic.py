@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from kpremia.core.bars import DEFAULT_BAR, DEFAULT_TIMEFRAME, parse_timeframe, timeframe_label
+from kpremia.core.bars import DEFAULT_BAR, DEFAULT_TIMEFRAME, NS_DAY, NS_HOUR, parse_timeframe, timeframe_label
 from kpremia.core.errors import UserError
 from kpremia.core.registry import DATA_SOURCES
 from kpremia.data.frame import COLUMNS
@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 # so the market is always generated on it and then aggregated to ``data.timeframe``.
 GRID = DEFAULT_BAR
 BARS_PER_DAY = pd.Timedelta(days=1) // GRID
-_NS_HOUR = 3_600 * 10**9
-_NS_DAY = 24 * _NS_HOUR
 # Fixed-date Korean public holidays (month, day); lunar ones are left out.
 KR_FIXED_HOLIDAYS = ((1, 1), (3, 1), (5, 5), (6, 6), (8, 15), (10, 3), (10, 9), (12, 25))
 
@@ -221,10 +219,10 @@ def fx_session_open(times_ns: np.ndarray, holidays: bool = True) -> np.ndarray:
     session to 07:00-24:00 of one weekday (so Saturday 00:00-02:00 KST is still
     Friday's session).
     """
-    shifted = times_ns + 7 * _NS_HOUR  # UTC + 9 h (KST) - 2 h
-    day = shifted // _NS_DAY
+    shifted = times_ns + 7 * NS_HOUR  # UTC + 9 h (KST) - 2 h
+    day = shifted // NS_DAY
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    hour = (shifted % _NS_DAY) // _NS_HOUR
+    hour = (shifted % NS_DAY) // NS_HOUR
     is_open = (weekday < 5) & (hour >= 7)
     if holidays:
         dates = pd.DatetimeIndex(day.astype("datetime64[D]"))
@@ -283,7 +281,7 @@ def generate_with_states(params: SyntheticParams, seed: int = 0) -> tuple[pd.Dat
     start = start.floor(GRID)
     times = pd.date_range(start, periods=n, freq=GRID, unit="ns")
     t_ns = times.asi8
-    hour_kst = ((t_ns + 9 * _NS_HOUR) % _NS_DAY) / _NS_HOUR
+    hour_kst = ((t_ns + 9 * NS_HOUR) % NS_DAY) / NS_HOUR
 
     # --- FX: OU on log FX, advancing only in open session bars ---
     is_open = fx_session_open(t_ns, p.fx_holidays)

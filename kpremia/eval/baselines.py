@@ -56,10 +56,10 @@ from kpremia.core.bars import bar_of_minutes, bars_in, parse_duration
 from kpremia.core.config import default_of
 from kpremia.core.registry import BASELINES
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
-from kpremia.envs.action_schemes import BUY, HOLD, SELL
 from kpremia.eval.oracle import fill_factors, hindsight_oracle
 
 log = logging.getLogger(__name__)

@@ -33,12 +33,12 @@ from torch import Tensor
 from kpremia.core.config import default_of
 from kpremia.core.registry import BASELINES
 from kpremia.data.tensors import MarketTensors
+from kpremia.envs.action_schemes import BUY, HOLD, SELL
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
 from kpremia.envs.execution import ExecutionRules
 from kpremia.eval.baselines import Baseline, _cadences, _on_cadence, require_train
 from kpremia.eval.model_dp import Grid, Plan, plan
-from kpremia.envs.action_schemes import BUY, HOLD, SELL
 from kpremia.eval.oracle import fill_factors
 from kpremia.eval.premium_model import PremiumModel, sample_hours_kst
 from kpremia.eval.regime_filter import run_filter

@@ -31,12 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpremia.core.bars import DEFAULT_BAR_MINUTES
+from kpremia.core.bars import DEFAULT_BAR_MINUTES, NS_DAY, NS_HOUR
 from kpremia.data.synthetic import BARS_PER_DAY, GRID, SyntheticParams
 
 _BASE_MINUTES = GRID.total_seconds() / 60.0  # the generator's grid, in minutes
-_NS_HOUR = 3_600 * 10**9
-_NS_DAY = 24 * _NS_HOUR
 
 
 @dataclass(frozen=True)
@@ -189,4 +187,4 @@ def sample_hours_kst(times: np.ndarray, bar_minutes: float) -> np.ndarray:
     """
     t_ns = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
     t_ns = t_ns + int((bar_minutes - _BASE_MINUTES) * 60 * 10**9) if bar_minutes > _BASE_MINUTES else t_ns
-    return ((t_ns + 9 * _NS_HOUR) % _NS_DAY) / _NS_HOUR
+    return ((t_ns + 9 * NS_HOUR) % NS_DAY) / NS_HOUR
