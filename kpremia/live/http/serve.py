@@ -26,14 +26,17 @@ log = logging.getLogger(__name__)
 
 
 def build_host(ckpt: str, state_dir: Path, learn: LearnConfig, eval_cfg: dict[str, Any] | None = None) -> ModelHost:
-    from kpremia.run.checkpoint import load_module
+    from kpremia.core.bars import bar_of_minutes
+    from kpremia.run.checkpoint import load_checkpoint
 
-    module = load_module(ckpt)  # OnlinePPO refuses a network that is not an actor-critic (DQN)
+    loaded = load_checkpoint(ckpt)
+    module = loaded.module  # OnlinePPO refuses a network that is not an actor-critic (DQN)
     eval_cfg = dict(eval_cfg or {})
     return ModelHost(module, state_dir, learn=learn.learner(module.algo_cfg) if learn.enabled else None,
                      challenger=learn.challenger, source=str(Path(ckpt).resolve()),
                      deterministic=bool(eval_cfg.get("deterministic", True)),
-                     temperature=float(eval_cfg.get("temperature", 1.0) or 1.0), keep_versions=learn.keep_versions)
+                     temperature=float(eval_cfg.get("temperature", 1.0) or 1.0), keep_versions=learn.keep_versions,
+                     bar=bar_of_minutes(loaded.bar_minutes))  # the challenger's window is a duration of these bars
 
 
 def serve(cfg: RunConfig) -> None:
