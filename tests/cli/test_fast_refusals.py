@@ -31,6 +31,9 @@ _CODE = ("import sys\nfrom kpremia.app.cli import main\ntry:\n    rc = main(sys.
     (["test", "ckpt=missing.ckpt"], "not found"),
     (["fit", "ckpt=not_a_checkpoint.ckpt"], "is not a kpremia checkpoint"),
     (["test"], "needs a checkpoint"),
+    (["live", "live.risk.max_daily_loss=2"], "live.risk.max_daily_loss"),  # live settings hold no torch
+    (["live", "live.learn.lr=-1"], "live.learn.lr"),
+    (["live", "live.learn.challenger.window=0"], "live.learn.challenger.window"),
 ])
 def test_refused_in_one_line_without_torch(args, needle, tmp_path: Path):
     (tmp_path / "not_a_checkpoint.ckpt").write_text("not a checkpoint\n")
