@@ -63,9 +63,10 @@ class KnowsState:
         import numpy as np
         import torch
 
+        from kpremia.envs.action_schemes import BUY, HOLD, SELL
+        from kpremia.envs.clock import DecisionClock
         from kpremia.eval.baselines import _on_cadence
         from kpremia.eval.model_based import fill_costs
-        from kpremia.envs.action_schemes import BUY, HOLD, SELL
         from kpremia.eval.premium_model import sample_hours_kst
 
         n = market.n_bars
@@ -78,7 +79,8 @@ class KnowsState:
         close = market.close.to(torch.float64).cpu().numpy()
         buy_cost, sell_cost = fill_costs(close, self.rules)
         signals = np.where(adv > buy_cost, BUY, np.where(adv < -sell_cost, SELL, HOLD))
-        return _on_cadence(torch.as_tensor(signals), market.valid_from, self.trader.cadence)
+        return _on_cadence(torch.as_tensor(signals), market.valid_from,
+                           DecisionClock(decision_every=int(self.trader.cadence)))
 
 
 def one_draw(seed: int, env: Any, oracle: bool, ablate: str | None = None, days: float = 730.0) -> dict[str, float]:
