@@ -35,8 +35,7 @@ class Account:
         """The position's share of the account's value at ``price`` (0 with no position)."""
         if self.position_usdt == 0.0:
             return 0.0
-        price = float(price)
-        return self.position_usdt * price / (self.cash_krw + self.position_usdt * price)
+        return self.position_usdt * float(price) / self.value(price)
 
     def apply(self, fill: FillReport) -> None:
         """Book one fill: the broker's deltas added to cash and position."""
