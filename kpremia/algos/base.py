@@ -40,7 +40,7 @@ from kpremia.data.market import MarketData
 from kpremia.data.tensors import MarketTensors
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.config import EnvConfig
-from kpremia.eval.backtest import run_policy_backtest, trace_metrics
+from kpremia.eval.backtest import run_policy_backtests, trace_metrics
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class RLModule(L.LightningModule):
         ``None`` without a train split.
         """
         if self._val_band_returns is None and "train" in self.market.tensors:
-            from kpremia.eval.backtest import run_baseline_backtests
+            from kpremia.eval.backtest import run_baseline_backtests_on_markets
             from kpremia.eval.baselines import make_baselines
 
             log.info("the band rule on the validation split: fitting premium_threshold on train, then "
@@ -216,8 +216,8 @@ class RLModule(L.LightningModule):
             rule = make_baselines(["premium_threshold"], self.env_cfg)["premium_threshold"]
             rule.fit(self.market.tensors["train"])
             self._val_band_returns = [
-                float(trace_metrics(run_baseline_backtests({"band": rule}, market, self.env_cfg)["band"])["return"])
-                for market in self.val_markets]
+                float(trace_metrics(traces["band"])["return"])
+                for traces in run_baseline_backtests_on_markets({"band": rule}, self.val_markets, self.env_cfg)]
         return self._val_band_returns
 
     def train_dataloader(self) -> DataLoader:
@@ -241,9 +241,8 @@ class RLModule(L.LightningModule):
         the generated market; ``val/draws_above_band`` counts the markets on which the policy's
         return beat the band rule's.
         """
-        per_market = [trace_metrics(run_policy_backtest(lambda obs: self.act(obs, deterministic=True), market,
-                                                        self.env_cfg)[0])
-                      for market in self.val_markets]
+        per_market = [trace_metrics(trace) for trace in
+                      run_policy_backtests(lambda obs: self.act(obs, deterministic=True), self.val_markets, self.env_cfg)]
         metrics = {f"val/{k}": sum(float(m[k]) for m in per_market) / len(per_market) for k in per_market[0]}
         bands = self.val_band_returns()
         if bands is not None:

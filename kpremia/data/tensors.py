@@ -12,6 +12,7 @@ use bars ``<= t`` only (no look-ahead; tests perturb the future and check).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,3 +70,38 @@ class MarketTensors:
             obs={k: mv(v) for k, v in self.obs.items()}, valid_from=self.valid_from,
             feature_names=self.feature_names, name=self.name, bar_minutes=self.bar_minutes,
         )
+
+
+def concat_markets(markets: Sequence[MarketTensors]) -> tuple[MarketTensors, list[int]]:
+    """The markets' rows one after another in one :class:`MarketTensors`, and the row where each begins.
+
+    Why: the simulator only gathers rows by bar index, so N markets become N envs of one
+    BatchedEnv, each started at its own market's first valid row
+    (:func:`kpremia.eval.backtest.run_policy_backtests`): N backtests for the price of one env
+    loop.  Every table row still describes its own market at the close of that bar; an env
+    that runs no further than its own market's last bar never reads another market's rows.
+    The markets must share the observation layout and the bar size.
+    """
+    if not markets:
+        raise ValueError("concat_markets needs at least one market")
+    first = markets[0]
+    for market in markets[1:]:
+        shapes = {k: tuple(v.shape[1:]) for k, v in market.obs.items()}
+        if shapes != {k: tuple(v.shape[1:]) for k, v in first.obs.items()}:
+            raise ValueError(f"market {market.name!r} has obs tables {shapes}, unlike {first.name!r}; "
+                             "stack markets built with the same env windows and features")
+        if market.bar_minutes != first.bar_minutes or market.device != first.device:
+            raise ValueError(f"market {market.name!r} has {market.bar_minutes}-minute bars on {market.device}, "
+                             f"{first.name!r} {first.bar_minutes} on {first.device}; stack markets of one bar size "
+                             "on one device")
+    offsets = [0]
+    for market in markets[:-1]:
+        offsets.append(offsets[-1] + market.n_bars)
+    cat = lambda name: torch.cat([getattr(m, name) for m in markets])  # noqa: E731
+    stacked = MarketTensors(
+        times=np.concatenate([np.asarray(m.times) for m in markets]),
+        open=cat("open"), high=cat("high"), low=cat("low"), close=cat("close"), fx=cat("fx"), premium=cat("premium"),
+        obs={k: torch.cat([m.obs[k] for m in markets]) for k in first.obs},
+        valid_from=first.valid_from, feature_names=first.feature_names,
+        name="+".join(m.name for m in markets), bar_minutes=first.bar_minutes)
+    return stacked, offsets

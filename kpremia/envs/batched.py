@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -108,6 +108,9 @@ class BatchedEnv:
         random_start: episodes start at random bars in ``[valid_from, n_bars - 2]``;
             ``False`` starts every env at ``valid_from`` and runs to the split's end
             (validation, test, backtests).
+        starts: with ``random_start=False``, the bar each env starts at (default: ``valid_from``
+            for all): markets stacked by :func:`kpremia.data.tensors.concat_markets` are played side
+            by side, each env from its own market's first valid row.
         seed: seed of the env's generator (episode starts).
     """
 
@@ -126,6 +129,7 @@ class BatchedEnv:
         ruin_terminates: bool = True,
         random_start: bool = True,
         seed: int = 0,
+        starts: Sequence[int] | Tensor | None = None,
     ) -> None:
         # The config's rules for the knobs that come in as plain values (the rest are checked objects).
         EnvConfig.check_fields(n_envs=n_envs, max_steps=max_steps, initial_krw=initial_krw,
@@ -199,6 +203,12 @@ class BatchedEnv:
         self.generator.manual_seed(self.seed)
         n = self.n_envs
         self._fixed_starts = torch.full((n,), self._valid_from, dtype=torch.long, device=dev)
+        if starts is not None:
+            _check(not self.random_start, "BatchedEnv(starts=...) is for random_start=False (sequential envs)")
+            fixed = torch.as_tensor(starts, dtype=torch.long).to(dev).reshape(-1)
+            _check(fixed.numel() == n and bool(((fixed >= 0) & (fixed < self._last_bar)).all()),
+                   f"BatchedEnv(starts=...) needs {n} bars in [0, {self._last_bar - 1}], one per env")
+            self._fixed_starts = fixed
         self.t = self._fixed_starts.clone()
         self.krw = torch.full((n,), self.initial_krw, dtype=money, device=dev)
         self.usdt = torch.zeros(n, dtype=money, device=dev)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ from torch import Tensor
 
 from kpremia.core.console import Progress
 from kpremia.core.console import progress as console_progress
-from kpremia.data.tensors import MarketTensors
+from kpremia.data.tensors import MarketTensors, concat_markets
 from kpremia.envs.batched import BatchedEnv
 from kpremia.envs.clock import DecisionClock
 from kpremia.envs.config import EnvConfig
@@ -67,20 +67,21 @@ def env_config(env: EnvLike) -> EnvConfig:
 
 
 def make_sequential_env(market: MarketTensors, env: EnvLike = None, *, n_envs: int = 1, seed: int = 0,
-                        action_scheme: Any = None) -> BatchedEnv:
+                        action_scheme: Any = None, starts: Sequence[int] | None = None) -> BatchedEnv:
     """A BatchedEnv whose envs all run ``market`` from ``valid_from`` to its last bar, one bar per step.
 
     The env config's execution rules, reward rule and action scheme (or
     ``action_scheme``), one bar per step: a policy that decides every
     ``decision_every`` bars is played by :func:`run_policy_backtest` with "no
     order" actions in between, so traces stay bar by bar.  Ruin is flagged
-    (``info["ruined"]``) but does not end the run.
+    (``info["ruined"]``) but does not end the run.  ``starts``: each env's first bar (markets
+    stacked by :func:`kpremia.data.tensors.concat_markets`).
     """
     env = env_config(env)
     return BatchedEnv(market, n_envs, rules=env.execution, clock=DecisionClock(), reward=env.reward_rule,
                       action_scheme=env.action_scheme if action_scheme is None else action_scheme,
                       initial_krw=env.initial_krw, ruin_fraction=env.ruin_fraction, max_steps=None,
-                      ruin_terminates=False, random_start=False, seed=seed)
+                      ruin_terminates=False, random_start=False, seed=seed, starts=starts)
 
 
 def run_backtest(market: MarketTensors, act: ActFn | Tensor, env: EnvLike = None, *,
@@ -141,6 +142,36 @@ def run_policy_backtest(policy_act_fn: PolicyActFn, market: MarketTensors, env: 
     return _run(sim, choose, progress=progress)
 
 
+def run_policy_backtests(policy_act_fn: PolicyActFn, markets: Sequence[MarketTensors], env: EnvLike = None, *,
+                         progress: str | None = None) -> list[pd.DataFrame]:
+    """One trace per market for a deterministic torch policy, the markets played side by side.
+
+    The traces :func:`run_policy_backtest` gives on each market in turn (one env per market: the
+    envs are independent accounts and the policy reads each row of its batch alone), for about the
+    price of one market: the env loop, not the arithmetic, is what a backtest costs.  Validation
+    over many market draws and ``test`` over many unseen markets go through here.  Markets of
+    different lengths are played in groups of one length.
+    """
+    traces: list[pd.DataFrame | None] = [None] * len(markets)
+    for group in _same_length_groups(markets):
+        parts = [markets[i] for i in group]
+        stacked, offsets = concat_markets(parts)
+        clock = env_config(env).in_bars(stacked.bar_minutes).clock
+        sim = make_sequential_env(stacked, env_config(env).in_bars(stacked.bar_minutes), n_envs=len(parts),
+                                  starts=[o + m.valid_from for o, m in zip(offsets, parts, strict=True)])
+        no_order = torch.full((len(parts),), -1, dtype=torch.long, device=sim.device)
+
+        def choose(k: int, obs: ObsDict, info: dict[str, Tensor]) -> Tensor:
+            if not clock.decides(k):
+                return no_order
+            with torch.inference_mode():
+                return policy_act_fn(obs)
+
+        for i, trace in zip(group, _run(sim, choose, parts=parts, progress=progress), strict=True):
+            traces[i] = trace
+    return [t for t in traces if t is not None]
+
+
 def run_baseline_backtest(baseline: Any, market: MarketTensors, env: EnvLike = None) -> pd.DataFrame:
     """Trace of a (fitted) baseline: its ``hold_buy_sell`` actions under the run's execution rules."""
     return run_baseline_backtests({"baseline": baseline}, market, env)["baseline"]
@@ -153,11 +184,42 @@ def run_baseline_backtests(baselines: Mapping[str, Any], market: MarketTensors,
     Baselines act in ``hold_buy_sell`` whatever the run's scheme; the fills, fees
     and values depend only on the execution rules, which are the run's.
     """
-    if not baselines:
-        return {}
-    actions = torch.stack([b.actions(market).to(market.device) for b in baselines.values()])
-    return dict(zip(baselines, run_action_sequences(market, actions, env, action_scheme="hold_buy_sell",
-                                                    progress=progress, names=list(baselines))))
+    return run_baseline_backtests_on_markets(baselines, [market], env, progress=progress)[0]
+
+
+def run_baseline_backtests_on_markets(baselines: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                                      markets: Sequence[MarketTensors], env: EnvLike = None, *,
+                                      progress: str | None = None) -> list[dict[str, pd.DataFrame]]:
+    """Traces of (fitted) baselines on each market, every (market, baseline) one env of one BatchedEnv.
+
+    ``baselines``: the same traders on every market (a rule fit once), or one mapping per market
+    (each draw's rules fit on its own train split).  The traces :func:`run_baseline_backtests` gives
+    market by market, for about the price of one market (see :func:`run_policy_backtests`).
+    """
+    per_market = [baselines] * len(markets) if isinstance(baselines, Mapping) else list(baselines)
+    if len(per_market) != len(markets):
+        raise ValueError(f"{len(per_market)} sets of baselines for {len(markets)} markets; give one per market")
+    out: list[dict[str, pd.DataFrame]] = [{} for _ in markets]
+    for group in _same_length_groups(markets):
+        group = [i for i in group if per_market[i]]
+        if not group:
+            continue
+        parts = [markets[i] for i in group]
+        stacked, offsets = concat_markets(parts)
+        rows, starts, owners, names = [], [], [], []
+        for i, market, offset in zip(group, parts, offsets, strict=True):
+            for name, baseline in per_market[i].items():
+                rows.append(baseline.actions(market).to(market.device)[market.valid_from:])
+                starts.append(offset + market.valid_from)
+                owners.append((i, name))
+                names.append(name if len(markets) == 1 else f"{name} on {market.name or f'market {i}'}")
+        sim = make_sequential_env(stacked, env, n_envs=len(rows), action_scheme="hold_buy_sell", starts=starts)
+        by_step = torch.stack(rows).to(device=sim.device, dtype=torch.long).t()  # [steps, envs]
+        traces = _run(sim, lambda k, obs, info: by_step[k], parts=[markets[i] for i, _ in owners],
+                      progress=progress, names=names)
+        for (i, name), trace in zip(owners, traces, strict=True):
+            out[i][name] = trace
+    return out
 
 
 def trace_bar_minutes(trace: pd.DataFrame) -> float:
@@ -218,11 +280,25 @@ class _Silent:
         """Nothing to show."""
 
 
+def _same_length_groups(markets: Sequence[MarketTensors]) -> list[list[int]]:
+    """Indices of the markets with the same number of steps (bars after ``valid_from``), in first-seen order."""
+    groups: dict[int, list[int]] = {}
+    for i, market in enumerate(markets):
+        groups.setdefault(market.n_bars - market.valid_from, []).append(i)
+    return list(groups.values())
+
+
 def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Tensor], *,
-         progress: str | None = None, names: list[str] | None = None) -> list[pd.DataFrame]:
-    """Step every env to the split's end, collecting on the device; one DataFrame per env (``names``: who each is)."""
-    market = env.market
-    start, n_steps, n = market.valid_from, market.n_bars - 1 - market.valid_from, env.n_envs
+         parts: Sequence[MarketTensors] | None = None, progress: str | None = None,
+         names: list[str] | None = None) -> list[pd.DataFrame]:
+    """Step every env to its market's end, collecting on the device; one DataFrame per env (``names``: who each is).
+
+    ``parts``: the market each env plays (markets stacked in ``env.market``, all with the same number
+    of steps); None: every env plays ``env.market`` from its ``valid_from``.
+    """
+    n = env.n_envs
+    parts = list(parts) if parts is not None else [env.market] * n
+    n_steps = parts[0].n_bars - 1 - parts[0].valid_from
     dev = env.device
     f64 = dict(dtype=torch.float64, device=dev)
     buf = {name: torch.zeros((n_steps, n), **f64)
@@ -246,15 +322,20 @@ def _run(env: BatchedEnv, choose: Callable[[int, ObsDict, dict[str, Tensor]], Te
     host = {name: t.cpu().numpy() for name, t in buf.items()}
     acts, fills = actions.cpu().numpy(), traded.cpu().numpy()
     ever_ruined = torch.cummax(ruined.to(torch.uint8), dim=0).values.bool().cpu().numpy()
-    bars = np.arange(start, market.n_bars)
-    base = pd.DataFrame({
-        "time": pd.to_datetime(np.asarray(market.times)[bars], utc=True),
-        "bar": bars,
-        "price": market.close.to(torch.float64).cpu().numpy()[bars],
-        "premium": market.premium.to(torch.float64).cpu().numpy()[bars],
-    })
+    bases: dict[int, pd.DataFrame] = {}
     traces = []
     for i in range(n):
+        market = parts[i]
+        if id(market) not in bases:
+            bars = np.arange(market.valid_from, market.n_bars)
+            bases[id(market)] = pd.DataFrame({
+                "time": pd.to_datetime(np.asarray(market.times)[bars], utc=True),
+                "bar": bars,
+                "price": market.close.to(torch.float64).cpu().numpy()[bars],
+                "premium": market.premium.to(torch.float64).cpu().numpy()[bars],
+            })
+        base = bases[id(market)]
+        bars = base["bar"].to_numpy()
         trace = base.copy()
         trace["action"] = pd.array(np.append(acts[:, i], 0), dtype="Int64")
         trace.loc[trace.index[-1], "action"] = pd.NA

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,13 @@ from kpremia.core.errors import UserError
 from kpremia.core.identity import identity_digest
 from kpremia.core.threads import apply_threads
 from kpremia.envs.experiment import ALL_SPLITS, TRAIN_SPLITS, load_market
-from kpremia.eval.backtest import report_metrics, run_baseline_backtests, run_policy_backtest
+from kpremia.data.tensors import MarketTensors
+from kpremia.eval.backtest import (
+    report_metrics,
+    run_baseline_backtests_on_markets,
+    run_policy_backtest,
+    run_policy_backtests,
+)
 from kpremia.eval.baselines import baseline_params, fit_baselines, make_baselines
 from kpremia.eval.config import EvalConfig, rule_options
 from kpremia.eval.layout import checkpoint_label, report_dir_for, report_stamp
@@ -100,8 +107,19 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     apply_threads(cfg)
     if loaded.normalizer is None:
         log.warning("%s has no saved normaliser (an old checkpoint); fitting one on this data's train split", ckpt)
-    summary = _evaluate_market(loaded, cfg, eval_cfg, split, ckpt, market_label=f"own {split} split",
-                               with_curve=True)
+    windows = walk_forward_configs(cfg, loaded, split, eval_cfg.walk_forward)
+    seeds = [] if windows else test_market_seeds(cfg, split)
+    cases = [_prepare_market(loaded, cfg, eval_cfg, split, ckpt, market_label=f"own {split} split")]
+    for i, seed in enumerate(seeds, start=1):
+        log.info("market %d/%d: data seed %d", i, len(seeds), seed)
+        cases.append(_prepare_market(loaded, cfg.with_groups(data={**cfg["data"], "seed": seed}), eval_cfg, split,
+                                     ckpt, market_label=f"unseen market {i} of {len(seeds)}"))
+    for window, window_cfg in windows:
+        log.info("walk-forward window %d/%d", window[0], window[1])
+        cases.append(_prepare_market(loaded, window_cfg, eval_cfg, split, ckpt, window=window,
+                                     market_label=f"walk-forward window {window[0]} of {window[1]}"))
+    summaries = _evaluate_markets(loaded, cases, eval_cfg, split, ckpt, with_curve=True)
+    summary = summaries[0]
     writes = split in ("test", "all")
     if echo:
         first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") for t in summary["period"])
@@ -112,22 +130,10 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
         print(format_table(summary))
         if writes:
             print(summary["report_dir"])
-    windows = walk_forward_configs(cfg, loaded, split, eval_cfg.walk_forward)
-    seeds = [] if windows else test_market_seeds(cfg, split)
     if not seeds and not windows:
         return summary
-    markets = [summary]
-    for i, seed in enumerate(seeds, start=1):
-        drawn = cfg.with_groups(data={**cfg["data"], "seed": seed})
-        log.info("market %d/%d: data seed %d", i, len(seeds), seed)
-        markets.append(_evaluate_market(loaded, drawn, eval_cfg, split, ckpt,
-                                        market_label=f"unseen market {i} of {len(seeds)}"))
-    if windows:
-        markets = []  # the windows cover the own test split: pair over them alone
-    for window, window_cfg in windows:
-        log.info("walk-forward window %d/%d", window[0], window[1])
-        markets.append(_evaluate_market(loaded, window_cfg, eval_cfg, split, ckpt, window=window,
-                                        market_label=f"walk-forward window {window[0]} of {window[1]}"))
+    # the windows cover the own test split: pair over them alone
+    markets = summaries[1:] if windows else summaries
     from kpremia.eval.paired import paired_stats
 
     lines = [(f"window {m['window']} ({m['period'][0][:10]} .. {m['period'][1][:10]})" if "window" in m
@@ -199,10 +205,23 @@ def paired_line(stats: dict[str, Any]) -> str:
             f"IQM {pct(stats['iqm'])}, win rate {100 * stats['win_rate']:.0f} % -> {stats['verdict']}")
 
 
-def _evaluate_market(loaded: Any, cfg: RunConfig, eval_cfg: EvalConfig, split: str, ckpt: str, *,
-                     market_label: str, with_curve: bool = False,
-                     window: tuple[int, int, list[str]] | None = None) -> dict[str, Any]:
-    """The policy and the baselines (fit on this market's train split) over one market's ``split``.
+@dataclass
+class _Case:
+    """One market of a ``validate`` / ``test``: its split, its fitted baselines and what its report says."""
+    cfg: RunConfig  # in bars of this market's bar size
+    asked_cfg: RunConfig  # as asked (the report directory is named from it)
+    target: MarketTensors
+    baselines: dict[str, Any]
+    manifest: Any
+    bar: pd.Timedelta
+    label: str
+    report_split: str
+    window: tuple[int, int, list[str]] | None
+
+
+def _prepare_market(loaded: Any, cfg: RunConfig, eval_cfg: EvalConfig, split: str, ckpt: str, *,
+                    market_label: str, window: tuple[int, int, list[str]] | None = None) -> _Case:
+    """One market's ``split`` and its baselines fit on its own train split (only what the backtests need is kept).
 
     ``window`` (k, of n, the region's first and last bar): a walk-forward window, given as ``cfg``'s
     split dates (its past is the train split the rules are fit on, the window is the val split).
@@ -220,35 +239,68 @@ def _evaluate_market(loaded: Any, cfg: RunConfig, eval_cfg: EvalConfig, split: s
         raise UserError(f"the data gives observations {dict(market.spec.shapes)} but the checkpoint expects "
                         f"{dict(module.spec.shapes)}; use the env windows the checkpoint was trained with")
     target = market.tensors[tensor_split]
-    env = cfg.env  # in bars of this market's bar size
-    scheme = env.scheme()
-    act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), int(cfg["seed"]))
     log.info("%s %s on the %s split (%s): %s %s bars (the policy, then %d baseline(s))",
              "testing" if split != "val" else "validating", ckpt, split, market_label,
              f"{int(target.n_bars - target.valid_from):,}", timeframe_label(market.bar), len(eval_cfg.baselines))
-    traces = run_policy_backtest(act, target, env, n_envs=n_envs, seed=int(cfg["seed"]), progress="policy backtest")
+    baselines = make_baselines(eval_cfg.baselines, cfg.env, seed=int(cfg["seed"]),
+                               options={**rule_options(eval_cfg.rule_levels), **model_options(market.manifest)})
+    fit_baselines(baselines, market.tensors["train"])
+    return _Case(cfg=cfg, asked_cfg=asked_cfg, target=target, baselines=baselines, manifest=market.manifest,
+                 bar=market.bar, label=market_label, report_split=report_split, window=window)
+
+
+def _evaluate_markets(loaded: Any, cases: list[_Case], eval_cfg: EvalConfig, split: str, ckpt: str, *,
+                      with_curve: bool = False) -> list[dict[str, Any]]:
+    """The policy and the baselines over every case's market, played side by side; one summary per market.
+
+    The deterministic policy (the default) and the baselines run every market in one simulator
+    (:func:`kpremia.eval.backtest.run_policy_backtests`): the same traces as one market at a time,
+    at about the cost of one.  A sampled policy (``eval.deterministic=false``) plays its seeds market
+    by market, each from the same seed.  ``with_curve``: the first case is the run's own split (its
+    report gets the plots and the validation curve).
+    """
+    module = loaded.module
+    env = cases[0].cfg.env  # one run, one bar size: the same market model on every market
+    scheme = env.scheme()
+    seed = int(cases[0].cfg["seed"])
+    act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), seed)
+    targets = [case.target for case in cases]
+    if n_envs == 1:
+        policy_traces = [[trace] for trace in run_policy_backtests(act, targets, env, progress="policy backtest")]
+    else:
+        policy_traces = []
+        for case in cases:
+            act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), seed)
+            policy_traces.append(run_policy_backtest(act, case.target, env, n_envs=n_envs, seed=seed,
+                                                     progress="policy backtest"))
+    baseline_traces = run_baseline_backtests_on_markets([case.baselines for case in cases], targets, env,
+                                                        progress="baselines backtest")
+    return [_market_summary(loaded, case, traces, baselines, eval_cfg, split, ckpt, with_curve=with_curve and i == 0)
+            for i, (case, traces, baselines) in enumerate(zip(cases, policy_traces, baseline_traces, strict=True))]
+
+
+def _market_summary(loaded: Any, case: _Case, traces: list[pd.DataFrame], baseline_traces: dict[str, pd.DataFrame],
+                    eval_cfg: EvalConfig, split: str, ckpt: str, *, with_curve: bool) -> dict[str, Any]:
+    """One market's metrics and, for ``test``, its report directory."""
+    module, cfg, target, window = loaded.module, case.cfg, case.target, case.window
     per_seed = [report_metrics(t) for t in traces]
     policy = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
     if len(per_seed) > 1:
         policy.update({f"{k}_std": statistics.stdev(m[k] for m in per_seed)
                        for k in ("return", "sharpe", "max_drawdown")})
         policy["n_seeds"] = len(per_seed)
-
-    baselines = make_baselines(eval_cfg.baselines, env, seed=int(cfg["seed"]),
-                               options={**rule_options(eval_cfg.rule_levels), **model_options(market.manifest)})
-    fit_baselines(baselines, market.tensors["train"])
-    baseline_traces = run_baseline_backtests(baselines, target, env, progress="baselines backtest") if baselines else {}
     run_dir = Path(ckpt).resolve().parent.parent
     period = [str(target.times[target.valid_from]), str(target.times[-1])]
-    report_dir = report_dir_for(run_dir, ckpt, module.cfg, asked_cfg.raw, market.manifest, report_split)
-    extra = {"split": "walk-forward" if window else split, "market": market_label,
+    report_dir = report_dir_for(run_dir, ckpt, module.cfg, case.asked_cfg.raw, case.manifest, case.report_split)
+    extra = {"split": "walk-forward" if window else split, "market": case.label,
              "checkpoint": str(Path(ckpt).resolve()),
              "checkpoint_name": checkpoint_label(ckpt), "experiment": cfg.get("experiment_name"),
              "identity": identity_digest(module.cfg), "seed": cfg.get("seed"), "data_seed": cfg["data"].get("seed"),
-             "eval": eval_cfg.to_dict(), "baseline_params": baseline_params(baselines), "fee_rate": env.fee_rate,
-             "data": data_identity(market.manifest), "data_source": _data_label(cfg["data"]), "period": period,
-             "bars": int(target.n_bars - target.valid_from), "timeframe": timeframe_label(market.bar),
-             "inserted_bars": inserted_bars(market.manifest),
+             "eval": eval_cfg.to_dict(), "baseline_params": baseline_params(case.baselines),
+             "fee_rate": cfg.env.fee_rate, "data": data_identity(case.manifest), "data_source": _data_label(cfg["data"]),
+             "period": period, "bars": int(target.n_bars - target.valid_from),
+             "timeframe": timeframe_label(case.bar),
+             "inserted_bars": inserted_bars(case.manifest),
              "normalizer": "checkpoint" if loaded.normalizer is not None else "fitted on this data's train split"}
     if window is not None:  # the windows are one setting: compare reads the region, not each window's dates
         extra.update({"window": window[0], "windows": window[1], "setting_period": window[2]})
