@@ -93,10 +93,17 @@ def _history(state_dir: Path) -> dict:
 
 
 def _bar_rows(state_dir: Path) -> list[tuple]:
-    """The model journal's rows of bar processing, in order, without their wall-clock time (and ids)."""
-    return [(e["source"], e["kind"], e["model_version"], e["ok"], e["detail"])
-            for e in read_events(state_dir / "model_journal.sqlite")
+    """The model journal's rows of bar processing, in order, with their step, without wall-clock time (and ids).
+
+    Chosen by what wrote them (the learner, the challenger, the host's start), and each must carry its step: a
+    row of bar processing without one would never be rolled back.
+    """
+    events = read_events(state_dir / "model_journal.sqlite")
+    rows = [(e["bar"], e["source"], e["kind"], e["model_version"], e["ok"], e["detail"]) for e in events
             if e["source"] in ("learner", "challenger") or (e["source"], e["kind"]) == ("host", "start")]
+    assert all(row[0] is not None for row in rows)
+    assert len(rows) == sum(e["bar"] is not None for e in events)
+    return rows
 
 
 def _orphans(state_dir: Path) -> list[str]:
@@ -117,7 +124,7 @@ def test_a_kill_storm_leaves_the_versions_of_an_uninterrupted_run(live_cfg, chec
     kinds = [kind for _, _, kind in reference["names"].values()]
     assert reference["decisions"] == N_BARS and kinds.count("promotion") >= 5  # the storm has promotions to hit
     reference_rows = _bar_rows(straight)
-    assert sum(row[:2] == ("learner", "update") for row in reference_rows) >= 10
+    assert sum(row[1:3] == ("learner", "update") for row in reference_rows) >= 10
 
     stormed = tmp_path / "stormed"
     cfg = _config(live_cfg, checkpoint, stormed)
@@ -167,7 +174,7 @@ def test_kills_at_commits_leave_the_model_journal_of_an_uninterrupted_run(live_c
     proc.join(300)
     assert proc.exitcode == 0
     reference_rows = _bar_rows(straight)
-    assert sum(row[0] == "challenger" for row in reference_rows) >= n_bars - 2
+    assert sum(row[1] == "challenger" for row in reference_rows) >= n_bars - 2
     killed = tmp_path / "killed"
     cfg = _config(live_cfg, checkpoint, killed, n_bars, window=1)
     for k in (1, 6, 9, 5, 12):  # the first start dies at its first commit (the run's state row): before any bar
