@@ -7,7 +7,9 @@ at random moments) end with the same version names, the same weights under each
 name (sha256), the same acting and challenger versions, nothing else under
 ``versions/`` (no folder without a manifest, no temporary file anywhere), and
 the same model-journal rows of bar processing (the learner's, the challenger's
-and the host's start: no row twice, none missing).
+and the host's start: no row twice, none missing).  A second, short test aims
+every kill at a journal commit with a challenger verdict on every bar, so each
+kill leaves a row of an uncommitted bar behind: the restart must roll it back.
 
 Each session is a child forked by a fork server that imported kpremia once (a
 start then costs no imports; a plain fork of this process could inherit torch's

@@ -202,7 +202,8 @@ class ModelHost:
         with self.learn_lock:
             if lineage is not None and lineage != learner.lineage:
                 self.log.write("learner", "discard", {**figures, "reason": "the model was loaded or rolled back "
-                                                      "while this update ran"}, model_version=self.version, ok=False, bar=bar)
+                                                      "while this update ran"}, model_version=self.version, ok=False,
+                               bar=bar)
                 return None
             if not result.kept or not all(math.isfinite(float(v)) for v in figures.values()):
                 self.log.write("learner", "refuse", {**figures, "reason": "non-finite loss or weights"},
