@@ -104,6 +104,14 @@ def test_resume_after_kill_9_gives_the_weights_of_an_uninterrupted_run(live_cfg,
     _, wa = VersionStore(straight / "versions").load(a["host"]["version"])
     _, wb = VersionStore(killed / "versions").load(b["host"]["version"])
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the model journal's rows of bar processing too (a kill after a bar's row, before its commit, replays it)
+    assert _bar_rows(killed) == _bar_rows(straight)
+
+
+def _bar_rows(state_dir):
+    """The model journal's rows that carry a step, without their wall-clock time."""
+    return [(e["bar"], e["source"], e["kind"], e["model_version"], e["ok"], e["detail"])
+            for e in read_events(state_dir / "model_journal.sqlite") if e["bar"] is not None]
 
 
 def test_challenger_decisions_are_journaled_and_follow_the_rule(live_cfg, checkpoint, tmp_path):

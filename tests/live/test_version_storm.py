@@ -4,8 +4,12 @@ Over the same replayed bars, an uninterrupted session and one killed 30+ times
 (at the model's version writes -- a staged folder, a half-staged one, a version
 published but not journaled, a promotion just saved --, at journal commits and
 at random moments) end with the same version names, the same weights under each
-name (sha256), the same acting and challenger versions, and nothing else under
-``versions/``: no folder without a manifest, no temporary file anywhere.
+name (sha256), the same acting and challenger versions, nothing else under
+``versions/`` (no folder without a manifest, no temporary file anywhere), and
+the same model-journal rows of bar processing (the learner's, the challenger's
+and the host's start: no row twice, none missing).  A second, short test aims
+every kill at a journal commit with a challenger verdict on every bar, so each
+kill leaves a row of an uncommitted bar behind: the restart must roll it back.
 
 Each session is a child forked by a fork server that imported kpremia once (a
 start then costs no imports; a plain fork of this process could inherit torch's
@@ -29,6 +33,7 @@ import pytest
 import torch
 
 from kpremia.core.registry import DATA_SOURCES
+from kpremia.live.learning.control_log import read_events
 from kpremia.live.learning.versions import VersionStore
 from kpremia.live.loop.journal import read_table
 from kpremia.live.loop.sealed import read_snapshot
@@ -38,15 +43,15 @@ N_BARS = 100
 AIMED = ("stage", "staged", "published", "promotion", "commit")
 
 
-def _config(live_cfg, checkpoint, state_dir: Path) -> dict:
+def _config(live_cfg, checkpoint, state_dir: Path, n_bars: int = N_BARS, window: int = 4) -> dict:
     frame, _ = DATA_SOURCES.build({k: v for k, v in live_cfg["data"].items() if k != "split"}).load()
     cfg = copy.deepcopy(live_cfg)
     cfg["ckpt"] = str(checkpoint)
     cfg["live"].update(state_dir=str(state_dir), journal={"synchronous": "NORMAL"},
-                       replay={"start": frame.index[-N_BARS].isoformat(), "end": frame.index[-1].isoformat()})
+                       replay={"start": frame.index[-n_bars].isoformat(), "end": frame.index[-1].isoformat()})
     cfg["live"]["callbacks"] = {**cfg["live"]["callbacks"], "logging": None, "crash_in_commit": {}}
     cfg["live"]["learn"].update(enabled=True, every=2, batch_size=8, lr=0.003, max_distance=0.5, keep_versions=12,
-                                challenger={"enabled": True, "window": 4, "margin": 0.0})
+                                challenger={"enabled": True, "window": window, "margin": 0.0})
     return cfg
 
 
@@ -89,6 +94,20 @@ def _history(state_dir: Path) -> dict:
             "challenger": host["challenger_version"], "decisions": _decided(state_dir)}
 
 
+def _bar_rows(state_dir: Path) -> list[tuple]:
+    """The model journal's rows of bar processing, in order, with their step, without wall-clock time (and ids).
+
+    Chosen by what wrote them (the learner, the challenger, the host's start), and each must carry its step: a
+    row of bar processing without one would never be rolled back.
+    """
+    events = read_events(state_dir / "model_journal.sqlite")
+    rows = [(e["bar"], e["source"], e["kind"], e["model_version"], e["ok"], e["detail"]) for e in events
+            if e["source"] in ("learner", "challenger") or (e["source"], e["kind"]) == ("host", "start")]
+    assert all(row[0] is not None for row in rows)
+    assert len(rows) == sum(e["bar"] is not None for e in events)
+    return rows
+
+
 def _orphans(state_dir: Path) -> list[str]:
     complete = {v.folder for v in VersionStore(state_dir / "versions").list()}
     out = [p.name for p in (state_dir / "versions").iterdir() if p.name not in complete]
@@ -106,6 +125,8 @@ def test_a_kill_storm_leaves_the_versions_of_an_uninterrupted_run(live_cfg, chec
     reference = _history(straight)
     kinds = [kind for _, _, kind in reference["names"].values()]
     assert reference["decisions"] == N_BARS and kinds.count("promotion") >= 5  # the storm has promotions to hit
+    reference_rows = _bar_rows(straight)
+    assert sum(row[1:3] == ("learner", "update") for row in reference_rows) >= 10
 
     stormed = tmp_path / "stormed"
     cfg = _config(live_cfg, checkpoint, stormed)
@@ -141,3 +162,29 @@ def test_a_kill_storm_leaves_the_versions_of_an_uninterrupted_run(live_cfg, chec
     assert got["names"] == reference["names"]
     assert (got["acting"], got["challenger"]) == (reference["acting"], reference["challenger"])
     assert _orphans(stormed) == []
+    rows = _bar_rows(stormed)
+    assert len(rows) == len(reference_rows), (len(rows), len(reference_rows))
+    assert rows == reference_rows
+
+
+def test_kills_at_commits_leave_the_model_journal_of_an_uninterrupted_run(live_cfg, checkpoint, tmp_path):
+    """Each kill lands on a journal commit; with a challenger verdict every bar, the bar being committed has
+    written its rows already: the restart replays that bar and must not write them twice."""
+    n_bars = 30
+    straight = tmp_path / "straight"
+    proc = _start(_config(live_cfg, checkpoint, straight, n_bars, window=1))
+    proc.join(300)
+    assert proc.exitcode == 0
+    reference_rows = _bar_rows(straight)
+    assert sum(row[1] == "challenger" for row in reference_rows) >= n_bars - 2
+    killed = tmp_path / "killed"
+    cfg = _config(live_cfg, checkpoint, killed, n_bars, window=1)
+    for k in (1, 6, 9, 5, 12):  # the first start dies at its first commit (the run's state row): before any bar
+        proc = _start(cfg, f"commit:{k}")
+        proc.join(300)
+        assert proc.exitcode == -signal.SIGKILL, (k, proc.exitcode)
+    final = _start(cfg)
+    final.join(300)
+    assert final.exitcode == 0 and _decided(killed) == n_bars
+    assert _bar_rows(killed) == reference_rows
+    assert _history(killed)["names"] == _history(straight)["names"]

@@ -18,6 +18,8 @@ update depends on the mode:
 
 Every weight change is a version (:mod:`kpremia.live.learning.versions`) and every
 request or model event a row of the model journal (:mod:`kpremia.live.learning.control_log`).
+Rows of bar processing carry the trading journal's step (``bar``), so a restart
+rolls them back with it (:meth:`~kpremia.live.learning.control_log.ControlLog.rewind`).
 Version names come from :attr:`ModelHost.issued` (the last number this history
 issued, part of :meth:`ModelHost.state_dict`), never from the folders on disk,
 so a restart after a kill names the same weights the same way.
@@ -108,8 +110,10 @@ class ModelHost:
         if begin:
             self.begin()
 
-    def begin(self, *, adopt_latest: bool = True) -> Version:
+    def begin(self, *, adopt_latest: bool = True, bar: int | None = None) -> Version:
         """Start the history: ``v1_0_0`` from the checkpoint's weights, or (``adopt_latest``) the newest version.
+
+        ``bar``: the first step of the live session that starts it (its ``start`` row belongs to that bar).
 
         ``adopt_latest=False`` (a new live session) accepts only an empty ``versions/`` or a lone ``v1_0_0``
         (a start killed before its first commit: reused when it holds these weights); another run's
@@ -125,7 +129,7 @@ class ModelHost:
                             "use a new live.state_dir")
         first = self._new_version(self.net.state_dict(), "checkpoint", None, source=self.source)
         self.version = first.name
-        self.log.write("host", "start", {"source": self.source}, model_version=self.version)
+        self.log.write("host", "start", {"source": self.source}, model_version=self.version, bar=bar)
         return first
 
     def _new_version(self, weights: dict[str, torch.Tensor], kind: str, parent: str | None, **details: Any) -> Version:
@@ -186,22 +190,24 @@ class ModelHost:
             self.publish(result, lineage)
         return result
 
-    def publish(self, result: UpdateResult, lineage: int | None = None) -> Version | None:
+    def publish(self, result: UpdateResult, lineage: int | None = None, bar: int | None = None) -> Version | None:
         """Keep (version + swap) or refuse an update's weights.
 
         ``lineage``: the learner's lineage when the update started; an update that ran before a load or
         rollback (another lineage) is discarded, its weights are of the line rolled away from.
+        ``bar``: the live step that publishes it (None: a request to the API).
         """
         learner = self.require_learner()
         figures = {k: v for k, v in result._asdict().items()}
         with self.learn_lock:
             if lineage is not None and lineage != learner.lineage:
                 self.log.write("learner", "discard", {**figures, "reason": "the model was loaded or rolled back "
-                                                      "while this update ran"}, model_version=self.version, ok=False)
+                                                      "while this update ran"}, model_version=self.version, ok=False,
+                               bar=bar)
                 return None
             if not result.kept or not all(math.isfinite(float(v)) for v in figures.values()):
                 self.log.write("learner", "refuse", {**figures, "reason": "non-finite loss or weights"},
-                               model_version=self.version, ok=False)
+                               model_version=self.version, ok=False, bar=bar)
                 return None
             weights = learner.weights()
             with self.lock:
@@ -217,12 +223,12 @@ class ModelHost:
                     self.version = version.name
                 self.last_update = result
         trades = {} if self.challenger is not None else {"trades_from_step": self.bars_seen + 1}
-        self.log.write("learner", "update", {**figures, **trades}, model_version=version.name)
+        self.log.write("learner", "update", {**figures, **trades}, model_version=version.name, bar=bar)
         return version
 
     def judge(self, bar_time: str, incumbent_value: float, challenger_value: float,
-              risk_state: str) -> ChallengerDecision | None:
-        """Record both accounts after a bar; promote the challenger when it has won (journaled)."""
+              risk_state: str, bar: int | None = None) -> ChallengerDecision | None:
+        """Record both accounts after a bar (its step: ``bar``); promote the challenger when it has won (journaled)."""
         if self.challenger is None:
             return None
         decision = self.challenger.record(bar_time, incumbent_value, challenger_value, risk_state)
@@ -238,9 +244,9 @@ class ModelHost:
                 self.net.load_state_dict(weights)
                 self.version = version.name
             self.log.write("challenger", "promote", {**detail, "trades_from_step": self.bars_seen + 1},
-                           model_version=self.version)
+                           model_version=self.version, bar=bar)
         else:
-            self.log.write("challenger", "refuse", detail, model_version=self.version, ok=False)
+            self.log.write("challenger", "refuse", detail, model_version=self.version, ok=False, bar=bar)
         return decision
 
     # ----------------------------------------------------------------- control

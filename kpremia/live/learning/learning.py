@@ -31,7 +31,10 @@ waits for learning.  Because updates are published at the next bar's
 ``on_decision`` whatever their duration, which weights act at which bar does not
 depend on timing, and the callback's state (learner, challenger, pending
 transition, reward so far, paper account) is in every journal snapshot, so a
-restart after a kill resumes the same weights as an uninterrupted run.
+restart after a kill resumes the same weights as an uninterrupted run.  The
+model-journal rows written while a bar is processed carry its step; a start
+first deletes those of the bars after the journal's last commit (the bars it
+replays), so they are written once, as in an uninterrupted run.
 
 Learning never changes the risk state; decisions blocked by the risk manager
 are not learned from (the transition before them is cut, ``truncated``).
@@ -159,11 +162,16 @@ class ModelCallback(LiveCallback):
             removed = self.host.versions.clean()
             if removed:
                 log.info("removed %d unfinished version write(s) under %s", len(removed), self.host.versions.root)
+            # The rows of the bars after the last commit: the replay writes them again.
+            rewound = self.host.log.rewind(runner.state.step)
+            if rewound:
+                log.info("model journal: %d row(s) of bars after step %d removed (replayed now)", rewound,
+                         runner.state.step)
             if self._restored:
                 self.host.log.write("host", "restore", {"version": self.host.version},
                                     model_version=self.host.version)
             else:
-                self.host.begin(adopt_latest=False)
+                self.host.begin(adopt_latest=False, bar=runner.state.step + 1)
         if self.rollback and self.host is not None:
             before = self.host.version
             version = self.host.load(self.rollback)
@@ -195,7 +203,7 @@ class ModelCallback(LiveCallback):
         host.bars_seen = state.step
         # Join the update started after the previous bar first: the learner is never touched
         # while it runs, and its result trades from the next bar whatever its duration.
-        self._publish()
+        self._publish(state.step)
         if obs is None:  # warm-up: nothing decided yet, no account history to reward
             self._notional = 0.0
             return
@@ -233,7 +241,7 @@ class ModelCallback(LiveCallback):
             self._shadow.rebalance(self._shadow_target, bar.open, runner.rules)  # the paper exchange's fill
             self._shadow_target = math.nan
         decision = self.host.judge(str(bar.time), incumbent_equity, self._shadow.value(bar.close),
-                                   state.risk_state.value)
+                                   state.risk_state.value, bar=state.step)
         if decision is not None and decision.outcome == "promote":
             self._shadow, self._shadow_target = Account(state.cash_krw, state.position_usdt), math.nan
 
@@ -270,20 +278,20 @@ class ModelCallback(LiveCallback):
             self._thread.join()
             self._thread = None
 
-    def _publish(self) -> None:
-        """Publish the update started after the previous bar (waits only if it is still running)."""
+    def _publish(self, step: int) -> None:
+        """Publish the update started after the previous bar, at bar ``step`` (waits only if it is still running)."""
         if self._thread is None:
             return
         self._join()
         if self._error is not None:
             log.error("online update failed (%s); trading continues with %s", self._error, self.host.version)
             self.host.log.write("learner", "error", {"error": repr(self._error)}, model_version=self.host.version,
-                                ok=False)
+                                ok=False, bar=step)
             self._error = None
             return
         result, self._result = self._result, None
         if result is not None:
-            self.host.publish(result, self._lineage)
+            self.host.publish(result, self._lineage, bar=step)
 
     # ----------------------------------------------------------------- restart
     def state_dict(self) -> dict[str, Any]:
