@@ -139,7 +139,8 @@ def evaluate_checkpoint(ckpt: str, *, split: str, cli_cfg: dict[str, Any], overr
     lines = [(f"window {m['window']} ({m['period'][0][:10]} .. {m['period'][1][:10]})" if "window" in m
               else f"data seed {m.get('data_seed')}") + f": {market_line(m)}" for m in markets]
     paired = {}
-    for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold")):
+    for reference, label in (("premium_threshold", "the band rule"), ("buy_and_hold", "buy-and-hold"),
+                             ("model_based", "the model-based trader")):
         diffs = [float(m["policy"]["return"]) - float(m["baselines"][reference]["return"])
                  for m in markets if reference in m.get("baselines", {})]
         if diffs:
