@@ -54,6 +54,7 @@ HEAD_LIMIT = 16 * 1024
 HEAD_TIMEOUT_S = 10.0
 COUNTS_EVERY_S = 0.5
 COPY_BYTES = 1 << 16
+LINGER_S, LINGER_BYTES = 2.0, 8 << 20
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"}
 
 
@@ -180,10 +181,13 @@ class FrontDoor:
                     writer.write(chunk)
                     await writer.drain()
             finally:
+                unread = not body.done()
                 body.cancel()
                 await asyncio.gather(body, return_exceptions=True)
         finally:
             back_writer.close()
+        if unread:  # answered before the body was all read (the backend cut it): the answer, not a reset
+            await _linger(reader, writer)
 
     async def _body(self, head: Head, reader: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
         """Copy the request's body as framed, and nothing after it; the client gone mid-body: hang up on the backend."""
@@ -231,6 +235,20 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: i
         writer.write(chunk)
         await writer.drain()
         n -= len(chunk)
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then read and drop what the client still sends (bounded): closing a socket with unread
+    data resets the connection, and a reset can throw away the answer before the client has read it.
+    Only for forwarded requests (a client with the token); a refusal from the head hangs up at once."""
+    writer.write_eof()
+    loop = asyncio.get_running_loop()
+    end, dropped = loop.time() + LINGER_S, 0
+    while dropped < LINGER_BYTES and (left := end - loop.time()) > 0:
+        chunk = await asyncio.wait_for(reader.read(COPY_BYTES), left)
+        if not chunk:
+            return
+        dropped += len(chunk)
 
 
 def _say(out: TextIO, message: dict[str, Any]) -> None:
