@@ -24,7 +24,9 @@ connection is closed without reading the body.  An accepted request is forwarded
 ``Connection: close`` -- one request per forwarded connection, and its body forwarded exactly as framed
 (``Content-Length`` bytes, or the chunks up to the last one), so nothing after it reaches the backend --
 the backend's answer is streamed back and the client's connection closed: a second request on a
-keep-alive connection is never read.  The backend's own RequestGuard still checks the token and the size
+keep-alive connection is never read.  (When the backend answered before the body was all sent -- it cut
+a chunked body at the limit -- the rest is read and dropped for a moment, bounded, so the client reads
+the answer rather than a reset; a refusal from the head hangs up at once, as the guard does.)  The backend's own RequestGuard still checks the token and the size
 (a chunked body over the limit is cut there).
 
 Talking to the session (one JSON object a line): the first line on stdin is the configuration (the token
