@@ -261,3 +261,15 @@ def test_the_front_door_exits_when_the_session_is_killed(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_live_session_on_a_port_in_use_refuses_in_one_line(checkpoint, live_cli, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = live_cli(f"ckpt={checkpoint}", f"live.state_dir={tmp_path / 'state'}", "live.api.enabled=true",
+                        f"live.api.port={port}", "live.max_bars=3", env={"KPREMIA_API_TOKEN": TOKEN})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert f"could not start on 127.0.0.1:{port}" in proc.stderr and "pick another live.api.port" in proc.stderr

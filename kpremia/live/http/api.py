@@ -11,7 +11,8 @@ Endpoints (JSON; see docs/live.md for bodies and answers)::
     GET  /status        what the status page shows (equity, buy-and-hold, position, premium, decisions, ...)
     GET  /              the status page (updates itself every few seconds)
 
-Security: the server binds 127.0.0.1 by default.  Any other bind refuses to start
+Security: the server binds 127.0.0.1 by default (in a live session the front door process binds
+``live.api.host:live.api.port`` and forwards to uvicorn on 127.0.0.1: :mod:`kpremia.live.http.front_door`).  Any other bind refuses to start
 unless a token of at least :data:`MIN_TOKEN_CHARS` characters is set in the
 environment variable ``live.api.token_env`` (``KPREMIA_API_TOKEN``); with a token
 every endpoint but ``/health`` and the page itself wants ``Authorization: Bearer

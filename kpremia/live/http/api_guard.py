@@ -1,6 +1,9 @@
-"""The control API's front door: the token and the body size are checked before a byte of the body is read.
+"""The control API's guard: the token and the body size are checked before a byte of the body is read.
 
-A pure ASGI middleware (:class:`RequestGuard`) in front of the FastAPI app.
+A pure ASGI middleware (:class:`RequestGuard`) in front of the FastAPI app.  In a live session it is
+the second check: the front door process (:mod:`kpremia.live.http.front_door`) applies the same rules
+(:mod:`kpremia.live.http.refusals`) to the request head before forwarding, so a flood is turned away
+outside the session's interpreter; ``serve`` has the guard alone.
 FastAPI reads and parses a request's body while it resolves the endpoint's
 arguments, *before* any ``Depends`` runs, and it does so on the server's event
 loop thread; in the same process as the trading loop, a 50 MB body parsed
