@@ -172,6 +172,13 @@ def test_keep_alive_cannot_smuggle_a_second_request(api):
     assert b"connection: close" in data.lower()
     assert seen == [("POST", "/act")], "nothing after the first request's body reached the backend"
     assert [v.name for v in host.versions.list()] == versions
+    # a header hidden behind a bare LF (read as a line end by lenient parsers) is refused, never forwarded
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\nContent-Length: 5\r\n\r\n")
+    status, _, body = read_response(sock, timeout_s=10)
+    sock.close()
+    assert status == 400 and b"bare CR, LF or NUL" in body
+    assert seen == [("POST", "/act")]
 
 
 def test_connections_beyond_the_limit_are_answered_503(api):

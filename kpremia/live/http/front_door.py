@@ -29,6 +29,9 @@ a chunked body at the limit -- the rest is read and dropped for a moment, bounde
 the answer rather than a reset; a refusal from the head hangs up at once, as the guard does.)  The backend's own RequestGuard still checks the token and the size
 (a chunked body over the limit is cut there).
 
+The process lowers its own scheduling priority (niceness +:data:`NICE`): on a machine short of CPU --
+a flood keeps this process busy -- the scheduler runs the session's bar thread first.
+
 Talking to the session (one JSON object a line): the first line on stdin is the configuration (the token
 travels here, never in argv or the environment); a later ``{"alarm": "<cause>"}`` trips the storage
 alarm; stdin closing (the session stopped, or was killed) shuts this process down.  On stdout: first
@@ -45,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+import os
 import sys
 import threading
 from collections import Counter
@@ -57,6 +61,7 @@ HEAD_TIMEOUT_S = 10.0
 COUNTS_EVERY_S = 0.5
 COPY_BYTES = 1 << 16
 LINGER_S, LINGER_BYTES = 2.0, 8 << 20
+NICE = 10  # added to this process's niceness: under CPU contention, the session's bar thread wins
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"}
 
 
@@ -74,6 +79,9 @@ class Head:
 
     def __init__(self, raw: bytes) -> None:
         lines = raw[:-4].split(b"\r\n")
+        if any(b"\n" in line or b"\r" in line or b"\0" in line for line in lines):
+            # a bare LF the backend might read as a line end would hide a header from these checks
+            raise BadHead(400, "malformed request head: lines end with CRLF, no bare CR, LF or NUL")
         parts = lines[0].decode("latin-1").split(" ")
         if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1") or not parts[1]:
             raise BadHead(400, "malformed request line: expected 'METHOD /path HTTP/1.1'")
@@ -183,40 +191,53 @@ class FrontDoor:
                     writer.write(chunk)
                     await writer.drain()
             finally:
-                unread = not body.done()
+                whole = body.done() and not body.cancelled() and body.exception() is None and body.result()
                 body.cancel()
                 await asyncio.gather(body, return_exceptions=True)
         finally:
             back_writer.close()
-        if unread:  # answered before the body was all read (the backend cut it): the answer, not a reset
+        if not whole:  # answered before the body was all read (the backend cut it): the answer, not a reset
             await _linger(reader, writer)
 
-    async def _body(self, head: Head, reader: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
-        """Copy the request's body as framed, and nothing after it; the client gone mid-body: hang up on the backend."""
+    async def _body(self, head: Head, reader: asyncio.StreamReader, back: asyncio.StreamWriter) -> bool:
+        """Copy the request's body as framed, and nothing after it; whether it was all copied.
+
+        A chunked body stops one byte past the limit: the backend's guard answers 413 to that, with
+        nothing left unread on its side (a socket closed with unread data resets the connection, and
+        the reset can beat the answer).  The client gone mid-body: hang up on the backend too."""
         try:
-            await self._copy_body(head, reader, back)
+            return await self._copy_body(head, reader, back)
         except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             back.close()  # the backend sees the disconnect and answers nobody
+            return False
 
-    async def _copy_body(self, head: Head, reader: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
+    async def _copy_body(self, head: Head, reader: asyncio.StreamReader, back: asyncio.StreamWriter) -> bool:
         length = head.get(b"content-length")
         if length is not None:
             await _copy(reader, back, int(length))
         elif head.get(b"transfer-encoding") is not None:
+            left = self.max_body_bytes + 1  # payload bytes the backend may still be sent
             while True:
                 line = await reader.readuntil(b"\r\n")
                 back.write(line)
                 try:
                     size = int(line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
-                    return  # the backend answers the broken framing
+                    await back.drain()
+                    return False  # the backend answers the broken framing
                 if size == 0:
                     while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
                         back.write(trailer)
                     back.write(b"\r\n")
                     break
+                if size >= left:
+                    await _copy(reader, back, left)
+                    await back.drain()
+                    return False  # over the limit: the guard refuses it, the rest is not sent
                 await _copy(reader, back, size + 2)
+                left -= size
         await back.drain()
+        return True
 
     # ----------------------------------------------------------------- reports to the session
     def report(self) -> None:
@@ -293,6 +314,10 @@ async def serve(config: dict[str, Any], control: TextIO, out: TextIO) -> int:
 
 
 def main() -> int:
+    try:
+        os.nice(NICE)  # the bars come first: on a busy machine the scheduler runs the session before a flood
+    except OSError:
+        pass
     first = sys.stdin.readline()
     if not first:
         return 1
