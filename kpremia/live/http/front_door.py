@@ -30,7 +30,11 @@ the answer rather than a reset; a refusal from the head hangs up at once, as the
 (a chunked body over the limit is cut there).
 
 The process lowers its own scheduling priority (niceness +:data:`NICE`): on a machine short of CPU --
-a flood keeps this process busy -- the scheduler runs the session's bar thread first.
+a flood keeps this process busy -- the scheduler runs the session's bar thread first.  It stays in the
+session's process group and session on purpose: where the kernel groups CPU shares by session
+(autogroup), a ``setsid`` child would get a share of its own beside the session's, and its niceness would
+count only inside it.  Ctrl-C reaches the whole group, so this process ignores SIGINT: the session
+stops it after its last bar, as it stops everything else.
 
 Talking to the session (one JSON object a line): the first line on stdin is the configuration (the token
 travels here, never in argv or the environment); a later ``{"alarm": "<cause>"}`` trips the storage
@@ -49,6 +53,7 @@ import asyncio
 import http
 import json
 import os
+import signal
 import sys
 import threading
 from collections import Counter
@@ -314,6 +319,7 @@ async def serve(config: dict[str, Any], control: TextIO, out: TextIO) -> int:
 
 
 def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the session stops us
     try:
         os.nice(NICE)  # the bars come first: on a busy machine the scheduler runs the session before a flood
     except OSError:

@@ -65,7 +65,7 @@ class FrontDoorProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(  # the child runs this checkout's code, not another's
             filter(None, [str(Path(kpremia.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}
         self._proc = subprocess.Popen([sys.executable, "-m", "kpremia.live.http.front_door"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                                      stdout=subprocess.PIPE, text=True, env=env)
         config = {"host": self.config.host, "port": int(self.config.port), "backend_port": int(backend_port),
                   "token": self.token, "max_body_bytes": self.max_body_bytes,
                   "max_connections": int(self.config.max_connections)}
