@@ -207,7 +207,7 @@ def run_scenario(name: str, ckpt: Path, root: Path, args: argparse.Namespace) ->
     if other is not None:
         other.kill()
         other.wait()
-    if decisions(journal)["created_at"].max() < str(end):
+    if pd.to_datetime(decisions(journal)["created_at"]).max() < end:
         print(f"{name}: the flood outlasted the session (its --bars, or the replay data: {len(decisions(journal))} "
               "bars): only the bars decided under the flood are compared; a slower --pace-ms covers more", flush=True)
     code = proc.wait()
