@@ -9,15 +9,17 @@ streams), and uvicorn binds ``127.0.0.1`` on a free port that only this process 
 
 Per client connection, at most :data:`HEAD_LIMIT` bytes of request head are read within
 :data:`HEAD_TIMEOUT_S` seconds, and the rules of :mod:`kpremia.live.http.refusals` (the ones
-:class:`~kpremia.live.http.api_guard.RequestGuard` applies) are checked, in its order:
+:class:`~kpremia.live.http.api_guard.RequestGuard` applies) are checked, in this order:
 
+* a head over the limit -> **431**; a head with a bare CR, LF or NUL, or not ``METHOD target HTTP/1.x``
+  -> **400**;
 * the storage alarm tripped -> **503** with its cause, to every request (authenticated or not: the
   session is stopping, and the same answer as the guard's);
+* more than ``max_connections`` connections at once -> **503** (uvicorn's limit answered the same way);
 * a path other than ``GET``/``HEAD`` ``/health`` and ``/`` without ``Authorization: Bearer <token>`` -> **401**;
-* a ``Content-Length`` over the body limit -> **413**;
-* more than ``max_connections`` connections at once -> **503**; a head that is not HTTP/1.x, is too
-  long, or frames its body ambiguously (``Content-Length`` with ``Transfer-Encoding``, a coding other than
-  ``chunked``) -> **400** / **431** / **501**.
+* a ``Content-Length`` over the body limit (or not a plain number) -> **413**;
+* a body framed ambiguously (two Content-Lengths, ``Content-Length`` with ``Transfer-Encoding``) -> **400**,
+  a coding other than ``chunked`` -> **501**.
 
 Every refusal is a JSON ``{"detail": "...; nothing was changed"}`` with ``Connection: close``, and the
 connection is closed without reading the body.  An accepted request is forwarded to the backend with
