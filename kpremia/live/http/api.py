@@ -11,12 +11,13 @@ Endpoints (JSON; see docs/live.md for bodies and answers)::
     GET  /status        what the status page shows (equity, buy-and-hold, position, premium, decisions, ...)
     GET  /              the status page (updates itself every few seconds)
 
-Security: the server binds 127.0.0.1 by default.  Any other bind refuses to start
+Security: the server binds 127.0.0.1 by default (in a live session the front door process binds
+``live.api.host:live.api.port`` and forwards to uvicorn on 127.0.0.1: :mod:`kpremia.live.http.front_door`).  Any other bind refuses to start
 unless a token of at least :data:`MIN_TOKEN_CHARS` characters is set in the
 environment variable ``live.api.token_env`` (``KPREMIA_API_TOKEN``); with a token
 every endpoint but ``/health`` and the page itself wants ``Authorization: Bearer
 <token>``, compared in constant time.  The token and the body size (at most
-:data:`~kpremia.live.http.api_guard.DEFAULT_MAX_BODY_BYTES`, 1 MiB) are checked by
+:data:`~kpremia.live.http.refusals.DEFAULT_MAX_BODY_BYTES`, 1 MiB) are checked by
 :class:`~kpremia.live.http.api_guard.RequestGuard` from the headers alone, before any
 of the body is read: an unauthenticated or
 oversized upload costs the server a header parse, not a JSON parse on the thread
@@ -45,7 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from kpremia.core.errors import UserError
 from kpremia.run.live_config import ApiConfig
-from kpremia.live.http.api_guard import DEFAULT_MAX_BODY_BYTES, RequestCounters, RequestGuard
+from kpremia.live.http.api_guard import RequestCounters, RequestGuard
+from kpremia.live.http.refusals import DEFAULT_MAX_BODY_BYTES
 from kpremia.live.http.status import StatusSource
 from kpremia.live.http.status_page import STATUS_PAGE
 from kpremia.live.learning.host import ModelHost
@@ -312,12 +314,19 @@ def _obs_tensors(host: ModelHost, obs: dict[str, list[Any]]) -> dict[str, torch.
 
 
 class ApiServer:
-    """uvicorn in a background thread (for ``live ... live.api.enabled=true``), or in the foreground (``serve``)."""
+    """uvicorn in a background thread, or in the foreground (``serve``).
 
-    def __init__(self, app: FastAPI, config: ApiConfig):
+    In a live session (``live ... live.api.enabled=true``) this is the backend on 127.0.0.1 behind the
+    front door process (:class:`~kpremia.live.http.front_process.FrontedApi`), which keeps floods of
+    requests out of the session's interpreter.  ``serve`` runs it alone on the public address: a process
+    with no trading loop has no bars for a flood to make late.
+    """
+
+    def __init__(self, app: FastAPI, config: ApiConfig, name: str = "control API"):
         import uvicorn
 
         self.config = config
+        self.name = name
         self.counters: RequestCounters | None = getattr(app.state, "counters", None)
         # Bounded work per client: connections (and requests) at once, a short keep-alive, small headers, a short
         # listen backlog; the body limit is RequestGuard's.  Beyond max_connections uvicorn answers 503 at once.
@@ -341,10 +350,10 @@ class ApiServer:
         end = time.monotonic() + timeout_s
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > end:
-                raise UserError(f"the control API could not start on {self.config.host}:{self.config.port} "
+                raise UserError(f"the {self.name} could not start on {self.config.host}:{self.config.port} "
                                 "(port in use?); pick another live.api.port")
             time.sleep(0.02)
-        log.info("control API on http://%s:%d/", self.config.host, self.port)
+        log.info("%s on http://%s:%d/", self.name, self.config.host, self.port)
 
     def run(self) -> None:
         try:

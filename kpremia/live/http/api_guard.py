@@ -1,6 +1,9 @@
-"""The control API's front door: the token and the body size are checked before a byte of the body is read.
+"""The control API's guard: the token and the body size are checked before a byte of the body is read.
 
-A pure ASGI middleware (:class:`RequestGuard`) in front of the FastAPI app.
+A pure ASGI middleware (:class:`RequestGuard`) in front of the FastAPI app.  In a live session it is
+the second check: the front door process (:mod:`kpremia.live.http.front_door`) applies the same rules
+(:mod:`kpremia.live.http.refusals`) to the request head before forwarding, so a flood is turned away
+outside the session's interpreter; ``serve`` has the guard alone.
 FastAPI reads and parses a request's body while it resolves the endpoint's
 arguments, *before* any ``Depends`` runs, and it does so on the server's event
 loop thread; in the same process as the trading loop, a 50 MB body parsed
@@ -28,13 +31,13 @@ the real events off the page or fill the disk.
 
 from __future__ import annotations
 
-import hmac
-import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kpremia.live.http.refusals import (DEFAULT_MAX_BODY_BYTES, UNAUTHENTICATED, authorised, oversized, refusal,
+                                        storage_failed, too_large)
 from kpremia.live.loop.storage import StorageAlarm
 
 Scope = dict[str, Any]
@@ -42,9 +45,6 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")}
-DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
 class RequestCounters:
@@ -66,14 +66,15 @@ class RequestCounters:
         self.summary_every_s = float(summary_every_s)
         self._last_summary = time.monotonic()
 
-    def count(self, status: int) -> None:
+    def count(self, status: int, times: int = 1) -> None:
+        """Count ``times`` answers of ``status`` (the front door reports its refusals in batches)."""
         kind = ("accepted" if status < 400 else "unauthenticated" if status == 401 else "too_large"
                 if status == 413 else "rejected" if status < 500 else "failed")
         due = None
         with self._lock:
-            self.counts[kind] += 1
+            self.counts[kind] += times
             if kind != "accepted":
-                self._unsummarised[kind] += 1
+                self._unsummarised[kind] += times
                 if time.monotonic() - self._last_summary >= self.summary_every_s:
                     due = self._take()
         if due:
@@ -125,15 +126,13 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if self.alarm is not None and self.alarm.tripped:
-            await self._refuse(send, 503, f"storage failed ({self.alarm.message}): the session is stopping; start it "
-                                          "again once the disk has space")
+            await self._refuse(send, 503, storage_failed(self.alarm.message))
             return
-        if not self._authorised(scope):
-            await self._refuse(send, 401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+        if not authorised(scope["method"], scope["path"], _header(scope, b"authorization"), self.expected):
+            await self._refuse(send, 401, UNAUTHENTICATED)
             return
-        length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await self._refuse(send, 413, f"request body over {self.max_body_bytes} bytes; send less")
+        if oversized(_header(scope, b"content-length"), self.max_body_bytes):
+            await self._refuse(send, 413, too_large(self.max_body_bytes))
             return
         body = bytearray()
         more = True
@@ -143,7 +142,7 @@ class RequestGuard:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await self._refuse(send, 413, f"request body over {self.max_body_bytes} bytes; send less")
+                await self._refuse(send, 413, too_large(self.max_body_bytes))
                 return
             more = bool(message.get("more_body", False))
         replayed = False
@@ -162,18 +161,10 @@ class RequestGuard:
 
         await self.app(scope, replay, counted_send)
 
-    def _authorised(self, scope: Scope) -> bool:
-        if self.expected is None or (scope["method"], scope["path"]) in PUBLIC:
-            return True
-        scheme, _, given = (_header(scope, b"authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.expected)
-
     async def _refuse(self, send: Send, status: int, detail: str) -> None:
         self.counters.count(status)
-        body = json.dumps({"detail": f"{detail}; nothing was changed"}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        headers, body = refusal(detail)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

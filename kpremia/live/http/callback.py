@@ -10,6 +10,10 @@ start, stopped at the end -- is this callback's and the model's life is the
 The bind is checked when the callback is built (a non-loopback bind without a
 long token is one line before anything is opened or written); the server starts
 in ``on_start``, after every refusal of the start, and stops in ``on_stop``.
+
+The server is :class:`~kpremia.live.http.front_process.FrontedApi`: uvicorn on 127.0.0.1 behind a front
+door process on the public ``live.api.host:live.api.port``, so the requests it refuses (a flood of
+them) cost the session's interpreter nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 from kpremia.core.errors import UserError
 from kpremia.core.registry import LIVE_CALLBACKS
 from kpremia.run.live_config import ApiConfig, LiveConfig
-from kpremia.live.http.api import ApiServer, check_bind, create_app
+from kpremia.live.http.api import check_bind, create_app
+from kpremia.live.http.front_process import FrontedApi
 from kpremia.live.http.status import StatusSource
 from kpremia.live.learning.learning import ModelCallback
 from kpremia.live.loop.callback import LiveCallback
@@ -34,7 +39,7 @@ class ApiCallback(LiveCallback):
     def __init__(self, api: ApiConfig = ApiConfig()) -> None:
         self.config = api
         self.token = check_bind(api) if api.enabled else None  # a refused bind: one line, nothing opened
-        self.server: ApiServer | None = None
+        self.server: FrontedApi | None = None
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], live: LiveConfig) -> ApiCallback:
@@ -51,8 +56,9 @@ class ApiCallback(LiveCallback):
             raise UserError("live.api.enabled=true serves the model of the `model` callback, which hosts none here; "
                             "set live.api.enabled=false")
         state_dir = Path(runner.config.get("state_dir", "."))
-        self.server = ApiServer(create_app(model.host, StatusSource(state_dir), self.token, alarm=runner.storage,
-                                           save_every_s=self.config.save_every_s), self.config)
+        app = create_app(model.host, StatusSource(state_dir), self.token, alarm=runner.storage,
+                         save_every_s=self.config.save_every_s)
+        self.server = FrontedApi(app, self.config, self.token, runner.storage)
 
     def on_start(self, runner: Any) -> None:
         if self.server is not None:

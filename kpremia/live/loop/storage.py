@@ -84,6 +84,10 @@ class StorageAlarm:
     def tripped(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, timeout_s: float) -> bool:
+        """Block until tripped or ``timeout_s`` passed; whether it is tripped."""
+        return self._event.wait(timeout_s)
+
     def trip(self, message: str) -> None:
         if not self._event.is_set():
             self.message = message
