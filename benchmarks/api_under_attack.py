@@ -207,13 +207,14 @@ def run_scenario(name: str, ckpt: Path, root: Path, args: argparse.Namespace) ->
     if other is not None:
         other.kill()
         other.wait()
-    if pd.to_datetime(decisions(journal)["created_at"]).max() < end:
-        print(f"{name}: the flood outlasted the session (its --bars, or the replay data: {len(decisions(journal))} "
-              "bars): only the bars decided under the flood are compared; a slower --pace-ms covers more", flush=True)
     code = proc.wait()
     if code != 0:
         raise SystemExit(f"{name}: the session failed ({code}): {proc.stderr.read()[-2000:]}")
     d = decisions(journal)
+    # Asked once the session has ended: while it runs, its last bar is always a moment before `end`.
+    if pd.to_datetime(d["created_at"]).max() < end:
+        print(f"{name}: the flood outlasted the session (its --bars, or the replay data: {len(d)} "
+              "bars): only the bars decided under the flood are compared; a slower --pace-ms covers more", flush=True)
     created = pd.to_datetime(d["created_at"])
     beyond = (created.diff().dt.total_seconds().to_numpy() - args.pace_ms / 1e3) * 1e3
     inside = ((created >= start) & (created <= end)).to_numpy().copy()
