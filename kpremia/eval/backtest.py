@@ -156,8 +156,9 @@ def run_policy_backtests(policy_act_fn: PolicyActFn, markets: Sequence[MarketTen
     for group in _same_length_groups(markets):
         parts = [markets[i] for i in group]
         stacked, offsets = concat_markets(parts)
-        clock = env_config(env).in_bars(stacked.bar_minutes).clock
-        sim = make_sequential_env(stacked, env_config(env).in_bars(stacked.bar_minutes), n_envs=len(parts),
+        config = env_config(env).in_bars(stacked.bar_minutes)  # a duration ("4h") becomes bars of this size
+        clock = config.clock
+        sim = make_sequential_env(stacked, config, n_envs=len(parts),
                                   starts=[o + m.valid_from for o, m in zip(offsets, parts, strict=True)])
         no_order = torch.full((len(parts),), -1, dtype=torch.long, device=sim.device)
 

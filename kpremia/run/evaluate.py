@@ -264,14 +264,17 @@ def _evaluate_markets(loaded: Any, cases: list[_Case], eval_cfg: EvalConfig, spl
     env = cases[0].cfg.env  # one run, one bar size: the same market model on every market
     scheme = env.scheme()
     seed = int(cases[0].cfg["seed"])
-    act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), seed)
+    def policy() -> tuple[Any, int]:  # a sampled policy's generator starts from the seed on every market
+        return _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), seed)
+
+    act, n_envs = policy()
     targets = [case.target for case in cases]
     if n_envs == 1:
         policy_traces = [[trace] for trace in run_policy_backtests(act, targets, env, progress="policy backtest")]
     else:
         policy_traces = []
         for case in cases:
-            act, n_envs = _policy_act(module, eval_cfg, scheme.n_actions, tuple(scheme.action_names), seed)
+            act, n_envs = policy()
             policy_traces.append(run_policy_backtest(act, case.target, env, n_envs=n_envs, seed=seed,
                                                      progress="policy backtest"))
     baseline_traces = run_baseline_backtests_on_markets([case.baselines for case in cases], targets, env,
