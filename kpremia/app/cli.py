@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -218,18 +219,33 @@ class _Finished(Exception):
     """``fit ckpt=<a finished run>``: the one line that says so (exit 0, nothing run)."""
 
 
-def _hydra_run_dir_args(spec: Command) -> list[str]:
+def _hydra_run_dir_args(spec: Command, resolved: dict[str, Any] | None, args: list[str]) -> list[str]:
     """Where Hydra puts the command's run: a new ``<date>_<time>_<label>`` directory, or none at all.
 
-    A new run directory is named by :mod:`kpremia.core.run_dirs` (config.yaml's ``hydra.run.dir``
-    for the experiment's name, the table's ``label`` otherwise, e.g. ``backtest``); the other
-    commands write beside their checkpoint (validate / test) or into ``live.state_dir``.
+    A new run directory is claimed here, before Hydra starts (:func:`kpremia.core.run_dirs.new_run_dir`
+    creates it, with a ``_<n>`` suffix when a run of the same second has it), so two ``fit`` s started
+    in the same second never write into one directory; a ``hydra.run.dir=`` of the user's, a multirun
+    (Hydra's sweep directory) or Hydra's own flags keep config.yaml's pattern.  The other commands
+    write beside their checkpoint (validate / test) or into ``live.state_dir``.
     """
     if spec.run_dir == "new":
-        from kpremia.core.run_dirs import hydra_run_dir
+        from kpremia.core.run_dirs import hydra_run_dir, new_run_dir
 
+        multirun = any(a in ("-m", "--multirun") for a in args)
+        if resolved is not None and not multirun and not any(a.startswith("hydra.run.dir=") for a in args):
+            return [f"hydra.run.dir={_override_value(str(new_run_dir(resolved, spec.label)))}"]
         return [] if spec.label is None else [f"hydra.run.dir={hydra_run_dir(spec.label)}"]
     return ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
+
+
+def _override_value(text: str) -> str:
+    """``text`` as one Hydra override value: quoted when it holds characters the grammar would parse."""
+    if re.fullmatch(r"[\w./+@-]+", text):
+        return text
+    # Hydra's quoted strings: a quote is escaped, and so are backslashes just before one (or at the end)
+    quoted = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    trailing = len(quoted) - len(quoted.rstrip("\\"))
+    return "'" + quoted + "\\" * trailing + "'"
 
 
 def _run_hydra(command: str, args: list[str]) -> int:
@@ -258,7 +274,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
             except _Finished as finished:
                 print(finished, flush=True)
                 return 0
-    extra = _hydra_run_dir_args(spec)
+    extra = _hydra_run_dir_args(spec, None if passthrough else resolved, args)
 
     @hydra.main(config_path="pkg://kpremia.configs", config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> Any:

@@ -34,13 +34,22 @@ def run_label(cfg: Mapping[str, Any], label: str | None = None) -> str:
 
 
 def new_run_dir(cfg: Mapping[str, Any], label: str | None = None) -> Path:
-    """A fresh run directory under ``paths.runs_dir`` (a ``_<n>`` suffix when one of that second exists)."""
+    """Claim a fresh, empty run directory under ``paths.runs_dir``: ``<date>_<time>_<label>``, with a
+    ``_<n>`` suffix when one of that name exists.
+
+    Claimed by creating it (``mkdir`` fails on a directory that exists), so two runs started in
+    the same second -- a shell loop, two terminals, a job array -- never share a directory.
+    """
     root = Path(runs_root(cfg))
+    root.mkdir(parents=True, exist_ok=True)
     stem = run_dir_name(run_label(cfg, label))
     candidate, n = root / stem, 1
-    while candidate.exists():
-        candidate, n = root / f"{stem}_{n}", n + 1
-    return candidate
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            candidate, n = root / f"{stem}_{n}", n + 1
 
 
 def study_dir(cfg: Mapping[str, Any]) -> Path:

@@ -41,9 +41,37 @@ def test_a_run_dir_name_is_date_time_label(tmp_path: Path) -> None:
     cfg = {"paths": {"runs_dir": str(tmp_path)}, "experiment_name": "mlp_ppo"}
     first = new_run_dir(cfg)
     assert first.parent == tmp_path and _stamp_and_label(first.name)[1] == "mlp_ppo"
-    first.mkdir()
+    assert first.is_dir() and not any(first.iterdir())  # claimed: created, empty
     second = new_run_dir(cfg)  # the same second (or the next): never the same directory
-    assert second != first and second.parent == tmp_path
+    assert second != first and second.parent == tmp_path and second.is_dir()
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path: Path, monkeypatch) -> None:
+    """The clock stopped on one second: every claim still gets a directory of its own."""
+    import kpremia.core.run_dirs as run_dirs
+
+    monkeypatch.setattr(run_dirs, "run_dir_name", lambda label, when=None: f"2025-03-04_05-06-07_{label}")
+    cfg = {"paths": {"runs_dir": str(tmp_path / "deep" / "runs")}, "experiment_name": "mlp_ppo"}
+    claimed = [run_dirs.new_run_dir(cfg) for _ in range(3)]
+    assert [p.name for p in claimed] == ["2025-03-04_05-06-07_mlp_ppo", "2025-03-04_05-06-07_mlp_ppo_1",
+                                         "2025-03-04_05-06-07_mlp_ppo_2"]
+    assert all(p.is_dir() for p in claimed)
+
+
+@pytest.mark.slow
+def test_the_cli_does_not_write_into_a_run_of_the_same_second(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Two `backtest`s in one second (a shell loop): the second's files go to `<name>_1`, the first's stay."""
+    import kpremia.core.run_dirs as run_dirs
+
+    monkeypatch.setattr(run_dirs, "run_dir_name", lambda label, when=None: f"2025-03-04_05-06-07_{label}")
+    runs = tmp_path / "my runs"  # a space: the claimed path reaches Hydra quoted
+    taken = runs / "2025-03-04_05-06-07_backtest"
+    taken.mkdir(parents=True)
+    (taken / "theirs.txt").write_text("a run of the same second")
+    assert main(["backtest", "debug=fast", "eval.plots=false", f"paths.runs_dir={runs}"]) == 0
+    report = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report.is_relative_to(runs / "2025-03-04_05-06-07_backtest_1")
+    assert [p.name for p in taken.iterdir()] == ["theirs.txt"]
 
 
 @pytest.mark.slow
