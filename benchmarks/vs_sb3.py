@@ -28,9 +28,14 @@ env step rate of each with random actions.
 experiment=E`` (``--experiment``, default the main job ``gru_attn_ppo``, with all
 its settings: encoder, critic, warm start) each get the same wall-clock budget per
 seed (seed = the synthetic market's seed, as in ``fit``; the warm start, if any,
-counts in kpremia's budget), then their final weights play the validation split
-deterministically through the same backtest, beside the band rule fit on the train
-split with the same rules; return and trades per seed and mean ± std.
+counts in kpremia's budget).  Their final weights then play, deterministically and
+through the same backtest, the seed's validation split and the test splits of
+``--markets`` unseen draws of the market (data seeds 1000000 + j, the draws ``test
+eval.test_markets`` plays), each beside the band rule fit on that draw's own train
+split.  Printed: per seed the validation return and the mean test return; over all
+seeds x markets each trainer's paired difference to the band rule and the two
+trainers' difference, with stratified bootstrap 95 % intervals
+(:mod:`kpremia.eval.paired`).
 
 Ratios from one run are what count: both sides share the machine's load at
 the same moment (the load average is printed before and after).
@@ -195,17 +200,20 @@ def vecenv(args: argparse.Namespace, kw: dict[str, Any]) -> tuple[list[tuple], l
     return train_rows, env_rows
 
 
-def learning(args: argparse.Namespace) -> list[tuple]:
-    """Equal wall-clock budget: SB3 PPO vs kpremia on one experiment, validation return and trades per seed."""
+def learning(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Equal wall-clock budget: SB3 PPO vs kpremia on one experiment, scored on validation and unseen markets."""
     import lightning as L
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     from kpremia.core.threads import apply_threads
-    from kpremia.eval.backtest import run_policy_backtest, trace_metrics
+    from kpremia.envs.experiment import ALL_SPLITS
+    from kpremia.eval.backtest import run_baseline_backtests_on_markets, run_policy_backtests, trace_metrics
+    from kpremia.eval.baselines import make_baselines
     from kpremia.run import training
     from kpremia.run.checkpoint import build_module
+    from kpremia.run.evaluate import TEST_MARKET_SEED_BASE
 
     budget = float(args.budget_s)
 
@@ -226,24 +234,46 @@ def learning(args: argparse.Namespace) -> list[tuple]:
             if time.perf_counter() - self.t0 >= budget:
                 trainer.should_stop = True
 
-    from kpremia.eval.backtest import run_baseline_backtests
-    from kpremia.eval.baselines import make_baselines
-
     experiment = args.experiment
-    rows = []
+    data_seeds = [TEST_MARKET_SEED_BASE + j for j in range(args.markets)]
+    band_on: dict[int, float] = {}  # data seed -> the band rule's test return (fit on that draw's train split)
+    rows: list[dict[str, Any]] = []
     for seed in args.seeds:
         cfg = train_throughput.compose([f"experiment={experiment}", *base_overrides(args.threads), f"seed={seed}",
                                         "algo.total_env_steps=100000000"])
         market = load_market(cfg)
-        val, ekw = market.tensors["val"], cfg["env"]
-
-        def score(act: Any) -> dict[str, float]:
-            return trace_metrics(run_policy_backtest(act, val, ekw)[0])
-
+        ekw = cfg["env"]
+        # The unseen draws through the seed's own normaliser (what a checkpoint of this run would see there).
+        draws = [load_market({**cfg, "data": {**cfg["data"], "seed": s}}, ALL_SPLITS, normalizer=market.normalizer)
+                 for s in data_seeds]
+        targets = [market.tensors["val"], *(d.tensors["test"] for d in draws)]
+        missing = [(s, d) for s, d in zip(data_seeds, draws, strict=True) if s not in band_on]
+        if missing:
+            bands = []
+            for _, draw in missing:
+                rule = make_baselines(["premium_threshold"], ekw)
+                rule["premium_threshold"].fit(draw.tensors["train"])
+                bands.append(rule)
+            traces = run_baseline_backtests_on_markets(bands, [d.tensors["test"] for _, d in missing], ekw)
+            band_on.update({s: float(trace_metrics(t["premium_threshold"])["return"])
+                            for (s, _), t in zip(missing, traces, strict=True)})
         band = make_baselines(["premium_threshold"], ekw)["premium_threshold"]
         band.fit(market.tensors["train"])
-        m = trace_metrics(run_baseline_backtests({"band": band}, val, ekw)["band"])
-        rows.append(("band rule (fit on train)", seed, 0, 0.0, m["return"], m["n_trades"]))
+        m = trace_metrics(run_baseline_backtests_on_markets({"band": band}, [targets[0]], ekw)[0]["band"])
+        rows.append({"trainer": "band rule (fit on train)", "seed": seed, "steps": 0, "seconds": 0.0,
+                     "val_return": m["return"], "val_trades": m["n_trades"],
+                     "test_returns": [band_on[s] for s in data_seeds], "test_trades": math.nan})
+
+        def score(trainer: str, act: Any, steps: int, sec: float) -> None:
+            traces = run_policy_backtests(act, targets, ekw)
+            metrics = [trace_metrics(t) for t in traces]
+            rows.append({"trainer": trainer, "seed": seed, "steps": steps, "seconds": sec,
+                         "val_return": metrics[0]["return"], "val_trades": metrics[0]["n_trades"],
+                         "test_returns": [x["return"] for x in metrics[1:]],
+                         "test_trades": float(np.mean([x["n_trades"] for x in metrics[1:]]))})
+            r = rows[-1]
+            log_row(f"seed {seed} {trainer}: {steps:,} steps in {sec:.0f} s, val return {100 * r['val_return']:+.2f} %, "
+                    f"mean test return on {len(data_seeds)} unseen markets {100 * np.mean(r['test_returns']):+.2f} %")
 
         # SB3 PPO, defaults, 8 envs, on the experiment's market model
         kw = gym_kwargs(experiment, seed)
@@ -258,10 +288,7 @@ def learning(args: argparse.Namespace) -> list[tuple]:
             a, _ = model.predict({k: v.cpu().numpy() for k, v in obs.items()}, deterministic=True)
             return torch.as_tensor(a, dtype=torch.long).reshape(-1)
 
-        m = score(sb3_act)
-        rows.append(("SB3 PPO, 8 envs", seed, model.num_timesteps, sec, m["return"], m["n_trades"]))
-        log_row(f"seed {seed} SB3 PPO: {model.num_timesteps:,} steps in {sec:.0f} s, val return "
-                f"{100 * m['return']:+.2f} %, {m['n_trades']:.0f} trades")
+        score("SB3 PPO, 8 envs", sb3_act, int(model.num_timesteps), sec)
 
         # kpremia, the experiment as `fit` runs it (64 envs), same budget
         L.seed_everything(seed, verbose=False)
@@ -274,11 +301,28 @@ def learning(args: argparse.Namespace) -> list[tuple]:
             t0 = time.perf_counter()
             trainer.fit(module)
             sec = time.perf_counter() - t0
-        m = score(lambda obs: module.act(obs, deterministic=True))
-        rows.append((f"kpremia {experiment}, 64 envs", seed, module.env_steps, sec, m["return"], m["n_trades"]))
-        log_row(f"seed {seed} kpremia {experiment}: {module.env_steps:,} steps in {sec:.0f} s, val return "
-                f"{100 * m['return']:+.2f} %, {m['n_trades']:.0f} trades")
+        score(f"kpremia {experiment}, 64 envs", lambda obs: module.act(obs, deterministic=True), int(module.env_steps),
+              sec)
     return rows
+
+
+def paired_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Each trainer against the band rule, and the two trainers against each other, over seeds x markets."""
+    from kpremia.eval.paired import paired_stats
+
+    by = {(r["trainer"], r["seed"]): np.asarray(r["test_returns"]) * 100 for r in rows}
+    trainers = list(dict.fromkeys(r["trainer"] for r in rows))
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+    band, others = trainers[0], trainers[1:]
+    pairs = [(t, band) for t in others] + ([(others[-1], others[0])] if len(others) == 2 else [])
+    out = []
+    for a, b in pairs:
+        diffs = np.concatenate([by[(a, s)] - by[(b, s)] for s in seeds])
+        strata = [s for s in seeds for _ in range(len(by[(a, s)]))]
+        st = paired_stats(diffs, strata, reference="the band rule" if b == band else b)
+        out.append(f"| {a + ' − ' + b:<64} | {st.mean:>+6.2f} | {st.ci_low:+.2f} .. {st.ci_high:+.2f} "
+                   f"| {100 * st.win_rate:>4.0f} % | {st.n:>4} | {st.verdict} |")
+    return out
 
 
 # ---------------------------------------------------------------------------- output
@@ -297,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every throughput step budget")
     parser.add_argument("--budget-s", type=float, default=60.0, help="wall-clock seconds per learning run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="learning seeds")
+    parser.add_argument("--markets", type=int, default=100,
+                        help="learning: unseen market draws whose test splits score the final weights")
     parser.add_argument("--experiment", default="gru_attn_ppo",
                         help="learning: the experiment both libraries train on (market, rules, decision interval)")
     parser.add_argument("--seed", type=int, default=0, help="throughput seed")
@@ -354,17 +400,22 @@ def main(argv: list[str] | None = None) -> int:
     if "learning" in out:
         rows = out["learning"]
         print(f"\nlearning at equal wall-clock ({args.budget_s:.0f} s per run) on experiment={args.experiment}'s "
-              "market and rules, validation split, deterministic policy, final weights")
-        print(f"| {'trainer':<38} | {'seed':>4} | {'env steps':>10} | {'seconds':>7} | {'val return':>10} | {'trades':>6} |")
-        print(f"|{'-' * 40}|{'-' * 5}:|{'-' * 11}:|{'-' * 8}:|{'-' * 11}:|{'-' * 7}:|")
-        for name, seed, steps, sec, ret, trades in rows:
-            print(f"| {name:<38} | {seed:>4} | {steps:>10,} | {sec:>7.0f} | {100 * ret:>+9.2f}% | {trades:>6.0f} |")
-        for name in dict.fromkeys(r[0] for r in rows):
-            rets = np.array([r[4] for r in rows if r[0] == name]) * 100
-            trades = np.array([r[5] for r in rows if r[0] == name])
-            steps = np.array([r[2] for r in rows if r[0] == name])
-            print(f"| {name + ' (mean ± std)':<38} | {'':>4} | {steps.mean():>10,.0f} | {'':>7} "
-                  f"| {rets.mean():+.2f} ± {rets.std():.2f}% | {trades.mean():>6.1f} |")
+              f"market and rules; final weights, deterministic; test = the test splits of {args.markets} unseen "
+              "draws (data seeds 1000000 + j), the band rule fit on each draw's own train split")
+        print(f"| {'trainer':<38} | {'seed':>4} | {'env steps':>10} | {'seconds':>7} | {'val return':>10} "
+              f"| {'trades':>6} | {'mean test return':>16} | {'test trades':>11} |")
+        print(f"|{'-' * 40}|{'-' * 5}:|{'-' * 11}:|{'-' * 8}:|{'-' * 11}:|{'-' * 7}:|{'-' * 17}:|{'-' * 12}:|")
+        for r in rows:
+            trades = "—" if math.isnan(r["test_trades"]) else f"{r['test_trades']:.1f}"
+            print(f"| {r['trainer']:<38} | {r['seed']:>4} | {r['steps']:>10,} | {r['seconds']:>7.0f} "
+                  f"| {100 * r['val_return']:>+9.2f}% | {r['val_trades']:>6.0f} "
+                  f"| {100 * np.mean(r['test_returns']):>+15.2f}% | {trades:>11} |")
+        print(f"\npaired per market over {len(dict.fromkeys(r['seed'] for r in rows))} seeds x {args.markets} markets "
+              "(95 % bootstrap interval stratified by seed)")
+        print(f"| {'difference of test returns, points':<64} | {'mean':>6} | {'95 % interval':<14} | {'wins':>6} "
+              f"| {'n':>4} | verdict |")
+        print(f"|{'-' * 66}|{'-' * 7}:|{'-' * 16}|{'-' * 7}:|{'-' * 5}:|{'-' * 9}|")
+        print("\n".join(paired_lines(rows)))
     return 0
 
 
