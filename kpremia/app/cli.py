@@ -224,15 +224,17 @@ def _hydra_run_dir_args(spec: Command, resolved: dict[str, Any] | None, args: li
 
     A new run directory is claimed here, before Hydra starts (:func:`kpremia.core.run_dirs.new_run_dir`
     creates it, with a ``_<n>`` suffix when a run of the same second has it), so two ``fit`` s started
-    in the same second never write into one directory; a ``hydra.run.dir=`` of the user's, a multirun
-    (Hydra's sweep directory) or Hydra's own flags keep config.yaml's pattern.  The other commands
+    in the same second never write into one directory; a ``hydra.run.dir=`` of the user's is kept,
+    and a multirun (Hydra's sweep directory) or Hydra's own flags keep config.yaml's pattern.  The other commands
     write beside their checkpoint (validate / test) or into ``live.state_dir``.
     """
     if spec.run_dir == "new":
         from kpremia.core.run_dirs import hydra_run_dir, new_run_dir
 
+        if any(a.startswith("hydra.run.dir=") for a in args):  # the user's own directory
+            return []
         multirun = any(a in ("-m", "--multirun") for a in args)
-        if resolved is not None and not multirun and not any(a.startswith("hydra.run.dir=") for a in args):
+        if resolved is not None and not multirun:
             return [f"hydra.run.dir={_override_value(str(new_run_dir(resolved, spec.label)))}"]
         return [] if spec.label is None else [f"hydra.run.dir={hydra_run_dir(spec.label)}"]
     return ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]

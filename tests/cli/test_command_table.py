@@ -44,16 +44,26 @@ def test_a_plain_command_cannot_be_dispatched_as_a_hydra_one() -> None:
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_the_facts_the_cli_reads_from_the_table(name: str) -> None:
-    """A positional directory means ckpt= only where a checkpoint is needed; a new run dir is named by its label."""
+def test_the_facts_the_cli_reads_from_the_table(name: str, tmp_path) -> None:
+    """A positional directory means ckpt= only where a checkpoint is needed; a new run dir is claimed under
+    its label (Hydra's pattern only for a multirun, Hydra's own flags, or a hydra.run.dir of the user's)."""
     spec = command(name)
     if not spec.hydra:
         return
     positional = cli._positional_run_dir(name, ["runs/x"])
     assert positional == (["ckpt=runs/x"] if spec.checkpoint == "needed" else ["runs/x"])
-    extra = cli._hydra_run_dir_args(spec)
+    resolved = {"paths": {"runs_dir": str(tmp_path)}, "experiment_name": "mlp_ppo"}
+    claimed = cli._hydra_run_dir_args(spec, resolved, [])
+    unresolved = cli._hydra_run_dir_args(spec, None, [])
     if spec.run_dir == "new":
+        made = [p for p in tmp_path.iterdir()]
+        assert len(made) == 1 and made[0].is_dir() and made[0].name.endswith("_" + (spec.label or "mlp_ppo"))
+        assert claimed == [f"hydra.run.dir={made[0]}"]
         pattern = "hydra.run.dir=${paths.runs_dir}/${now:%Y-%m-%d_%H-%M-%S}_" + str(spec.label)
-        assert extra == ([] if spec.label is None else [pattern])
+        assert unresolved == ([] if spec.label is None else [pattern])
+        assert cli._hydra_run_dir_args(spec, resolved, ["-m"]) == unresolved
+        assert cli._hydra_run_dir_args(spec, resolved, ["hydra.run.dir=mine"]) == []  # the user's stays
     else:
-        assert extra[0] == "hydra.run.dir=." and "hydra.output_subdir=null" in extra
+        assert not any(tmp_path.iterdir())
+        for extra in (claimed, unresolved):
+            assert extra[0] == "hydra.run.dir=." and "hydra.output_subdir=null" in extra
