@@ -66,6 +66,8 @@ SKIPPED: list[tuple[str, str]] = [
      r"^python -m kpremia compare runs/$", "docs/compare.md's walk-through: tests/eval/test_report_layout.py "
      "fits, tests on further markets and compares in-process"),
     (r"kpremia study ", "seed studies: tests/sweeps/test_study.py runs one (2 seeds, killed and resumed)"),
+    (r"algo\.warm_start\.steps=2000|test <its run directory>", "the model-based teacher at full budget, tested on 101 "
+     "markets (minutes each, docs/results.md); tests/algos/test_warm_start.py clones the model-based trader"),
     (r"data\.timeframe=1[hd] algo\.total_env_steps=65536|best-epoch000\.ckpt", "65,536-step trainings at 1h / 1d; "
      "tests/cli/test_real_data_runs.py trains and tests on these files with a small budget"),
     (r"data\.path=short\.csv", "needs a 14-day file; tests/data/test_real_formats.py checks the too-short error"),
