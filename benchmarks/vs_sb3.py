@@ -209,7 +209,12 @@ def learning(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     from kpremia.core.threads import apply_threads
     from kpremia.envs.experiment import ALL_SPLITS
-    from kpremia.eval.backtest import run_baseline_backtests_on_markets, run_policy_backtests, trace_metrics
+    from kpremia.eval.backtest import (
+        run_baseline_backtests,
+        run_baseline_backtests_on_markets,
+        run_policy_backtests,
+        trace_metrics,
+    )
     from kpremia.eval.baselines import make_baselines
     from kpremia.run import training
     from kpremia.run.checkpoint import build_module
@@ -259,7 +264,7 @@ def learning(args: argparse.Namespace) -> list[dict[str, Any]]:
                             for (s, _), t in zip(missing, traces, strict=True)})
         band = make_baselines(["premium_threshold"], ekw)["premium_threshold"]
         band.fit(market.tensors["train"])
-        m = trace_metrics(run_baseline_backtests_on_markets({"band": band}, [targets[0]], ekw)[0]["band"])
+        m = trace_metrics(run_baseline_backtests({"band": band}, targets[0], ekw)["band"])
         rows.append({"trainer": "band rule (fit on train)", "seed": seed, "steps": 0, "seconds": 0.0,
                      "val_return": m["return"], "val_trades": m["n_trades"],
                      "test_returns": [band_on[s] for s in data_seeds], "test_trades": math.nan})
